@@ -1,0 +1,106 @@
+//! Brand assets (logos, music) that a request refers to by id. An asset is only recorded after
+//! its content was probed and matched its kind, so a job never starts with a bad logo or track.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// `ast_` followed by 32 lowercase hex digits (a UUIDv7 without dashes).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct AssetId(String);
+
+impl AssetId {
+    pub fn generate() -> Self {
+        Self(format!("ast_{}", uuid::Uuid::now_v7().simple()))
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let ok = raw.len() == 36
+            && raw.starts_with("ast_")
+            && raw[4..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(format!("must be an asset id like ast_0123…(32 hex digits) (got {raw:?})"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for AssetId {
+    type Error = String;
+    fn try_from(v: String) -> Result<Self, String> {
+        Self::parse(&v)
+    }
+}
+
+impl From<AssetId> for String {
+    fn from(a: AssetId) -> String {
+        a.0
+    }
+}
+
+impl fmt::Display for AssetId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssetKind {
+    /// PNG or JPEG still image.
+    Logo,
+    /// MP3, WAV or M4A audio.
+    Music,
+}
+
+impl AssetKind {
+    /// Accepted content types and the file extension each is stored under.
+    pub fn content_types(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            AssetKind::Logo => &[("image/png", "png"), ("image/jpeg", "jpg")],
+            AssetKind::Music => &[
+                ("audio/mpeg", "mp3"),
+                ("audio/wav", "wav"),
+                ("audio/x-wav", "wav"),
+                ("audio/mp4", "m4a"),
+                ("audio/x-m4a", "m4a"),
+            ],
+        }
+    }
+
+    pub fn extension_for(self, content_type: &str) -> Option<&'static str> {
+        self.content_types()
+            .iter()
+            .find(|(ct, _)| ct.eq_ignore_ascii_case(content_type))
+            .map(|(_, ext)| *ext)
+    }
+
+    /// Content type for a file name's extension, case-insensitively.
+    pub fn content_type_for_extension(self, ext: &str) -> Option<&'static str> {
+        let ext = ext.to_ascii_lowercase();
+        let ext = if ext == "jpeg" { "jpg".to_owned() } else { ext };
+        self.content_types().iter().find(|(_, e)| *e == ext).map(|(ct, _)| *ct)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Asset {
+    pub id: AssetId,
+    pub owner: String,
+    pub kind: AssetKind,
+    pub content_type: String,
+    /// Blob key: `uploads/{owner}/{asset_id}/original.{ext}`.
+    pub key: String,
+    pub size_bytes: u64,
+    /// Width and height for logos, duration for music, from the probe at ingest.
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub duration_seconds: Option<f64>,
+    pub created_at: DateTime<Utc>,
+}

@@ -1,0 +1,48 @@
+//! Blob keys. One function per kind of object, so the S3 layout of the design lives in one place
+//! and the filesystem store mirrors it exactly.
+
+use crate::asset::AssetId;
+use crate::job::JobId;
+
+pub fn upload(owner: &str, asset: &AssetId, ext: &str) -> String {
+    format!("uploads/{owner}/{asset}/original.{ext}")
+}
+
+pub fn clip(job: &JobId, index: u32) -> String {
+    format!("generations/{job}/clips/clip_{index:03}.mp4")
+}
+
+pub fn generation_thumbnail(job: &JobId, index: u32) -> String {
+    format!("generations/{job}/thumbnails/clip_{index:03}.jpg")
+}
+
+/// The composition of a job shares the job's id: one job renders one composition.
+pub fn final_video(composition: &JobId) -> String {
+    format!("compositions/{composition}/final.mp4")
+}
+
+pub fn thumbnail(composition: &JobId) -> String {
+    format!("compositions/{composition}/thumbnail.jpg")
+}
+
+pub fn timeline(composition: &JobId) -> String {
+    format!("compositions/{composition}/timeline.json")
+}
+
+pub fn metadata(composition: &JobId) -> String {
+    format!("compositions/{composition}/metadata.json")
+}
+
+pub fn plan(job: &JobId) -> String {
+    format!("generations/{job}/plan.json")
+}
+
+pub fn temp(job: &JobId, name: &str) -> String {
+    format!("temp/{job}/{name}")
+}
+
+/// Content-addressed clip cache. Kept under its own prefix so a cached clip outlives the job
+/// that first rendered it; jobs get their own copy under `generations/`.
+pub fn cached_clip(provider: &str, digest: &str) -> String {
+    format!("cache/clips/{provider}/{digest}.mp4")
+}

@@ -1,0 +1,22 @@
+//! vidpipe's domain: validated requests, jobs and their state machine, scene planning, timeline math
+//! and the port traits the adapters implement. Nothing here touches AWS, the network or processes.
+
+pub mod asset;
+pub mod error;
+pub mod job;
+pub mod keys;
+pub mod media;
+pub mod plan;
+pub mod ports;
+pub mod request;
+pub mod timeline;
+
+pub use asset::{Asset, AssetId, AssetKind};
+pub use error::{ErrorClass, FieldError, ValidationErrors};
+pub use job::{ClipRecord, ClipStatus, Job, JobError, JobId, JobStatus, Outputs, Stage, StageTiming};
+pub use plan::{Plan, Scene, SceneRole};
+pub use request::{
+    AspectRatio, Brand, ClipCount, Corner, Fps, GenerationRequest, GenerationRequestBody, LogoSpec,
+    MusicSpec, Prompt, Resolution, Transition, TransitionKind,
+};
+pub use timeline::{CaptionCue, Timeline, TimelineClip};

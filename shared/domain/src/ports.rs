@@ -1,0 +1,261 @@
+//! The ports: traits in the domain's language that adapters implement (SQLite or DynamoDB for
+//! jobs, filesystem or S3 for blobs, procedural or AI providers for clips, ffmpeg for media).
+//! Each doc comment states the contract the conformance suite for that port checks.
+
+use crate::asset::{Asset, AssetId};
+use crate::error::ErrorClass;
+use crate::job::{ClipRecord, Job, JobId};
+use crate::media::{ClipSpec, CompositionJob, ProbeInfo, ToolVersions};
+use crate::plan::{Plan, PlanError};
+use crate::request::GenerationRequest;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Duration;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The record changed since it was read (version or state check failed). Re-read and decide.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    /// A job with the same owner and idempotency key already exists.
+    #[error("duplicate idempotency key; existing job {0}")]
+    DuplicateIdempotencyKey(JobId),
+    #[error("store backend error: {message}")]
+    Backend {
+        message: String,
+        class: ErrorClass,
+        #[source]
+        source: Option<BoxError>,
+    },
+}
+
+impl StoreError {
+    pub fn backend(message: impl Into<String>, class: ErrorClass, source: impl Into<BoxError>) -> Self {
+        StoreError::Backend {
+            message: message.into(),
+            class,
+            source: Some(source.into()),
+        }
+    }
+
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            StoreError::Backend { class, .. } => *class,
+            StoreError::Conflict(_) => ErrorClass::Retryable,
+            _ => ErrorClass::Permanent,
+        }
+    }
+}
+
+/// One page of a tenant's jobs, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobPage {
+    pub jobs: Vec<Job>,
+    /// Opaque; pass it back to get the next page. `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Job and asset records.
+///
+/// Contract:
+/// - `create` stores a new job at version 1; an existing id is `AlreadyExists`, and an existing
+///   (owner, idempotency key) pair is `DuplicateIdempotencyKey` naming the first job. Atomic.
+/// - `get` returns the job with its clip records sorted by index, or `None`.
+/// - `save` writes the job only if the stored version equals `job.version`, and returns it with
+///   the version incremented; otherwise `Conflict` (`NotFound` if absent). So two writers that
+///   read the same state can never both move it. Clip records are not written through `save`.
+/// - `put_clip` upserts one clip record by index; repeating it is harmless.
+/// - `list` pages a tenant's jobs newest first; a bad cursor is `NotFound`-free: it is an error of
+///   its own (`Backend` with class permanent) rather than a silent first page.
+/// - `put_asset` creates an asset record (`AlreadyExists` on a repeat id); `get_asset` reads it.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    async fn create(&self, job: &Job) -> Result<Job, StoreError>;
+    async fn get(&self, id: &JobId) -> Result<Option<Job>, StoreError>;
+    async fn save(&self, job: &Job) -> Result<Job, StoreError>;
+    async fn put_clip(&self, job: &JobId, clip: &ClipRecord) -> Result<(), StoreError>;
+    async fn list(&self, owner: &str, limit: u32, cursor: Option<&str>) -> Result<JobPage, StoreError>;
+    async fn put_asset(&self, asset: &Asset) -> Result<(), StoreError>;
+    async fn get_asset(&self, id: &AssetId) -> Result<Option<Asset>, StoreError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error("no object at {0}")]
+    NotFound(String),
+    /// Empty, absolute, or containing `.`/`..`/empty segments or a backslash.
+    #[error("invalid key {0:?}")]
+    InvalidKey(String),
+    #[error("blob backend error: {message}")]
+    Backend {
+        message: String,
+        class: ErrorClass,
+        #[source]
+        source: Option<BoxError>,
+    },
+}
+
+impl BlobError {
+    pub fn backend(message: impl Into<String>, class: ErrorClass, source: impl Into<BoxError>) -> Self {
+        BlobError::Backend {
+            message: message.into(),
+            class,
+            source: Some(source.into()),
+        }
+    }
+
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            BlobError::Backend { class, .. } => *class,
+            _ => ErrorClass::Permanent,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobMeta {
+    pub key: String,
+    pub size_bytes: u64,
+    pub content_type: Option<String>,
+}
+
+/// A key must be relative, `/`-separated, with no empty, `.` or `..` segments and no backslash,
+/// so a key can never leave the store's root on any backend.
+pub fn validate_key(key: &str) -> Result<(), BlobError> {
+    let bad = key.is_empty()
+        || key.starts_with('/')
+        || key.contains('\\')
+        || key.contains('\0')
+        || key.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..");
+    if bad { Err(BlobError::InvalidKey(key.to_owned())) } else { Ok(()) }
+}
+
+/// Objects under keys (see `keys`).
+///
+/// Contract:
+/// - puts replace whole objects atomically: a reader sees the old or the new object, never a part;
+/// - `get_*` of a missing key is `NotFound`; `head` of a missing key is `Ok(None)`;
+/// - `copy` is server-side where the backend allows; `delete` of a missing key is `Ok`;
+/// - `list` returns every object under a prefix, sorted by key;
+/// - `presign_get` gives a URL that fetches the object without credentials for `ttl`;
+/// - every key is checked with [`validate_key`] first.
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    async fn put_file(&self, key: &str, src: &Path, content_type: &str) -> Result<(), BlobError>;
+    async fn put_bytes(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<(), BlobError>;
+    async fn get_to_file(&self, key: &str, dest: &Path) -> Result<(), BlobError>;
+    async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, BlobError>;
+    async fn head(&self, key: &str) -> Result<Option<BlobMeta>, BlobError>;
+    async fn copy(&self, from: &str, to: &str) -> Result<(), BlobError>;
+    async fn delete(&self, key: &str) -> Result<(), BlobError>;
+    async fn list(&self, prefix: &str) -> Result<Vec<BlobMeta>, BlobError>;
+    async fn presign_get(&self, key: &str, ttl: Duration) -> Result<String, BlobError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OrchestratorError {
+    #[error("orchestrator error: {message}")]
+    Backend {
+        message: String,
+        class: ErrorClass,
+        #[source]
+        source: Option<BoxError>,
+    },
+}
+
+/// Runs a job's steps somewhere (Step Functions, or in process).
+///
+/// Contract: `start` is idempotent per job id (a second start of the same job is `Ok` and starts
+/// nothing new); `cancel` stops a running execution and is `Ok` if it already ended.
+#[async_trait]
+pub trait Orchestrator: Send + Sync {
+    async fn start(&self, job: &JobId) -> Result<(), OrchestratorError>;
+    async fn cancel(&self, job: &JobId) -> Result<(), OrchestratorError>;
+}
+
+/// Turns a request into scenes. Contract: the plan has `clip_count` scenes whose frames, minus
+/// the overlaps, add up to exactly the requested duration.
+#[async_trait]
+pub trait Planner: Send + Sync {
+    fn name(&self) -> &str;
+    async fn plan(&self, request: &GenerationRequest) -> Result<Plan, PlanError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The provider asked us to slow down; retry after the hint if any.
+    #[error("provider throttled the request")]
+    Throttled { retry_after: Option<Duration> },
+    /// A passing failure (timeout, 5xx): retrying may succeed.
+    #[error("provider unavailable: {0}")]
+    Unavailable(String),
+    /// The provider refused this input (content policy, bad prompt): retrying will not help.
+    #[error("provider rejected the scene: {0}")]
+    Rejected(String),
+    #[error("provider failed: {0}")]
+    Failed(String),
+    #[error(transparent)]
+    Media(#[from] MediaError),
+}
+
+impl ProviderError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            ProviderError::Throttled { .. } | ProviderError::Unavailable(_) => ErrorClass::Retryable,
+            ProviderError::Media(m) => m.class(),
+            _ => ErrorClass::Permanent,
+        }
+    }
+}
+
+/// Makes one scene's clip. Contract: on success `dest` holds a playable video; the composer
+/// normalises size, rate and length, so a provider may return close-but-not-exact media.
+#[async_trait]
+pub trait ClipProvider: Send + Sync {
+    /// Stable name, part of the clip cache key.
+    fn name(&self) -> &str;
+    async fn generate(&self, spec: &ClipSpec, dest: &Path) -> Result<(), ProviderError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// The input is not usable media (not a video, no audio where audio is required, corrupt).
+    #[error("invalid media: {0}")]
+    InvalidInput(String),
+    #[error("{tool} not found: {hint}")]
+    ToolMissing { tool: String, hint: String },
+    /// The tool ran and failed; `stderr_tail` holds its last lines.
+    #[error("{tool} failed ({status}): {stderr_tail}")]
+    ToolFailed { tool: String, status: String, stderr_tail: String },
+    #[error("media i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl MediaError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            // Disk-full or a killed process may pass; a missing tool or a bad input will not.
+            MediaError::Io(_) | MediaError::ToolFailed { .. } => ErrorClass::Retryable,
+            _ => ErrorClass::Permanent,
+        }
+    }
+}
+
+/// ffmpeg and ffprobe, in the domain's terms.
+///
+/// Contract: `probe` never modifies its input and reports `InvalidInput` for anything that is not
+/// media; `compose` writes `final_path` (H.264 yuv420p, AAC, faststart, exactly the timeline's
+/// frames) and `thumbnail_path`, reporting progress in 0..=1 as it goes.
+#[async_trait]
+pub trait MediaEngine: Send + Sync {
+    async fn probe(&self, path: &Path) -> Result<ProbeInfo, MediaError>;
+    async fn compose(&self, job: &CompositionJob, progress: &(dyn Fn(f64) + Send + Sync)) -> Result<(), MediaError>;
+    async fn versions(&self) -> Result<ToolVersions, MediaError>;
+}

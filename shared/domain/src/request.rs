@@ -1,0 +1,629 @@
+//! The generation request: a loosely typed body as callers send it, and the validated
+//! `GenerationRequest` that can only exist when every rule holds. Validation collects every
+//! violation with the field it concerns, so the API and the CLI can name them all at once.
+
+use crate::asset::AssetId;
+use crate::error::{FieldError, ValidationErrors};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+pub const PROMPT_MAX_CHARS: usize = 2000;
+pub const DURATION_MIN_SECONDS: u32 = 5;
+pub const DURATION_MAX_SECONDS: u32 = 300;
+pub const CLIP_COUNT_MAX: u8 = 20;
+pub const TRANSITION_MIN_SECONDS: f64 = 0.1;
+pub const TRANSITION_MAX_SECONDS: f64 = 2.0;
+pub const DEFAULT_TRANSITION_SECONDS: f64 = 0.5;
+/// Every scene stays on screen at least this long outside its transitions, so a plan never
+/// degenerates into flicker.
+pub const MIN_SCENE_VISIBLE_SECONDS: u32 = 1;
+
+/// A prompt: 1..=2000 characters (Unicode scalar values) after trimming.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Prompt(String);
+
+impl Prompt {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let trimmed = raw.trim();
+        let chars = trimmed.chars().count();
+        if chars == 0 {
+            return Err("must not be empty or only whitespace".into());
+        }
+        if chars > PROMPT_MAX_CHARS {
+            return Err(format!(
+                "must be at most {PROMPT_MAX_CHARS} characters after trimming (got {chars})"
+            ));
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Prompt {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Prompt> for String {
+    fn from(p: Prompt) -> Self {
+        p.0
+    }
+}
+
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $(#[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            /// The accepted spellings, for error messages.
+            pub fn choices() -> String {
+                Self::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                let wanted = s.trim().to_ascii_lowercase();
+                Self::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str() == wanted)
+                    .ok_or_else(|| format!("must be one of {} (got {s:?})", Self::choices()))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// The frame's shape.
+    AspectRatio { Landscape => "16:9", Portrait => "9:16", Square => "1:1", Vertical4x5 => "4:5" }
+);
+
+string_enum!(
+    /// The length of the frame's short side.
+    Resolution { P720 => "720p", P1080 => "1080p" }
+);
+
+string_enum!(
+    /// Where the logo sits.
+    Corner { TopLeft => "top-left", TopRight => "top-right", BottomLeft => "bottom-left", BottomRight => "bottom-right" }
+);
+
+string_enum!(
+    /// How one scene gives way to the next. Every kind but `cut` is an ffmpeg `xfade` transition
+    /// of the same name, so it overlaps the two scenes by the transition's duration.
+    TransitionKind {
+        Cut => "cut",
+        Fade => "fade",
+        FadeBlack => "fadeblack",
+        FadeWhite => "fadewhite",
+        Dissolve => "dissolve",
+        WipeLeft => "wipeleft",
+        WipeRight => "wiperight",
+        WipeUp => "wipeup",
+        WipeDown => "wipedown",
+        SlideLeft => "slideleft",
+        SlideRight => "slideright",
+        SlideUp => "slideup",
+        SlideDown => "slidedown",
+        CircleOpen => "circleopen",
+        CircleClose => "circleclose",
+        Radial => "radial",
+        SmoothLeft => "smoothleft",
+        SmoothRight => "smoothright",
+        Pixelize => "pixelize",
+        ZoomIn => "zoomin",
+    }
+);
+
+impl AspectRatio {
+    /// Output frame size for this aspect at a resolution: the short side is the resolution's,
+    /// the long side is rounded to an even number (H.264 with yuv420p needs even dimensions).
+    pub fn frame_size(self, resolution: Resolution) -> (u32, u32) {
+        let short = resolution.short_side();
+        let (w_ratio, h_ratio) = self.ratio();
+        let even = |v: f64| ((v / 2.0).round() as u32) * 2;
+        if w_ratio >= h_ratio {
+            (even(short as f64 * w_ratio as f64 / h_ratio as f64), short)
+        } else {
+            (short, even(short as f64 * h_ratio as f64 / w_ratio as f64))
+        }
+    }
+
+    pub fn ratio(self) -> (u32, u32) {
+        match self {
+            AspectRatio::Landscape => (16, 9),
+            AspectRatio::Portrait => (9, 16),
+            AspectRatio::Square => (1, 1),
+            AspectRatio::Vertical4x5 => (4, 5),
+        }
+    }
+}
+
+impl Resolution {
+    pub fn short_side(self) -> u32 {
+        match self {
+            Resolution::P720 => 720,
+            Resolution::P1080 => 1080,
+        }
+    }
+}
+
+/// Frames per second: 24, 25 or 30.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub struct Fps(u32);
+
+impl Fps {
+    pub const ALLOWED: [u32; 3] = [24, 25, 30];
+
+    pub fn new(value: u32) -> Result<Self, String> {
+        if Self::ALLOWED.contains(&value) {
+            Ok(Self(value))
+        } else {
+            Err(format!("must be 24, 25 or 30 (got {value})"))
+        }
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl TryFrom<u32> for Fps {
+    type Error = String;
+    fn try_from(v: u32) -> Result<Self, String> {
+        Self::new(v)
+    }
+}
+
+impl From<Fps> for u32 {
+    fn from(f: Fps) -> u32 {
+        f.0
+    }
+}
+
+/// Number of scenes (and so of generated clips): 1..=20.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u8", into = "u8")]
+pub struct ClipCount(u8);
+
+impl ClipCount {
+    pub fn new(value: u8) -> Result<Self, String> {
+        if (1..=CLIP_COUNT_MAX).contains(&value) {
+            Ok(Self(value))
+        } else {
+            Err(format!("must be between 1 and {CLIP_COUNT_MAX} (got {value})"))
+        }
+    }
+
+    /// One scene per ~6 s of video, within 1..=20: long enough to read a caption, short enough
+    /// to keep a social video moving.
+    pub fn default_for(duration_seconds: u32) -> Self {
+        Self(duration_seconds.div_ceil(6).clamp(1, CLIP_COUNT_MAX as u32) as u8)
+    }
+
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+impl TryFrom<u8> for ClipCount {
+    type Error = String;
+    fn try_from(v: u8) -> Result<Self, String> {
+        Self::new(v)
+    }
+}
+
+impl From<ClipCount> for u8 {
+    fn from(c: ClipCount) -> u8 {
+        c.0
+    }
+}
+
+/// A transition and how long it overlaps two scenes (zero for `cut`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Transition {
+    pub kind: TransitionKind,
+    pub duration_seconds: f64,
+}
+
+impl Transition {
+    pub const CUT: Transition = Transition {
+        kind: TransitionKind::Cut,
+        duration_seconds: 0.0,
+    };
+
+    /// The overlap in whole frames: the planner works in frames so the output's length is exact.
+    pub fn overlap_frames(&self, fps: Fps) -> u32 {
+        if self.kind == TransitionKind::Cut {
+            0
+        } else {
+            (self.duration_seconds * fps.get() as f64).round() as u32
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogoSpec {
+    pub asset_id: AssetId,
+    pub position: Corner,
+    /// 0 (invisible) ..= 1 (opaque).
+    pub opacity: f64,
+    /// Logo width as a fraction of the frame width.
+    pub scale: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MusicSpec {
+    pub asset_id: AssetId,
+    /// Linear gain applied after loudness normalisation: 0..=1.
+    pub volume: f64,
+    pub fade_in_seconds: f64,
+    pub fade_out_seconds: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Brand {
+    pub logo: Option<LogoSpec>,
+    pub music: Option<MusicSpec>,
+}
+
+/// A request that passed every rule. Build it with [`GenerationRequestBody::validate`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerationRequest {
+    pub prompt: Prompt,
+    pub duration_seconds: u32,
+    pub aspect_ratio: AspectRatio,
+    pub resolution: Resolution,
+    pub fps: Fps,
+    pub clip_count: ClipCount,
+    pub transition: Transition,
+    pub captions: bool,
+    pub seed: u64,
+    pub brand: Brand,
+}
+
+impl GenerationRequest {
+    pub fn frame_size(&self) -> (u32, u32) {
+        self.aspect_ratio.frame_size(self.resolution)
+    }
+
+    pub fn total_frames(&self) -> u32 {
+        self.duration_seconds * self.fps.get()
+    }
+}
+
+/// The body as a caller sends it (JSON over the API, flags from the CLI). Every field is optional
+/// here so that a missing field becomes a named validation error rather than a parse failure.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerationRequestBody {
+    pub prompt: Option<String>,
+    pub duration_seconds: Option<f64>,
+    pub aspect_ratio: Option<String>,
+    pub resolution: Option<String>,
+    pub fps: Option<i64>,
+    pub clip_count: Option<i64>,
+    pub transition: Option<String>,
+    pub transition_duration_seconds: Option<f64>,
+    pub captions: Option<bool>,
+    pub seed: Option<u64>,
+    pub brand: Option<BrandBody>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrandBody {
+    pub logo: Option<LogoBody>,
+    pub music: Option<MusicBody>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogoBody {
+    pub asset_id: Option<String>,
+    pub position: Option<String>,
+    pub opacity: Option<f64>,
+    pub scale: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MusicBody {
+    pub asset_id: Option<String>,
+    pub volume: Option<f64>,
+    pub fade_in_seconds: Option<f64>,
+    pub fade_out_seconds: Option<f64>,
+}
+
+/// Collects field errors while validation walks the body.
+#[derive(Default)]
+struct Checker {
+    errors: Vec<FieldError>,
+}
+
+impl Checker {
+    fn fail(&mut self, field: &str, rule: impl Into<String>) {
+        self.errors.push(FieldError::new(field, rule));
+    }
+
+    fn required<T>(&mut self, field: &str, value: Option<T>) -> Option<T> {
+        if value.is_none() {
+            self.fail(field, "is required");
+        }
+        value
+    }
+
+    fn parsed<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
+        result.map_err(|rule| self.fail(field, rule)).ok()
+    }
+
+    fn ranged(&mut self, field: &str, value: f64, min: f64, max: f64) -> Option<f64> {
+        if value.is_finite() && (min..=max).contains(&value) {
+            Some(value)
+        } else {
+            self.fail(field, format!("must be between {min} and {max} (got {value})"));
+            None
+        }
+    }
+}
+
+impl GenerationRequestBody {
+    /// Checks every rule and returns the request, or every violation with its field.
+    pub fn validate(&self) -> Result<GenerationRequest, ValidationErrors> {
+        let mut c = Checker::default();
+
+        let prompt = c
+            .required("prompt", self.prompt.as_deref())
+            .and_then(|p| c.parsed("prompt", Prompt::parse(p)));
+
+        let duration = c.required("duration_seconds", self.duration_seconds).and_then(|d| {
+            if d.fract() != 0.0 || !(DURATION_MIN_SECONDS as f64..=DURATION_MAX_SECONDS as f64).contains(&d) {
+                c.fail(
+                    "duration_seconds",
+                    format!("must be a whole number of seconds from {DURATION_MIN_SECONDS} to {DURATION_MAX_SECONDS} (got {d})"),
+                );
+                None
+            } else {
+                Some(d as u32)
+            }
+        });
+
+        let aspect = c
+            .required("aspect_ratio", self.aspect_ratio.as_deref())
+            .and_then(|a| c.parsed("aspect_ratio", a.parse::<AspectRatio>()));
+
+        let resolution = match self.resolution.as_deref() {
+            None => Some(Resolution::P1080),
+            Some(r) => c.parsed("resolution", r.parse::<Resolution>()),
+        };
+
+        let fps = match self.fps {
+            None => Some(Fps(30)),
+            Some(f) => c.parsed(
+                "fps",
+                u32::try_from(f).map_err(|_| format!("must be 24, 25 or 30 (got {f})")).and_then(Fps::new),
+            ),
+        };
+
+        let explicit_clips = match self.clip_count {
+            None => None,
+            Some(n) => c.parsed(
+                "clip_count",
+                u8::try_from(n)
+                    .map_err(|_| format!("must be between 1 and {CLIP_COUNT_MAX} (got {n})"))
+                    .and_then(ClipCount::new),
+            ),
+        };
+
+        let kind = match self.transition.as_deref() {
+            None => Some(TransitionKind::Fade),
+            Some(t) => c.parsed("transition", t.parse::<TransitionKind>()),
+        };
+        let transition = kind.and_then(|kind| {
+            if kind == TransitionKind::Cut {
+                if self.transition_duration_seconds.is_some_and(|d| d != 0.0) {
+                    c.fail("transition_duration_seconds", "must be 0 or absent for a cut");
+                    return None;
+                }
+                return Some(Transition::CUT);
+            }
+            let d = self.transition_duration_seconds.unwrap_or(DEFAULT_TRANSITION_SECONDS);
+            c.ranged("transition_duration_seconds", d, TRANSITION_MIN_SECONDS, TRANSITION_MAX_SECONDS)
+                .map(|duration_seconds| Transition { kind, duration_seconds })
+        });
+
+        let brand = self.brand.as_ref().map(|b| validate_brand(&mut c, b)).unwrap_or_default();
+
+        // The fit check needs every number it depends on to be valid on its own first.
+        let clip_count = match (duration, fps, transition) {
+            (Some(d), Some(fps), Some(t)) => {
+                let requested = explicit_clips.unwrap_or_else(|| ClipCount::default_for(d));
+                let fits = |n: u8| scenes_fit(d, fps, t, n);
+                if fits(requested.get()) {
+                    Some(requested)
+                } else if explicit_clips.is_some() {
+                    let max = (1..=requested.get()).rev().find(|&n| fits(n)).unwrap_or(1);
+                    c.fail(
+                        "clip_count",
+                        format!(
+                            "{} scenes do not fit in {d} s with {} s transitions: each scene needs {MIN_SCENE_VISIBLE_SECONDS} s on screen plus its transition; at most {max} fit",
+                            requested.get(),
+                            t.duration_seconds
+                        ),
+                    );
+                    None
+                } else if fits(1) {
+                    // A derived default shrinks quietly to what fits.
+                    (1..=requested.get()).rev().find(|&n| fits(n)).map(ClipCount)
+                } else {
+                    c.fail(
+                        "transition_duration_seconds",
+                        format!("is too long for a {d} s video"),
+                    );
+                    None
+                }
+            }
+            _ => None,
+        };
+
+        if !c.errors.is_empty() {
+            return Err(ValidationErrors { errors: c.errors });
+        }
+        // Every Option is Some once no error was recorded.
+        match (prompt, duration, aspect, resolution, fps, clip_count, transition) {
+            (Some(prompt), Some(duration_seconds), Some(aspect_ratio), Some(resolution), Some(fps), Some(clip_count), Some(transition)) => {
+                Ok(GenerationRequest {
+                    prompt,
+                    duration_seconds,
+                    aspect_ratio,
+                    resolution,
+                    fps,
+                    clip_count,
+                    transition,
+                    captions: self.captions.unwrap_or(true),
+                    seed: self.seed.unwrap_or(0),
+                    brand,
+                })
+            }
+            _ => Err(ValidationErrors::single("request", "is incomplete")),
+        }
+    }
+}
+
+/// Whether `n` scenes can each show for the minimum time, given the transition overlap.
+/// With total frames F, overlap t and n scenes, the clips add up to F + (n-1)t frames and each
+/// needs at least (min visible + t) frames, so F >= n * min_visible + t.
+pub fn scenes_fit(duration_seconds: u32, fps: Fps, transition: Transition, n: u8) -> bool {
+    let total = (duration_seconds * fps.get()) as u64;
+    let t = if n > 1 { transition.overlap_frames(fps) as u64 } else { 0 };
+    let min_visible = (MIN_SCENE_VISIBLE_SECONDS * fps.get()) as u64;
+    total >= n as u64 * min_visible + t
+}
+
+fn validate_brand(c: &mut Checker, b: &BrandBody) -> Brand {
+    let logo = b.logo.as_ref().and_then(|l| {
+        let asset_id = c
+            .required("brand.logo.asset_id", l.asset_id.as_deref())
+            .and_then(|id| c.parsed("brand.logo.asset_id", AssetId::parse(id)));
+        let position = match l.position.as_deref() {
+            None => Some(Corner::TopRight),
+            Some(p) => c.parsed("brand.logo.position", p.parse::<Corner>()),
+        };
+        let opacity = c.ranged("brand.logo.opacity", l.opacity.unwrap_or(0.9), 0.0, 1.0);
+        let scale = c.ranged("brand.logo.scale", l.scale.unwrap_or(0.12), 0.02, 0.5);
+        Some(LogoSpec {
+            asset_id: asset_id?,
+            position: position?,
+            opacity: opacity?,
+            scale: scale?,
+        })
+    });
+    let music = b.music.as_ref().and_then(|m| {
+        let asset_id = c
+            .required("brand.music.asset_id", m.asset_id.as_deref())
+            .and_then(|id| c.parsed("brand.music.asset_id", AssetId::parse(id)));
+        let volume = c.ranged("brand.music.volume", m.volume.unwrap_or(0.8), 0.0, 1.0);
+        let fade_in = c.ranged("brand.music.fade_in_seconds", m.fade_in_seconds.unwrap_or(1.0), 0.0, 10.0);
+        let fade_out = c.ranged("brand.music.fade_out_seconds", m.fade_out_seconds.unwrap_or(2.0), 0.0, 10.0);
+        Some(MusicSpec {
+            asset_id: asset_id?,
+            volume: volume?,
+            fade_in_seconds: fade_in?,
+            fade_out_seconds: fade_out?,
+        })
+    });
+    Brand { logo, music }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body() -> GenerationRequestBody {
+        GenerationRequestBody {
+            prompt: Some("A calm ocean at sunrise".into()),
+            duration_seconds: Some(10.0),
+            aspect_ratio: Some("16:9".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn defaults_fill_in() {
+        let r = body().validate().unwrap();
+        assert_eq!(r.resolution, Resolution::P1080);
+        assert_eq!(r.fps.get(), 30);
+        assert_eq!(r.clip_count.get(), 2);
+        assert_eq!(r.transition.kind, TransitionKind::Fade);
+        assert!(r.captions);
+        assert_eq!(r.frame_size(), (1920, 1080));
+    }
+
+    #[test]
+    fn frame_sizes_per_aspect_and_resolution() {
+        let cases = [
+            ("16:9", "720p", (1280, 720)),
+            ("16:9", "1080p", (1920, 1080)),
+            ("9:16", "720p", (720, 1280)),
+            ("9:16", "1080p", (1080, 1920)),
+            ("1:1", "720p", (720, 720)),
+            ("1:1", "1080p", (1080, 1080)),
+            ("4:5", "720p", (720, 900)),
+            ("4:5", "1080p", (1080, 1350)),
+        ];
+        for (a, r, size) in cases {
+            let a: AspectRatio = a.parse().unwrap();
+            let r: Resolution = r.parse().unwrap();
+            assert_eq!(a.frame_size(r), size, "{a} {r}");
+        }
+    }
+
+    #[test]
+    fn unicode_prompt_counts_characters_not_bytes() {
+        let p = "é".repeat(PROMPT_MAX_CHARS);
+        assert!(Prompt::parse(&p).is_ok());
+        assert!(Prompt::parse(&format!("{p}é")).is_err());
+        assert_eq!(Prompt::parse("  日本の海  ").unwrap().as_str(), "日本の海");
+    }
+
+    #[test]
+    fn all_errors_are_reported_together() {
+        let b = GenerationRequestBody {
+            prompt: Some("   ".into()),
+            duration_seconds: Some(301.0),
+            aspect_ratio: Some("3:2".into()),
+            fps: Some(60),
+            ..Default::default()
+        };
+        let e = b.validate().unwrap_err();
+        for f in ["prompt", "duration_seconds", "aspect_ratio", "fps"] {
+            assert!(e.names(f), "{f} missing from {e}");
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Embedded adapters: SQLite job store and filesystem blob store.
