@@ -3,6 +3,18 @@
 //! in-process runner.
 
 pub mod embedded;
+pub mod error;
+pub mod local;
+pub mod planners;
+pub mod policy;
+pub mod runner;
+pub mod service;
+pub mod steps;
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+
+pub use error::StepError;
+pub use runner::{EmbeddedOrchestrator, EmbeddedRunner, RunEvent, RunnerConfig};
+pub use service::{Service, ServiceError, Submitted};
+pub use steps::StepDeps;

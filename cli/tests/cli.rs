@@ -1,0 +1,81 @@
+//! The `vidpipe` command as a user runs it: exit codes, the one-line reason, the JSON contract
+//! (`job_id`, `status`, `final`, `thumbnail`, `duration_seconds`) and the jobs commands.
+
+use std::process::{Command, Output};
+use vidpipe_tests::probe;
+
+fn vidpipe(home: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vidpipe"))
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .output()
+        .expect("run vidpipe")
+}
+
+#[test]
+fn generate_prints_json_with_measurable_outputs_and_jobs_lists_it() {
+    let home = tempfile::tempdir().unwrap();
+    let out_dir = home.path().join("out");
+    let out = vidpipe(
+        home.path(),
+        &[
+            "generate", "--prompt", "Lanterns drifting over a dark lake", "--duration", "6", "--aspect", "9:16",
+            "--resolution", "720p", "--clips", "2", "--transition", "dissolve", "--out", out_dir.to_str().unwrap(), "--json",
+        ],
+    );
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object on stdout");
+    assert_eq!(v["status"], "completed");
+    let final_path = std::path::PathBuf::from(v["final"].as_str().unwrap());
+    assert_eq!(final_path, out_dir.join("final.mp4"));
+    let f = probe(&final_path);
+    assert_eq!((f.width, f.height), (720, 1280));
+    assert!((f.duration - 6.0).abs() <= 1.0 / 30.0);
+    assert!((v["duration_seconds"].as_f64().unwrap() - 6.0).abs() <= 1.0 / 30.0);
+    let t = probe(std::path::Path::new(v["thumbnail"].as_str().unwrap()));
+    assert_eq!((t.width, t.height), (360, 640));
+
+    let id = v["job_id"].as_str().unwrap();
+    let list = vidpipe(home.path(), &["jobs", "list", "--json"]);
+    assert!(list.status.success());
+    let l: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(l["jobs"][0]["job_id"], id);
+    let show = vidpipe(home.path(), &["jobs", "show", id, "--json"]);
+    let s: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(s["status"], "completed");
+    assert_eq!(s["progress"], 100.0);
+    assert_eq!(s["clips"].as_array().unwrap().len(), 2);
+    let text = vidpipe(home.path(), &["jobs", "show", id]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("completed"));
+}
+
+#[test]
+fn bad_input_exits_non_zero_with_one_line_naming_the_field() {
+    let home = tempfile::tempdir().unwrap();
+    let out = vidpipe(home.path(), &["generate", "--prompt", "x", "--duration", "3", "--aspect", "16:9"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(err.contains("duration_seconds"), "{err}");
+
+    let logo = home.path().join("logo.png");
+    std::fs::write(&logo, "plain text").unwrap();
+    let out = vidpipe(home.path(), &["generate", "--prompt", "x", "--duration", "5", "--aspect", "16:9", "--logo", logo.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(err.contains("--logo") && err.contains("not a valid image"), "{err}");
+
+    let list = vidpipe(home.path(), &["jobs", "list", "--json"]);
+    let l: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert!(l["jobs"].as_array().unwrap().is_empty(), "a refused request leaves no job");
+}
+
+#[test]
+fn unknown_job_is_an_error() {
+    let home = tempfile::tempdir().unwrap();
+    let out = vidpipe(home.path(), &["jobs", "show", "job_0000000000000000000000000000abcd"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no job"));
+}

@@ -1,0 +1,306 @@
+//! The embedded runner: walks the generation state machine's steps in the ASL's order (plan, a
+//! bounded-concurrency Map of generate-clip, compose, finalize; any failure goes to
+//! record-failure) with tokio, applying the same retry policies. It is also the in-process
+//! `Orchestrator` for one-machine use.
+
+use crate::error::StepError;
+use crate::policy::RetryPolicy;
+use crate::steps::{self, ClipTask, FailureInput, JobRef, StepDeps};
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{Semaphore, broadcast};
+use tokio::task::{JoinHandle, JoinSet};
+use vidpipe_domain::ErrorClass;
+use vidpipe_domain::job::{Job, JobId, JobStatus};
+use vidpipe_domain::ports::{Orchestrator, OrchestratorError};
+
+/// What a watcher (the CLI's progress bars, a test) sees as a run goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunEvent {
+    Stage {
+        job_id: JobId,
+        status: JobStatus,
+    },
+    ClipStarted {
+        job_id: JobId,
+        index: u32,
+    },
+    ClipRetrying {
+        job_id: JobId,
+        index: u32,
+        attempt: u32,
+        error: String,
+    },
+    ClipFinished {
+        job_id: JobId,
+        index: u32,
+        cache_hit: bool,
+    },
+    ComposeProgress {
+        job_id: JobId,
+        fraction: f64,
+    },
+    Finished {
+        job_id: JobId,
+        status: JobStatus,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct RunnerConfig {
+    /// The Map state's `MaxConcurrency`.
+    pub max_concurrency: usize,
+    pub clip_retry: RetryPolicy,
+    pub step_retry: RetryPolicy,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrency: 2,
+            clip_retry: RetryPolicy::CLIP,
+            step_retry: RetryPolicy::STEP,
+        }
+    }
+}
+
+pub struct EmbeddedRunner {
+    deps: StepDeps,
+    config: RunnerConfig,
+    events: broadcast::Sender<RunEvent>,
+}
+
+async fn retrying<T, F, Fut>(
+    policy: RetryPolicy,
+    mut on_retry: impl FnMut(u32, &StepError),
+    mut f: F,
+) -> Result<T, StepError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StepError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.class() == ErrorClass::Retryable && attempt < policy.max_attempts => {
+                on_retry(attempt, &e);
+                tokio::time::sleep(policy.delay(attempt, e.retry_after())).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+impl EmbeddedRunner {
+    pub fn new(deps: StepDeps, config: RunnerConfig) -> Self {
+        let (events, _) = broadcast::channel(4096);
+        Self {
+            deps,
+            config,
+            events,
+        }
+    }
+
+    pub fn deps(&self) -> &StepDeps {
+        &self.deps
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
+        self.events.subscribe()
+    }
+
+    fn emit(&self, e: RunEvent) {
+        // No subscriber is fine: events are for watchers, the job record is the truth.
+        let _ = self.events.send(e);
+    }
+
+    /// Runs the job to an end and returns its final record. Failures are recorded on the job
+    /// (never lost); the returned error is only for a job that cannot be found or read.
+    pub async fn run(&self, job_id: &JobId) -> Result<Job, StepError> {
+        let current = self
+            .deps
+            .jobs
+            .get(job_id)
+            .await?
+            .ok_or_else(|| StepError::JobNotFound(job_id.to_string()))?;
+        if !current.status.is_terminal() {
+            if let Err(e) = self.run_steps(job_id).await {
+                if !matches!(e, StepError::Cancelled(_)) {
+                    let input = FailureInput {
+                        job_id: job_id.clone(),
+                        error_type: e.error_type().to_owned(),
+                        cause: e.to_string(),
+                    };
+                    retrying(
+                        self.config.step_retry,
+                        |_, _| {},
+                        || steps::record_failure(&self.deps, &input),
+                    )
+                    .await?;
+                }
+            }
+        }
+        let job = self
+            .deps
+            .jobs
+            .get(job_id)
+            .await?
+            .ok_or_else(|| StepError::JobNotFound(job_id.to_string()))?;
+        self.emit(RunEvent::Finished {
+            job_id: job_id.clone(),
+            status: job.status,
+        });
+        Ok(job)
+    }
+
+    async fn run_steps(&self, job_id: &JobId) -> Result<(), StepError> {
+        let input = JobRef {
+            job_id: job_id.clone(),
+        };
+        let step_retry = self.config.step_retry;
+        self.emit(RunEvent::Stage {
+            job_id: job_id.clone(),
+            status: JobStatus::Planning,
+        });
+        let plan = retrying(step_retry, |_, _| {}, || steps::plan(&self.deps, &input)).await?;
+
+        self.emit(RunEvent::Stage {
+            job_id: job_id.clone(),
+            status: JobStatus::Generating,
+        });
+        self.generate_all(plan.scenes).await?;
+
+        self.emit(RunEvent::Stage {
+            job_id: job_id.clone(),
+            status: JobStatus::Composing,
+        });
+        let progress = |fraction: f64| {
+            self.emit(RunEvent::ComposeProgress {
+                job_id: job_id.clone(),
+                fraction,
+            })
+        };
+        let composed = retrying(
+            step_retry,
+            |_, _| {},
+            || steps::compose(&self.deps, &input, &progress),
+        )
+        .await?;
+        retrying(
+            step_retry,
+            |_, _| {},
+            || steps::finalize(&self.deps, &composed),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The Map state: every scene, at most `max_concurrency` at once; the first failure that
+    /// survives its retries fails the Map and stops the rest.
+    async fn generate_all(&self, tasks: Vec<ClipTask>) -> Result<(), StepError> {
+        let limit = Arc::new(Semaphore::new(self.config.max_concurrency.max(1)));
+        let mut set = JoinSet::new();
+        for task in tasks {
+            let deps = self.deps.clone();
+            let events = self.events.clone();
+            let policy = self.config.clip_retry;
+            let limit = limit.clone();
+            set.spawn(async move {
+                let _permit = limit
+                    .acquire_owned()
+                    .await
+                    .map_err(|e| StepError::Internal(e.to_string()))?;
+                let _ = events.send(RunEvent::ClipStarted {
+                    job_id: task.job_id.clone(),
+                    index: task.scene_index,
+                });
+                let on_retry = |attempt: u32, e: &StepError| {
+                    let _ = events.send(RunEvent::ClipRetrying {
+                        job_id: task.job_id.clone(),
+                        index: task.scene_index,
+                        attempt,
+                        error: e.to_string(),
+                    });
+                };
+                let out = retrying(policy, on_retry, || steps::generate_clip(&deps, &task)).await?;
+                let _ = events.send(RunEvent::ClipFinished {
+                    job_id: out.job_id.clone(),
+                    index: out.scene_index,
+                    cache_hit: out.cache_hit,
+                });
+                Ok::<_, StepError>(())
+            });
+        }
+        while let Some(joined) = set.join_next().await {
+            joined.map_err(|e| StepError::Internal(format!("clip task crashed: {e}")))??;
+        }
+        Ok(())
+    }
+}
+
+/// In-process orchestration: each started job runs as a tokio task. Starting a job id twice
+/// starts nothing new, as a Step Functions execution name would ensure.
+pub struct EmbeddedOrchestrator {
+    runner: Arc<EmbeddedRunner>,
+    runs: Mutex<HashMap<JobId, Option<JoinHandle<Result<Job, StepError>>>>>,
+}
+
+impl EmbeddedOrchestrator {
+    pub fn new(runner: Arc<EmbeddedRunner>) -> Self {
+        Self {
+            runner,
+            runs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn runner(&self) -> &Arc<EmbeddedRunner> {
+        &self.runner
+    }
+
+    /// Waits for a started job's run to end. `None` if this orchestrator never started it or it
+    /// was already waited for.
+    pub async fn wait(&self, job: &JobId) -> Option<Result<Job, StepError>> {
+        let handle = self.runs.lock().expect("runs lock").get_mut(job)?.take()?;
+        Some(match handle.await {
+            Ok(r) => r,
+            Err(e) if e.is_cancelled() => self
+                .runner
+                .deps()
+                .jobs
+                .get(job)
+                .await
+                .map_err(StepError::from)
+                .and_then(|j| j.ok_or_else(|| StepError::JobNotFound(job.to_string()))),
+            Err(e) => Err(StepError::Internal(format!("run crashed: {e}"))),
+        })
+    }
+}
+
+#[async_trait]
+impl Orchestrator for EmbeddedOrchestrator {
+    async fn start(&self, job: &JobId) -> Result<(), OrchestratorError> {
+        let mut runs = self.runs.lock().expect("runs lock");
+        if runs.contains_key(job) {
+            return Ok(());
+        }
+        let runner = self.runner.clone();
+        let id = job.clone();
+        runs.insert(
+            job.clone(),
+            Some(tokio::spawn(async move { runner.run(&id).await })),
+        );
+        Ok(())
+    }
+
+    async fn cancel(&self, job: &JobId) -> Result<(), OrchestratorError> {
+        // Aborting drops the running step, which kills any ffmpeg it spawned.
+        if let Some(Some(handle)) = self.runs.lock().expect("runs lock").get(job) {
+            handle.abort();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,602 @@
+//! The step functions: one async function per state-machine task, `(deps, typed input) -> typed
+//! output`. The embedded runner, the Lambda entrypoints and the Fargate worker all call these same
+//! functions. Every step is safe to run twice (Step Functions retries, duplicate deliveries): it
+//! reads the job first and returns the earlier result when the work is already done.
+
+use crate::error::StepError;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+use vidpipe_domain::job::{ClipRecord, ClipStatus, Job, JobId, JobStatus, Outputs};
+use vidpipe_domain::media::{ClipSpec, CompositionJob, ProbeInfo, ToolVersions};
+use vidpipe_domain::plan::PlanError;
+use vidpipe_domain::ports::{BlobStore, ClipProvider, JobStore, MediaEngine, Planner, StoreError};
+use vidpipe_domain::timeline::Timeline;
+use vidpipe_domain::{AssetId, keys};
+
+/// What every step needs, built once per process (per cold start in Lambda).
+#[derive(Clone)]
+pub struct StepDeps {
+    pub jobs: Arc<dyn JobStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub planner: Arc<dyn Planner>,
+    pub provider: Arc<dyn ClipProvider>,
+    pub media: Arc<dyn MediaEngine>,
+    /// Local scratch space (`/tmp` in Lambda); each job works in its own folder below it.
+    pub scratch_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRef {
+    pub job_id: JobId,
+}
+
+/// One Map iteration's input: small on purpose (payloads carry keys, never media).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClipTask {
+    pub job_id: JobId,
+    pub scene_index: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanOutput {
+    pub job_id: JobId,
+    pub total_frames: u32,
+    pub scenes: Vec<ClipTask>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClipOutput {
+    pub job_id: JobId,
+    pub scene_index: u32,
+    pub key: String,
+    pub cache_hit: bool,
+}
+
+/// The measured properties of the composed video, carried to finalize and into metadata.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputProbe {
+    pub duration_seconds: f64,
+    pub width: u32,
+    pub height: u32,
+    pub video_codec: String,
+    pub pix_fmt: String,
+    pub audio_codec: Option<String>,
+    pub frames: Option<u64>,
+    pub size_bytes: u64,
+}
+
+impl OutputProbe {
+    fn from_probe(p: &ProbeInfo, size_bytes: u64) -> Result<Self, StepError> {
+        let v = p
+            .video()
+            .ok_or_else(|| StepError::WrongState("composed file has no video stream".into()))?;
+        Ok(Self {
+            duration_seconds: p.duration_seconds.unwrap_or_default(),
+            width: v.width.unwrap_or_default(),
+            height: v.height.unwrap_or_default(),
+            video_codec: v.codec.clone(),
+            pix_fmt: v.pix_fmt.clone().unwrap_or_default(),
+            audio_codec: p.audio().map(|a| a.codec.clone()),
+            frames: v.frames,
+            size_bytes,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComposeOutput {
+    pub job_id: JobId,
+    pub final_key: String,
+    pub thumbnail_key: String,
+    pub timeline_key: String,
+    pub probe: OutputProbe,
+    pub tools: ToolVersions,
+    pub compose_seconds: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinalizeOutput {
+    pub job_id: JobId,
+    pub status: JobStatus,
+    pub outputs: Outputs,
+}
+
+/// What the ASL's Catch hands to record-failure: the error's type name and its message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailureInput {
+    pub job_id: JobId,
+    pub error_type: String,
+    pub cause: String,
+}
+
+async fn load(deps: &StepDeps, id: &JobId) -> Result<Job, StepError> {
+    deps.jobs
+        .get(id)
+        .await?
+        .ok_or_else(|| StepError::JobNotFound(id.to_string()))
+}
+
+/// Read-modify-write with the store's version check, re-reading on conflict. `change` returns
+/// `Ok(None)` when there is nothing to write. A cancelled job stops every writer but the canceller.
+pub(crate) async fn update_job<F>(
+    deps: &StepDeps,
+    id: &JobId,
+    mut change: F,
+) -> Result<Job, StepError>
+where
+    F: FnMut(&Job) -> Result<Option<Job>, StepError>,
+{
+    const ATTEMPTS: u32 = 8;
+    for attempt in 1..=ATTEMPTS {
+        let current = load(deps, id).await?;
+        let Some(next) = change(&current)? else {
+            return Ok(current);
+        };
+        match deps.jobs.save(&next).await {
+            Ok(saved) => return Ok(saved),
+            Err(StoreError::Conflict(_)) if attempt < ATTEMPTS => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+fn ensure_live(job: &Job) -> Result<(), StepError> {
+    match job.status {
+        JobStatus::Cancelled => Err(StepError::Cancelled(job.id.to_string())),
+        JobStatus::Failed => Err(StepError::WrongState(format!(
+            "job {} already failed",
+            job.id
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn plan_output(job: &Job) -> Option<PlanOutput> {
+    let plan = job.plan.as_ref()?;
+    Some(PlanOutput {
+        job_id: job.id.clone(),
+        total_frames: plan.total_frames,
+        scenes: plan
+            .scenes
+            .iter()
+            .map(|s| ClipTask {
+                job_id: job.id.clone(),
+                scene_index: s.index,
+            })
+            .collect(),
+    })
+}
+
+/// Plans the scenes and moves the job to `generating`.
+pub async fn plan(deps: &StepDeps, input: &JobRef) -> Result<PlanOutput, StepError> {
+    let id = &input.job_id;
+    let job = load(deps, id).await?;
+    ensure_live(&job)?;
+    match job.status {
+        JobStatus::Queued => {
+            update_job(deps, id, |j| match j.status {
+                JobStatus::Queued => Ok(Some(j.transition(JobStatus::Planning, Utc::now())?)),
+                _ => Ok(None),
+            })
+            .await?;
+        }
+        JobStatus::Planning => {}
+        _ => {
+            return plan_output(&job).ok_or_else(|| {
+                StepError::WrongState(format!("job {id} is {} without a plan", job.status))
+            });
+        }
+    }
+
+    let plan = deps.planner.plan(&job.request).await?;
+    let expected = job.request.clip_count.get() as usize;
+    if plan.scenes.len() != expected || plan.composed_frames() != job.request.total_frames() {
+        return Err(PlanError::Invalid(format!(
+            "{} scenes covering {} frames; wanted {expected} scenes covering {}",
+            plan.scenes.len(),
+            plan.composed_frames(),
+            job.request.total_frames()
+        ))
+        .into());
+    }
+    deps.blobs
+        .put_bytes(
+            &keys::plan(id),
+            serde_json::to_vec_pretty(&plan)?,
+            "application/json",
+        )
+        .await?;
+    let now = Utc::now();
+    for scene in &plan.scenes {
+        deps.jobs
+            .put_clip(
+                id,
+                &ClipRecord {
+                    index: scene.index,
+                    status: ClipStatus::Pending,
+                    provider: deps.provider.name().to_owned(),
+                    key: None,
+                    cache_hit: false,
+                    attempts: 0,
+                    frames: scene.frames,
+                    error: None,
+                    updated_at: now,
+                },
+            )
+            .await?;
+    }
+    let job = update_job(deps, id, |j| {
+        ensure_live(j)?;
+        if j.status != JobStatus::Planning {
+            return Ok(None);
+        }
+        let mut next = j.transition(JobStatus::Generating, Utc::now())?;
+        next.plan = Some(plan.clone());
+        Ok(Some(next))
+    })
+    .await?;
+    plan_output(&job)
+        .ok_or_else(|| StepError::WrongState(format!("job {id} has no plan after planning")))
+}
+
+/// Generates one scene's clip, from the content-addressed cache when an identical clip exists.
+pub async fn generate_clip(deps: &StepDeps, task: &ClipTask) -> Result<ClipOutput, StepError> {
+    let id = &task.job_id;
+    let job = load(deps, id).await?;
+    ensure_live(&job)?;
+    let key = keys::clip(id, task.scene_index);
+    let existing = job
+        .clips
+        .iter()
+        .find(|c| c.index == task.scene_index)
+        .cloned();
+    if let Some(done) = existing.as_ref().filter(|c| c.status == ClipStatus::Done)
+        && deps.blobs.head(&key).await?.is_some()
+    {
+        return Ok(ClipOutput {
+            job_id: id.clone(),
+            scene_index: task.scene_index,
+            key,
+            cache_hit: done.cache_hit,
+        });
+    }
+    if job.status != JobStatus::Generating {
+        return Err(StepError::WrongState(format!(
+            "job {id} is {}, not generating",
+            job.status
+        )));
+    }
+    let plan = job
+        .plan
+        .as_ref()
+        .ok_or_else(|| StepError::WrongState(format!("job {id} has no plan")))?;
+    let scene = plan
+        .scenes
+        .iter()
+        .find(|s| s.index == task.scene_index)
+        .ok_or_else(|| {
+            StepError::WrongState(format!("job {id} has no scene {}", task.scene_index))
+        })?;
+    let (width, height) = job.request.frame_size();
+    let spec = ClipSpec {
+        scene_index: scene.index,
+        visual_prompt: scene.visual_prompt.clone(),
+        seed: job.request.seed,
+        width,
+        height,
+        fps: plan.fps,
+        frames: scene.frames,
+    };
+    let attempts = existing.as_ref().map_or(0, |c| c.attempts) + 1;
+    let record = |status, cache_hit, error: Option<String>| ClipRecord {
+        index: scene.index,
+        status,
+        provider: deps.provider.name().to_owned(),
+        key: (status == ClipStatus::Done).then(|| key.clone()),
+        cache_hit,
+        attempts,
+        frames: scene.frames,
+        error,
+        updated_at: Utc::now(),
+    };
+    deps.jobs
+        .put_clip(id, &record(ClipStatus::Generating, false, None))
+        .await?;
+
+    let cache_key = keys::cached_clip(
+        deps.provider.name(),
+        &spec.cache_digest(deps.provider.name()),
+    );
+    let cache_hit = deps.blobs.head(&cache_key).await?.is_some();
+    if !cache_hit {
+        let dir = deps.scratch_dir.join(id.as_str());
+        tokio::fs::create_dir_all(&dir).await?;
+        let local = dir.join(format!("clip_{:03}.mp4", scene.index));
+        let made = async {
+            deps.provider.generate(&spec, &local).await?;
+            // Only media that probes as video may enter the cache: a bad clip must not be reused.
+            let probe = deps.media.probe(&local).await?;
+            if probe.video().is_none() {
+                return Err(StepError::Media(
+                    vidpipe_domain::ports::MediaError::InvalidInput(
+                        "provider returned a file without a video stream".into(),
+                    ),
+                ));
+            }
+            deps.blobs.put_file(&cache_key, &local, "video/mp4").await?;
+            Ok(())
+        }
+        .await;
+        let _ = tokio::fs::remove_file(&local).await;
+        if let Err(e) = made {
+            deps.jobs
+                .put_clip(id, &record(ClipStatus::Failed, false, Some(e.to_string())))
+                .await?;
+            return Err(e);
+        }
+    }
+    deps.blobs.copy(&cache_key, &key).await?;
+    deps.jobs
+        .put_clip(id, &record(ClipStatus::Done, cache_hit, None))
+        .await?;
+    Ok(ClipOutput {
+        job_id: id.clone(),
+        scene_index: task.scene_index,
+        key,
+        cache_hit,
+    })
+}
+
+async fn asset_key(deps: &StepDeps, id: &AssetId) -> Result<String, StepError> {
+    Ok(deps
+        .jobs
+        .get_asset(id)
+        .await?
+        .ok_or_else(|| StepError::WrongState(format!("asset {id} is gone")))?
+        .key)
+}
+
+/// Composes the final video, its thumbnail and timeline, and moves the job to `composing`.
+/// `on_progress` sees the 0..=1 fraction as ffmpeg reports it; the job record is updated in
+/// coarser steps so a long render does not hammer the store.
+pub async fn compose(
+    deps: &StepDeps,
+    input: &JobRef,
+    on_progress: &(dyn Fn(f64) + Send + Sync),
+) -> Result<ComposeOutput, StepError> {
+    let id = &input.job_id;
+    let started = Instant::now();
+    let job = update_job(deps, id, |j| {
+        ensure_live(j)?;
+        match j.status {
+            JobStatus::Generating => {
+                let expected = j.plan.as_ref().map_or(0, |p| p.scenes.len()) as u32;
+                if expected == 0 || j.clips_done() != expected {
+                    return Err(StepError::WrongState(format!(
+                        "job {id}: {} of {expected} clips done",
+                        j.clips_done()
+                    )));
+                }
+                Ok(Some(j.transition(JobStatus::Composing, Utc::now())?))
+            }
+            JobStatus::Composing => Ok(None),
+            other => Err(StepError::WrongState(format!(
+                "job {id} is {other}, cannot compose"
+            ))),
+        }
+    })
+    .await?;
+    let plan = job
+        .plan
+        .clone()
+        .ok_or_else(|| StepError::WrongState(format!("job {id} has no plan")))?;
+
+    let dir = deps.scratch_dir.join(id.as_str()).join("compose");
+    tokio::fs::create_dir_all(&dir).await?;
+    let result = compose_in(deps, &job, &plan, &dir, on_progress).await;
+    let _ = tokio::fs::remove_dir_all(&dir).await;
+    let (probe, tools) = result?;
+    Ok(ComposeOutput {
+        job_id: id.clone(),
+        final_key: keys::final_video(id),
+        thumbnail_key: keys::thumbnail(id),
+        timeline_key: keys::timeline(id),
+        probe,
+        tools,
+        compose_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+async fn compose_in(
+    deps: &StepDeps,
+    job: &Job,
+    plan: &vidpipe_domain::Plan,
+    dir: &std::path::Path,
+    on_progress: &(dyn Fn(f64) + Send + Sync),
+) -> Result<(OutputProbe, ToolVersions), StepError> {
+    let id = &job.id;
+    let clip_keys: Vec<String> = plan
+        .scenes
+        .iter()
+        .map(|s| keys::clip(id, s.index))
+        .collect();
+    let mut clips = Vec::with_capacity(clip_keys.len());
+    for (i, key) in clip_keys.iter().enumerate() {
+        let local = dir.join(format!("clip_{i:03}.mp4"));
+        deps.blobs.get_to_file(key, &local).await?;
+        clips.push(local);
+    }
+    let brand = &job.request.brand;
+    let logo_key = match &brand.logo {
+        Some(l) => Some(asset_key(deps, &l.asset_id).await?),
+        None => None,
+    };
+    let music_key = match &brand.music {
+        Some(m) => Some(asset_key(deps, &m.asset_id).await?),
+        None => None,
+    };
+    let fetch = |key: Option<String>, name: &str| {
+        let local = dir.join(name);
+        async move {
+            match key {
+                Some(k) => {
+                    deps.blobs.get_to_file(&k, &local).await?;
+                    Ok::<_, StepError>(Some(local))
+                }
+                None => Ok(None),
+            }
+        }
+    };
+    let logo = fetch(logo_key.clone(), "logo").await?;
+    let music = fetch(music_key.clone(), "music").await?;
+    let timeline = Timeline::build(&job.request, plan, &clip_keys, logo_key, music_key);
+    let composition = CompositionJob {
+        timeline: timeline.clone(),
+        clips,
+        logo,
+        music,
+        work_dir: dir.to_path_buf(),
+        final_path: dir.join("final.mp4"),
+        thumbnail_path: dir.join("thumbnail.jpg"),
+    };
+
+    // ffmpeg reports progress synchronously; a watch channel hands the latest figure to a task
+    // that persists it, so the render never waits on the store.
+    let (tx, mut rx) = tokio::sync::watch::channel(0.0f64);
+    let report = move |f: f64| {
+        on_progress(f);
+        let _ = tx.send(f);
+    };
+    let render = deps.media.compose(&composition, &report);
+    let persist = async {
+        let mut saved = 0.0f64;
+        while rx.changed().await.is_ok() {
+            let f = *rx.borrow_and_update();
+            if f - saved >= 0.1 {
+                saved = f;
+                update_job(deps, id, |j| {
+                    ensure_live(j)?;
+                    let mut next = j.clone();
+                    next.compose_fraction = f;
+                    next.updated_at = Utc::now();
+                    Ok(Some(next))
+                })
+                .await?;
+            }
+        }
+        Ok::<(), StepError>(())
+    };
+    tokio::pin!(render);
+    tokio::pin!(persist);
+    // A cancel seen while persisting progress ends the render: dropping it kills ffmpeg.
+    tokio::select! {
+        r = &mut render => r?,
+        p = &mut persist => {
+            p?;
+            render.await?;
+        }
+    }
+
+    let size = tokio::fs::metadata(&composition.final_path).await?.len();
+    let probe = OutputProbe::from_probe(&deps.media.probe(&composition.final_path).await?, size)?;
+    deps.blobs
+        .put_file(&keys::final_video(id), &composition.final_path, "video/mp4")
+        .await?;
+    deps.blobs
+        .put_file(
+            &keys::thumbnail(id),
+            &composition.thumbnail_path,
+            "image/jpeg",
+        )
+        .await?;
+    deps.blobs
+        .put_bytes(
+            &keys::timeline(id),
+            serde_json::to_vec_pretty(&timeline)?,
+            "application/json",
+        )
+        .await?;
+    Ok((probe, deps.media.versions().await?))
+}
+
+/// Writes metadata.json and completes the job.
+pub async fn finalize(deps: &StepDeps, input: &ComposeOutput) -> Result<FinalizeOutput, StepError> {
+    let id = &input.job_id;
+    let outputs = Outputs {
+        final_key: input.final_key.clone(),
+        thumbnail_key: input.thumbnail_key.clone(),
+        timeline_key: input.timeline_key.clone(),
+        metadata_key: keys::metadata(id),
+        duration_seconds: input.probe.duration_seconds,
+        size_bytes: input.probe.size_bytes,
+    };
+    let job = update_job(deps, id, |j| {
+        if j.status == JobStatus::Completed {
+            return Ok(None);
+        }
+        ensure_live(j)?;
+        let mut next = j.transition(JobStatus::Completed, Utc::now())?;
+        next.compose_fraction = 1.0;
+        next.outputs = Some(outputs.clone());
+        Ok(Some(next))
+    })
+    .await?;
+    // Written from the saved job so its stage timings are the final ones. A retry after a crash
+    // finds the job completed and rewrites the same document.
+    let outputs = job.outputs.clone().unwrap_or(outputs);
+    deps.blobs
+        .put_bytes(
+            &outputs.metadata_key,
+            serde_json::to_vec_pretty(&metadata(&job, input))?,
+            "application/json",
+        )
+        .await?;
+    Ok(FinalizeOutput {
+        job_id: id.clone(),
+        status: job.status,
+        outputs,
+    })
+}
+
+fn metadata(job: &Job, compose: &ComposeOutput) -> serde_json::Value {
+    let stages: serde_json::Map<String, serde_json::Value> = job
+        .stages
+        .iter()
+        .map(|(stage, t)| {
+            (
+                format!("{stage:?}").to_lowercase(),
+                serde_json::json!({ "started_at": t.started_at, "finished_at": t.finished_at, "seconds": t.seconds() }),
+            )
+        })
+        .collect();
+    serde_json::json!({
+        "job_id": job.id,
+        "request": job.request,
+        "planner": job.plan.as_ref().map(|p| p.planner.clone()),
+        "provider": job.clips.first().map(|c| c.provider.clone()),
+        "clip_count": job.clips.len(),
+        "cache_hits": job.cache_hits(),
+        "probe": compose.probe,
+        "stages": stages,
+        "compose_seconds": compose.compose_seconds,
+        "tools": compose.tools,
+        "created_at": job.created_at,
+        "completed_at": job.updated_at,
+    })
+}
+
+/// Records why a job failed. A job that already ended (completed, cancelled, failed) keeps its
+/// outcome: a late failure report never overwrites a cancel.
+pub async fn record_failure(deps: &StepDeps, input: &FailureInput) -> Result<Job, StepError> {
+    update_job(deps, &input.job_id, |j| {
+        if j.status.is_terminal() {
+            return Ok(None);
+        }
+        Ok(Some(j.fail(&input.error_type, &input.cause, Utc::now())?))
+    })
+    .await
+}
