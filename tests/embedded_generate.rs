@@ -1,7 +1,6 @@
 //! The embedded pipeline end to end: a prompt becomes an MP4 whose duration, size, codecs,
 //! streams, thumbnail and overlays are measured, not assumed.
 
-use std::path::Path;
 use vidpipe_domain::asset::AssetKind;
 use vidpipe_domain::request::{BrandBody, GenerationRequestBody, LogoBody, MusicBody};
 use vidpipe_domain::{ClipStatus, Job, JobStatus};

@@ -32,7 +32,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Plan, generate and compose a video from a prompt.
-    Generate(GenerateArgs),
+    Generate(Box<GenerateArgs>),
     /// Inspect jobs.
     #[command(subcommand)]
     Jobs(JobsCommand),

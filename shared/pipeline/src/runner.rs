@@ -127,22 +127,24 @@ impl EmbeddedRunner {
             .get(job_id)
             .await?
             .ok_or_else(|| StepError::JobNotFound(job_id.to_string()))?;
-        if !current.status.is_terminal() {
-            if let Err(e) = self.run_steps(job_id).await {
-                if !matches!(e, StepError::Cancelled(_)) {
-                    let input = FailureInput {
-                        job_id: job_id.clone(),
-                        error_type: e.error_type().to_owned(),
-                        cause: e.to_string(),
-                    };
-                    retrying(
-                        self.config.step_retry,
-                        |_, _| {},
-                        || steps::record_failure(&self.deps, &input),
-                    )
-                    .await?;
-                }
-            }
+        let outcome = if current.status.is_terminal() {
+            Ok(())
+        } else {
+            self.run_steps(job_id).await
+        };
+        // A cancel was recorded by the canceller; every other failure is recorded here.
+        if let Err(e) = outcome
+            && !matches!(e, StepError::Cancelled(_))
+        {
+            let input = FailureInput {
+                job_id: job_id.clone(),
+                error_type: e.error_type().to_owned(),
+                cause: e.to_string(),
+            };
+            retrying(self.config.step_retry, |_, _| {}, || {
+                steps::record_failure(&self.deps, &input)
+            })
+            .await?;
         }
         let job = self
             .deps
@@ -242,11 +244,14 @@ impl EmbeddedRunner {
     }
 }
 
+type RunHandle = JoinHandle<Result<Job, StepError>>;
+
 /// In-process orchestration: each started job runs as a tokio task. Starting a job id twice
 /// starts nothing new, as a Step Functions execution name would ensure.
 pub struct EmbeddedOrchestrator {
     runner: Arc<EmbeddedRunner>,
-    runs: Mutex<HashMap<JobId, Option<JoinHandle<Result<Job, StepError>>>>>,
+    /// Every job started here; the first `wait` takes the handle.
+    runs: Mutex<HashMap<JobId, Option<RunHandle>>>,
 }
 
 impl EmbeddedOrchestrator {
