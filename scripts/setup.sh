@@ -3,8 +3,14 @@
 # and takes about a second. Called by scripts/vidpipe and scripts/test, so nobody has to
 # remember it.
 #
-#   scripts/setup.sh          everything the embedded pipeline and the test suite need
+#   scripts/setup.sh          everything: the embedded pipeline, plus the AWS emulation and
+#                             validation tools the test suite uses (moto, cargo-lambda, SAM CLI,
+#                             cfn-lint, asl-validator) in .tools/
+#   scripts/setup.sh core     only what the embedded pipeline needs (ffmpeg)
+#
+# Put the tools on PATH with:  source scripts/env.sh
 set -euo pipefail
+mode="${1:-all}"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 log() { printf 'setup: %s\n' "$*" >&2; }
@@ -35,3 +41,32 @@ fi
 
 # Static ffmpeg + ffprobe 8.1.2 (the Lambda layer's content, also what local runs use).
 layers/ffmpeg/build.sh >&2
+
+[[ "$mode" == "core" ]] && exit 0
+
+# Python tools in a project venv, reinstalled only when the pinned list changes.
+tools=".tools"
+venv="$tools/venv"
+stamp="$venv/.requirements.sha256"
+want="$(sha256sum scripts/tools/requirements.txt | cut -d' ' -f1)"
+if [[ ! -x "$venv/bin/python" || ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+  log "installing Python tools into $venv (moto, SAM CLI, cfn-lint, cargo-lambda)"
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r scripts/tools/requirements.txt
+  echo "$want" > "$stamp"
+fi
+
+# Node tools (asl-validator), likewise.
+command -v npm >/dev/null 2>&1 || {
+  log "installing nodejs and npm"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm
+}
+nstamp="$tools/node/.package.sha256"
+nwant="$(sha256sum scripts/tools/package.json | cut -d' ' -f1)"
+if [[ ! -x "$tools/node/node_modules/.bin/asl-validator" || ! -f "$nstamp" || "$(cat "$nstamp")" != "$nwant" ]]; then
+  log "installing Node tools into $tools/node (asl-validator)"
+  mkdir -p "$tools/node"
+  cp scripts/tools/package.json "$tools/node/package.json"
+  npm install --silent --no-audit --no-fund --prefix "$tools/node" >/dev/null 2>&1 || npm install --no-audit --no-fund --prefix "$tools/node"
+  echo "$nwant" > "$nstamp"
+fi
