@@ -84,9 +84,21 @@ async fn a_provider_that_always_fails_ends_the_job_failed_with_its_reason() {
     assert_eq!(err.code, "VidPipe.ProviderRejected");
     assert!(err.message.contains("prompt violates policy"), "{err:?}");
     assert_eq!(err.stage, Some(vidpipe_domain::Stage::Generating));
-    assert!(job.clips.iter().any(|c| c.status == ClipStatus::Failed && c.error.is_some()));
+    assert!(
+        job.clips
+            .iter()
+            .any(|c| c.status == ClipStatus::Failed && c.error.is_some())
+    );
     assert!(job.outputs.is_none());
-    assert!(stack.deps().blobs.head(&keys::final_video(&job.id)).await.unwrap().is_none());
+    assert!(
+        stack
+            .deps()
+            .blobs
+            .head(&keys::final_video(&job.id))
+            .await
+            .unwrap()
+            .is_none()
+    );
     // A failure is final: nothing cached from a refused scene.
     assert!(stack.deps().blobs.list("cache/").await.unwrap().is_empty());
 }
@@ -115,18 +127,30 @@ async fn cancel_mid_run_ends_cancelled_and_stops_the_work() {
     // Wait until generation is under way.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let j = stack.service().get(OWNER, &s.job.id).await.unwrap().unwrap();
+        let j = stack
+            .service()
+            .get(OWNER, &s.job.id)
+            .await
+            .unwrap()
+            .unwrap();
         if j.status == JobStatus::Generating {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "never reached generating: {:?}", j.status);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never reached generating: {:?}",
+            j.status
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let started = std::time::Instant::now();
     let cancelled = stack.service().cancel(OWNER, &s.job.id).await.unwrap();
     assert_eq!(cancelled.status, JobStatus::Cancelled);
     let job = stack.orchestrator().wait(&s.job.id).await.unwrap().unwrap();
-    assert!(started.elapsed() < Duration::from_secs(10), "the run must stop promptly");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the run must stop promptly"
+    );
     assert_eq!(job.status, JobStatus::Cancelled);
     assert!(job.error.is_none(), "a cancel is not a failure");
     // A cancelled job stays cancelled, and cancelling again is harmless.
@@ -140,12 +164,29 @@ async fn cancel_mid_run_ends_cancelled_and_stops_the_work() {
 async fn the_same_idempotency_key_gives_one_job() {
     let home = tempfile::tempdir().unwrap();
     let stack = stack_with(home.path(), Some(Arc::new(Refusing))).await;
-    let a = stack.service().submit(OWNER, &body(1), Some("key-1")).await.unwrap();
-    let b = stack.service().submit(OWNER, &body(1), Some("key-1")).await.unwrap();
+    let a = stack
+        .service()
+        .submit(OWNER, &body(1), Some("key-1"))
+        .await
+        .unwrap();
+    let b = stack
+        .service()
+        .submit(OWNER, &body(1), Some("key-1"))
+        .await
+        .unwrap();
     assert!(a.created && !b.created);
     assert_eq!(a.job.id, b.job.id);
     stack.orchestrator().wait(&a.job.id).await;
-    assert_eq!(stack.service().list(OWNER, 10, None).await.unwrap().jobs.len(), 1);
+    assert_eq!(
+        stack
+            .service()
+            .list(OWNER, 10, None)
+            .await
+            .unwrap()
+            .jobs
+            .len(),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,7 +204,9 @@ async fn racing_writers_move_a_job_out_of_a_state_once() {
         let read = created.clone();
         tasks.push(tokio::spawn(async move {
             use vidpipe_domain::ports::JobStore;
-            let next = read.transition(JobStatus::Planning, chrono::Utc::now()).unwrap();
+            let next = read
+                .transition(JobStatus::Planning, chrono::Utc::now())
+                .unwrap();
             store.save(&next).await
         }));
     }

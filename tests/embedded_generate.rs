@@ -19,13 +19,27 @@ fn body(prompt: &str, seconds: f64, aspect: &str) -> GenerationRequestBody {
 }
 
 async fn run(stack: &LocalStack, body: &GenerationRequestBody) -> Job {
-    let submitted = stack.service().submit(OWNER, body, None).await.expect("submit");
-    let job = stack.orchestrator().wait(&submitted.job.id).await.expect("started").expect("run");
+    let submitted = stack
+        .service()
+        .submit(OWNER, body, None)
+        .await
+        .expect("submit");
+    let job = stack
+        .orchestrator()
+        .wait(&submitted.job.id)
+        .await
+        .expect("started")
+        .expect("run");
     stack.service().get(OWNER, &job.id).await.unwrap().unwrap()
 }
 
 fn assert_completed(job: &Job) {
-    assert_eq!(job.status, JobStatus::Completed, "job error: {:?}", job.error);
+    assert_eq!(
+        job.status,
+        JobStatus::Completed,
+        "job error: {:?}",
+        job.error
+    );
     assert_eq!(job.progress(), 100.0);
 }
 
@@ -37,10 +51,20 @@ async fn prompt_becomes_a_measured_mp4_with_brand_captions_and_thumbnail() {
     let logo = write_logo(&media.path().join("logo.png"), 200, 100, [255, 0, 0]);
     let music = write_music(&media.path().join("bed.mp3"), 4.0);
     let svc = stack.service();
-    let logo = svc.ingest_asset(OWNER, AssetKind::Logo, &logo, "logo").await.unwrap();
-    let music = svc.ingest_asset(OWNER, AssetKind::Music, &music, "music").await.unwrap();
+    let logo = svc
+        .ingest_asset(OWNER, AssetKind::Logo, &logo, "logo")
+        .await
+        .unwrap();
+    let music = svc
+        .ingest_asset(OWNER, AssetKind::Music, &music, "music")
+        .await
+        .unwrap();
 
-    let mut b = body("A calm ocean at sunrise. Waves roll over the sand. Gulls circle overhead.", 10.0, "16:9");
+    let mut b = body(
+        "A calm ocean at sunrise. Waves roll over the sand. Gulls circle overhead.",
+        10.0,
+        "16:9",
+    );
     b.resolution = Some("720p".into());
     b.clip_count = Some(3);
     b.transition = Some("fade".into());
@@ -62,24 +86,42 @@ async fn prompt_becomes_a_measured_mp4_with_brand_captions_and_thumbnail() {
     let job = run(&stack, &b).await;
     assert_completed(&job);
     assert_eq!(job.clips.len(), 3);
-    assert!(job.clips.iter().all(|c| c.status == ClipStatus::Done && c.provider == "procedural"));
-    for stage in [vidpipe_domain::Stage::Planning, vidpipe_domain::Stage::Generating, vidpipe_domain::Stage::Composing] {
+    assert!(
+        job.clips
+            .iter()
+            .all(|c| c.status == ClipStatus::Done && c.provider == "procedural")
+    );
+    for stage in [
+        vidpipe_domain::Stage::Planning,
+        vidpipe_domain::Stage::Generating,
+        vidpipe_domain::Stage::Composing,
+    ] {
         let t = &job.stages[&stage];
-        assert!(t.started_at.is_some() && t.finished_at.is_some(), "{stage:?} timing {t:?}");
+        assert!(
+            t.started_at.is_some() && t.finished_at.is_some(),
+            "{stage:?} timing {t:?}"
+        );
     }
 
     let outputs = job.outputs.clone().unwrap();
     let final_path = stack.blob_path(&outputs.final_key);
     let f = probe(&final_path);
     let frame = 1.0 / 30.0;
-    assert!((f.duration - 10.0).abs() <= frame, "duration {}", f.duration);
+    assert!(
+        (f.duration - 10.0).abs() <= frame,
+        "duration {}",
+        f.duration
+    );
     assert_eq!(f.video_frames, Some(300));
     assert_eq!((f.width, f.height), (1280, 720));
     assert_eq!(f.video_codec, "h264");
     assert_eq!(f.pix_fmt, "yuv420p");
     assert_eq!(f.audio_codec.as_deref(), Some("aac"));
     let audio = f.audio_duration.expect("audio duration");
-    assert!((audio - 10.0).abs() <= 0.05, "music looped to length: audio {audio}");
+    assert!(
+        (audio - 10.0).abs() <= 0.05,
+        "music looped to length: audio {audio}"
+    );
     assert!(is_faststart(&final_path), "moov must precede mdat");
 
     let thumb = probe(&stack.blob_path(&outputs.thumbnail_key));
@@ -90,19 +132,43 @@ async fn prompt_becomes_a_measured_mp4_with_brand_captions_and_thumbnail() {
     let img = frame_at(&final_path, 5.0);
     let logo_w = (1280.0 * 0.15) as u32;
     let margin = 24;
-    let [r, g, b_] = mean_rgb(&img, 1280 - margin - logo_w + 8, margin + 8, logo_w - 16, 30);
-    assert!(r > 200.0 && g < 60.0 && b_ < 60.0, "logo corner should be red, got {r:.0},{g:.0},{b_:.0}");
+    let [r, g, b_] = mean_rgb(
+        &img,
+        1280 - margin - logo_w + 8,
+        margin + 8,
+        logo_w - 16,
+        30,
+    );
+    assert!(
+        r > 200.0 && g < 60.0 && b_ < 60.0,
+        "logo corner should be red, got {r:.0},{g:.0},{b_:.0}"
+    );
     let [r2, g2, _] = mean_rgb(&img, margin + 8, margin + 8, logo_w - 16, 30);
     assert!(!(r2 > 200.0 && g2 < 60.0), "top-left must not be the logo");
 
-    let timeline: serde_json::Value = serde_json::from_slice(&std::fs::read(stack.blob_path(&outputs.timeline_key)).unwrap()).unwrap();
+    let timeline: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(stack.blob_path(&outputs.timeline_key)).unwrap())
+            .unwrap();
     assert_eq!(timeline["total_frames"], 300);
     assert_eq!(timeline["clips"].as_array().unwrap().len(), 3);
     assert_eq!(timeline["captions"].as_array().unwrap().len(), 3);
-    let metadata: serde_json::Value = serde_json::from_slice(&std::fs::read(stack.blob_path(&outputs.metadata_key)).unwrap()).unwrap();
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(stack.blob_path(&outputs.metadata_key)).unwrap())
+            .unwrap();
     assert_eq!(metadata["probe"]["width"], 1280);
-    assert!(metadata["tools"]["ffmpeg"].as_str().unwrap().contains("8.1"), "{metadata}");
-    assert!(metadata["stages"]["composing"]["seconds"].as_f64().is_some(), "{metadata}");
+    assert!(
+        metadata["tools"]["ffmpeg"]
+            .as_str()
+            .unwrap()
+            .contains("8.1"),
+        "{metadata}"
+    );
+    assert!(
+        metadata["stages"]["composing"]["seconds"]
+            .as_f64()
+            .is_some(),
+        "{metadata}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,10 +196,21 @@ async fn every_aspect_at_both_resolutions_has_the_exact_size() {
         let o = job.outputs.unwrap();
         let f = probe(&stack.blob_path(&o.final_key));
         assert_eq!((f.width, f.height), size, "{aspect} {res}");
-        assert!((f.duration - 5.0).abs() <= 1.0 / 24.0, "{aspect} {res}: duration {}", f.duration);
+        assert!(
+            (f.duration - 5.0).abs() <= 1.0 / 24.0,
+            "{aspect} {res}: duration {}",
+            f.duration
+        );
         assert_eq!(f.video_frames, Some(120), "{aspect} {res}");
-        assert_eq!((f.video_codec.as_str(), f.pix_fmt.as_str()), ("h264", "yuv420p"));
-        assert_eq!(f.audio_codec.as_deref(), Some("aac"), "a silent AAC track even without music");
+        assert_eq!(
+            (f.video_codec.as_str(), f.pix_fmt.as_str()),
+            ("h264", "yuv420p")
+        );
+        assert_eq!(
+            f.audio_codec.as_deref(),
+            Some("aac"),
+            "a silent AAC track even without music"
+        );
         let t = probe(&stack.blob_path(&o.thumbnail_key));
         assert_eq!((t.width, t.height), thumb, "{aspect} {res} thumbnail");
     }
@@ -143,7 +220,11 @@ async fn every_aspect_at_both_resolutions_has_the_exact_size() {
 async fn a_second_identical_request_reuses_every_clip_from_the_cache() {
     let home = tempfile::tempdir().unwrap();
     let stack = stack(home.path()).await;
-    let mut b = body("Forest trail in autumn; sunlight through leaves", 6.0, "1:1");
+    let mut b = body(
+        "Forest trail in autumn; sunlight through leaves",
+        6.0,
+        "1:1",
+    );
     b.resolution = Some("720p".into());
     b.clip_count = Some(3);
     b.transition = Some("cut".into());
@@ -157,12 +238,25 @@ async fn a_second_identical_request_reuses_every_clip_from_the_cache() {
     assert_ne!(first.id, second.id);
 
     let (a, z) = (first.outputs.unwrap(), second.outputs.unwrap());
-    let (fa, fz) = (probe(&stack.blob_path(&a.final_key)), probe(&stack.blob_path(&z.final_key)));
+    let (fa, fz) = (
+        probe(&stack.blob_path(&a.final_key)),
+        probe(&stack.blob_path(&z.final_key)),
+    );
     assert_eq!(fa.video_frames, fz.video_frames);
     assert_eq!(fa.video_frames, Some(180));
     // The same clips composed the same way look the same.
-    let diff = mean_abs_diff(&frame_at(&stack.blob_path(&a.final_key), 3.0), &frame_at(&stack.blob_path(&z.final_key), 3.0), 0, 0, 720, 720);
-    assert!(diff < 1.0, "cached clips must render the same picture (diff {diff})");
+    let diff = mean_abs_diff(
+        &frame_at(&stack.blob_path(&a.final_key), 3.0),
+        &frame_at(&stack.blob_path(&z.final_key), 3.0),
+        0,
+        0,
+        720,
+        720,
+    );
+    assert!(
+        diff < 1.0,
+        "cached clips must render the same picture (diff {diff})"
+    );
 
     // A different seed is a different clip.
     b.seed = Some(8);
@@ -176,7 +270,11 @@ async fn logo_changes_only_its_corner() {
     let stack = stack(home.path()).await;
     let media = tempfile::tempdir().unwrap();
     let logo_file = write_logo(&media.path().join("mark.png"), 120, 120, [0, 255, 0]);
-    let logo = stack.service().ingest_asset(OWNER, AssetKind::Logo, &logo_file, "logo").await.unwrap();
+    let logo = stack
+        .service()
+        .ingest_asset(OWNER, AssetKind::Logo, &logo_file, "logo")
+        .await
+        .unwrap();
 
     let mut plain = body("Desert dunes under a pale sky", 5.0, "16:9");
     plain.resolution = Some("720p".into());
@@ -201,9 +299,17 @@ async fn logo_changes_only_its_corner() {
     // A 128 px logo (10% of 1280) with a margin, bottom-left.
     let corner = mean_abs_diff(&fa, &fb, 30, 720 - 30 - 110, 100, 100);
     let elsewhere = mean_abs_diff(&fa, &fb, 1280 - 200, 40, 160, 160);
-    assert!(corner > 40.0, "logo must change its corner (diff {corner:.1})");
-    assert!(elsewhere < 2.0, "nothing else changes (diff {elsewhere:.1})");
+    assert!(
+        corner > 40.0,
+        "logo must change its corner (diff {corner:.1})"
+    );
+    assert!(
+        elsewhere < 2.0,
+        "nothing else changes (diff {elsewhere:.1})"
+    );
     let g = mean_rgb(&fb, 40, 720 - 30 - 100, 80, 80);
-    assert!(g[1] > g[0] + 60.0 && g[1] > g[2] + 60.0, "green logo at 80% opacity, got {g:?}");
+    assert!(
+        g[1] > g[0] + 60.0 && g[1] > g[2] + 60.0,
+        "green logo at 80% opacity, got {g:?}"
+    );
 }
-

@@ -30,7 +30,11 @@ fn logo(id: &str) -> Option<BrandBody> {
 
 async fn nothing_left(stack: &LocalStack) {
     let page = stack.service().list(OWNER, 100, None).await.unwrap();
-    assert!(page.jobs.is_empty(), "no job may exist: {:?}", page.jobs.iter().map(|j| &j.id).collect::<Vec<_>>());
+    assert!(
+        page.jobs.is_empty(),
+        "no job may exist: {:?}",
+        page.jobs.iter().map(|j| &j.id).collect::<Vec<_>>()
+    );
     let blobs = stack.deps().blobs.list("").await.unwrap();
     assert!(blobs.is_empty(), "no blob may exist: {blobs:?}");
 }
@@ -61,8 +65,12 @@ async fn every_invalid_field_is_named_and_nothing_is_created() {
             b.clip_count = Some(8);
         }),
         ("transition", |b| b.transition = Some("spin".into())),
-        ("transition_duration_seconds", |b| b.transition_duration_seconds = Some(0.05)),
-        ("transition_duration_seconds", |b| b.transition_duration_seconds = Some(2.5)),
+        ("transition_duration_seconds", |b| {
+            b.transition_duration_seconds = Some(0.05)
+        }),
+        ("transition_duration_seconds", |b| {
+            b.transition_duration_seconds = Some(2.5)
+        }),
         ("transition_duration_seconds", |b| {
             b.transition = Some("cut".into());
             b.transition_duration_seconds = Some(0.5);
@@ -74,7 +82,9 @@ async fn every_invalid_field_is_named_and_nothing_is_created() {
                 music: None,
             })
         }),
-        ("brand.logo.asset_id", |b| b.brand = logo("ast_0000000000000000000000000000abcd")),
+        ("brand.logo.asset_id", |b| {
+            b.brand = logo("ast_0000000000000000000000000000abcd")
+        }),
         ("brand.logo.position", |b| {
             b.brand = logo("ast_0000000000000000000000000000abcd");
             b.brand.as_mut().unwrap().logo.as_mut().unwrap().position = Some("middle".into());
@@ -148,11 +158,23 @@ async fn an_asset_of_the_wrong_kind_or_tenant_is_refused() {
     let stack = stack(home.path()).await;
     let media = tempfile::tempdir().unwrap();
     let music = write_music(&media.path().join("song.wav"), 2.0);
-    let asset = stack.service().ingest_asset(OWNER, AssetKind::Music, &music, "music").await.unwrap();
+    let asset = stack
+        .service()
+        .ingest_asset(OWNER, AssetKind::Music, &music, "music")
+        .await
+        .unwrap();
     let mut b = valid();
     b.brand = logo(asset.id.as_str());
-    let err = stack.service().submit(OWNER, &b, None).await.err().expect("music is not a logo");
-    assert!(matches!(&err, ServiceError::Invalid(e) if e.names("brand.logo.asset_id")), "{err}");
+    let err = stack
+        .service()
+        .submit(OWNER, &b, None)
+        .await
+        .err()
+        .expect("music is not a logo");
+    assert!(
+        matches!(&err, ServiceError::Invalid(e) if e.names("brand.logo.asset_id")),
+        "{err}"
+    );
     // Another tenant cannot use it either, and learns nothing about it.
     let mut b = valid();
     b.brand = Some(BrandBody {
@@ -162,7 +184,12 @@ async fn an_asset_of_the_wrong_kind_or_tenant_is_refused() {
             ..Default::default()
         }),
     });
-    let err = stack.service().submit("someone-else", &b, None).await.err().expect("foreign asset");
+    let err = stack
+        .service()
+        .submit("someone-else", &b, None)
+        .await
+        .err()
+        .expect("foreign asset");
     assert!(err.to_string().contains("no asset"), "{err}");
 }
 
@@ -175,36 +202,71 @@ async fn a_logo_that_is_not_an_image_and_music_that_is_not_audio_are_refused() {
 
     let text_png = media.path().join("logo.png");
     std::fs::write(&text_png, "this is not an image\n").unwrap();
-    let err = svc.ingest_asset(OWNER, AssetKind::Logo, &text_png, "brand.logo").await.unwrap_err();
-    assert!(matches!(&err, ServiceError::Invalid(e) if e.names("brand.logo")), "{err}");
+    let err = svc
+        .ingest_asset(OWNER, AssetKind::Logo, &text_png, "brand.logo")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ServiceError::Invalid(e) if e.names("brand.logo")),
+        "{err}"
+    );
     assert!(err.to_string().contains("not a valid image"), "{err}");
 
     let gif = media.path().join("logo.gif");
     std::fs::write(&gif, "GIF89a").unwrap();
-    let err = svc.ingest_asset(OWNER, AssetKind::Logo, &gif, "brand.logo").await.unwrap_err();
+    let err = svc
+        .ingest_asset(OWNER, AssetKind::Logo, &gif, "brand.logo")
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("PNG or JPEG"), "{err}");
 
     // Audio passed off as a logo: real media, wrong kind.
     let wav_as_png = media.path().join("tone.png");
     write_music(&media.path().join("tone.wav"), 1.0);
     std::fs::copy(media.path().join("tone.wav"), &wav_as_png).unwrap();
-    let err = svc.ingest_asset(OWNER, AssetKind::Logo, &wav_as_png, "brand.logo").await.unwrap_err();
-    assert!(matches!(&err, ServiceError::Invalid(e) if e.names("brand.logo")), "{err}");
+    let err = svc
+        .ingest_asset(OWNER, AssetKind::Logo, &wav_as_png, "brand.logo")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ServiceError::Invalid(e) if e.names("brand.logo")),
+        "{err}"
+    );
 
     let png_as_mp3 = media.path().join("song.mp3");
     write_logo(&media.path().join("real.png"), 16, 16, [1, 2, 3]);
     std::fs::copy(media.path().join("real.png"), &png_as_mp3).unwrap();
-    let err = svc.ingest_asset(OWNER, AssetKind::Music, &png_as_mp3, "brand.music").await.unwrap_err();
-    assert!(matches!(&err, ServiceError::Invalid(e) if e.names("brand.music")), "{err}");
+    let err = svc
+        .ingest_asset(OWNER, AssetKind::Music, &png_as_mp3, "brand.music")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ServiceError::Invalid(e) if e.names("brand.music")),
+        "{err}"
+    );
 
     let silent_video = media.path().join("clip.m4a");
-    ffmpeg(&["-f", "lavfi", "-i", "testsrc2=size=64x64:duration=1", "-f", "mp4", silent_video.to_str().unwrap()]);
-    let err = svc.ingest_asset(OWNER, AssetKind::Music, &silent_video, "brand.music").await.unwrap_err();
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=64x64:duration=1",
+        "-f",
+        "mp4",
+        silent_video.to_str().unwrap(),
+    ]);
+    let err = svc
+        .ingest_asset(OWNER, AssetKind::Music, &silent_video, "brand.music")
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("no audio"), "{err}");
 
     let empty = media.path().join("empty.wav");
     std::fs::write(&empty, b"").unwrap();
-    let err = svc.ingest_asset(OWNER, AssetKind::Music, &empty, "brand.music").await.unwrap_err();
+    let err = svc
+        .ingest_asset(OWNER, AssetKind::Music, &empty, "brand.music")
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("empty"), "{err}");
 
     nothing_left(&stack).await;

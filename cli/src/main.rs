@@ -17,7 +17,11 @@ use vidpipe_pipeline::local::{LocalOptions, LocalStack};
 const LOCAL_OWNER: &str = "local";
 
 #[derive(Parser)]
-#[command(name = "vidpipe", version, about = "Prompt-to-video and upload processing, on one machine or in your AWS account")]
+#[command(
+    name = "vidpipe",
+    version,
+    about = "Prompt-to-video and upload processing, on one machine or in your AWS account"
+)]
 struct Cli {
     /// Where jobs and media live (default: ./.vidpipe).
     #[arg(long, global = true, env = "VIDPIPE_HOME")]
@@ -122,7 +126,10 @@ enum JobsCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("VIDPIPE_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VIDPIPE_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -150,7 +157,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         max_concurrency: concurrency,
     };
     match &cli.command {
-        Command::Generate(args) => generate(LocalStack::open(options(args.concurrency)).await?, args).await,
+        Command::Generate(args) => {
+            generate(LocalStack::open(options(args.concurrency)).await?, args).await
+        }
         Command::Jobs(cmd) => {
             let stack = LocalStack::open(options(1)).await?;
             jobs(&stack, cmd).await
@@ -161,11 +170,19 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 async fn generate(stack: LocalStack, args: &GenerateArgs) -> Result<ExitCode> {
     let service = stack.service();
     let logo = match &args.logo {
-        Some(path) => Some(service.ingest_asset(LOCAL_OWNER, AssetKind::Logo, path, "--logo").await?),
+        Some(path) => Some(
+            service
+                .ingest_asset(LOCAL_OWNER, AssetKind::Logo, path, "--logo")
+                .await?,
+        ),
         None => None,
     };
     let music = match &args.music {
-        Some(path) => Some(service.ingest_asset(LOCAL_OWNER, AssetKind::Music, path, "--music").await?),
+        Some(path) => Some(
+            service
+                .ingest_asset(LOCAL_OWNER, AssetKind::Music, path, "--music")
+                .await?,
+        ),
         None => None,
     };
     let brand = (logo.is_some() || music.is_some()).then(|| BrandBody {
@@ -191,7 +208,13 @@ async fn generate(stack: LocalStack, args: &GenerateArgs) -> Result<ExitCode> {
         clip_count: args.clips,
         transition: args.transition.clone(),
         transition_duration_seconds: args.transition_duration,
-        captions: if args.no_captions { Some(false) } else if args.captions { Some(true) } else { None },
+        captions: if args.no_captions {
+            Some(false)
+        } else if args.captions {
+            Some(true)
+        } else {
+            None
+        },
         seed: args.seed,
         brand,
     };
@@ -212,11 +235,24 @@ async fn generate(stack: LocalStack, args: &GenerateArgs) -> Result<ExitCode> {
         }
     };
     bars.finish();
-    let job = service.get(LOCAL_OWNER, &finished.id).await?.context("job vanished")?;
-    let Some(outputs) = job.outputs.clone().filter(|_| job.status == vidpipe_domain::JobStatus::Completed) else {
-        let reason = job.error.as_ref().map_or_else(|| format!("job ended {}", job.status), |e| format!("{}: {}", e.code, e.message));
+    let job = service
+        .get(LOCAL_OWNER, &finished.id)
+        .await?
+        .context("job vanished")?;
+    let Some(outputs) = job
+        .outputs
+        .clone()
+        .filter(|_| job.status == vidpipe_domain::JobStatus::Completed)
+    else {
+        let reason = job.error.as_ref().map_or_else(
+            || format!("job ended {}", job.status),
+            |e| format!("{}: {}", e.code, e.message),
+        );
         if args.json {
-            println!("{}", serde_json::to_string(&output::job_json(&stack, &job))?);
+            println!(
+                "{}",
+                serde_json::to_string(&output::job_json(&stack, &job))?
+            );
         }
         bail!("generation {} failed: {reason}", job.id);
     };
@@ -251,15 +287,27 @@ async fn jobs(stack: &LocalStack, cmd: &JobsCommand) -> Result<ExitCode> {
         JobsCommand::List { limit, json } => {
             let page = service.list(LOCAL_OWNER, *limit, None).await?;
             if *json {
-                let list: Vec<_> = page.jobs.iter().map(|j| output::job_json(stack, j)).collect();
-                println!("{}", serde_json::to_string(&serde_json::json!({ "jobs": list, "next_cursor": page.next_cursor }))?);
+                let list: Vec<_> = page
+                    .jobs
+                    .iter()
+                    .map(|j| output::job_json(stack, j))
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::to_string(
+                        &serde_json::json!({ "jobs": list, "next_cursor": page.next_cursor })
+                    )?
+                );
             } else {
                 output::print_job_table(&page.jobs);
             }
         }
         JobsCommand::Show { id, json } => {
             let id = JobId::parse(id).map_err(anyhow::Error::msg)?;
-            let job = service.get(LOCAL_OWNER, &id).await?.with_context(|| format!("no job {id}"))?;
+            let job = service
+                .get(LOCAL_OWNER, &id)
+                .await?
+                .with_context(|| format!("no job {id}"))?;
             if *json {
                 println!("{}", serde_json::to_string(&output::job_json(stack, &job))?);
             } else {

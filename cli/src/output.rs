@@ -21,8 +21,13 @@ impl Progress {
         let stage_style = ProgressStyle::with_template("{prefix:>11} [{bar:40}] {pos:>3}% {msg}")
             .expect("static template")
             .progress_chars("=> ");
-        let clip_style = ProgressStyle::with_template("{prefix:>11} {spinner} {msg}").expect("static template");
-        let overall = multi.add(ProgressBar::new(100).with_style(stage_style).with_prefix("job"));
+        let clip_style =
+            ProgressStyle::with_template("{prefix:>11} {spinner} {msg}").expect("static template");
+        let overall = multi.add(
+            ProgressBar::new(100)
+                .with_style(stage_style)
+                .with_prefix("job"),
+        );
         overall.set_message(format!("{} queued", job.id));
         let clips = job.request.clip_count.get() as u32;
         let id = job.id.clone();
@@ -44,21 +49,35 @@ impl Progress {
                         }
                     }
                     RunEvent::ClipStarted { job_id, index } if job_id == id => {
-                        let bar = multi.add(ProgressBar::new_spinner().with_style(clip_style.clone()));
+                        let bar =
+                            multi.add(ProgressBar::new_spinner().with_style(clip_style.clone()));
                         bar.set_prefix(format!("clip {}/{}", index + 1, clips));
                         bar.set_message("generating");
                         bar.enable_steady_tick(std::time::Duration::from_millis(120));
                         bars.insert(index, bar);
                     }
-                    RunEvent::ClipRetrying { job_id, index, attempt, error } if job_id == id => {
+                    RunEvent::ClipRetrying {
+                        job_id,
+                        index,
+                        attempt,
+                        error,
+                    } if job_id == id => {
                         if let Some(bar) = bars.get(&index) {
                             bar.set_message(format!("retry {attempt}: {error}"));
                         }
                     }
-                    RunEvent::ClipFinished { job_id, index, cache_hit } if job_id == id => {
+                    RunEvent::ClipFinished {
+                        job_id,
+                        index,
+                        cache_hit,
+                    } if job_id == id => {
                         done += 1;
                         if let Some(bar) = bars.get(&index) {
-                            bar.finish_with_message(if cache_hit { "done (cache)" } else { "done" });
+                            bar.finish_with_message(if cache_hit {
+                                "done (cache)"
+                            } else {
+                                "done"
+                            });
                         }
                         let (lo, hi) = vidpipe_domain::Stage::Generating.span();
                         set_pct(lo + (hi - lo) * done as f64 / clips as f64);
@@ -104,16 +123,19 @@ impl OutputPaths {
     }
 
     pub async fn copy_to(&self, dir: &Path) -> Result<Self> {
-        tokio::fs::create_dir_all(dir).await.with_context(|| format!("cannot create {}", dir.display()))?;
+        tokio::fs::create_dir_all(dir)
+            .await
+            .with_context(|| format!("cannot create {}", dir.display()))?;
         // Absolute, so the printed paths work from wherever the caller reads them.
-        let dir = &std::path::absolute(dir).with_context(|| format!("cannot resolve {}", dir.display()))?;
+        let dir = &std::path::absolute(dir)
+            .with_context(|| format!("cannot resolve {}", dir.display()))?;
         let copy = |src: &Path, name: &str| {
             let dest = dir.join(name);
             let src = src.to_path_buf();
             async move {
-                tokio::fs::copy(&src, &dest)
-                    .await
-                    .with_context(|| format!("cannot copy {} to {}", src.display(), dest.display()))?;
+                tokio::fs::copy(&src, &dest).await.with_context(|| {
+                    format!("cannot copy {} to {}", src.display(), dest.display())
+                })?;
                 Ok::<_, anyhow::Error>(dest)
             }
         };
@@ -127,7 +149,10 @@ impl OutputPaths {
 }
 
 pub fn job_json(stack: &LocalStack, job: &Job) -> serde_json::Value {
-    let paths = job.outputs.as_ref().map(|o| OutputPaths::in_store(stack, o));
+    let paths = job
+        .outputs
+        .as_ref()
+        .map(|o| OutputPaths::in_store(stack, o));
     serde_json::json!({
         "job_id": job.id,
         "status": job.status,
@@ -148,7 +173,10 @@ pub fn job_json(stack: &LocalStack, job: &Job) -> serde_json::Value {
 }
 
 pub fn print_job_table(jobs: &[Job]) {
-    println!("{:<36}  {:<10}  {:>5}  {:<20}  PROMPT", "ID", "STATUS", "PCT", "CREATED");
+    println!(
+        "{:<36}  {:<10}  {:>5}  {:<20}  PROMPT",
+        "ID", "STATUS", "PCT", "CREATED"
+    );
     for j in jobs {
         let prompt: String = j.request.prompt.as_str().chars().take(40).collect();
         println!(
@@ -170,14 +198,24 @@ pub fn print_job(stack: &LocalStack, j: &Job) {
     let (w, h) = j.request.frame_size();
     println!(
         "request:   {} s, {} ({w}x{h}), {} fps, {} scenes, {} transition",
-        j.request.duration_seconds, j.request.aspect_ratio, j.request.fps.get(), j.request.clip_count.get(), j.request.transition.kind
+        j.request.duration_seconds,
+        j.request.aspect_ratio,
+        j.request.fps.get(),
+        j.request.clip_count.get(),
+        j.request.transition.kind
     );
     for (stage, t) in &j.stages {
-        let secs = t.seconds().map_or_else(|| "running".to_owned(), |s| format!("{s:.2} s"));
+        let secs = t
+            .seconds()
+            .map_or_else(|| "running".to_owned(), |s| format!("{s:.2} s"));
         println!("stage:     {stage:?} {secs}");
     }
     for c in &j.clips {
-        let err = c.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
+        let err = c
+            .error
+            .as_deref()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default();
         println!(
             "clip {:03}:  {:?}{} attempts={}{err}",
             c.index,
@@ -188,7 +226,12 @@ pub fn print_job(stack: &LocalStack, j: &Job) {
     }
     if let Some(o) = &j.outputs {
         let p = OutputPaths::in_store(stack, o);
-        println!("final:     {} ({:.2} s, {} bytes)", p.final_video.display(), o.duration_seconds, o.size_bytes);
+        println!(
+            "final:     {} ({:.2} s, {} bytes)",
+            p.final_video.display(),
+            o.duration_seconds,
+            o.size_bytes
+        );
         println!("thumbnail: {}", p.thumbnail.display());
     }
     if let Some(e) = &j.error {

@@ -20,12 +20,31 @@ fn generate_prints_json_with_measurable_outputs_and_jobs_lists_it() {
     let out = vidpipe(
         home.path(),
         &[
-            "generate", "--prompt", "Lanterns drifting over a dark lake", "--duration", "6", "--aspect", "9:16",
-            "--resolution", "720p", "--clips", "2", "--transition", "dissolve", "--out", out_dir.to_str().unwrap(), "--json",
+            "generate",
+            "--prompt",
+            "Lanterns drifting over a dark lake",
+            "--duration",
+            "6",
+            "--aspect",
+            "9:16",
+            "--resolution",
+            "720p",
+            "--clips",
+            "2",
+            "--transition",
+            "dissolve",
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--json",
         ],
     );
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object on stdout");
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("one JSON object on stdout");
     assert_eq!(v["status"], "completed");
     let final_path = std::path::PathBuf::from(v["final"].as_str().unwrap());
     assert_eq!(final_path, out_dir.join("final.mp4"));
@@ -53,7 +72,18 @@ fn generate_prints_json_with_measurable_outputs_and_jobs_lists_it() {
 #[test]
 fn bad_input_exits_non_zero_with_one_line_naming_the_field() {
     let home = tempfile::tempdir().unwrap();
-    let out = vidpipe(home.path(), &["generate", "--prompt", "x", "--duration", "3", "--aspect", "16:9"]);
+    let out = vidpipe(
+        home.path(),
+        &[
+            "generate",
+            "--prompt",
+            "x",
+            "--duration",
+            "3",
+            "--aspect",
+            "16:9",
+        ],
+    );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
@@ -61,21 +91,43 @@ fn bad_input_exits_non_zero_with_one_line_naming_the_field() {
 
     let logo = home.path().join("logo.png");
     std::fs::write(&logo, "plain text").unwrap();
-    let out = vidpipe(home.path(), &["generate", "--prompt", "x", "--duration", "5", "--aspect", "16:9", "--logo", logo.to_str().unwrap()]);
+    let out = vidpipe(
+        home.path(),
+        &[
+            "generate",
+            "--prompt",
+            "x",
+            "--duration",
+            "5",
+            "--aspect",
+            "16:9",
+            "--logo",
+            logo.to_str().unwrap(),
+        ],
+    );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    assert!(err.contains("--logo") && err.contains("not a valid image"), "{err}");
+    assert!(
+        err.contains("--logo") && err.contains("not a valid image"),
+        "{err}"
+    );
 
     let list = vidpipe(home.path(), &["jobs", "list", "--json"]);
     let l: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
-    assert!(l["jobs"].as_array().unwrap().is_empty(), "a refused request leaves no job");
+    assert!(
+        l["jobs"].as_array().unwrap().is_empty(),
+        "a refused request leaves no job"
+    );
 }
 
 #[test]
 fn unknown_job_is_an_error() {
     let home = tempfile::tempdir().unwrap();
-    let out = vidpipe(home.path(), &["jobs", "show", "job_0000000000000000000000000000abcd"]);
+    let out = vidpipe(
+        home.path(),
+        &["jobs", "show", "job_0000000000000000000000000000abcd"],
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no job"));
 }

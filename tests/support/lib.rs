@@ -55,14 +55,31 @@ pub struct Facts {
 
 pub fn probe(path: &Path) -> Facts {
     let out = Command::new(&tools().ffprobe)
-        .args(["-v", "error", "-print_format", "json", "-show_format", "-show_streams", "-count_frames"])
+        .args([
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_format",
+            "-show_streams",
+            "-count_frames",
+        ])
         .arg(path)
         .output()
         .expect("run ffprobe");
-    assert!(out.status.success(), "ffprobe failed on {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffprobe failed on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
     let streams = v["streams"].as_array().cloned().unwrap_or_default();
-    let video = streams.iter().find(|s| s["codec_type"] == "video").cloned().unwrap_or_default();
+    let video = streams
+        .iter()
+        .find(|s| s["codec_type"] == "video")
+        .cloned()
+        .unwrap_or_default();
     let audio = streams.iter().find(|s| s["codec_type"] == "audio").cloned();
     let num = |x: &serde_json::Value| x.as_str().and_then(|s| s.parse::<f64>().ok());
     Facts {
@@ -71,11 +88,18 @@ pub fn probe(path: &Path) -> Facts {
         height: video["height"].as_u64().unwrap_or(0) as u32,
         video_codec: video["codec_name"].as_str().unwrap_or_default().to_owned(),
         pix_fmt: video["pix_fmt"].as_str().unwrap_or_default().to_owned(),
-        video_frames: video["nb_read_frames"].as_str().and_then(|s| s.parse().ok()),
-        audio_codec: audio.as_ref().and_then(|a| a["codec_name"].as_str().map(str::to_owned)),
+        video_frames: video["nb_read_frames"]
+            .as_str()
+            .and_then(|s| s.parse().ok()),
+        audio_codec: audio
+            .as_ref()
+            .and_then(|a| a["codec_name"].as_str().map(str::to_owned)),
         audio_duration: audio.as_ref().and_then(|a| num(&a["duration"])),
         video_bit_rate: video["bit_rate"].as_str().and_then(|s| s.parse().ok()),
-        format: v["format"]["format_name"].as_str().unwrap_or_default().to_owned(),
+        format: v["format"]["format_name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
         raw: v,
     }
 }
@@ -113,7 +137,11 @@ pub fn frame_at(path: &Path, seconds: f64) -> image::RgbImage {
         .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
         .output()
         .expect("run ffmpeg");
-    assert!(out.status.success(), "frame extract failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "frame extract failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     image::RgbImage::from_raw(facts.width, facts.height, out.stdout).expect("one whole rgb24 frame")
 }
 
@@ -133,7 +161,14 @@ pub fn mean_rgb(img: &image::RgbImage, x: u32, y: u32, w: u32, h: u32) -> [f64; 
 }
 
 /// Mean absolute difference between two images over a rectangle (0..=255).
-pub fn mean_abs_diff(a: &image::RgbImage, b: &image::RgbImage, x: u32, y: u32, w: u32, h: u32) -> f64 {
+pub fn mean_abs_diff(
+    a: &image::RgbImage,
+    b: &image::RgbImage,
+    x: u32,
+    y: u32,
+    w: u32,
+    h: u32,
+) -> f64 {
     let mut sum = 0f64;
     for yy in y..y + h {
         for xx in x..x + w {
@@ -148,18 +183,35 @@ pub fn mean_abs_diff(a: &image::RgbImage, b: &image::RgbImage, x: u32, y: u32, w
 
 /// A solid-colour PNG logo.
 pub fn write_logo(path: &Path, w: u32, h: u32, rgb: [u8; 3]) -> PathBuf {
-    image::RgbaImage::from_pixel(w, h, image::Rgba([rgb[0], rgb[1], rgb[2], 255])).save(path).expect("write logo");
+    image::RgbaImage::from_pixel(w, h, image::Rgba([rgb[0], rgb[1], rgb[2], 255]))
+        .save(path)
+        .expect("write logo");
     path.to_path_buf()
 }
 
 /// Runs ffmpeg with lavfi inputs to make test media.
 pub fn ffmpeg(args: &[&str]) {
-    let out = Command::new(&tools().ffmpeg).args(["-v", "error", "-y"]).args(args).output().expect("run ffmpeg");
-    assert!(out.status.success(), "ffmpeg {:?} failed: {}", args, String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(&tools().ffmpeg)
+        .args(["-v", "error", "-y"])
+        .args(args)
+        .output()
+        .expect("run ffmpeg");
+    assert!(
+        out.status.success(),
+        "ffmpeg {:?} failed: {}",
+        args,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A sine-tone music file of `seconds` (format from the extension).
 pub fn write_music(path: &Path, seconds: f64) -> PathBuf {
-    ffmpeg(&["-f", "lavfi", "-i", &format!("sine=frequency=440:duration={seconds}"), path.to_str().unwrap()]);
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("sine=frequency=440:duration={seconds}"),
+        path.to_str().unwrap(),
+    ]);
     path.to_path_buf()
 }

@@ -1,1 +1,16 @@
-pub fn _warm() {}
+//! vidpipe's media engine: ffmpeg and ffprobe run as processes with argument vectors, typed
+//! filtergraphs, captions rendered in Rust, and the procedural clip provider.
+
+pub mod captions;
+pub mod compose;
+pub mod filtergraph;
+pub mod probe;
+pub mod procedural;
+pub mod run;
+pub mod tools;
+
+pub use captions::CaptionImage;
+pub use compose::FfmpegEngine;
+pub use probe::probe;
+pub use procedural::ProceduralProvider;
+pub use tools::Tools;

@@ -141,9 +141,11 @@ impl EmbeddedRunner {
                 error_type: e.error_type().to_owned(),
                 cause: e.to_string(),
             };
-            retrying(self.config.step_retry, |_, _| {}, || {
-                steps::record_failure(&self.deps, &input)
-            })
+            retrying(
+                self.config.step_retry,
+                |_, _| {},
+                || steps::record_failure(&self.deps, &input),
+            )
             .await?;
         }
         let job = self

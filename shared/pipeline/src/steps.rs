@@ -6,7 +6,7 @@
 use crate::error::StepError;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 use vidpipe_domain::job::{ClipRecord, ClipStatus, Job, JobId, JobStatus, Outputs};
@@ -102,6 +102,18 @@ pub struct FinalizeOutput {
     pub job_id: JobId,
     pub status: JobStatus,
     pub outputs: Outputs,
+}
+
+/// Where the Fargate worker leaves its compose output (under `temp/{job_id}/`) for finalize.
+pub const WORKER_COMPOSE_OUTPUT: &str = "compose-output.json";
+
+/// Finalize's input: the compose output itself (compose ran in Lambda and returned it), or only
+/// the job (compose ran on Fargate, which cannot return a payload, and stored it instead).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum FinalizeInput {
+    Composed(ComposeOutput),
+    AfterWorker(JobRef),
 }
 
 /// What the ASL's Catch hands to record-failure: the error's type name and its message.
@@ -439,8 +451,16 @@ async fn compose_in(
         Some(m) => Some(asset_key(deps, &m.asset_id).await?),
         None => None,
     };
+    // The local copy keeps the stored extension: decoders are chosen by it.
     let fetch = |key: Option<String>, name: &str| {
-        let local = dir.join(name);
+        let ext = key
+            .as_deref()
+            .and_then(|k| Path::new(k).extension())
+            .map(|e| e.to_owned());
+        let local = match ext {
+            Some(ext) => dir.join(name).with_extension(ext),
+            None => dir.join(name),
+        };
         async move {
             match key {
                 Some(k) => {
@@ -560,6 +580,21 @@ pub async fn finalize(deps: &StepDeps, input: &ComposeOutput) -> Result<Finalize
         status: job.status,
         outputs,
     })
+}
+
+/// Finalize from either kind of input (see [`FinalizeInput`]).
+pub async fn finalize_any(
+    deps: &StepDeps,
+    input: &FinalizeInput,
+) -> Result<FinalizeOutput, StepError> {
+    match input {
+        FinalizeInput::Composed(output) => finalize(deps, output).await,
+        FinalizeInput::AfterWorker(job) => {
+            let key = keys::temp(&job.job_id, WORKER_COMPOSE_OUTPUT);
+            let output: ComposeOutput = serde_json::from_slice(&deps.blobs.get_bytes(&key).await?)?;
+            finalize(deps, &output).await
+        }
+    }
 }
 
 fn metadata(job: &Job, compose: &ComposeOutput) -> serde_json::Value {

@@ -1,0 +1,755 @@
+//! `FfmpegEngine`: the domain's `MediaEngine` on ffmpeg. A composition (clips, transitions,
+//! captions, logo, music, thumbnail) is one ffmpeg invocation whose graph is built from the
+//! timeline's numbers, so the output is exactly `timeline.total_frames` long.
+
+use async_trait::async_trait;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use vidpipe_domain::media::{CompositionJob, ProbeInfo, ToolVersions};
+use vidpipe_domain::ports::{MediaEngine, MediaError};
+use vidpipe_domain::{Corner, Timeline, TransitionKind};
+
+use crate::captions::{self, CaptionImage};
+use crate::filtergraph::{Chain, Filter, Graph, Pad, Xfade, fmt_num};
+use crate::run::{self, Progress, os};
+use crate::tools::Tools;
+
+/// Encoder settings shared by the composer and anything that must match it (the benchmark's
+/// bare encode). `veryfast` at CRF 21 is visually clean for social video at a fraction of
+/// `medium`'s time, which matters on Lambda's few vCPUs.
+pub const X264_PRESET: &str = "veryfast";
+pub const X264_CRF: u32 = 21;
+pub const AUDIO_RATE: u32 = 48_000;
+pub const AUDIO_BITRATE: &str = "160k";
+
+/// The logo's margin from the frame edges, as a fraction of the short side.
+const LOGO_MARGIN: f64 = 0.03;
+
+/// ffmpeg-backed media engine.
+#[derive(Debug, Clone)]
+pub struct FfmpegEngine {
+    tools: Tools,
+}
+
+impl FfmpegEngine {
+    pub fn new(tools: Tools) -> FfmpegEngine {
+        FfmpegEngine { tools }
+    }
+
+    pub fn tools(&self) -> &Tools {
+        &self.tools
+    }
+}
+
+#[async_trait]
+impl MediaEngine for FfmpegEngine {
+    async fn probe(&self, path: &Path) -> Result<ProbeInfo, MediaError> {
+        crate::probe::probe(&self.tools, path).await
+    }
+
+    async fn compose(
+        &self,
+        job: &CompositionJob,
+        progress: &(dyn Fn(f64) + Send + Sync),
+    ) -> Result<(), MediaError> {
+        compose(&self.tools, job, progress).await
+    }
+
+    async fn versions(&self) -> Result<ToolVersions, MediaError> {
+        self.tools.version().await
+    }
+}
+
+/// The common output options for an H.264/AAC MP4 as the product publishes it.
+pub fn h264_aac_output_args() -> Vec<OsString> {
+    [
+        "-c:v",
+        "libx264",
+        "-preset",
+        X264_PRESET,
+        "-crf",
+        &X264_CRF.to_string(),
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-b:a",
+        AUDIO_BITRATE,
+        "-ar",
+        &AUDIO_RATE.to_string(),
+        "-ac",
+        "2",
+        "-movflags",
+        "+faststart",
+    ]
+    .into_iter()
+    .map(os)
+    .collect()
+}
+
+async fn compose(
+    tools: &Tools,
+    job: &CompositionJob,
+    progress: &(dyn Fn(f64) + Send + Sync),
+) -> Result<(), MediaError> {
+    let tl = &job.timeline;
+    if tl.clips.is_empty() {
+        return Err(MediaError::InvalidInput("the timeline has no clips".into()));
+    }
+    if job.clips.len() != tl.clips.len() {
+        return Err(MediaError::InvalidInput(format!(
+            "the timeline has {} clips but {} files were given",
+            tl.clips.len(),
+            job.clips.len()
+        )));
+    }
+    tokio::fs::create_dir_all(&job.work_dir).await?;
+    for p in [&job.final_path, &job.thumbnail_path] {
+        if let Some(parent) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(parent).await?;
+        }
+    }
+
+    let mut sources = Vec::with_capacity(job.clips.len());
+    for path in &job.clips {
+        let info = crate::probe::probe(tools, path).await?;
+        let v = info.video().ok_or_else(|| {
+            MediaError::InvalidInput(format!("{} has no video stream", path.display()))
+        })?;
+        let (w, h) = (v.width.unwrap_or(0), v.height.unwrap_or(0));
+        if w == 0 || h == 0 {
+            return Err(MediaError::InvalidInput(format!(
+                "{} has no frame size",
+                path.display()
+            )));
+        }
+        // ffmpeg autorotates on decode, so a quarter-turned clip arrives with its sides swapped.
+        let quarter = v.rotation.rem_euclid(180) == 90;
+        sources.push(ClipSource {
+            path: path.clone(),
+            width: if quarter { h } else { w },
+            height: if quarter { w } else { h },
+        });
+    }
+
+    let captions = render_captions(tl, &job.work_dir).await?;
+    let logo = match (&job.logo, &tl.logo) {
+        (Some(path), Some(overlay)) => {
+            Some(prepare_logo(tools, path, overlay.spec.scale, tl.width, &job.work_dir).await?)
+        }
+        _ => None,
+    };
+    let plan = ComposePlan {
+        timeline: tl,
+        sources: &sources,
+        logo: logo.as_ref(),
+        music: job.music.as_deref(),
+        captions: &captions,
+    };
+    let args = plan.args(&job.final_path, &job.thumbnail_path);
+    let report = Progress {
+        total_seconds: tl.duration_seconds,
+        report: progress,
+    };
+    // A stale thumbnail from an earlier attempt must not pass for this run's.
+    let _ = tokio::fs::remove_file(&job.thumbnail_path).await;
+    run::ffmpeg(tools, args, Some(report)).await?;
+    if !is_nonempty(&job.thumbnail_path).await {
+        tracing::warn!("thumbnail missing after compose; taking it from the final file");
+        thumbnail_from(tools, &job.final_path, tl, &job.thumbnail_path).await?;
+    }
+    progress(1.0);
+    Ok(())
+}
+
+/// Takes the thumbnail by seeking into a rendered video: the fallback when the composing run
+/// did not write it.
+pub async fn thumbnail_from(
+    tools: &Tools,
+    video: &Path,
+    tl: &Timeline,
+    dest: &Path,
+) -> Result<(), MediaError> {
+    let (tw, th) = tl.thumbnail_size();
+    let scale = Filter::new("scale").opt("w", tw).opt("h", th);
+    let args = vec![
+        os("-ss"),
+        os(fmt_num(tl.thumbnail_seconds)),
+        os("-i"),
+        os(video),
+        os("-vf"),
+        os(scale.to_string()),
+        os("-frames:v"),
+        os("1"),
+        os("-update"),
+        os("1"),
+        os("-q:v"),
+        os("3"),
+        os(dest),
+    ];
+    run::ffmpeg(tools, args, None).await
+}
+
+async fn is_nonempty(p: &Path) -> bool {
+    tokio::fs::metadata(p)
+        .await
+        .map(|m| m.len() > 0)
+        .unwrap_or(false)
+}
+
+/// Caption images and the cue each belongs to.
+struct CaptionOverlay {
+    image: CaptionImage,
+    start: f64,
+    end: f64,
+}
+
+async fn render_captions(
+    tl: &Timeline,
+    work_dir: &Path,
+) -> Result<Vec<CaptionOverlay>, MediaError> {
+    let cues = tl.captions.clone();
+    let (w, h) = (tl.width, tl.height);
+    let dir = work_dir.to_owned();
+    // Rasterising is CPU work measured in milliseconds per caption; keep it off the reactor anyway.
+    tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        for (k, cue) in cues.iter().enumerate() {
+            let dest = dir.join(format!("caption_{k:03}.pam"));
+            if let Some(image) = captions::write_caption(&cue.text, w, h, &dest)? {
+                out.push(CaptionOverlay {
+                    image,
+                    start: cue.start_seconds,
+                    end: cue.end_seconds,
+                });
+            }
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(|e| MediaError::Io(std::io::Error::other(e)))?
+}
+
+struct ClipSource {
+    path: PathBuf,
+    /// Display size (after rotation).
+    width: u32,
+    height: u32,
+}
+
+/// Everything the graph depends on, so argument building is a pure function (and testable).
+struct ComposePlan<'a> {
+    timeline: &'a Timeline,
+    sources: &'a [ClipSource],
+    logo: Option<&'a LogoInput>,
+    music: Option<&'a Path>,
+    captions: &'a [CaptionOverlay],
+}
+
+impl ComposePlan<'_> {
+    fn args(&self, final_path: &Path, thumbnail_path: &Path) -> Vec<OsString> {
+        let tl = self.timeline;
+        let mut args: Vec<OsString> = Vec::new();
+        let mut next_input = 0usize;
+        let mut input = |args: &mut Vec<OsString>, pre: &[OsString], path: OsString| {
+            args.extend(pre.iter().cloned());
+            args.push(os("-i"));
+            args.push(path);
+            next_input += 1;
+            next_input - 1
+        };
+
+        let clip_inputs: Vec<usize> = self
+            .sources
+            .iter()
+            .map(|s| input(&mut args, &[], os(&s.path)))
+            .collect();
+        let logo_input = self.logo.map(|l| input(&mut args, &[], os(&l.path)));
+        let duration = tl.duration_seconds;
+        let audio_input = match self.music {
+            Some(p) => input(&mut args, &[os("-stream_loop"), os("-1")], os(p)),
+            None => {
+                let silence = Filter::new("anullsrc")
+                    .opt("channel_layout", "stereo")
+                    .opt("sample_rate", AUDIO_RATE);
+                input(&mut args, &[os("-f"), os("lavfi")], os(silence.to_string()))
+            }
+        };
+        let caption_inputs: Vec<usize> = self
+            .captions
+            .iter()
+            .map(|c| input(&mut args, &[], os(&c.image.path)))
+            .collect();
+
+        let mut g = Graph::new();
+        let clip_pads: Vec<Pad> = clip_inputs
+            .iter()
+            .zip(self.sources)
+            .zip(&tl.clips)
+            .enumerate()
+            .map(|(i, ((&input, src), clip))| {
+                normalise_clip(&mut g, tl, i, input, src, clip.frames)
+            })
+            .collect();
+
+        let mut video = join_clips(&mut g, tl, clip_pads);
+
+        for (k, (cap, &input)) in self.captions.iter().zip(&caption_inputs).enumerate() {
+            let (x, y) = cap.image.position(tl.width, tl.height);
+            // Half-open window: at a handover frame exactly one caption shows.
+            let enable = format!("gte(t,{})*lt(t,{})", fmt_num(cap.start), fmt_num(cap.end));
+            let out = Pad::new(format!("cap{k}"));
+            g.push(
+                Chain::new([video, Pad::video(input)])
+                    .then(
+                        Filter::new("overlay")
+                            .opt("x", x)
+                            .opt("y", y)
+                            .opt("enable", enable),
+                    )
+                    .to([out.clone()]),
+            );
+            video = out;
+        }
+
+        if let (Some(input), Some(logo), Some(overlay)) = (logo_input, self.logo, tl.logo.as_ref())
+        {
+            let spec = &overlay.spec;
+            let mut chain = Chain::new([Pad::video(input)]);
+            if !logo.prescaled {
+                chain = chain.then(
+                    Filter::new("scale")
+                        .opt("w", logo.width)
+                        .opt("h", logo.height),
+                );
+            }
+            chain = chain.then(Filter::new("format").arg("rgba"));
+            if spec.opacity < 1.0 {
+                chain = chain
+                    .then(Filter::new("colorchannelmixer").num("aa", spec.opacity.clamp(0.0, 1.0)));
+            }
+            g.push(chain.to([Pad::new("logo")]));
+            let (x, y) = logo_position(spec.position, tl.width, tl.height, logo.width, logo.height);
+            g.push(
+                Chain::new([video, Pad::new("logo")])
+                    .then(Filter::new("overlay").opt("x", x).opt("y", y))
+                    .to([Pad::new("branded")]),
+            );
+            video = Pad::new("branded");
+        }
+
+        let (vout, thumb) = (Pad::new("vout"), Pad::new("thumb"));
+        let thumb_src = Pad::new("thumbsrc");
+        g.push(
+            Chain::new([video])
+                .then(yuv420p())
+                .then(Filter::new("split").arg(2))
+                .to([vout.clone(), thumb_src.clone()]),
+        );
+        let (tw, th) = tl.thumbnail_size();
+        let frame = ((tl.thumbnail_seconds * tl.fps as f64).round() as u32)
+            .min(tl.total_frames.saturating_sub(1));
+        g.push(
+            Chain::new([thumb_src])
+                // Select before scaling, so only the one chosen frame is scaled.
+                .then(Filter::new("select").arg(format!("eq(n,{frame})")))
+                .then(Filter::new("scale").opt("w", tw).opt("h", th))
+                .then(Filter::new("setsar").arg(1))
+                .to([thumb.clone()]),
+        );
+
+        let aout = Pad::new("aout");
+        let mut audio = Chain::new([Pad::audio(audio_input)]);
+        if let (Some(_), Some(bed)) = (self.music, tl.music.as_ref()) {
+            let spec = &bed.spec;
+            audio = audio
+                .then(Filter::new("atrim").num("end", duration))
+                .then(Filter::new("asetpts").arg("PTS-STARTPTS"))
+                // loudnorm works at 192 kHz internally; bring it back to the delivery rate.
+                .then(
+                    Filter::new("loudnorm")
+                        .num("I", -16.0)
+                        .num("TP", -1.5)
+                        .num("LRA", 11.0),
+                )
+                .then(Filter::new("aresample").arg(AUDIO_RATE))
+                .then(Filter::new("volume").num("volume", spec.volume.clamp(0.0, 1.0)));
+            let fade_in = spec.fade_in_seconds.clamp(0.0, duration);
+            if fade_in > 0.0 {
+                audio = audio.then(
+                    Filter::new("afade")
+                        .opt("t", "in")
+                        .num("st", 0.0)
+                        .num("d", fade_in),
+                );
+            }
+            let fade_out = spec.fade_out_seconds.clamp(0.0, duration);
+            if fade_out > 0.0 {
+                audio = audio.then(
+                    Filter::new("afade")
+                        .opt("t", "out")
+                        .num("st", duration - fade_out)
+                        .num("d", fade_out),
+                );
+            }
+        }
+        // Pad then trim: whatever the source, the track is exactly the video's length.
+        audio = audio
+            .then(
+                Filter::new("aformat")
+                    .opt("sample_fmts", "fltp")
+                    .opt("sample_rates", AUDIO_RATE)
+                    .opt("channel_layouts", "stereo"),
+            )
+            .then(Filter::new("apad").num("whole_dur", duration))
+            .then(Filter::new("atrim").num("end", duration));
+        g.push(audio.to([aout.clone()]));
+
+        args.extend([os("-filter_complex"), os(g.to_string())]);
+        args.extend([
+            os("-map"),
+            os(vout.map_arg()),
+            os("-map"),
+            os(aout.map_arg()),
+        ]);
+        args.extend(h264_aac_output_args());
+        args.extend([
+            os("-frames:v"),
+            os(tl.total_frames.to_string()),
+            os(final_path),
+        ]);
+        args.extend([
+            os("-map"),
+            os(thumb.map_arg()),
+            os("-frames:v"),
+            os("1"),
+            os("-update"),
+            os("1"),
+            os("-q:v"),
+            os("3"),
+            os(thumbnail_path),
+        ]);
+        args
+    }
+}
+
+/// One clip at the timeline's size, rate and timebase, exactly `frames` long. A clip that
+/// already matches is not scaled at all: scaling 1080p frames is most of a compose's filter cost.
+fn normalise_clip(
+    g: &mut Graph,
+    tl: &Timeline,
+    i: usize,
+    input: usize,
+    src: &ClipSource,
+    frames: u32,
+) -> Pad {
+    let (w, h) = (tl.width, tl.height);
+    // `fps` gives every clip the same 1/fps timebase, which xfade requires; the early trim
+    // keeps the scalers from touching frames that would be thrown away.
+    let head = Chain::new([Pad::video(input)])
+        .then(Filter::new("setpts").arg("PTS-STARTPTS"))
+        .then(Filter::new("fps").arg(tl.fps))
+        .then(Filter::new("trim").opt("end_frame", frames));
+    let tail = |c: Chain| {
+        c.then(Filter::new("setsar").arg(1))
+            // A short clip holds its last frame; every clip ends on exactly its planned frame.
+            .then(
+                Filter::new("tpad")
+                    .opt("stop_mode", "clone")
+                    .opt("stop", frames),
+            )
+            .then(Filter::new("trim").opt("end_frame", frames))
+            .then(Filter::new("setpts").arg("PTS-STARTPTS"))
+            .then(yuv420p())
+    };
+    let out = Pad::new(format!("v{i}"));
+    let same_aspect = (src.width as u64 * h as u64).abs_diff(src.height as u64 * w as u64) * 100
+        <= (w as u64 * src.height as u64);
+    if src.width == w && src.height == h {
+        g.push(tail(head).to([out.clone()]));
+    } else if same_aspect {
+        g.push(tail(head.then(Filter::new("scale").opt("w", w).opt("h", h))).to([out.clone()]));
+    } else {
+        // Blur-pad: a blurred cover-scaled copy fills the frame and the whole picture sits on it,
+        // contain-scaled. The background is blurred at quarter size, where blur is 16x cheaper
+        // and looks the same once scaled up.
+        let (bg_in, fg_in, bg, fg) = (
+            Pad::new(format!("bgsrc{i}")),
+            Pad::new(format!("fgsrc{i}")),
+            Pad::new(format!("bg{i}")),
+            Pad::new(format!("fg{i}")),
+        );
+        g.push(
+            head.then(Filter::new("split").arg(2))
+                .to([bg_in.clone(), fg_in.clone()]),
+        );
+        let (bw, bh) = (even(w / 4), even(h / 4));
+        g.push(
+            Chain::new([bg_in])
+                .then(
+                    Filter::new("scale")
+                        .opt("w", bw)
+                        .opt("h", bh)
+                        .opt("force_original_aspect_ratio", "increase"),
+                )
+                .then(Filter::new("crop").opt("w", bw).opt("h", bh))
+                .then(Filter::new("gblur").num("sigma", (bh as f64 / 12.0).max(2.0)))
+                .then(Filter::new("scale").opt("w", w).opt("h", h))
+                .to([bg.clone()]),
+        );
+        let s = (w as f64 / src.width as f64).min(h as f64 / src.height as f64);
+        let fw = even(((src.width as f64 * s).round() as u32).min(w));
+        let fh = even(((src.height as f64 * s).round() as u32).min(h));
+        g.push(
+            Chain::new([fg_in])
+                .then(Filter::new("scale").opt("w", fw).opt("h", fh))
+                .to([fg.clone()]),
+        );
+        g.push(
+            tail(
+                Chain::new([bg, fg]).then(
+                    Filter::new("overlay")
+                        .opt("x", (w - fw) / 2)
+                        .opt("y", (h - fh) / 2),
+                ),
+            )
+            .to([out.clone()]),
+        );
+    }
+    out
+}
+
+/// Joins the normalised clips: a concat for cuts; for transitions, each clip's parts outside
+/// any transition are concatenated with short xfades made only of the overlapping frames.
+///
+/// Cross-fading just the overlaps is what keeps compose near the cost of a bare encode: a chain
+/// of whole-stream xfades sends every frame of the video through every xfade, and ffmpeg 8's
+/// format negotiation then tends to pick yuv444p for those links, converting every 1080p frame
+/// twice. The chained form is kept for the rare timeline whose clip is shorter than its two
+/// transitions together (long transitions on short scenes), where the overlaps themselves overlap.
+fn join_clips(g: &mut Graph, tl: &Timeline, pads: Vec<Pad>) -> Pad {
+    if pads.len() == 1 {
+        return pads.into_iter().next().expect("one pad");
+    }
+    let out = Pad::new("joined");
+    let n = pads.len();
+    if tl.transition.kind == TransitionKind::Cut || tl.overlap_frames == 0 {
+        g.push(
+            Chain::new(pads)
+                .then(Filter::new("concat").opt("n", n).opt("v", 1).opt("a", 0))
+                .to([out.clone()]),
+        );
+        return out;
+    }
+    let overlap = tl.overlap_frames;
+    let duration = tl.transition_seconds();
+    let bodies_fit = tl.clips.iter().enumerate().all(|(i, c)| {
+        let shared = overlap * (u32::from(i > 0) + u32::from(i + 1 < n));
+        c.frames > shared
+    });
+    if !bodies_fit {
+        let mut iter = pads.into_iter();
+        let mut acc = iter.next().expect("at least two pads");
+        for (k, (pad, offset)) in iter.zip(tl.xfade_offsets()).enumerate() {
+            let next = Pad::new(format!("x{k}"));
+            let xfade = Xfade {
+                kind: tl.transition.kind,
+                duration,
+                offset,
+            };
+            g.push(
+                Chain::new([acc, pad])
+                    .then(xfade)
+                    .then(yuv420p())
+                    .to([next.clone()]),
+            );
+            acc = next;
+        }
+        return acc;
+    }
+
+    let segment = |g: &mut Graph, src: Pad, name: String, start: u32, end: u32| {
+        let pad = Pad::new(name);
+        g.push(
+            Chain::new([src])
+                .then(
+                    Filter::new("trim")
+                        .opt("start_frame", start)
+                        .opt("end_frame", end),
+                )
+                .then(Filter::new("setpts").arg("PTS-STARTPTS"))
+                .then(yuv420p())
+                .to([pad.clone()]),
+        );
+        pad
+    };
+    let mut sequence = Vec::with_capacity(2 * n - 1);
+    let mut pending_tail: Option<Pad> = None;
+    for (i, (pad, clip)) in pads.into_iter().zip(&tl.clips).enumerate() {
+        let (has_head, has_tail) = (i > 0, i + 1 < n);
+        let parts: Vec<Pad> = [("head", has_head), ("body", true), ("tail", has_tail)]
+            .into_iter()
+            .filter(|(_, on)| *on)
+            .map(|(part, _)| Pad::new(format!("{part}src{i}")))
+            .collect();
+        g.push(
+            Chain::new([pad])
+                .then(Filter::new("split").arg(parts.len()))
+                .to(parts.clone()),
+        );
+        let mut parts = parts.into_iter();
+        let body_start = if has_head { overlap } else { 0 };
+        let body_end = if has_tail {
+            clip.frames - overlap
+        } else {
+            clip.frames
+        };
+        if has_head {
+            let head = segment(
+                g,
+                parts.next().expect("head"),
+                format!("head{i}"),
+                0,
+                overlap,
+            );
+            let tail = pending_tail.take().expect("previous clip has a tail");
+            let mixed = Pad::new(format!("mix{i}"));
+            let xfade = Xfade {
+                kind: tl.transition.kind,
+                duration,
+                offset: 0.0,
+            };
+            // Exactly `overlap` frames whatever xfade's rounding: the total must stay exact.
+            g.push(
+                Chain::new([tail, head])
+                    .then(xfade)
+                    .then(Filter::new("trim").opt("end_frame", overlap))
+                    .then(yuv420p())
+                    .to([mixed.clone()]),
+            );
+            sequence.push(mixed);
+        }
+        sequence.push(segment(
+            g,
+            parts.next().expect("body"),
+            format!("body{i}"),
+            body_start,
+            body_end,
+        ));
+        if has_tail {
+            pending_tail = Some(segment(
+                g,
+                parts.next().expect("tail"),
+                format!("tail{i}"),
+                clip.frames - overlap,
+                clip.frames,
+            ));
+        }
+    }
+    let count = sequence.len();
+    g.push(
+        Chain::new(sequence)
+            .then(
+                Filter::new("concat")
+                    .opt("n", count)
+                    .opt("v", 1)
+                    .opt("a", 0),
+            )
+            .then(yuv420p())
+            .to([out.clone()]),
+    );
+    out
+}
+
+/// Pins a link to yuv420p so negotiation cannot route 1080p frames through another format.
+fn yuv420p() -> Filter {
+    Filter::new("format").arg("yuv420p")
+}
+
+/// The logo as ffmpeg will read it, and its size on the frame.
+struct LogoInput {
+    path: PathBuf,
+    width: u32,
+    height: u32,
+    /// Already at `width`×`height` (decoded and resized in Rust).
+    prescaled: bool,
+}
+
+/// Brings the logo to `scale` × frame width (even sides, aspect kept). PNG and JPEG are decoded
+/// and resized here, because the layer's ffmpeg cannot decode PNG (no zlib); other formats ffmpeg
+/// reads (WebP, GIF, TIFF, BMP) are scaled in the graph instead.
+async fn prepare_logo(
+    tools: &Tools,
+    path: &Path,
+    scale: f64,
+    frame_width: u32,
+    work_dir: &Path,
+) -> Result<LogoInput, MediaError> {
+    let width = even((scale * frame_width as f64).round() as u32);
+    let height_for =
+        move |w: u32, h: u32| even((width as f64 * h as f64 / w.max(1) as f64).round() as u32);
+    let src = path.to_owned();
+    let dest = work_dir.join("logo.pam");
+    let decoded = tokio::task::spawn_blocking(move || -> Result<Option<LogoInput>, MediaError> {
+        // Sniff the content, not the name: a logo stored without its extension is still a PNG.
+        let reader = image::ImageReader::open(&src)
+            .and_then(|r| r.with_guessed_format())
+            .map_err(MediaError::Io)?;
+        let img = match reader.decode() {
+            Ok(img) => img,
+            Err(image::ImageError::IoError(e)) => return Err(MediaError::Io(e)),
+            Err(_) => return Ok(None),
+        };
+        let height = height_for(img.width(), img.height());
+        let resized = image::imageops::resize(
+            &img.to_rgba8(),
+            width,
+            height,
+            image::imageops::FilterType::Lanczos3,
+        );
+        crate::captions::write_pam(&resized, &dest)?;
+        Ok(Some(LogoInput {
+            path: dest,
+            width,
+            height,
+            prescaled: true,
+        }))
+    })
+    .await
+    .map_err(|e| MediaError::Io(std::io::Error::other(e)))??;
+    if let Some(logo) = decoded {
+        return Ok(logo);
+    }
+    let info = crate::probe::probe(tools, path).await.map_err(|e| {
+        MediaError::InvalidInput(format!(
+            "logo {} is not a readable image: {e}",
+            path.display()
+        ))
+    })?;
+    let v = info
+        .video()
+        .ok_or_else(|| MediaError::InvalidInput(format!("logo {} has no image", path.display())))?;
+    Ok(LogoInput {
+        path: path.to_owned(),
+        width,
+        height: height_for(v.width.unwrap_or(1), v.height.unwrap_or(1)),
+        prescaled: false,
+    })
+}
+
+/// Top-left corner of a `w`×`h` logo in a corner, inset by 3% of the short side.
+fn logo_position(corner: Corner, frame_w: u32, frame_h: u32, w: u32, h: u32) -> (u32, u32) {
+    let m = (LOGO_MARGIN * frame_w.min(frame_h) as f64).round() as u32;
+    let right = frame_w.saturating_sub(w + m);
+    let bottom = frame_h.saturating_sub(h + m);
+    match corner {
+        Corner::TopLeft => (m, m),
+        Corner::TopRight => (right, m),
+        Corner::BottomLeft => (m, bottom),
+        Corner::BottomRight => (right, bottom),
+    }
+}
+
+fn even(v: u32) -> u32 {
+    (v & !1).max(2)
+}

@@ -1,0 +1,295 @@
+//! Typed ffmpeg filtergraphs: pads, filters and chains rendered with ffmpeg's two levels of
+//! escaping, so a value (a caption path, an expression, user text) can never change the graph's
+//! structure.
+
+use std::fmt::{self, Display};
+use vidpipe_domain::TransitionKind;
+
+/// A link label, written `[label]` in the graph: an input stream (`0:v`) or a named pad.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Pad(String);
+
+impl Pad {
+    /// A named pad. Names are ours, never user text; anything outside `[A-Za-z0-9_]` is replaced.
+    pub fn new(name: impl AsRef<str>) -> Pad {
+        Pad(name
+            .as_ref()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect())
+    }
+
+    /// The video stream of input `index`.
+    pub fn video(index: usize) -> Pad {
+        Pad(format!("{index}:v"))
+    }
+
+    /// The audio stream of input `index`.
+    pub fn audio(index: usize) -> Pad {
+        Pad(format!("{index}:a"))
+    }
+
+    /// The label as `-map` wants it (`[name]`).
+    pub fn map_arg(&self) -> String {
+        format!("[{}]", self.0)
+    }
+}
+
+impl Display for Pad {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}]", self.0)
+    }
+}
+
+/// One filter with its options, named (`key=value`) or positional.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    name: String,
+    options: Vec<(Option<String>, String)>,
+}
+
+impl Filter {
+    pub fn new(name: impl Into<String>) -> Filter {
+        Filter {
+            name: name.into(),
+            options: Vec::new(),
+        }
+    }
+
+    /// Adds `key=value`; the value is escaped when rendered.
+    pub fn opt(mut self, key: &str, value: impl Display) -> Filter {
+        self.options.push((Some(key.to_owned()), value.to_string()));
+        self
+    }
+
+    /// Adds a number option written without float noise (`0.5`, not `0.5000000001`).
+    pub fn num(self, key: &str, value: f64) -> Filter {
+        self.opt(key, fmt_num(value))
+    }
+
+    /// Adds a positional value.
+    pub fn arg(mut self, value: impl Display) -> Filter {
+        self.options.push((None, value.to_string()));
+        self
+    }
+}
+
+impl Display for Filter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)?;
+        for (i, (key, value)) in self.options.iter().enumerate() {
+            f.write_str(if i == 0 { "=" } else { ":" })?;
+            if let Some(key) = key {
+                write!(f, "{key}=")?;
+            }
+            f.write_str(&escape_value(value))?;
+        }
+        Ok(())
+    }
+}
+
+/// `[in...] filter, filter, ... [out...]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chain {
+    inputs: Vec<Pad>,
+    filters: Vec<Filter>,
+    outputs: Vec<Pad>,
+}
+
+impl Chain {
+    pub fn new(inputs: impl IntoIterator<Item = Pad>) -> Chain {
+        Chain {
+            inputs: inputs.into_iter().collect(),
+            filters: Vec::new(),
+            outputs: Vec::new(),
+        }
+    }
+
+    pub fn then(mut self, filter: impl Into<Filter>) -> Chain {
+        self.filters.push(filter.into());
+        self
+    }
+
+    pub fn to(mut self, outputs: impl IntoIterator<Item = Pad>) -> Chain {
+        self.outputs = outputs.into_iter().collect();
+        self
+    }
+}
+
+impl Display for Chain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for p in &self.inputs {
+            write!(f, "{p}")?;
+        }
+        for (i, filter) in self.filters.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{filter}")?;
+        }
+        for p in &self.outputs {
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A whole graph: chains joined with `;`, ready for `-filter_complex` or a lavfi input.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Graph {
+    chains: Vec<Chain>,
+}
+
+impl Graph {
+    pub fn new() -> Graph {
+        Graph::default()
+    }
+
+    pub fn push(&mut self, chain: Chain) {
+        self.chains.push(chain);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.chains.is_empty()
+    }
+}
+
+impl Display for Graph {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, chain) in self.chains.iter().enumerate() {
+            if i > 0 {
+                f.write_str(";")?;
+            }
+            write!(f, "{chain}")?;
+        }
+        Ok(())
+    }
+}
+
+/// An `xfade` between the pad before it and the pad after it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Xfade {
+    pub kind: TransitionKind,
+    pub duration: f64,
+    /// When the transition starts, in seconds of the first input.
+    pub offset: f64,
+}
+
+impl From<Xfade> for Filter {
+    fn from(x: Xfade) -> Filter {
+        Filter::new("xfade")
+            .opt("transition", x.kind.as_str())
+            .num("duration", x.duration)
+            .num("offset", x.offset)
+    }
+}
+
+/// Escapes one option value for both levels ffmpeg applies: first the option parser
+/// (`key=value:key=value`, which splits on `:` and `=` and honours `\` and `'`), then the graph
+/// parser (which splits on `,` `;` `[` `]` and honours `\` and `'`). Leading and trailing
+/// whitespace is escaped too, since both parsers would otherwise trim it.
+pub fn escape_value(value: &str) -> String {
+    escape(
+        &escape(value, &['\\', '\'', ':', '=']),
+        &['\\', '\'', '[', ']', ',', ';'],
+    )
+}
+
+fn escape(text: &str, special: &[char]) -> String {
+    let mut out = String::with_capacity(text.len() + 4);
+    let last = text.chars().count().saturating_sub(1);
+    for (i, c) in text.chars().enumerate() {
+        let edge_space = (i == 0 || i == last) && c.is_whitespace();
+        if special.contains(&c) || edge_space {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Formats a number the way ffmpeg reads it back exactly enough: up to 6 decimals, no trailing
+/// zeros, never exponent notation.
+pub fn fmt_num(v: f64) -> String {
+    let s = format!("{v:.6}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" || s.is_empty() {
+        "0".into()
+    } else {
+        s.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_values_are_untouched() {
+        assert_eq!(escape_value("fade"), "fade");
+        assert_eq!(escape_value("1920"), "1920");
+    }
+
+    #[test]
+    fn option_separators_are_escaped_for_both_levels() {
+        // ':' → '\:' for the option parser, then the backslash is escaped for the graph parser.
+        assert_eq!(escape_value("a:b"), r"a\\:b");
+        assert_eq!(escape_value("k=v"), r"k\\=v");
+        assert_eq!(escape_value(r"c:\dir"), r"c\\:\\\\dir");
+        assert_eq!(escape_value("it's"), r"it\\\'s");
+    }
+
+    #[test]
+    fn graph_separators_are_escaped() {
+        assert_eq!(escape_value("between(t,1,2)"), r"between(t\,1\,2)");
+        assert_eq!(escape_value("[x];[y]"), r"\[x\]\;\[y\]");
+    }
+
+    #[test]
+    fn edge_whitespace_is_kept() {
+        assert_eq!(escape_value(" a "), r"\\ a\\\ ");
+    }
+
+    #[test]
+    fn graph_renders_pads_filters_and_chains() {
+        let mut g = Graph::new();
+        g.push(
+            Chain::new([Pad::video(0)])
+                .then(Filter::new("scale").opt("w", 640).opt("h", -2))
+                .then(Filter::new("fps").arg(30))
+                .to([Pad::new("v0")]),
+        );
+        g.push(
+            Chain::new([Pad::new("v0"), Pad::new("v1")])
+                .then(Xfade {
+                    kind: TransitionKind::Fade,
+                    duration: 0.5,
+                    offset: 2.0,
+                })
+                .to([Pad::new("out")]),
+        );
+        assert_eq!(
+            g.to_string(),
+            "[0:v]scale=w=640:h=-2,fps=30[v0];[v0][v1]xfade=transition=fade:duration=0.5:offset=2[out]"
+        );
+    }
+
+    #[test]
+    fn pad_names_cannot_break_out() {
+        assert_eq!(Pad::new("a];[b").to_string(), "[a___b]");
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(fmt_num(0.5), "0.5");
+        assert_eq!(fmt_num(2.0), "2");
+        assert_eq!(fmt_num(1.0 / 3.0), "0.333333");
+        assert_eq!(fmt_num(-0.0000001), "0");
+    }
+}
