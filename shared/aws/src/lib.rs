@@ -1,1 +1,17 @@
-//! AWS adapters for the domain ports.
+//! AWS adapters for the domain ports: DynamoDB for jobs and assets ([`DynamoJobStore`]), S3 for
+//! blobs ([`S3BlobStore`]), Step Functions for orchestration ([`SfnOrchestrator`]).
+//!
+//! Constructors take SDK clients and resource names and never read the environment; `config`
+//! builds the clients (path-style S3 behind an emulator). Every SDK failure becomes the port's
+//! error with a retryable or permanent class (see `error`).
+
+pub mod config;
+pub mod dynamo;
+mod error;
+pub mod s3;
+pub mod sfn;
+
+pub use config::AwsClients;
+pub use dynamo::DynamoJobStore;
+pub use s3::{Encryption, MultipartOptions, PresignedUpload, S3BlobStore};
+pub use sfn::SfnOrchestrator;
