@@ -18,11 +18,15 @@ impl AssetId {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let ok = raw.len() == 36
             && raw.starts_with("ast_")
-            && raw[4..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            && raw[4..]
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if ok {
             Ok(Self(raw.to_owned()))
         } else {
-            Err(format!("must be an asset id like ast_0123…(32 hex digits) (got {raw:?})"))
+            Err(format!(
+                "must be an asset id like ast_0123…(32 hex digits) (got {raw:?})"
+            ))
         }
     }
 
@@ -50,6 +54,7 @@ impl fmt::Display for AssetId {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AssetKind {
@@ -85,7 +90,10 @@ impl AssetKind {
     pub fn content_type_for_extension(self, ext: &str) -> Option<&'static str> {
         let ext = ext.to_ascii_lowercase();
         let ext = if ext == "jpeg" { "jpg".to_owned() } else { ext };
-        self.content_types().iter().find(|(_, e)| *e == ext).map(|(ct, _)| *ct)
+        self.content_types()
+            .iter()
+            .find(|(_, e)| *e == ext)
+            .map(|(ct, _)| *ct)
     }
 }
 

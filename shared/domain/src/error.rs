@@ -13,6 +13,7 @@ pub enum ErrorClass {
 }
 
 /// One violated rule on one field, addressed by a dotted path such as `brand.logo.opacity`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldError {
     pub field: String,

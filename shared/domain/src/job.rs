@@ -22,7 +22,9 @@ impl JobId {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let ok = raw.len() == 36
             && raw.starts_with("job_")
-            && raw[4..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            && raw[4..]
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if ok {
             Ok(Self(raw.to_owned()))
         } else {
@@ -54,6 +56,7 @@ impl fmt::Display for JobId {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
@@ -78,7 +81,10 @@ impl JobStatus {
     ];
 
     pub fn is_terminal(self) -> bool {
-        matches!(self, JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled)
+        matches!(
+            self,
+            JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled
+        )
     }
 
     /// The allowed moves: forward one stage at a time, and from any live state to failed or
@@ -86,7 +92,10 @@ impl JobStatus {
     pub fn can_move_to(self, next: JobStatus) -> bool {
         use JobStatus::*;
         match (self, next) {
-            (Queued, Planning) | (Planning, Generating) | (Generating, Composing) | (Composing, Completed) => true,
+            (Queued, Planning)
+            | (Planning, Generating)
+            | (Generating, Composing)
+            | (Composing, Completed) => true,
             (from, Failed | Cancelled) => !from.is_terminal(),
             _ => false,
         }
@@ -126,6 +135,7 @@ impl fmt::Display for JobStatus {
 }
 
 /// The three working stages, with their share of the progress bar.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
@@ -158,6 +168,7 @@ impl StageTiming {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ClipStatus {
@@ -183,6 +194,7 @@ pub struct ClipRecord {
 }
 
 /// Why a job failed: a stable code (the error's type name) and a human reason.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobError {
     pub code: String,
@@ -232,7 +244,12 @@ pub struct TransitionError {
 }
 
 impl Job {
-    pub fn new(owner: impl Into<String>, request: GenerationRequest, idempotency_key: Option<String>, now: DateTime<Utc>) -> Self {
+    pub fn new(
+        owner: impl Into<String>,
+        request: GenerationRequest,
+        idempotency_key: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Self {
         Self {
             id: JobId::generate(),
             owner: owner.into(),
@@ -274,7 +291,12 @@ impl Job {
     }
 
     /// Moves to `failed` with a reason, keeping which stage it failed in.
-    pub fn fail(&self, code: impl Into<String>, message: impl Into<String>, now: DateTime<Utc>) -> Result<Job, TransitionError> {
+    pub fn fail(
+        &self,
+        code: impl Into<String>,
+        message: impl Into<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Job, TransitionError> {
         let stage = self.status.stage();
         let mut next = self.transition(JobStatus::Failed, now)?;
         next.error = Some(JobError {
@@ -286,11 +308,17 @@ impl Job {
     }
 
     pub fn cache_hits(&self) -> u32 {
-        self.clips.iter().filter(|c| c.cache_hit && c.status == ClipStatus::Done).count() as u32
+        self.clips
+            .iter()
+            .filter(|c| c.cache_hit && c.status == ClipStatus::Done)
+            .count() as u32
     }
 
     pub fn clips_done(&self) -> u32 {
-        self.clips.iter().filter(|c| c.status == ClipStatus::Done).count() as u32
+        self.clips
+            .iter()
+            .filter(|c| c.status == ClipStatus::Done)
+            .count() as u32
     }
 
     /// Percent complete, weighted by stage, by finished clips and by compose progress. Derived,
@@ -310,9 +338,17 @@ impl Job {
             JobStatus::Composing => within(Stage::Composing, self.compose_fraction),
             JobStatus::Completed => 100.0,
             // A stopped job keeps the progress it had reached, which tells where it stopped.
-            JobStatus::Failed | JobStatus::Cancelled => match self.error.as_ref().and_then(|e| e.stage).or_else(|| self.last_stage()) {
+            JobStatus::Failed | JobStatus::Cancelled => match self
+                .error
+                .as_ref()
+                .and_then(|e| e.stage)
+                .or_else(|| self.last_stage())
+            {
                 Some(Stage::Planning) | None => 0.0,
-                Some(Stage::Generating) => within(Stage::Generating, self.clips_done() as f64 / self.request.clip_count.get() as f64),
+                Some(Stage::Generating) => within(
+                    Stage::Generating,
+                    self.clips_done() as f64 / self.request.clip_count.get() as f64,
+                ),
                 Some(Stage::Composing) => within(Stage::Composing, self.compose_fraction),
             },
         }
@@ -338,7 +374,8 @@ mod tests {
         ];
         for from in JobStatus::ALL {
             for to in JobStatus::ALL {
-                let expected = allowed.contains(&(from, to)) || (!from.is_terminal() && matches!(to, Failed | Cancelled));
+                let expected = allowed.contains(&(from, to))
+                    || (!from.is_terminal() && matches!(to, Failed | Cancelled));
                 assert_eq!(from.can_move_to(to), expected, "{from} -> {to}");
             }
         }

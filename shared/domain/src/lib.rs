@@ -13,7 +13,9 @@ pub mod timeline;
 
 pub use asset::{Asset, AssetId, AssetKind};
 pub use error::{ErrorClass, FieldError, ValidationErrors};
-pub use job::{ClipRecord, ClipStatus, Job, JobError, JobId, JobStatus, Outputs, Stage, StageTiming};
+pub use job::{
+    ClipRecord, ClipStatus, Job, JobError, JobId, JobStatus, Outputs, Stage, StageTiming,
+};
 pub use plan::{Plan, Scene, SceneRole};
 pub use request::{
     AspectRatio, Brand, ClipCount, Corner, Fps, GenerationRequest, GenerationRequestBody, LogoSpec,

@@ -37,7 +37,11 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub fn backend(message: impl Into<String>, class: ErrorClass, source: impl Into<BoxError>) -> Self {
+    pub fn backend(
+        message: impl Into<String>,
+        class: ErrorClass,
+        source: impl Into<BoxError>,
+    ) -> Self {
         StoreError::Backend {
             message: message.into(),
             class,
@@ -81,7 +85,12 @@ pub trait JobStore: Send + Sync {
     async fn get(&self, id: &JobId) -> Result<Option<Job>, StoreError>;
     async fn save(&self, job: &Job) -> Result<Job, StoreError>;
     async fn put_clip(&self, job: &JobId, clip: &ClipRecord) -> Result<(), StoreError>;
-    async fn list(&self, owner: &str, limit: u32, cursor: Option<&str>) -> Result<JobPage, StoreError>;
+    async fn list(
+        &self,
+        owner: &str,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<JobPage, StoreError>;
     async fn put_asset(&self, asset: &Asset) -> Result<(), StoreError>;
     async fn get_asset(&self, id: &AssetId) -> Result<Option<Asset>, StoreError>;
 }
@@ -103,7 +112,11 @@ pub enum BlobError {
 }
 
 impl BlobError {
-    pub fn backend(message: impl Into<String>, class: ErrorClass, source: impl Into<BoxError>) -> Self {
+    pub fn backend(
+        message: impl Into<String>,
+        class: ErrorClass,
+        source: impl Into<BoxError>,
+    ) -> Self {
         BlobError::Backend {
             message: message.into(),
             class,
@@ -133,8 +146,14 @@ pub fn validate_key(key: &str) -> Result<(), BlobError> {
         || key.starts_with('/')
         || key.contains('\\')
         || key.contains('\0')
-        || key.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..");
-    if bad { Err(BlobError::InvalidKey(key.to_owned())) } else { Ok(()) }
+        || key
+            .split('/')
+            .any(|seg| seg.is_empty() || seg == "." || seg == "..");
+    if bad {
+        Err(BlobError::InvalidKey(key.to_owned()))
+    } else {
+        Ok(())
+    }
 }
 
 /// Objects under keys (see `keys`).
@@ -149,7 +168,12 @@ pub fn validate_key(key: &str) -> Result<(), BlobError> {
 #[async_trait]
 pub trait BlobStore: Send + Sync {
     async fn put_file(&self, key: &str, src: &Path, content_type: &str) -> Result<(), BlobError>;
-    async fn put_bytes(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<(), BlobError>;
+    async fn put_bytes(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), BlobError>;
     async fn get_to_file(&self, key: &str, dest: &Path) -> Result<(), BlobError>;
     async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, BlobError>;
     async fn head(&self, key: &str) -> Result<Option<BlobMeta>, BlobError>;
@@ -208,7 +232,9 @@ pub enum ProviderError {
 impl ProviderError {
     pub fn class(&self) -> ErrorClass {
         match self {
-            ProviderError::Throttled { .. } | ProviderError::Unavailable(_) => ErrorClass::Retryable,
+            ProviderError::Throttled { .. } | ProviderError::Unavailable(_) => {
+                ErrorClass::Retryable
+            }
             ProviderError::Media(m) => m.class(),
             _ => ErrorClass::Permanent,
         }
@@ -233,7 +259,11 @@ pub enum MediaError {
     ToolMissing { tool: String, hint: String },
     /// The tool ran and failed; `stderr_tail` holds its last lines.
     #[error("{tool} failed ({status}): {stderr_tail}")]
-    ToolFailed { tool: String, status: String, stderr_tail: String },
+    ToolFailed {
+        tool: String,
+        status: String,
+        stderr_tail: String,
+    },
     #[error("media i/o: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -256,6 +286,34 @@ impl MediaError {
 #[async_trait]
 pub trait MediaEngine: Send + Sync {
     async fn probe(&self, path: &Path) -> Result<ProbeInfo, MediaError>;
-    async fn compose(&self, job: &CompositionJob, progress: &(dyn Fn(f64) + Send + Sync)) -> Result<(), MediaError>;
+    async fn compose(
+        &self,
+        job: &CompositionJob,
+        progress: &(dyn Fn(f64) + Send + Sync),
+    ) -> Result<(), MediaError>;
     async fn versions(&self) -> Result<ToolVersions, MediaError>;
+}
+
+/// A URL a client can upload one object to, and the headers it must send with it: they are part
+/// of the signature, so leaving one out makes the store refuse the upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedUpload {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+}
+
+/// Mints URLs a client can upload one object to directly (S3 presigned PUT). Separate from
+/// [`BlobStore`] because only a remote store can offer it: on one machine the CLI ingests files
+/// itself.
+///
+/// Contract: the URL accepts exactly one PUT of `content_type` to `key`, with `headers`, until
+/// `ttl` passes; `headers` includes the content type.
+#[async_trait]
+pub trait UploadSigner: Send + Sync {
+    async fn presign_put(
+        &self,
+        key: &str,
+        content_type: &str,
+        ttl: Duration,
+    ) -> Result<SignedUpload, BlobError>;
 }

@@ -217,7 +217,9 @@ impl ClipCount {
         if (1..=CLIP_COUNT_MAX).contains(&value) {
             Ok(Self(value))
         } else {
-            Err(format!("must be between 1 and {CLIP_COUNT_MAX} (got {value})"))
+            Err(format!(
+                "must be between 1 and {CLIP_COUNT_MAX} (got {value})"
+            ))
         }
     }
 
@@ -320,6 +322,7 @@ impl GenerationRequest {
 
 /// The body as a caller sends it (JSON over the API, flags from the CLI). Every field is optional
 /// here so that a missing field becomes a named validation error rather than a parse failure.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GenerationRequestBody {
@@ -336,6 +339,7 @@ pub struct GenerationRequestBody {
     pub brand: Option<BrandBody>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BrandBody {
@@ -343,6 +347,7 @@ pub struct BrandBody {
     pub music: Option<MusicBody>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogoBody {
@@ -352,6 +357,7 @@ pub struct LogoBody {
     pub scale: Option<f64>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MusicBody {
@@ -387,7 +393,10 @@ impl Checker {
         if value.is_finite() && (min..=max).contains(&value) {
             Some(value)
         } else {
-            self.fail(field, format!("must be between {min} and {max} (got {value})"));
+            self.fail(
+                field,
+                format!("must be between {min} and {max} (got {value})"),
+            );
             None
         }
     }
@@ -427,7 +436,9 @@ impl GenerationRequestBody {
             None => Some(Fps(30)),
             Some(f) => c.parsed(
                 "fps",
-                u32::try_from(f).map_err(|_| format!("must be 24, 25 or 30 (got {f})")).and_then(Fps::new),
+                u32::try_from(f)
+                    .map_err(|_| format!("must be 24, 25 or 30 (got {f})"))
+                    .and_then(Fps::new),
             ),
         };
 
@@ -448,17 +459,34 @@ impl GenerationRequestBody {
         let transition = kind.and_then(|kind| {
             if kind == TransitionKind::Cut {
                 if self.transition_duration_seconds.is_some_and(|d| d != 0.0) {
-                    c.fail("transition_duration_seconds", "must be 0 or absent for a cut");
+                    c.fail(
+                        "transition_duration_seconds",
+                        "must be 0 or absent for a cut",
+                    );
                     return None;
                 }
                 return Some(Transition::CUT);
             }
-            let d = self.transition_duration_seconds.unwrap_or(DEFAULT_TRANSITION_SECONDS);
-            c.ranged("transition_duration_seconds", d, TRANSITION_MIN_SECONDS, TRANSITION_MAX_SECONDS)
-                .map(|duration_seconds| Transition { kind, duration_seconds })
+            let d = self
+                .transition_duration_seconds
+                .unwrap_or(DEFAULT_TRANSITION_SECONDS);
+            c.ranged(
+                "transition_duration_seconds",
+                d,
+                TRANSITION_MIN_SECONDS,
+                TRANSITION_MAX_SECONDS,
+            )
+            .map(|duration_seconds| Transition {
+                kind,
+                duration_seconds,
+            })
         });
 
-        let brand = self.brand.as_ref().map(|b| validate_brand(&mut c, b)).unwrap_or_default();
+        let brand = self
+            .brand
+            .as_ref()
+            .map(|b| validate_brand(&mut c, b))
+            .unwrap_or_default();
 
         // The fit check needs every number it depends on to be valid on its own first.
         let clip_count = match (duration, fps, transition) {
@@ -472,7 +500,7 @@ impl GenerationRequestBody {
                     c.fail(
                         "clip_count",
                         format!(
-                            "{} scenes do not fit in {d} s with {} s transitions: each scene needs {MIN_SCENE_VISIBLE_SECONDS} s on screen plus its transition; at most {max} fit",
+                            "{} scenes do not fit in {d} s with {} s transitions: each scene needs {MIN_SCENE_VISIBLE_SECONDS} s on screen besides its transitions; at most {max} fit",
                             requested.get(),
                             t.duration_seconds
                         ),
@@ -480,7 +508,10 @@ impl GenerationRequestBody {
                     None
                 } else if fits(1) {
                     // A derived default shrinks quietly to what fits.
-                    (1..=requested.get()).rev().find(|&n| fits(n)).map(ClipCount)
+                    (1..=requested.get())
+                        .rev()
+                        .find(|&n| fits(n))
+                        .map(ClipCount)
                 } else {
                     c.fail(
                         "transition_duration_seconds",
@@ -496,34 +527,42 @@ impl GenerationRequestBody {
             return Err(ValidationErrors { errors: c.errors });
         }
         // Every Option is Some once no error was recorded.
-        match (prompt, duration, aspect, resolution, fps, clip_count, transition) {
-            (Some(prompt), Some(duration_seconds), Some(aspect_ratio), Some(resolution), Some(fps), Some(clip_count), Some(transition)) => {
-                Ok(GenerationRequest {
-                    prompt,
-                    duration_seconds,
-                    aspect_ratio,
-                    resolution,
-                    fps,
-                    clip_count,
-                    transition,
-                    captions: self.captions.unwrap_or(true),
-                    seed: self.seed.unwrap_or(0),
-                    brand,
-                })
-            }
+        match (
+            prompt, duration, aspect, resolution, fps, clip_count, transition,
+        ) {
+            (
+                Some(prompt),
+                Some(duration_seconds),
+                Some(aspect_ratio),
+                Some(resolution),
+                Some(fps),
+                Some(clip_count),
+                Some(transition),
+            ) => Ok(GenerationRequest {
+                prompt,
+                duration_seconds,
+                aspect_ratio,
+                resolution,
+                fps,
+                clip_count,
+                transition,
+                captions: self.captions.unwrap_or(true),
+                seed: self.seed.unwrap_or(0),
+                brand,
+            }),
             _ => Err(ValidationErrors::single("request", "is incomplete")),
         }
     }
 }
 
 /// Whether `n` scenes can each show for the minimum time, given the transition overlap.
-/// With total frames F, overlap t and n scenes, the clips add up to F + (n-1)t frames and each
-/// needs at least (min visible + t) frames, so F >= n * min_visible + t.
+/// With total frames F, overlap t and n scenes, the clips add up to F + (n-1)t frames; the end
+/// clips need min_visible + t and the middle ones min_visible + 2t, so F >= n*min_visible + (n-1)t.
 pub fn scenes_fit(duration_seconds: u32, fps: Fps, transition: Transition, n: u8) -> bool {
     let total = (duration_seconds * fps.get()) as u64;
-    let t = if n > 1 { transition.overlap_frames(fps) as u64 } else { 0 };
+    let t = transition.overlap_frames(fps) as u64;
     let min_visible = (MIN_SCENE_VISIBLE_SECONDS * fps.get()) as u64;
-    total >= n as u64 * min_visible + t
+    total >= n as u64 * min_visible + (n as u64).saturating_sub(1) * t
 }
 
 fn validate_brand(c: &mut Checker, b: &BrandBody) -> Brand {
@@ -549,8 +588,18 @@ fn validate_brand(c: &mut Checker, b: &BrandBody) -> Brand {
             .required("brand.music.asset_id", m.asset_id.as_deref())
             .and_then(|id| c.parsed("brand.music.asset_id", AssetId::parse(id)));
         let volume = c.ranged("brand.music.volume", m.volume.unwrap_or(0.8), 0.0, 1.0);
-        let fade_in = c.ranged("brand.music.fade_in_seconds", m.fade_in_seconds.unwrap_or(1.0), 0.0, 10.0);
-        let fade_out = c.ranged("brand.music.fade_out_seconds", m.fade_out_seconds.unwrap_or(2.0), 0.0, 10.0);
+        let fade_in = c.ranged(
+            "brand.music.fade_in_seconds",
+            m.fade_in_seconds.unwrap_or(1.0),
+            0.0,
+            10.0,
+        );
+        let fade_out = c.ranged(
+            "brand.music.fade_out_seconds",
+            m.fade_out_seconds.unwrap_or(2.0),
+            0.0,
+            10.0,
+        );
         Some(MusicSpec {
             asset_id: asset_id?,
             volume: volume?,

@@ -105,8 +105,18 @@ impl Timeline {
             overlap_frames: overlap,
             clips,
             captions,
-            logo: request.brand.logo.clone().zip(logo_key).map(|(spec, key)| LogoOverlay { key, spec }),
-            music: request.brand.music.clone().zip(music_key).map(|(spec, key)| MusicBed { key, spec }),
+            logo: request
+                .brand
+                .logo
+                .clone()
+                .zip(logo_key)
+                .map(|(spec, key)| LogoOverlay { key, spec }),
+            music: request
+                .brand
+                .music
+                .clone()
+                .zip(music_key)
+                .map(|(spec, key)| MusicBed { key, spec }),
             thumbnail_seconds: (first_visible_end as f64 / 2.0).floor() / fps as f64,
             thumbnail_long_side: THUMBNAIL_LONG_SIDE,
         }
@@ -118,7 +128,10 @@ impl Timeline {
         if self.transition.kind == TransitionKind::Cut || self.clips.len() < 2 {
             return Vec::new();
         }
-        self.clips[1..].iter().map(|c| c.start_frame as f64 / self.fps as f64).collect()
+        self.clips[1..]
+            .iter()
+            .map(|c| c.start_frame as f64 / self.fps as f64)
+            .collect()
     }
 
     pub fn transition_seconds(&self) -> f64 {
@@ -130,9 +143,15 @@ impl Timeline {
         let long = self.thumbnail_long_side as f64;
         let even = |v: f64| (((v / 2.0).round() as u32) * 2).max(2);
         if self.width >= self.height {
-            (even(long), even(long * self.height as f64 / self.width as f64))
+            (
+                even(long),
+                even(long * self.height as f64 / self.width as f64),
+            )
         } else {
-            (even(long * self.width as f64 / self.height as f64), even(long))
+            (
+                even(long * self.width as f64 / self.height as f64),
+                even(long),
+            )
         }
     }
 }

@@ -8,7 +8,14 @@ use vidpipe_domain::request::{GenerationRequestBody, MIN_SCENE_VISIBLE_SECONDS, 
 use vidpipe_domain::timeline::Timeline;
 
 fn transition_name() -> impl Strategy<Value = &'static str> {
-    prop::sample::select(vec!["cut", "fade", "dissolve", "wipeleft", "slideup", "circleopen"])
+    prop::sample::select(vec![
+        "cut",
+        "fade",
+        "dissolve",
+        "wipeleft",
+        "slideup",
+        "circleopen",
+    ])
 }
 
 proptest! {
@@ -28,11 +35,16 @@ proptest! {
                 prop_assert_eq!(frames.len() as u32, n);
                 let sum: u64 = frames.iter().map(|&f| f as u64).sum();
                 prop_assert_eq!(sum, total as u64 + ((n - 1) * effective_overlap) as u64);
-                prop_assert!(frames.iter().all(|&f| f >= min_visible + effective_overlap));
+                // Every scene keeps its own screen time outside the overlaps it shares.
+                for (i, &f) in frames.iter().enumerate() {
+                    let shared = ((i > 0) as u32 + (i + 1 < frames.len()) as u32) * effective_overlap;
+                    prop_assert!(f >= min_visible + shared, "scene {} has {} frames", i, f);
+                }
             }
             Err(_) => {
                 // Refused only when the minimums truly cannot fit.
-                prop_assert!((total as u64 + ((n - 1) * effective_overlap) as u64) < (n as u64) * (min_visible + effective_overlap) as u64);
+                let needed = n as u64 * min_visible as u64 + 2 * (n as u64 - 1) * effective_overlap as u64;
+                prop_assert!((total as u64 + ((n - 1) * effective_overlap) as u64) < needed);
             }
         }
     }
@@ -67,8 +79,10 @@ proptest! {
         prop_assert_eq!(plan.scenes.len(), request.clip_count.get() as usize);
         prop_assert_eq!(plan.composed_frames(), duration * fps);
         let overlap = plan.overlap_frames();
-        for s in &plan.scenes {
-            prop_assert!(s.frames >= MIN_SCENE_VISIBLE_SECONDS * fps + overlap);
+        let last_index = plan.scenes.len() - 1;
+        for (i, s) in plan.scenes.iter().enumerate() {
+            let shared = ((i > 0) as u32 + (i < last_index) as u32) * overlap;
+            prop_assert!(s.frames >= MIN_SCENE_VISIBLE_SECONDS * fps + shared);
             prop_assert!(!s.visual_prompt.is_empty());
         }
 
