@@ -1,0 +1,459 @@
+#!/usr/bin/env python3
+"""Runs statemachine/generation.asl.json in moto's Step Functions executor with stub step functions.
+
+asl-validator checks the definition's shape; this checks what it *does*: the data flow between
+states (`$.job_id` survives, each step gets the JSON shape its Rust type expects), Retry and Catch
+routing, the Map's concurrency value coming out of `States.StringToJson`, the Choice between
+Lambda and Fargate compose (the worker's command, its network configuration from the
+substituted lists, Finalize's input after it).
+
+The stubs stand in for the Lambda functions (moto cannot run Lambda code without Docker, so
+`LambdaFunction._invoke_lambda` is patched in process) and for the Fargate worker (moto's ECS
+`run_task` is wrapped to write `temp/{job_id}/compose-output.json`, as the worker does; and
+moto's port of the executor lacks the PascalCase<->camelCase mapping of ECS parameters, which
+is patched back in from the botocore model). They
+answer with the serde JSON shapes of shared/pipeline/src/steps.rs, and fail with the
+`{"errorType", "errorMessage"}` body lambda_runtime sends, so the executor sees the same error
+names the real functions report.
+
+    .tools/venv/bin/python scripts/check/asl_moto.py [--quick]
+
+--quick skips the scenarios that wait through real retry back-off (a few seconds each).
+Exit status 0 when every scenario behaves as expected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import os
+import re
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+
+import boto3  # noqa: E402
+from moto import mock_aws  # noqa: E402
+from moto.awslambda.models import LambdaFunction  # noqa: E402
+from moto.ec2.models.elastic_network_interfaces import NetworkInterface  # noqa: E402
+from moto.ecs.models import EC2ContainerServiceBackend  # noqa: E402
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_ecs import (  # noqa: E402
+    StateTaskServiceEcs,
+)
+from moto.stepfunctions.parser.utils import snake_to_camel_case  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+ASL = ROOT / "statemachine" / "generation.asl.json"
+REGION = os.environ["AWS_DEFAULT_REGION"]
+BUCKET = "vidpipe-media-check"
+CLUSTER = "vidpipe-check"
+CONTAINER = "worker"
+
+# Function names as the stack would name them; the stubs dispatch on these.
+FUNCTIONS = {
+    "PlanFunctionArn": "plan",
+    "GenerateClipFunctionArn": "generate-clip",
+    "ComposeFunctionArn": "compose",
+    "FinalizeFunctionArn": "finalize",
+    "RecordFailureFunctionArn": "record-failure",
+}
+
+
+class StepFailure(Exception):
+    """What a stub raises to report a step error by its stable name."""
+
+    def __init__(self, error_type: str, message: str):
+        super().__init__(message)
+        self.error_type = error_type
+
+
+class World:
+    """The stubs' shared state: every call made, and per-scenario behaviour."""
+
+    def __init__(self, scenes: int = 3, frames_per_scene: int = 48):
+        self.lock = threading.Lock()
+        self.calls: list[tuple[str, dict]] = []
+        self.scenes = scenes
+        self.frames_per_scene = frames_per_scene
+        # name -> list of error types to raise on successive calls before succeeding
+        self.failures: dict[str, list[str]] = {}
+        self.running_clips = 0
+        self.max_running_clips = 0
+        self.ecs_commands: list[list[str]] = []
+        self.ecs_network: list[dict] = []
+        self.worker_writes_output = True
+        self.finalize_read_worker_output = False
+
+    def fail_next(self, function: str, *error_types: str) -> None:
+        self.failures.setdefault(function, []).extend(error_types)
+
+    def called(self, function: str) -> list[dict]:
+        return [payload for name, payload in self.calls if name == function]
+
+
+WORLD = World()
+LAST_EXECUTION: list[str] = []
+
+
+def compose_output(job_id: str) -> dict:
+    return {
+        "job_id": job_id,
+        "final_key": f"compositions/{job_id}/final.mp4",
+        "thumbnail_key": f"compositions/{job_id}/thumbnail.jpg",
+        "timeline_key": f"compositions/{job_id}/timeline.json",
+        "probe": {
+            "duration_seconds": 6.0,
+            "width": 1280,
+            "height": 720,
+            "video_codec": "h264",
+            "pix_fmt": "yuv420p",
+            "audio_codec": None,
+            "frames": 144,
+            "size_bytes": 123456,
+        },
+        "tools": {"ffmpeg": "n8.1.2", "ffprobe": "n8.1.2"},
+        "compose_seconds": 1.5,
+    }
+
+
+def require_keys(function: str, payload: dict, keys: set[str]) -> None:
+    if set(payload) != keys:
+        raise StepFailure("VidPipe.Internal", f"{function} got keys {sorted(payload)}, wants {sorted(keys)}")
+
+
+def step(function: str, payload: dict) -> dict:
+    """The stub steps: validate the input shape like serde would, then answer like the real step."""
+    with WORLD.lock:
+        WORLD.calls.append((function, payload))
+        queued = WORLD.failures.get(function)
+        error = queued.pop(0) if queued else None
+    if error:
+        raise StepFailure(error, f"stub {function} fails with {error}")
+    if function == "plan":
+        require_keys(function, payload, {"job_id"})
+        job = payload["job_id"]
+        return {
+            "job_id": job,
+            "total_frames": WORLD.scenes * WORLD.frames_per_scene,
+            "scenes": [{"job_id": job, "scene_index": i} for i in range(WORLD.scenes)],
+        }
+    if function == "generate-clip":
+        require_keys(function, payload, {"job_id", "scene_index"})
+        with WORLD.lock:
+            WORLD.running_clips += 1
+            WORLD.max_running_clips = max(WORLD.max_running_clips, WORLD.running_clips)
+        time.sleep(0.2)
+        with WORLD.lock:
+            WORLD.running_clips -= 1
+        job, i = payload["job_id"], payload["scene_index"]
+        return {"job_id": job, "scene_index": i, "key": f"generations/{job}/clips/clip_{i:03}.mp4", "cache_hit": False}
+    if function == "compose":
+        require_keys(function, payload, {"job_id"})
+        return compose_output(payload["job_id"])
+    if function == "finalize":
+        # steps::FinalizeInput, untagged: a ComposeOutput, or {job_id} after the Fargate worker,
+        # which left its ComposeOutput in S3.
+        if set(payload) == {"job_id"}:
+            key = f"temp/{payload['job_id']}/compose-output.json"
+            try:
+                body = boto3.client("s3", region_name=REGION).get_object(Bucket=BUCKET, Key=key)["Body"].read()
+            except boto3.client("s3", region_name=REGION).exceptions.NoSuchKey:
+                raise StepFailure("VidPipe.Internal", f"blob {key} not found") from None
+            payload = json.loads(body)
+            WORLD.finalize_read_worker_output = True
+        require_keys(function, payload, set(compose_output("x")))
+        job = payload["job_id"]
+        return {
+            "job_id": job,
+            "status": "completed",
+            "outputs": {
+                "final_key": payload["final_key"],
+                "thumbnail_key": payload["thumbnail_key"],
+                "timeline_key": payload["timeline_key"],
+                "metadata_key": f"compositions/{job}/metadata.json",
+                "duration_seconds": payload["probe"]["duration_seconds"],
+                "size_bytes": payload["probe"]["size_bytes"],
+            },
+        }
+    if function == "record-failure":
+        require_keys(function, payload, {"job_id", "error_type", "cause"})
+        if not all(isinstance(payload[k], str) for k in payload):
+            raise StepFailure("VidPipe.Internal", "record-failure fields must be strings")
+        return {"id": payload["job_id"], "status": "failed"}
+    raise StepFailure("VidPipe.Internal", f"no stub for {function}")
+
+
+def fake_invoke(self: LambdaFunction, event=None):  # noqa: ANN001 - moto's signature
+    """Replaces moto's Docker-based invoke: returns (body, errored, logs)."""
+    payload = event if isinstance(event, dict) else json.loads(event or "{}")
+    try:
+        return json.dumps(step(self.function_name, payload)), False, ""
+    except StepFailure as e:
+        return json.dumps({"errorType": e.error_type, "errorMessage": str(e)}), True, ""
+
+
+_original_run_task = EC2ContainerServiceBackend.run_task
+
+
+def fake_run_task(self, *args, **kwargs):  # noqa: ANN001
+    """Wraps moto's RunTask: does what the worker would (writes its ComposeOutput to S3)."""
+    overrides = (args[3] if len(args) > 3 else kwargs.get("overrides")) or {}
+    for c in overrides.get("containerOverrides", []):
+        if c.get("name") == CONTAINER:
+            command = c.get("command") or []
+            WORLD.ecs_commands.append(command)
+            if len(command) == 3 and command[:2] == ["compose", "--job-id"] and WORLD.worker_writes_output:
+                job = command[2]
+                boto3.client("s3", region_name=REGION).put_object(
+                    Bucket=BUCKET,
+                    Key=f"temp/{job}/compose-output.json",
+                    Body=json.dumps(compose_output(job)).encode(),
+                    ContentType="application/json",
+                )
+    if len(args) > 7:
+        WORLD.ecs_network.append(args[7])
+    return _original_run_task(self, *args, **kwargs)
+
+
+def _operation(self, boto_service_name=None, service_action_name=None):
+    import botocore.session
+
+    service = self._get_boto_service_name(boto_service_name)
+    action = snake_to_camel_case(self._get_boto_service_action(service_action_name))
+    return botocore.session.get_session().get_service_model(service).operation_model(action)
+
+
+def _ecs_normalise_parameters(self, parameters, boto_service_name=None, service_action_name=None):
+    """Step Functions' PascalCase parameters -> the ECS API's camelCase, by the botocore shape.
+
+    moto 5.2.5's port of the executor leaves this hook empty, so its ECS integration sends
+    `Cluster` to botocore and fails; AWS (and LocalStack, where the executor comes from) map
+    them. Mapping by the real RunTask shape also proves every parameter name in the ASL exists.
+    """
+    self._to_boto_request(parameters, _operation(self, boto_service_name, service_action_name).input_shape)
+
+
+def _normalise_response(self, response, boto_service_name=None, service_action_name=None):
+    """The ECS API's camelCase response -> the PascalCase Step Functions returns. Same moto gap."""
+    self._from_boto_response(response, _operation(self, boto_service_name, service_action_name).output_shape)
+
+
+def substitutions(
+    account: str, *, fargate: bool, threshold: int, concurrency: int, cluster_arn: str, taskdef_arn: str, subnets: str, security_groups: str
+) -> dict:
+    subs = {k: f"arn:aws:lambda:{REGION}:{account}:function:{v}" for k, v in FUNCTIONS.items()}
+    subs.update(
+        ClipConcurrency=str(concurrency),
+        FargateEnabled="true" if fargate else "false",
+        FargateThresholdFrames=str(threshold),
+        EcsClusterArn=cluster_arn,
+        WorkerTaskDefinitionArn=taskdef_arn,
+        WorkerContainerName=CONTAINER,
+        FargateSubnets=subnets,
+        FargateSecurityGroups=security_groups,
+        FargateAssignPublicIp="DISABLED",
+    )
+    return subs
+
+
+def render(subs: dict) -> str:
+    text = ASL.read_text()
+    missing = sorted(set(re.findall(r"\$\{([A-Za-z0-9_]+)\}", text)) - set(subs))
+    if missing:
+        raise SystemExit(f"no substitution for {missing}")
+    return re.sub(r"\$\{([A-Za-z0-9_]+)\}", lambda m: subs[m.group(1)], text)
+
+
+def run(sfn, definition: str, job_id: str, timeout: float = 120.0) -> dict:
+    role = f"arn:aws:iam::{boto3.client('sts').get_caller_identity()['Account']}:role/sfn"
+    name = f"gen-{job_id}-{int(time.time() * 1000)}"
+    sm = sfn.create_state_machine(name=name, definition=definition, roleArn=role)["stateMachineArn"]
+    # Always name the execution (moto pitfall; also what the API does: the job id).
+    LAST_EXECUTION[:] = []
+    ex = sfn.start_execution(stateMachineArn=sm, name=job_id, input=json.dumps({"job_id": job_id, "extra": "dropped by Init"}))
+    LAST_EXECUTION.append(ex["executionArn"])
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        d = sfn.describe_execution(executionArn=ex["executionArn"])
+        if d["status"] != "RUNNING":
+            return d
+        time.sleep(0.1)
+    raise AssertionError(f"execution {job_id} still running after {timeout}s")
+
+
+def check(cond: bool, what: str, detail=None) -> None:
+    if not cond:
+        raise AssertionError(f"{what}: {json.dumps(detail, default=str, indent=1) if detail is not None else ''}")
+
+
+def scenarios(quick: bool):
+    """Yields (name, fn(sfn, ctx)) pairs; ctx carries account and ECS ARNs."""
+
+    def happy_lambda(sfn, ctx):
+        global WORLD
+        WORLD = World(scenes=5)
+        d = run(sfn, render(substitutions(ctx["account"], fargate=True, threshold=10_000, concurrency=2, **ctx["ecs"])), "job-happy")
+        check(d["status"] == "SUCCEEDED", "happy path succeeds", d)
+        out = json.loads(d["output"])
+        check(out["job_id"] == "job-happy" and out["status"] == "completed", "output is FinalizeOutput", out)
+        check(out["outputs"]["metadata_key"] == "compositions/job-happy/metadata.json", "finalize got ComposeOutput", out)
+        check(len(WORLD.called("generate-clip")) == 5, "one clip per scene", WORLD.calls)
+        check(sorted(p["scene_index"] for p in WORLD.called("generate-clip")) == list(range(5)), "every scene index", WORLD.calls)
+        # Unbounded, moto runs all five at once: exactly two proves the substituted value is used.
+        check(WORLD.max_running_clips == 2, f"MaxConcurrencyPath honoured (saw {WORLD.max_running_clips} at once)")
+        check(len(WORLD.called("compose")) == 1 and not WORLD.ecs_commands, "short job composes in Lambda", WORLD.calls)
+        check(not WORLD.called("record-failure"), "no failure recorded", WORLD.calls)
+        order = [n for n, _ in WORLD.calls if n != "generate-clip"]
+        check(order == ["plan", "compose", "finalize"], "step order", order)
+
+    def fargate(sfn, ctx):
+        global WORLD
+        WORLD = World(scenes=3, frames_per_scene=100)
+        d = run(sfn, render(substitutions(ctx["account"], fargate=True, threshold=200, concurrency=4, **ctx["ecs"])), "job-long")
+        check(d["status"] == "SUCCEEDED", "long job succeeds on Fargate", d)
+        check(WORLD.ecs_commands == [["compose", "--job-id", "job-long"]], "worker command", WORLD.ecs_commands)
+        net = ctx["ecs"]
+        want_net = {"awsvpcConfiguration": {"subnets": net["subnets"].split(","), "securityGroups": [net["security_groups"]], "assignPublicIp": "DISABLED"}}
+        check(WORLD.ecs_network == [want_net], "subnets and security groups split from the substituted lists", WORLD.ecs_network)
+        check(not WORLD.called("compose"), "compose Lambda not used", WORLD.calls)
+        check(WORLD.called("finalize")[0] == {"job_id": "job-long"}, "finalize got {job_id}", WORLD.calls)
+        check(WORLD.finalize_read_worker_output, "finalize used the worker's ComposeOutput")
+
+    def fargate_disabled(sfn, ctx):
+        global WORLD
+        WORLD = World(scenes=3, frames_per_scene=100)
+        d = run(sfn, render(substitutions(ctx["account"], fargate=False, threshold=200, concurrency=4, **ctx["ecs"])), "job-nofargate")
+        check(d["status"] == "SUCCEEDED" and not WORLD.ecs_commands and WORLD.called("compose"), "FargateEnabled=false composes in Lambda", d)
+
+    def fargate_worker_failed(sfn, ctx):
+        global WORLD
+        WORLD = World(scenes=3, frames_per_scene=100)
+        WORLD.worker_writes_output = False
+        d = run(sfn, render(substitutions(ctx["account"], fargate=True, threshold=200, concurrency=4, **ctx["ecs"])), "job-worker-died")
+        check(d["status"] == "FAILED" and d.get("error") == "GenerationFailed", "a worker that left no output fails the job", d)
+        rec = WORLD.called("record-failure")
+        check(len(rec) == 1 and rec[0]["error_type"] == "VidPipe.Internal", "recorded as finalize's error", rec)
+        check(len(WORLD.called("finalize")) == 1, "finalize tried once (not retryable)", WORLD.calls)
+
+    def permanent_clip_failure(sfn, ctx):
+        global WORLD
+        WORLD = World(scenes=2)
+        WORLD.fail_next("generate-clip", "VidPipe.ProviderRejected", "VidPipe.ProviderRejected")
+        d = run(sfn, render(substitutions(ctx["account"], fargate=False, threshold=1, concurrency=1, **ctx["ecs"])), "job-rejected")
+        check(d["status"] == "FAILED" and d.get("error") == "GenerationFailed", "fails as GenerationFailed", d)
+        check(d.get("cause", "").startswith("VidPipe.ProviderRejected: "), "cause starts with the step's error name", d)
+        rec = WORLD.called("record-failure")
+        check(len(rec) == 1 and rec[0]["job_id"] == "job-rejected" and rec[0]["error_type"] == "VidPipe.ProviderRejected", "failure recorded once", rec)
+        check("ProviderRejected" in rec[0]["cause"], "cause carries the message", rec)
+        check(len(WORLD.called("generate-clip")) == 1, "permanent errors are not retried", WORLD.calls)
+        check(not WORLD.called("compose"), "nothing after the Map", WORLD.calls)
+
+    def cancelled(sfn, ctx):
+        global WORLD
+        WORLD = World()
+        WORLD.fail_next("plan", "VidPipe.Cancelled")
+        d = run(sfn, render(substitutions(ctx["account"], fargate=False, threshold=1, concurrency=1, **ctx["ecs"])), "job-cancelled")
+        check(d["status"] == "FAILED" and d.get("error") == "VidPipe.Cancelled", "cancel ends in the Cancelled state", d)
+        check(len(WORLD.called("plan")) == 1, "Cancelled is not retried", WORLD.calls)
+        check(not WORLD.called("record-failure"), "a cancel is not recorded as a failure", WORLD.calls)
+
+    def clip_retry(sfn, ctx):
+        global WORLD
+        WORLD = World(scenes=1)
+        WORLD.fail_next("generate-clip", "VidPipe.ProviderThrottled", "Lambda.TooManyRequestsException")
+        d = run(sfn, render(substitutions(ctx["account"], fargate=False, threshold=1, concurrency=1, **ctx["ecs"])), "job-throttled")
+        check(d["status"] == "SUCCEEDED", "retryable clip errors are retried", d)
+        check(len(WORLD.called("generate-clip")) == 3, "two retries then success", WORLD.calls)
+
+    def step_retries_exhausted(sfn, ctx):
+        global WORLD
+        WORLD = World(scenes=1)
+        WORLD.fail_next("compose", "VidPipe.Transient", "VidPipe.Transient", "VidPipe.Transient", "VidPipe.Transient")
+        d = run(sfn, render(substitutions(ctx["account"], fargate=False, threshold=1, concurrency=1, **ctx["ecs"])), "job-transient")
+        check(d["status"] == "FAILED" and d.get("cause", "").startswith("VidPipe.Transient: "), "exhausted retries fail the job", d)
+        check(len(WORLD.called("compose")) == 3, "RetryPolicy::STEP: 3 tries in all", WORLD.calls)
+        check([p["error_type"] for p in WORLD.called("record-failure")] == ["VidPipe.Transient"], "recorded", WORLD.calls)
+
+    yield "happy path, Lambda compose, Map concurrency", happy_lambda
+    yield "long job composes on Fargate", fargate
+    yield "FargateEnabled=false never uses Fargate", fargate_disabled
+    yield "Fargate worker without output -> RecordFailure", fargate_worker_failed
+    yield "permanent clip error -> RecordFailure -> Failed", permanent_clip_failure
+    yield "VidPipe.Cancelled -> Cancelled, not retried, not recorded", cancelled
+    if not quick:
+        yield "clip retries (CLIP policy back-off)", clip_retry
+        yield "step retries exhausted (STEP policy back-off)", step_retries_exhausted
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="skip scenarios that wait through retry back-off")
+    ap.add_argument("-v", "--verbose", action="store_true", help="keep moto's executor logging")
+    args = ap.parse_args()
+    if not args.verbose:
+        # The executor logs every caught error with its parse tree: noise when errors are the point.
+        logging.getLogger("moto").setLevel(logging.CRITICAL)
+
+    LambdaFunction._invoke_lambda = fake_invoke
+    EC2ContainerServiceBackend.run_task = fake_run_task
+    # moto 5.2.5's ECS reads an attribute its ENI model lacks when attaching a Fargate task's ENI.
+    if not hasattr(NetworkInterface, "private_dns_name"):
+        NetworkInterface.private_dns_name = property(lambda eni: f"ip-{eni.private_ip_address.replace('.', '-')}.ec2.internal")
+    StateTaskServiceEcs._normalise_parameters = _ecs_normalise_parameters
+    StateTaskServiceEcs._normalise_response = _normalise_response
+    failures = 0
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        account = boto3.client("sts").get_caller_identity()["Account"]
+        iam = boto3.client("iam")
+        role = iam.create_role(RoleName="lambda", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        lam = boto3.client("lambda")
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            z.writestr("bootstrap", "stub")
+        for name in FUNCTIONS.values():
+            lam.create_function(FunctionName=name, Runtime="provided.al2023", Role=role, Handler="bootstrap", Code={"ZipFile": buf.getvalue()})
+        boto3.client("s3").create_bucket(Bucket=BUCKET)
+        ecs = boto3.client("ecs")
+        cluster_arn = ecs.create_cluster(clusterName=CLUSTER)["cluster"]["clusterArn"]
+        taskdef_arn = ecs.register_task_definition(
+            family="vidpipe-worker",
+            requiresCompatibilities=["FARGATE"],
+            networkMode="awsvpc",
+            cpu="1024",
+            memory="2048",
+            containerDefinitions=[{"name": CONTAINER, "image": "vidpipe-worker:check", "entryPoint": ["vidpipe-worker"], "essential": True, "cpu": 1024, "memory": 2048}],
+        )["taskDefinition"]["taskDefinitionArn"]
+        ec2 = boto3.client("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24")["Subnet"]["SubnetId"] for i in range(2)]
+        sg = ec2.create_security_group(GroupName="worker", Description="worker", VpcId=vpc)["GroupId"]
+        ecs_ctx = {"cluster_arn": cluster_arn, "taskdef_arn": taskdef_arn, "subnets": ",".join(subnets), "security_groups": sg}
+        ctx = {"account": account, "ecs": ecs_ctx}
+        sfn = boto3.client("stepfunctions")
+        for name, fn in scenarios(args.quick):
+            started = time.time()
+            try:
+                fn(sfn, ctx)
+                print(f"ok   {name} ({time.time() - started:.1f}s)")
+            except AssertionError as e:
+                failures += 1
+                print(f"FAIL {name}: {e}")
+                if LAST_EXECUTION:
+                    print("     last events of the execution:")
+                    events = sfn.get_execution_history(executionArn=LAST_EXECUTION[0], reverseOrder=True, maxResults=6)["events"]
+                    for ev in reversed(events):
+                        details = {k: v for k, v in ev.items() if k.endswith("Details")}
+                        print(f"     {ev['type']}: {json.dumps(details, default=str)[:600]}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

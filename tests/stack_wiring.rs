@@ -1,0 +1,934 @@
+//! The AWS stack's wiring: template.yaml, the ASL definitions and the Rust code agree.
+//!
+//! - The offline tools pass: `sam validate --lint`, `cfn-lint`, `asl-validator --json-path`, and
+//!   the ASL run in moto's Step Functions executor with stub steps (scripts/check/asl_moto.py).
+//! - Every `${X}` in an ASL has a DefinitionSubstitution (and every substitution is used).
+//! - The ASL's Retry numbers are `RetryPolicy::{CLIP, STEP}`, its `VidPipe.*` names are the
+//!   ones `vidpipe_pipeline::error::names` defines, and it retries exactly the retryable ones.
+//! - Every Lambda task retries Lambda's transient errors and is caught; every Task has a timeout.
+//! - The steps run Plan -> Map(GenerateClip) -> Compose (Lambda or Fargate) -> Finalize, and
+//!   every Catch leads to RecordFailure (a cancel excepted) and then a Fail state.
+//! - Every function in the template is a workspace package under functions/ whose Cargo.toml
+//!   defines the bin the template builds.
+//!
+//! The tools come from scripts/setup.sh (.tools/); scripts/check/stack.sh runs the same tool
+//! checks from a shell.
+
+use serde_json::Value as Json;
+use serde_yaml_ng::Value as Yaml;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use vidpipe_pipeline::error::names;
+use vidpipe_pipeline::policy::RetryPolicy;
+
+/// The functions the stack deploys: logical id, package directory, bin name.
+const FUNCTIONS: &[(&str, &str, &str)] = &[
+    ("ApiFunction", "functions/api", "vidpipe-api"),
+    ("PlanFunction", "functions/plan", "vidpipe-plan"),
+    (
+        "GenerateClipFunction",
+        "functions/generate-clip",
+        "vidpipe-generate-clip",
+    ),
+    ("ComposeFunction", "functions/compose", "vidpipe-compose"),
+    ("FinalizeFunction", "functions/finalize", "vidpipe-finalize"),
+    (
+        "RecordFailureFunction",
+        "functions/record-failure",
+        "vidpipe-record-failure",
+    ),
+];
+
+/// The Lambda platform's transient errors, which every Lambda task must retry.
+const LAMBDA_TRANSIENT: &[&str] = &[
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+];
+
+const LAMBDA_INVOKE: &str = "arn:aws:states:::lambda:invoke";
+
+/// Every error name the steps can report (`vidpipe_pipeline::error::names`).
+const KNOWN_NAMES: &[&str] = &[
+    names::JOB_NOT_FOUND,
+    names::CANCELLED,
+    names::WRONG_STATE,
+    names::PLAN_FAILED,
+    names::PROVIDER_THROTTLED,
+    names::PROVIDER_UNAVAILABLE,
+    names::PROVIDER_REJECTED,
+    names::INVALID_MEDIA,
+    names::MEDIA_FAILED,
+    names::CONFLICT,
+    names::TRANSIENT,
+    names::INTERNAL,
+];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+fn read(rel: &str) -> String {
+    let path = root().join(rel);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+// ------------------------------------------------------------------------------------------
+// Running the tools
+// ------------------------------------------------------------------------------------------
+
+/// A tool from the project's .tools/ (scripts/setup.sh), else from PATH.
+fn tool(name: &str) -> PathBuf {
+    let root = root();
+    let local = [
+        root.join(".tools/venv/bin").join(name),
+        root.join(".tools/node/node_modules/.bin").join(name),
+    ];
+    let on_path: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join(name)).collect())
+        .unwrap_or_default();
+    local
+        .into_iter()
+        .chain(on_path)
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{name} not found in .tools/ or on PATH: run scripts/setup.sh"))
+}
+
+/// Runs a tool from the repository root, offline, and fails the test with its output unless it
+/// succeeds.
+fn run_ok(program: PathBuf, args: &[&str]) -> String {
+    let root = root();
+    // asl-validator is a node script; node may live only next to the project's node tools.
+    let mut path = vec![
+        root.join(".tools/venv/bin"),
+        root.join(".tools/node/node_modules/.bin"),
+    ];
+    if let Some(p) = std::env::var_os("PATH") {
+        path.extend(std::env::split_paths(&p));
+    }
+    let out = Command::new(&program)
+        .args(args)
+        .current_dir(&root)
+        .env("PATH", std::env::join_paths(path).expect("PATH"))
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("SAM_CLI_TELEMETRY", "0")
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", program.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{} {} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        program.display(),
+        args.join(" "),
+        out.status
+    );
+    stdout
+}
+
+#[test]
+fn sam_validate_lint_passes() {
+    run_ok(
+        tool("sam"),
+        &["validate", "--lint", "--template", "template.yaml"],
+    );
+}
+
+#[test]
+fn cfn_lint_passes() {
+    run_ok(tool("cfn-lint"), &["template.yaml"]);
+}
+
+#[test]
+fn every_asl_passes_asl_validator() {
+    let files = asl_files();
+    assert!(!files.is_empty(), "no statemachine/*.asl.json");
+    for f in files {
+        run_ok(tool("asl-validator"), &["--json-path", &f]);
+    }
+}
+
+/// The generation ASL really runs: data flow, Retry/Catch routing, the Map's concurrency and
+/// both compose branches, in moto's executor with stub steps (about 9 s).
+#[test]
+fn generation_asl_runs_in_moto() {
+    run_ok(tool("python"), &["scripts/check/asl_moto.py", "--quick"]);
+}
+
+// ------------------------------------------------------------------------------------------
+// Parsing the template and the ASL
+// ------------------------------------------------------------------------------------------
+
+fn asl_files() -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(root().join("statemachine"))
+        .expect("statemachine/ exists")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".asl.json"))
+        .map(|n| format!("statemachine/{n}"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn template() -> &'static Yaml {
+    static T: OnceLock<Yaml> = OnceLock::new();
+    T.get_or_init(|| serde_yaml_ng::from_str(&read("template.yaml")).expect("template.yaml parses"))
+}
+
+fn resources() -> &'static serde_yaml_ng::Mapping {
+    template()
+        .get("Resources")
+        .and_then(Yaml::as_mapping)
+        .expect("Resources")
+}
+
+fn resources_of_type(ty: &str) -> Vec<(String, &'static Yaml)> {
+    resources()
+        .iter()
+        .filter(|(_, r)| r.get("Type").and_then(Yaml::as_str) == Some(ty))
+        .map(|(k, r)| (k.as_str().expect("logical id").to_owned(), r))
+        .collect()
+}
+
+fn props(resource: &Yaml) -> &Yaml {
+    resource.get("Properties").expect("Properties")
+}
+
+/// What a `!Ref X` / `!GetAtt X.Attr` (short or long form) points at: the logical id X.
+fn referenced_id(v: &Yaml) -> Option<String> {
+    match v {
+        Yaml::Tagged(t) => {
+            let tag = t.tag.to_string();
+            let tag = tag.trim_start_matches('!');
+            match (tag, &t.value) {
+                ("Ref", Yaml::String(s)) => Some(s.clone()),
+                ("GetAtt", Yaml::String(s)) => s.split('.').next().map(str::to_owned),
+                ("GetAtt", Yaml::Sequence(parts)) => parts.first()?.as_str().map(str::to_owned),
+                _ => None,
+            }
+        }
+        Yaml::Mapping(m) if m.len() == 1 => {
+            let (k, v) = m.iter().next()?;
+            match (k.as_str()?, v) {
+                ("Ref", Yaml::String(s)) => Some(s.clone()),
+                ("Fn::GetAtt", Yaml::String(s)) => s.split('.').next().map(str::to_owned),
+                ("Fn::GetAtt", Yaml::Sequence(parts)) => parts.first()?.as_str().map(str::to_owned),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+struct StateMachine {
+    logical_id: String,
+    asl_path: String,
+    asl: Json,
+    text: String,
+    substitutions: BTreeMap<String, &'static Yaml>,
+}
+
+fn state_machines() -> Vec<StateMachine> {
+    resources_of_type("AWS::Serverless::StateMachine")
+        .into_iter()
+        .map(|(id, r)| {
+            let p = props(r);
+            let asl_path = p
+                .get("DefinitionUri")
+                .and_then(Yaml::as_str)
+                .unwrap_or_else(|| panic!("{id}: DefinitionUri must be a path in statemachine/"))
+                .to_owned();
+            let text = read(&asl_path);
+            let asl = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{asl_path} is not valid JSON: {e}"));
+            let substitutions = p
+                .get("DefinitionSubstitutions")
+                .and_then(Yaml::as_mapping)
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.as_str().expect("key").to_owned(), v))
+                        .collect()
+                })
+                .unwrap_or_default();
+            StateMachine {
+                logical_id: id,
+                asl_path,
+                asl,
+                text,
+                substitutions,
+            }
+        })
+        .collect()
+}
+
+fn generation() -> StateMachine {
+    state_machines()
+        .into_iter()
+        .find(|s| s.asl_path == "statemachine/generation.asl.json")
+        .expect("a state machine with DefinitionUri statemachine/generation.asl.json")
+}
+
+fn placeholders(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let after = &rest[start + 2..];
+        let end = after.find('}').expect("unterminated ${ in ASL");
+        out.insert(after[..end].to_owned());
+        rest = &after[end..];
+    }
+    out
+}
+
+/// Every state of a definition, nested ones included: (name, state, enclosing Map states).
+fn all_states(asl: &Json) -> Vec<(String, &Json, Vec<&Json>)> {
+    fn walk<'a>(
+        states: &'a Json,
+        enclosing: &[&'a Json],
+        out: &mut Vec<(String, &'a Json, Vec<&'a Json>)>,
+    ) {
+        for (name, state) in states.as_object().expect("States is an object") {
+            out.push((name.clone(), state, enclosing.to_vec()));
+            for inner in ["ItemProcessor", "Iterator"] {
+                if let Some(p) = state.get(inner) {
+                    let mut e = enclosing.to_vec();
+                    e.push(state);
+                    walk(&p["States"], &e, out);
+                }
+            }
+            if let Some(branches) = state.get("Branches").and_then(Json::as_array) {
+                for b in branches {
+                    walk(&b["States"], enclosing, out);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&asl["States"], &[], &mut out);
+    out
+}
+
+fn is_lambda_task(state: &Json) -> bool {
+    state["Type"] == "Task" && state["Resource"] == LAMBDA_INVOKE
+}
+
+/// The `${X}` a Lambda task invokes: its FunctionName placeholder's name.
+fn function_placeholder(state: &Json) -> String {
+    let f = state["Parameters"]["FunctionName"]
+        .as_str()
+        .expect("a Lambda task names its function with a literal FunctionName");
+    f.strip_prefix("${")
+        .and_then(|s| s.strip_suffix('}'))
+        .unwrap_or_else(|| panic!("FunctionName {f} is not a ${{...}} substitution"))
+        .to_owned()
+}
+
+/// The logical id of the function a Lambda task invokes, through DefinitionSubstitutions.
+fn invoked_function(sm: &StateMachine, state: &Json) -> String {
+    let key = function_placeholder(state);
+    let v = sm
+        .substitutions
+        .get(&key)
+        .unwrap_or_else(|| panic!("no DefinitionSubstitution for {key}"));
+    referenced_id(v).unwrap_or_else(|| panic!("{key} is not a !GetAtt/!Ref to a function"))
+}
+
+fn error_names(list: &Json) -> Vec<&str> {
+    list["ErrorEquals"]
+        .as_array()
+        .expect("ErrorEquals")
+        .iter()
+        .map(|e| e.as_str().expect("error name"))
+        .collect()
+}
+
+// ------------------------------------------------------------------------------------------
+// Substitutions
+// ------------------------------------------------------------------------------------------
+
+#[test]
+fn every_asl_is_deployed_and_every_placeholder_substituted() {
+    let machines = state_machines();
+    let deployed: BTreeSet<&str> = machines.iter().map(|s| s.asl_path.as_str()).collect();
+    for f in asl_files() {
+        assert!(
+            deployed.contains(f.as_str()),
+            "{f} is not the DefinitionUri of any AWS::Serverless::StateMachine"
+        );
+    }
+    for sm in &machines {
+        let used = placeholders(&sm.text);
+        let given: BTreeSet<String> = sm.substitutions.keys().cloned().collect();
+        let missing: Vec<_> = used.difference(&given).collect();
+        assert!(
+            missing.is_empty(),
+            "{} ({}): no DefinitionSubstitution for {missing:?}",
+            sm.logical_id,
+            sm.asl_path
+        );
+        let unused: Vec<_> = given.difference(&used).collect();
+        assert!(
+            unused.is_empty(),
+            "{}: DefinitionSubstitutions {unused:?} appear nowhere in {}",
+            sm.logical_id,
+            sm.asl_path
+        );
+    }
+}
+
+#[test]
+fn asl_is_jsonpath() {
+    for sm in state_machines() {
+        assert_ne!(
+            sm.asl.get("QueryLanguage").and_then(Json::as_str),
+            Some("JSONata"),
+            "{}: JSONata does not run in moto; use JSONPath",
+            sm.asl_path
+        );
+        for (name, state, _) in all_states(&sm.asl) {
+            assert_ne!(
+                state.get("QueryLanguage").and_then(Json::as_str),
+                Some("JSONata"),
+                "{}: state {name} uses JSONata",
+                sm.asl_path
+            );
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Retries, catches, timeouts, error names
+// ------------------------------------------------------------------------------------------
+
+#[test]
+fn every_task_has_a_timeout_and_every_state_a_comment() {
+    for sm in state_machines() {
+        for (name, state, _) in all_states(&sm.asl) {
+            if state["Type"] == "Task" {
+                assert!(
+                    state.get("TimeoutSeconds").is_some()
+                        || state.get("TimeoutSecondsPath").is_some(),
+                    "{}: Task {name} has no TimeoutSeconds (a hung call would hold the job forever)",
+                    sm.asl_path
+                );
+            }
+            assert!(
+                state
+                    .get("Comment")
+                    .and_then(Json::as_str)
+                    .is_some_and(|c| !c.is_empty()),
+                "{}: state {name} has no Comment",
+                sm.asl_path
+            );
+        }
+    }
+}
+
+#[test]
+fn lambda_tasks_retry_transient_errors_and_are_caught() {
+    for sm in state_machines() {
+        for (name, state, enclosing) in all_states(&sm.asl) {
+            if !is_lambda_task(state) {
+                continue;
+            }
+            let retried: BTreeSet<&str> = state["Retry"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{}: Lambda task {name} has no Retry", sm.asl_path))
+                .iter()
+                .flat_map(error_names)
+                .collect();
+            for e in LAMBDA_TRANSIENT {
+                assert!(
+                    retried.contains(e),
+                    "{}: Lambda task {name} does not retry {e}",
+                    sm.asl_path
+                );
+            }
+            // Caught here, or (inside a Map's ItemProcessor, where the failure states are out of
+            // scope) by the Map around it.
+            let catches_all = |s: &Json| {
+                s["Catch"]
+                    .as_array()
+                    .is_some_and(|cs| cs.iter().any(|c| error_names(c).contains(&"States.ALL")))
+            };
+            assert!(
+                catches_all(state) || enclosing.iter().any(|m| catches_all(m)),
+                "{}: Lambda task {name} has no States.ALL Catch (itself or its Map)",
+                sm.asl_path
+            );
+        }
+    }
+}
+
+fn assert_policy(asl: &str, state: &str, retrier: &Json, policy: RetryPolicy, which: &str) {
+    let num = |k: &str| {
+        retrier[k]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{asl}: {state}: retrier has no {k}"))
+    };
+    let ctx = format!("{asl}: {state} must retry with RetryPolicy::{which}");
+    assert_eq!(
+        num("IntervalSeconds"),
+        policy.interval.as_secs_f64(),
+        "{ctx}: IntervalSeconds"
+    );
+    assert_eq!(
+        num("BackoffRate"),
+        policy.backoff_rate,
+        "{ctx}: BackoffRate"
+    );
+    assert_eq!(
+        num("MaxAttempts"),
+        f64::from(policy.max_attempts - 1),
+        "{ctx}: MaxAttempts counts retries, so it is max_attempts - 1"
+    );
+    assert_eq!(
+        num("MaxDelaySeconds"),
+        policy.max_delay.as_secs_f64(),
+        "{ctx}: MaxDelaySeconds"
+    );
+    assert_eq!(retrier["JitterStrategy"], "FULL", "{ctx}: JitterStrategy");
+}
+
+/// The numbers come from shared/pipeline/src/policy.rs, which the embedded runner uses: a job
+/// retries the same way on both runners. GenerateClip uses CLIP, every other retrier STEP.
+#[test]
+fn retry_numbers_match_the_pipeline_policies() {
+    let sm = generation();
+    let mut clip_retriers = 0;
+    for (name, state, _) in all_states(&sm.asl) {
+        let Some(retriers) = state.get("Retry").and_then(Json::as_array) else {
+            continue;
+        };
+        let is_clip =
+            is_lambda_task(state) && invoked_function(&sm, state) == "GenerateClipFunction";
+        for r in retriers {
+            if is_clip {
+                clip_retriers += 1;
+                assert_policy(&sm.asl_path, &name, r, RetryPolicy::CLIP, "CLIP");
+            } else {
+                assert_policy(&sm.asl_path, &name, r, RetryPolicy::STEP, "STEP");
+            }
+        }
+    }
+    assert!(clip_retriers > 0, "no retrier on the GenerateClip task");
+}
+
+/// Retried `VidPipe.*` names are the retryable ones, every Lambda step retries all of them (as
+/// the embedded runner does), and no name is unknown to the code (a typo would never match).
+#[test]
+fn error_names_are_the_codes_and_only_retryable_ones_are_retried() {
+    for sm in state_machines() {
+        for (name, state, _) in all_states(&sm.asl) {
+            let mut retried = BTreeSet::new();
+            for r in state["Retry"].as_array().into_iter().flatten() {
+                for e in error_names(r) {
+                    assert_ne!(
+                        e, "States.ALL",
+                        "{}: {name} retries States.ALL",
+                        sm.asl_path
+                    );
+                    if e.starts_with("VidPipe.") {
+                        assert!(
+                            names::RETRYABLE.contains(&e),
+                            "{}: {name} retries {e}, which the code classes as permanent",
+                            sm.asl_path
+                        );
+                        retried.insert(e);
+                    }
+                }
+            }
+            if is_lambda_task(state) {
+                for e in names::RETRYABLE {
+                    assert!(
+                        retried.contains(e),
+                        "{}: Lambda task {name} does not retry {e}",
+                        sm.asl_path
+                    );
+                }
+            }
+        }
+        // Anywhere in the file: ErrorEquals, Fail states' Error, comments aside.
+        for (name, state, _) in all_states(&sm.asl) {
+            let mut found = Vec::new();
+            collect_vidpipe_names(state, &mut found);
+            for n in found {
+                assert!(
+                    KNOWN_NAMES.contains(&n.as_str()),
+                    "{}: state {name} uses {n}, which vidpipe_pipeline::error::names does not define",
+                    sm.asl_path
+                );
+            }
+        }
+    }
+}
+
+fn collect_vidpipe_names(v: &Json, out: &mut Vec<String>) {
+    match v {
+        Json::String(s) if s.starts_with("VidPipe.") => out.push(s.clone()),
+        Json::Array(a) => a.iter().for_each(|x| collect_vidpipe_names(x, out)),
+        Json::Object(o) => o
+            .iter()
+            .filter(|(k, _)| k.as_str() != "Comment")
+            .for_each(|(_, x)| collect_vidpipe_names(x, out)),
+        _ => {}
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Step order
+// ------------------------------------------------------------------------------------------
+
+/// What a state contributes to a path: a step label, or nothing (Pass, Choice).
+fn step_label(sm: &StateMachine, state: &Json) -> Option<String> {
+    match state["Type"].as_str()? {
+        "Task" if is_lambda_task(state) => Some(invoked_function(sm, state)),
+        "Task"
+            if state["Resource"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("arn:aws:states:::ecs:runTask")) =>
+        {
+            Some("Fargate".into())
+        }
+        "Task" => Some(format!("Task({})", state["Resource"])),
+        "Map" => {
+            let inner = state
+                .get("ItemProcessor")
+                .or_else(|| state.get("Iterator"))
+                .expect("Map has an ItemProcessor");
+            let paths = paths_from(sm, &inner["States"], inner["StartAt"].as_str()?);
+            let labels: Vec<String> = paths.into_iter().map(|(p, _)| p.join(" -> ")).collect();
+            Some(format!("Map({})", labels.join(" | ")))
+        }
+        _ => None,
+    }
+}
+
+/// Every path of normal transitions (Next, Choices, Default; not Catch) from `start` to an end:
+/// the step labels along it and the terminal state's type.
+fn paths_from(sm: &StateMachine, states: &Json, start: &str) -> Vec<(Vec<String>, String)> {
+    fn go(
+        sm: &StateMachine,
+        states: &Json,
+        name: &str,
+        mut path: Vec<String>,
+        seen: &mut Vec<String>,
+        out: &mut Vec<(Vec<String>, String)>,
+    ) {
+        assert!(!seen.iter().any(|s| s == name), "loop through {name}");
+        let state = &states[name];
+        assert!(state.is_object(), "transition to missing state {name}");
+        if let Some(l) = step_label(sm, state) {
+            path.push(l);
+        }
+        let mut next: Vec<&str> = Vec::new();
+        if let Some(n) = state["Next"].as_str() {
+            next.push(n);
+        }
+        for c in state["Choices"].as_array().into_iter().flatten() {
+            next.push(c["Next"].as_str().expect("Choice rule Next"));
+        }
+        if let Some(d) = state["Default"].as_str() {
+            next.push(d);
+        }
+        if next.is_empty() {
+            out.push((path, state["Type"].as_str().unwrap_or("?").to_owned()));
+            return;
+        }
+        seen.push(name.to_owned());
+        for n in next {
+            go(sm, states, n, path.clone(), seen, out);
+        }
+        seen.pop();
+    }
+    let mut out = Vec::new();
+    go(sm, states, start, Vec::new(), &mut Vec::new(), &mut out);
+    out
+}
+
+#[test]
+fn steps_run_plan_map_compose_finalize() {
+    let sm = generation();
+    let start = sm.asl["StartAt"].as_str().expect("StartAt");
+    let paths = paths_from(&sm, &sm.asl["States"], start);
+    let map = "Map(GenerateClipFunction)";
+    let expected: [Vec<&str>; 2] = [
+        vec!["PlanFunction", map, "ComposeFunction", "FinalizeFunction"],
+        vec!["PlanFunction", map, "Fargate", "FinalizeFunction"],
+    ];
+    let mut seen = BTreeSet::new();
+    for (path, end) in &paths {
+        let p: Vec<&str> = path.iter().map(String::as_str).collect();
+        assert!(
+            expected.contains(&p),
+            "unexpected path through {}: {p:?} (want Plan -> Map(GenerateClip) -> Compose in Lambda or on Fargate -> Finalize)",
+            sm.asl_path
+        );
+        assert_eq!(end, "Succeed", "path {p:?} must end in a Succeed state");
+        seen.insert(p);
+    }
+    for e in &expected {
+        assert!(seen.contains(e), "no path {e:?} in {}", sm.asl_path);
+    }
+}
+
+/// Every Catch leads, through Choice/Pass states only, to RecordFailure and then a Fail state;
+/// only VidPipe.Cancelled may go straight to a Fail (the canceller recorded the job's end).
+#[test]
+fn every_catch_records_the_failure_then_fails() {
+    let sm = generation();
+    let states = &sm.asl["States"];
+    let mut catchers = 0;
+    for (name, state, enclosing) in all_states(&sm.asl) {
+        if !enclosing.is_empty() {
+            assert!(
+                state.get("Catch").is_none(),
+                "{name}: a Catch inside a Map cannot reach RecordFailure; catch on the Map"
+            );
+            continue;
+        }
+        let is_record_failure =
+            is_lambda_task(state) && invoked_function(&sm, state) == "RecordFailureFunction";
+        for c in state["Catch"].as_array().into_iter().flatten() {
+            catchers += 1;
+            if is_record_failure {
+                // Its own failure must not replace the error it was recording.
+                let rp = c["ResultPath"].as_str().unwrap_or("$");
+                assert!(
+                    rp.starts_with("$.") && rp != "$.error",
+                    "{name}: RecordFailure's Catch must keep $.job_id and $.error (ResultPath {rp})"
+                );
+            } else {
+                assert_eq!(
+                    c["ResultPath"], "$.error",
+                    "{name}: Catch must keep $.job_id (ResultPath $.error)"
+                );
+            }
+            let target = c["Next"].as_str().expect("Catch Next");
+            let paths = paths_from(&sm, states, target);
+            let errors = error_names(c);
+            for (path, end) in paths {
+                assert_eq!(
+                    end, "Fail",
+                    "{name}: Catch {errors:?} must end in a Fail state"
+                );
+                let p: Vec<&str> = path.iter().map(String::as_str).collect();
+                if errors == ["VidPipe.Cancelled"] {
+                    assert!(
+                        p.is_empty() || p == ["RecordFailureFunction"],
+                        "{name}: the Cancelled Catch runs {p:?}"
+                    );
+                } else if !is_record_failure {
+                    assert_eq!(
+                        p,
+                        ["RecordFailureFunction"],
+                        "{name}: Catch {errors:?} must run RecordFailure and then fail"
+                    );
+                }
+            }
+        }
+    }
+    assert!(catchers > 0, "no Catch in {}", sm.asl_path);
+    let record = all_states(&sm.asl)
+        .into_iter()
+        .find(|(_, s, _)| is_lambda_task(s) && invoked_function(&sm, s) == "RecordFailureFunction")
+        .expect("a RecordFailure task");
+    let params = &record.1["Parameters"]["Payload"];
+    assert_eq!(
+        params["job_id.$"], "$.job_id",
+        "RecordFailure gets the job id"
+    );
+    assert_eq!(
+        params["error_type.$"], "$.error.Error",
+        "RecordFailure gets the error name"
+    );
+    assert_eq!(
+        params["cause.$"], "$.error.Cause",
+        "RecordFailure gets the cause"
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// Functions and packages
+// ------------------------------------------------------------------------------------------
+
+fn workspace_members() -> Vec<String> {
+    let doc: toml_edit::DocumentMut = read("Cargo.toml").parse().expect("Cargo.toml parses");
+    doc["workspace"]["members"]
+        .as_array()
+        .expect("workspace.members")
+        .iter()
+        .filter_map(|m| m.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The bins a package builds: its [[bin]] names, or the package name for a src/main.rs.
+fn package_bins(dir: &str) -> Result<Vec<String>, String> {
+    let manifest = root().join(dir).join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .map_err(|e| format!("{}: {e} (the package must exist)", manifest.display()))?;
+    let doc: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e| format!("{} does not parse: {e}", manifest.display()))?;
+    let mut bins: Vec<String> = doc
+        .get("bin")
+        .and_then(|b| b.as_array_of_tables())
+        .map(|t| {
+            t.iter()
+                .filter_map(|b| b.get("name").and_then(|n| n.as_str()).map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    // Without [[bin]] tables, src/main.rs builds a bin named after the package.
+    if bins.is_empty()
+        && root().join(dir).join("src/main.rs").is_file()
+        && let Some(name) = doc["package"]["name"].as_str()
+    {
+        bins.push(name.to_owned());
+    }
+    Ok(bins)
+}
+
+/// Reports every mismatch at once, so one run lists all the functions still to write.
+#[test]
+fn every_function_is_a_workspace_package_with_its_bin() {
+    let functions = resources_of_type("AWS::Serverless::Function");
+    let ids: BTreeSet<&str> = functions.iter().map(|(id, _)| id.as_str()).collect();
+    let expected: BTreeSet<&str> = FUNCTIONS.iter().map(|(id, _, _)| *id).collect();
+    assert_eq!(ids, expected, "the template's functions");
+    let members = workspace_members();
+    let mut problems = Vec::new();
+    for (id, dir, bin) in FUNCTIONS {
+        let (_, f) = functions
+            .iter()
+            .find(|(i, _)| i == id)
+            .expect("listed above");
+        let code_uri = props(f).get("CodeUri").and_then(Yaml::as_str);
+        if code_uri != Some(dir) {
+            problems.push(format!("{id}: CodeUri is {code_uri:?}, want {dir}"));
+        }
+        let meta = f.get("Metadata");
+        let build_method = meta
+            .and_then(|m| m.get("BuildMethod"))
+            .and_then(Yaml::as_str);
+        if build_method != Some("rust-cargolambda") {
+            problems.push(format!(
+                "{id}: Metadata.BuildMethod is {build_method:?}, want rust-cargolambda"
+            ));
+        }
+        let binary = meta
+            .and_then(|m| m.get("BuildProperties"))
+            .and_then(|b| b.get("Binary"))
+            .and_then(Yaml::as_str);
+        if binary != Some(bin) {
+            problems.push(format!(
+                "{id}: Metadata.BuildProperties.Binary is {binary:?}, want {bin}"
+            ));
+        }
+        if !members.iter().any(|m| m == dir) {
+            problems.push(format!(
+                "{id}: {dir} is not in the workspace members of Cargo.toml (cargo lambda cannot build it)"
+            ));
+        }
+        match package_bins(dir) {
+            Ok(bins) if bins.iter().any(|b| b == bin) => {}
+            Ok(bins) => problems.push(format!("{id}: {dir}/Cargo.toml builds {bins:?}, not {bin}")),
+            Err(e) => problems.push(format!("{id}: {e}")),
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "functions vs packages:\n  {}",
+        problems.join("\n  ")
+    );
+}
+
+#[test]
+fn every_function_has_a_log_group_with_retention() {
+    let groups: Vec<&Yaml> = resources_of_type("AWS::Logs::LogGroup")
+        .into_iter()
+        .map(|(_, r)| props(r))
+        .collect();
+    for (id, _, _) in FUNCTIONS {
+        let want = format!("/aws/lambda/${{{id}}}");
+        let group = groups
+            .iter()
+            .find(|g| match g.get("LogGroupName") {
+                Some(Yaml::Tagged(t)) => t.value.as_str() == Some(want.as_str()),
+                _ => false,
+            })
+            .unwrap_or_else(|| panic!("no AWS::Logs::LogGroup named !Sub {want}"));
+        assert!(
+            group.get("RetentionInDays").is_some(),
+            "{want}: no RetentionInDays"
+        );
+    }
+}
+
+#[test]
+fn every_route_goes_to_the_api_function_behind_the_jwt_authorizer() {
+    let routes: BTreeSet<(String, String)> = [
+        ("POST", "/v1/generations"),
+        ("GET", "/v1/generations"),
+        ("GET", "/v1/generations/{id}"),
+        ("POST", "/v1/generations/{id}/cancel"),
+        ("GET", "/v1/generations/{id}/download"),
+        ("POST", "/v1/assets"),
+        ("GET", "/v1/assets/{id}"),
+    ]
+    .iter()
+    .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+    .collect();
+    let api = &resources()["ApiFunction"];
+    let events = props(api)
+        .get("Events")
+        .and_then(Yaml::as_mapping)
+        .expect("ApiFunction Events");
+    let mut found = BTreeSet::new();
+    for (name, e) in events {
+        assert_eq!(
+            e.get("Type").and_then(Yaml::as_str),
+            Some("HttpApi"),
+            "{name:?}"
+        );
+        let p = e.get("Properties").expect("event Properties");
+        assert_eq!(
+            p.get("ApiId").and_then(referenced_id).as_deref(),
+            Some("HttpApi"),
+            "{name:?}: ApiId"
+        );
+        found.insert((
+            p.get("Method")
+                .and_then(Yaml::as_str)
+                .expect("Method")
+                .to_owned(),
+            p.get("Path")
+                .and_then(Yaml::as_str)
+                .expect("Path")
+                .to_owned(),
+        ));
+    }
+    assert_eq!(found, routes, "ApiFunction's routes");
+    let auth = props(&resources()["HttpApi"])
+        .get("Auth")
+        .expect("HttpApi Auth");
+    let default = auth
+        .get("DefaultAuthorizer")
+        .and_then(Yaml::as_str)
+        .expect("a DefaultAuthorizer");
+    let authorizer = auth
+        .get("Authorizers")
+        .and_then(|a| a.get(default))
+        .expect("the default authorizer is defined");
+    assert!(
+        authorizer.get("JwtConfiguration").is_some(),
+        "the default authorizer is a JWT authorizer"
+    );
+}
