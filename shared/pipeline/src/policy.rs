@@ -1,7 +1,10 @@
 //! Retry policies shared by the embedded runner and the state machine: the ASL `Retry` blocks
 //! carry the same numbers (a test compares them), so a job behaves the same on both runners.
 
+use crate::error::StepError;
+use std::future::Future;
 use std::time::Duration;
+use vidpipe_domain::ErrorClass;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryPolicy {
@@ -51,6 +54,33 @@ impl RetryPolicy {
         match hint {
             Some(h) if h > d => h.min(self.max_delay.max(h)),
             _ => d,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Runs `f`, retrying retryable step errors as the state machine's `Retry` would; permanent
+    /// errors and the last retryable one are returned. `on_retry` hears of each retry.
+    pub async fn retry<T, F, Fut>(
+        &self,
+        mut on_retry: impl FnMut(u32, &StepError),
+        mut f: F,
+    ) -> Result<T, StepError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StepError>>,
+    {
+        let mut attempt = 1;
+        loop {
+            match f().await {
+                Ok(v) => return Ok(v),
+                Err(e) if e.class() == ErrorClass::Retryable && attempt < self.max_attempts => {
+                    on_retry(attempt, &e);
+                    tokio::time::sleep(self.delay(attempt, e.retry_after())).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 }

@@ -12,7 +12,6 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Semaphore, broadcast};
 use tokio::task::{JoinHandle, JoinSet};
-use vidpipe_domain::ErrorClass;
 use vidpipe_domain::job::{Job, JobId, JobStatus};
 use vidpipe_domain::ports::{Orchestrator, OrchestratorError};
 
@@ -72,27 +71,17 @@ pub struct EmbeddedRunner {
     events: broadcast::Sender<RunEvent>,
 }
 
+/// Retries `f` under `policy` (see [`RetryPolicy::retry`]).
 async fn retrying<T, F, Fut>(
     policy: RetryPolicy,
-    mut on_retry: impl FnMut(u32, &StepError),
-    mut f: F,
+    on_retry: impl FnMut(u32, &StepError),
+    f: F,
 ) -> Result<T, StepError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, StepError>>,
 {
-    let mut attempt = 1;
-    loop {
-        match f().await {
-            Ok(v) => return Ok(v),
-            Err(e) if e.class() == ErrorClass::Retryable && attempt < policy.max_attempts => {
-                on_retry(attempt, &e);
-                tokio::time::sleep(policy.delay(attempt, e.retry_after())).await;
-                attempt += 1;
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    policy.retry(on_retry, f).await
 }
 
 impl EmbeddedRunner {

@@ -112,7 +112,7 @@ pub const WORKER_COMPOSE_OUTPUT: &str = "compose-output.json";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum FinalizeInput {
-    Composed(ComposeOutput),
+    Composed(Box<ComposeOutput>),
     AfterWorker(JobRef),
 }
 

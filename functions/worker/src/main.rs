@@ -1,0 +1,78 @@
+//! Fargate worker entrypoint: `vidpipe-worker compose --job-id ID` runs the same compose step the
+//! Lambda runs, for jobs longer than Lambda allows, then leaves its output where the state
+//! machine's finalize step picks it up. Wiring only.
+//!
+//! Step Functions does not retry a failed ECS task, so passing errors are retried here with the
+//! step policy, and a final failure is recorded on the job under its real error name before the
+//! process exits non-zero (otherwise the job would only say `States.TaskFailed`).
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use vidpipe_domain::{JobId, keys};
+use vidpipe_pipeline::policy::RetryPolicy;
+use vidpipe_pipeline::steps::{self, FailureInput, JobRef, WORKER_COMPOSE_OUTPUT};
+
+#[derive(Parser)]
+#[command(
+    name = "vidpipe-worker",
+    about = "Runs long vidpipe steps outside Lambda"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Compose one job's final video.
+    Compose {
+        #[arg(long, env = "VIDPIPE_JOB_ID")]
+        job_id: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<ExitCode> {
+    vidpipe_lambda::init_tracing();
+    let Command::Compose { job_id } = Cli::parse().command;
+    let job_id = JobId::parse(&job_id).map_err(anyhow::Error::msg)?;
+    let config = vidpipe_lambda::Config::from_env()?;
+    let aws = vidpipe_lambda::Aws::load(&config).await;
+    let deps = vidpipe_lambda::step_deps(&config, &aws)?;
+    let input = JobRef {
+        job_id: job_id.clone(),
+    };
+    let progress = |f: f64| tracing::info!(progress = f, "composing");
+    let composed = RetryPolicy::STEP
+        .retry(
+            |attempt, e| tracing::warn!(attempt, error = %e, "compose failed; retrying"),
+            || steps::compose(&deps, &input, &progress),
+        )
+        .await;
+    match composed {
+        Ok(output) => {
+            deps.blobs
+                .put_bytes(
+                    &keys::temp(&job_id, WORKER_COMPOSE_OUTPUT),
+                    serde_json::to_vec(&output)?,
+                    "application/json",
+                )
+                .await
+                .context("storing the compose output for finalize")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            tracing::error!(error_type = e.error_type(), error = %e, "compose failed");
+            let failure = FailureInput {
+                job_id,
+                error_type: e.error_type().to_owned(),
+                cause: e.to_string(),
+            };
+            steps::record_failure(&deps, &failure)
+                .await
+                .context("recording the failure")?;
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

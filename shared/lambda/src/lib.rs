@@ -1,0 +1,40 @@
+//! Startup for every vidpipe Lambda and the Fargate worker: configuration read from the
+//! environment once, SDK clients built once per cold start, step dependencies wired from them,
+//! and the mapping from a step error to the Lambda diagnostic whose `error_type` the ASL matches.
+//! Handlers receive what is built here and never read the environment themselves.
+
+pub mod config;
+pub mod diagnostic;
+pub mod wiring;
+
+pub use config::{Config, ConfigError, ProviderKind};
+pub use diagnostic::StepFailure;
+pub use wiring::{Aws, service, step_deps};
+
+/// Runs one step function as a Lambda: deserialises its typed input, calls the step with the
+/// dependencies built at cold start, and reports failures with their stable error type.
+pub async fn serve_step<I, O, F, Fut>(
+    deps: vidpipe_pipeline::StepDeps,
+    step: F,
+) -> Result<(), lambda_runtime::Error>
+where
+    I: serde::de::DeserializeOwned + Send + 'static,
+    O: serde::Serialize + Send + 'static,
+    F: Fn(vidpipe_pipeline::StepDeps, I) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<O, vidpipe_pipeline::StepError>> + Send,
+{
+    let step = &step;
+    let deps = &deps;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<I>| async move {
+            step(deps.clone(), event.payload).await.map_err(StepFailure)
+        },
+    ))
+    .await
+}
+
+/// JSON logs when Lambda asks for them (`AWS_LAMBDA_LOG_FORMAT=JSON`), level from
+/// `AWS_LAMBDA_LOG_LEVEL`/`RUST_LOG`.
+pub fn init_tracing() {
+    lambda_runtime::tracing::init_default_subscriber();
+}
