@@ -1,0 +1,247 @@
+//! Measures what a Lambda cold start costs: the size of each release bootstrap, and the time from
+//! process start to the first handled event, against a local stand-in for the Lambda Runtime API
+//! (and for DynamoDB, which the step function reads first).
+//!
+//! Build the bootstraps first, then run:
+//!   cargo lambda build --release [--arm64]      (bootstraps in target/lambda/<bin>/bootstrap)
+//!   cargo bench -p vidpipe-tests --bench coldstart
+//! Only bootstraps this machine can execute are timed; sizes are reported for all.
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::Mutex;
+
+const RUNS: usize = 15;
+
+/// A bootstrap to measure: bin name, the event it gets, size target (bytes), p50 target (ms).
+type Target = (&'static str, &'static [u8], Option<u64>, Option<f64>);
+
+/// What the stub saw: when the first response or error for the event arrived.
+#[derive(Default)]
+struct Seen {
+    answered: Option<(Instant, &'static str)>,
+    served_event: bool,
+}
+
+async fn serve(
+    req: Request<Incoming>,
+    event: Arc<Vec<u8>>,
+    seen: Arc<Mutex<Seen>>,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    let path = req.uri().path().to_owned();
+    let target = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let _ = req.into_body().collect().await?;
+    let ok = |body: Vec<u8>| Ok(Response::new(Full::new(Bytes::from(body))));
+    if path.ends_with("/runtime/invocation/next") {
+        let mut s = seen.lock().await;
+        if s.served_event {
+            drop(s);
+            // One event per process: park the runtime until it is killed.
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            return ok(Vec::new());
+        }
+        s.served_event = true;
+        let deadline = (std::time::SystemTime::now() + Duration::from_secs(30))
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
+        return Ok(Response::builder()
+            .header("lambda-runtime-aws-request-id", "req-1")
+            .header("lambda-runtime-deadline-ms", deadline.to_string())
+            .header(
+                "lambda-runtime-invoked-function-arn",
+                "arn:aws:lambda:us-east-1:000000000000:function:bench",
+            )
+            .header(
+                "lambda-runtime-trace-id",
+                "Root=1-00000000-000000000000000000000000",
+            )
+            .body(Full::new(Bytes::from(event.as_ref().clone())))
+            .unwrap());
+    }
+    if path.ends_with("/response") || path.ends_with("/error") {
+        let mut s = seen.lock().await;
+        if s.answered.is_none() {
+            s.answered = Some((
+                Instant::now(),
+                if path.ends_with("/error") {
+                    "error"
+                } else {
+                    "response"
+                },
+            ));
+        }
+        return Ok(Response::builder()
+            .status(202)
+            .body(Full::new(Bytes::new()))
+            .unwrap());
+    }
+    if target.as_deref().is_some_and(|t| t.starts_with("DynamoDB")) {
+        // An empty table: the step finds no job and reports it, a real handled event.
+        return ok(br#"{"Items":[],"Count":0,"ScannedCount":0}"#.to_vec());
+    }
+    Ok(Response::builder()
+        .status(404)
+        .body(Full::new(Bytes::new()))
+        .unwrap())
+}
+
+/// Starts one bootstrap against a fresh stub and returns the time to its first answer.
+async fn cold_start(bootstrap: &Path, event: &[u8]) -> Option<(Duration, &'static str)> {
+    let listener = TcpListener::bind("127.0.0.1:0").await.ok()?;
+    let addr = listener.local_addr().ok()?;
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let event = Arc::new(event.to_vec());
+    let server = {
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    break;
+                };
+                let (seen, event) = (seen.clone(), event.clone());
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| {
+                        serve(req, event.clone(), seen.clone())
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        })
+    };
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new(bootstrap)
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "bench")
+        .env("AWS_SECRET_ACCESS_KEY", "bench")
+        .env("AWS_ENDPOINT_URL", format!("http://{addr}"))
+        .env("VIDPIPE_TABLE", "bench")
+        .env("VIDPIPE_BUCKET", "bench")
+        .env(
+            "VIDPIPE_STATE_MACHINE_ARN",
+            "arn:aws:states:us-east-1:000000000000:stateMachine:bench",
+        )
+        .env("VIDPIPE_FFMPEG_DIR", "/nonexistent")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .ok()?;
+    let deadline = started + Duration::from_secs(10);
+    let answer = loop {
+        if let Some((at, kind)) = seen.lock().await.answered {
+            break Some((at - started, kind));
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    };
+    let _ = child.kill().await;
+    server.abort();
+    answer
+}
+
+fn find_bootstrap(root: &Path, bin: &str) -> Option<PathBuf> {
+    [
+        root.join("target/lambda").join(bin).join("bootstrap"),
+        root.join("target/release").join(bin),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+}
+
+fn runs_here(path: &Path) -> bool {
+    let Ok(bytes) = std::fs::read(path) else {
+        return false;
+    };
+    // ELF e_machine: 0x3E x86_64, 0xB7 aarch64.
+    let machine = bytes.get(18..20).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    matches!(
+        (machine, std::env::consts::ARCH),
+        (Some(0x3E), "x86_64") | (Some(0xB7), "aarch64")
+    )
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let api_event = br#"{"version":"2.0","routeKey":"$default","rawPath":"/v1/generations","rawQueryString":"","headers":{"host":"bench"},"requestContext":{"accountId":"000000000000","apiId":"bench","domainName":"bench","domainPrefix":"bench","http":{"method":"GET","path":"/v1/generations","protocol":"HTTP/1.1","sourceIp":"127.0.0.1","userAgent":"bench"},"requestId":"req-1","routeKey":"$default","stage":"$default","time":"21/Nov/2026:00:00:00 +0000","timeEpoch":0},"isBase64Encoded":false}"#;
+    let step_event = br#"{"job_id":"job_0000000000000000000000000000abcd","error_type":"VidPipe.Internal","cause":"bench"}"#;
+    let bins: [Target; 7] = [
+        ("vidpipe-api", api_event, Some(8 * 1024 * 1024), Some(10.0)),
+        ("vidpipe-record-failure", step_event, None, Some(10.0)),
+        ("vidpipe-plan", b"{}", None, None),
+        ("vidpipe-generate-clip", b"{}", None, None),
+        ("vidpipe-compose", b"{}", None, None),
+        ("vidpipe-finalize", b"{}", None, None),
+        ("vidpipe-worker", b"{}", None, None),
+    ];
+    println!(
+        "{:<24} {:>10} {:>12} {:>12} {:>9}",
+        "bootstrap", "size MB", "p50 ms", "max ms", "answer"
+    );
+    for (bin, event, size_target, ms_target) in bins {
+        let Some(path) = find_bootstrap(&root, bin) else {
+            println!("{bin:<24} not built (run cargo lambda build --release)");
+            continue;
+        };
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let size_note = size_target.map_or(String::new(), |t| {
+            format!("  size/target {:.2}", size as f64 / t as f64)
+        });
+        if ms_target.is_none() || !runs_here(&path) || bin == "vidpipe-worker" {
+            println!(
+                "{bin:<24} {:>10.2} {:>12} {:>12} {:>9}{size_note}",
+                size as f64 / 1e6,
+                "-",
+                "-",
+                "-"
+            );
+            continue;
+        }
+        let mut times = Vec::with_capacity(RUNS);
+        let mut kind = "";
+        for _ in 0..RUNS {
+            if let Some((d, k)) = cold_start(&path, event).await {
+                times.push(d.as_secs_f64() * 1000.0);
+                kind = k;
+            }
+        }
+        if times.is_empty() {
+            println!("{bin:<24} {:>10.2} never answered", size as f64 / 1e6);
+            continue;
+        }
+        times.sort_by(f64::total_cmp);
+        let p50 = times[times.len() / 2];
+        let max = times[times.len() - 1];
+        let ms_note = ms_target.map_or(String::new(), |t| format!("  p50/target {:.2}", p50 / t));
+        println!(
+            "{bin:<24} {:>10.2} {p50:>12.2} {max:>12.2} {kind:>9}{size_note}{ms_note}",
+            size as f64 / 1e6
+        );
+    }
+}
