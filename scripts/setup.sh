@@ -44,6 +44,13 @@ layers/ffmpeg/build.sh >&2
 
 [[ "$mode" == "core" ]] && exit 0
 
+# The Lambda target the template deploys (arm64). Optional: where it cannot be installed, the
+# release-build check falls back to x86_64 bootstraps.
+if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then
+  log "adding rustup target aarch64-unknown-linux-gnu"
+  rustup target add aarch64-unknown-linux-gnu >&2 || log "arm64 target unavailable: release checks will build x86_64"
+fi
+
 # Python tools in a project venv, reinstalled only when the pinned list changes.
 tools=".tools"
 venv="$tools/venv"

@@ -574,7 +574,24 @@ class Provisioner:
                              ", ".join(f"{k}x{len(v)}" for k, v in out.items() if isinstance(v, list)) or "EventBridge"))
 
     def h_S3_BucketPolicy(self, lid: str, p: dict, _d: dict) -> str:
-        self.client("s3").put_bucket_policy(Bucket=p["Bucket"], Policy=json.dumps(p["PolicyDocument"]))
+        doc = dict(p["PolicyDocument"])
+        statements = doc.get("Statement") or []
+        if isinstance(statements, dict):
+            statements = [statements]
+
+        def tls_only(st: dict) -> bool:
+            cond = json.dumps(st.get("Condition") or {})
+            return st.get("Effect") == "Deny" and "aws:SecureTransport" in cond
+
+        kept = [st for st in statements if not tls_only(st)]
+        if len(kept) != len(statements):
+            # moto enforces bucket policies but serves plain HTTP, so a TLS-only deny would
+            # refuse every request; everything else in the policy is kept.
+            log(f"note: {lid}: dropped the aws:SecureTransport deny (the emulator speaks plain HTTP)")
+        if not kept:
+            return p["Bucket"]
+        doc["Statement"] = kept
+        self.client("s3").put_bucket_policy(Bucket=p["Bucket"], Policy=json.dumps(doc))
         self.r.refs[lid] = p["Bucket"]
         self.r.attrs[lid] = {}
         return p["Bucket"]

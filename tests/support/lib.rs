@@ -1,6 +1,8 @@
 //! Test support: judging media by measurement (ffprobe facts, decoded pixels, atom order) and
 //! making small deterministic test media with ffmpeg's lavfi sources.
 
+pub mod emulator;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;

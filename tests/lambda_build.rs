@@ -1,0 +1,68 @@
+//! Every function in template.yaml builds as a release Lambda bootstrap with cargo lambda: arm64
+//! (what the template deploys) when that target is installed, else x86_64, as the design allows.
+//! Each bootstrap must exist, be an ELF executable for that architecture, and its size is printed.
+
+use std::path::Path;
+use std::process::Command;
+
+const PACKAGES: [(&str, &str); 7] = [
+    ("vidpipe-fn-api", "vidpipe-api"),
+    ("vidpipe-fn-plan", "vidpipe-plan"),
+    ("vidpipe-fn-generate-clip", "vidpipe-generate-clip"),
+    ("vidpipe-fn-compose", "vidpipe-compose"),
+    ("vidpipe-fn-finalize", "vidpipe-finalize"),
+    ("vidpipe-fn-record-failure", "vidpipe-record-failure"),
+    ("vidpipe-fn-worker", "vidpipe-worker"),
+];
+
+fn arm64_target_installed() -> bool {
+    Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == "aarch64-unknown-linux-gnu")
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn every_function_builds_as_a_release_bootstrap() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let arm64 = arm64_target_installed();
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(root).args(["lambda", "build", "--release"]);
+    if arm64 {
+        cmd.arg("--arm64");
+    }
+    for (package, _) in PACKAGES {
+        cmd.args(["-p", package]);
+    }
+    let out = cmd
+        .output()
+        .expect("run cargo lambda (scripts/setup.sh installs it; source scripts/env.sh)");
+    assert!(
+        out.status.success(),
+        "cargo lambda build failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // ELF e_machine: 0xB7 aarch64, 0x3E x86_64.
+    let machine: u16 = if arm64 { 0xB7 } else { 0x3E };
+    for (_, bin) in PACKAGES {
+        let bootstrap = root.join("target/lambda").join(bin).join("bootstrap");
+        let bytes =
+            std::fs::read(&bootstrap).unwrap_or_else(|e| panic!("{}: {e}", bootstrap.display()));
+        assert_eq!(&bytes[..4], b"\x7fELF", "{bin} is not an ELF executable");
+        assert_eq!(
+            u16::from_le_bytes([bytes[18], bytes[19]]),
+            machine,
+            "{bin} has the wrong architecture"
+        );
+        println!(
+            "{bin:<24} {:>6.2} MB ({})",
+            bytes.len() as f64 / 1e6,
+            if arm64 { "arm64" } else { "x86_64" }
+        );
+    }
+}

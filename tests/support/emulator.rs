@@ -1,0 +1,149 @@
+//! The emulated AWS stack for end-to-end tests: starts `scripts/emulator/up` (moto executing the
+//! state machine, every Lambda invoke forwarded to `cargo lambda watch`, resources provisioned from
+//! template.yaml), reads its one ready line, and talks to the API through the function URL.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Emulator {
+    pub api: String,
+    pub moto: String,
+    pub bucket: String,
+    pub state_machine_arn: String,
+    _child: Child,
+    /// Held open: the emulator stops when this pipe closes, i.e. when the test process ends.
+    _stdin: ChildStdin,
+}
+
+impl Emulator {
+    /// Starts a stack; `env` adds `VIDPIPE_*` settings every function sees.
+    pub fn start(env: &[(&str, &str)]) -> Emulator {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let mut cmd = Command::new(root.join("scripts/emulator/up"));
+        cmd.arg("--warm")
+            .current_dir(root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        // cargo gives test processes CARGO_* variables and target/ on LD_LIBRARY_PATH; passed on to
+        // the emulator's own `cargo build`/`cargo lambda watch`, they change build-script
+        // fingerprints and force the whole AWS SDK to rebuild on every run.
+        for (k, _) in std::env::vars_os() {
+            let name = k.to_string_lossy();
+            let injected =
+                name.starts_with("CARGO_") && name != "CARGO_HOME" && name != "CARGO_TARGET_DIR";
+            if injected || name == "CARGO" || name == "LD_LIBRARY_PATH" || name == "RUSTC_WRAPPER" {
+                cmd.env_remove(&k);
+            }
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start scripts/emulator/up");
+        let stdin = child.stdin.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("emulator ready line");
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("emulator said {line:?}: {e}"));
+        assert_eq!(v["ready"], true, "emulator failed: {v}");
+        Emulator {
+            api: v["api"].as_str().unwrap().to_owned(),
+            moto: v["moto"].as_str().unwrap().to_owned(),
+            bucket: v["bucket"].as_str().unwrap().to_owned(),
+            state_machine_arn: v["state_machines"]["GenerationStateMachine"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            _child: child,
+            _stdin: stdin,
+        }
+    }
+
+    /// Calls the API as `tenant`. Returns the status and the JSON body (Null when empty).
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        tenant: &str,
+        body: Option<&serde_json::Value>,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(120))
+            .build();
+        let mut req = agent
+            .request(method, &format!("{}{path}", self.api))
+            .set("x-vidpipe-tenant", tenant);
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        let result = match body {
+            Some(b) => req
+                .set("content-type", "application/json")
+                .send_string(&b.to_string()),
+            None => req.call(),
+        };
+        let resp = match result {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {path}: {e}"),
+        };
+        let status = resp.status();
+        let content_type = resp.header("content-type").unwrap_or_default().to_owned();
+        let text = resp.into_string().unwrap_or_default();
+        let json = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+        };
+        Response {
+            status,
+            content_type,
+            json,
+        }
+    }
+
+    /// Polls a generation until `done` says so, or panics after `limit`.
+    pub fn wait_for(
+        &self,
+        id: &str,
+        tenant: &str,
+        limit: Duration,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let start = Instant::now();
+        loop {
+            let r = self.call("GET", &format!("/v1/generations/{id}"), tenant, None, &[]);
+            assert_eq!(r.status, 200, "{:?}", r.json);
+            if done(&r.json) {
+                return r.json;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "generation {id} did not get there in {limit:?}: {}",
+                r.json
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+pub struct Response {
+    pub status: u16,
+    pub content_type: String,
+    pub json: serde_json::Value,
+}
+
+/// Fetches a URL (a presigned S3 URL on the emulator) to bytes.
+pub fn fetch(url: &str) -> Vec<u8> {
+    let resp = ureq::get(url)
+        .call()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let mut bytes = Vec::new();
+    resp.into_reader().read_to_end(&mut bytes).unwrap();
+    bytes
+}
