@@ -4,12 +4,6 @@ use vidpipe_pipeline::steps::{self, JobRef};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    vidpipe_lambda::init_tracing();
-    let config = vidpipe_lambda::Config::from_env()?;
-    let aws = vidpipe_lambda::Aws::load(&config).await;
-    let deps = vidpipe_lambda::step_deps(&config, &aws)?;
-    vidpipe_lambda::serve_step(deps, |deps, input: JobRef| async move {
-        steps::plan(&deps, &input).await
-    })
-    .await
+    vidpipe_lambda::run_step(|deps, input: JobRef| async move { steps::plan(&deps, &input).await })
+        .await
 }

@@ -11,6 +11,22 @@ pub use config::{Config, ConfigError, ProviderKind};
 pub use diagnostic::StepFailure;
 pub use wiring::{Aws, service, step_deps};
 
+/// The whole life of a step Lambda: logging, configuration and clients once per cold start, then
+/// [`serve_step`]. Each step's `main` is this one call.
+pub async fn run_step<I, O, F, Fut>(step: F) -> Result<(), lambda_runtime::Error>
+where
+    I: serde::de::DeserializeOwned + Send + 'static,
+    O: serde::Serialize + Send + 'static,
+    F: Fn(vidpipe_pipeline::StepDeps, I) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<O, vidpipe_pipeline::StepError>> + Send,
+{
+    init_tracing();
+    let config = Config::from_env()?;
+    let aws = Aws::load(&config).await;
+    let deps = step_deps(&config, &aws)?;
+    serve_step(deps, step).await
+}
+
 /// Runs one step function as a Lambda: deserialises its typed input, calls the step with the
 /// dependencies built at cold start, and reports failures with their stable error type.
 pub async fn serve_step<I, O, F, Fut>(
