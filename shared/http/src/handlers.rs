@@ -18,9 +18,9 @@ use vidpipe_domain::asset::{Asset, AssetId, AssetKind};
 use vidpipe_domain::error::{FieldError, ValidationErrors};
 use vidpipe_domain::job::{JobId, JobStatus};
 use vidpipe_domain::ports::StoreError;
-use vidpipe_domain::{ErrorClass, GenerationRequest, GenerationRequestBody, keys};
+use vidpipe_domain::{ErrorClass, GenerationRequestBody, keys};
 use vidpipe_pipeline::ServiceError;
-use vidpipe_pipeline::service::{LOGO_MAX_BYTES, MUSIC_MAX_BYTES};
+use vidpipe_pipeline::service::max_bytes;
 
 /// How long download URLs work: long enough to fetch a large MP4 on a slow link.
 pub const DOWNLOAD_TTL: Duration = Duration::from_secs(3600);
@@ -106,10 +106,8 @@ pub async fn submit_generation(
 ) -> Result<Response<Body>, ApiError> {
     let body: GenerationRequestBody = context::json_body(req)?;
     let key = context::idempotency_key(req)?;
-    // Validated here as well as in the service so that an asset can be checked for its upload
-    // only once its id is known to be well-formed; the service's own check covers the rest.
+    // Validated here too: a replayed key is compared with the request it first came with.
     let request = body.validate()?;
-    check_uploaded(state, call.tenant, &request).await?;
     let submitted = state
         .service
         .submit(call.tenant, &body, key.as_deref())
@@ -134,71 +132,6 @@ pub async fn submit_generation(
         header::HeaderName::from_static(REPLAYED_HEADER),
         "true",
     )
-}
-
-/// Refuses brand assets whose file has not arrived (or arrived too big), which the service
-/// cannot see: it checks only that the record exists, is the caller's and is of the right kind.
-async fn check_uploaded(
-    state: &ApiState,
-    tenant: &str,
-    request: &GenerationRequest,
-) -> Result<(), ApiError> {
-    let wanted = [
-        (
-            "brand.logo.asset_id",
-            request.brand.logo.as_ref().map(|l| &l.asset_id),
-            AssetKind::Logo,
-        ),
-        (
-            "brand.music.asset_id",
-            request.brand.music.as_ref().map(|m| &m.asset_id),
-            AssetKind::Music,
-        ),
-    ];
-    let mut errors = Vec::new();
-    for (field, id, kind) in wanted {
-        let Some(id) = id else { continue };
-        let Some(asset) = state.service.deps.jobs.get_asset(id).await? else {
-            continue;
-        };
-        if asset.owner != tenant || asset.kind != kind {
-            // The service reports these, worded the same way for a missing asset.
-            continue;
-        }
-        let limit = max_bytes(kind);
-        match state.service.deps.blobs.head(&asset.key).await? {
-            None => errors.push(FieldError::new(
-                field,
-                format!(
-                    "asset {id} has not been uploaded yet: PUT its file to the upload_url first"
-                ),
-            )),
-            Some(meta) if meta.size_bytes == 0 => errors.push(FieldError::new(
-                field,
-                format!("asset {id} was uploaded empty"),
-            )),
-            Some(meta) if meta.size_bytes > limit => errors.push(FieldError::new(
-                field,
-                format!(
-                    "asset {id} is {} bytes; the limit is {limit}",
-                    meta.size_bytes
-                ),
-            )),
-            Some(_) => {}
-        }
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ValidationErrors { errors }.into())
-    }
-}
-
-fn max_bytes(kind: AssetKind) -> u64 {
-    match kind {
-        AssetKind::Logo => LOGO_MAX_BYTES,
-        AssetKind::Music => MUSIC_MAX_BYTES,
-    }
 }
 
 #[utoipa::path(

@@ -122,7 +122,25 @@ impl Service {
             let Some(id) = id else { continue };
             match self.deps.jobs.get_asset(id).await? {
                 // Another tenant's asset is reported exactly like a missing one.
-                Some(a) if a.owner == owner && a.kind == kind => {}
+                Some(a) if a.owner == owner && a.kind == kind => {
+                    // Assets announced over the API are uploaded by the client afterwards, so
+                    // the object itself must be there, non-empty and within the limit.
+                    let limit = max_bytes(kind);
+                    match self.deps.blobs.head(&a.key).await? {
+                        None => errors.push(FieldError::new(
+                            field,
+                            format!("asset {id} has not been uploaded yet: PUT its file to the upload_url first"),
+                        )),
+                        Some(m) if m.size_bytes == 0 => {
+                            errors.push(FieldError::new(field, format!("asset {id} was uploaded empty")))
+                        }
+                        Some(m) if m.size_bytes > limit => errors.push(FieldError::new(
+                            field,
+                            format!("asset {id} is {} bytes; the limit is {limit}", m.size_bytes),
+                        )),
+                        Some(_) => {}
+                    }
+                }
                 Some(a) if a.owner == owner => errors.push(FieldError::new(
                     field,
                     format!("asset {id} is a {:?} asset, not a {kind:?}", a.kind).to_lowercase(),
@@ -220,10 +238,7 @@ impl Service {
         let meta = tokio::fs::metadata(path)
             .await
             .map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
-        let limit = match kind {
-            AssetKind::Logo => LOGO_MAX_BYTES,
-            AssetKind::Music => MUSIC_MAX_BYTES,
-        };
+        let limit = max_bytes(kind);
         if meta.len() == 0 {
             return Err(invalid("is an empty file".into()));
         }
@@ -290,6 +305,14 @@ impl Service {
         };
         self.deps.jobs.put_asset(&asset).await?;
         Ok(asset)
+    }
+}
+
+/// The largest accepted file for an asset kind.
+pub fn max_bytes(kind: AssetKind) -> u64 {
+    match kind {
+        AssetKind::Logo => LOGO_MAX_BYTES,
+        AssetKind::Music => MUSIC_MAX_BYTES,
     }
 }
 
