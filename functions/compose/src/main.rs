@@ -4,8 +4,9 @@ use vidpipe_pipeline::steps::{self, JobRef};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    vidpipe_lambda::run_step(|deps, input: JobRef| async move {
-        steps::compose(&deps, &input, &|_| {}).await
-    })
+    vidpipe_lambda::run_step(
+        vidpipe_lambda::with_media,
+        |deps, input: JobRef| async move { steps::compose(&deps, &input, &|_| {}).await },
+    )
     .await
 }

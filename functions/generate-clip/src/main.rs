@@ -4,8 +4,9 @@ use vidpipe_pipeline::steps::{self, ClipTask};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    vidpipe_lambda::run_step(|deps, input: ClipTask| async move {
-        steps::generate_clip(&deps, &input).await
-    })
+    vidpipe_lambda::run_step(
+        vidpipe_lambda::with_media,
+        |deps, input: ClipTask| async move { steps::generate_clip(&deps, &input).await },
+    )
     .await
 }

@@ -4,8 +4,9 @@ use vidpipe_pipeline::steps::{self, FailureInput};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    vidpipe_lambda::run_step(|deps, input: FailureInput| async move {
-        steps::record_failure(&deps, &input).await
-    })
+    vidpipe_lambda::run_step(
+        vidpipe_lambda::without_media,
+        |deps, input: FailureInput| async move { steps::record_failure(&deps, &input).await },
+    )
     .await
 }

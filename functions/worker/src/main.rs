@@ -39,7 +39,7 @@ async fn main() -> anyhow::Result<ExitCode> {
     let job_id = JobId::parse(&job_id).map_err(anyhow::Error::msg)?;
     let config = vidpipe_lambda::Config::from_env()?;
     let aws = vidpipe_lambda::Aws::load(&config).await;
-    let deps = vidpipe_lambda::step_deps(&config, &aws)?;
+    let deps = vidpipe_lambda::with_media(&config, &aws)?;
     let input = JobRef {
         job_id: job_id.clone(),
     };

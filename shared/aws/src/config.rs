@@ -5,7 +5,8 @@
 //! `AWS_ENDPOINT_URL`) and passes names and clients in. The SDK's own default chain still finds
 //! credentials and region, and honours `AWS_ENDPOINT_URL` when it loads.
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 /// The three SDK clients the adapters need, from one loaded configuration.
 #[derive(Debug, Clone)]
@@ -28,11 +29,21 @@ impl AwsClients {
 /// The default provider chain (credentials, region), with `endpoint_url` overriding every
 /// service's endpoint when given. Load once per cold start and share the result.
 pub async fn load_sdk_config(endpoint_url: Option<&str>) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    let mut loader = defaults();
     if let Some(url) = endpoint_url {
         loader = loader.endpoint_url(url);
     }
     loader.load().await
+}
+
+/// The SDK's defaults with one HTTPS client: rustls with ring, chosen over the SDK's default
+/// aws-lc because ring is a fraction of the size in every bootstrap and builds without cmake for
+/// arm64. Credential providers (container, IMDS) use the same client.
+fn defaults() -> ConfigLoader {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(BehaviorVersion::latest()).http_client(http)
 }
 
 pub fn dynamodb_client(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
@@ -58,7 +69,7 @@ pub fn sfn_client(sdk: &SdkConfig) -> aws_sdk_sfn::Client {
 pub async fn emulator_sdk_config(endpoint_url: &str) -> SdkConfig {
     let credentials =
         aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "vidpipe-emulator");
-    aws_config::defaults(BehaviorVersion::latest())
+    defaults()
         .region(Region::new("us-east-1"))
         .credentials_provider(credentials)
         .endpoint_url(endpoint_url)

@@ -9,11 +9,14 @@ pub mod wiring;
 
 pub use config::{Config, ConfigError, ProviderKind};
 pub use diagnostic::StepFailure;
-pub use wiring::{Aws, service, step_deps};
+pub use wiring::{Aws, service, with_media, without_media};
 
 /// The whole life of a step Lambda: logging, configuration and clients once per cold start, then
 /// [`serve_step`]. Each step's `main` is this one call.
-pub async fn run_step<I, O, F, Fut>(step: F) -> Result<(), lambda_runtime::Error>
+pub async fn run_step<I, O, F, Fut>(
+    deps: fn(&Config, &Aws) -> Result<vidpipe_pipeline::StepDeps, ConfigError>,
+    step: F,
+) -> Result<(), lambda_runtime::Error>
 where
     I: serde::de::DeserializeOwned + Send + 'static,
     O: serde::Serialize + Send + 'static,
@@ -23,7 +26,7 @@ where
     init_tracing();
     let config = Config::from_env()?;
     let aws = Aws::load(&config).await;
-    let deps = step_deps(&config, &aws)?;
+    let deps = deps(&config, &aws)?;
     serve_step(deps, step).await
 }
 

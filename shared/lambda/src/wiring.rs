@@ -3,7 +3,8 @@
 use crate::config::{Config, ConfigError, ProviderKind};
 use std::sync::Arc;
 use vidpipe_aws::{AwsClients, DynamoJobStore, Encryption, S3BlobStore, SfnOrchestrator};
-use vidpipe_domain::ports::ClipProvider;
+use vidpipe_domain::media::{CompositionJob, ProbeInfo, ToolVersions};
+use vidpipe_domain::ports::{ClipProvider, MediaEngine, MediaError, ProviderError};
 use vidpipe_media::{FfmpegEngine, ProceduralProvider, Tools};
 use vidpipe_pipeline::planners::Rules;
 use vidpipe_pipeline::{Service, StepDeps};
@@ -48,12 +49,33 @@ fn tools(config: &Config) -> Tools {
     })
 }
 
-/// Everything a step needs.
-pub fn step_deps(config: &Config, aws: &Aws) -> Result<StepDeps, ConfigError> {
+/// Everything a rendering step needs (generate-clip, compose, the worker): the ffmpeg engine and
+/// the configured provider.
+pub fn with_media(config: &Config, aws: &Aws) -> Result<StepDeps, ConfigError> {
     let tools = tools(config);
     let provider: Arc<dyn ClipProvider> = match config.provider {
         ProviderKind::Procedural => Arc::new(ProceduralProvider::new(tools.clone())),
     };
+    deps(config, aws, provider, Arc::new(FfmpegEngine::new(tools)))
+}
+
+/// What the API and the bookkeeping steps (plan, finalize, record-failure) need. They never
+/// render, and a separate function (rather than a flag) is what lets the linker drop the engine,
+/// the provider, captions, fonts and image decoders from their bootstraps: a branch chosen at run
+/// time would keep both sides.
+pub fn without_media(config: &Config, aws: &Aws) -> Result<StepDeps, ConfigError> {
+    let absent = Arc::new(NoMedia {
+        provider: provider_name(config.provider),
+    });
+    deps(config, aws, absent.clone(), absent)
+}
+
+fn deps(
+    config: &Config,
+    aws: &Aws,
+    provider: Arc<dyn ClipProvider>,
+    media: Arc<dyn MediaEngine>,
+) -> Result<StepDeps, ConfigError> {
     Ok(StepDeps {
         jobs: Arc::new(DynamoJobStore::new(
             aws.clients.dynamodb.clone(),
@@ -62,7 +84,7 @@ pub fn step_deps(config: &Config, aws: &Aws) -> Result<StepDeps, ConfigError> {
         blobs: Arc::new(aws.blob_store(config)?),
         planner: Arc::new(Rules::default()),
         provider,
-        media: Arc::new(FfmpegEngine::new(tools)),
+        media,
         scratch_dir: config.scratch_dir.clone(),
     })
 }
@@ -77,4 +99,61 @@ pub fn service(config: &Config, aws: &Aws, deps: StepDeps) -> Result<Service, Co
         deps,
         Arc::new(SfnOrchestrator::new(aws.clients.sfn.clone(), arn)),
     ))
+}
+
+/// The provider name recorded on clips and in the cache key; the plan step writes it, so it must
+/// match the real provider's even where the provider itself is not linked.
+fn provider_name(kind: ProviderKind) -> &'static str {
+    match kind {
+        ProviderKind::Procedural => ProceduralProvider::NAME,
+    }
+}
+
+/// Stands in for the engine and provider in functions deployed without the FFmpeg layer. Their
+/// steps never render; if one ever did, it fails with the tool-missing error the ASL already
+/// treats as permanent, naming where media work runs.
+struct NoMedia {
+    provider: &'static str,
+}
+
+impl NoMedia {
+    fn missing(&self) -> MediaError {
+        MediaError::ToolMissing {
+            tool: "ffmpeg".into(),
+            hint: "this function is deployed without the media engine; rendering runs in the \
+                   generate-clip and compose functions"
+                .into(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl MediaEngine for NoMedia {
+    async fn probe(&self, _: &std::path::Path) -> Result<ProbeInfo, MediaError> {
+        Err(self.missing())
+    }
+    async fn compose(
+        &self,
+        _: &CompositionJob,
+        _: &(dyn Fn(f64) + Send + Sync),
+    ) -> Result<(), MediaError> {
+        Err(self.missing())
+    }
+    async fn versions(&self) -> Result<ToolVersions, MediaError> {
+        Err(self.missing())
+    }
+}
+
+#[async_trait::async_trait]
+impl ClipProvider for NoMedia {
+    fn name(&self) -> &str {
+        self.provider
+    }
+    async fn generate(
+        &self,
+        _: &vidpipe_domain::media::ClipSpec,
+        _: &std::path::Path,
+    ) -> Result<(), ProviderError> {
+        Err(self.missing().into())
+    }
 }
