@@ -8,6 +8,7 @@ pub mod keys;
 pub mod media;
 pub mod plan;
 pub mod ports;
+pub mod processing;
 pub mod request;
 pub mod timeline;
 

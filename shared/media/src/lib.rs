@@ -6,6 +6,7 @@ pub mod compose;
 pub mod filtergraph;
 pub mod probe;
 pub mod procedural;
+pub mod process;
 pub mod run;
 pub mod tools;
 

@@ -1,0 +1,658 @@
+//! Upload processing with ffmpeg: the one-decode pass that writes every rendition and the
+//! thumbnail, and the segment path (keyframe split, per-segment renders, audio once, stream-copy
+//! concat) for sources too long for one Lambda.
+//!
+//! Inputs are given as ffmpeg input strings, so a presigned URL works as well as a local path:
+//! ffmpeg then reads only the byte ranges it needs.
+
+use crate::filtergraph::{Chain, Filter, Graph, Pad, fmt_num};
+use crate::run::{self, Progress, os};
+use crate::tools::Tools;
+use image::RgbaImage;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use vidpipe_domain::media::ProbeInfo;
+use vidpipe_domain::ports::MediaError;
+use vidpipe_domain::processing::{Fit, Rate, TrimWindow, WatermarkSpec};
+
+/// x264 speed for renditions: the common choice for platform exports, where bitrate (not CRF)
+/// fixes the size and a slower preset buys little at these rates.
+pub const RENDITION_PRESET: &str = "veryfast";
+pub const AUDIO_RATE: u32 = 48_000;
+
+/// One encode: a box, bitrates and where the file goes. Several renditions may share it.
+#[derive(Debug, Clone)]
+pub struct EncodeTarget {
+    pub fit: Fit,
+    pub video_kbps: u32,
+    pub audio_kbps: u32,
+    pub output: PathBuf,
+}
+
+/// The watermark decoded once; scaled per output width when a render needs it.
+#[derive(Clone)]
+pub struct Watermark {
+    pub image: RgbaImage,
+    pub spec: WatermarkSpec,
+}
+
+impl Watermark {
+    /// Decodes a PNG or JPEG by content. ffmpeg here has no PNG decoder, so the image is
+    /// decoded in Rust and handed over as PAM.
+    pub fn decode(bytes: &[u8], spec: WatermarkSpec) -> Result<Watermark, MediaError> {
+        let img = image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(MediaError::Io)?
+            .decode()
+            .map_err(|e| {
+                MediaError::InvalidInput(format!("the watermark is not a PNG or JPEG image: {e}"))
+            })?;
+        Ok(Watermark {
+            image: img.to_rgba8(),
+            spec,
+        })
+    }
+
+    /// Writes the watermark for an output `width` wide: scaled, its alpha multiplied by the
+    /// opacity (cheaper here, once, than per frame in the graph). Returns (path, w, h, margin).
+    fn write_for(&self, width: u32, dir: &Path) -> Result<(PathBuf, u32, u32, u32), MediaError> {
+        let (w, margin) = self.spec.placement(width);
+        let h = ((w as f64 * self.image.height() as f64 / self.image.width().max(1) as f64).round()
+            as u32)
+            .max(1);
+        let mut scaled =
+            image::imageops::resize(&self.image, w, h, image::imageops::FilterType::Lanczos3);
+        for px in scaled.pixels_mut() {
+            px.0[3] = (px.0[3] as f64 * self.spec.opacity).round() as u8;
+        }
+        let path = dir.join(format!("watermark_{width}.pam"));
+        crate::captions::write_pam(&scaled, &path)?;
+        Ok((path, w, h, margin))
+    }
+}
+
+/// Which part of the output timeline a render produces, and from where in its input.
+#[derive(Debug, Clone, Copy)]
+pub struct Span {
+    /// Seconds to skip in the input before the first output frame.
+    pub input_offset: f64,
+    pub rate: Rate,
+    pub frames: u64,
+}
+
+impl Span {
+    /// The whole trimmed output, read from the original source.
+    pub fn whole(window: &TrimWindow) -> Span {
+        Span {
+            input_offset: window.start_seconds,
+            rate: window.rate,
+            frames: window.frames,
+        }
+    }
+
+    pub fn seconds(&self) -> f64 {
+        self.frames as f64 / self.rate.as_f64()
+    }
+}
+
+/// The thumbnail a single pass writes along the way.
+#[derive(Debug, Clone)]
+pub struct ThumbnailTarget {
+    /// Output frame index (within the span) to take.
+    pub frame: u64,
+    pub width: u32,
+    pub height: u32,
+    pub output: PathBuf,
+}
+
+/// Everything one render needs.
+pub struct RenderJob<'a> {
+    pub input: OsString,
+    /// Displayed source size (rotation applied), to size the blur-pad.
+    pub source_size: (u32, u32),
+    pub span: Span,
+    pub targets: &'a [EncodeTarget],
+    pub thumbnail: Option<ThumbnailTarget>,
+    pub watermark: &'a Watermark,
+    /// `Some(has_audio)`: write audio (a silent track when the source has none). `None`: video
+    /// only, for segment renders whose audio is encoded once elsewhere.
+    pub audio: Option<bool>,
+    pub work_dir: &'a Path,
+}
+
+/// Renders every target (and the thumbnail) from one decode of the input.
+pub async fn render(
+    tools: &Tools,
+    job: &RenderJob<'_>,
+    progress: Option<Progress<'_>>,
+) -> Result<(), MediaError> {
+    tokio::fs::create_dir_all(job.work_dir).await?;
+    let mut args: Vec<OsString> = Vec::new();
+    // Input-side seek is frame-accurate when transcoding and skips the intro without decoding
+    // more than one GOP of it. `-t` stops reading shortly after the last frame needed.
+    args.extend([
+        os("-ss"),
+        os(fmt_num(job.span.input_offset)),
+        os("-t"),
+        os(fmt_num(job.span.seconds() + 1.0)),
+        os("-i"),
+        job.input.clone(),
+    ]);
+    let mut marks = Vec::new();
+    for (i, t) in job.targets.iter().enumerate() {
+        let (path, w, h, m) = job.watermark.write_for(t.fit.width, job.work_dir)?;
+        args.extend([os("-i"), os(&path)]);
+        marks.push((i + 1, w, h, m));
+    }
+    let silent_input = if job.audio == Some(false) {
+        let index = job.targets.len() + 1;
+        args.extend([
+            os("-f"),
+            os("lavfi"),
+            os("-i"),
+            os(format!("anullsrc=r={AUDIO_RATE}:cl=stereo")),
+        ]);
+        Some(index)
+    } else {
+        None
+    };
+
+    let mut g = Graph::new();
+    let branches = job.targets.len() + usize::from(job.thumbnail.is_some());
+    let split_pads: Vec<Pad> = (0..branches).map(|i| Pad::new(format!("s{i}"))).collect();
+    // Constant frame rate first: every branch then sees the same frames, so the renditions agree
+    // frame for frame and a variable-rate source comes out constant.
+    g.push(
+        Chain::new([Pad::video(0)])
+            .then(Filter::new("fps").opt("fps", job.span.rate))
+            .then(Filter::new("trim").opt("end_frame", job.span.frames))
+            .then(Filter::new("split").arg(branches))
+            .to(split_pads.clone()),
+    );
+    let mut video_out = Vec::new();
+    for (i, t) in job.targets.iter().enumerate() {
+        let fitted = fit_chain(&mut g, split_pads[i].clone(), t.fit, i);
+        let (input, _w, _h, m) = marks[i];
+        let out = Pad::new(format!("v{i}"));
+        g.push(
+            Chain::new([fitted, Pad::video(input)])
+                .then(
+                    Filter::new("overlay")
+                        .opt("x", format!("W-w-{m}"))
+                        .opt("y", format!("H-h-{m}"))
+                        .opt("format", "auto"),
+                )
+                .then(Filter::new("format").opt("pix_fmts", "yuv420p"))
+                .to([out.clone()]),
+        );
+        video_out.push(out);
+    }
+    if let Some(th) = &job.thumbnail {
+        g.push(
+            Chain::new([split_pads[job.targets.len()].clone()])
+                .then(Filter::new("trim").opt("start_frame", th.frame))
+                .then(
+                    Filter::new("scale")
+                        .opt("w", th.width)
+                        .opt("h", th.height)
+                        .opt("flags", "bicubic"),
+                )
+                .then(Filter::new("format").opt("pix_fmts", "yuvj420p"))
+                .to([Pad::new("thumb")]),
+        );
+    }
+    args.extend([os("-filter_complex"), os(g.to_string())]);
+    let seconds = fmt_num(job.span.seconds());
+    for (i, t) in job.targets.iter().enumerate() {
+        args.extend([os("-map"), os(video_out[i].map_arg())]);
+        match (job.audio, silent_input) {
+            (Some(false), Some(index)) => args.extend([os("-map"), os(format!("{index}:a"))]),
+            (Some(true), _) => args.extend([os("-map"), os("0:a:0")]),
+            _ => {}
+        }
+        args.extend(video_args(t.video_kbps, job.span.rate));
+        if job.audio.is_some() {
+            args.extend([
+                os("-c:a"),
+                os("aac"),
+                os("-b:a"),
+                os(format!("{}k", t.audio_kbps)),
+                os("-ar"),
+                os(AUDIO_RATE.to_string()),
+                os("-ac"),
+                os("2"),
+            ]);
+        } else {
+            args.push(os("-an"));
+        }
+        args.extend([
+            os("-frames:v"),
+            os(job.span.frames.to_string()),
+            os("-t"),
+            os(&seconds),
+            os("-movflags"),
+            os("+faststart"),
+            os(&t.output),
+        ]);
+    }
+    if let Some(th) = &job.thumbnail {
+        args.extend([
+            os("-map"),
+            os("[thumb]"),
+            os("-frames:v"),
+            os("1"),
+            os("-update"),
+            os("1"),
+            os("-q:v"),
+            os("3"),
+            os(&th.output),
+        ]);
+    }
+    run::ffmpeg(tools, args, progress).await
+}
+
+/// The H.264 settings every rendition shares. Average bitrate with a VBV cap at 1.5x and a
+/// two-second buffer: close to the target over a whole file, without bursts platforms reject.
+/// Closed two-second GOPs keep seeking cheap; segment renders start their own GOP anyway.
+fn video_args(kbps: u32, rate: Rate) -> Vec<OsString> {
+    let gop = (rate.as_f64() * 2.0).round().max(1.0) as u32;
+    vec![
+        os("-c:v"),
+        os("libx264"),
+        os("-preset"),
+        os(RENDITION_PRESET),
+        os("-profile:v"),
+        os("high"),
+        os("-b:v"),
+        os(format!("{kbps}k")),
+        os("-maxrate"),
+        os(format!("{}k", kbps * 3 / 2)),
+        os("-bufsize"),
+        os(format!("{}k", kbps * 2)),
+        os("-g"),
+        os(gop.to_string()),
+        os("-pix_fmt"),
+        os("yuv420p"),
+        os("-r"),
+        os(rate.to_string()),
+        os("-fps_mode"),
+        os("cfr"),
+    ]
+}
+
+/// Scales one branch into its box: a plain scale when the aspects agree, else blur-pad (a
+/// blurred, cover-scaled copy at quarter size behind the contained picture). Never stretched.
+fn fit_chain(g: &mut Graph, input: Pad, fit: Fit, i: usize) -> Pad {
+    let fitted = Pad::new(format!("f{i}"));
+    let contain = Filter::new("scale")
+        .opt("w", fit.inner_width)
+        .opt("h", fit.inner_height)
+        .opt("flags", "bicubic");
+    if !fit.is_padded() {
+        g.push(
+            Chain::new([input])
+                .then(contain)
+                .then(Filter::new("setsar").arg(1))
+                .to([fitted.clone()]),
+        );
+        return fitted;
+    }
+    let (bg_in, fg_in, bg, fg) = (
+        Pad::new(format!("bgsrc{i}")),
+        Pad::new(format!("fgsrc{i}")),
+        Pad::new(format!("bg{i}")),
+        Pad::new(format!("fg{i}")),
+    );
+    g.push(
+        Chain::new([input])
+            .then(Filter::new("split").arg(2))
+            .to([bg_in.clone(), fg_in.clone()]),
+    );
+    let even = |v: u32| (v / 2 * 2).max(2);
+    let (bw, bh) = (even(fit.width / 4), even(fit.height / 4));
+    g.push(
+        Chain::new([bg_in])
+            .then(
+                Filter::new("scale")
+                    .opt("w", bw)
+                    .opt("h", bh)
+                    .opt("force_original_aspect_ratio", "increase"),
+            )
+            .then(Filter::new("crop").opt("w", bw).opt("h", bh))
+            .then(Filter::new("gblur").num("sigma", (bh as f64 / 12.0).max(2.0)))
+            .then(
+                Filter::new("scale")
+                    .opt("w", fit.width)
+                    .opt("h", fit.height),
+            )
+            .to([bg.clone()]),
+    );
+    g.push(Chain::new([fg_in]).then(contain).to([fg.clone()]));
+    g.push(
+        Chain::new([bg, fg])
+            .then(
+                Filter::new("overlay")
+                    .opt("x", (fit.width - fit.inner_width) / 2)
+                    .opt("y", (fit.height - fit.inner_height) / 2),
+            )
+            .then(Filter::new("setsar").arg(1))
+            .to([fitted.clone()]),
+    );
+    fitted
+}
+
+/// One keyframe-aligned piece of the source, as the split wrote it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Segment {
+    pub index: u32,
+    pub file: String,
+    pub start_seconds: f64,
+    pub end_seconds: f64,
+}
+
+/// Splits the source's video on keyframes near every `segment_seconds`, by stream copy (no
+/// decode). Audio is left out: it is encoded once, whole, so no AAC priming lands at a seam.
+pub async fn split(
+    tools: &Tools,
+    input: &OsString,
+    segment_seconds: f64,
+    dir: &Path,
+) -> Result<Vec<Segment>, MediaError> {
+    tokio::fs::create_dir_all(dir).await?;
+    let list = dir.join("segments.csv");
+    let args = vec![
+        os("-i"),
+        input.clone(),
+        os("-map"),
+        os("0:v:0"),
+        os("-c"),
+        os("copy"),
+        os("-f"),
+        os("segment"),
+        os("-segment_time"),
+        os(fmt_num(segment_seconds)),
+        os("-segment_format"),
+        os("mp4"),
+        os("-reset_timestamps"),
+        os("1"),
+        os("-segment_list"),
+        os(&list),
+        os("-segment_list_type"),
+        os("csv"),
+        os(dir.join("seg_%04d.mp4")),
+    ];
+    run::ffmpeg(tools, args, None).await?;
+    let text = tokio::fs::read_to_string(&list).await?;
+    parse_segment_list(&text)
+}
+
+/// ffmpeg's CSV segment list: `file,start,end` per line, times in seconds of the source.
+pub fn parse_segment_list(text: &str) -> Result<Vec<Segment>, MediaError> {
+    let bad = |l: &str| MediaError::InvalidInput(format!("unreadable segment list line {l:?}"));
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let mut cols = line.rsplitn(3, ',');
+        let end: f64 = cols
+            .next()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| bad(line))?;
+        let start: f64 = cols
+            .next()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| bad(line))?;
+        let file = cols.next().ok_or_else(|| bad(line))?.trim_matches('"');
+        out.push(Segment {
+            index: out.len() as u32,
+            file: file.to_owned(),
+            start_seconds: start,
+            end_seconds: end,
+        });
+    }
+    if out.is_empty() {
+        return Err(MediaError::InvalidInput(
+            "the split wrote no segments".into(),
+        ));
+    }
+    // The list is in the source's timestamps; the trim window counts from its start.
+    let origin = out[0].start_seconds;
+    for s in &mut out {
+        s.start_seconds -= origin;
+        s.end_seconds -= origin;
+    }
+    Ok(out)
+}
+
+/// The part of the output a segment renders: output frames `[first, end)` and the offset into
+/// the segment file where the first of them sits. `None` when the segment lies wholly in the
+/// trimmed intro or outro.
+pub fn segment_span(seg: &Segment, window: &TrimWindow, last: bool) -> Option<(u64, Span)> {
+    let first = window.first_frame_at(seg.start_seconds);
+    let end = if last {
+        window.frames
+    } else {
+        window.first_frame_at(seg.end_seconds)
+    };
+    if end <= first {
+        return None;
+    }
+    let first_time = window.start_seconds + first as f64 / window.rate.as_f64();
+    Some((
+        first,
+        Span {
+            input_offset: (first_time - seg.start_seconds).max(0.0),
+            rate: window.rate,
+            frames: end - first,
+        },
+    ))
+}
+
+/// Encodes the trimmed audio once, at full length (a silent track when the source has none).
+pub async fn encode_audio(
+    tools: &Tools,
+    input: &OsString,
+    span: Span,
+    has_audio: bool,
+    kbps: u32,
+    output: &Path,
+) -> Result<(), MediaError> {
+    let mut args = if has_audio {
+        vec![
+            os("-ss"),
+            os(fmt_num(span.input_offset)),
+            os("-i"),
+            input.clone(),
+            os("-map"),
+            os("0:a:0"),
+        ]
+    } else {
+        vec![
+            os("-f"),
+            os("lavfi"),
+            os("-i"),
+            os(format!("anullsrc=r={AUDIO_RATE}:cl=stereo")),
+        ]
+    };
+    args.extend([
+        os("-vn"),
+        os("-c:a"),
+        os("aac"),
+        os("-b:a"),
+        os(format!("{kbps}k")),
+        os("-ar"),
+        os(AUDIO_RATE.to_string()),
+        os("-ac"),
+        os("2"),
+        os("-t"),
+        os(fmt_num(span.seconds())),
+        os(output),
+    ]);
+    run::ffmpeg(tools, args, None).await
+}
+
+/// Joins per-segment renders by stream copy and muxes the audio: no re-encode, no seams.
+pub async fn concat(
+    tools: &Tools,
+    parts: &[PathBuf],
+    audio: &Path,
+    seconds: f64,
+    output: &Path,
+) -> Result<(), MediaError> {
+    let dir = output.parent().unwrap_or(Path::new("."));
+    let list = dir.join(format!(
+        "{}.concat.txt",
+        output.file_name().and_then(|n| n.to_str()).unwrap_or("out")
+    ));
+    let mut text = String::from("ffconcat version 1.0\n");
+    for p in parts {
+        // The concat demuxer's quoting: single quotes, with a quote written as '\''.
+        let path = p.to_string_lossy().replace('\'', "'\\''");
+        text.push_str(&format!("file '{path}'\n"));
+    }
+    tokio::fs::write(&list, text).await?;
+    let args = vec![
+        os("-f"),
+        os("concat"),
+        os("-safe"),
+        os("0"),
+        os("-i"),
+        os(&list),
+        os("-i"),
+        os(audio),
+        os("-map"),
+        os("0:v:0"),
+        os("-map"),
+        os("1:a:0"),
+        os("-c"),
+        os("copy"),
+        os("-t"),
+        os(fmt_num(seconds)),
+        os("-movflags"),
+        os("+faststart"),
+        os(output),
+    ];
+    run::ffmpeg(tools, args, None).await
+}
+
+/// A thumbnail by seeking into the source: the segment path's counterpart of the single pass's
+/// thumbnail branch.
+pub async fn thumbnail(
+    tools: &Tools,
+    input: &OsString,
+    source_seconds: f64,
+    size: (u32, u32),
+    output: &Path,
+) -> Result<(), MediaError> {
+    let scale = Filter::new("scale")
+        .opt("w", size.0)
+        .opt("h", size.1)
+        .opt("flags", "bicubic");
+    let args = vec![
+        os("-ss"),
+        os(fmt_num(source_seconds)),
+        os("-i"),
+        input.clone(),
+        os("-vf"),
+        os(scale.to_string()),
+        os("-frames:v"),
+        os("1"),
+        os("-update"),
+        os("1"),
+        os("-q:v"),
+        os("3"),
+        os(output),
+    ];
+    run::ffmpeg(tools, args, None).await
+}
+
+/// Probes an ffmpeg input string (a path or a URL) without reading the whole of it.
+pub async fn probe_input(tools: &Tools, input: &OsString) -> Result<ProbeInfo, MediaError> {
+    let args = [
+        os("-v"),
+        os("error"),
+        os("-print_format"),
+        os("json"),
+        os("-show_format"),
+        os("-show_streams"),
+        input.clone(),
+    ];
+    let (status, stdout, stderr_tail) = run::capture(&tools.ffprobe, args).await?;
+    if !status.success() {
+        if status.code().is_none() {
+            return Err(MediaError::ToolFailed {
+                tool: "ffprobe".into(),
+                status: status.to_string(),
+                stderr_tail,
+            });
+        }
+        let reason = stderr_tail
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("unreadable")
+            .trim()
+            .to_owned();
+        // A URL that fails to open (expired, refused) is ours to retry; anything else about the
+        // bytes is the upload's fault.
+        if reason.contains("Server returned 4") || reason.contains("Connection refused") {
+            return Err(MediaError::ToolFailed {
+                tool: "ffprobe".into(),
+                status: status.to_string(),
+                stderr_tail,
+            });
+        }
+        return Err(MediaError::InvalidInput(reason));
+    }
+    crate::probe::parse(&stdout).map_err(MediaError::InvalidInput)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_lists_parse_relative_to_the_first_segment() {
+        let segs = parse_segment_list(
+            "seg_0000.mp4,0.033000,10.033000\nseg_0001.mp4,10.033000,20.033000\n",
+        )
+        .unwrap();
+        assert_eq!(segs.len(), 2);
+        assert_eq!(segs[1].file, "seg_0001.mp4");
+        assert!((segs[1].start_seconds - 10.0).abs() < 1e-9);
+        assert!(parse_segment_list("").is_err());
+        assert!(parse_segment_list("x,y").is_err());
+    }
+
+    #[test]
+    fn segment_spans_cover_the_output_exactly_once() {
+        let window = TrimWindow {
+            start_seconds: 3.0,
+            rate: Rate { num: 30, den: 1 },
+            frames: 30 * 40,
+        };
+        // Keyframes at irregular times; the window is 3 s .. 43 s of a 48 s source.
+        let cuts = [0.0, 2.5, 10.1, 21.7, 33.3, 42.9, 48.0];
+        let segs: Vec<Segment> = cuts
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| Segment {
+                index: i as u32,
+                file: format!("seg_{i:04}.mp4"),
+                start_seconds: w[0],
+                end_seconds: w[1],
+            })
+            .collect();
+        let mut next = 0;
+        for (i, s) in segs.iter().enumerate() {
+            if let Some((first, span)) = segment_span(s, &window, i + 1 == segs.len()) {
+                assert_eq!(first, next, "segment {i} starts where the last ended");
+                assert!(
+                    span.input_offset >= 0.0 && span.input_offset < s.end_seconds - s.start_seconds
+                );
+                next = first + span.frames;
+            }
+        }
+        assert_eq!(next, window.frames);
+        // A segment wholly inside the intro renders nothing.
+        assert!(segment_span(&segs[0], &window, false).is_none());
+    }
+}
