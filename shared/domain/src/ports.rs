@@ -317,3 +317,35 @@ pub trait UploadSigner: Send + Sync {
         ttl: Duration,
     ) -> Result<SignedUpload, BlobError>;
 }
+
+/// Processing records, one per source write ([`crate::processing::SourceRef::id`]).
+///
+/// Contract: `put` creates or replaces the record with that id (a re-run of the same write
+/// overwrites, it never adds a second); `get` returns the last record put, or `None`.
+#[async_trait]
+pub trait ProcessStore: Send + Sync {
+    async fn put_process(&self, job: &crate::processing::ProcessJob) -> Result<(), StoreError>;
+    async fn get_process(
+        &self,
+        id: &str,
+    ) -> Result<Option<crate::processing::ProcessJob>, StoreError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// The receiver could not be reached or answered 5xx/429: a retry may succeed.
+    #[error("notification not delivered: {0}")]
+    Unavailable(String),
+    /// The receiver refused the message (4xx): retrying will not help.
+    #[error("notification refused: {0}")]
+    Refused(String),
+}
+
+/// Tells someone a source finished processing, either way.
+///
+/// Contract: `notify` delivers the event at least once or returns an error; delivering the same
+/// event twice is allowed (receivers de-duplicate on `source_id` and `status`).
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    async fn notify(&self, event: &crate::processing::ProcessEvent) -> Result<(), NotifyError>;
+}

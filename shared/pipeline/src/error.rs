@@ -5,7 +5,10 @@
 use vidpipe_domain::ErrorClass;
 use vidpipe_domain::job::TransitionError;
 use vidpipe_domain::plan::PlanError;
-use vidpipe_domain::ports::{BlobError, MediaError, OrchestratorError, ProviderError, StoreError};
+use vidpipe_domain::ports::{
+    BlobError, MediaError, NotifyError, OrchestratorError, ProviderError, StoreError,
+};
+use vidpipe_domain::processing::Rejection;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
@@ -34,6 +37,14 @@ pub enum StepError {
     Io(#[from] std::io::Error),
     #[error("bad data: {0}")]
     Data(#[from] serde_json::Error),
+    /// The upload cannot be processed (not media, too short, ...): the job fails with the reason.
+    #[error("source rejected: {0}")]
+    Rejected(#[from] Rejection),
+    /// The deployment is missing something it needs (the watermark image): an operator's fix.
+    #[error("configuration error: {0}")]
+    Configuration(String),
+    #[error(transparent)]
+    Notify(#[from] NotifyError),
     /// A bug or a crashed task: never retried, always recorded.
     #[error("internal error: {0}")]
     Internal(String),
@@ -53,6 +64,8 @@ pub mod names {
     pub const CONFLICT: &str = "VidPipe.Conflict";
     pub const TRANSIENT: &str = "VidPipe.Transient";
     pub const INTERNAL: &str = "VidPipe.Internal";
+    pub const SOURCE_REJECTED: &str = "VidPipe.SourceRejected";
+    pub const CONFIGURATION: &str = "VidPipe.ConfigurationError";
 
     /// The names a retry policy retries (besides the platform's own transient errors).
     pub const RETRYABLE: &[&str] = &[
@@ -85,6 +98,10 @@ impl StepError {
             StepError::Store(e) if e.class() == ErrorClass::Retryable => TRANSIENT,
             StepError::Blob(e) if e.class() == ErrorClass::Retryable => TRANSIENT,
             StepError::Orchestrator(_) => TRANSIENT,
+            StepError::Rejected(_) => SOURCE_REJECTED,
+            StepError::Configuration(_) => CONFIGURATION,
+            StepError::Notify(NotifyError::Unavailable(_)) => TRANSIENT,
+            StepError::Notify(NotifyError::Refused(_)) => INTERNAL,
             StepError::Io(_) => TRANSIENT,
             StepError::Store(_)
             | StepError::Blob(_)

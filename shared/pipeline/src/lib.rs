@@ -5,8 +5,10 @@
 pub mod embedded;
 pub mod error;
 pub mod local;
+pub mod notify;
 pub mod planners;
 pub mod policy;
+pub mod processing;
 pub mod runner;
 pub mod service;
 pub mod steps;

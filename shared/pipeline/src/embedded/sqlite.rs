@@ -13,7 +13,8 @@ use std::time::Duration;
 use vidpipe_domain::ErrorClass;
 use vidpipe_domain::asset::{Asset, AssetId};
 use vidpipe_domain::job::{ClipRecord, Job, JobId};
-use vidpipe_domain::ports::{JobPage, JobStore, StoreError};
+use vidpipe_domain::ports::{JobPage, JobStore, ProcessStore, StoreError};
+use vidpipe_domain::processing::ProcessJob;
 
 /// How long a writer waits for another connection's write lock before giving up with a
 /// retryable error. Long enough that ordinary contention between handles never surfaces.
@@ -50,6 +51,12 @@ CREATE TABLE IF NOT EXISTS assets (
     id         TEXT PRIMARY KEY,
     owner      TEXT NOT NULL,
     created_at INTEGER NOT NULL,
+    doc        TEXT NOT NULL
+) STRICT;
+-- Added after schema 1 shipped; CREATE IF NOT EXISTS makes it appear in older files too.
+CREATE TABLE IF NOT EXISTS process_jobs (
+    id         TEXT PRIMARY KEY,
+    updated_at INTEGER NOT NULL,
     doc        TEXT NOT NULL
 ) STRICT;
 ";
@@ -378,6 +385,40 @@ impl JobStore for SqliteJobStore {
         self.with_conn(move |conn| {
             let doc: Option<String> = conn
                 .query_row("SELECT doc FROM assets WHERE id = ?1", [&id], |r| r.get(0))
+                .optional()
+                .map_err(sql_error)?;
+            doc.map(|d| serde_json::from_str(&d).map_err(decode_error))
+                .transpose()
+        })
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl ProcessStore for SqliteJobStore {
+    async fn put_process(&self, job: &ProcessJob) -> Result<(), StoreError> {
+        let id = job.id.clone();
+        let updated = nanos(job.updated_at)?;
+        let doc = serde_json::to_string(job).map_err(decode_error)?;
+        self.with_conn(move |conn| {
+            conn.execute(
+                "INSERT INTO process_jobs (id, updated_at, doc) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at, doc = excluded.doc",
+                params![id, updated, doc],
+            )
+            .map_err(sql_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_process(&self, id: &str) -> Result<Option<ProcessJob>, StoreError> {
+        let id = id.to_owned();
+        self.with_conn(move |conn| {
+            let doc: Option<String> = conn
+                .query_row("SELECT doc FROM process_jobs WHERE id = ?1", [&id], |r| {
+                    r.get(0)
+                })
                 .optional()
                 .map_err(sql_error)?;
             doc.map(|d| serde_json::from_str(&d).map_err(decode_error))

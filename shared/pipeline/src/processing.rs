@@ -1,0 +1,824 @@
+//! The upload-processing steps every runner calls (the embedded runner below, the Lambda
+//! functions under `statemachine/processing.asl.json`, the Fargate worker): probe, transcode in
+//! one pass, or split / render segments / assemble, then publish; any failure is recorded and
+//! notified. Steps read and write through the ports, and hand each other keys, never media.
+
+use crate::error::StepError;
+use crate::policy::RetryPolicy;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use vidpipe_domain::media::ProbeInfo;
+use vidpipe_domain::ports::{BlobError, BlobStore, MediaError, Notifier, ProcessStore};
+use vidpipe_domain::processing::{
+    self as domain, Fit, OutputRecord, ProcessEvent, ProcessFailure, ProcessJob, ProcessSettings,
+    ProcessStatus, Rejection, RenditionSet, Route, SourceFacts, SourcePath, SourceRef,
+    TrimWindow,
+};
+use vidpipe_media::Tools;
+use vidpipe_media::process::{self as media, EncodeTarget, Span, ThumbnailTarget, Watermark};
+
+/// How long a presigned source URL stays valid: longer than any single step.
+const SOURCE_URL_TTL: Duration = Duration::from_secs(3600);
+
+/// Lambda's arm64 price per GB-second (us-east-1, 2026), used for the manifest's cost figures.
+pub const LAMBDA_ARM64_USD_PER_GB_SECOND: f64 = 0.000_013_333_4;
+
+/// Everything a processing step needs, built once per cold start (or once per CLI run).
+#[derive(Clone)]
+pub struct ProcessDeps {
+    pub records: Arc<dyn ProcessStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub notifier: Arc<dyn Notifier>,
+    pub tools: Tools,
+    pub settings: ProcessSettings,
+    pub renditions: RenditionSet,
+    /// Blob key of the watermark image (PNG or JPEG).
+    pub watermark_key: String,
+    /// Long sources go to the Fargate worker instead of segments.
+    pub worker_configured: bool,
+    /// The function's memory, for cost figures; `None` on one machine.
+    pub memory_mb: Option<u32>,
+    pub scratch_dir: PathBuf,
+}
+
+/// The execution input: the uploaded object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessInput {
+    pub source: SourceRef,
+}
+
+/// Seconds one step spent, for the manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timing {
+    pub step: String,
+    pub seconds: f64,
+}
+
+/// Probe's output, carried by every later step: small, keys and numbers only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Probed {
+    pub source: SourceRef,
+    pub source_id: String,
+    pub path: SourcePath,
+    pub facts: SourceFacts,
+    pub window: TrimWindow,
+    pub route: Route,
+    pub has_audio: bool,
+    #[serde(default)]
+    pub timings: Vec<Timing>,
+}
+
+/// Where the renditions and thumbnail were written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rendered {
+    pub probed: Probed,
+    pub thumbnail_key: String,
+    #[serde(default)]
+    pub timings: Vec<Timing>,
+}
+
+/// One segment's work order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentTask {
+    pub index: u32,
+    pub key: String,
+    pub first_frame: u64,
+    pub input_offset: f64,
+    pub frames: u64,
+}
+
+/// The split's output; the Map adds `rendered`, one entry per task, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Split {
+    pub probed: Probed,
+    pub segments: Vec<SegmentTask>,
+    pub audio_key: String,
+    pub thumbnail_key: String,
+    #[serde(default)]
+    pub rendered: Vec<SegmentDone>,
+    #[serde(default)]
+    pub timings: Vec<Timing>,
+}
+
+/// One Map iteration's input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentInput {
+    pub probed: Probed,
+    pub segment: SegmentTask,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentDone {
+    pub index: u32,
+    /// One key per encoding, in `RenditionSet::encodings` order.
+    pub parts: Vec<String>,
+    pub seconds: f64,
+}
+
+/// The Catch's input: the execution's source and Step Functions' error object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessFailureInput {
+    pub source: SourceRef,
+    pub error_type: String,
+    pub cause: String,
+}
+
+fn timed(step: &str, started: Instant) -> Timing {
+    Timing {
+        step: step.to_owned(),
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// A URL ffmpeg can open for `key`: presigned for S3; for the filesystem store, its path (the
+/// `file:` protocol of ffmpeg does not percent-decode).
+async fn media_input(blobs: &dyn BlobStore, key: &str) -> Result<OsString, StepError> {
+    let url = blobs.presign_get(key, SOURCE_URL_TTL).await?;
+    Ok(match url.strip_prefix("file://") {
+        Some(path) => OsString::from(percent_decode(path)),
+        None => OsString::from(url),
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn work_dir(deps: &ProcessDeps, source_id: &str, name: &str) -> PathBuf {
+    deps.scratch_dir.join("process").join(source_id).join(name)
+}
+
+/// The record as it stands, or a fresh one for this source.
+async fn record_for(deps: &ProcessDeps, source: &SourceRef) -> Result<ProcessJob, StepError> {
+    let id = source.id();
+    let now = Utc::now();
+    Ok(match deps.records.get_process(&id).await? {
+        Some(mut job) => {
+            job.updated_at = now;
+            job
+        }
+        None => ProcessJob {
+            id,
+            source: source.clone(),
+            path: SourcePath::parse(&source.key).ok(),
+            status: ProcessStatus::Running,
+            route: None,
+            facts: None,
+            outputs: Vec::new(),
+            thumbnail_key: None,
+            manifest_key: None,
+            error: None,
+            created_at: now,
+            updated_at: now,
+        },
+    })
+}
+
+/// Step 1: reads the upload through a URL (no download), checks it, picks the route and opens
+/// the record. Rejections are `VidPipe.SourceRejected`: permanent, recorded by the Catch.
+pub async fn probe(deps: &ProcessDeps, input: &ProcessInput) -> Result<Probed, StepError> {
+    let started = Instant::now();
+    let source = &input.source;
+    let path = SourcePath::parse(&source.key)
+        .map_err(|e| StepError::Rejected(Rejection::NotMedia(e.to_string())))?;
+    let head = deps.blobs.head(&source.key).await?.ok_or_else(|| {
+        StepError::Rejected(Rejection::NotMedia(format!(
+            "{} no longer exists",
+            source.key
+        )))
+    })?;
+    if head.size_bytes == 0 {
+        return Err(StepError::Rejected(Rejection::Empty));
+    }
+    let url = media_input(deps.blobs.as_ref(), &source.key).await?;
+    let info: ProbeInfo = match media::probe_input(&deps.tools, &url).await {
+        Ok(info) => info,
+        Err(MediaError::InvalidInput(why)) => {
+            return Err(StepError::Rejected(Rejection::NotMedia(why)));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let facts = SourceFacts::check(&info, head.size_bytes, &deps.settings)?;
+    let window = TrimWindow::new(&facts, &deps.settings);
+    let route = domain::route(
+        window.duration_seconds(),
+        &deps.settings,
+        deps.worker_configured,
+    );
+    let mut job = record_for(deps, source).await?;
+    job.status = ProcessStatus::Running;
+    job.path = Some(path.clone());
+    job.route = Some(route);
+    job.facts = Some(facts.clone());
+    job.error = None;
+    job.outputs.clear();
+    job.manifest_key = None;
+    deps.records.put_process(&job).await?;
+    Ok(Probed {
+        source: source.clone(),
+        source_id: job.id,
+        path,
+        has_audio: facts.audio_codec.is_some(),
+        facts,
+        window,
+        route,
+        timings: vec![timed("probe", started)],
+    })
+}
+
+/// The encodes of this configuration, each with its box for this source.
+fn targets(deps: &ProcessDeps, probed: &Probed, dir: &Path) -> Vec<EncodeTarget> {
+    deps.renditions
+        .encodings()
+        .iter()
+        .enumerate()
+        .map(|(i, group)| {
+            let r = group[0];
+            EncodeTarget {
+                fit: Fit::compute(probed.facts.width, probed.facts.height, r.width, r.height),
+                video_kbps: r.video_kbps,
+                audio_kbps: r.audio_kbps,
+                output: dir.join(format!("encoding_{i}.mp4")),
+            }
+        })
+        .collect()
+}
+
+async fn watermark(deps: &ProcessDeps) -> Result<Watermark, StepError> {
+    let bytes = match deps.blobs.get_bytes(&deps.watermark_key).await {
+        Ok(b) => b,
+        Err(BlobError::NotFound(_)) => {
+            return Err(StepError::Configuration(format!(
+                "the watermark {:?} does not exist in the media store; upload a PNG or JPEG there \
+                 or change the watermark setting",
+                deps.watermark_key
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Watermark::decode(&bytes, deps.settings.watermark.clone()).map_err(|e| {
+        StepError::Configuration(format!("the watermark {:?}: {e}", deps.watermark_key))
+    })
+}
+
+fn thumbnail_target(deps: &ProcessDeps, probed: &Probed, dir: &Path) -> ThumbnailTarget {
+    let (width, height) =
+        domain::thumbnail_size(&probed.facts, deps.settings.thumbnail_long_side);
+    let seconds = probed
+        .window
+        .thumbnail_seconds(deps.settings.thumbnail_fraction);
+    ThumbnailTarget {
+        frame: (seconds * probed.window.rate.as_f64()).round() as u64,
+        width,
+        height,
+        output: dir.join("thumbnail.jpg"),
+    }
+}
+
+/// Uploads each encoding under every rendition name that shares it.
+async fn publish_encodings(
+    deps: &ProcessDeps,
+    probed: &Probed,
+    files: &[PathBuf],
+) -> Result<(), StepError> {
+    for (group, file) in deps.renditions.encodings().iter().zip(files) {
+        for r in group {
+            deps.blobs
+                .put_file(&probed.path.rendition_key(&r.name), file, "video/mp4")
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Step 2 (short sources): one ffmpeg process, one decode, every rendition and the thumbnail.
+pub async fn transcode(
+    deps: &ProcessDeps,
+    probed: &Probed,
+    progress: &(dyn Fn(f64) + Send + Sync),
+) -> Result<Rendered, StepError> {
+    let started = Instant::now();
+    let dir = work_dir(deps, &probed.source_id, "single");
+    let _ = tokio::fs::remove_dir_all(&dir).await;
+    tokio::fs::create_dir_all(&dir).await?;
+    let mark = watermark(deps).await?;
+    let input = media_input(deps.blobs.as_ref(), &probed.source.key).await?;
+    let targets = targets(deps, probed, &dir);
+    let thumb = thumbnail_target(deps, probed, &dir);
+    let job = media::RenderJob {
+        input,
+        source_size: (probed.facts.width, probed.facts.height),
+        span: Span::whole(&probed.window),
+        targets: &targets,
+        thumbnail: Some(thumb.clone()),
+        watermark: &mark,
+        audio: Some(probed.has_audio),
+        work_dir: &dir,
+    };
+    let report = vidpipe_media::run::Progress {
+        total_seconds: probed.window.duration_seconds(),
+        report: progress,
+    };
+    media::render(&deps.tools, &job, Some(report)).await?;
+    let files: Vec<PathBuf> = targets.iter().map(|t| t.output.clone()).collect();
+    publish_encodings(deps, probed, &files).await?;
+    let thumbnail_key = probed.path.thumbnail_key();
+    deps.blobs
+        .put_file(&thumbnail_key, &thumb.output, "image/jpeg")
+        .await?;
+    let _ = tokio::fs::remove_dir_all(&dir).await;
+    let mut timings = probed.timings.clone();
+    timings.push(timed("transcode", started));
+    Ok(Rendered {
+        probed: probed.clone(),
+        thumbnail_key,
+        timings,
+    })
+}
+
+/// Step 2a (long sources): keyframe split by stream copy into `temp/`, the audio encoded once,
+/// and the thumbnail. Returns one task per segment that holds output frames.
+pub async fn split(deps: &ProcessDeps, probed: &Probed) -> Result<Split, StepError> {
+    let started = Instant::now();
+    let dir = work_dir(deps, &probed.source_id, "split");
+    let _ = tokio::fs::remove_dir_all(&dir).await;
+    tokio::fs::create_dir_all(&dir).await?;
+    let input = media_input(deps.blobs.as_ref(), &probed.source.key).await?;
+    let segments = media::split(
+        &deps.tools,
+        &input,
+        deps.settings.segment_seconds,
+        &dir,
+    )
+    .await?;
+    let mut tasks = Vec::new();
+    for (i, seg) in segments.iter().enumerate() {
+        let Some((first, span)) =
+            media::segment_span(seg, &probed.window, i + 1 == segments.len())
+        else {
+            continue;
+        };
+        let key = domain::temp_key(&probed.source_id, &format!("segments/{}", seg.file));
+        deps.blobs
+            .put_file(&key, &dir.join(&seg.file), "video/mp4")
+            .await?;
+        tasks.push(SegmentTask {
+            index: tasks.len() as u32,
+            key,
+            first_frame: first,
+            input_offset: span.input_offset,
+            frames: span.frames,
+        });
+    }
+    let whole = Span::whole(&probed.window);
+    let audio = dir.join("audio.m4a");
+    let audio_kbps = deps
+        .renditions
+        .renditions
+        .iter()
+        .map(|r| r.audio_kbps)
+        .max()
+        .unwrap_or(128);
+    media::encode_audio(
+        &deps.tools,
+        &input,
+        whole,
+        probed.has_audio,
+        audio_kbps,
+        &audio,
+    )
+    .await?;
+    let audio_key = domain::temp_key(&probed.source_id, "audio.m4a");
+    deps.blobs.put_file(&audio_key, &audio, "audio/mp4").await?;
+    let thumb = thumbnail_target(deps, probed, &dir);
+    media::thumbnail(
+        &deps.tools,
+        &input,
+        probed.window.start_seconds + thumb.frame as f64 / probed.window.rate.as_f64(),
+        (thumb.width, thumb.height),
+        &thumb.output,
+    )
+    .await?;
+    let thumbnail_key = probed.path.thumbnail_key();
+    deps.blobs
+        .put_file(&thumbnail_key, &thumb.output, "image/jpeg")
+        .await?;
+    let _ = tokio::fs::remove_dir_all(&dir).await;
+    let mut timings = probed.timings.clone();
+    timings.push(timed("split", started));
+    Ok(Split {
+        probed: probed.clone(),
+        segments: tasks,
+        audio_key,
+        thumbnail_key,
+        rendered: Vec::new(),
+        timings,
+    })
+}
+
+/// Step 2b (one Map iteration): renders one segment's video to every encoding.
+pub async fn render_segment(
+    deps: &ProcessDeps,
+    input: &SegmentInput,
+) -> Result<SegmentDone, StepError> {
+    let started = Instant::now();
+    let probed = &input.probed;
+    let seg = &input.segment;
+    let dir = work_dir(deps, &probed.source_id, &format!("segment_{:04}", seg.index));
+    let _ = tokio::fs::remove_dir_all(&dir).await;
+    tokio::fs::create_dir_all(&dir).await?;
+    let mark = watermark(deps).await?;
+    let local = dir.join("source.mp4");
+    deps.blobs.get_to_file(&seg.key, &local).await?;
+    let targets = targets(deps, probed, &dir);
+    let job = media::RenderJob {
+        input: local.into_os_string(),
+        source_size: (probed.facts.width, probed.facts.height),
+        span: Span {
+            input_offset: seg.input_offset,
+            rate: probed.window.rate,
+            frames: seg.frames,
+        },
+        targets: &targets,
+        thumbnail: None,
+        watermark: &mark,
+        audio: None,
+        work_dir: &dir,
+    };
+    media::render(&deps.tools, &job, None).await?;
+    let mut parts = Vec::new();
+    for (i, t) in targets.iter().enumerate() {
+        let key = domain::temp_key(
+            &probed.source_id,
+            &format!("parts/{:04}_{i}.mp4", seg.index),
+        );
+        deps.blobs.put_file(&key, &t.output, "video/mp4").await?;
+        parts.push(key);
+    }
+    let _ = tokio::fs::remove_dir_all(&dir).await;
+    Ok(SegmentDone {
+        index: seg.index,
+        parts,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Step 2c: per encoding, concatenates the segment renders by stream copy and muxes the audio.
+pub async fn assemble(deps: &ProcessDeps, split: &Split) -> Result<Rendered, StepError> {
+    let started = Instant::now();
+    let probed = &split.probed;
+    if split.rendered.len() != split.segments.len() {
+        return Err(StepError::Internal(format!(
+            "{} segments rendered of {}",
+            split.rendered.len(),
+            split.segments.len()
+        )));
+    }
+    let dir = work_dir(deps, &probed.source_id, "assemble");
+    let _ = tokio::fs::remove_dir_all(&dir).await;
+    tokio::fs::create_dir_all(&dir).await?;
+    let audio = dir.join("audio.m4a");
+    deps.blobs.get_to_file(&split.audio_key, &audio).await?;
+    let mut rendered = split.rendered.clone();
+    rendered.sort_by_key(|r| r.index);
+    let encodings = deps.renditions.encodings().len();
+    let mut files = Vec::new();
+    for e in 0..encodings {
+        let mut parts = Vec::new();
+        for r in &rendered {
+            let key = r.parts.get(e).ok_or_else(|| {
+                StepError::Internal(format!("segment {} lacks encoding {e}", r.index))
+            })?;
+            let local = dir.join(format!("part_{:04}_{e}.mp4", r.index));
+            deps.blobs.get_to_file(key, &local).await?;
+            parts.push(local);
+        }
+        let out = dir.join(format!("encoding_{e}.mp4"));
+        media::concat(
+            &deps.tools,
+            &parts,
+            &audio,
+            probed.window.duration_seconds(),
+            &out,
+        )
+        .await?;
+        files.push(out);
+    }
+    publish_encodings(deps, probed, &files).await?;
+    let _ = tokio::fs::remove_dir_all(&dir).await;
+    // The scratch objects are no longer needed; the temp/ lifecycle rule is the backstop.
+    if let Ok(list) = deps
+        .blobs
+        .list(&domain::temp_key(&probed.source_id, ""))
+        .await
+    {
+        for b in list {
+            let _ = deps.blobs.delete(&b.key).await;
+        }
+    }
+    let mut timings = split.timings.clone();
+    for r in &rendered {
+        timings.push(Timing {
+            step: format!("segment_{:04}", r.index),
+            seconds: r.seconds,
+        });
+    }
+    timings.push(timed("assemble", started));
+    Ok(Rendered {
+        probed: probed.clone(),
+        thumbnail_key: split.thumbnail_key.clone(),
+        timings,
+    })
+}
+
+/// The manifest published beside the outputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub source: SourceRef,
+    pub source_id: String,
+    pub route: Route,
+    pub source_facts: SourceFacts,
+    pub trim: TrimSummary,
+    pub outputs: Vec<OutputRecord>,
+    pub thumbnail_key: String,
+    pub timings: Vec<Timing>,
+    pub cost: CostFigures,
+    pub created_at: chrono::DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrimSummary {
+    pub intro_seconds: f64,
+    pub outro_seconds: f64,
+    pub output_seconds: f64,
+    pub frames: u64,
+    pub frame_rate: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostFigures {
+    /// Sum of every step's seconds (segments counted each: they run in parallel, and are paid
+    /// for each).
+    pub compute_seconds: f64,
+    pub memory_mb: Option<u32>,
+    pub usd_per_gb_second: f64,
+    /// `None` on one machine, where no memory size is billed.
+    pub estimated_usd: Option<f64>,
+    pub estimated_usd_per_output_minute: Option<f64>,
+}
+
+/// Step 3: measures every output, writes the manifest, completes the record and notifies the
+/// webhook. Returns the event the state machine sends to SNS and EventBridge.
+pub async fn publish(deps: &ProcessDeps, rendered: &Rendered) -> Result<ProcessEvent, StepError> {
+    let started = Instant::now();
+    let probed = &rendered.probed;
+    let mut outputs = Vec::new();
+    for r in &deps.renditions.renditions {
+        let key = probed.path.rendition_key(&r.name);
+        let size = deps
+            .blobs
+            .head(&key)
+            .await?
+            .ok_or_else(|| StepError::Internal(format!("{key} was not written")))?
+            .size_bytes;
+        let url = media_input(deps.blobs.as_ref(), &key).await?;
+        let info = media::probe_input(&deps.tools, &url).await?;
+        let v = info
+            .video()
+            .ok_or_else(|| StepError::Internal(format!("{key} has no video stream")))?;
+        outputs.push(OutputRecord {
+            rendition: r.name.clone(),
+            key,
+            width: v.width.unwrap_or(0),
+            height: v.height.unwrap_or(0),
+            video_codec: v.codec.clone(),
+            pix_fmt: v.pix_fmt.clone().unwrap_or_default(),
+            duration_seconds: info.duration_seconds.unwrap_or(0.0),
+            frames: v.frames,
+            video_bitrate: v.bit_rate,
+            audio_codec: info.audio().map(|a| a.codec.clone()),
+            size_bytes: size,
+        });
+    }
+    let mut timings = rendered.timings.clone();
+    timings.push(timed("publish", started));
+    let compute_seconds: f64 = timings.iter().map(|t| t.seconds).sum();
+    let estimated = deps
+        .memory_mb
+        .map(|mb| compute_seconds * mb as f64 / 1024.0 * LAMBDA_ARM64_USD_PER_GB_SECOND);
+    let output_minutes = probed.window.duration_seconds() / 60.0;
+    let manifest = Manifest {
+        source: probed.source.clone(),
+        source_id: probed.source_id.clone(),
+        route: probed.route,
+        source_facts: probed.facts.clone(),
+        trim: TrimSummary {
+            intro_seconds: deps.settings.intro_seconds,
+            outro_seconds: deps.settings.outro_seconds,
+            output_seconds: probed.window.duration_seconds(),
+            frames: probed.window.frames,
+            frame_rate: probed.window.rate.to_string(),
+        },
+        outputs: outputs.clone(),
+        thumbnail_key: rendered.thumbnail_key.clone(),
+        timings,
+        cost: CostFigures {
+            compute_seconds,
+            memory_mb: deps.memory_mb,
+            usd_per_gb_second: LAMBDA_ARM64_USD_PER_GB_SECOND,
+            estimated_usd: estimated,
+            estimated_usd_per_output_minute: estimated
+                .map(|usd| usd / output_minutes.max(1.0 / 60.0)),
+        },
+        created_at: Utc::now(),
+    };
+    let manifest_key = probed.path.manifest_key();
+    deps.blobs
+        .put_bytes(
+            &manifest_key,
+            serde_json::to_vec_pretty(&manifest)?,
+            "application/json",
+        )
+        .await?;
+    let mut job = record_for(deps, &probed.source).await?;
+    job.status = ProcessStatus::Succeeded;
+    job.route = Some(probed.route);
+    job.facts = Some(probed.facts.clone());
+    job.outputs = outputs;
+    job.thumbnail_key = Some(rendered.thumbnail_key.clone());
+    job.manifest_key = Some(manifest_key);
+    job.error = None;
+    deps.records.put_process(&job).await?;
+    let event = ProcessEvent::of(&job);
+    notify(deps, &event).await;
+    Ok(event)
+}
+
+/// Delivers to the configured notifier, retrying passing failures. A notification that still
+/// fails is logged, not raised: the outputs and the record are already right, and failing the
+/// job over a chat message would be worse.
+async fn notify(deps: &ProcessDeps, event: &ProcessEvent) {
+    let result = RetryPolicy::STEP
+        .retry(
+            |attempt, e| tracing::warn!(attempt, error = %e, "notification failed; retrying"),
+            || async {
+                deps.notifier
+                    .notify(event)
+                    .await
+                    .map_err(StepError::Notify)
+            },
+        )
+        .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, source_id = %event.source_id, "notification not delivered");
+    }
+}
+
+/// The Catch target: records why the source failed and notifies. Returns the event the state
+/// machine sends on. `cause` may be Step Functions' JSON text (`{"errorType","errorMessage"}`);
+/// the message is taken out of it.
+pub async fn record_failure(
+    deps: &ProcessDeps,
+    input: &ProcessFailureInput,
+) -> Result<ProcessEvent, StepError> {
+    let reason = serde_json::from_str::<serde_json::Value>(&input.cause)
+        .ok()
+        .and_then(|v| v.get("errorMessage").and_then(|m| m.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| input.cause.clone());
+    let mut job = record_for(deps, &input.source).await?;
+    job.status = ProcessStatus::Failed;
+    job.error = Some(ProcessFailure {
+        error: input.error_type.clone(),
+        reason,
+    });
+    deps.records.put_process(&job).await?;
+    let event = ProcessEvent::of(&job);
+    notify(deps, &event).await;
+    Ok(event)
+}
+
+/// What the embedded runner reports as it goes (the CLI draws its bars from these).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProcessProgress {
+    Stage(&'static str),
+    Fraction(f64),
+    SegmentsPlanned(usize),
+    SegmentDone(u32),
+}
+
+/// Walks the processing state machine in process, in the ASL's order and with its retries.
+/// Returns the final record (failed or succeeded); `Err` only if even recording failed.
+pub async fn run_embedded(
+    deps: &ProcessDeps,
+    input: &ProcessInput,
+    max_concurrency: usize,
+    progress: Arc<dyn Fn(ProcessProgress) + Send + Sync>,
+) -> Result<ProcessJob, StepError> {
+    let outcome = run_steps(deps, input, max_concurrency, progress.clone()).await;
+    if let Err(e) = outcome {
+        progress(ProcessProgress::Stage("record_failure"));
+        let failure = ProcessFailureInput {
+            source: input.source.clone(),
+            error_type: e.error_type().to_owned(),
+            cause: e.to_string(),
+        };
+        RetryPolicy::STEP
+            .retry(|_, _| {}, || record_failure(deps, &failure))
+            .await?;
+    }
+    deps.records
+        .get_process(&input.source.id())
+        .await?
+        .ok_or_else(|| StepError::Internal("the processing record vanished".into()))
+}
+
+async fn run_steps(
+    deps: &ProcessDeps,
+    input: &ProcessInput,
+    max_concurrency: usize,
+    progress: Arc<dyn Fn(ProcessProgress) + Send + Sync>,
+) -> Result<ProcessEvent, StepError> {
+    let step = RetryPolicy::STEP;
+    let quiet = |_: u32, e: &StepError| tracing::warn!(error = %e, "step failed; retrying");
+    progress(ProcessProgress::Stage("probe"));
+    let probed = step.retry(quiet, || probe(deps, input)).await?;
+    let rendered = match probed.route {
+        // One machine has no Fargate: the worker route runs the same single pass here.
+        Route::SinglePass | Route::Worker => {
+            progress(ProcessProgress::Stage("transcode"));
+            let p = progress.clone();
+            let report = move |f: f64| p(ProcessProgress::Fraction(f));
+            step.retry(quiet, || transcode(deps, &probed, &report))
+                .await?
+        }
+        Route::Segments => {
+            progress(ProcessProgress::Stage("split"));
+            let mut split = step.retry(quiet, || split(deps, &probed)).await?;
+            progress(ProcessProgress::SegmentsPlanned(split.segments.len()));
+            progress(ProcessProgress::Stage("segments"));
+            let gate = Arc::new(Semaphore::new(max_concurrency.max(1)));
+            let mut set = JoinSet::new();
+            for seg in &split.segments {
+                let (deps, gate, progress) = (deps.clone(), gate.clone(), progress.clone());
+                let input = SegmentInput {
+                    probed: probed.clone(),
+                    segment: seg.clone(),
+                };
+                set.spawn(async move {
+                    let _permit = gate.acquire_owned().await;
+                    let done = RetryPolicy::STEP
+                        .retry(|_, _| {}, || render_segment(&deps, &input))
+                        .await?;
+                    progress(ProcessProgress::SegmentDone(done.index));
+                    Ok::<_, StepError>(done)
+                });
+            }
+            let mut rendered = Vec::new();
+            while let Some(joined) = set.join_next().await {
+                // The first failure ends the Map, as Step Functions does; the rest are dropped.
+                rendered.push(joined.map_err(|e| StepError::Internal(e.to_string()))??);
+            }
+            rendered.sort_by_key(|r: &SegmentDone| r.index);
+            split.rendered = rendered;
+            progress(ProcessProgress::Stage("assemble"));
+            step.retry(quiet, || assemble(deps, &split)).await?
+        }
+    };
+    progress(ProcessProgress::Stage("publish"));
+    step.retry(quiet, || publish(deps, &rendered)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_urls_decode_back_to_paths() {
+        assert_eq!(percent_decode("/a/My%20Clip%20%C3%BC.MOV"), "/a/My Clip ü.MOV");
+        assert_eq!(percent_decode("/a/100%"), "/a/100%");
+        assert_eq!(percent_decode("/a/%zz"), "/a/%zz");
+    }
+}
