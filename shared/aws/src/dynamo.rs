@@ -10,10 +10,15 @@
 //! | clip | `JOB#<id>` | `CLIP#NNN` | `doc`, `job_id`, `clip_index`, `status`, `updated_at`, `expires_at` |
 //! | asset | `ASSET#<id>` | `META` | `doc`, `owner`, `kind`, `created_at` |
 //! | idempotency guard | `IDEM#<owner>#<key>` | `META` | `job_id`, `owner`, `idempotency_key`, `created_at`, `expires_at`? |
+//! | processing record | `PROC#<source id>` | `META` | `doc`, `status`, `bucket`, `source_key`, `created_at`, `updated_at`, `expires_at`? |
 //!
 //! `GSI1` (`GSI1PK` = `TENANT#<owner>`, `GSI1SK` = `<created_at, RFC 3339 with nanoseconds>#<id>`,
 //! projection ALL) lists a tenant's jobs newest first. Every item carries `entity` (`job`, `clip`,
-//! `asset`, `idempotency`) so a raw scan is readable.
+//! `asset`, `idempotency`, `process`) so a raw scan is readable.
+//!
+//! Processing records ([`ProcessStore`]) are keyed by the source write's id, so a re-run of the
+//! same upload replaces its record: `put_process` is an unconditional put. They are not on
+//! `GSI1` (no tenant owns an upload).
 //!
 //! Each record's full value is the `doc` attribute: the same JSON the SQLite store keeps, so
 //! floats and nanosecond timestamps roundtrip byte for byte. The other attributes are
@@ -42,7 +47,8 @@ use std::time::Duration;
 use vidpipe_domain::ErrorClass;
 use vidpipe_domain::asset::{Asset, AssetId};
 use vidpipe_domain::job::{ClipRecord, Job, JobId};
-use vidpipe_domain::ports::{JobPage, JobStore, StoreError};
+use vidpipe_domain::ports::{JobPage, JobStore, ProcessStore, StoreError};
+use vidpipe_domain::processing::{ProcessJob, ProcessStatus};
 
 /// Partition key of the table.
 pub const ATTR_PK: &str = "PK";
@@ -67,6 +73,9 @@ pub const ATTR_IDEMPOTENCY_KEY: &str = "idempotency_key";
 pub const ATTR_JOB_ID: &str = "job_id";
 pub const ATTR_CLIP_INDEX: &str = "clip_index";
 pub const ATTR_KIND: &str = "kind";
+/// On processing records: the uploaded object's bucket and key, for people reading the table.
+pub const ATTR_BUCKET: &str = "bucket";
+pub const ATTR_SOURCE_KEY: &str = "source_key";
 /// Which kind of record an item is: `job`, `clip`, `asset` or `idempotency`.
 pub const ATTR_ENTITY: &str = "entity";
 /// Sort key of every item that is the main record of its partition.
@@ -75,6 +84,10 @@ pub const SK_META: &str = "META";
 /// How long a finished job (and its clips and idempotency guard) stays before TTL removes it.
 /// Matches the `compositions/` lifecycle, so a job record outlives none of its outputs by much.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(90 * 24 * 60 * 60);
+
+/// How long a finished processing record stays: as long as its outputs (the `processed/`
+/// lifecycle rule), so the record never outlives what it describes by much, nor the reverse.
+pub const PROCESS_RETENTION: Duration = Duration::from_secs(180 * 24 * 60 * 60);
 
 /// Clips expire this long after the job would, counted from their last write, so that a job's
 /// record (which expires first) never shows a partial clip list.
@@ -99,6 +112,11 @@ pub fn clip_sk(index: u32) -> String {
 
 pub fn asset_pk(id: &AssetId) -> String {
     format!("ASSET#{id}")
+}
+
+/// `PROC#<source id>`: one record per source write ([`vidpipe_domain::processing::SourceRef::id`]).
+pub fn process_pk(source_id: &str) -> String {
+    format!("PROC#{source_id}")
 }
 
 pub fn tenant_pk(owner: &str) -> String {
@@ -707,6 +725,43 @@ impl JobStore for DynamoJobStore {
     }
 }
 
+#[async_trait]
+impl ProcessStore for DynamoJobStore {
+    async fn put_process(&self, job: &ProcessJob) -> Result<(), StoreError> {
+        let doc = serde_json::to_string(job).map_err(encode_error)?;
+        let mut request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(ATTR_PK, s(process_pk(&job.id)))
+            .item(ATTR_SK, s(SK_META))
+            .item(ATTR_ENTITY, s("process"))
+            .item(ATTR_STATUS, s(serde_plain(&job.status)?))
+            .item(ATTR_BUCKET, s(&job.source.bucket))
+            .item(ATTR_SOURCE_KEY, s(&job.source.key))
+            .item(ATTR_CREATED_AT, s(timestamp(job.created_at)))
+            .item(ATTR_UPDATED_AT, s(timestamp(job.updated_at)))
+            .item(ATTR_DOC, s(doc));
+        // A running record must not expire under a long job; an ended one goes with its outputs.
+        if job.status != ProcessStatus::Running {
+            let retention = TimeDelta::seconds(PROCESS_RETENTION.as_secs() as i64);
+            request = request.item(ATTR_EXPIRES_AT, n(epoch_seconds(job.updated_at, retention)));
+        }
+        request
+            .send()
+            .await
+            .map_err(|e| sdk_error("PutItem (processing record)", e))?;
+        Ok(())
+    }
+
+    async fn get_process(&self, id: &str) -> Result<Option<ProcessJob>, StoreError> {
+        self.get_item(process_pk(id), "GetItem (processing record)")
+            .await?
+            .map(|item| decode::<ProcessJob>(&item, "processing"))
+            .transpose()
+    }
+}
+
 // ---- items ----
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -863,6 +918,7 @@ mod tests {
         assert_eq!(clip_sk(7), "CLIP#007");
         assert_eq!(tenant_pk("alice"), "TENANT#alice");
         assert_eq!(idempotency_pk("alice", "k1"), "IDEM#alice#k1");
+        assert_eq!(process_pk("ab12"), "PROC#ab12");
         assert_ne!(idempotency_pk("a#b", "c"), idempotency_pk("a", "b#c"));
         let t = DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
             .expect("time")

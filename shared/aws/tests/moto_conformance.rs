@@ -1,6 +1,7 @@
 //! Runs the port conformance suites against the AWS adapters on a moto server, plus what only the
 //! AWS side has: the single-table item layout and TTL, server-side encryption, multipart uploads,
-//! presigned URLs fetched over HTTP, and Step Functions execution naming.
+//! presigned URLs fetched over HTTP, Step Functions execution naming, and the processing records
+//! (whose conformance suite does not exist yet, so their contract is checked here directly).
 //!
 //! Each test starts its own moto server (a child process on a free port, killed on drop), so
 //! tests run in parallel without sharing state. moto comes from `scripts/setup.sh`; it is found
@@ -24,7 +25,12 @@ use vidpipe_aws::{Encryption, MultipartOptions, S3BlobStore, SfnOrchestrator};
 use vidpipe_domain::ErrorClass;
 use vidpipe_domain::asset::{Asset, AssetId, AssetKind};
 use vidpipe_domain::job::{ClipRecord, ClipStatus, JobId, JobStatus};
-use vidpipe_domain::ports::{BlobStore, JobStore, Orchestrator, OrchestratorError, UploadSigner};
+use vidpipe_domain::ports::{
+    BlobStore, JobStore, Orchestrator, OrchestratorError, ProcessStore, UploadSigner,
+};
+use vidpipe_domain::processing::{
+    ProcessFailure, ProcessJob, ProcessStatus, SourcePath, SourceRef,
+};
 use vidpipe_pipeline::conformance::{blob_store, job_store};
 
 const TABLE: &str = "vidpipe-test";
@@ -698,4 +704,87 @@ async fn sfn_start_is_idempotent_and_cancel_stops() {
         }
         Ok(()) => panic!("starting a missing state machine must fail"),
     }
+}
+
+fn process_record(id_source: &vidpipe_domain::processing::SourceRef) -> ProcessJob {
+    let now = Utc::now();
+    ProcessJob {
+        id: id_source.id(),
+        source: id_source.clone(),
+        path: SourcePath::parse(&id_source.key).ok(),
+        status: ProcessStatus::Running,
+        route: None,
+        facts: None,
+        outputs: Vec::new(),
+        thumbnail_key: None,
+        manifest_key: None,
+        error: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// The processing records: a put roundtrips byte for byte, a second put of the same id replaces
+/// the first (a re-run never adds a record), an unknown id is `None`, and the item follows the
+/// documented layout (`PROC#<id>` / `META`, `expires_at` only once the record has ended).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamo_process_store_roundtrips_and_overwrites() {
+    let moto = Moto::start().await;
+    let client = table_on(&moto).await;
+    let store = DynamoJobStore::new(client.clone(), TABLE);
+    let source = SourceRef {
+        bucket: "media".into(),
+        key: "raw/acme/launch/My Clip ü.MOV".into(),
+        version: Some("3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY".into()),
+    };
+    let id = source.id();
+    assert_eq!(store.get_process(&id).await.expect("get"), None);
+
+    let running = process_record(&source);
+    store.put_process(&running).await.expect("put");
+    assert_eq!(
+        store.get_process(&id).await.expect("get").as_ref(),
+        Some(&running)
+    );
+    let item = raw_item(&client, &dynamo::process_pk(&id), dynamo::SK_META).await;
+    assert_eq!(s_attr(&item, dynamo::ATTR_ENTITY), "process");
+    assert_eq!(s_attr(&item, dynamo::ATTR_STATUS), "running");
+    assert_eq!(s_attr(&item, dynamo::ATTR_SOURCE_KEY), source.key);
+    assert!(!item.contains_key(dynamo::ATTR_EXPIRES_AT), "{item:?}");
+
+    let mut failed = running.clone();
+    failed.status = ProcessStatus::Failed;
+    failed.updated_at = running.updated_at + TimeDelta::seconds(5);
+    failed.error = Some(ProcessFailure {
+        error: "VidPipe.SourceRejected".into(),
+        reason: "the file has no video stream".into(),
+    });
+    store.put_process(&failed).await.expect("overwrite");
+    assert_eq!(
+        store.get_process(&id).await.expect("get").as_ref(),
+        Some(&failed)
+    );
+    let item = raw_item(&client, &dynamo::process_pk(&id), dynamo::SK_META).await;
+    assert_eq!(s_attr(&item, dynamo::ATTR_STATUS), "failed");
+    let retention = TimeDelta::seconds(dynamo::PROCESS_RETENTION.as_secs() as i64);
+    assert_eq!(
+        n_attr(&item, dynamo::ATTR_EXPIRES_AT),
+        (failed.updated_at + retention).timestamp()
+    );
+    // Still exactly one item for the source: the put replaced, it did not add.
+    let items = client
+        .scan()
+        .table_name(TABLE)
+        .send()
+        .await
+        .expect("Scan")
+        .items
+        .unwrap_or_default();
+    assert_eq!(items.len(), 1, "{items:?}");
+
+    let other = SourceRef {
+        version: Some("another-version".into()),
+        ..source.clone()
+    };
+    assert_eq!(store.get_process(&other.id()).await.expect("get"), None);
 }
