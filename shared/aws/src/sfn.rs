@@ -198,6 +198,46 @@ impl Orchestrator for SfnOrchestrator {
     }
 }
 
+/// What [`start_named`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Started {
+    /// A new execution is running.
+    New,
+    /// An execution with that name already exists (running or ended): nothing was started.
+    AlreadyExists,
+}
+
+/// Starts an execution of any Standard state machine under a deterministic `name`, so a second
+/// start for the same work (a duplicate delivery) starts nothing: `ExecutionAlreadyExists` is
+/// [`Started::AlreadyExists`], not an error. The processing dispatcher names executions by the
+/// uploaded object's source id.
+pub async fn start_named(
+    client: &Client,
+    state_machine_arn: &str,
+    name: &str,
+    input: String,
+) -> Result<Started, OrchestratorError> {
+    let started = client
+        .start_execution()
+        .state_machine_arn(state_machine_arn)
+        .name(name)
+        .input(input)
+        .send()
+        .await;
+    match started {
+        Ok(_) => Ok(Started::New),
+        Err(e)
+            if matches!(
+                e.as_service_error(),
+                Some(StartExecutionError::ExecutionAlreadyExists(_))
+            ) =>
+        {
+            Ok(Started::AlreadyExists)
+        }
+        Err(e) => Err(sdk_error("StartExecution", e)),
+    }
+}
+
 fn bad_arn(arn: &str) -> OrchestratorError {
     OrchestratorError::Backend {
         message: format!("not a state machine ARN: {arn:?}"),

@@ -2,6 +2,11 @@
 //! the template's `Environment` blocks and this file are the whole contract.
 
 use std::path::PathBuf;
+use vidpipe_domain::processing::ProcessSettings;
+
+/// Where the watermark image is looked for in the media bucket unless `VIDPIPE_WATERMARK_KEY`
+/// says otherwise.
+pub const DEFAULT_WATERMARK_KEY: &str = "config/watermark.png";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProviderKind {
@@ -29,6 +34,22 @@ pub struct Config {
     /// `VIDPIPE_TRUST_TENANT_HEADER=1`: emulation only. Without an API Gateway JWT authorizer in
     /// front (function URLs), the API takes the tenant from `x-vidpipe-tenant`. Never in AWS.
     pub trust_tenant_header: bool,
+    /// `VIDPIPE_PROCESSING_STATE_MACHINE_ARN`: the processing state machine (the dispatcher
+    /// starts it).
+    pub processing_state_machine_arn: Option<String>,
+    /// Upload processing: trims, limits and routing. Defaults are the domain's; each of
+    /// `VIDPIPE_INTRO_SECONDS`, `VIDPIPE_OUTRO_SECONDS`, `VIDPIPE_SEGMENT_THRESHOLD_SECONDS`,
+    /// `VIDPIPE_SEGMENT_SECONDS`, `VIDPIPE_MAX_DURATION_SECONDS` and `VIDPIPE_MAX_SIZE_BYTES`
+    /// replaces one.
+    pub process: ProcessSettings,
+    /// `VIDPIPE_WATERMARK_KEY`: the watermark image's key in the media bucket.
+    pub watermark_key: String,
+    /// `VIDPIPE_WEBHOOK_URL`: a Slack-compatible webhook told of every processed upload.
+    pub webhook_url: Option<String>,
+    /// `VIDPIPE_PROCESS_WORKER=1`: long uploads go to the Fargate worker instead of segments.
+    pub process_worker: bool,
+    /// `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` (set by Lambda): for the manifest's cost figures.
+    pub memory_mb: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +94,51 @@ impl Config {
             }
         };
         let flag = |name: &str| matches!(get(name).as_deref(), Some("1" | "true" | "yes"));
+        let defaults = ProcessSettings::default();
+        let process = ProcessSettings {
+            intro_seconds: seconds(&get, "VIDPIPE_INTRO_SECONDS", defaults.intro_seconds, true)?,
+            outro_seconds: seconds(&get, "VIDPIPE_OUTRO_SECONDS", defaults.outro_seconds, true)?,
+            segment_threshold_seconds: seconds(
+                &get,
+                "VIDPIPE_SEGMENT_THRESHOLD_SECONDS",
+                defaults.segment_threshold_seconds,
+                false,
+            )?,
+            segment_seconds: seconds(
+                &get,
+                "VIDPIPE_SEGMENT_SECONDS",
+                defaults.segment_seconds,
+                false,
+            )?,
+            max_duration_seconds: seconds(
+                &get,
+                "VIDPIPE_MAX_DURATION_SECONDS",
+                defaults.max_duration_seconds,
+                false,
+            )?,
+            max_size_bytes: whole(&get, "VIDPIPE_MAX_SIZE_BYTES", defaults.max_size_bytes)?,
+            ..defaults
+        };
+        let webhook_url = get("VIDPIPE_WEBHOOK_URL");
+        if let Some(url) = &webhook_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(ConfigError::Invalid {
+                name: "VIDPIPE_WEBHOOK_URL",
+                why: "must be an http(s) URL".into(),
+            });
+        }
+        let memory_mb = get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+            .map(|v| {
+                v.parse::<u32>()
+                    .ok()
+                    .filter(|mb| *mb > 0)
+                    .ok_or_else(|| ConfigError::Invalid {
+                        name: "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                        why: format!("{v:?} is not a positive whole number of MB"),
+                    })
+            })
+            .transpose()?;
         Ok(Self {
             table: get("VIDPIPE_TABLE"),
             bucket: get("VIDPIPE_BUCKET"),
@@ -84,8 +150,55 @@ impl Config {
             scratch_dir: get("VIDPIPE_SCRATCH_DIR")
                 .map_or_else(|| PathBuf::from("/tmp/vidpipe"), PathBuf::from),
             trust_tenant_header: flag("VIDPIPE_TRUST_TENANT_HEADER"),
+            processing_state_machine_arn: get("VIDPIPE_PROCESSING_STATE_MACHINE_ARN"),
+            process,
+            watermark_key: get("VIDPIPE_WATERMARK_KEY")
+                .unwrap_or_else(|| DEFAULT_WATERMARK_KEY.to_owned()),
+            webhook_url,
+            process_worker: flag("VIDPIPE_PROCESS_WORKER"),
+            memory_mb,
         })
     }
+}
+
+/// A duration setting in seconds: finite, and positive (or zero where `zero_ok`: a trim can be
+/// switched off, a segment length cannot).
+fn seconds(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: f64,
+    zero_ok: bool,
+) -> Result<f64, ConfigError> {
+    let Some(raw) = get(name) else {
+        return Ok(default);
+    };
+    match raw.parse::<f64>() {
+        Ok(v) if v.is_finite() && (v > 0.0 || (zero_ok && v == 0.0)) => Ok(v),
+        _ => Err(ConfigError::Invalid {
+            name,
+            why: format!(
+                "{raw:?} is not a {} number of seconds",
+                if zero_ok { "non-negative" } else { "positive" }
+            ),
+        }),
+    }
+}
+
+fn whole(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+) -> Result<u64, ConfigError> {
+    let Some(raw) = get(name) else {
+        return Ok(default);
+    };
+    raw.parse::<u64>()
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| ConfigError::Invalid {
+            name,
+            why: format!("{raw:?} is not a positive whole number"),
+        })
 }
 
 #[cfg(test)]
@@ -118,5 +231,65 @@ mod tests {
         assert_eq!(c.bucket.as_deref(), Some("media"));
         assert_eq!(c.scratch_dir, PathBuf::from("/tmp/vidpipe"));
         assert!(!config(&[]).unwrap().trust_tenant_header);
+    }
+
+    #[test]
+    fn processing_settings_default_to_the_domain_and_take_overrides() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.process, ProcessSettings::default());
+        assert_eq!(c.watermark_key, DEFAULT_WATERMARK_KEY);
+        assert_eq!(
+            (c.webhook_url, c.memory_mb, c.process_worker),
+            (None, None, false)
+        );
+        let c = config(&[
+            ("VIDPIPE_INTRO_SECONDS", "0"),
+            ("VIDPIPE_OUTRO_SECONDS", "2.5"),
+            ("VIDPIPE_SEGMENT_THRESHOLD_SECONDS", "4"),
+            ("VIDPIPE_SEGMENT_SECONDS", "2"),
+            ("VIDPIPE_MAX_DURATION_SECONDS", "600"),
+            ("VIDPIPE_MAX_SIZE_BYTES", "1000000"),
+            ("VIDPIPE_WATERMARK_KEY", "brand/mark.png"),
+            ("VIDPIPE_WEBHOOK_URL", "https://hooks.example/x"),
+            ("VIDPIPE_PROCESS_WORKER", "1"),
+            (
+                "VIDPIPE_PROCESSING_STATE_MACHINE_ARN",
+                "arn:aws:states:r:1:stateMachine:p",
+            ),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "3008"),
+        ])
+        .unwrap();
+        assert_eq!(c.process.intro_seconds, 0.0);
+        assert_eq!(c.process.outro_seconds, 2.5);
+        assert_eq!(c.process.segment_threshold_seconds, 4.0);
+        assert_eq!(c.process.segment_seconds, 2.0);
+        assert_eq!(c.process.max_duration_seconds, 600.0);
+        assert_eq!(c.process.max_size_bytes, 1_000_000);
+        assert_eq!(c.watermark_key, "brand/mark.png");
+        assert_eq!(c.webhook_url.as_deref(), Some("https://hooks.example/x"));
+        assert!(c.process_worker);
+        assert_eq!(c.memory_mb, Some(3008));
+        assert!(c.processing_state_machine_arn.is_some());
+    }
+
+    #[test]
+    fn invalid_processing_settings_name_their_variable() {
+        for (name, value) in [
+            ("VIDPIPE_INTRO_SECONDS", "-1"),
+            ("VIDPIPE_OUTRO_SECONDS", "five"),
+            ("VIDPIPE_SEGMENT_THRESHOLD_SECONDS", "0"),
+            ("VIDPIPE_SEGMENT_SECONDS", "NaN"),
+            ("VIDPIPE_MAX_DURATION_SECONDS", "inf"),
+            ("VIDPIPE_MAX_SIZE_BYTES", "1.5"),
+            ("VIDPIPE_WEBHOOK_URL", "hooks.example/x"),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "lots"),
+        ] {
+            let err = config(&[(name, value)]).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { name: n, .. } if *n == name),
+                "{name}={value}: {err}"
+            );
+            assert!(err.to_string().contains(name), "{err}");
+        }
     }
 }

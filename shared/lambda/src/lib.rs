@@ -5,11 +5,13 @@
 
 pub mod config;
 pub mod diagnostic;
+pub mod dispatch;
+pub mod process;
 pub mod wiring;
 
 pub use config::{Config, ConfigError, ProviderKind};
 pub use diagnostic::StepFailure;
-pub use wiring::{Aws, service, with_media, without_media};
+pub use wiring::{Aws, NoNotifier, process_deps, service, with_media, without_media};
 
 /// The whole life of a step Lambda: logging, configuration and clients once per cold start, then
 /// [`serve_step`]. Each step's `main` is this one call.
@@ -47,6 +49,25 @@ where
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<I>| async move {
             step(deps.clone(), event.payload).await.map_err(StepFailure)
+        },
+    ))
+    .await
+}
+
+/// The whole life of the upload dispatcher: configuration and clients once per cold start, then
+/// one SQS batch per invocation (see [`dispatch`]).
+pub async fn serve_dispatch() -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    let config = Config::from_env()?;
+    let arn = config
+        .processing_state_machine_arn
+        .clone()
+        .ok_or(ConfigError::Missing("VIDPIPE_PROCESSING_STATE_MACHINE_ARN"))?;
+    let aws = Aws::load(&config).await;
+    let (sfn, arn) = (&aws.clients.sfn, arn.as_str());
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<aws_lambda_events::sqs::SqsEvent>| async move {
+            Ok::<_, lambda_runtime::Error>(dispatch::dispatch(sfn, arn, event.payload).await)
         },
     ))
     .await

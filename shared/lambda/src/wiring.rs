@@ -4,9 +4,14 @@ use crate::config::{Config, ConfigError, ProviderKind};
 use std::sync::Arc;
 use vidpipe_aws::{AwsClients, DynamoJobStore, Encryption, S3BlobStore, SfnOrchestrator};
 use vidpipe_domain::media::{CompositionJob, ProbeInfo, ToolVersions};
-use vidpipe_domain::ports::{ClipProvider, MediaEngine, MediaError, ProviderError};
+use vidpipe_domain::ports::{
+    ClipProvider, MediaEngine, MediaError, Notifier, NotifyError, ProviderError,
+};
+use vidpipe_domain::processing::{ProcessEvent, RenditionSet};
 use vidpipe_media::{FfmpegEngine, ProceduralProvider, Tools};
+use vidpipe_pipeline::notify::WebhookNotifier;
 use vidpipe_pipeline::planners::Rules;
+use vidpipe_pipeline::processing::ProcessDeps;
 use vidpipe_pipeline::{Service, StepDeps};
 
 /// The SDK clients, from one loaded configuration (credentials, region, endpoint).
@@ -99,6 +104,50 @@ pub fn service(config: &Config, aws: &Aws, deps: StepDeps) -> Result<Service, Co
         deps,
         Arc::new(SfnOrchestrator::new(aws.clients.sfn.clone(), arn)),
     ))
+}
+
+/// What the processing function's steps need: processing records in the job table, the media
+/// bucket, ffmpeg from the layer, the settings from the environment and the checked-in rendition
+/// profiles. The webhook (when configured) is the only notifier here: SNS and EventBridge are
+/// sent by the state machine itself, from the event the step returns.
+pub fn process_deps(config: &Config, aws: &Aws) -> Result<ProcessDeps, ConfigError> {
+    let notifier: Arc<dyn Notifier> = match &config.webhook_url {
+        Some(url) => {
+            Arc::new(
+                WebhookNotifier::new(url.clone()).map_err(|e| ConfigError::Invalid {
+                    name: "VIDPIPE_WEBHOOK_URL",
+                    why: e.to_string(),
+                })?,
+            )
+        }
+        None => Arc::new(NoNotifier),
+    };
+    Ok(ProcessDeps {
+        records: Arc::new(DynamoJobStore::new(
+            aws.clients.dynamodb.clone(),
+            config.table()?,
+        )),
+        blobs: Arc::new(aws.blob_store(config)?),
+        notifier,
+        tools: tools(config),
+        settings: config.process.clone(),
+        renditions: RenditionSet::default_set(),
+        watermark_key: config.watermark_key.clone(),
+        worker_configured: config.process_worker,
+        memory_mb: config.memory_mb,
+        scratch_dir: config.scratch_dir.clone(),
+    })
+}
+
+/// Tells nobody: used when no webhook is configured, because the state machine already
+/// publishes every outcome to SNS and EventBridge.
+pub struct NoNotifier;
+
+#[async_trait::async_trait]
+impl Notifier for NoNotifier {
+    async fn notify(&self, _: &ProcessEvent) -> Result<(), NotifyError> {
+        Ok(())
+    }
 }
 
 /// The provider name recorded on clips and in the cache key; the plan step writes it, so it must
