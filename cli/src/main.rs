@@ -3,6 +3,7 @@
 //! work is in `vidpipe_pipeline`.
 
 mod output;
+mod process;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -40,6 +41,8 @@ enum Command {
     /// Inspect jobs.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// Process a raw video as an upload would be: trim, watermark, platform renditions, thumbnail.
+    Process(Box<process::ProcessArgs>),
 }
 
 #[derive(Args)]
@@ -164,6 +167,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let stack = LocalStack::open(options(1)).await?;
             jobs(&stack, cmd).await
         }
+        Command::Process(args) => process::process(LocalStack::open(options(1)).await?, args).await,
     }
 }
 

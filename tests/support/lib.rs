@@ -217,3 +217,18 @@ pub fn write_music(path: &Path, seconds: f64) -> PathBuf {
     ]);
     path.to_path_buf()
 }
+
+/// The loudest sample of a file's audio in dBFS, by ffmpeg's volumedetect (-91 for silence).
+pub fn audio_peak_db(path: &Path) -> f64 {
+    let out = Command::new(&tools().ffmpeg)
+        .args(["-hide_banner", "-nostats", "-i"])
+        .arg(path)
+        .args(["-map", "0:a:0", "-af", "volumedetect", "-f", "null", "-"])
+        .output()
+        .expect("run ffmpeg");
+    let text = String::from_utf8_lossy(&out.stderr);
+    text.lines()
+        .find_map(|l| l.split("max_volume:").nth(1))
+        .and_then(|v| v.trim().trim_end_matches("dB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no volumedetect result for {}: {text}", path.display()))
+}

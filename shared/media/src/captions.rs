@@ -385,6 +385,20 @@ impl Mask {
     }
 }
 
+/// vidpipe's own watermark, for one-machine runs that configure none: the word "vidpipe" drawn
+/// as a caption would be, encoded as PNG like an uploaded watermark.
+pub fn default_watermark_png() -> Result<Vec<u8>, MediaError> {
+    let img = render_caption("vidpipe", 1920, 1080)
+        .ok_or_else(|| MediaError::InvalidInput("the built-in watermark is blank".into()))?;
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .map_err(|e| match e {
+            image::ImageError::IoError(io) => MediaError::Io(io),
+            other => MediaError::Io(std::io::Error::other(other)),
+        })?;
+    Ok(out.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -442,3 +456,4 @@ mod tests {
         );
     }
 }
+

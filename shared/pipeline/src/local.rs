@@ -3,13 +3,16 @@
 //! so what a newcomer runs is what the suite checks.
 
 use crate::embedded::{EmbeddedPaths, FsBlobStore, SqliteJobStore};
+use crate::notify::JsonlNotifier;
 use crate::planners::Rules;
+use crate::processing::ProcessDeps;
 use crate::runner::{EmbeddedOrchestrator, EmbeddedRunner, RunnerConfig};
 use crate::service::Service;
 use crate::steps::StepDeps;
 use std::path::PathBuf;
 use std::sync::Arc;
-use vidpipe_domain::ports::{BlobError, ClipProvider, MediaError, StoreError};
+use vidpipe_domain::ports::{BlobError, BlobStore, ClipProvider, MediaError, StoreError};
+use vidpipe_domain::processing::{ProcessSettings, RenditionSet, SourcePath, SourceRef};
 use vidpipe_media::{FfmpegEngine, ProceduralProvider, Tools};
 
 #[derive(Debug, Clone, Default)]
@@ -41,6 +44,8 @@ pub enum LocalError {
 pub struct LocalStack {
     paths: EmbeddedPaths,
     blobs: Arc<FsBlobStore>,
+    store: Arc<SqliteJobStore>,
+    tools: Tools,
     service: Service,
     orchestrator: Arc<EmbeddedOrchestrator>,
 }
@@ -72,10 +77,11 @@ impl LocalStack {
             .map_err(io(&scratch))?;
         let tools = Tools::locate(options.ffmpeg_dir.as_deref())?;
         let media = Arc::new(FfmpegEngine::new(tools.clone()));
-        let provider = provider.unwrap_or_else(|| Arc::new(ProceduralProvider::new(tools)));
+        let provider = provider.unwrap_or_else(|| Arc::new(ProceduralProvider::new(tools.clone())));
         let blobs = Arc::new(FsBlobStore::new(paths.blobs.clone())?);
+        let store = Arc::new(SqliteJobStore::open(&paths.db)?);
         let deps = StepDeps {
-            jobs: Arc::new(SqliteJobStore::open(&paths.db)?),
+            jobs: store.clone(),
             blobs: blobs.clone(),
             planner: Arc::new(Rules::default()),
             provider,
@@ -91,6 +97,8 @@ impl LocalStack {
         Ok(Self {
             paths,
             blobs,
+            store,
+            tools,
             service,
             orchestrator,
         })
@@ -119,5 +127,113 @@ impl LocalStack {
     /// Where a blob key lives on disk.
     pub fn blob_path(&self, key: &str) -> PathBuf {
         self.blobs.path_of(key)
+    }
+}
+
+/// Where the local watermark lives in the blob store, as `config/watermark.png` does in S3.
+pub const LOCAL_WATERMARK_KEY: &str = "config/watermark.png";
+
+/// The local "bucket" name recorded on processing sources.
+pub const LOCAL_BUCKET: &str = "local";
+
+impl LocalStack {
+    /// The processing dependencies on this machine: the same SQLite file and blob folder, events
+    /// appended to `notifications.jsonl`, no Lambda memory (so no cost estimate).
+    pub fn processing(&self, settings: ProcessSettings, renditions: RenditionSet) -> ProcessDeps {
+        ProcessDeps {
+            records: self.store.clone(),
+            blobs: self.blobs.clone(),
+            notifier: Arc::new(JsonlNotifier::new(self.notifications_path())),
+            tools: self.tools.clone(),
+            settings,
+            renditions,
+            watermark_key: LOCAL_WATERMARK_KEY.to_owned(),
+            worker_configured: false,
+            memory_mb: None,
+            scratch_dir: self.paths.base.join("scratch"),
+        }
+    }
+
+    pub fn notifications_path(&self) -> PathBuf {
+        self.paths.base.join("notifications.jsonl")
+    }
+
+    /// Installs the watermark: the given PNG/JPEG file, or vidpipe's own mark when none is given
+    /// and none is installed yet. A given file that cannot be read is an error, never skipped.
+    pub async fn install_watermark(
+        &self,
+        file: Option<&std::path::Path>,
+    ) -> Result<(), LocalError> {
+        let io = |path: &std::path::Path| {
+            let path = path.to_owned();
+            move |source| LocalError::Io { path, source }
+        };
+        match file {
+            Some(path) => {
+                let bytes = tokio::fs::read(path).await.map_err(io(path))?;
+                vidpipe_media::process::Watermark::decode(&bytes, Default::default())?;
+                self.blobs
+                    .put_bytes(LOCAL_WATERMARK_KEY, bytes, "image/png")
+                    .await?;
+            }
+            None if self.blobs.head(LOCAL_WATERMARK_KEY).await?.is_none() => {
+                let png = vidpipe_media::captions::default_watermark_png()?;
+                self.blobs
+                    .put_bytes(LOCAL_WATERMARK_KEY, png, "image/png")
+                    .await?;
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Puts a local file where an upload would land, `raw/{client}/{project}/{file name}`, and
+    /// names the write by its content, so processing the same bytes again reuses the same
+    /// record and keys, as a duplicate S3 event would.
+    pub async fn ingest_raw(
+        &self,
+        file: &std::path::Path,
+        client: &str,
+        project: &str,
+    ) -> Result<SourceRef, LocalError> {
+        use sha2::{Digest, Sha256};
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| LocalError::Io {
+                path: file.to_owned(),
+                source: std::io::Error::other("the file name is not UTF-8"),
+            })?;
+        let key = format!("raw/{client}/{project}/{name}");
+        SourcePath::parse(&key).map_err(|e| LocalError::Io {
+            path: file.to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let digest = {
+            let path = file.to_owned();
+            tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+                let mut h = Sha256::new();
+                let mut f = std::fs::File::open(&path)?;
+                std::io::copy(&mut f, &mut h)?;
+                Ok(hex::encode(&h.finalize()[..16]))
+            })
+            .await
+            .map_err(|e| LocalError::Io {
+                path: file.to_owned(),
+                source: std::io::Error::other(e),
+            })?
+            .map_err(|source| LocalError::Io {
+                path: file.to_owned(),
+                source,
+            })?
+        };
+        self.blobs
+            .put_file(&key, file, "application/octet-stream")
+            .await?;
+        Ok(SourceRef {
+            bucket: LOCAL_BUCKET.to_owned(),
+            key,
+            version: Some(digest),
+        })
     }
 }
