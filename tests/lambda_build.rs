@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-const PACKAGES: [(&str, &str); 7] = [
+const PACKAGES: [(&str, &str); 9] = [
     ("vidpipe-fn-api", "vidpipe-api"),
     ("vidpipe-fn-plan", "vidpipe-plan"),
     ("vidpipe-fn-generate-clip", "vidpipe-generate-clip"),
@@ -13,6 +13,8 @@ const PACKAGES: [(&str, &str); 7] = [
     ("vidpipe-fn-finalize", "vidpipe-finalize"),
     ("vidpipe-fn-record-failure", "vidpipe-record-failure"),
     ("vidpipe-fn-worker", "vidpipe-worker"),
+    ("vidpipe-fn-dispatch", "vidpipe-dispatch"),
+    ("vidpipe-fn-process", "vidpipe-process"),
 ];
 
 fn arm64_target_installed() -> bool {

@@ -39,6 +39,8 @@ const FUNCTIONS: &[(&str, &str, &str)] = &[
         "functions/record-failure",
         "vidpipe-record-failure",
     ),
+    ("DispatchFunction", "functions/dispatch", "vidpipe-dispatch"),
+    ("ProcessFunction", "functions/process", "vidpipe-process"),
 ];
 
 /// The Lambda platform's transient errors, which every Lambda task must retry.
@@ -65,6 +67,8 @@ const KNOWN_NAMES: &[&str] = &[
     names::CONFLICT,
     names::TRANSIENT,
     names::INTERNAL,
+    names::SOURCE_REJECTED,
+    names::CONFIGURATION,
 ];
 
 fn root() -> PathBuf {
@@ -266,6 +270,13 @@ fn state_machines() -> Vec<StateMachine> {
             }
         })
         .collect()
+}
+
+fn processing() -> StateMachine {
+    state_machines()
+        .into_iter()
+        .find(|s| s.asl_path == "statemachine/processing.asl.json")
+        .expect("a state machine with DefinitionUri statemachine/processing.asl.json")
 }
 
 fn generation() -> StateMachine {
@@ -930,5 +941,412 @@ fn every_route_goes_to_the_api_function_behind_the_jwt_authorizer() {
     assert!(
         authorizer.get("JwtConfiguration").is_some(),
         "the default authorizer is a JWT authorizer"
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// Upload processing: processing.asl.json and its trigger
+// ------------------------------------------------------------------------------------------
+
+/// What a processing state contributes to a path: the step a Lambda task names, `Map(...)`
+/// around its iteration's steps, `Notify(...)` for a Parallel of service integrations.
+fn process_label(state: &Json) -> Option<String> {
+    match state["Type"].as_str()? {
+        "Task" if is_lambda_task(state) => Some(
+            state["Parameters"]["Payload"]["step"]
+                .as_str()
+                .expect("a processing task names its step")
+                .to_owned(),
+        ),
+        "Task" => Some(state["Resource"].as_str()?.to_owned()),
+        "Map" => {
+            let inner = &state["ItemProcessor"];
+            let start = inner["StartAt"].as_str()?;
+            Some(format!("Map({})", process_label(&inner["States"][start])?))
+        }
+        "Parallel" => {
+            let mut parts: Vec<String> = state["Branches"]
+                .as_array()?
+                .iter()
+                .filter_map(|b| process_label(&b["States"][b["StartAt"].as_str()?]))
+                .collect();
+            parts.sort();
+            Some(format!("Notify({})", parts.join(" + ")))
+        }
+        _ => None,
+    }
+}
+
+/// Normal transitions (Next, Choices, Default) from `start`: step labels and the end's type.
+fn process_paths(states: &Json, start: &str) -> Vec<(Vec<String>, String)> {
+    fn go(
+        states: &Json,
+        name: &str,
+        mut path: Vec<String>,
+        seen: &mut Vec<String>,
+        out: &mut Vec<(Vec<String>, String)>,
+    ) {
+        assert!(!seen.iter().any(|s| s == name), "loop through {name}");
+        let state = &states[name];
+        assert!(state.is_object(), "transition to missing state {name}");
+        path.extend(process_label(state));
+        let mut next: Vec<&str> = state["Next"].as_str().into_iter().collect();
+        for c in state["Choices"].as_array().into_iter().flatten() {
+            next.push(c["Next"].as_str().expect("Choice rule Next"));
+        }
+        next.extend(state["Default"].as_str());
+        if next.is_empty() {
+            out.push((path, state["Type"].as_str().unwrap_or("?").to_owned()));
+            return;
+        }
+        seen.push(name.to_owned());
+        for n in next {
+            go(states, n, path.clone(), seen, out);
+        }
+        seen.pop();
+    }
+    let mut out = Vec::new();
+    go(states, start, Vec::new(), &mut Vec::new(), &mut out);
+    out
+}
+
+const NOTIFY: &str = "Notify(arn:aws:states:::events:putEvents + arn:aws:states:::sns:publish)";
+
+#[test]
+fn processing_runs_probe_then_one_pass_or_segments_then_publish_and_notify() {
+    let sm = processing();
+    let start = sm.asl["StartAt"].as_str().expect("StartAt");
+    let mut paths: Vec<Vec<String>> = process_paths(&sm.asl["States"], start)
+        .into_iter()
+        .map(|(mut p, end)| {
+            p.push(end);
+            p
+        })
+        .collect();
+    paths.sort();
+    paths.dedup();
+    let want = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let mut expected = vec![
+        want(&["probe", "transcode", "publish", NOTIFY, "Succeed"]),
+        want(&[
+            "probe",
+            "split",
+            "Map(render_segment)",
+            "assemble",
+            "publish",
+            NOTIFY,
+            "Succeed",
+        ]),
+        // A route the ASL does not know (function and definition out of step) is recorded.
+        want(&["probe", "record_failure", NOTIFY, "Fail"]),
+    ];
+    expected.sort();
+    assert_eq!(paths, expected, "paths through {}", sm.asl_path);
+
+    // Every route probe can choose has a branch, `worker` included (it takes the segments).
+    let route = sm.asl["States"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|s| s["Type"] == "Choice" && s.to_string().contains("$.probe.output.route"))
+        .expect("a Choice on the probed route");
+    let text = route.to_string();
+    for r in ["single_pass", "segments", "worker"] {
+        assert!(
+            text.contains(&format!("\"{r}\"")),
+            "no branch for route {r}"
+        );
+    }
+}
+
+#[test]
+fn processing_tasks_retry_with_the_step_policy_and_payloads_carry_keys() {
+    let sm = processing();
+    let mut lambda_tasks = 0;
+    for (name, state, _) in all_states(&sm.asl) {
+        if !is_lambda_task(state) {
+            continue;
+        }
+        lambda_tasks += 1;
+        assert_eq!(
+            invoked_function(&sm, state),
+            "ProcessFunction",
+            "{name}: every processing task is the one processing function"
+        );
+        for r in state["Retry"].as_array().expect("Retry") {
+            assert_policy(&sm.asl_path, &name, r, RetryPolicy::STEP, "STEP");
+        }
+        let payload = &state["Parameters"]["Payload"];
+        assert!(
+            payload.get("input").is_some() || payload.get("input.$").is_some(),
+            "{name}: the step's input goes under `input`"
+        );
+    }
+    assert_eq!(
+        lambda_tasks, 7,
+        "probe, transcode, split, render_segment, assemble, publish, record_failure"
+    );
+
+    let map = all_states(&sm.asl)
+        .into_iter()
+        .find(|(_, s, _)| s["Type"] == "Map")
+        .expect("the segment Map")
+        .1;
+    assert_eq!(map["ItemsPath"], "$.split.output.segments");
+    assert_eq!(map["ResultPath"], "$.split.output.rendered");
+    assert_eq!(map["ItemSelector"]["segment.$"], "$$.Map.Item.Value");
+    let conc = map["MaxConcurrencyPath"]
+        .as_str()
+        .expect("MaxConcurrencyPath");
+    assert!(
+        sm.text
+            .contains("States.StringToJson('${SegmentConcurrency}')")
+            && conc.starts_with("$.config."),
+        "the Map's concurrency comes from the SegmentConcurrency parameter"
+    );
+    let sub = sm
+        .substitutions
+        .get("SegmentConcurrency")
+        .expect("SegmentConcurrency substitution");
+    assert_eq!(referenced_id(sub).as_deref(), Some("SegmentConcurrency"));
+}
+
+#[test]
+fn processing_failures_are_recorded_then_notified_then_fail() {
+    let sm = processing();
+    let states = &sm.asl["States"];
+    let mut catchers = 0;
+    // Top-level states only: a Map's iterations and a Parallel's branches are caught around them.
+    for (name, state) in states.as_object().expect("States") {
+        let is_record =
+            is_lambda_task(state) && state["Parameters"]["Payload"]["step"] == "record_failure";
+        for c in state["Catch"].as_array().into_iter().flatten() {
+            catchers += 1;
+            let target = c["Next"].as_str().expect("Catch Next");
+            for (path, end) in process_paths(states, target) {
+                let p: Vec<&str> = path.iter().map(String::as_str).collect();
+                if state["Type"] == "Parallel" {
+                    // A notification that fails after publish does not undo the upload; one that
+                    // fails after record_failure still fails the execution.
+                    assert!(p.is_empty(), "{name}: Catch runs {p:?}");
+                    continue;
+                }
+                assert_eq!(end, "Fail", "{name}: Catch must end in a Fail state");
+                if is_record {
+                    assert!(p.is_empty(), "{name}: RecordFailure's Catch runs {p:?}");
+                } else {
+                    assert_eq!(
+                        c["ResultPath"], "$.error",
+                        "{name}: Catch keeps the state (ResultPath $.error)"
+                    );
+                    assert_eq!(
+                        p,
+                        ["record_failure", NOTIFY],
+                        "{name}: Catch must record, notify, fail"
+                    );
+                }
+            }
+        }
+        if matches!(state["Type"].as_str(), Some("Task" | "Map" | "Parallel")) {
+            assert!(
+                state["Catch"]
+                    .as_array()
+                    .is_some_and(|cs| cs.iter().any(|c| error_names(c).contains(&"States.ALL"))),
+                "{}: {name} has no States.ALL Catch",
+                sm.asl_path
+            );
+        }
+    }
+    assert!(catchers >= 8, "only {catchers} Catch blocks");
+    let record = all_states(&sm.asl)
+        .into_iter()
+        .find(|(_, s, _)| {
+            is_lambda_task(s) && s["Parameters"]["Payload"]["step"] == "record_failure"
+        })
+        .expect("a record_failure task")
+        .1;
+    let input = &record["Parameters"]["Payload"]["input"];
+    assert_eq!(
+        input["source.$"], "$$.Execution.Input.source",
+        "from the execution input, whichever step failed"
+    );
+    assert_eq!(input["error_type.$"], "$.error.Error");
+    assert_eq!(input["cause.$"], "$.error.Cause");
+}
+
+#[test]
+fn processing_notifies_sns_and_eventbridge_for_both_outcomes() {
+    let sm = processing();
+    let mut detail_types = BTreeSet::new();
+    for (name, state, _) in all_states(&sm.asl) {
+        match state["Resource"].as_str() {
+            Some("arn:aws:states:::sns:publish") => {
+                assert_eq!(
+                    state["Parameters"]["TopicArn"], "${NotificationTopicArn}",
+                    "{name}"
+                );
+                assert_eq!(state["Parameters"]["Message.$"], "$.event", "{name}");
+            }
+            Some("arn:aws:states:::events:putEvents") => {
+                let entry = &state["Parameters"]["Entries"][0];
+                assert_eq!(entry["Source"], "vidpipe", "{name}");
+                assert_eq!(entry["Detail.$"], "$.event", "{name}");
+                detail_types.insert(entry["DetailType"].as_str().expect("DetailType").to_owned());
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        detail_types,
+        BTreeSet::from([
+            "Processing Failed".to_owned(),
+            "Processing Succeeded".to_owned()
+        ])
+    );
+    let topic = sm
+        .substitutions
+        .get("NotificationTopicArn")
+        .expect("NotificationTopicArn");
+    let topic = referenced_id(topic).expect("a !Ref to the topic");
+    assert_eq!(
+        resources()[topic.as_str()]["Type"].as_str(),
+        Some("AWS::SNS::Topic")
+    );
+    // The state machine's role may publish and put events.
+    let role = serde_json::to_string(
+        &serde_json::to_value(&props(&resources()[sm.logical_id.as_str()])["Policies"])
+            .expect("policies as JSON"),
+    )
+    .unwrap();
+    for action in ["sns:Publish", "events:PutEvents", "lambda:InvokeFunction"] {
+        assert!(
+            role.contains(action),
+            "{}: no {action} in its Policies",
+            sm.logical_id
+        );
+    }
+}
+
+fn int(v: &Yaml) -> i64 {
+    v.as_i64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        .unwrap_or_else(|| panic!("{v:?} is not a number"))
+}
+
+#[test]
+fn uploads_reach_the_dispatcher_through_a_queue_with_a_dead_letter_queue() {
+    let res = resources();
+    // The bucket sends every raw/ creation to the queue, after the queue policy exists.
+    let bucket = &res["MediaBucket"];
+    let queue_configs = props(bucket)["NotificationConfiguration"]["QueueConfigurations"]
+        .as_sequence()
+        .expect("MediaBucket notifies a queue");
+    let [qc] = queue_configs.as_slice() else {
+        panic!("one queue notification, got {queue_configs:?}")
+    };
+    assert_eq!(qc["Event"].as_str(), Some("s3:ObjectCreated:*"));
+    let rules = qc["Filter"]["S3Key"]["Rules"]
+        .as_sequence()
+        .expect("key filter");
+    assert_eq!(
+        rules.len(),
+        1,
+        "prefix only: suffix filters are case-sensitive"
+    );
+    assert_eq!(rules[0]["Name"].as_str(), Some("prefix"));
+    assert_eq!(rules[0]["Value"].as_str(), Some("raw/"));
+    let queue_id = referenced_id(&qc["Queue"]).expect("!GetAtt queue");
+    let depends: Vec<&str> = match &bucket["DependsOn"] {
+        Yaml::String(s) => vec![s.as_str()],
+        Yaml::Sequence(v) => v.iter().filter_map(Yaml::as_str).collect(),
+        _ => vec![],
+    };
+    let policy = resources_of_type("AWS::SQS::QueuePolicy")
+        .into_iter()
+        .find(|(_, p)| {
+            props(p)["Queues"].as_sequence().is_some_and(|qs| {
+                qs.iter()
+                    .any(|q| referenced_id(q).as_deref() == Some(queue_id.as_str()))
+            })
+        })
+        .expect("a queue policy on the raw-upload queue");
+    assert!(
+        depends.contains(&policy.0.as_str()),
+        "MediaBucket must DependsOn {}",
+        policy.0
+    );
+    let statement = serde_json::to_string(&serde_json::to_value(props(policy.1)).unwrap()).unwrap();
+    assert!(statement.contains("s3.amazonaws.com") && statement.contains("sqs:SendMessage"));
+
+    // The queue: visibility above the dispatcher's timeout, five receives then the DLQ.
+    let queue = props(&res[queue_id.as_str()]);
+    let redrive = &queue["RedrivePolicy"];
+    assert_eq!(int(&redrive["maxReceiveCount"]), 5);
+    let dlq = referenced_id(&redrive["deadLetterTargetArn"]).expect("DLQ reference");
+    assert_eq!(res[dlq.as_str()]["Type"].as_str(), Some("AWS::SQS::Queue"));
+
+    let dispatcher = props(&res["DispatchFunction"]);
+    let timeout = int(&dispatcher["Timeout"]);
+    assert!(
+        int(&queue["VisibilityTimeout"]) >= 6 * timeout,
+        "visibility timeout must be at least 6x the dispatcher's {timeout} s"
+    );
+    let events = dispatcher["Events"]
+        .as_mapping()
+        .expect("dispatcher Events");
+    let sqs: Vec<&Yaml> = events
+        .values()
+        .filter(|e| e["Type"].as_str() == Some("SQS"))
+        .collect();
+    let [event] = sqs.as_slice() else {
+        panic!("one SQS event on the dispatcher")
+    };
+    assert_eq!(
+        referenced_id(&event["Properties"]["Queue"]).as_deref(),
+        Some(queue_id.as_str())
+    );
+    let types: Vec<&str> = event["Properties"]["FunctionResponseTypes"]
+        .as_sequence()
+        .expect("FunctionResponseTypes")
+        .iter()
+        .filter_map(Yaml::as_str)
+        .collect();
+    assert_eq!(types, ["ReportBatchItemFailures"]);
+    let env = &dispatcher["Environment"]["Variables"];
+    assert_eq!(
+        referenced_id(&env["VIDPIPE_PROCESSING_STATE_MACHINE_ARN"]).as_deref(),
+        Some(processing().logical_id.as_str())
+    );
+
+    // The processing function: the layer, the whole ephemeral disk, Lambda's longest timeout.
+    let process = props(&res["ProcessFunction"]);
+    assert_eq!(int(&process["Timeout"]), 900);
+    assert_eq!(int(&process["EphemeralStorage"]["Size"]), 10240);
+    assert!(
+        process["Layers"]
+            .as_sequence()
+            .is_some_and(|l| !l.is_empty()),
+        "the FFmpeg layer"
+    );
+    let memory = referenced_id(&process["MemorySize"]).expect("MemorySize from a parameter");
+    assert_eq!(
+        int(&template()["Parameters"][memory.as_str()]["Default"]),
+        3008
+    );
+    let params = template()["Parameters"].as_mapping().unwrap();
+    for p in [
+        "IntroSeconds",
+        "OutroSeconds",
+        "SegmentThresholdSeconds",
+        "SegmentConcurrency",
+        "WatermarkKey",
+        "WebhookUrl",
+        "ProcessMemorySize",
+    ] {
+        assert!(params.contains_key(p), "no parameter {p}");
+    }
+    assert_eq!(
+        template()["Parameters"]["WebhookUrl"]["NoEcho"].as_bool(),
+        Some(true)
     );
 }
