@@ -165,6 +165,17 @@ fn generation_asl_runs_in_moto() {
     run_ok(tool("python"), &["scripts/check/asl_moto.py", "--quick"]);
 }
 
+/// The processing ASL really runs: the `{step, input}` payloads, both transcode paths and the
+/// Map's concurrency, `worker` routed to the segments, SNS and EventBridge receiving the event
+/// through moto's own integrations, and the failure path (about 5 s).
+#[test]
+fn processing_asl_runs_in_moto() {
+    run_ok(
+        tool("python"),
+        &["scripts/check/asl_moto_processing.py", "--quick"],
+    );
+}
+
 // ------------------------------------------------------------------------------------------
 // Parsing the template and the ASL
 // ------------------------------------------------------------------------------------------

@@ -5,11 +5,14 @@
 #   3. asl-validator          every statemachine/*.asl.json (JSONPath schema, dangling Next,
 #                             unreachable states)
 #   4. asl_moto.py --quick    runs generation.asl.json in moto's executor with stub steps
-#                             (data flow, Retry/Catch routing, Map concurrency, Fargate branch);
-#                             skip with VIDPIPE_SKIP_MOTO=1, run the back-off scenarios too with
-#                             VIDPIPE_MOTO_FULL=1
+#                             (data flow, Retry/Catch routing, Map concurrency, Fargate branch)
+#   5. asl_moto_processing.py --quick
+#                             the same for processing.asl.json (step payloads, single pass and
+#                             segment Map, SNS + EventBridge delivered, failure path);
+#                             skip 4 and 5 with VIDPIPE_SKIP_MOTO=1, run the back-off scenarios
+#                             too with VIDPIPE_MOTO_FULL=1
 # Exits non-zero if any check fails; runs them all first so one run shows every problem.
-# Takes about 15 s (sam validate ~3 s, cfn-lint ~2 s, asl-validator <1 s, moto ~9 s).
+# Takes about 20 s (sam validate ~3 s, cfn-lint ~2 s, asl-validator <1 s, moto ~9 s + ~5 s).
 #
 #   scripts/check/stack.sh
 set -uo pipefail
@@ -51,6 +54,7 @@ if [[ "${VIDPIPE_SKIP_MOTO:-0}" != 1 ]]; then
   moto_args=(--quick)
   [[ "${VIDPIPE_MOTO_FULL:-0}" == 1 ]] && moto_args=()
   run "generation.asl.json in moto" .tools/venv/bin/python scripts/check/asl_moto.py "${moto_args[@]}"
+  run "processing.asl.json in moto" .tools/venv/bin/python scripts/check/asl_moto_processing.py "${moto_args[@]}"
 fi
 
 if ((${#failed[@]})); then

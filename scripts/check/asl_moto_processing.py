@@ -1,0 +1,344 @@
+#!/usr/bin/env python3
+"""Runs statemachine/processing.asl.json in moto's Step Functions executor with a stub processing function.
+
+asl-validator checks the definition's shape; this checks what it does: the `{"step", "input"}`
+payload each task sends (the Rust `ProcessStep` enum), the data flow between steps (Probed ->
+Transcode or Split -> Map -> Assemble -> Publish), the Map's concurrency from the substituted
+value, the route Choice (`worker` takes the segments), that SNS and EventBridge really receive
+the event through moto's own sns:publish and events:putEvents integrations (an SQS queue
+subscribed to the topic, an EventBridge rule with an SQS target), and the failure path (the
+source from the execution input, the error name, the failure event, the Fail state).
+
+    .tools/venv/bin/python scripts/check/asl_moto_processing.py [--quick]
+
+--quick skips the scenario that waits through real retry back-off.
+Exit status 0 when every scenario behaves as expected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import os
+import re
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+
+import boto3  # noqa: E402
+from moto import mock_aws  # noqa: E402
+from moto.awslambda.models import LambdaFunction  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+ASL = ROOT / "statemachine" / "processing.asl.json"
+REGION = os.environ["AWS_DEFAULT_REGION"]
+FUNCTION = "vidpipe-process"
+SOURCE = {"bucket": "media", "key": "raw/acme/launch/My Clip ü.MOV", "version": "v1"}
+PROBED_KEYS = {"source", "source_id", "path", "facts", "window", "route", "has_audio", "timings"}
+
+
+class StepFailure(Exception):
+    def __init__(self, error_type: str, message: str):
+        super().__init__(message)
+        self.error_type = error_type
+
+
+class World:
+    """What the stub did, and how it should behave in this scenario."""
+
+    def __init__(self, route: str = "single_pass", segments: int = 3):
+        self.lock = threading.Lock()
+        self.calls: list[tuple[str, dict]] = []
+        self.route = route
+        self.segments = segments
+        self.failures: dict[str, list[str]] = {}
+        self.running = 0
+        self.max_running = 0
+
+    def called(self, step: str) -> list[dict]:
+        return [i for s, i in self.calls if s == step]
+
+
+WORLD = World()
+LAST_EXECUTION: list[str] = []
+
+
+def probed() -> dict:
+    return {
+        "source": SOURCE,
+        "source_id": "0" * 40,
+        "path": {"client": "acme", "project": "launch", "stem": "My Clip ü", "extension": "MOV"},
+        "facts": {"duration_seconds": 14.0},
+        "window": {"start_seconds": 3.0, "rate": {"num": 30, "den": 1}, "frames": 180},
+        "route": WORLD.route,
+        "has_audio": True,
+        "timings": [{"step": "probe", "seconds": 0.1}],
+    }
+
+
+def event(status: str, error: dict | None = None) -> dict:
+    e = {"source_id": "0" * 40, "bucket": SOURCE["bucket"], "key": SOURCE["key"], "status": status, "outputs": []}
+    if error:
+        e["error"] = error
+    else:
+        e["manifest_key"] = "processed/acme/launch/My Clip ü_manifest.json"
+        e["outputs"] = [f"processed/acme/launch/My Clip ü_{r}.mp4" for r in ("youtube", "reels", "tiktok")]
+    return e
+
+
+def need(step: str, payload: dict, keys: set[str]) -> None:
+    if set(payload) != keys:
+        raise StepFailure("VidPipe.Internal", f"{step} got keys {sorted(payload)}, wants {sorted(keys)}")
+
+
+def step(envelope: dict) -> dict:
+    """The stub function: checks the envelope and each input's shape as serde would."""
+    if set(envelope) != {"step", "input"}:
+        raise StepFailure("VidPipe.Internal", f"envelope keys {sorted(envelope)}")
+    name, payload = envelope["step"], envelope["input"]
+    with WORLD.lock:
+        WORLD.calls.append((name, payload))
+        queued = WORLD.failures.get(name)
+        error = queued.pop(0) if queued else None
+    if error:
+        raise StepFailure(error, f"stub {name} fails with {error}")
+    if name == "probe":
+        need(name, payload, {"source"})
+        if payload["source"] != SOURCE:
+            raise StepFailure("VidPipe.Internal", f"probe got source {payload['source']}")
+        return probed()
+    if name in ("transcode", "split"):
+        need(name, payload, PROBED_KEYS)
+        if name == "transcode":
+            return {"probed": payload, "thumbnail_key": "t.jpg", "timings": []}
+        segs = [{"index": i, "key": f"temp/s{i}.mp4", "first_frame": 60 * i, "input_offset": 0.0, "frames": 60} for i in range(WORLD.segments)]
+        return {"probed": payload, "segments": segs, "audio_key": "temp/a.m4a", "thumbnail_key": "t.jpg", "rendered": [], "timings": []}
+    if name == "render_segment":
+        need(name, payload, {"probed", "segment"})
+        with WORLD.lock:
+            WORLD.running += 1
+            WORLD.max_running = max(WORLD.max_running, WORLD.running)
+        time.sleep(0.2)
+        with WORLD.lock:
+            WORLD.running -= 1
+        i = payload["segment"]["index"]
+        return {"index": i, "parts": [f"temp/p{i}_0.mp4", f"temp/p{i}_1.mp4"], "seconds": 0.2}
+    if name == "assemble":
+        need(name, payload, {"probed", "segments", "audio_key", "thumbnail_key", "rendered", "timings"})
+        return {"probed": payload["probed"], "thumbnail_key": payload["thumbnail_key"], "timings": []}
+    if name == "publish":
+        need(name, payload, {"probed", "thumbnail_key", "timings"})
+        return event("succeeded")
+    if name == "record_failure":
+        need(name, payload, {"source", "error_type", "cause"})
+        if not all(isinstance(v, str) for v in (payload["error_type"], payload["cause"])):
+            raise StepFailure("VidPipe.Internal", "error_type and cause must be strings")
+        reason = json.loads(payload["cause"]).get("errorMessage", payload["cause"]) if payload["cause"].startswith("{") else payload["cause"]
+        return event("failed", {"error": payload["error_type"], "reason": reason})
+    raise StepFailure("VidPipe.Internal", f"no step {name}")
+
+
+def fake_invoke(self: LambdaFunction, event=None):  # noqa: ANN001 - moto's signature
+    payload = event if isinstance(event, dict) else json.loads(event or "{}")
+    try:
+        return json.dumps(step(payload)), False, ""
+    except StepFailure as e:
+        return json.dumps({"errorType": e.error_type, "errorMessage": str(e)}), True, ""
+
+
+def render(subs: dict) -> str:
+    text = ASL.read_text()
+    missing = sorted(set(re.findall(r"\$\{([A-Za-z0-9_]+)\}", text)) - set(subs))
+    if missing:
+        raise SystemExit(f"no substitution for {missing}")
+    return re.sub(r"\$\{([A-Za-z0-9_]+)\}", lambda m: subs[m.group(1)], text)
+
+
+def check(cond: bool, what: str, detail=None) -> None:
+    if not cond:
+        raise AssertionError(f"{what}: {json.dumps(detail, default=str, indent=1) if detail is not None else ''}")
+
+
+def drain(sqs, url: str, wait: float = 3.0) -> list[dict]:
+    """Every message on a queue within `wait` seconds, deleted as read."""
+    out, deadline = [], time.time() + wait
+    while time.time() < deadline:
+        msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]).get("Messages", [])
+        for m in msgs:
+            out.append(json.loads(m["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        if out and not msgs:
+            break
+        time.sleep(0.1)
+    return out
+
+
+class Stack:
+    def __init__(self):
+        self.account = boto3.client("sts").get_caller_identity()["Account"]
+        self.sfn = boto3.client("stepfunctions")
+        self.sqs = boto3.client("sqs")
+        sns = boto3.client("sns")
+        self.topic = sns.create_topic(Name="processing")["TopicArn"]
+        self.topic_q = self.sqs.create_queue(QueueName="topic-sub")["QueueUrl"]
+        topic_q_arn = self.sqs.get_queue_attributes(QueueUrl=self.topic_q, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=self.topic, Protocol="sqs", Endpoint=topic_q_arn)
+        self.events_q = self.sqs.create_queue(QueueName="events-target")["QueueUrl"]
+        events_q_arn = self.sqs.get_queue_attributes(QueueUrl=self.events_q, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events = boto3.client("events")
+        events.put_rule(Name="vidpipe-processing", EventPattern=json.dumps({"source": ["vidpipe"]}))
+        events.put_targets(Rule="vidpipe-processing", Targets=[{"Id": "q", "Arn": events_q_arn}])
+
+    def run(self, name: str, *, concurrency: int = 4, topic: str | None = None, timeout: float = 60.0) -> dict:
+        subs = {
+            "ProcessFunctionArn": f"arn:aws:lambda:{REGION}:{self.account}:function:{FUNCTION}",
+            "SegmentConcurrency": str(concurrency),
+            "NotificationTopicArn": topic or self.topic,
+            "EventBusName": "default",
+        }
+        role = f"arn:aws:iam::{self.account}:role/sfn"
+        sm = self.sfn.create_state_machine(name=f"proc-{name}-{int(time.time() * 1000)}", definition=render(subs), roleArn=role)["stateMachineArn"]
+        ex = self.sfn.start_execution(stateMachineArn=sm, name=name, input=json.dumps({"source": SOURCE, "extra": "dropped by Init"}))
+        LAST_EXECUTION[:] = [ex["executionArn"]]
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            d = self.sfn.describe_execution(executionArn=ex["executionArn"])
+            if d["status"] != "RUNNING":
+                return d
+            time.sleep(0.1)
+        raise AssertionError(f"execution {name} still running after {timeout}s")
+
+    def notifications(self) -> tuple[list[dict], list[dict]]:
+        """(SNS messages as the subscribed queue got them, EventBridge events the rule forwarded)."""
+        return drain(self.sqs, self.topic_q), drain(self.sqs, self.events_q)
+
+
+def scenarios(quick: bool):
+    def single_pass(st: Stack):
+        global WORLD
+        WORLD = World("single_pass")
+        d = st.run("single")
+        check(d["status"] == "SUCCEEDED", "single pass succeeds", d)
+        check([s for s, _ in WORLD.calls] == ["probe", "transcode", "publish"], "steps", WORLD.calls)
+        check(json.loads(d["output"]) == event("succeeded"), "the output is the ProcessEvent", d["output"])
+        sns, evs = st.notifications()
+        check(len(sns) == 1 and json.loads(sns[0]["Message"]) == event("succeeded"), "SNS got the event", sns)
+        check(sns[0].get("MessageAttributes", {}).get("status", {}).get("Value") == "succeeded", "status attribute", sns)
+        check(len(evs) == 1 and evs[0]["source"] == "vidpipe" and evs[0]["detail-type"] == "Processing Succeeded", "EventBridge got it", evs)
+        check(evs[0]["detail"] == event("succeeded"), "event detail", evs)
+
+    def segments(st: Stack):
+        global WORLD
+        WORLD = World("segments", segments=5)
+        d = st.run("segments", concurrency=2)
+        check(d["status"] == "SUCCEEDED", "segment path succeeds", d)
+        order = [s for s, _ in WORLD.calls if s != "render_segment"]
+        check(order == ["probe", "split", "assemble", "publish"], "steps", WORLD.calls)
+        renders = WORLD.called("render_segment")
+        check(sorted(r["segment"]["index"] for r in renders) == list(range(5)), "one render per segment", renders)
+        check(all(r["probed"]["route"] == "segments" for r in renders), "each render gets the probe", renders)
+        check(WORLD.max_running == 2, f"MaxConcurrencyPath honoured (saw {WORLD.max_running} at once)")
+        rendered = WORLD.called("assemble")[0]["rendered"]
+        check([r["index"] for r in rendered] == list(range(5)), "assemble gets the renders in order", rendered)
+        st.notifications()
+
+    def worker_takes_segments(st: Stack):
+        global WORLD
+        WORLD = World("worker", segments=1)
+        d = st.run("worker")
+        check(d["status"] == "SUCCEEDED" and WORLD.called("split"), "route worker takes the segments", WORLD.calls)
+        st.notifications()
+
+    def rejected(st: Stack):
+        global WORLD
+        WORLD = World()
+        WORLD.failures["probe"] = ["VidPipe.SourceRejected"]
+        d = st.run("rejected")
+        check(d["status"] == "FAILED" and d.get("error") == "ProcessingFailed", "fails as ProcessingFailed", d)
+        check(d.get("cause", "").startswith("VidPipe.SourceRejected: "), "cause names the error", d)
+        check(len(WORLD.called("probe")) == 1, "a rejection is not retried", WORLD.calls)
+        rec = WORLD.called("record_failure")
+        check(len(rec) == 1 and rec[0]["source"] == SOURCE and rec[0]["error_type"] == "VidPipe.SourceRejected", "recorded", rec)
+        sns, evs = st.notifications()
+        failed = json.loads(sns[0]["Message"]) if sns else {}
+        check(len(sns) == 1 and failed["status"] == "failed" and failed["error"]["error"] == "VidPipe.SourceRejected", "SNS got the failure", sns)
+        check("stub probe fails" in failed["error"]["reason"], "the reason is the step's message", failed)
+        check(len(evs) == 1 and evs[0]["detail-type"] == "Processing Failed", "EventBridge got the failure", evs)
+
+    def unknown_route(st: Stack):
+        global WORLD
+        WORLD = World("teleport")
+        d = st.run("unknown-route")
+        rec = WORLD.called("record_failure")
+        check(d["status"] == "FAILED" and rec and rec[0]["error_type"] == "VidPipe.Internal" and "teleport" in rec[0]["cause"], "unknown route recorded", rec)
+        st.notifications()
+
+    def lost_notification(st: Stack):
+        global WORLD
+        WORLD = World()
+        gone = f"arn:aws:sns:{REGION}:{st.account}:no-such-topic"
+        d = st.run("lost-notification", topic=gone)
+        check(d["status"] == "SUCCEEDED", "a failed SNS publish after publish does not fail the upload", d)
+        check(not WORLD.called("record_failure"), "nothing recorded as failed", WORLD.calls)
+        st.notifications()
+
+    def retried(st: Stack):
+        global WORLD
+        WORLD = World()
+        WORLD.failures["transcode"] = ["VidPipe.MediaFailed", "Lambda.TooManyRequestsException"]
+        d = st.run("retried")
+        check(d["status"] == "SUCCEEDED" and len(WORLD.called("transcode")) == 3, "two retries then success", WORLD.calls)
+        st.notifications()
+
+    yield "single pass: probe -> transcode -> publish -> SNS + EventBridge", single_pass
+    yield "segments: split -> Map (concurrency 2) -> assemble", segments
+    yield "route worker takes the segments", worker_takes_segments
+    yield "rejection -> record_failure -> failure notified -> Fail", rejected
+    yield "unknown route -> recorded as VidPipe.Internal", unknown_route
+    if not quick:
+        yield "failed notification after publish still succeeds", lost_notification
+        yield "retryable step errors are retried (STEP policy back-off)", retried
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="skip scenarios that wait through retry back-off")
+    ap.add_argument("-v", "--verbose", action="store_true", help="keep moto's executor logging")
+    args = ap.parse_args()
+    if not args.verbose:
+        logging.getLogger("moto").setLevel(logging.CRITICAL)
+    LambdaFunction._invoke_lambda = fake_invoke
+    failures = 0
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        role = boto3.client("iam").create_role(RoleName="lambda", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            z.writestr("bootstrap", "stub")
+        boto3.client("lambda").create_function(FunctionName=FUNCTION, Runtime="provided.al2023", Role=role, Handler="bootstrap", Code={"ZipFile": buf.getvalue()})
+        st = Stack()
+        for name, fn in scenarios(args.quick):
+            started = time.time()
+            try:
+                fn(st)
+                print(f"ok   {name} ({time.time() - started:.1f}s)")
+            except AssertionError as e:
+                failures += 1
+                print(f"FAIL {name}: {e}")
+                if LAST_EXECUTION:
+                    events = st.sfn.get_execution_history(executionArn=LAST_EXECUTION[0], reverseOrder=True, maxResults=6)["events"]
+                    for ev in reversed(events):
+                        details = {k: v for k, v in ev.items() if k.endswith("Details")}
+                        print(f"     {ev['type']}: {json.dumps(details, default=str)[:600]}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
