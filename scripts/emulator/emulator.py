@@ -21,6 +21,7 @@ import base64
 import copy
 import hashlib
 import io
+import itertools
 import json
 import os
 import re
@@ -1050,6 +1051,37 @@ def install_forwarder(fwd: Forwarder) -> None:
     models.LambdaFunction.invoke = invoke  # type: ignore[method-assign]
 
 
+def install_s3_event_fields() -> None:
+    """Give moto's S3 notifications the per-write fields AWS sends.
+
+    moto 5.2.5's S3 -> SQS/SNS/Lambda event has no `sequencer` and no `versionId`, so every write
+    of one key would look like the same write and a re-upload would never be processed (the
+    dispatcher names executions by bucket, key and version-or-sequencer). AWS always sends a
+    sequencer, increasing per key, and a versionId on versioned buckets; both are added here. Keys
+    stay URL-encoded as moto (and AWS) send them: decoding is the dispatcher's job.
+    """
+    from moto.s3 import notifications
+
+    original = notifications._get_s3_event
+    counter = itertools.count(1)
+    lock = threading.Lock()
+
+    def _get_s3_event(event_name: str, bucket: Any, key: Any, notification_id: str) -> dict:
+        body = original(event_name, bucket, key, notification_id)
+        with lock:
+            # Hex, fixed width, ordered by time then by event: as comparable as AWS's.
+            sequencer = f"{time.time_ns():016X}{next(counter):04X}"
+        for record in body.get("Records", []):
+            obj = record["s3"]["object"]
+            obj.setdefault("sequencer", sequencer)
+            version = getattr(key, "version_id", None)
+            if version and version != "null":
+                obj.setdefault("versionId", version)
+        return body
+
+    notifications._get_s3_event = _get_s3_event
+
+
 class SqsPoller(threading.Thread):
     """An SQS event source mapping as Lambda runs it: poll, invoke, delete on success; on failure
     leave the messages to reappear after the visibility timeout (and reach the DLQ via the redrive
@@ -1381,6 +1413,7 @@ def main(argv: list[str]) -> int:
                 self._server.serve_forever()
         forwarder = Forwarder(watch_url, args.invoke_timeout)
         install_forwarder(forwarder)
+        install_s3_event_fields()
         if port_open(moto_port):
             raise EmulatorError(f"port {moto_port} is already in use")
         server = SerializedDynamoMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)

@@ -1,6 +1,7 @@
 //! The emulated AWS stack for end-to-end tests: starts `scripts/emulator/up` (moto executing the
 //! state machine, every Lambda invoke forwarded to `cargo lambda watch`, resources provisioned from
-//! template.yaml), reads its one ready line, and talks to the API through the function URL.
+//! template.yaml), reads its one ready line, and talks to the API through the function URL and to
+//! the emulated services through moto's JSON and query protocols.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -12,6 +13,8 @@ pub struct Emulator {
     pub moto: String,
     pub bucket: String,
     pub state_machine_arn: String,
+    /// The whole ready line: queues, topics, tables, state machines by logical id.
+    pub ready: serde_json::Value,
     _child: Child,
     /// Held open: the emulator stops when this pipe closes, i.e. when the test process ends.
     _stdin: ChildStdin,
@@ -58,6 +61,7 @@ impl Emulator {
                 .as_str()
                 .unwrap()
                 .to_owned(),
+            ready: v,
             _child: child,
             _stdin: stdin,
         }
@@ -128,6 +132,73 @@ impl Emulator {
                 r.json
             );
             std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+impl Emulator {
+    /// A logical id's physical name or ARN from the ready line (`section` is `queues`,
+    /// `topics`, `state_machines`, ...).
+    pub fn resource(&self, section: &str, logical_id: &str) -> String {
+        self.ready[section][logical_id]
+            .as_str()
+            .unwrap_or_else(|| panic!("the emulator has no {section}.{logical_id}: {}", self.ready))
+            .to_owned()
+    }
+
+    /// One call in AWS's JSON protocol (SQS, Step Functions, DynamoDB): `target` is the
+    /// `X-Amz-Target`, e.g. `AmazonSQS.SendMessage`. moto checks no signature but routes by the
+    /// credential scope's service, which is all the Authorization header here is for.
+    pub fn aws_json(
+        &self,
+        service: &str,
+        target: &str,
+        body: &serde_json::Value,
+    ) -> serde_json::Value {
+        let auth = format!(
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, \
+             SignedHeaders=host, Signature=0"
+        );
+        let result = ureq::post(&format!("{}/", self.moto))
+            .set("x-amz-target", target)
+            .set("content-type", "application/x-amz-json-1.0")
+            .set("authorization", &auth)
+            .send_string(&body.to_string());
+        match result {
+            Ok(r) => {
+                let text = r.into_string().unwrap_or_default();
+                if text.is_empty() {
+                    serde_json::Value::Null
+                } else {
+                    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{target}: {e}: {text}"))
+                }
+            }
+            Err(ureq::Error::Status(code, r)) => {
+                panic!(
+                    "{target}: HTTP {code}: {}",
+                    r.into_string().unwrap_or_default()
+                )
+            }
+            Err(e) => panic!("{target}: {e}"),
+        }
+    }
+
+    /// One call in AWS's query protocol (SNS): the form parameters, the XML answer as text.
+    pub fn aws_query(&self, service: &str, params: &[(&str, &str)]) -> String {
+        let auth = format!(
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, \
+             SignedHeaders=host, Signature=0"
+        );
+        match ureq::post(&format!("{}/", self.moto))
+            .set("authorization", &auth)
+            .send_form(params)
+        {
+            Ok(r) => r.into_string().unwrap_or_default(),
+            Err(ureq::Error::Status(code, r)) => panic!(
+                "{service} {params:?}: HTTP {code}: {}",
+                r.into_string().unwrap_or_default()
+            ),
+            Err(e) => panic!("{service} {params:?}: {e}"),
         }
     }
 }

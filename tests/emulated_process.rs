@@ -1,0 +1,622 @@
+//! Upload processing end to end on emulated AWS: a plain S3 PutObject under raw/, moto's bucket
+//! notification into the raw-upload queue, the real dispatcher and processing functions under
+//! `cargo lambda watch`, moto executing statemachine/processing.asl.json, SNS. Outputs are
+//! fetched from S3 and measured with ffprobe; executions are found by listing them.
+//!
+//! Two stacks: the template's defaults (single pass), and one with a 4 s segment threshold and
+//! 2 s segments, so the same source takes the segment Map and can be compared frame for frame.
+
+use serde_json::{Value, json};
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use vidpipe_aws::DynamoJobStore;
+use vidpipe_aws::config::{dynamodb_client, emulator_sdk_config, s3_client};
+use vidpipe_domain::ports::{BlobStore, ProcessStore};
+use vidpipe_domain::processing::{Fit, ProcessStatus, RenditionSet, SourceRef};
+use vidpipe_tests::emulator::Emulator;
+use vidpipe_tests::{ffmpeg, probe, write_logo};
+
+const WATERMARK_KEY: &str = "config/watermark.png";
+const SOURCE_SECONDS: f64 = 14.0;
+/// The template's trims: 3 s intro, 5 s outro.
+const OUTPUT_SECONDS: f64 = SOURCE_SECONDS - 8.0;
+const FPS: f64 = 30.0;
+const RENDITIONS: [&str; 3] = ["youtube", "reels", "tiktok"];
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    })
+}
+
+/// A started stack with the watermark in place.
+fn prepared(env: &[(&str, &str)]) -> Emulator {
+    let emu = Emulator::start(env);
+    let dir = tempfile::tempdir().unwrap();
+    let png = write_logo(&dir.path().join("mark.png"), 200, 80, [255, 255, 255]);
+    let bytes = std::fs::read(png).unwrap();
+    runtime().block_on(async {
+        blobs(&emu)
+            .await
+            .put_bytes(WATERMARK_KEY, bytes, "image/png")
+            .await
+            .expect("upload the watermark");
+    });
+    emu
+}
+
+/// The template's defaults: everything here is short enough for one pass.
+fn stack() -> &'static Emulator {
+    static STACK: OnceLock<Emulator> = OnceLock::new();
+    STACK.get_or_init(|| prepared(&[]))
+}
+
+/// A 4 s threshold and 2 s segments: the 6 s output takes the segment Map. Its own scratch
+/// directory, since both stacks' functions run on this machine.
+fn segment_stack() -> &'static Emulator {
+    static STACK: OnceLock<Emulator> = OnceLock::new();
+    STACK.get_or_init(|| {
+        let scratch = std::env::temp_dir().join("vidpipe-emulated-segments");
+        prepared(&[
+            ("VIDPIPE_SEGMENT_THRESHOLD_SECONDS", "4"),
+            ("VIDPIPE_SEGMENT_SECONDS", "2"),
+            ("VIDPIPE_SCRATCH_DIR", scratch.to_str().unwrap()),
+        ])
+    })
+}
+
+async fn blobs(emu: &Emulator) -> vidpipe_aws::S3BlobStore {
+    let sdk = emulator_sdk_config(&emu.moto).await;
+    vidpipe_aws::S3BlobStore::new(s3_client(&sdk), emu.bucket.clone())
+}
+
+/// 640x360 at 30 fps with a tone, a keyframe every second (so 2 s segments split cleanly), and
+/// no B-frames: with them the segment path currently fails (see
+/// `a_b_frame_source_takes_the_segment_map_too`).
+fn source_video(dir: &Path, name: &str) -> Vec<u8> {
+    source_video_with(dir, name, false)
+}
+
+fn source_video_with(dir: &Path, name: &str, b_frames: bool) -> Vec<u8> {
+    let path = dir.join(name);
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("testsrc2=size=640x360:rate=30:duration={SOURCE_SECONDS}"),
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("sine=frequency=330:duration={SOURCE_SECONDS}"),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-g",
+        "30",
+        "-force_key_frames",
+        "expr:gte(t,n_forced*1)",
+        "-bf",
+        if b_frames { "3" } else { "0" },
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-shortest",
+        "-f",
+        "mov",
+        path.to_str().unwrap(),
+    ]);
+    std::fs::read(path).unwrap()
+}
+
+fn upload(emu: &Emulator, key: &str, bytes: Vec<u8>, content_type: &str) {
+    runtime().block_on(async {
+        blobs(emu)
+            .await
+            .put_bytes(key, bytes, content_type)
+            .await
+            .unwrap_or_else(|e| panic!("PutObject {key}: {e}"))
+    });
+}
+
+/// Every execution of the processing state machine whose input names `key`: (name, ARN, input).
+fn executions_for(emu: &Emulator, key: &str) -> Vec<(String, String, Value)> {
+    let arn = emu.resource("state_machines", "ProcessingStateMachine");
+    let list = emu.aws_json(
+        "states",
+        "AWSStepFunctions.ListExecutions",
+        &json!({ "stateMachineArn": arn, "maxResults": 1000 }),
+    );
+    let mut out = Vec::new();
+    for e in list["executions"].as_array().cloned().unwrap_or_default() {
+        let exec_arn = e["executionArn"].as_str().unwrap().to_owned();
+        let d = emu.aws_json(
+            "states",
+            "AWSStepFunctions.DescribeExecution",
+            &json!({ "executionArn": exec_arn }),
+        );
+        let input: Value = serde_json::from_str(d["input"].as_str().unwrap_or("{}")).unwrap();
+        if input["source"]["key"] == key {
+            out.push((e["name"].as_str().unwrap().to_owned(), exec_arn, input));
+        }
+    }
+    out
+}
+
+/// Waits for the one execution of `key` to end; returns (its description, its input).
+fn finished(emu: &Emulator, key: &str, limit: Duration) -> (Value, Value) {
+    let start = Instant::now();
+    loop {
+        let found = executions_for(emu, key);
+        assert!(
+            found.len() <= 1,
+            "{key}: more than one execution: {found:?}"
+        );
+        if let Some((_, arn, input)) = found.first() {
+            let d = emu.aws_json(
+                "states",
+                "AWSStepFunctions.DescribeExecution",
+                &json!({ "executionArn": arn }),
+            );
+            if d["status"] != "RUNNING" {
+                return (d, input.clone());
+            }
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{key}: no finished execution within {limit:?} (found {})",
+            found.len()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// The names of the states an execution entered.
+fn entered_states(emu: &Emulator, execution_arn: &str) -> Vec<String> {
+    let h = emu.aws_json(
+        "states",
+        "AWSStepFunctions.GetExecutionHistory",
+        &json!({ "executionArn": execution_arn, "maxResults": 1000 }),
+    );
+    h["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["stateEnteredEventDetails"]["name"].as_str())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// An SQS queue subscribed to the processing topic, created by the test.
+struct Subscription {
+    url: String,
+}
+
+impl Subscription {
+    fn new(emu: &Emulator, name: &str) -> Subscription {
+        let created = emu.aws_json(
+            "sqs",
+            "AmazonSQS.CreateQueue",
+            &json!({ "QueueName": name }),
+        );
+        let url = created["QueueUrl"].as_str().unwrap().to_owned();
+        let attrs = emu.aws_json(
+            "sqs",
+            "AmazonSQS.GetQueueAttributes",
+            &json!({ "QueueUrl": url, "AttributeNames": ["QueueArn"] }),
+        );
+        let queue_arn = attrs["Attributes"]["QueueArn"].as_str().unwrap().to_owned();
+        let topic = emu.resource("topics", "ProcessingTopic");
+        let answer = emu.aws_query(
+            "sns",
+            &[
+                ("Action", "Subscribe"),
+                ("Version", "2010-03-31"),
+                ("TopicArn", &topic),
+                ("Protocol", "sqs"),
+                ("Endpoint", &queue_arn),
+            ],
+        );
+        assert!(answer.contains("SubscriptionArn"), "{answer}");
+        Subscription { url }
+    }
+
+    /// The first ProcessEvent published for `key`, within `limit`.
+    fn event_for(&self, emu: &Emulator, key: &str, limit: Duration) -> Value {
+        let start = Instant::now();
+        loop {
+            let got = emu.aws_json(
+                "sqs",
+                "AmazonSQS.ReceiveMessage",
+                &json!({ "QueueUrl": self.url, "MaxNumberOfMessages": 10, "WaitTimeSeconds": 1 }),
+            );
+            for m in got["Messages"].as_array().cloned().unwrap_or_default() {
+                let envelope: Value = serde_json::from_str(m["Body"].as_str().unwrap()).unwrap();
+                let event: Value =
+                    serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
+                if event["key"] == key {
+                    return event;
+                }
+            }
+            assert!(
+                start.elapsed() < limit,
+                "no SNS notification for {key} within {limit:?}"
+            );
+        }
+    }
+}
+
+/// Fetches an object to a file and measures it.
+fn fetch_probe(emu: &Emulator, key: &str, dir: &Path, name: &str) -> vidpipe_tests::Facts {
+    let path = dir.join(name);
+    let bytes = runtime().block_on(async {
+        blobs(emu)
+            .await
+            .get_bytes(key)
+            .await
+            .unwrap_or_else(|e| panic!("GetObject {key}: {e}"))
+    });
+    std::fs::write(&path, bytes).unwrap();
+    probe(&path)
+}
+
+/// ETag and Last-Modified, through a presigned HEAD: what a rewrite would change.
+fn stamp(emu: &Emulator, key: &str) -> (String, String) {
+    let url = runtime().block_on(async {
+        blobs(emu)
+            .await
+            .presign_get(key, Duration::from_secs(300))
+            .await
+            .unwrap()
+    });
+    let r = ureq::get(&url)
+        .call()
+        .unwrap_or_else(|e| panic!("GET {key}: {e}"));
+    (
+        r.header("etag").unwrap_or_default().to_owned(),
+        r.header("last-modified").unwrap_or_default().to_owned(),
+    )
+}
+
+/// S3's notification encoding of a key (what moto and AWS put in the event): `+` for a space,
+/// `%XX` for everything but unreserved characters.
+fn s3_event_key(key: &str) -> String {
+    let mut out = String::new();
+    for b in key.bytes() {
+        match b {
+            b' ' => out.push('+'),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[test]
+fn an_upload_is_processed_once_into_measured_renditions_and_notified() {
+    let emu = stack();
+    let dir = tempfile::tempdir().unwrap();
+    let subscription = Subscription::new(emu, "test-notified-success");
+    let key = "raw/acme/launch/My Clip ü.MOV";
+    upload(
+        emu,
+        key,
+        source_video(dir.path(), "src.mov"),
+        "video/quicktime",
+    );
+
+    let (done, input) = finished(emu, key, Duration::from_secs(900));
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    // Named by the write: bucket, key, and the notification's sequencer (no versioning).
+    let source: SourceRef = serde_json::from_value(input["source"].clone()).unwrap();
+    assert_eq!(
+        (source.bucket.as_str(), source.key.as_str()),
+        (emu.bucket.as_str(), key)
+    );
+    assert!(
+        source.version.is_some(),
+        "the sequencer names the write: {input}"
+    );
+    assert_eq!(done["name"], source.id());
+    let states = entered_states(emu, done["executionArn"].as_str().unwrap());
+    assert!(states.iter().any(|s| s == "Transcode"), "{states:?}");
+    assert!(!states.iter().any(|s| s == "RenderSegments"), "{states:?}");
+
+    // Every rendition measured: the trimmed duration, h264 yuv420p with AAC, the box of its
+    // profile shrunk to the source (never upscaled), every frame.
+    for name in RENDITIONS {
+        let out_key = format!("processed/acme/launch/My Clip ü_{name}.mp4");
+        let f = fetch_probe(emu, &out_key, dir.path(), &format!("{name}.mp4"));
+        assert!(
+            (f.duration - OUTPUT_SECONDS).abs() <= 1.0 / FPS + 1e-3,
+            "{name}: duration {} (want {OUTPUT_SECONDS})",
+            f.duration
+        );
+        assert_eq!(
+            f.video_frames,
+            Some((OUTPUT_SECONDS * FPS) as u64),
+            "{name}"
+        );
+        assert_eq!(
+            (f.video_codec.as_str(), f.pix_fmt.as_str()),
+            ("h264", "yuv420p"),
+            "{name}"
+        );
+        assert_eq!(f.audio_codec.as_deref(), Some("aac"), "{name}");
+        let profile = RenditionSet::default_set()
+            .renditions
+            .into_iter()
+            .find(|r| r.name == name)
+            .unwrap();
+        let fit = Fit::compute(640, 360, profile.width, profile.height);
+        assert_eq!((f.width, f.height), (fit.width, fit.height), "{name}");
+        assert!(
+            fit.inner_width <= 640 && fit.inner_height <= 360,
+            "{name}: the picture is never upscaled"
+        );
+    }
+    let thumb = fetch_probe(
+        emu,
+        "processed/acme/launch/My Clip ü_thumbnail.jpg",
+        dir.path(),
+        "thumb.jpg",
+    );
+    assert_eq!((thumb.width, thumb.height), (640, 360));
+    let manifest: Value = runtime().block_on(async {
+        serde_json::from_slice(
+            &blobs(emu)
+                .await
+                .get_bytes("processed/acme/launch/My Clip ü_manifest.json")
+                .await
+                .unwrap(),
+        )
+        .unwrap()
+    });
+    assert_eq!(manifest["route"], "single_pass");
+    assert_eq!(
+        manifest["outputs"].as_array().unwrap().len(),
+        3,
+        "{manifest}"
+    );
+
+    let event = subscription.event_for(emu, key, Duration::from_secs(60));
+    assert_eq!(event["status"], "succeeded", "{event}");
+    assert_eq!(event["source_id"], source.id());
+    assert_eq!(event["outputs"].as_array().unwrap().len(), 3, "{event}");
+
+    // Duplicate delivery: the same notification again (as S3 may send it) starts nothing and
+    // rewrites nothing.
+    let outputs: Vec<String> = RENDITIONS
+        .iter()
+        .map(|n| format!("processed/acme/launch/My Clip ü_{n}.mp4"))
+        .chain(["processed/acme/launch/My Clip ü_manifest.json".to_owned()])
+        .collect();
+    let before: Vec<_> = outputs.iter().map(|k| stamp(emu, k)).collect();
+    let body = json!({
+        "Records": [{
+            "eventVersion": "2.1",
+            "eventSource": "aws:s3",
+            "awsRegion": "us-east-1",
+            "eventTime": "2026-01-01T00:00:00.000Z",
+            "eventName": "ObjectCreated:Put",
+            "s3": {
+                "s3SchemaVersion": "1.0",
+                "bucket": { "name": emu.bucket, "arn": format!("arn:aws:s3:::{}", emu.bucket) },
+                "object": { "key": s3_event_key(key), "sequencer": source.version }
+            }
+        }]
+    });
+    let raw_queue = emu.resource("queues", "RawUploadQueue");
+    emu.aws_json(
+        "sqs",
+        "AmazonSQS.SendMessage",
+        &json!({ "QueueUrl": raw_queue, "MessageBody": body.to_string() }),
+    );
+    // Wait until the dispatcher has taken it off the queue, then a little for any execution it
+    // might (wrongly) have started to show.
+    let start = Instant::now();
+    loop {
+        let a = emu.aws_json(
+            "sqs",
+            "AmazonSQS.GetQueueAttributes",
+            &json!({ "QueueUrl": raw_queue, "AttributeNames": ["All"] }),
+        );
+        let count = |n: &str| {
+            a["Attributes"][n]
+                .as_str()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        if count("ApproximateNumberOfMessages") + count("ApproximateNumberOfMessagesNotVisible")
+            == 0
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the raw queue never drained: {a}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let all = executions_for(emu, key);
+    assert_eq!(
+        all.len(),
+        1,
+        "a duplicate delivery started another execution: {all:?}"
+    );
+    let after: Vec<_> = outputs.iter().map(|k| stamp(emu, k)).collect();
+    assert_eq!(
+        before, after,
+        "outputs were rewritten by a duplicate delivery"
+    );
+    let dlq = emu.resource("queues", "RawUploadDeadLetterQueue");
+    let dead = emu.aws_json(
+        "sqs",
+        "AmazonSQS.ReceiveMessage",
+        &json!({ "QueueUrl": dlq, "MaxNumberOfMessages": 10 }),
+    );
+    assert!(
+        dead["Messages"].as_array().is_none_or(|m| m.is_empty()),
+        "{dead}"
+    );
+}
+
+#[test]
+fn a_long_upload_takes_the_segment_map_and_matches_the_single_pass_output() {
+    segments_match_single_pass("clip", false);
+}
+
+/// The same with B-frames (what most cameras and phones write). Fails today: after the keyframe
+/// split, a segment file's last frames cannot be decoded after a seek (the segment's timestamps
+/// are shifted by the B-frame delay), so each segment render loses its tail, and a segment whose
+/// share of the output is only its tail renders an empty file, which assemble's concat rejects
+/// (`VidPipe.MediaFailed`, "Stream map '0:v:0' matches no streams"). Reported for the media
+/// engine (shared/media/src/process.rs, split and render); run with `--ignored` once fixed.
+#[test]
+#[ignore = "the segment path drops segment tails of B-frame sources (media engine bug, reported)"]
+fn a_b_frame_source_takes_the_segment_map_too() {
+    segments_match_single_pass("bframes", true);
+}
+
+fn segments_match_single_pass(stem: &str, b_frames: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = source_video_with(dir.path(), "src.mp4", b_frames);
+    // The same source through both stacks: one pass here, segments there.
+    let single = stack();
+    let segmented = segment_stack();
+    let reference = format!("raw/acme/reference/{stem}.mp4");
+    let long = format!("raw/acme/long/{stem}.mp4");
+    upload(single, &reference, bytes.clone(), "video/mp4");
+    upload(segmented, &long, bytes, "video/mp4");
+
+    let (seg_done, _) = finished(segmented, &long, Duration::from_secs(900));
+    assert_eq!(seg_done["status"], "SUCCEEDED", "{seg_done}");
+    let states = entered_states(segmented, seg_done["executionArn"].as_str().unwrap());
+    for s in [
+        "Split",
+        "RenderSegments",
+        "RenderSegment",
+        "Assemble",
+        "Publish",
+    ] {
+        assert!(
+            states.iter().any(|e| e == s),
+            "segment path missed {s}: {states:?}"
+        );
+    }
+    assert!(!states.iter().any(|s| s == "Transcode"), "{states:?}");
+    let renders = states.iter().filter(|s| *s == "RenderSegment").count();
+    assert!(
+        renders >= 3,
+        "6 s in 2 s segments is at least 3 renders, got {renders}"
+    );
+
+    let (ref_done, _) = finished(single, &reference, Duration::from_secs(900));
+    assert_eq!(ref_done["status"], "SUCCEEDED", "{ref_done}");
+    let ref_states = entered_states(single, ref_done["executionArn"].as_str().unwrap());
+    assert!(
+        ref_states.iter().any(|s| s == "Transcode"),
+        "{ref_states:?}"
+    );
+
+    for name in RENDITIONS {
+        let seg = fetch_probe(
+            segmented,
+            &format!("processed/acme/long/{stem}_{name}.mp4"),
+            dir.path(),
+            &format!("seg_{stem}_{name}.mp4"),
+        );
+        let one = fetch_probe(
+            single,
+            &format!("processed/acme/reference/{stem}_{name}.mp4"),
+            dir.path(),
+            &format!("one_{stem}_{name}.mp4"),
+        );
+        assert_eq!(seg.video_frames, one.video_frames, "{name}: frame count");
+        assert_eq!(
+            seg.video_frames,
+            Some((OUTPUT_SECONDS * FPS) as u64),
+            "{name}"
+        );
+        assert!(
+            (seg.duration - one.duration).abs() <= 1.0 / FPS + 1e-3,
+            "{name}: segments {} s, one pass {} s",
+            seg.duration,
+            one.duration
+        );
+        assert_eq!((seg.width, seg.height), (one.width, one.height), "{name}");
+        assert_eq!(
+            (seg.video_codec.as_str(), seg.pix_fmt.as_str()),
+            ("h264", "yuv420p")
+        );
+        assert_eq!(seg.audio_codec.as_deref(), Some("aac"), "{name}");
+        let audio = seg.audio_duration.unwrap_or(0.0);
+        assert!(
+            (audio - OUTPUT_SECONDS).abs() <= 0.05,
+            "{name}: the audio, encoded once, spans the output ({audio} s)"
+        );
+    }
+    // The segment scratch objects are cleaned up after assembly.
+    let leftovers =
+        runtime().block_on(async { blobs(segmented).await.list("temp/process/").await.unwrap() });
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn a_text_file_named_mp4_is_rejected_recorded_and_notified() {
+    let emu = stack();
+    let subscription = Subscription::new(emu, "test-notified-failure");
+    let key = "raw/acme/launch/notes.mp4";
+    upload(
+        emu,
+        key,
+        b"these are meeting notes, not a video\n".repeat(20),
+        "video/mp4",
+    );
+    let (done, input) = finished(emu, key, Duration::from_secs(300));
+    assert_eq!(done["status"], "FAILED", "{done}");
+    let source: SourceRef = serde_json::from_value(input["source"].clone()).unwrap();
+
+    let record = runtime().block_on(async {
+        let sdk = emulator_sdk_config(&emu.moto).await;
+        DynamoJobStore::new(dynamodb_client(&sdk), emu.ready["table"].as_str().unwrap())
+            .get_process(&source.id())
+            .await
+            .unwrap()
+            .expect("a processing record")
+    });
+    assert_eq!(record.status, ProcessStatus::Failed);
+    let error = record.error.expect("the failure");
+    assert_eq!(error.error, "VidPipe.SourceRejected");
+    assert!(
+        error.reason.contains("not readable media"),
+        "the reason is the rejection's: {}",
+        error.reason
+    );
+
+    let event = subscription.event_for(emu, key, Duration::from_secs(60));
+    assert_eq!(event["status"], "failed", "{event}");
+    assert_eq!(event["error"]["error"], "VidPipe.SourceRejected", "{event}");
+
+    let outputs = runtime().block_on(async {
+        blobs(emu)
+            .await
+            .list("processed/acme/launch/notes")
+            .await
+            .unwrap()
+    });
+    assert!(
+        outputs.is_empty(),
+        "a rejected upload published {outputs:?}"
+    );
+}
