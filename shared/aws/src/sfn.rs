@@ -198,12 +198,13 @@ impl Orchestrator for SfnOrchestrator {
     }
 }
 
-/// What [`start_named`] did.
+/// What [`start_named`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Started {
-    /// A new execution is running.
-    New,
-    /// An execution with that name already exists (running or ended): nothing was started.
+    /// An execution with this name and input is running: started now, or already running
+    /// (StartExecution is idempotent for the same name and input while the execution runs).
+    Running,
+    /// An execution with this name has ended, or runs with another input: nothing was started.
     AlreadyExists,
 }
 
@@ -225,7 +226,7 @@ pub async fn start_named(
         .send()
         .await;
     match started {
-        Ok(_) => Ok(Started::New),
+        Ok(_) => Ok(Started::Running),
         Err(e)
             if matches!(
                 e.as_service_error(),

@@ -21,6 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use vidpipe_aws::config::{dynamodb_client, emulator_sdk_config, s3_client, sfn_client};
 use vidpipe_aws::dynamo::{self, DynamoJobStore};
+use vidpipe_aws::sfn::{Started, start_named};
 use vidpipe_aws::{Encryption, MultipartOptions, S3BlobStore, SfnOrchestrator};
 use vidpipe_domain::ErrorClass;
 use vidpipe_domain::asset::{Asset, AssetId, AssetKind};
@@ -787,4 +788,49 @@ async fn dynamo_process_store_roundtrips_and_overwrites() {
         ..source.clone()
     };
     assert_eq!(store.get_process(&other.id()).await.expect("get"), None);
+}
+
+/// The dispatcher's start: a deterministic name. A second start under it (a duplicate delivery)
+/// never makes a second execution: while the first runs with the same input StartExecution is
+/// idempotent, and otherwise (ended, other input) it is `AlreadyExists`, which is not an error.
+/// A missing state machine is a permanent error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sfn_named_starts_are_idempotent() {
+    let moto = Moto::start().await;
+    let client = sfn_client(&moto.sdk().await);
+    let machine = client
+        .create_state_machine()
+        .name("vidpipe-processing")
+        .definition(PASS_MACHINE)
+        .role_arn("arn:aws:iam::123456789012:role/vidpipe-sfn")
+        .send()
+        .await
+        .expect("create state machine");
+    let arn = machine.state_machine_arn();
+    let name = "0123456789abcdef0123456789abcdef01234567";
+    let input = r#"{"source":{"bucket":"media","key":"raw/a/b/c.mp4"}}"#;
+    let start = |input: &str| start_named(&client, arn, name, input.to_owned());
+    assert_eq!(start(input).await.expect("first start"), Started::Running);
+    // This server does not execute state machines, so the first is still running.
+    assert_eq!(start(input).await.expect("same input"), Started::Running);
+    let other = r#"{"source":{"bucket":"media","key":"raw/a/b/c.mp4","version":"2"}}"#;
+    assert_eq!(
+        start(other).await.expect("other input"),
+        Started::AlreadyExists
+    );
+    let executions = client
+        .list_executions()
+        .state_machine_arn(arn)
+        .send()
+        .await
+        .expect("list executions");
+    assert_eq!(executions.executions().len(), 1);
+    assert_eq!(executions.executions()[0].name(), name);
+
+    let missing = arn.replace("vidpipe-processing", "no-such-machine");
+    let err = start_named(&client, &missing, name, input.to_owned())
+        .await
+        .expect_err("no such state machine");
+    let OrchestratorError::Backend { class, .. } = &err;
+    assert_eq!(*class, ErrorClass::Permanent, "{err}");
 }

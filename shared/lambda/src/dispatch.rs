@@ -155,9 +155,11 @@ pub async fn dispatch(
                     let started =
                         start_named(sfn, state_machine_arn, &name, execution_input(&source)).await;
                     match started {
-                        Ok(Started::New) => {
-                            tracing::info!(execution = %name, key = %source.key, "started")
-                        }
+                        Ok(Started::Running) => tracing::info!(
+                            execution = %name,
+                            key = %source.key,
+                            "started (or already running)"
+                        ),
                         Ok(Started::AlreadyExists) => tracing::info!(
                             execution = %name,
                             key = %source.key,
