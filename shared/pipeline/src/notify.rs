@@ -98,7 +98,9 @@ impl Notifier for WebhookNotifier {
         if status.is_success() {
             Ok(())
         } else if status.is_server_error() || status.as_u16() == 429 {
-            Err(NotifyError::Unavailable(format!("webhook answered {status}")))
+            Err(NotifyError::Unavailable(format!(
+                "webhook answered {status}"
+            )))
         } else {
             Err(NotifyError::Refused(format!("webhook answered {status}")))
         }

@@ -17,8 +17,7 @@ use vidpipe_domain::media::ProbeInfo;
 use vidpipe_domain::ports::{BlobError, BlobStore, MediaError, Notifier, ProcessStore};
 use vidpipe_domain::processing::{
     self as domain, Fit, OutputRecord, ProcessEvent, ProcessFailure, ProcessJob, ProcessSettings,
-    ProcessStatus, Rejection, RenditionSet, Route, SourceFacts, SourcePath, SourceRef,
-    TrimWindow,
+    ProcessStatus, Rejection, RenditionSet, Route, SourceFacts, SourcePath, SourceRef, TrimWindow,
 };
 use vidpipe_media::Tools;
 use vidpipe_media::process::{self as media, EncodeTarget, Span, ThumbnailTarget, Watermark};
@@ -285,8 +284,7 @@ async fn watermark(deps: &ProcessDeps) -> Result<Watermark, StepError> {
 }
 
 fn thumbnail_target(deps: &ProcessDeps, probed: &Probed, dir: &Path) -> ThumbnailTarget {
-    let (width, height) =
-        domain::thumbnail_size(&probed.facts, deps.settings.thumbnail_long_side);
+    let (width, height) = domain::thumbnail_size(&probed.facts, deps.settings.thumbnail_long_side);
     let seconds = probed
         .window
         .thumbnail_seconds(deps.settings.thumbnail_fraction);
@@ -367,17 +365,10 @@ pub async fn split(deps: &ProcessDeps, probed: &Probed) -> Result<Split, StepErr
     let _ = tokio::fs::remove_dir_all(&dir).await;
     tokio::fs::create_dir_all(&dir).await?;
     let input = media_input(deps.blobs.as_ref(), &probed.source.key).await?;
-    let segments = media::split(
-        &deps.tools,
-        &input,
-        deps.settings.segment_seconds,
-        &dir,
-    )
-    .await?;
+    let segments = media::split(&deps.tools, &input, deps.settings.segment_seconds, &dir).await?;
     let mut tasks = Vec::new();
     for (i, seg) in segments.iter().enumerate() {
-        let Some((first, span)) =
-            media::segment_span(seg, &probed.window, i + 1 == segments.len())
+        let Some((first, span)) = media::segment_span(seg, &probed.window, i + 1 == segments.len())
         else {
             continue;
         };
@@ -447,7 +438,11 @@ pub async fn render_segment(
     let started = Instant::now();
     let probed = &input.probed;
     let seg = &input.segment;
-    let dir = work_dir(deps, &probed.source_id, &format!("segment_{:04}", seg.index));
+    let dir = work_dir(
+        deps,
+        &probed.source_id,
+        &format!("segment_{:04}", seg.index),
+    );
     let _ = tokio::fs::remove_dir_all(&dir).await;
     tokio::fs::create_dir_all(&dir).await?;
     let mark = watermark(deps).await?;
@@ -684,12 +679,7 @@ async fn notify(deps: &ProcessDeps, event: &ProcessEvent) {
     let result = RetryPolicy::STEP
         .retry(
             |attempt, e| tracing::warn!(attempt, error = %e, "notification failed; retrying"),
-            || async {
-                deps.notifier
-                    .notify(event)
-                    .await
-                    .map_err(StepError::Notify)
-            },
+            || async { deps.notifier.notify(event).await.map_err(StepError::Notify) },
         )
         .await;
     if let Err(e) = result {
@@ -706,7 +696,11 @@ pub async fn record_failure(
 ) -> Result<ProcessEvent, StepError> {
     let reason = serde_json::from_str::<serde_json::Value>(&input.cause)
         .ok()
-        .and_then(|v| v.get("errorMessage").and_then(|m| m.as_str()).map(str::to_owned))
+        .and_then(|v| {
+            v.get("errorMessage")
+                .and_then(|m| m.as_str())
+                .map(str::to_owned)
+        })
         .unwrap_or_else(|| input.cause.clone());
     let mut job = record_for(deps, &input.source).await?;
     job.status = ProcessStatus::Failed;
@@ -817,7 +811,10 @@ mod tests {
 
     #[test]
     fn file_urls_decode_back_to_paths() {
-        assert_eq!(percent_decode("/a/My%20Clip%20%C3%BC.MOV"), "/a/My Clip ü.MOV");
+        assert_eq!(
+            percent_decode("/a/My%20Clip%20%C3%BC.MOV"),
+            "/a/My Clip ü.MOV"
+        );
         assert_eq!(percent_decode("/a/100%"), "/a/100%");
         assert_eq!(percent_decode("/a/%zz"), "/a/%zz");
     }
