@@ -63,8 +63,11 @@ pub async fn serve_dispatch() -> Result<(), lambda_runtime::Error> {
         .processing_state_machine_arn
         .clone()
         .ok_or(ConfigError::Missing("VIDPIPE_PROCESSING_STATE_MACHINE_ARN"))?;
-    let aws = Aws::load(&config).await;
-    let (sfn, arn) = (&aws.clients.sfn, arn.as_str());
+    // Only the Step Functions client: building the S3 and DynamoDB clients too would link both
+    // SDKs into the bootstrap for nothing.
+    let sdk = vidpipe_aws::config::load_sdk_config(config.endpoint_url.as_deref()).await;
+    let sfn = vidpipe_aws::config::sfn_client(&sdk);
+    let (sfn, arn) = (&sfn, arn.as_str());
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<aws_lambda_events::sqs::SqsEvent>| async move {
             Ok::<_, lambda_runtime::Error>(dispatch::dispatch(sfn, arn, event.payload).await)
