@@ -363,10 +363,14 @@ async fn main() {
                 + SEGMENT_SECONDS * cpu_per_output_second / vcpus
                 + io(out_bytes_per_second * SEGMENT_SECONDS);
             let waves = (segments_10min / n).ceil();
+            // Split: read the source, write the segments back. Assemble: read every part, write
+            // three renditions (the two encodes plus the shared one again). CPU seconds, not
+            // wall, for the single-threaded ffmpeg work: CPU time is what a shared machine does
+            // not distort.
             let split_wall =
-                (split.wall + audio_m.wall) * scale + io(bytes_per_second * upload_seconds);
+                (split.cpu + audio_m.cpu) * scale + 2.0 * io(bytes_per_second * upload_seconds);
             let assemble_wall =
-                concat.wall * scale + io(out_bytes_per_second * upload_seconds) * 2.0;
+                concat.cpu * scale + 2.5 * io(out_bytes_per_second / 2.0 * upload_seconds);
             let wall = split_wall + waves * seg_wall + assemble_wall;
             let gb = mb / 1024.0;
             let billed = (split_wall + assemble_wall + segments_10min * seg_wall) * gb;
