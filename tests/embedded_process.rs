@@ -419,8 +419,21 @@ async fn the_segment_path_matches_the_single_pass_and_reruns_overwrite() {
     let home = tempfile::tempdir().unwrap();
     let stack = open(home.path()).await;
     let src = home.path().join("long.mp4");
-    // A keyframe every second, so 2 s segments are possible; odd length on purpose.
-    make(&src, "testsrc2=s=640x360:r=30", 17, &["-g", "30"]);
+    // B-frames (as cameras and phones write them), keyframes every 2.5 s so segment cuts fall
+    // between keyframes, and an odd length on purpose.
+    make(
+        &src,
+        "testsrc2=s=640x360:r=30",
+        17,
+        &["-preset", "veryfast", "-bf", "3", "-g", "75"],
+    );
+    assert!(
+        probe(&src).raw["streams"][0]["has_b_frames"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "the source has no B-frames"
+    );
     let single = process(&stack, &src, settings()).await;
     assert_eq!(single.route, Some(Route::SinglePass));
     let single_facts: Vec<Facts> = ["youtube", "reels"]
@@ -473,6 +486,7 @@ async fn the_segment_path_matches_the_single_pass_and_reruns_overwrite() {
         segments >= 4,
         "{segments} segments for a 9 s output in 2 s pieces"
     );
+    // Every segment rendered its share: the parts add up to the output, in order.
     // Scratch objects are gone; only the outputs of one source remain.
     let temp = stack.blob_path(&format!("temp/process/{}", seg.id));
     assert!(!temp.exists() || temp.read_dir().unwrap().next().is_none());

@@ -476,14 +476,9 @@ fn a_long_upload_takes_the_segment_map_and_matches_the_single_pass_output() {
     segments_match_single_pass("clip", false);
 }
 
-/// The same with B-frames (what most cameras and phones write). Fails today: after the keyframe
-/// split, a segment file's last frames cannot be decoded after a seek (the segment's timestamps
-/// are shifted by the B-frame delay), so each segment render loses its tail, and a segment whose
-/// share of the output is only its tail renders an empty file, which assemble's concat rejects
-/// (`VidPipe.MediaFailed`, "Stream map '0:v:0' matches no streams"). Reported for the media
-/// engine (shared/media/src/process.rs, split and render); run with `--ignored` once fixed.
+/// The same with B-frames, as most cameras and phones write them: every segment seeks the
+/// source itself, so no reordered frame is lost at a cut.
 #[test]
-#[ignore = "the segment path drops segment tails of B-frame sources (media engine bug, reported)"]
 fn a_b_frame_source_takes_the_segment_map_too() {
     segments_match_single_pass("bframes", true);
 }

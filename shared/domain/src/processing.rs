@@ -507,6 +507,21 @@ impl TrimWindow {
         frame as f64 / self.rate.as_f64()
     }
 
+    /// The output cut into pieces of about `segment_seconds`: (first frame, frame count) each.
+    /// Pieces are whole frames of the output timeline, so rendering each from its own seek and
+    /// joining them gives exactly the frames of the single pass.
+    pub fn segments(&self, segment_seconds: f64) -> Vec<(u64, u64)> {
+        let per = ((segment_seconds * self.rate.as_f64()).round() as u64).max(1);
+        (0..self.frames.div_ceil(per))
+            .map(|i| (i * per, per.min(self.frames - i * per)))
+            .collect()
+    }
+
+    /// The source time of output frame `frame`.
+    pub fn source_seconds(&self, frame: u64) -> f64 {
+        self.start_seconds + frame as f64 / self.rate.as_f64()
+    }
+
     /// The first output frame whose source time is at or after `source_seconds`.
     pub fn first_frame_at(&self, source_seconds: f64) -> u64 {
         let t = (source_seconds - self.start_seconds) * self.rate.as_f64();
@@ -832,6 +847,9 @@ mod tests {
         assert_eq!(w.first_frame_at(4.0), 25);
         assert_eq!(w.first_frame_at(4.01), 26);
         assert_eq!(w.first_frame_at(100.0), 300);
+        assert_eq!(w.segments(5.0), vec![(0, 125), (125, 125), (250, 50)]);
+        assert_eq!(w.segments(100.0), vec![(0, 300)]);
+        assert_eq!(w.source_seconds(125), 8.0);
         assert_eq!(
             route(12.0, &ProcessSettings::default(), false),
             Route::SinglePass

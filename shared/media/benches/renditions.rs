@@ -3,7 +3,7 @@
 //! 1. The one-decode pass (every rendition, identical encodes shared, plus the thumbnail) against
 //!    three separate ffmpeg runs (one per rendition, same filters and encoder settings) plus a
 //!    thumbnail run. Target: single / separate <= 0.45.
-//! 2. The segment path: split and concat overhead and per-segment render times, measured in CPU
+//! 2. The segment path: audio and concat overhead and per-segment render times, measured in CPU
 //!    seconds of the ffmpeg children, then a model of a 10-minute upload on N parallel Lambdas
 //!    and its cost per output minute. Goal: under 60 s wall, $0.005 or less per output minute.
 //!
@@ -226,18 +226,8 @@ async fn main() {
         single.cpu / separate.cpu
     );
 
-    // 2. Segment path.
-    let seg_dir = d.join("segments");
-    let split = measure(async {
-        process::split(&tools, &input, SEGMENT_SECONDS, &seg_dir)
-            .await
-            .expect("split");
-    })
-    .await;
-    let segments = process::parse_segment_list(
-        &std::fs::read_to_string(seg_dir.join("segments.csv")).unwrap(),
-    )
-    .unwrap();
+    // 2. Segment path: each segment renders from its own frame-accurate seek into the source.
+    let segments = window.segments(SEGMENT_SECONDS);
     let seg_targets = |i: usize| -> Vec<EncodeTarget> {
         encodings
             .iter()
@@ -254,9 +244,11 @@ async fn main() {
     };
     let mut per_segment = Vec::new();
     let mut parts: Vec<Vec<PathBuf>> = vec![Vec::new(); encodings.len()];
-    for (i, seg) in segments.iter().enumerate() {
-        let Some((_, span)) = process::segment_span(seg, &window, i + 1 == segments.len()) else {
-            continue;
+    for (i, &(first, frames)) in segments.iter().enumerate() {
+        let span = Span {
+            input_offset: window.source_seconds(first),
+            rate: window.rate,
+            frames,
         };
         let targets = seg_targets(i);
         for (e, t) in targets.iter().enumerate() {
@@ -265,7 +257,7 @@ async fn main() {
         let work = d.join(format!("ws{i}"));
         let m = measure(async {
             let job = RenderJob {
-                input: seg_dir.join(&seg.file).into_os_string(),
+                input: input.clone(),
                 source_size: (1920, 1080),
                 span,
                 targets: &targets,
@@ -308,10 +300,6 @@ async fn main() {
         per_segment.len()
     );
     println!(
-        "   split (stream copy)   {:>6.2} s wall {:>6.2} CPU-s",
-        split.wall, split.cpu
-    );
-    println!(
         "   audio once            {:>6.2} s wall {:>6.2} CPU-s",
         audio_m.wall, audio_m.cpu
     );
@@ -338,9 +326,9 @@ async fn main() {
 
     // Model: a 10-minute 1080p upload, 10 s segments, N Lambdas at M MB. Assumptions, stated:
     // one Lambda vCPU does the work of one core of this machine; x264 and the filter threads use
-    // up to `vcpus` cores; each invocation adds 0.3 s of start-up and moves its segment in and its
-    // parts out at 80 MB/s; split, audio and concat scale linearly with length and run on the
-    // orchestrating steps with the same memory.
+    // up to `vcpus` cores; each invocation adds 0.3 s of start-up and reads its part of the
+    // source and writes its parts at 80 MB/s; audio and concat scale linearly with length and run
+    // on the orchestrating steps with the same memory.
     let upload_seconds = 600.0;
     let scale = upload_seconds / window.duration_seconds();
     let bytes_per_second = facts.size_bytes as f64 / SOURCE_SECONDS as f64;
@@ -363,12 +351,11 @@ async fn main() {
                 + SEGMENT_SECONDS * cpu_per_output_second / vcpus
                 + io(out_bytes_per_second * SEGMENT_SECONDS);
             let waves = (segments_10min / n).ceil();
-            // Split: read the source, write the segments back. Assemble: read every part, write
-            // three renditions (the two encodes plus the shared one again). CPU seconds, not
-            // wall, for the single-threaded ffmpeg work: CPU time is what a shared machine does
-            // not distort.
-            let split_wall =
-                (split.cpu + audio_m.cpu) * scale + 2.0 * io(bytes_per_second * upload_seconds);
+            // The split step reads the source once for the audio. Assemble reads every part and
+            // writes three renditions (the two encodes plus the shared one again). CPU seconds,
+            // not wall, for the single-threaded ffmpeg work: CPU time is what a shared machine
+            // does not distort.
+            let split_wall = audio_m.cpu * scale + io(bytes_per_second * upload_seconds);
             let assemble_wall =
                 concat.cpu * scale + 2.5 * io(out_bytes_per_second / 2.0 * upload_seconds);
             let wall = split_wall + waves * seg_wall + assemble_wall;

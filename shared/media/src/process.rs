@@ -1,6 +1,6 @@
 //! Upload processing with ffmpeg: the one-decode pass that writes every rendition and the
-//! thumbnail, and the segment path (keyframe split, per-segment renders, audio once, stream-copy
-//! concat) for sources too long for one Lambda.
+//! thumbnail, and the pieces of the segment path (a render per segment from its own seek, the
+//! audio once, the stream-copy concat) for sources too long for one Lambda.
 //!
 //! Inputs are given as ffmpeg input strings, so a presigned URL works as well as a local path:
 //! ffmpeg then reads only the byte ranges it needs.
@@ -341,111 +341,6 @@ fn fit_chain(g: &mut Graph, input: Pad, fit: Fit, i: usize) -> Pad {
     fitted
 }
 
-/// One keyframe-aligned piece of the source, as the split wrote it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Segment {
-    pub index: u32,
-    pub file: String,
-    pub start_seconds: f64,
-    pub end_seconds: f64,
-}
-
-/// Splits the source's video on keyframes near every `segment_seconds`, by stream copy (no
-/// decode). Audio is left out: it is encoded once, whole, so no AAC priming lands at a seam.
-pub async fn split(
-    tools: &Tools,
-    input: &OsString,
-    segment_seconds: f64,
-    dir: &Path,
-) -> Result<Vec<Segment>, MediaError> {
-    tokio::fs::create_dir_all(dir).await?;
-    let list = dir.join("segments.csv");
-    let args = vec![
-        os("-i"),
-        input.clone(),
-        os("-map"),
-        os("0:v:0"),
-        os("-c"),
-        os("copy"),
-        os("-f"),
-        os("segment"),
-        os("-segment_time"),
-        os(fmt_num(segment_seconds)),
-        os("-segment_format"),
-        os("mp4"),
-        os("-reset_timestamps"),
-        os("1"),
-        os("-segment_list"),
-        os(&list),
-        os("-segment_list_type"),
-        os("csv"),
-        os(dir.join("seg_%04d.mp4")),
-    ];
-    run::ffmpeg(tools, args, None).await?;
-    let text = tokio::fs::read_to_string(&list).await?;
-    parse_segment_list(&text)
-}
-
-/// ffmpeg's CSV segment list: `file,start,end` per line, times in seconds of the source.
-pub fn parse_segment_list(text: &str) -> Result<Vec<Segment>, MediaError> {
-    let bad = |l: &str| MediaError::InvalidInput(format!("unreadable segment list line {l:?}"));
-    let mut out = Vec::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let mut cols = line.rsplitn(3, ',');
-        let end: f64 = cols
-            .next()
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| bad(line))?;
-        let start: f64 = cols
-            .next()
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| bad(line))?;
-        let file = cols.next().ok_or_else(|| bad(line))?.trim_matches('"');
-        out.push(Segment {
-            index: out.len() as u32,
-            file: file.to_owned(),
-            start_seconds: start,
-            end_seconds: end,
-        });
-    }
-    if out.is_empty() {
-        return Err(MediaError::InvalidInput(
-            "the split wrote no segments".into(),
-        ));
-    }
-    // The list is in the source's timestamps; the trim window counts from its start.
-    let origin = out[0].start_seconds;
-    for s in &mut out {
-        s.start_seconds -= origin;
-        s.end_seconds -= origin;
-    }
-    Ok(out)
-}
-
-/// The part of the output a segment renders: output frames `[first, end)` and the offset into
-/// the segment file where the first of them sits. `None` when the segment lies wholly in the
-/// trimmed intro or outro.
-pub fn segment_span(seg: &Segment, window: &TrimWindow, last: bool) -> Option<(u64, Span)> {
-    let first = window.first_frame_at(seg.start_seconds);
-    let end = if last {
-        window.frames
-    } else {
-        window.first_frame_at(seg.end_seconds)
-    };
-    if end <= first {
-        return None;
-    }
-    let first_time = window.start_seconds + first as f64 / window.rate.as_f64();
-    Some((
-        first,
-        Span {
-            input_offset: (first_time - seg.start_seconds).max(0.0),
-            rate: window.rate,
-            frames: end - first,
-        },
-    ))
-}
-
 /// Encodes the trimmed audio once, at full length (a silent track when the source has none).
 pub async fn encode_audio(
     tools: &Tools,
@@ -610,49 +505,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn segment_lists_parse_relative_to_the_first_segment() {
-        let segs = parse_segment_list(
-            "seg_0000.mp4,0.033000,10.033000\nseg_0001.mp4,10.033000,20.033000\n",
-        )
-        .unwrap();
-        assert_eq!(segs.len(), 2);
-        assert_eq!(segs[1].file, "seg_0001.mp4");
-        assert!((segs[1].start_seconds - 10.0).abs() < 1e-9);
-        assert!(parse_segment_list("").is_err());
-        assert!(parse_segment_list("x,y").is_err());
-    }
-
-    #[test]
-    fn segment_spans_cover_the_output_exactly_once() {
+    fn a_whole_span_starts_at_the_intro_and_lasts_the_window() {
         let window = TrimWindow {
             start_seconds: 3.0,
             rate: Rate { num: 30, den: 1 },
             frames: 30 * 40,
         };
-        // Keyframes at irregular times; the window is 3 s .. 43 s of a 48 s source.
-        let cuts = [0.0, 2.5, 10.1, 21.7, 33.3, 42.9, 48.0];
-        let segs: Vec<Segment> = cuts
-            .windows(2)
-            .enumerate()
-            .map(|(i, w)| Segment {
-                index: i as u32,
-                file: format!("seg_{i:04}.mp4"),
-                start_seconds: w[0],
-                end_seconds: w[1],
-            })
-            .collect();
-        let mut next = 0;
-        for (i, s) in segs.iter().enumerate() {
-            if let Some((first, span)) = segment_span(s, &window, i + 1 == segs.len()) {
-                assert_eq!(first, next, "segment {i} starts where the last ended");
-                assert!(
-                    span.input_offset >= 0.0 && span.input_offset < s.end_seconds - s.start_seconds
-                );
-                next = first + span.frames;
-            }
-        }
-        assert_eq!(next, window.frames);
-        // A segment wholly inside the intro renders nothing.
-        assert!(segment_span(&segs[0], &window, false).is_none());
+        let span = Span::whole(&window);
+        assert_eq!(span.input_offset, 3.0);
+        assert_eq!(span.seconds(), 40.0);
     }
 }

@@ -82,7 +82,8 @@ pub struct Rendered {
     pub timings: Vec<Timing>,
 }
 
-/// One segment's work order.
+/// One segment's work order: output frames `[first_frame, first_frame + frames)`, read from
+/// `key` starting at source time `input_offset`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SegmentTask {
     pub index: u32,
@@ -357,33 +358,30 @@ pub async fn transcode(
     })
 }
 
-/// Step 2a (long sources): keyframe split by stream copy into `temp/`, the audio encoded once,
-/// and the thumbnail. Returns one task per segment that holds output frames.
+/// Step 2a (long sources): cuts the output timeline into segments, encodes the audio once and
+/// takes the thumbnail. Each segment is rendered straight from the source through its own
+/// frame-accurate seek, so nothing is copied into `temp/` first: a stream-copy split moved every
+/// source byte twice through one function, which the benchmark showed to dominate the wall time,
+/// and its MP4 pieces lost the reordered tail frames of B-frame sources.
 pub async fn split(deps: &ProcessDeps, probed: &Probed) -> Result<Split, StepError> {
     let started = Instant::now();
     let dir = work_dir(deps, &probed.source_id, "split");
     let _ = tokio::fs::remove_dir_all(&dir).await;
     tokio::fs::create_dir_all(&dir).await?;
     let input = media_input(deps.blobs.as_ref(), &probed.source.key).await?;
-    let segments = media::split(&deps.tools, &input, deps.settings.segment_seconds, &dir).await?;
-    let mut tasks = Vec::new();
-    for (i, seg) in segments.iter().enumerate() {
-        let Some((first, span)) = media::segment_span(seg, &probed.window, i + 1 == segments.len())
-        else {
-            continue;
-        };
-        let key = domain::temp_key(&probed.source_id, &format!("segments/{}", seg.file));
-        deps.blobs
-            .put_file(&key, &dir.join(&seg.file), "video/mp4")
-            .await?;
-        tasks.push(SegmentTask {
-            index: tasks.len() as u32,
-            key,
+    let tasks: Vec<SegmentTask> = probed
+        .window
+        .segments(deps.settings.segment_seconds)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (first, frames))| SegmentTask {
+            index: i as u32,
+            key: probed.source.key.clone(),
             first_frame: first,
-            input_offset: span.input_offset,
-            frames: span.frames,
-        });
-    }
+            input_offset: probed.window.source_seconds(first),
+            frames,
+        })
+        .collect();
     let whole = Span::whole(&probed.window);
     let audio = dir.join("audio.m4a");
     let audio_kbps = deps
@@ -446,11 +444,10 @@ pub async fn render_segment(
     let _ = tokio::fs::remove_dir_all(&dir).await;
     tokio::fs::create_dir_all(&dir).await?;
     let mark = watermark(deps).await?;
-    let local = dir.join("source.mp4");
-    deps.blobs.get_to_file(&seg.key, &local).await?;
+    let input = media_input(deps.blobs.as_ref(), &seg.key).await?;
     let targets = targets(deps, probed, &dir);
     let job = media::RenderJob {
-        input: local.into_os_string(),
+        input,
         source_size: (probed.facts.width, probed.facts.height),
         span: Span {
             input_offset: seg.input_offset,
