@@ -10,7 +10,7 @@ use vidpipe_domain::ports::{MediaEngine, MediaError};
 use vidpipe_domain::{Corner, Timeline, TransitionKind};
 
 use crate::captions::{self, CaptionImage};
-use crate::filtergraph::{Chain, Filter, Graph, Pad, Xfade, fmt_num};
+use crate::filtergraph::{Chain, Filter, Graph, Pad, Xfade, blur_pad, fmt_num};
 use crate::run::{self, Progress, os};
 use crate::tools::Tools;
 
@@ -470,51 +470,11 @@ fn normalise_clip(
     } else if same_aspect {
         g.push(tail(head.then(Filter::new("scale").opt("w", w).opt("h", h))).to([out.clone()]));
     } else {
-        // Blur-pad: a blurred cover-scaled copy fills the frame and the whole picture sits on it,
-        // contain-scaled. The background is blurred at quarter size, where blur is 16x cheaper
-        // and looks the same once scaled up.
-        let (bg_in, fg_in, bg, fg) = (
-            Pad::new(format!("bgsrc{i}")),
-            Pad::new(format!("fgsrc{i}")),
-            Pad::new(format!("bg{i}")),
-            Pad::new(format!("fg{i}")),
-        );
-        g.push(
-            head.then(Filter::new("split").arg(2))
-                .to([bg_in.clone(), fg_in.clone()]),
-        );
-        let (bw, bh) = (even(w / 4), even(h / 4));
-        g.push(
-            Chain::new([bg_in])
-                .then(
-                    Filter::new("scale")
-                        .opt("w", bw)
-                        .opt("h", bh)
-                        .opt("force_original_aspect_ratio", "increase"),
-                )
-                .then(Filter::new("crop").opt("w", bw).opt("h", bh))
-                .then(Filter::new("gblur").num("sigma", (bh as f64 / 12.0).max(2.0)))
-                .then(Filter::new("scale").opt("w", w).opt("h", h))
-                .to([bg.clone()]),
-        );
         let s = (w as f64 / src.width as f64).min(h as f64 / src.height as f64);
         let fw = even(((src.width as f64 * s).round() as u32).min(w));
         let fh = even(((src.height as f64 * s).round() as u32).min(h));
-        g.push(
-            Chain::new([fg_in])
-                .then(Filter::new("scale").opt("w", fw).opt("h", fh))
-                .to([fg.clone()]),
-        );
-        g.push(
-            tail(
-                Chain::new([bg, fg]).then(
-                    Filter::new("overlay")
-                        .opt("x", (w - fw) / 2)
-                        .opt("y", (h - fh) / 2),
-                ),
-            )
-            .to([out.clone()]),
-        );
+        let padded = blur_pad(g, head, &i.to_string(), (w, h), (fw, fh));
+        g.push(tail(padded).to([out.clone()]));
     }
     out
 }

@@ -226,6 +226,61 @@ pub fn fmt_num(v: f64) -> String {
     }
 }
 
+/// Blur-pad: fits a picture into a `w`x`h` box without stretching. A blurred, cover-scaled copy
+/// fills the box and the picture, contain-scaled to `fw`x`fh`, sits centred on it. The copy is
+/// blurred at quarter size, where blur is 16x cheaper and looks the same once scaled up.
+///
+/// Pushes the split and both branches into `g` and returns the overlay chain, for the caller to
+/// finish and name. `tag` keeps the pad names of several blur-pads apart.
+pub fn blur_pad(
+    g: &mut Graph,
+    head: Chain,
+    tag: &str,
+    (w, h): (u32, u32),
+    (fw, fh): (u32, u32),
+) -> Chain {
+    let (bg_in, fg_in, bg, fg) = (
+        Pad::new(format!("bgsrc{tag}")),
+        Pad::new(format!("fgsrc{tag}")),
+        Pad::new(format!("bg{tag}")),
+        Pad::new(format!("fg{tag}")),
+    );
+    g.push(
+        head.then(Filter::new("split").arg(2))
+            .to([bg_in.clone(), fg_in.clone()]),
+    );
+    let quarter = |v: u32| (v / 4 / 2 * 2).max(2);
+    let (bw, bh) = (quarter(w), quarter(h));
+    g.push(
+        Chain::new([bg_in])
+            .then(
+                Filter::new("scale")
+                    .opt("w", bw)
+                    .opt("h", bh)
+                    .opt("force_original_aspect_ratio", "increase"),
+            )
+            .then(Filter::new("crop").opt("w", bw).opt("h", bh))
+            .then(Filter::new("gblur").num("sigma", (bh as f64 / 12.0).max(2.0)))
+            .then(Filter::new("scale").opt("w", w).opt("h", h))
+            .to([bg.clone()]),
+    );
+    g.push(
+        Chain::new([fg_in])
+            .then(
+                Filter::new("scale")
+                    .opt("w", fw)
+                    .opt("h", fh)
+                    .opt("flags", "bicubic"),
+            )
+            .to([fg.clone()]),
+    );
+    Chain::new([bg, fg]).then(
+        Filter::new("overlay")
+            .opt("x", (w - fw) / 2)
+            .opt("y", (h - fh) / 2),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,39 +34,15 @@ pub async fn probe(tools: &Tools, path: &Path) -> Result<ProbeInfo, MediaError> 
             path.display()
         )));
     }
-    let args = [
-        run::os("-v"),
-        run::os("error"),
-        run::os("-print_format"),
-        run::os("json"),
-        run::os("-show_format"),
-        run::os("-show_streams"),
-        run::os(path),
-    ];
-    let (status, stdout, stderr_tail) = run::capture(&tools.ffprobe, args).await?;
-    if !status.success() {
-        // A signal (no exit code) means ffprobe itself was killed: that may pass on a retry.
-        // An exit code means ffprobe read the file and refused it.
-        if status.code().is_none() {
-            return Err(MediaError::ToolFailed {
-                tool: "ffprobe".into(),
-                status: status.to_string(),
-                stderr_tail,
-            });
-        }
-        let reason = stderr_tail
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("unreadable");
-        return Err(MediaError::InvalidInput(format!(
-            "{} is not readable media: {}",
-            path.display(),
-            reason.trim()
-        )));
-    }
-    let info =
-        parse(&stdout).map_err(|e| MediaError::InvalidInput(format!("{}: {e}", path.display())))?;
+    let info = probe_input(tools, path.as_os_str())
+        .await
+        .map_err(|e| match e {
+            MediaError::InvalidInput(reason) => MediaError::InvalidInput(format!(
+                "{} is not readable media: {reason}",
+                path.display()
+            )),
+            other => other,
+        })?;
     if info.video().is_none() && info.audio().is_none() {
         return Err(MediaError::InvalidInput(format!(
             "{} has no audio or video stream",
@@ -74,6 +50,45 @@ pub async fn probe(tools: &Tools, path: &Path) -> Result<ProbeInfo, MediaError> 
         )));
     }
     verify_still(path, info).await
+}
+
+/// Probes an ffmpeg input (a path or a URL; ffprobe reads only the byte ranges it needs). What
+/// ffprobe refuses is `InvalidInput` with its last stderr line; a killed ffprobe, or a URL that
+/// would not open (expired, refused), is `ToolFailed`, which a retry may fix.
+pub async fn probe_input(tools: &Tools, input: &std::ffi::OsStr) -> Result<ProbeInfo, MediaError> {
+    let args = [
+        run::os("-v"),
+        run::os("error"),
+        run::os("-print_format"),
+        run::os("json"),
+        run::os("-show_format"),
+        run::os("-show_streams"),
+        run::os(input),
+    ];
+    let (status, stdout, stderr_tail) = run::capture(&tools.ffprobe, args).await?;
+    if !status.success() {
+        let reason = stderr_tail
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("unreadable")
+            .trim()
+            .to_owned();
+        // No exit code: ffprobe itself was killed. An HTTP 4xx or a refused connection: the URL,
+        // not the bytes, failed. Either may pass on a retry.
+        let ours = status.code().is_none()
+            || reason.contains("Server returned 4")
+            || reason.contains("Connection refused");
+        if ours {
+            return Err(MediaError::ToolFailed {
+                tool: "ffprobe".into(),
+                status: status.to_string(),
+                stderr_tail,
+            });
+        }
+        return Err(MediaError::InvalidInput(reason));
+    }
+    parse(&stdout).map_err(MediaError::InvalidInput)
 }
 
 /// ffprobe names a still's codec from the file's extension and header alone, and this ffmpeg

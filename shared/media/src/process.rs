@@ -5,13 +5,13 @@
 //! Inputs are given as ffmpeg input strings, so a presigned URL works as well as a local path:
 //! ffmpeg then reads only the byte ranges it needs.
 
-use crate::filtergraph::{Chain, Filter, Graph, Pad, fmt_num};
+use crate::filtergraph::{Chain, Filter, Graph, Pad, blur_pad, fmt_num};
+pub use crate::probe::probe_input;
 use crate::run::{self, Progress, os};
 use crate::tools::Tools;
 use image::RgbaImage;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use vidpipe_domain::media::ProbeInfo;
 use vidpipe_domain::ports::MediaError;
 use vidpipe_domain::processing::{Fit, Rate, TrimWindow, WatermarkSpec};
 
@@ -297,44 +297,15 @@ fn fit_chain(g: &mut Graph, input: Pad, fit: Fit, i: usize) -> Pad {
         );
         return fitted;
     }
-    let (bg_in, fg_in, bg, fg) = (
-        Pad::new(format!("bgsrc{i}")),
-        Pad::new(format!("fgsrc{i}")),
-        Pad::new(format!("bg{i}")),
-        Pad::new(format!("fg{i}")),
+    let padded = blur_pad(
+        g,
+        Chain::new([input]),
+        &i.to_string(),
+        (fit.width, fit.height),
+        (fit.inner_width, fit.inner_height),
     );
     g.push(
-        Chain::new([input])
-            .then(Filter::new("split").arg(2))
-            .to([bg_in.clone(), fg_in.clone()]),
-    );
-    let even = |v: u32| (v / 2 * 2).max(2);
-    let (bw, bh) = (even(fit.width / 4), even(fit.height / 4));
-    g.push(
-        Chain::new([bg_in])
-            .then(
-                Filter::new("scale")
-                    .opt("w", bw)
-                    .opt("h", bh)
-                    .opt("force_original_aspect_ratio", "increase"),
-            )
-            .then(Filter::new("crop").opt("w", bw).opt("h", bh))
-            .then(Filter::new("gblur").num("sigma", (bh as f64 / 12.0).max(2.0)))
-            .then(
-                Filter::new("scale")
-                    .opt("w", fit.width)
-                    .opt("h", fit.height),
-            )
-            .to([bg.clone()]),
-    );
-    g.push(Chain::new([fg_in]).then(contain).to([fg.clone()]));
-    g.push(
-        Chain::new([bg, fg])
-            .then(
-                Filter::new("overlay")
-                    .opt("x", (fit.width - fit.inner_width) / 2)
-                    .opt("y", (fit.height - fit.inner_height) / 2),
-            )
+        padded
             .then(Filter::new("setsar").arg(1))
             .to([fitted.clone()]),
     );
@@ -457,47 +428,6 @@ pub async fn thumbnail(
         os(output),
     ];
     run::ffmpeg(tools, args, None).await
-}
-
-/// Probes an ffmpeg input string (a path or a URL) without reading the whole of it.
-pub async fn probe_input(tools: &Tools, input: &OsString) -> Result<ProbeInfo, MediaError> {
-    let args = [
-        os("-v"),
-        os("error"),
-        os("-print_format"),
-        os("json"),
-        os("-show_format"),
-        os("-show_streams"),
-        input.clone(),
-    ];
-    let (status, stdout, stderr_tail) = run::capture(&tools.ffprobe, args).await?;
-    if !status.success() {
-        if status.code().is_none() {
-            return Err(MediaError::ToolFailed {
-                tool: "ffprobe".into(),
-                status: status.to_string(),
-                stderr_tail,
-            });
-        }
-        let reason = stderr_tail
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("unreadable")
-            .trim()
-            .to_owned();
-        // A URL that fails to open (expired, refused) is ours to retry; anything else about the
-        // bytes is the upload's fault.
-        if reason.contains("Server returned 4") || reason.contains("Connection refused") {
-            return Err(MediaError::ToolFailed {
-                tool: "ffprobe".into(),
-                status: status.to_string(),
-                stderr_tail,
-            });
-        }
-        return Err(MediaError::InvalidInput(reason));
-    }
-    crate::probe::parse(&stdout).map_err(MediaError::InvalidInput)
 }
 
 #[cfg(test)]
