@@ -170,24 +170,14 @@ pub async fn thumbnail_from(
     tl: &Timeline,
     dest: &Path,
 ) -> Result<(), MediaError> {
-    let (tw, th) = tl.thumbnail_size();
-    let scale = Filter::new("scale").opt("w", tw).opt("h", th);
-    let args = vec![
-        os("-ss"),
-        os(fmt_num(tl.thumbnail_seconds)),
-        os("-i"),
-        os(video),
-        os("-vf"),
-        os(scale.to_string()),
-        os("-frames:v"),
-        os("1"),
-        os("-update"),
-        os("1"),
-        os("-q:v"),
-        os("3"),
-        os(dest),
-    ];
-    run::ffmpeg(tools, args, None).await
+    crate::process::thumbnail(
+        tools,
+        &video.as_os_str().to_owned(),
+        tl.thumbnail_seconds,
+        tl.thumbnail_size(),
+        dest,
+    )
+    .await
 }
 
 async fn is_nonempty(p: &Path) -> bool {
