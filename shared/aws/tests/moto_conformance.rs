@@ -29,10 +29,8 @@ use vidpipe_domain::job::{ClipRecord, ClipStatus, JobId, JobStatus};
 use vidpipe_domain::ports::{
     BlobStore, JobStore, Orchestrator, OrchestratorError, ProcessStore, UploadSigner,
 };
-use vidpipe_domain::processing::{
-    ProcessFailure, ProcessJob, ProcessStatus, SourcePath, SourceRef,
-};
-use vidpipe_pipeline::conformance::{blob_store, job_store};
+use vidpipe_domain::processing::{ProcessFailure, ProcessJob, ProcessStatus, SourceRef};
+use vidpipe_pipeline::conformance::{blob_store, job_store, process_store};
 
 const TABLE: &str = "vidpipe-test";
 const BUCKET: &str = "vidpipe-test";
@@ -212,6 +210,13 @@ async fn dynamo_job_store_conforms() {
     let a = job_store_on(&moto).await;
     let b = job_store_on(&moto).await;
     job_store::run_all(&a, &b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamo_process_store_conforms() {
+    let moto = Moto::start().await;
+    let client = table_on(&moto).await;
+    process_store::run_all(&DynamoJobStore::new(client, TABLE)).await;
 }
 
 fn item_key(pk: &str, sk: &str) -> HashMap<String, AttributeValue> {
@@ -707,22 +712,8 @@ async fn sfn_start_is_idempotent_and_cancel_stops() {
     }
 }
 
-fn process_record(id_source: &vidpipe_domain::processing::SourceRef) -> ProcessJob {
-    let now = Utc::now();
-    ProcessJob {
-        id: id_source.id(),
-        source: id_source.clone(),
-        path: SourcePath::parse(&id_source.key).ok(),
-        status: ProcessStatus::Running,
-        route: None,
-        facts: None,
-        outputs: Vec::new(),
-        thumbnail_key: None,
-        manifest_key: None,
-        error: None,
-        created_at: now,
-        updated_at: now,
-    }
+fn process_record(source: &SourceRef) -> ProcessJob {
+    ProcessJob::new(source, Utc::now())
 }
 
 /// The processing records: a put roundtrips byte for byte, a second put of the same id replaces

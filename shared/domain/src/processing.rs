@@ -598,6 +598,26 @@ pub struct ProcessJob {
     pub updated_at: DateTime<Utc>,
 }
 
+impl ProcessJob {
+    /// A new running record for `source`, before anything is known about it.
+    pub fn new(source: &SourceRef, now: DateTime<Utc>) -> ProcessJob {
+        ProcessJob {
+            id: source.id(),
+            source: source.clone(),
+            path: SourcePath::parse(&source.key).ok(),
+            status: ProcessStatus::Running,
+            route: None,
+            facts: None,
+            outputs: Vec::new(),
+            thumbnail_key: None,
+            manifest_key: None,
+            error: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessFailure {
     /// The stable error name (`VidPipe.SourceRejected`, ...).

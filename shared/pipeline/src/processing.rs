@@ -173,27 +173,13 @@ fn work_dir(deps: &ProcessDeps, source_id: &str, name: &str) -> PathBuf {
 
 /// The record as it stands, or a fresh one for this source.
 async fn record_for(deps: &ProcessDeps, source: &SourceRef) -> Result<ProcessJob, StepError> {
-    let id = source.id();
     let now = Utc::now();
-    Ok(match deps.records.get_process(&id).await? {
+    Ok(match deps.records.get_process(&source.id()).await? {
         Some(mut job) => {
             job.updated_at = now;
             job
         }
-        None => ProcessJob {
-            id,
-            source: source.clone(),
-            path: SourcePath::parse(&source.key).ok(),
-            status: ProcessStatus::Running,
-            route: None,
-            facts: None,
-            outputs: Vec::new(),
-            thumbnail_key: None,
-            manifest_key: None,
-            error: None,
-            created_at: now,
-            updated_at: now,
-        },
+        None => ProcessJob::new(source, now),
     })
 }
 

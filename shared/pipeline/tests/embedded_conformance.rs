@@ -5,7 +5,7 @@ use chrono::Utc;
 use std::sync::Arc;
 use vidpipe_domain::ports::{BlobError, BlobStore, JobStore, StoreError};
 use vidpipe_domain::{ErrorClass, JobStatus};
-use vidpipe_pipeline::conformance::{blob_store, job_store};
+use vidpipe_pipeline::conformance::{blob_store, job_store, process_store};
 use vidpipe_pipeline::embedded::{EmbeddedPaths, FsBlobStore, SqliteJobStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,6 +22,13 @@ async fn sqlite_job_store_conforms() {
 async fn sqlite_in_memory_job_store_conforms_on_one_handle() {
     let store = SqliteJobStore::open_in_memory().expect("open in memory");
     job_store::run_all(&store, &store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_process_store_conforms() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteJobStore::open(dir.path().join("vidpipe.sqlite3")).expect("open");
+    process_store::run_all(&store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
