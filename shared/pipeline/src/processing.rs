@@ -167,8 +167,13 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn work_dir(deps: &ProcessDeps, source_id: &str, name: &str) -> PathBuf {
-    deps.scratch_dir.join("process").join(source_id).join(name)
+/// An empty scratch folder for one step of one source: whatever a crashed earlier attempt left
+/// there is cleared first, so a retry never reads a stale part.
+async fn work_dir(deps: &ProcessDeps, source_id: &str, name: &str) -> Result<PathBuf, StepError> {
+    let dir = deps.scratch_dir.join("process").join(source_id).join(name);
+    let _ = tokio::fs::remove_dir_all(&dir).await;
+    tokio::fs::create_dir_all(&dir).await?;
+    Ok(dir)
 }
 
 /// The record as it stands, or a fresh one for this source.
@@ -306,9 +311,7 @@ pub async fn transcode(
     progress: &(dyn Fn(f64) + Send + Sync),
 ) -> Result<Rendered, StepError> {
     let started = Instant::now();
-    let dir = work_dir(deps, &probed.source_id, "single");
-    let _ = tokio::fs::remove_dir_all(&dir).await;
-    tokio::fs::create_dir_all(&dir).await?;
+    let dir = work_dir(deps, &probed.source_id, "single").await?;
     let mark = watermark(deps).await?;
     let input = media_input(deps.blobs.as_ref(), &probed.source.key).await?;
     let targets = targets(deps, probed, &dir);
@@ -351,9 +354,7 @@ pub async fn transcode(
 /// and its MP4 pieces lost the reordered tail frames of B-frame sources.
 pub async fn split(deps: &ProcessDeps, probed: &Probed) -> Result<Split, StepError> {
     let started = Instant::now();
-    let dir = work_dir(deps, &probed.source_id, "split");
-    let _ = tokio::fs::remove_dir_all(&dir).await;
-    tokio::fs::create_dir_all(&dir).await?;
+    let dir = work_dir(deps, &probed.source_id, "split").await?;
     let input = media_input(deps.blobs.as_ref(), &probed.source.key).await?;
     let tasks: Vec<SegmentTask> = probed
         .window
@@ -426,9 +427,8 @@ pub async fn render_segment(
         deps,
         &probed.source_id,
         &format!("segment_{:04}", seg.index),
-    );
-    let _ = tokio::fs::remove_dir_all(&dir).await;
-    tokio::fs::create_dir_all(&dir).await?;
+    )
+    .await?;
     let mark = watermark(deps).await?;
     let input = media_input(deps.blobs.as_ref(), &seg.key).await?;
     let targets = targets(deps, probed, &dir);
@@ -475,9 +475,7 @@ pub async fn assemble(deps: &ProcessDeps, split: &Split) -> Result<Rendered, Ste
             split.segments.len()
         )));
     }
-    let dir = work_dir(deps, &probed.source_id, "assemble");
-    let _ = tokio::fs::remove_dir_all(&dir).await;
-    tokio::fs::create_dir_all(&dir).await?;
+    let dir = work_dir(deps, &probed.source_id, "assemble").await?;
     let audio = dir.join("audio.m4a");
     deps.blobs.get_to_file(&split.audio_key, &audio).await?;
     let mut rendered = split.rendered.clone();
