@@ -486,6 +486,15 @@ async fn the_segment_path_matches_the_single_pass_and_reruns_overwrite() {
         segments >= 4,
         "{segments} segments for a 9 s output in 2 s pieces"
     );
+    // The audio was encoded once, as its own step beside the segments.
+    let steps: Vec<&str> = manifest["timings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["step"].as_str().unwrap())
+        .filter(|s| !s.starts_with("segment_"))
+        .collect();
+    assert_eq!(steps, ["probe", "split", "audio", "assemble", "publish"]);
     // Every segment rendered its share: the parts add up to the output, in order.
     // Scratch objects are gone; only the outputs of one source remain.
     let temp = stack.blob_path(&format!("temp/process/{}", seg.id));

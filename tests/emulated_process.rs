@@ -38,16 +38,7 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 /// A started stack with the watermark in place.
 fn prepared(env: &[(&str, &str)]) -> Emulator {
     let emu = Emulator::start(env);
-    let dir = tempfile::tempdir().unwrap();
-    let png = write_logo(&dir.path().join("mark.png"), 200, 80, [255, 255, 255]);
-    let bytes = std::fs::read(png).unwrap();
-    runtime().block_on(async {
-        blobs(&emu)
-            .await
-            .put_bytes(WATERMARK_KEY, bytes, "image/png")
-            .await
-            .expect("upload the watermark");
-    });
+    install_watermark(&emu);
     emu
 }
 
@@ -71,14 +62,54 @@ fn segment_stack() -> &'static Emulator {
     })
 }
 
+/// Fargate configured (an image, subnets and security groups) and a 4 s threshold: long uploads
+/// run `vidpipe-worker process` through ecs:runTask.sync, which the emulator runs as a local
+/// process with the task definition's environment and the state's overrides.
+fn worker_stack() -> &'static Emulator {
+    static STACK: OnceLock<Emulator> = OnceLock::new();
+    STACK.get_or_init(|| {
+        let scratch = std::env::temp_dir().join("vidpipe-emulated-worker");
+        let emu = Emulator::start_with(
+            &[
+                ("VIDPIPE_SEGMENT_THRESHOLD_SECONDS", "4"),
+                ("VIDPIPE_SCRATCH_DIR", scratch.to_str().unwrap()),
+            ],
+            &[
+                (
+                    "WorkerImageUri",
+                    "123456789012.dkr.ecr.us-east-1.amazonaws.com/vidpipe-worker:test",
+                ),
+                ("FargateSubnetIds", "subnet-0a1b2c3d"),
+                ("FargateSecurityGroupIds", "sg-0a1b2c3d"),
+                ("WorkerCpu", "2048"),
+                ("WorkerMemory", "4096"),
+            ],
+        );
+        install_watermark(&emu);
+        emu
+    })
+}
+
+fn install_watermark(emu: &Emulator) {
+    let dir = tempfile::tempdir().unwrap();
+    let png = write_logo(&dir.path().join("mark.png"), 200, 80, [255, 255, 255]);
+    let bytes = std::fs::read(png).unwrap();
+    runtime().block_on(async {
+        blobs(emu)
+            .await
+            .put_bytes(WATERMARK_KEY, bytes, "image/png")
+            .await
+            .expect("upload the watermark");
+    });
+}
+
 async fn blobs(emu: &Emulator) -> vidpipe_aws::S3BlobStore {
     let sdk = emulator_sdk_config(&emu.moto).await;
     vidpipe_aws::S3BlobStore::new(s3_client(&sdk), emu.bucket.clone())
 }
 
-/// 640x360 at 30 fps with a tone, a keyframe every second (so 2 s segments split cleanly), and
-/// no B-frames: with them the segment path currently fails (see
-/// `a_b_frame_source_takes_the_segment_map_too`).
+/// 640x360 at 30 fps with a tone and a keyframe every second; without B-frames (the B-frame
+/// variant is `a_b_frame_source_takes_the_segment_map_too`).
 fn source_video(dir: &Path, name: &str) -> Vec<u8> {
     source_video_with(dir, name, false)
 }
@@ -499,8 +530,10 @@ fn segments_match_single_pass(stem: &str, b_frames: bool) {
     let states = entered_states(segmented, seg_done["executionArn"].as_str().unwrap());
     for s in [
         "Split",
+        "RenderAndEncodeAudio",
         "RenderSegments",
         "RenderSegment",
+        "EncodeAudio",
         "Assemble",
         "Publish",
     ] {
@@ -613,5 +646,127 @@ fn a_text_file_named_mp4_is_rejected_recorded_and_notified() {
     assert!(
         outputs.is_empty(),
         "a rejected upload published {outputs:?}"
+    );
+}
+
+/// A long upload on a stack with Fargate: the route picks the worker, the task runs the single
+/// pass, publish reads what it left, and the outputs equal the one-pass outputs. Then, with the
+/// watermark gone, the worker's own error name (not ECS's States.TaskFailed) is recorded and
+/// notified.
+#[test]
+fn a_long_upload_runs_on_the_fargate_worker_when_the_stack_has_one() {
+    let emu = worker_stack();
+    let dir = tempfile::tempdir().unwrap();
+    let subscription = Subscription::new(emu, "test-notified-worker");
+    let key = "raw/acme/long/worker clip.mp4";
+    upload(emu, key, source_video(dir.path(), "src.mp4"), "video/mp4");
+    let (done, _) = finished(emu, key, Duration::from_secs(900));
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    let states = entered_states(emu, done["executionArn"].as_str().unwrap());
+    for s in ["Probe", "TranscodeOnFargate", "WorkerTranscoded", "Publish"] {
+        assert!(
+            states.iter().any(|e| e == s),
+            "worker path missed {s}: {states:?}"
+        );
+    }
+    for s in ["Transcode", "Split", "RenderSegments"] {
+        assert!(
+            !states.iter().any(|e| e == s),
+            "worker path entered {s}: {states:?}"
+        );
+    }
+    for name in RENDITIONS {
+        let out = fetch_probe(
+            emu,
+            &format!("processed/acme/long/worker clip_{name}.mp4"),
+            dir.path(),
+            &format!("worker_{name}.mp4"),
+        );
+        assert_eq!(
+            out.video_frames,
+            Some((OUTPUT_SECONDS * FPS) as u64),
+            "{name}"
+        );
+        assert_eq!(
+            (out.video_codec.as_str(), out.pix_fmt.as_str()),
+            ("h264", "yuv420p"),
+            "{name}"
+        );
+        assert_eq!(out.audio_codec.as_deref(), Some("aac"), "{name}");
+        let fit = match name {
+            "youtube" => Fit::compute(640, 360, 1920, 1080),
+            _ => Fit::compute(640, 360, 1080, 1920),
+        };
+        assert_eq!((out.width, out.height), (fit.width, fit.height), "{name}");
+    }
+    let manifest: Value = runtime().block_on(async {
+        let bytes = blobs(emu)
+            .await
+            .get_bytes("processed/acme/long/worker clip_manifest.json")
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    });
+    assert_eq!(manifest["route"], "worker", "{manifest}");
+    let steps: Vec<&str> = manifest["timings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        ["probe", "worker_transcode", "publish"],
+        "{manifest}"
+    );
+    // The worker's seconds are billed at the template's task size, not as Lambda seconds.
+    let cost = &manifest["cost"];
+    assert!(cost["worker_seconds"].as_f64().unwrap() > 0.0, "{cost}");
+    assert_eq!(
+        cost["worker_size"],
+        json!({"cpu_units": 2048, "memory_mb": 4096}),
+        "{cost}"
+    );
+    assert!(cost["estimated_usd"].as_f64().unwrap() > 0.0, "{cost}");
+    let event = subscription.event_for(emu, key, Duration::from_secs(60));
+    assert_eq!(event["status"], "succeeded", "{event}");
+
+    // Now a failure inside the task: the watermark is gone, so the worker fails with
+    // VidPipe.ConfigurationError (permanent: tried once), leaves it in temp/ and exits 1.
+    runtime().block_on(async { blobs(emu).await.delete(WATERMARK_KEY).await.unwrap() });
+    let failing = "raw/acme/long/no mark.mp4";
+    upload(
+        emu,
+        failing,
+        source_video(dir.path(), "src2.mp4"),
+        "video/mp4",
+    );
+    let (failed, input2) = finished(emu, failing, Duration::from_secs(600));
+    install_watermark(emu);
+    assert_eq!(failed["status"], "FAILED", "{failed}");
+    let states = entered_states(emu, failed["executionArn"].as_str().unwrap());
+    assert!(
+        states.iter().any(|s| s == "TranscodeOnFargate"),
+        "{states:?}"
+    );
+    assert!(states.iter().any(|s| s == "RecordFailure"), "{states:?}");
+    let source: SourceRef = serde_json::from_value(input2["source"].clone()).unwrap();
+    let record = runtime().block_on(async {
+        let sdk = emulator_sdk_config(&emu.moto).await;
+        DynamoJobStore::new(dynamodb_client(&sdk), emu.ready["table"].as_str().unwrap())
+            .get_process(&source.id())
+            .await
+            .unwrap()
+            .expect("a processing record")
+    });
+    assert_eq!(record.status, ProcessStatus::Failed);
+    let error = record.error.expect("the failure");
+    assert_eq!(error.error, "VidPipe.ConfigurationError", "{error:?}");
+    assert!(error.reason.contains("watermark"), "{}", error.reason);
+    let event = subscription.event_for(emu, failing, Duration::from_secs(60));
+    assert_eq!(event["status"], "failed", "{event}");
+    assert_eq!(
+        event["error"]["error"], "VidPipe.ConfigurationError",
+        "{event}"
     );
 }

@@ -165,9 +165,10 @@ fn generation_asl_runs_in_moto() {
     run_ok(tool("python"), &["scripts/check/asl_moto.py", "--quick"]);
 }
 
-/// The processing ASL really runs: the `{step, input}` payloads, both transcode paths and the
-/// Map's concurrency, `worker` routed to the segments, SNS and EventBridge receiving the event
-/// through moto's own integrations, and the failure path (about 5 s).
+/// The processing ASL really runs: the `{step, input}` payloads, the three transcode paths (the
+/// Map's concurrency; the worker's command and environment through ecs:runTask.sync, and its
+/// non-zero exit), SNS and EventBridge receiving the event through moto's own integrations, and
+/// the failure path (about 8 s).
 #[test]
 fn processing_asl_runs_in_moto() {
     run_ok(
@@ -309,7 +310,8 @@ fn placeholders(text: &str) -> BTreeSet<String> {
     out
 }
 
-/// Every state of a definition, nested ones included: (name, state, enclosing Map states).
+/// Every state of a definition, nested ones included: (name, state, enclosing Map and Parallel
+/// states, outermost first).
 fn all_states(asl: &Json) -> Vec<(String, &Json, Vec<&Json>)> {
     fn walk<'a>(
         states: &'a Json,
@@ -326,8 +328,10 @@ fn all_states(asl: &Json) -> Vec<(String, &Json, Vec<&Json>)> {
                 }
             }
             if let Some(branches) = state.get("Branches").and_then(Json::as_array) {
+                let mut e = enclosing.to_vec();
+                e.push(state);
                 for b in branches {
-                    walk(&b["States"], enclosing, out);
+                    walk(&b["States"], &e, out);
                 }
             }
         }
@@ -473,8 +477,8 @@ fn lambda_tasks_retry_transient_errors_and_are_caught() {
                     sm.asl_path
                 );
             }
-            // Caught here, or (inside a Map's ItemProcessor, where the failure states are out of
-            // scope) by the Map around it.
+            // Caught here, or (inside a Map's ItemProcessor or a Parallel's branch, where the
+            // failure states are out of scope) by the state around it.
             let catches_all = |s: &Json| {
                 s["Catch"]
                     .as_array()
@@ -482,7 +486,7 @@ fn lambda_tasks_retry_transient_errors_and_are_caught() {
             };
             assert!(
                 catches_all(state) || enclosing.iter().any(|m| catches_all(m)),
-                "{}: Lambda task {name} has no States.ALL Catch (itself or its Map)",
+                "{}: Lambda task {name} has no States.ALL Catch (itself or around it)",
                 sm.asl_path
             );
         }
@@ -960,7 +964,7 @@ fn every_route_goes_to_the_api_function_behind_the_jwt_authorizer() {
 // ------------------------------------------------------------------------------------------
 
 /// What a processing state contributes to a path: the step a Lambda task names, `Map(...)`
-/// around its iteration's steps, `Notify(...)` for a Parallel of service integrations.
+/// around its iteration's steps, `Parallel(...)` around its branches' first steps.
 fn process_label(state: &Json) -> Option<String> {
     match state["Type"].as_str()? {
         "Task" if is_lambda_task(state) => Some(
@@ -982,7 +986,7 @@ fn process_label(state: &Json) -> Option<String> {
                 .filter_map(|b| process_label(&b["States"][b["StartAt"].as_str()?]))
                 .collect();
             parts.sort();
-            Some(format!("Notify({})", parts.join(" + ")))
+            Some(format!("Parallel({})", parts.join(" + ")))
         }
         _ => None,
     }
@@ -1021,7 +1025,7 @@ fn process_paths(states: &Json, start: &str) -> Vec<(Vec<String>, String)> {
     out
 }
 
-const NOTIFY: &str = "Notify(arn:aws:states:::events:putEvents + arn:aws:states:::sns:publish)";
+const NOTIFY: &str = "Parallel(arn:aws:states:::events:putEvents + arn:aws:states:::sns:publish)";
 
 #[test]
 fn processing_runs_probe_then_one_pass_or_segments_then_publish_and_notify() {
@@ -1039,11 +1043,20 @@ fn processing_runs_probe_then_one_pass_or_segments_then_publish_and_notify() {
     let want = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let mut expected = vec![
         want(&["probe", "transcode", "publish", NOTIFY, "Succeed"]),
+        // The audio is encoded beside the segment Map, not before it.
         want(&[
             "probe",
             "split",
-            "Map(render_segment)",
+            "Parallel(Map(render_segment) + encode_audio)",
             "assemble",
+            "publish",
+            NOTIFY,
+            "Succeed",
+        ]),
+        // Long uploads on the Fargate worker; publish reads what the task left.
+        want(&[
+            "probe",
+            "arn:aws:states:::ecs:runTask.sync",
             "publish",
             NOTIFY,
             "Succeed",
@@ -1054,7 +1067,7 @@ fn processing_runs_probe_then_one_pass_or_segments_then_publish_and_notify() {
     expected.sort();
     assert_eq!(paths, expected, "paths through {}", sm.asl_path);
 
-    // Every route probe can choose has a branch, `worker` included (it takes the segments).
+    // Every route probe can choose has a branch.
     let route = sm.asl["States"]
         .as_object()
         .unwrap()
@@ -1094,21 +1107,49 @@ fn processing_tasks_retry_with_the_step_policy_and_payloads_carry_keys() {
         );
     }
     assert_eq!(
-        lambda_tasks, 7,
-        "probe, transcode, split, render_segment, assemble, publish, record_failure"
+        lambda_tasks, 8,
+        "probe, transcode, split, render_segment, encode_audio, assemble, publish, record_failure"
     );
 
-    let map = all_states(&sm.asl)
+    // The Map runs in a Parallel beside the audio encode; the Parallel hands both branches the
+    // split's plan and the concurrency, and gathers {rendered, audio} for assemble.
+    let (_, map, around) = all_states(&sm.asl)
         .into_iter()
         .find(|(_, s, _)| s["Type"] == "Map")
-        .expect("the segment Map")
-        .1;
-    assert_eq!(map["ItemsPath"], "$.split.output.segments");
-    assert_eq!(map["ResultPath"], "$.split.output.rendered");
+        .expect("the segment Map");
+    let [parallel] = around.as_slice() else {
+        panic!("the Map sits in one Parallel, got {around:?}")
+    };
+    assert_eq!(parallel["Type"], "Parallel");
+    assert_eq!(parallel["Parameters"]["split.$"], "$.split.output");
+    assert_eq!(map["ItemsPath"], "$.split.segments");
+    assert_eq!(map["ItemSelector"]["probed.$"], "$.split.probed");
     assert_eq!(map["ItemSelector"]["segment.$"], "$$.Map.Item.Value");
-    let conc = map["MaxConcurrencyPath"]
+    let branch_steps: Vec<String> = parallel["Branches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| process_label(&b["States"][b["StartAt"].as_str().unwrap()]).unwrap())
+        .collect();
+    assert_eq!(branch_steps, ["Map(render_segment)", "encode_audio"]);
+    assert_eq!(
+        parallel["ResultSelector"],
+        serde_json::json!({"rendered.$": "$[0]", "audio.$": "$[1]"})
+    );
+    let result = parallel["ResultPath"].as_str().expect("ResultPath");
+    let assemble = all_states(&sm.asl)
+        .into_iter()
+        .find(|(_, s, _)| is_lambda_task(s) && s["Parameters"]["Payload"]["step"] == "assemble")
+        .expect("assemble")
+        .1;
+    let input = &assemble["Parameters"]["Payload"]["input"];
+    assert_eq!(input["split.$"], "$.split.output");
+    assert_eq!(input["rendered.$"], format!("{result}.rendered"));
+    assert_eq!(input["audio.$"], format!("{result}.audio"));
+    assert_eq!(map["MaxConcurrencyPath"], "$.concurrency");
+    let conc = parallel["Parameters"]["concurrency.$"]
         .as_str()
-        .expect("MaxConcurrencyPath");
+        .expect("the concurrency passed into the Parallel");
     assert!(
         sm.text
             .contains("States.StringToJson('${SegmentConcurrency}')")
@@ -1136,7 +1177,7 @@ fn processing_failures_are_recorded_then_notified_then_fail() {
             let target = c["Next"].as_str().expect("Catch Next");
             for (path, end) in process_paths(states, target) {
                 let p: Vec<&str> = path.iter().map(String::as_str).collect();
-                if state["Type"] == "Parallel" {
+                if state["Type"] == "Parallel" && state.to_string().contains("sns:publish") {
                     // A notification that fails after publish does not undo the upload; one that
                     // fails after record_failure still fails the execution.
                     assert!(p.is_empty(), "{name}: Catch runs {p:?}");
@@ -1360,4 +1401,86 @@ fn uploads_reach_the_dispatcher_through_a_queue_with_a_dead_letter_queue() {
         template()["Parameters"]["WebhookUrl"]["NoEcho"].as_bool(),
         Some(true)
     );
+}
+
+/// Long uploads go to the Fargate worker exactly when the stack has one: the process function's
+/// route flag follows FargateEnabled, the worker is told the same processing settings, and the
+/// processing state machine may run (and pass the roles of) the worker task.
+#[test]
+fn long_uploads_use_the_fargate_worker_only_when_the_stack_has_one() {
+    let res = resources();
+    let env = &props(&res["ProcessFunction"])["Environment"]["Variables"];
+    let flag = serde_json::to_value(&env["VIDPIPE_PROCESS_WORKER"]).unwrap();
+    assert_eq!(
+        flag,
+        serde_json::json!({"!If": ["FargateEnabled", "1", "0"]}),
+        "VIDPIPE_PROCESS_WORKER"
+    );
+    for (var, param) in [
+        ("VIDPIPE_WORKER_CPU", "WorkerCpu"),
+        ("VIDPIPE_WORKER_MEMORY_MB", "WorkerMemory"),
+    ] {
+        assert_eq!(referenced_id(&env[var]).as_deref(), Some(param), "{var}");
+    }
+
+    // The worker container gets the settings that shape a render.
+    let task = props(&res["WorkerTaskDefinition"]);
+    let container = &task["ContainerDefinitions"][0];
+    let worker_env: BTreeSet<&str> = container["Environment"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["Name"].as_str())
+        .collect();
+    for var in [
+        "VIDPIPE_TABLE",
+        "VIDPIPE_BUCKET",
+        "VIDPIPE_FFMPEG_DIR",
+        "VIDPIPE_INTRO_SECONDS",
+        "VIDPIPE_OUTRO_SECONDS",
+        "VIDPIPE_WATERMARK_KEY",
+    ] {
+        assert!(worker_env.contains(var), "the worker container lacks {var}");
+    }
+    let name = container["Name"].as_str().unwrap();
+
+    // The ASL's ECS task names that container and runs `process`.
+    let sm = processing();
+    let ecs: Vec<&Json> = all_states(&sm.asl)
+        .into_iter()
+        .map(|(_, s, _)| s)
+        .filter(|s| s["Resource"] == "arn:aws:states:::ecs:runTask.sync")
+        .collect();
+    let [state] = ecs.as_slice() else {
+        panic!("one ECS task in {}", sm.asl_path)
+    };
+    let over = &state["Parameters"]["Overrides"]["ContainerOverrides"][0];
+    assert_eq!(over["Command"], serde_json::json!(["process"]));
+    assert_eq!(over["Environment"][0]["Name"], "VIDPIPE_PROBED");
+    let subs = props(&res[sm.logical_id.as_str()])["DefinitionSubstitutions"].clone();
+    assert_eq!(subs["WorkerContainerName"].as_str(), Some(name));
+
+    // The ECS policy (only with Fargate) covers both state machines' roles.
+    let (_, policy) = resources_of_type("AWS::IAM::Policy")
+        .into_iter()
+        .find(|(_, p)| {
+            serde_json::to_string(&serde_json::to_value(props(p)).unwrap())
+                .unwrap()
+                .contains("ecs:RunTask")
+        })
+        .expect("an ECS policy");
+    assert_eq!(policy["Condition"].as_str(), Some("FargateEnabled"));
+    let roles: BTreeSet<String> = props(policy)["Roles"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(referenced_id)
+        .collect();
+    for sm in state_machines() {
+        assert!(
+            roles.contains(&format!("{}Role", sm.logical_id)),
+            "{} may not run the worker: {roles:?}",
+            sm.logical_id
+        );
+    }
 }

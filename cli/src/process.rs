@@ -31,7 +31,7 @@ pub struct ProcessArgs {
     /// Trimmed lengths above this many seconds are processed as parallel segments.
     #[arg(long, default_value_t = 300.0)]
     segment_threshold: f64,
-    /// Target segment length in seconds (segments end on keyframes).
+    /// Segment length in seconds (each renders from its own frame-accurate seek).
     #[arg(long, default_value_t = 60.0)]
     segment_seconds: f64,
     /// A rendition profile file replacing the built-in one.

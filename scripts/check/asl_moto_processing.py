@@ -3,8 +3,10 @@
 
 asl-validator checks the definition's shape; this checks what it does: the `{"step", "input"}`
 payload each task sends (the Rust `ProcessStep` enum), the data flow between steps (Probed ->
-Transcode or Split -> Map -> Assemble -> Publish), the Map's concurrency from the substituted
-value, the route Choice (`worker` takes the segments), that SNS and EventBridge really receive
+Transcode, or Split -> Parallel(Map, EncodeAudio) -> Assemble -> Publish), the Map's concurrency from the substituted
+value, the route Choice (`worker` runs `vidpipe-worker process` through ecs:runTask.sync, with the
+probe's output in the container's environment, and a task that exits non-zero is recorded), that
+SNS and EventBridge really receive
 the event through moto's own sns:publish and events:putEvents integrations (an SQS queue
 subscribed to the topic, an EventBridge rule with an SQS target), and the failure path (the
 source from the execution input, the error name, the failure event, the Fail state).
@@ -38,11 +40,14 @@ from moto import mock_aws  # noqa: E402
 from moto.awslambda.models import LambdaFunction  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts" / "emulator"))
+from emulator import install_ecs_runner  # noqa: E402  - the emulator's runTask.sync hook
 ASL = ROOT / "statemachine" / "processing.asl.json"
 REGION = os.environ["AWS_DEFAULT_REGION"]
 FUNCTION = "vidpipe-process"
 SOURCE = {"bucket": "media", "key": "raw/acme/launch/My Clip ü.MOV", "version": "v1"}
 PROBED_KEYS = {"source", "source_id", "path", "facts", "window", "route", "has_audio", "timings"}
+SPLIT_KEYS = {"probed", "segments", "audio_key", "thumbnail_key", "timings"}
 
 
 class StepFailure(Exception):
@@ -62,6 +67,8 @@ class World:
         self.failures: dict[str, list[str]] = {}
         self.running = 0
         self.max_running = 0
+        self.render_started: list[float] = []
+        self.audio_span: tuple[float, float] | None = None
 
     def called(self, step: str) -> list[dict]:
         return [i for s, i in self.calls if s == step]
@@ -69,6 +76,34 @@ class World:
 
 WORLD = World()
 LAST_EXECUTION: list[str] = []
+CLUSTER = "arn:aws:ecs:us-east-1:123456789012:cluster/vidpipe-worker"
+TASK_DEFINITION = "arn:aws:ecs:us-east-1:123456789012:task-definition/vidpipe-worker:1"
+
+
+class StubWorker:
+    """Stands in for the Fargate task: records what it was asked to run and stops at once, with
+    the exit code the scenario wants (the emulator's EcsRunner runs the real binary)."""
+
+    def __init__(self):
+        self.runs: list[dict] = []
+        self.exit_code = 0
+        self.tasks: dict[str, dict] = {}
+
+    def run(self, cluster: str, task_definition: str, overrides: dict) -> dict:
+        c = (overrides.get("ContainerOverrides") or [{}])[0]
+        self.runs.append({"cluster": cluster, "task_definition": task_definition, "container": c.get("Name"),
+                          "command": c.get("Command"), "env": {e["Name"]: e["Value"] for e in c.get("Environment") or []}})
+        arn = f"{cluster.replace(':cluster/', ':task/')}/{len(self.runs)}"
+        self.tasks[arn] = {"TaskArn": arn, "ClusterArn": cluster, "LastStatus": "STOPPED", "StopCode": "EssentialContainerExited",
+                           "StoppedReason": "Essential container in task exited",
+                           "Containers": [{"Name": c.get("Name"), "ExitCode": self.exit_code}]}
+        return {"TaskArn": arn, "ClusterArn": cluster, "LastStatus": "RUNNING"}
+
+    def describe(self, task_arn: str) -> dict:
+        return self.tasks[task_arn]
+
+
+WORKER = StubWorker()
 
 
 def probed() -> dict:
@@ -120,10 +155,17 @@ def step(envelope: dict) -> dict:
         if name == "transcode":
             return {"probed": payload, "thumbnail_key": "t.jpg", "timings": []}
         segs = [{"index": i, "key": f"temp/s{i}.mp4", "first_frame": 60 * i, "input_offset": 0.0, "frames": 60} for i in range(WORLD.segments)]
-        return {"probed": payload, "segments": segs, "audio_key": "temp/a.m4a", "thumbnail_key": "t.jpg", "rendered": [], "timings": []}
+        return {"probed": payload, "segments": segs, "audio_key": "temp/a.m4a", "thumbnail_key": "t.jpg", "timings": []}
+    if name == "encode_audio":
+        need(name, payload, SPLIT_KEYS)
+        started = time.monotonic()
+        time.sleep(0.3)  # long enough that a sequential run would show in the renders' timing
+        WORLD.audio_span = (started, time.monotonic())
+        return {"step": "audio", "seconds": 0.3}
     if name == "render_segment":
         need(name, payload, {"probed", "segment"})
         with WORLD.lock:
+            WORLD.render_started.append(time.monotonic())
             WORLD.running += 1
             WORLD.max_running = max(WORLD.max_running, WORLD.running)
         time.sleep(0.2)
@@ -132,10 +174,14 @@ def step(envelope: dict) -> dict:
         i = payload["segment"]["index"]
         return {"index": i, "parts": [f"temp/p{i}_0.mp4", f"temp/p{i}_1.mp4"], "seconds": 0.2}
     if name == "assemble":
-        need(name, payload, {"probed", "segments", "audio_key", "thumbnail_key", "rendered", "timings"})
-        return {"probed": payload["probed"], "thumbnail_key": payload["thumbnail_key"], "timings": []}
+        need(name, payload, {"split", "rendered", "audio"})
+        need(name, payload["split"], SPLIT_KEYS)
+        if payload["audio"] != {"step": "audio", "seconds": 0.3}:
+            raise StepFailure("VidPipe.Internal", f"assemble got audio {payload['audio']}")
+        return {"probed": payload["split"]["probed"], "thumbnail_key": payload["split"]["thumbnail_key"], "timings": []}
     if name == "publish":
-        need(name, payload, {"probed", "thumbnail_key", "timings"})
+        # processing::PublishInput: a Rendered, or after the worker the Probed itself.
+        need(name, payload, PROBED_KEYS if WORLD.route == "worker" else {"probed", "thumbnail_key", "timings"})
         return event("succeeded")
     if name == "record_failure":
         need(name, payload, {"source", "error_type", "cause"})
@@ -203,6 +249,12 @@ class Stack:
             "SegmentConcurrency": str(concurrency),
             "NotificationTopicArn": topic or self.topic,
             "EventBusName": "default",
+            "EcsClusterArn": CLUSTER,
+            "WorkerTaskDefinitionArn": TASK_DEFINITION,
+            "WorkerContainerName": "worker",
+            "FargateSubnets": "subnet-a,subnet-b",
+            "FargateSecurityGroups": "sg-a",
+            "FargateAssignPublicIp": "DISABLED",
         }
         role = f"arn:aws:iam::{self.account}:role/sfn"
         sm = self.sfn.create_state_machine(name=f"proc-{name}-{int(time.time() * 1000)}", definition=render(subs), roleArn=role)["stateMachineArn"]
@@ -240,21 +292,51 @@ def scenarios(quick: bool):
         WORLD = World("segments", segments=5)
         d = st.run("segments", concurrency=2)
         check(d["status"] == "SUCCEEDED", "segment path succeeds", d)
-        order = [s for s, _ in WORLD.calls if s != "render_segment"]
+        order = [s for s, _ in WORLD.calls if s not in ("render_segment", "encode_audio")]
         check(order == ["probe", "split", "assemble", "publish"], "steps", WORLD.calls)
+        names = [s for s, _ in WORLD.calls]
+        check(names.count("encode_audio") == 1, "the audio is encoded once", WORLD.calls)
+        # The audio runs beside the Map: a render starts while the audio is under way.
+        start, end = WORLD.audio_span or (0.0, 0.0)
+        check(any(start <= t < end for t in WORLD.render_started), "renders run while the audio encodes",
+              (WORLD.audio_span, WORLD.render_started))
         renders = WORLD.called("render_segment")
         check(sorted(r["segment"]["index"] for r in renders) == list(range(5)), "one render per segment", renders)
         check(all(r["probed"]["route"] == "segments" for r in renders), "each render gets the probe", renders)
         check(WORLD.max_running == 2, f"MaxConcurrencyPath honoured (saw {WORLD.max_running} at once)")
         rendered = WORLD.called("assemble")[0]["rendered"]
+        check(WORLD.called("encode_audio")[0] == WORLD.called("assemble")[0]["split"], "both get the split's plan", WORLD.calls)
         check([r["index"] for r in rendered] == list(range(5)), "assemble gets the renders in order", rendered)
         st.notifications()
 
-    def worker_takes_segments(st: Stack):
+    def worker_on_fargate(st: Stack):
         global WORLD
-        WORLD = World("worker", segments=1)
+        WORLD = World("worker")
+        WORKER.runs.clear()
+        WORKER.exit_code = 0
         d = st.run("worker")
-        check(d["status"] == "SUCCEEDED" and WORLD.called("split"), "route worker takes the segments", WORLD.calls)
+        check(d["status"] == "SUCCEEDED", "worker route succeeds", d)
+        check([s for s, _ in WORLD.calls] == ["probe", "publish"], "no Lambda transcode or split", WORLD.calls)
+        check(len(WORKER.runs) == 1, "one task", WORKER.runs)
+        run = WORKER.runs[0]
+        check((run["cluster"], run["task_definition"], run["container"], run["command"]) ==
+              (CLUSTER, TASK_DEFINITION, "worker", ["process"]), "the worker's command", run)
+        check(json.loads(run["env"].get("VIDPIPE_PROBED", "null")) == probed(), "VIDPIPE_PROBED is the probe's output", run)
+        check(WORLD.called("publish")[0] == probed(), "publish gets the Probed after the worker", WORLD.calls)
+        st.notifications()
+
+    def worker_exits_non_zero(st: Stack):
+        global WORLD
+        WORLD = World("worker")
+        WORKER.runs.clear()
+        WORKER.exit_code = 1
+        d = st.run("worker-failed")
+        check(d["status"] == "FAILED" and len(WORKER.runs) == 1, "a failed task fails the upload", d)
+        check(not WORLD.called("publish"), "nothing published", WORLD.calls)
+        rec = WORLD.called("record_failure")
+        check(len(rec) == 1 and rec[0]["error_type"] == "States.TaskFailed", "recorded as the task's failure", rec)
+        cause = json.loads(rec[0]["cause"]) if rec else {}
+        check(cause.get("Containers", [{}])[0].get("ExitCode") == 1, "the cause is the stopped task's description", cause)
         st.notifications()
 
     def rejected(st: Stack):
@@ -300,7 +382,8 @@ def scenarios(quick: bool):
 
     yield "single pass: probe -> transcode -> publish -> SNS + EventBridge", single_pass
     yield "segments: split -> Map (concurrency 2) -> assemble", segments
-    yield "route worker takes the segments", worker_takes_segments
+    yield "route worker: ecs:runTask.sync `process` -> publish reads what it left", worker_on_fargate
+    yield "a worker that exits non-zero -> States.TaskFailed recorded", worker_exits_non_zero
     yield "rejection -> record_failure -> failure notified -> Fail", rejected
     yield "unknown route -> recorded as VidPipe.Internal", unknown_route
     if not quick:
@@ -316,6 +399,7 @@ def main() -> int:
     if not args.verbose:
         logging.getLogger("moto").setLevel(logging.CRITICAL)
     LambdaFunction._invoke_lambda = fake_invoke
+    install_ecs_runner(WORKER)
     failures = 0
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         role = boto3.client("iam").create_role(RoleName="lambda", AssumeRolePolicyDocument="{}")["Role"]["Arn"]

@@ -897,15 +897,26 @@ class Provisioner:
         arn = self.client("ecs").create_cluster(clusterName=name)["cluster"]["clusterArn"]
         self.r.refs[lid] = name
         self.r.attrs[lid] = {"Arn": arn}
-        self.skipped.append((lid, "AWS::ECS::Cluster", "created in moto for its ARN; Fargate tasks never run"))
+        self.skipped.append((lid, "AWS::ECS::Cluster", "created in moto for its ARN; tasks run as local processes"))
         return None  # type: ignore[return-value]
 
     def h_ECS_TaskDefinition(self, lid: str, p: dict, _d: dict) -> None:
+        """Kept for EcsRunner, not registered in moto: moto's run_task would need the task's
+        subnets to exist in its EC2, and would never run anything anyway."""
         family = p.get("Family") or self.gen_name(lid, 255)
         arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{family}:1"
         self.r.refs[lid] = arn
         self.r.attrs[lid] = {"TaskDefinitionArn": arn}
-        self.skipped.append((lid, "AWS::ECS::TaskDefinition", "Fargate is not emulated; ARN synthesized"))
+        containers = {}
+        for c in p.get("ContainerDefinitions") or []:
+            containers[c["Name"]] = {
+                "entry_point": list(c.get("EntryPoint") or []),
+                "command": list(c.get("Command") or []),
+                "environment": {e["Name"]: str(e["Value"]) for e in c.get("Environment") or []},
+            }
+        TASK_DEFINITIONS[arn] = {"family": family, "containers": containers}
+        self.skipped.append((lid, "AWS::ECS::TaskDefinition",
+                             "kept by the emulator: runTask.sync runs its container's entry point as a local process"))
         return None
 
 
@@ -1049,6 +1060,144 @@ def install_forwarder(fwd: Forwarder) -> None:
         return orig_invoke(self, body, request_headers, response_headers)
 
     models.LambdaFunction.invoke = invoke  # type: ignore[method-assign]
+
+
+# Task definitions the template declares, by ARN: {"family", "containers": {name: {entry_point,
+# command, environment}}}. Filled while provisioning, read by EcsRunner.
+TASK_DEFINITIONS: dict[str, dict] = {}
+
+
+class EcsRunner:
+    """Fargate as a local process. A task's container runs its entry point (a workspace bin,
+    built like the functions) with the task definition's environment, then the emulator's own
+    (endpoints, credentials, the local ffmpeg, the test's VIDPIPE_* settings), then the run's
+    container overrides, as ECS layers them. Stop codes and exit codes are reported as ECS
+    describes a stopped task."""
+
+    def __init__(self, target_dir: Path, env: dict[str, str], timeout: float):
+        self.target_dir = target_dir
+        self.env = env
+        self.timeout = timeout
+        self.tasks: dict[str, dict] = {}
+        self.lock = threading.Lock()
+
+    def run(self, cluster: str, task_definition: str, overrides: dict) -> dict:
+        td = TASK_DEFINITIONS.get(task_definition)
+        if td is None:
+            raise EmulatorError(f"runTask: unknown task definition {task_definition}")
+        over = {_k(o, "Name"): o for o in _k(overrides or {}, "ContainerOverrides") or []}
+        # One essential container per task definition here (the template has one).
+        name, c = next(iter(td["containers"].items()))
+        o = over.get(name, {})
+        command = list(_k(o, "Command") or c["command"])
+        if not c["entry_point"]:
+            raise EmulatorError(f"runTask: container {name} has no entry point to run locally")
+        exe = self.target_dir / "debug" / c["entry_point"][0]
+        argv = [str(exe)] + c["entry_point"][1:] + command
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "MOTO_PORT"}
+        env.update(c["environment"])
+        env.update(self.env)
+        for e in _k(o, "Environment") or []:
+            env[_k(e, "Name")] = str(_k(e, "Value"))
+        task_id = hashlib.sha1(f"{time.time_ns()}{argv}".encode()).hexdigest()[:32]
+        cluster_name = cluster.rsplit("/", 1)[-1]
+        task = {
+            "TaskArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/{cluster_name}/{task_id}",
+            "ClusterArn": cluster if cluster.startswith("arn:") else f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{cluster}",
+            "TaskDefinitionArn": task_definition,
+            "LaunchType": "FARGATE",
+            "LastStatus": "RUNNING",
+            "DesiredStatus": "RUNNING",
+            "Containers": [{"Name": name, "LastStatus": "RUNNING"}],
+        }
+        with self.lock:
+            self.tasks[task["TaskArn"]] = task
+        log(f"ecs: task {task_id} runs {' '.join(argv[:3])} ...")
+
+        def execute() -> None:
+            t = time.monotonic()
+            try:
+                proc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=sys.stderr,
+                                      stderr=sys.stderr, timeout=self.timeout, start_new_session=True)
+                code, stop_code, why = proc.returncode, "EssentialContainerExited", "Essential container in task exited"
+            except subprocess.TimeoutExpired:
+                code, stop_code, why = 137, "TaskFailedToStart", f"emulator: task ran over {self.timeout:.0f}s"
+            except OSError as e:
+                code, stop_code, why = None, "TaskFailedToStart", f"CannotStartContainerError: {e}"
+            log(f"ecs: task {task_id} stopped in {time.monotonic() - t:.1f}s, exit {code}")
+            with self.lock:
+                task.update({"LastStatus": "STOPPED", "DesiredStatus": "STOPPED", "StopCode": stop_code,
+                             "StoppedReason": why})
+                container = {"Name": name, "LastStatus": "STOPPED"}
+                if code is not None:
+                    container["ExitCode"] = code
+                task["Containers"] = [container]
+
+        threading.Thread(target=execute, daemon=True, name=f"ecs-{task_id[:8]}").start()
+        return dict(task)
+
+    def describe(self, task_arn: str) -> dict:
+        with self.lock:
+            return json.loads(json.dumps(self.tasks[task_arn]))
+
+
+def _k(d: dict, pascal: str) -> Any:
+    """A Step Functions parameter by its PascalCase name or the SDK's camelCase one."""
+    return d.get(pascal, d.get(pascal[0].lower() + pascal[1:]))
+
+
+def install_ecs_runner(runner: EcsRunner) -> None:
+    """Route moto's Step Functions `ecs:runTask.sync` to EcsRunner.
+
+    moto 5.2.5 calls its own ECS run_task (which needs the subnets in its EC2 and never runs or
+    stops a task) and then waits for STOPPED forever. Here the task runs as a process, and a stopped
+    task whose essential container did not exit 0 fails the state with States.TaskFailed and the
+    task description as the Cause, as Step Functions does.
+    """
+    from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent, FailureEventException)
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType)
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_ecs as m
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+    from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+
+    def _eval_service_task(self: Any, env: Any, resource_runtime_part: Any, normalised_parameters: dict,
+                           state_credentials: Any) -> None:
+        if self._get_boto_service_action() != "run_task":
+            raise EmulatorError(f"ecs:{self._get_boto_service_action()} is not emulated")
+        p = normalised_parameters
+        task = runner.run(_k(p, "Cluster") or "default", _k(p, "TaskDefinition"), _k(p, "Overrides") or {})
+        env.stack.append({"Tasks": [task]})
+
+    def _build_sync_resolver(self: Any, env: Any, resource_runtime_part: Any, normalised_parameters: dict,
+                             state_credentials: Any) -> Callable[[], Any]:
+        task_arn = env.stack.pop()["Tasks"][0]["TaskArn"]
+
+        def resolve() -> dict | None:
+            task = runner.describe(task_arn)
+            if task["LastStatus"] != "STOPPED":
+                return None
+            if all(c.get("ExitCode") == 0 for c in task["Containers"]):
+                return task
+            raise FailureEventException(FailureEvent(
+                env=env,
+                error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
+                event_type=HistoryEventType.TaskFailed,
+                event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
+                    resource=self._get_sfn_resource(),
+                    resourceType=self._get_sfn_resource_type(),
+                    error=StatesErrorNameType.StatesTaskFailed.to_name(),
+                    cause=to_json_str(task),
+                )),
+            ))
+
+        return resolve
+
+    m.StateTaskServiceEcs._eval_service_task = _eval_service_task  # type: ignore[method-assign]
+    m.StateTaskServiceEcs._build_sync_resolver = _build_sync_resolver  # type: ignore[method-assign]
 
 
 def install_s3_event_fields() -> None:
@@ -1488,8 +1637,17 @@ def main(argv: list[str]) -> int:
             if args.target_dir:
                 proc_env["CARGO_TARGET_DIR"] = str(args.target_dir.resolve())
             log(f"cargo target dir: {proc_env.get('CARGO_TARGET_DIR', str(root / 'target'))}")
+            # Fargate task entry points are workspace bins too, built and run from the same target.
+            task_bins = {c["entry_point"][0] for td in TASK_DEFINITIONS.values()
+                         for c in td["containers"].values() if c["entry_point"]}
+            target_dir = Path(proc_env.get("CARGO_TARGET_DIR", str(root / "target")))
+            runner_env = dict(fn_env)
+            for k in ("CARGO_TARGET_DIR",):
+                runner_env.pop(k, None)
+            install_ecs_runner(EcsRunner(target_dir, runner_env, args.invoke_timeout))
             if args.warm:
-                warm(root, sorted({b for b in bin_of.values() if b in available}), proc_env, args.warm_timeout)
+                warm(root, sorted({b for b in bin_of.values() if b in available} | (task_bins & set(available))),
+                     proc_env, args.warm_timeout)
             watch = Watch(root, watch_port, proc_env, args.invoke_timeout, reload=args.reload)  # type: ignore[arg-type]
             watch.start(args.startup_timeout)
             log(f"cargo lambda watch listening on {watch_url}")

@@ -23,10 +23,18 @@ pub struct Emulator {
 impl Emulator {
     /// Starts a stack; `env` adds `VIDPIPE_*` settings every function sees.
     pub fn start(env: &[(&str, &str)]) -> Emulator {
+        Emulator::start_with(env, &[])
+    }
+
+    /// Starts a stack with template parameters overridden (`Name`, `value`) as well.
+    pub fn start_with(env: &[(&str, &str)], params: &[(&str, &str)]) -> Emulator {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         let mut cmd = Command::new(root.join("scripts/emulator/up"));
-        cmd.arg("--warm")
-            .current_dir(root)
+        cmd.arg("--warm");
+        for (k, v) in params {
+            cmd.arg("--param").arg(format!("{k}={v}"));
+        }
+        cmd.current_dir(root)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

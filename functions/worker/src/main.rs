@@ -1,16 +1,21 @@
-//! Fargate worker entrypoint: `vidpipe-worker compose --job-id ID` runs the same compose step the
-//! Lambda runs, for jobs longer than Lambda allows, then leaves its output where the state
-//! machine's finalize step picks it up. Wiring only.
+//! Fargate worker entrypoint, for work longer than Lambda allows:
+//! - `vidpipe-worker compose --job-id ID` runs the generation compose step and leaves its output
+//!   where the state machine's finalize step picks it up;
+//! - `vidpipe-worker process` (the probe's output in `VIDPIPE_PROBED`) runs the upload's single
+//!   pass and leaves its output where the processing publish step picks it up.
 //!
 //! Step Functions does not retry a failed ECS task, so passing errors are retried here with the
-//! step policy, and a final failure is recorded on the job under its real error name before the
-//! process exits non-zero (otherwise the job would only say `States.TaskFailed`).
+//! step policy. A final compose failure is recorded on the job under its real error name before
+//! the process exits non-zero (otherwise the job would only say `States.TaskFailed`); a final
+//! processing failure is left in `temp/` for the state machine's RecordFailure, which records and
+//! notifies once.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use vidpipe_domain::{JobId, keys};
 use vidpipe_pipeline::policy::RetryPolicy;
+use vidpipe_pipeline::processing::{self, Probed};
 use vidpipe_pipeline::steps::{self, FailureInput, JobRef, WORKER_COMPOSE_OUTPUT};
 
 #[derive(Parser)]
@@ -30,13 +35,40 @@ enum Command {
         #[arg(long, env = "VIDPIPE_JOB_ID")]
         job_id: String,
     },
+    /// Transcode one upload in a single pass: every rendition and the thumbnail.
+    Process {
+        /// The probe step's output (JSON), as the state machine passes it.
+        #[arg(long, env = "VIDPIPE_PROBED")]
+        probed: String,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     vidpipe_lambda::init_tracing();
-    let Command::Compose { job_id } = Cli::parse().command;
-    let job_id = JobId::parse(&job_id).map_err(anyhow::Error::msg)?;
+    match Cli::parse().command {
+        Command::Compose { job_id } => compose(&job_id).await,
+        Command::Process { probed } => process(&probed).await,
+    }
+}
+
+async fn process(probed: &str) -> anyhow::Result<ExitCode> {
+    let probed: Probed = serde_json::from_str(probed).context("VIDPIPE_PROBED")?;
+    let config = vidpipe_lambda::Config::from_env()?;
+    let aws = vidpipe_lambda::Aws::load(&config).await;
+    let deps = vidpipe_lambda::process_deps(&config, &aws)?;
+    let progress = |f: f64| tracing::info!(progress = f, "transcoding");
+    match processing::run_worker(&deps, &probed, &progress).await {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            tracing::error!(error_type = e.error_type(), error = %e, "transcode failed");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+async fn compose(job_id: &str) -> anyhow::Result<ExitCode> {
+    let job_id = JobId::parse(job_id).map_err(anyhow::Error::msg)?;
     let config = vidpipe_lambda::Config::from_env()?;
     let aws = vidpipe_lambda::Aws::load(&config).await;
     let deps = vidpipe_lambda::with_media(&config, &aws)?;

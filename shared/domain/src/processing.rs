@@ -244,7 +244,8 @@ pub struct ProcessSettings {
     pub max_size_bytes: u64,
     /// Trimmed durations above this take the segment path (or the Fargate worker).
     pub segment_threshold_seconds: f64,
-    /// Target segment length; real segments end on the next keyframe.
+    /// Segment length: the output is cut every this many seconds (the last one is shorter);
+    /// each segment renders from its own frame-accurate seek, so no keyframe is needed there.
     pub segment_seconds: f64,
     pub thumbnail_fraction: f64,
     pub thumbnail_long_side: u32,
@@ -520,13 +521,6 @@ impl TrimWindow {
     /// The source time of output frame `frame`.
     pub fn source_seconds(&self, frame: u64) -> f64 {
         self.start_seconds + frame as f64 / self.rate.as_f64()
-    }
-
-    /// The first output frame whose source time is at or after `source_seconds`.
-    pub fn first_frame_at(&self, source_seconds: f64) -> u64 {
-        let t = (source_seconds - self.start_seconds) * self.rate.as_f64();
-        // A hair of tolerance so a keyframe exactly on a frame boundary belongs to its segment.
-        ((t - 1e-6).ceil().max(0.0) as u64).min(self.frames)
     }
 }
 
@@ -862,11 +856,6 @@ mod tests {
         assert_eq!(w.frames, 12 * 25);
         assert_eq!(w.duration_seconds(), 12.0);
         assert_eq!(w.thumbnail_seconds(0.10), 1.2);
-        assert_eq!(w.first_frame_at(0.0), 0);
-        assert_eq!(w.first_frame_at(3.0), 0);
-        assert_eq!(w.first_frame_at(4.0), 25);
-        assert_eq!(w.first_frame_at(4.01), 26);
-        assert_eq!(w.first_frame_at(100.0), 300);
         assert_eq!(w.segments(5.0), vec![(0, 125), (125, 125), (250, 50)]);
         assert_eq!(w.segments(100.0), vec![(0, 300)]);
         assert_eq!(w.source_seconds(125), 8.0);

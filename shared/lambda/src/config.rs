@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use vidpipe_domain::processing::ProcessSettings;
+use vidpipe_pipeline::processing::FargateSize;
 
 /// Where the watermark image is looked for in the media bucket unless `VIDPIPE_WATERMARK_KEY`
 /// says otherwise.
@@ -50,6 +51,9 @@ pub struct Config {
     pub process_worker: bool,
     /// `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` (set by Lambda): for the manifest's cost figures.
     pub memory_mb: Option<u32>,
+    /// `VIDPIPE_WORKER_CPU` (units of 1/1024 vCPU) and `VIDPIPE_WORKER_MEMORY_MB`, both or
+    /// neither: the Fargate worker's size, for the cost of its seconds.
+    pub worker_size: Option<FargateSize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +132,31 @@ impl Config {
                 why: "must be an http(s) URL".into(),
             });
         }
+        let positive = |name: &'static str| {
+            get(name)
+                .map(|v| {
+                    v.parse::<u32>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| ConfigError::Invalid {
+                            name,
+                            why: format!("{v:?} is not a positive whole number"),
+                        })
+                })
+                .transpose()
+        };
+        let worker_size = match (
+            positive("VIDPIPE_WORKER_CPU")?,
+            positive("VIDPIPE_WORKER_MEMORY_MB")?,
+        ) {
+            (Some(cpu_units), Some(memory_mb)) => Some(FargateSize {
+                cpu_units,
+                memory_mb,
+            }),
+            (None, None) => None,
+            (Some(_), None) => return Err(ConfigError::Missing("VIDPIPE_WORKER_MEMORY_MB")),
+            (None, Some(_)) => return Err(ConfigError::Missing("VIDPIPE_WORKER_CPU")),
+        };
         let memory_mb = get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
             .map(|v| {
                 v.parse::<u32>()
@@ -157,6 +186,7 @@ impl Config {
             webhook_url,
             process_worker: flag("VIDPIPE_PROCESS_WORKER"),
             memory_mb,
+            worker_size,
         })
     }
 }
@@ -257,8 +287,17 @@ mod tests {
                 "arn:aws:states:r:1:stateMachine:p",
             ),
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "3008"),
+            ("VIDPIPE_WORKER_CPU", "4096"),
+            ("VIDPIPE_WORKER_MEMORY_MB", "8192"),
         ])
         .unwrap();
+        assert_eq!(
+            c.worker_size,
+            Some(FargateSize {
+                cpu_units: 4096,
+                memory_mb: 8192
+            })
+        );
         assert_eq!(c.process.intro_seconds, 0.0);
         assert_eq!(c.process.outro_seconds, 2.5);
         assert_eq!(c.process.segment_threshold_seconds, 4.0);
@@ -283,6 +322,7 @@ mod tests {
             ("VIDPIPE_MAX_SIZE_BYTES", "1.5"),
             ("VIDPIPE_WEBHOOK_URL", "hooks.example/x"),
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "lots"),
+            ("VIDPIPE_WORKER_CPU", "0"),
         ] {
             let err = config(&[(name, value)]).unwrap_err();
             assert!(
@@ -291,5 +331,11 @@ mod tests {
             );
             assert!(err.to_string().contains(name), "{err}");
         }
+        // Half a worker size is refused, naming the half that is missing.
+        let err = config(&[("VIDPIPE_WORKER_CPU", "1024")]).unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Missing("VIDPIPE_WORKER_MEMORY_MB")
+        ));
     }
 }

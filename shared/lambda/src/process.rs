@@ -11,8 +11,8 @@ use crate::{Aws, Config, StepFailure};
 use serde::Deserialize;
 use vidpipe_pipeline::StepError;
 use vidpipe_pipeline::processing::{
-    self as steps, Probed, ProcessDeps, ProcessFailureInput, ProcessInput, Rendered, SegmentInput,
-    Split,
+    self as steps, AssembleInput, Probed, ProcessDeps, ProcessFailureInput, ProcessInput,
+    PublishInput, SegmentInput, Split,
 };
 
 /// One invocation of the processing function.
@@ -23,8 +23,10 @@ pub enum ProcessStep {
     Transcode(Box<Probed>),
     Split(Box<Probed>),
     RenderSegment(Box<SegmentInput>),
-    Assemble(Box<Split>),
-    Publish(Box<Rendered>),
+    EncodeAudio(Box<Split>),
+    Assemble(Box<AssembleInput>),
+    /// A `Rendered`, or after the Fargate worker the `Probed` it was given.
+    Publish(Box<PublishInput>),
     RecordFailure(ProcessFailureInput),
 }
 
@@ -35,6 +37,7 @@ impl ProcessStep {
             ProcessStep::Transcode(_) => "transcode",
             ProcessStep::Split(_) => "split",
             ProcessStep::RenderSegment(_) => "render_segment",
+            ProcessStep::EncodeAudio(_) => "encode_audio",
             ProcessStep::Assemble(_) => "assemble",
             ProcessStep::Publish(_) => "publish",
             ProcessStep::RecordFailure(_) => "record_failure",
@@ -59,8 +62,9 @@ pub async fn run_step(
         }
         ProcessStep::Split(probed) => json(steps::split(deps, &probed).await?),
         ProcessStep::RenderSegment(input) => json(steps::render_segment(deps, &input).await?),
-        ProcessStep::Assemble(split) => json(steps::assemble(deps, &split).await?),
-        ProcessStep::Publish(rendered) => json(steps::publish(deps, &rendered).await?),
+        ProcessStep::EncodeAudio(split) => json(steps::encode_audio(deps, &split).await?),
+        ProcessStep::Assemble(input) => json(steps::assemble(deps, &input).await?),
+        ProcessStep::Publish(input) => json(steps::publish_any(deps, &input).await?),
         ProcessStep::RecordFailure(input) => json(steps::record_failure(deps, &input).await?),
     }
 }

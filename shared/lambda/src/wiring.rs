@@ -134,6 +134,7 @@ pub fn process_deps(config: &Config, aws: &Aws) -> Result<ProcessDeps, ConfigErr
         renditions: RenditionSet::default_set(),
         watermark_key: config.watermark_key.clone(),
         worker_configured: config.process_worker,
+        worker_size: config.worker_size,
         memory_mb: config.memory_mb,
         scratch_dir: config.scratch_dir.clone(),
     })

@@ -3,9 +3,10 @@
 //! 1. The one-decode pass (every rendition, identical encodes shared, plus the thumbnail) against
 //!    three separate ffmpeg runs (one per rendition, same filters and encoder settings) plus a
 //!    thumbnail run. Target: single / separate <= 0.45.
-//! 2. The segment path: audio and concat overhead and per-segment render times, measured in CPU
-//!    seconds of the ffmpeg children, then a model of a 10-minute upload on N parallel Lambdas
-//!    and its cost per output minute. Goal: under 60 s wall, $0.005 or less per output minute.
+//! 2. The segment path: split (thumbnail), audio and concat overhead and per-segment render
+//!    times, measured in CPU seconds of the ffmpeg children, then a model of a 10-minute upload
+//!    on N parallel Lambdas (the audio beside the segment Map, as the state machine runs it) and
+//!    its cost per output minute. Goal: under 60 s wall, $0.005 or less per output minute.
 //!
 //! Run: `cargo bench -p vidpipe-media --bench renditions`. Prints figures, asserts nothing.
 
@@ -181,21 +182,23 @@ async fn main() {
     ))
     .await;
 
-    // Three separate runs, one per rendition, then a thumbnail run.
-    let separate = measure(async {
-        for r in &set.renditions {
-            render(
-                vec![target(
-                    r.width,
-                    r.height,
-                    r.video_kbps,
-                    d.join(format!("sep_{}.mp4", r.name)),
-                )],
-                None,
-                d.join(format!("w_{}", r.name)),
-            )
-            .await;
-        }
+    // Three separate runs, one per rendition, then a thumbnail run; each timed on its own.
+    let mut runs = Vec::new();
+    for r in &set.renditions {
+        let m = measure(render(
+            vec![target(
+                r.width,
+                r.height,
+                r.video_kbps,
+                d.join(format!("sep_{}.mp4", r.name)),
+            )],
+            None,
+            d.join(format!("w_{}", r.name)),
+        ))
+        .await;
+        runs.push((r.name.clone(), m));
+    }
+    let thumb_run = measure(async {
         process::thumbnail(
             &tools,
             &input,
@@ -207,6 +210,38 @@ async fn main() {
         .expect("thumbnail");
     })
     .await;
+    let separate = Measured {
+        wall: runs.iter().map(|(_, m)| m.wall).sum::<f64>() + thumb_run.wall,
+        cpu: runs.iter().map(|(_, m)| m.cpu).sum::<f64>() + thumb_run.cpu,
+    };
+    // What a run spends before any encoder: reading and decoding the trimmed span (video and
+    // audio) at the output rate. The pass shares exactly this; the encodes it cannot share.
+    let start = format!("{}", window.start_seconds);
+    let frames = window.frames.to_string();
+    let decode_only = {
+        let t = Instant::now();
+        let c = children_cpu_seconds();
+        ffmpeg(
+            &tools,
+            &[
+                "-ss",
+                &start,
+                "-i",
+                src.to_str().unwrap(),
+                "-frames:v",
+                &frames,
+                "-vf",
+                "fps=30",
+                "-f",
+                "null",
+                "-",
+            ],
+        );
+        Measured {
+            wall: t.elapsed().as_secs_f64(),
+            cpu: children_cpu_seconds() - c,
+        }
+    };
     println!(
         "\n1. one pass vs separate runs ({} renditions, {} encodes in the pass)",
         set.renditions.len(),
@@ -216,6 +251,16 @@ async fn main() {
         "   single pass     {:>7.1} s wall {:>7.1} CPU-s",
         single.wall, single.cpu
     );
+    for (name, m) in &runs {
+        println!(
+            "   run {name:<11} {:>7.1} s wall {:>7.1} CPU-s",
+            m.wall, m.cpu
+        );
+    }
+    println!(
+        "   run thumbnail   {:>7.1} s wall {:>7.1} CPU-s",
+        thumb_run.wall, thumb_run.cpu
+    );
     println!(
         "   separate runs   {:>7.1} s wall {:>7.1} CPU-s",
         separate.wall, separate.cpu
@@ -224,6 +269,31 @@ async fn main() {
         "   ratio single/separate: wall {:.2}, CPU {:.2} (target <= 0.45)",
         single.wall / separate.wall,
         single.cpu / separate.cpu
+    );
+    // The floor for any one-decode pass making these outputs: one decode plus each distinct
+    // encode's own work (a run's CPU less the decode it shares), thumbnail free.
+    let encode_cpu = |name: &str| {
+        runs.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, m)| m.cpu - decode_only.cpu)
+            .unwrap()
+    };
+    let distinct: Vec<&str> = encodings.iter().map(|g| g[0].name.as_str()).collect();
+    let floor = decode_only.cpu + distinct.iter().map(|n| encode_cpu(n)).sum::<f64>();
+    println!(
+        "   decode alone {:.1} CPU-s; each run's own encoding work: {}",
+        decode_only.cpu,
+        runs.iter()
+            .map(|(n, _)| format!("{n} {:.1}", encode_cpu(n)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "   floor for one decode + {} distinct encodes: {:.1} CPU-s, ratio {:.2}; the pass is {:+.0} % above it",
+        distinct.len(),
+        floor,
+        floor / separate.cpu,
+        (single.cpu / floor - 1.0) * 100.0
     );
 
     // 2. Segment path: each segment renders from its own frame-accurate seek into the source.
@@ -280,6 +350,18 @@ async fn main() {
             .expect("audio");
     })
     .await;
+    let thumb_m = measure(async {
+        process::thumbnail(
+            &tools,
+            &input,
+            window.start_seconds + window.thumbnail_seconds(0.10),
+            (1280, 720),
+            &d.join("seg.jpg"),
+        )
+        .await
+        .expect("thumbnail");
+    })
+    .await;
     let concat = measure(async {
         for (e, p) in parts.iter().enumerate() {
             process::concat(
@@ -298,6 +380,10 @@ async fn main() {
     println!(
         "\n2. segment path ({} segments of ~{SEGMENT_SECONDS} s)",
         per_segment.len()
+    );
+    println!(
+        "   split: thumbnail      {:>6.2} s wall {:>6.2} CPU-s",
+        thumb_m.wall, thumb_m.cpu
     );
     println!(
         "   audio once            {:>6.2} s wall {:>6.2} CPU-s",
@@ -327,8 +413,10 @@ async fn main() {
     // Model: a 10-minute 1080p upload, 10 s segments, N Lambdas at M MB. Assumptions, stated:
     // one Lambda vCPU does the work of one core of this machine; x264 and the filter threads use
     // up to `vcpus` cores; each invocation adds 0.3 s of start-up and reads its part of the
-    // source and writes its parts at 80 MB/s; audio and concat scale linearly with length and run
-    // on the orchestrating steps with the same memory.
+    // source and writes its parts at 80 MB/s; audio and concat scale linearly with length. The
+    // state machine runs split (plan + thumbnail), then the segment Map and the audio encode side
+    // by side (a Parallel state), then assemble. An inline Map runs at most 40 iterations at
+    // once, so N stops at 40.
     let upload_seconds = 600.0;
     let scale = upload_seconds / window.duration_seconds();
     let bytes_per_second = facts.size_bytes as f64 / SOURCE_SECONDS as f64;
@@ -342,28 +430,30 @@ async fn main() {
         "MB", "vCPU", "N", "wall s", "cost $", "$/out-min"
     );
     let segments_10min = (upload_seconds / SEGMENT_SECONDS).ceil();
+    let io = |bytes: f64| bytes / 80e6;
+    // CPU seconds, not wall, for the single-threaded ffmpeg work: CPU time is what a shared
+    // machine does not distort.
+    let split_wall = 0.3 + thumb_m.cpu;
+    // The audio branch reads the whole interleaved source once.
+    let audio_wall = 0.3 + audio_m.cpu * scale + io(bytes_per_second * upload_seconds);
+    // Assemble reads every part and writes three renditions (the two encodes, one twice).
+    let assemble_wall =
+        0.3 + concat.cpu * scale + 2.5 * io(out_bytes_per_second / 2.0 * upload_seconds);
     for mb in [3008.0f64, 5308.0, 10240.0] {
         let vcpus = (mb / MB_PER_VCPU).min(6.0);
-        for n in [10.0f64, 30.0, 60.0] {
-            let io = |bytes: f64| bytes / 80e6;
+        for n in [10.0f64, 20.0, 40.0] {
             let seg_wall = 0.3
                 + io(bytes_per_second * SEGMENT_SECONDS)
                 + SEGMENT_SECONDS * cpu_per_output_second / vcpus
                 + io(out_bytes_per_second * SEGMENT_SECONDS);
             let waves = (segments_10min / n).ceil();
-            // The split step reads the source once for the audio. Assemble reads every part and
-            // writes three renditions (the two encodes plus the shared one again). CPU seconds,
-            // not wall, for the single-threaded ffmpeg work: CPU time is what a shared machine
-            // does not distort.
-            let split_wall = audio_m.cpu * scale + io(bytes_per_second * upload_seconds);
-            let assemble_wall =
-                concat.cpu * scale + 2.5 * io(out_bytes_per_second / 2.0 * upload_seconds);
-            let wall = split_wall + waves * seg_wall + assemble_wall;
+            let map_wall = waves * seg_wall;
+            let wall = split_wall + map_wall.max(audio_wall) + assemble_wall;
             let gb = mb / 1024.0;
-            let billed = (split_wall + assemble_wall + segments_10min * seg_wall) * gb;
+            let billed = (split_wall + audio_wall + segments_10min * seg_wall + assemble_wall) * gb;
             let cost = billed * USD_PER_GB_SECOND;
             println!(
-                "   {mb:>6.0} {vcpus:>5.2} {n:>6.0} {wall:>9.1} {cost:>10.4} {:>12.5}   split {split_wall:.1} s, segment {seg_wall:.1} s x {waves}, assemble {assemble_wall:.1} s",
+                "   {mb:>6.0} {vcpus:>5.2} {n:>6.0} {wall:>9.1} {cost:>10.4} {:>12.5}   split {split_wall:.1} s, max(segments {seg_wall:.1} s x {waves}, audio {audio_wall:.1} s), assemble {assemble_wall:.1} s",
                 cost / (upload_seconds / 60.0)
             );
         }

@@ -149,6 +149,7 @@ impl LocalStack {
             renditions,
             watermark_key: LOCAL_WATERMARK_KEY.to_owned(),
             worker_configured: false,
+            worker_size: None,
             memory_mb: None,
             scratch_dir: self.paths.base.join("scratch"),
         }

@@ -28,6 +28,37 @@ const SOURCE_URL_TTL: Duration = Duration::from_secs(3600);
 /// Lambda's arm64 price per GB-second (us-east-1, 2026), used for the manifest's cost figures.
 pub const LAMBDA_ARM64_USD_PER_GB_SECOND: f64 = 0.000_013_333_4;
 
+/// Fargate's Linux/arm64 prices (us-east-1, 2026): the worker's seconds are billed at these.
+pub const FARGATE_ARM64_USD_PER_VCPU_HOUR: f64 = 0.032_38;
+pub const FARGATE_ARM64_USD_PER_GB_HOUR: f64 = 0.003_56;
+
+/// The worker task's size, as the template gives it (CPU units of 1/1024 vCPU, MiB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FargateSize {
+    pub cpu_units: u32,
+    pub memory_mb: u32,
+}
+
+impl FargateSize {
+    pub fn usd_per_second(&self) -> f64 {
+        (self.cpu_units as f64 / 1024.0 * FARGATE_ARM64_USD_PER_VCPU_HOUR
+            + self.memory_mb as f64 / 1024.0 * FARGATE_ARM64_USD_PER_GB_HOUR)
+            / 3600.0
+    }
+}
+
+/// Where the Fargate worker leaves its `Rendered` under the source's `temp/` folder: an ECS task
+/// cannot return a payload, so publish reads it from there.
+pub const WORKER_RENDERED: &str = "worker-rendered.json";
+
+/// Where the worker leaves the error that ended it: ECS only tells Step Functions that the task
+/// exited non-zero (`States.TaskFailed`), and record_failure should record the real name.
+pub const WORKER_FAILURE: &str = "worker-failure.json";
+
+/// The step name a worker transcode is timed under, so the manifest can tell its seconds (billed
+/// by Fargate, not Lambda) from the rest.
+pub const WORKER_TRANSCODE_STEP: &str = "worker_transcode";
+
 /// Everything a processing step needs, built once per cold start (or once per CLI run).
 #[derive(Clone)]
 pub struct ProcessDeps {
@@ -41,6 +72,8 @@ pub struct ProcessDeps {
     pub watermark_key: String,
     /// Long sources go to the Fargate worker instead of segments.
     pub worker_configured: bool,
+    /// The worker task's size, for the cost of its seconds; `None` when unknown.
+    pub worker_size: Option<FargateSize>,
     /// The function's memory, for cost figures; `None` on one machine.
     pub memory_mb: Option<u32>,
     pub scratch_dir: PathBuf,
@@ -93,7 +126,7 @@ pub struct SegmentTask {
     pub frames: u64,
 }
 
-/// The split's output; the Map adds `rendered`, one entry per task, in order.
+/// The split's plan: the segments, where the audio goes, the thumbnail already written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Split {
     pub probed: Probed,
@@ -101,9 +134,16 @@ pub struct Split {
     pub audio_key: String,
     pub thumbnail_key: String,
     #[serde(default)]
-    pub rendered: Vec<SegmentDone>,
-    #[serde(default)]
     pub timings: Vec<Timing>,
+}
+
+/// Assemble's input: the plan, the Map's results (one per segment, in any order) and the audio
+/// step's timing; the two ran side by side in a Parallel state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssembleInput {
+    pub split: Split,
+    pub rendered: Vec<SegmentDone>,
+    pub audio: Timing,
 }
 
 /// One Map iteration's input.
@@ -119,6 +159,15 @@ pub struct SegmentDone {
     /// One key per encoding, in `RenditionSet::encodings` order.
     pub parts: Vec<String>,
     pub seconds: f64,
+}
+
+/// What publish is given: the `Rendered` a Lambda step returned, or, after the Fargate worker,
+/// the `Probed` the route chose from (the worker's `Rendered` is then read from `temp/`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PublishInput {
+    Rendered(Box<Rendered>),
+    AfterWorker(Box<Probed>),
 }
 
 /// The Catch's input: the execution's source and Step Functions' error object.
@@ -347,6 +396,86 @@ pub async fn transcode(
     })
 }
 
+/// Step 2 on the Fargate worker (long sources, when the stack has one): the same single pass
+/// with no 15-minute limit, its `Rendered` stored at `temp/{source_id}/worker-rendered.json`.
+pub async fn transcode_on_worker(
+    deps: &ProcessDeps,
+    probed: &Probed,
+    progress: &(dyn Fn(f64) + Send + Sync),
+) -> Result<(), StepError> {
+    let started = Instant::now();
+    let mut rendered = transcode(deps, probed, progress).await?;
+    // Re-label the step's time: the manifest bills it at Fargate's rate, not Lambda's.
+    rendered.timings.retain(|t| t.step != "transcode");
+    rendered.timings.push(timed(WORKER_TRANSCODE_STEP, started));
+    deps.blobs
+        .put_bytes(
+            &domain::temp_key(&probed.source_id, WORKER_RENDERED),
+            serde_json::to_vec(&rendered)?,
+            "application/json",
+        )
+        .await?;
+    Ok(())
+}
+
+/// The Fargate worker's whole job: the transcode with the step retry policy (Step Functions does
+/// not retry a task that exited non-zero), and on a final failure the error left for
+/// record_failure. Files a crashed earlier attempt left are removed first, so neither a stale
+/// output nor a stale failure is ever read.
+pub async fn run_worker(
+    deps: &ProcessDeps,
+    probed: &Probed,
+    progress: &(dyn Fn(f64) + Send + Sync),
+) -> Result<(), StepError> {
+    for name in [WORKER_RENDERED, WORKER_FAILURE] {
+        deps.blobs
+            .delete(&domain::temp_key(&probed.source_id, name))
+            .await?;
+    }
+    let outcome = RetryPolicy::STEP
+        .retry(
+            |attempt, e| tracing::warn!(attempt, error = %e, "worker transcode failed; retrying"),
+            || transcode_on_worker(deps, probed, progress),
+        )
+        .await;
+    if let Err(e) = &outcome {
+        let failure = ProcessFailure {
+            error: e.error_type().to_owned(),
+            reason: e.to_string(),
+        };
+        deps.blobs
+            .put_bytes(
+                &domain::temp_key(&probed.source_id, WORKER_FAILURE),
+                serde_json::to_vec(&failure)?,
+                "application/json",
+            )
+            .await?;
+    }
+    outcome
+}
+
+/// Publish after either kind of transcode. After the worker, the stored `Rendered` must be
+/// there: a task that exited 0 without it is an internal error, not a silent success.
+pub async fn publish_any(
+    deps: &ProcessDeps,
+    input: &PublishInput,
+) -> Result<ProcessEvent, StepError> {
+    match input {
+        PublishInput::Rendered(rendered) => publish(deps, rendered).await,
+        PublishInput::AfterWorker(probed) => {
+            let key = domain::temp_key(&probed.source_id, WORKER_RENDERED);
+            let bytes = deps.blobs.get_bytes(&key).await.map_err(|e| match e {
+                BlobError::NotFound(_) => {
+                    StepError::Internal(format!("the worker finished without writing {key}"))
+                }
+                other => other.into(),
+            })?;
+            let rendered: Rendered = serde_json::from_slice(&bytes)?;
+            publish(deps, &rendered).await
+        }
+    }
+}
+
 /// Step 2a (long sources): cuts the output timeline into segments, encodes the audio once and
 /// takes the thumbnail. Each segment is rendered straight from the source through its own
 /// frame-accurate seek, so nothing is copied into `temp/` first: a stream-copy split moved every
@@ -369,26 +498,7 @@ pub async fn split(deps: &ProcessDeps, probed: &Probed) -> Result<Split, StepErr
             frames,
         })
         .collect();
-    let whole = Span::whole(&probed.window);
-    let audio = dir.join("audio.m4a");
-    let audio_kbps = deps
-        .renditions
-        .renditions
-        .iter()
-        .map(|r| r.audio_kbps)
-        .max()
-        .unwrap_or(128);
-    media::encode_audio(
-        &deps.tools,
-        &input,
-        whole,
-        probed.has_audio,
-        audio_kbps,
-        &audio,
-    )
-    .await?;
     let audio_key = domain::temp_key(&probed.source_id, "audio.m4a");
-    deps.blobs.put_file(&audio_key, &audio, "audio/mp4").await?;
     let thumb = thumbnail_target(deps, probed, &dir);
     media::thumbnail(
         &deps.tools,
@@ -410,9 +520,40 @@ pub async fn split(deps: &ProcessDeps, probed: &Probed) -> Result<Split, StepErr
         segments: tasks,
         audio_key,
         thumbnail_key,
-        rendered: Vec::new(),
         timings,
     })
+}
+
+/// Step 2b' (beside the Map): encodes the whole trimmed audio once, so segment seams never
+/// split an AAC frame. It runs in parallel with the segment renders: on a long upload it takes
+/// as long as a couple of segment waves, and before it sat on the critical path.
+pub async fn encode_audio(deps: &ProcessDeps, split: &Split) -> Result<Timing, StepError> {
+    let started = Instant::now();
+    let probed = &split.probed;
+    let dir = work_dir(deps, &probed.source_id, "audio").await?;
+    let input = media_input(deps.blobs.as_ref(), &probed.source.key).await?;
+    let audio = dir.join("audio.m4a");
+    let audio_kbps = deps
+        .renditions
+        .renditions
+        .iter()
+        .map(|r| r.audio_kbps)
+        .max()
+        .unwrap_or(128);
+    media::encode_audio(
+        &deps.tools,
+        &input,
+        Span::whole(&probed.window),
+        probed.has_audio,
+        audio_kbps,
+        &audio,
+    )
+    .await?;
+    deps.blobs
+        .put_file(&split.audio_key, &audio, "audio/mp4")
+        .await?;
+    let _ = tokio::fs::remove_dir_all(&dir).await;
+    Ok(timed("audio", started))
 }
 
 /// Step 2b (one Map iteration): renders one segment's video to every encoding.
@@ -465,20 +606,21 @@ pub async fn render_segment(
 }
 
 /// Step 2c: per encoding, concatenates the segment renders by stream copy and muxes the audio.
-pub async fn assemble(deps: &ProcessDeps, split: &Split) -> Result<Rendered, StepError> {
+pub async fn assemble(deps: &ProcessDeps, input: &AssembleInput) -> Result<Rendered, StepError> {
     let started = Instant::now();
+    let split = &input.split;
     let probed = &split.probed;
-    if split.rendered.len() != split.segments.len() {
+    if input.rendered.len() != split.segments.len() {
         return Err(StepError::Internal(format!(
             "{} segments rendered of {}",
-            split.rendered.len(),
+            input.rendered.len(),
             split.segments.len()
         )));
     }
     let dir = work_dir(deps, &probed.source_id, "assemble").await?;
     let audio = dir.join("audio.m4a");
     deps.blobs.get_to_file(&split.audio_key, &audio).await?;
-    let mut rendered = split.rendered.clone();
+    let mut rendered = input.rendered.clone();
     rendered.sort_by_key(|r| r.index);
     let encodings = deps.renditions.encodings().len();
     let mut files = Vec::new();
@@ -516,6 +658,7 @@ pub async fn assemble(deps: &ProcessDeps, split: &Split) -> Result<Rendered, Ste
         }
     }
     let mut timings = split.timings.clone();
+    timings.push(input.audio.clone());
     for r in &rendered {
         timings.push(Timing {
             step: format!("segment_{:04}", r.index),
@@ -556,14 +699,52 @@ pub struct TrimSummary {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CostFigures {
-    /// Sum of every step's seconds (segments counted each: they run in parallel, and are paid
-    /// for each).
+    /// Sum of every Lambda step's seconds (segments counted each: they run in parallel, and
+    /// are paid for each).
     pub compute_seconds: f64,
     pub memory_mb: Option<u32>,
     pub usd_per_gb_second: f64,
-    /// `None` on one machine, where no memory size is billed.
+    /// Seconds the Fargate worker spent transcoding (zero on the other routes).
+    #[serde(default)]
+    pub worker_seconds: f64,
+    #[serde(default)]
+    pub worker_size: Option<FargateSize>,
+    /// `None` where a size that was used is unknown (on one machine, no memory is billed).
     pub estimated_usd: Option<f64>,
     pub estimated_usd_per_output_minute: Option<f64>,
+}
+
+impl CostFigures {
+    fn of(
+        timings: &[Timing],
+        memory_mb: Option<u32>,
+        worker_size: Option<FargateSize>,
+        output_seconds: f64,
+    ) -> CostFigures {
+        let (worker, lambda): (Vec<&Timing>, Vec<&Timing>) = timings
+            .iter()
+            .partition(|t| t.step == WORKER_TRANSCODE_STEP);
+        let compute_seconds: f64 = lambda.iter().map(|t| t.seconds).sum();
+        let worker_seconds: f64 = worker.iter().map(|t| t.seconds).sum();
+        let lambda_usd = memory_mb
+            .map(|mb| compute_seconds * mb as f64 / 1024.0 * LAMBDA_ARM64_USD_PER_GB_SECOND);
+        let worker_usd = if worker_seconds > 0.0 {
+            worker_size.map(|s| worker_seconds * s.usd_per_second())
+        } else {
+            Some(0.0)
+        };
+        let estimated = lambda_usd.zip(worker_usd).map(|(l, w)| l + w);
+        let output_minutes = (output_seconds / 60.0).max(1.0 / 60.0);
+        CostFigures {
+            compute_seconds,
+            memory_mb,
+            usd_per_gb_second: LAMBDA_ARM64_USD_PER_GB_SECOND,
+            worker_seconds,
+            worker_size: worker_size.filter(|_| worker_seconds > 0.0),
+            estimated_usd: estimated,
+            estimated_usd_per_output_minute: estimated.map(|usd| usd / output_minutes),
+        }
+    }
 }
 
 /// Step 3: measures every output, writes the manifest, completes the record and notifies the
@@ -601,11 +782,12 @@ pub async fn publish(deps: &ProcessDeps, rendered: &Rendered) -> Result<ProcessE
     }
     let mut timings = rendered.timings.clone();
     timings.push(timed("publish", started));
-    let compute_seconds: f64 = timings.iter().map(|t| t.seconds).sum();
-    let estimated = deps
-        .memory_mb
-        .map(|mb| compute_seconds * mb as f64 / 1024.0 * LAMBDA_ARM64_USD_PER_GB_SECOND);
-    let output_minutes = probed.window.duration_seconds() / 60.0;
+    let cost = CostFigures::of(
+        &timings,
+        deps.memory_mb,
+        deps.worker_size,
+        probed.window.duration_seconds(),
+    );
     let manifest = Manifest {
         source: probed.source.clone(),
         source_id: probed.source_id.clone(),
@@ -621,14 +803,7 @@ pub async fn publish(deps: &ProcessDeps, rendered: &Rendered) -> Result<ProcessE
         outputs: outputs.clone(),
         thumbnail_key: rendered.thumbnail_key.clone(),
         timings,
-        cost: CostFigures {
-            compute_seconds,
-            memory_mb: deps.memory_mb,
-            usd_per_gb_second: LAMBDA_ARM64_USD_PER_GB_SECOND,
-            estimated_usd: estimated,
-            estimated_usd_per_output_minute: estimated
-                .map(|usd| usd / output_minutes.max(1.0 / 60.0)),
-        },
+        cost,
         created_at: Utc::now(),
     };
     let manifest_key = probed.path.manifest_key();
@@ -675,24 +850,66 @@ pub async fn record_failure(
     deps: &ProcessDeps,
     input: &ProcessFailureInput,
 ) -> Result<ProcessEvent, StepError> {
-    let reason = serde_json::from_str::<serde_json::Value>(&input.cause)
-        .ok()
-        .and_then(|v| {
-            v.get("errorMessage")
-                .and_then(|m| m.as_str())
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| input.cause.clone());
+    let failure = match worker_failure(deps, input).await? {
+        Some(failure) => failure,
+        None => ProcessFailure {
+            error: input.error_type.clone(),
+            reason: reason_from_cause(&input.cause),
+        },
+    };
     let mut job = record_for(deps, &input.source).await?;
     job.status = ProcessStatus::Failed;
-    job.error = Some(ProcessFailure {
-        error: input.error_type.clone(),
-        reason,
-    });
+    job.error = Some(failure);
     deps.records.put_process(&job).await?;
     let event = ProcessEvent::of(&job);
     notify(deps, &event).await;
     Ok(event)
+}
+
+/// The error the Fargate worker left, when the failure is its task's (`States.TaskFailed`).
+async fn worker_failure(
+    deps: &ProcessDeps,
+    input: &ProcessFailureInput,
+) -> Result<Option<ProcessFailure>, StepError> {
+    if input.error_type != "States.TaskFailed" {
+        return Ok(None);
+    }
+    let key = domain::temp_key(&input.source.id(), WORKER_FAILURE);
+    match deps.blobs.get_bytes(&key).await {
+        Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+        Err(BlobError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The readable part of Step Functions' Cause: a Lambda error's `errorMessage`; for an ECS task
+/// that stopped without saying why (killed, out of memory, no capacity), its stop reason and
+/// the container's exit code and reason; otherwise the text as it is.
+fn reason_from_cause(cause: &str) -> String {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(cause) else {
+        return cause.to_owned();
+    };
+    if let Some(m) = v.get("errorMessage").and_then(|m| m.as_str()) {
+        return m.to_owned();
+    }
+    if let Some(stopped) = v.get("StoppedReason").and_then(|m| m.as_str()) {
+        let mut reason = format!("the worker task stopped: {stopped}");
+        for c in v
+            .get("Containers")
+            .and_then(|c| c.as_array())
+            .into_iter()
+            .flatten()
+        {
+            if let Some(code) = c.get("ExitCode").and_then(|x| x.as_i64()) {
+                reason.push_str(&format!("; exit code {code}"));
+            }
+            if let Some(why) = c.get("Reason").and_then(|x| x.as_str()) {
+                reason.push_str(&format!(" ({why})"));
+            }
+        }
+        return reason;
+    }
+    cause.to_owned()
 }
 
 /// What the embedded runner reports as it goes (the CLI draws its bars from these).
@@ -751,44 +968,124 @@ async fn run_steps(
         }
         Route::Segments => {
             progress(ProcessProgress::Stage("split"));
-            let mut split = step.retry(quiet, || split(deps, &probed)).await?;
+            let split = step.retry(quiet, || split(deps, &probed)).await?;
             progress(ProcessProgress::SegmentsPlanned(split.segments.len()));
             progress(ProcessProgress::Stage("segments"));
-            let gate = Arc::new(Semaphore::new(max_concurrency.max(1)));
-            let mut set = JoinSet::new();
-            for seg in &split.segments {
-                let (deps, gate, progress) = (deps.clone(), gate.clone(), progress.clone());
-                let input = SegmentInput {
-                    probed: probed.clone(),
-                    segment: seg.clone(),
-                };
-                set.spawn(async move {
-                    let _permit = gate.acquire_owned().await;
-                    let done = RetryPolicy::STEP
-                        .retry(|_, _| {}, || render_segment(&deps, &input))
-                        .await?;
-                    progress(ProcessProgress::SegmentDone(done.index));
-                    Ok::<_, StepError>(done)
-                });
-            }
-            let mut rendered = Vec::new();
-            while let Some(joined) = set.join_next().await {
-                // The first failure ends the Map, as Step Functions does; the rest are dropped.
-                rendered.push(joined.map_err(|e| StepError::Internal(e.to_string()))??);
-            }
-            rendered.sort_by_key(|r: &SegmentDone| r.index);
-            split.rendered = rendered;
+            // The ASL's Parallel: the audio beside the segment Map. Either failing ends both.
+            let (rendered, audio) = tokio::try_join!(
+                render_segments(deps, &split, max_concurrency, progress.clone()),
+                step.retry(quiet, || encode_audio(deps, &split)),
+            )?;
+            let input = AssembleInput {
+                split,
+                rendered,
+                audio,
+            };
             progress(ProcessProgress::Stage("assemble"));
-            step.retry(quiet, || assemble(deps, &split)).await?
+            step.retry(quiet, || assemble(deps, &input)).await?
         }
     };
     progress(ProcessProgress::Stage("publish"));
     step.retry(quiet, || publish(deps, &rendered)).await
 }
 
+/// The ASL's Map: every segment, at most `max_concurrency` at once, each with the step retries.
+async fn render_segments(
+    deps: &ProcessDeps,
+    split: &Split,
+    max_concurrency: usize,
+    progress: Arc<dyn Fn(ProcessProgress) + Send + Sync>,
+) -> Result<Vec<SegmentDone>, StepError> {
+    let gate = Arc::new(Semaphore::new(max_concurrency.max(1)));
+    let mut set = JoinSet::new();
+    for seg in &split.segments {
+        let (deps, gate, progress) = (deps.clone(), gate.clone(), progress.clone());
+        let input = SegmentInput {
+            probed: split.probed.clone(),
+            segment: seg.clone(),
+        };
+        set.spawn(async move {
+            let _permit = gate.acquire_owned().await;
+            let done = RetryPolicy::STEP
+                .retry(|_, _| {}, || render_segment(&deps, &input))
+                .await?;
+            progress(ProcessProgress::SegmentDone(done.index));
+            Ok::<_, StepError>(done)
+        });
+    }
+    let mut rendered = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        // The first failure ends the Map, as Step Functions does; the rest are dropped.
+        rendered.push(joined.map_err(|e| StepError::Internal(e.to_string()))??);
+    }
+    rendered.sort_by_key(|r: &SegmentDone| r.index);
+    Ok(rendered)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn t(step: &str, seconds: f64) -> Timing {
+        Timing {
+            step: step.into(),
+            seconds,
+        }
+    }
+
+    #[test]
+    fn cost_bills_lambda_seconds_by_memory_and_worker_seconds_by_task_size() {
+        let lambda = [t("probe", 1.0), t("transcode", 9.0), t("publish", 2.0)];
+        let c = CostFigures::of(&lambda, Some(2048), None, 120.0);
+        assert_eq!(c.compute_seconds, 12.0);
+        let usd = 12.0 * 2.0 * LAMBDA_ARM64_USD_PER_GB_SECOND;
+        assert!((c.estimated_usd.unwrap() - usd).abs() < 1e-12);
+        assert!((c.estimated_usd_per_output_minute.unwrap() - usd / 2.0).abs() < 1e-12);
+        assert_eq!((c.worker_seconds, c.worker_size), (0.0, None));
+
+        let size = FargateSize {
+            cpu_units: 4096,
+            memory_mb: 8192,
+        };
+        let worker = [
+            t("probe", 1.0),
+            t(WORKER_TRANSCODE_STEP, 3600.0),
+            t("publish", 2.0),
+        ];
+        let c = CostFigures::of(&worker, Some(1024), Some(size), 600.0);
+        assert_eq!((c.compute_seconds, c.worker_seconds), (3.0, 3600.0));
+        // One hour of 4 vCPU and 8 GB, plus 3 Lambda seconds at 1 GB.
+        let usd = 4.0 * FARGATE_ARM64_USD_PER_VCPU_HOUR
+            + 8.0 * FARGATE_ARM64_USD_PER_GB_HOUR
+            + 3.0 * LAMBDA_ARM64_USD_PER_GB_SECOND;
+        assert!((c.estimated_usd.unwrap() - usd).abs() < 1e-9);
+        // Worker seconds of an unknown size make the estimate unknown, not low.
+        assert_eq!(
+            CostFigures::of(&worker, Some(1024), None, 600.0).estimated_usd,
+            None
+        );
+        assert_eq!(
+            CostFigures::of(&lambda, None, Some(size), 600.0).estimated_usd,
+            None
+        );
+    }
+
+    #[test]
+    fn causes_become_readable_reasons() {
+        assert_eq!(
+            reason_from_cause(
+                r#"{"errorType":"VidPipe.SourceRejected","errorMessage":"no video"}"#
+            ),
+            "no video"
+        );
+        let ecs = r#"{"StoppedReason":"Essential container in task exited","Containers":[{"Name":"worker","ExitCode":137,"Reason":"OutOfMemoryError: Container killed due to memory usage"}]}"#;
+        assert_eq!(
+            reason_from_cause(ecs),
+            "the worker task stopped: Essential container in task exited; exit code 137 \
+             (OutOfMemoryError: Container killed due to memory usage)"
+        );
+        assert_eq!(reason_from_cause("plain words"), "plain words");
+    }
 
     #[test]
     fn file_urls_decode_back_to_paths() {
