@@ -174,13 +174,10 @@ async fn a_landscape_upload_becomes_three_renditions_a_thumbnail_and_a_manifest(
     .unwrap();
     assert_eq!(manifest["outputs"].as_array().unwrap().len(), 3);
     assert_eq!(manifest["trim"]["frames"], 180);
-    let steps: Vec<&str> = manifest["timings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["step"].as_str().unwrap())
-        .collect();
-    assert_eq!(steps, ["probe", "transcode", "publish"]);
+    assert_eq!(
+        vidpipe_tests::timing_steps(&manifest),
+        ["probe", "transcode", "publish"]
+    );
     assert!(manifest["cost"]["compute_seconds"].as_f64().unwrap() > 0.0);
 
     // Subscribers heard of it once.
@@ -487,11 +484,8 @@ async fn the_segment_path_matches_the_single_pass_and_reruns_overwrite() {
         "{segments} segments for a 9 s output in 2 s pieces"
     );
     // The audio was encoded once, as its own step beside the segments.
-    let steps: Vec<&str> = manifest["timings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["step"].as_str().unwrap())
+    let steps: Vec<String> = vidpipe_tests::timing_steps(&manifest)
+        .into_iter()
         .filter(|s| !s.starts_with("segment_"))
         .collect();
     assert_eq!(steps, ["probe", "split", "audio", "assemble", "publish"]);

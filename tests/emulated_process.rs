@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use vidpipe_aws::DynamoJobStore;
 use vidpipe_aws::config::{dynamodb_client, emulator_sdk_config, s3_client};
 use vidpipe_domain::ports::{BlobStore, ProcessStore};
-use vidpipe_domain::processing::{Fit, ProcessStatus, RenditionSet, SourceRef};
+use vidpipe_domain::processing::{Fit, ProcessFailure, ProcessStatus, RenditionSet, SourceRef};
 use vidpipe_tests::emulator::Emulator;
 use vidpipe_tests::{ffmpeg, probe, write_logo};
 
@@ -284,6 +284,35 @@ impl Subscription {
     }
 }
 
+/// Every frame of the trimmed source, as H.264 yuv420p with AAC audio.
+fn assert_whole_output(f: &vidpipe_tests::Facts, name: &str) {
+    assert_eq!(
+        f.video_frames,
+        Some((OUTPUT_SECONDS * FPS) as u64),
+        "{name}"
+    );
+    assert_eq!(
+        (f.video_codec.as_str(), f.pix_fmt.as_str()),
+        ("h264", "yuv420p"),
+        "{name}"
+    );
+    assert_eq!(f.audio_codec.as_deref(), Some("aac"), "{name}");
+}
+
+/// The failure recorded for `source` in the emulated table (the record must say failed).
+fn recorded_failure(emu: &Emulator, source: &SourceRef) -> ProcessFailure {
+    let record = runtime().block_on(async {
+        let sdk = emulator_sdk_config(&emu.moto).await;
+        DynamoJobStore::new(dynamodb_client(&sdk), emu.ready["table"].as_str().unwrap())
+            .get_process(&source.id())
+            .await
+            .unwrap()
+            .expect("a processing record")
+    });
+    assert_eq!(record.status, ProcessStatus::Failed);
+    record.error.expect("the failure")
+}
+
 /// Fetches an object to a file and measures it.
 fn fetch_probe(emu: &Emulator, key: &str, dir: &Path, name: &str) -> vidpipe_tests::Facts {
     let path = dir.join(name);
@@ -372,17 +401,7 @@ fn an_upload_is_processed_once_into_measured_renditions_and_notified() {
             "{name}: duration {} (want {OUTPUT_SECONDS})",
             f.duration
         );
-        assert_eq!(
-            f.video_frames,
-            Some((OUTPUT_SECONDS * FPS) as u64),
-            "{name}"
-        );
-        assert_eq!(
-            (f.video_codec.as_str(), f.pix_fmt.as_str()),
-            ("h264", "yuv420p"),
-            "{name}"
-        );
-        assert_eq!(f.audio_codec.as_deref(), Some("aac"), "{name}");
+        assert_whole_output(&f, name);
         let profile = RenditionSet::default_set()
             .renditions
             .into_iter()
@@ -615,16 +634,7 @@ fn a_text_file_named_mp4_is_rejected_recorded_and_notified() {
     assert_eq!(done["status"], "FAILED", "{done}");
     let source: SourceRef = serde_json::from_value(input["source"].clone()).unwrap();
 
-    let record = runtime().block_on(async {
-        let sdk = emulator_sdk_config(&emu.moto).await;
-        DynamoJobStore::new(dynamodb_client(&sdk), emu.ready["table"].as_str().unwrap())
-            .get_process(&source.id())
-            .await
-            .unwrap()
-            .expect("a processing record")
-    });
-    assert_eq!(record.status, ProcessStatus::Failed);
-    let error = record.error.expect("the failure");
+    let error = recorded_failure(emu, &source);
     assert_eq!(error.error, "VidPipe.SourceRejected");
     assert!(
         error.reason.contains("not readable media"),
@@ -682,17 +692,7 @@ fn a_long_upload_runs_on_the_fargate_worker_when_the_stack_has_one() {
             dir.path(),
             &format!("worker_{name}.mp4"),
         );
-        assert_eq!(
-            out.video_frames,
-            Some((OUTPUT_SECONDS * FPS) as u64),
-            "{name}"
-        );
-        assert_eq!(
-            (out.video_codec.as_str(), out.pix_fmt.as_str()),
-            ("h264", "yuv420p"),
-            "{name}"
-        );
-        assert_eq!(out.audio_codec.as_deref(), Some("aac"), "{name}");
+        assert_whole_output(&out, name);
         let fit = match name {
             "youtube" => Fit::compute(640, 360, 1920, 1080),
             _ => Fit::compute(640, 360, 1080, 1920),
@@ -708,14 +708,8 @@ fn a_long_upload_runs_on_the_fargate_worker_when_the_stack_has_one() {
         serde_json::from_slice(&bytes).unwrap()
     });
     assert_eq!(manifest["route"], "worker", "{manifest}");
-    let steps: Vec<&str> = manifest["timings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["step"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        steps,
+        vidpipe_tests::timing_steps(&manifest),
         ["probe", "worker_transcode", "publish"],
         "{manifest}"
     );
@@ -751,16 +745,7 @@ fn a_long_upload_runs_on_the_fargate_worker_when_the_stack_has_one() {
     );
     assert!(states.iter().any(|s| s == "RecordFailure"), "{states:?}");
     let source: SourceRef = serde_json::from_value(input2["source"].clone()).unwrap();
-    let record = runtime().block_on(async {
-        let sdk = emulator_sdk_config(&emu.moto).await;
-        DynamoJobStore::new(dynamodb_client(&sdk), emu.ready["table"].as_str().unwrap())
-            .get_process(&source.id())
-            .await
-            .unwrap()
-            .expect("a processing record")
-    });
-    assert_eq!(record.status, ProcessStatus::Failed);
-    let error = record.error.expect("the failure");
+    let error = recorded_failure(emu, &source);
     assert_eq!(error.error, "VidPipe.ConfigurationError", "{error:?}");
     assert!(error.reason.contains("watermark"), "{}", error.reason);
     let event = subscription.event_for(emu, failing, Duration::from_secs(60));

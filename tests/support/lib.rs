@@ -232,3 +232,13 @@ pub fn audio_peak_db(path: &Path) -> f64 {
         .and_then(|v| v.trim().trim_end_matches("dB").trim().parse().ok())
         .unwrap_or_else(|| panic!("no volumedetect result for {}: {text}", path.display()))
 }
+
+/// The step names of a processing manifest's timings, in order.
+pub fn timing_steps(manifest: &serde_json::Value) -> Vec<String> {
+    manifest["timings"]
+        .as_array()
+        .expect("manifest timings")
+        .iter()
+        .map(|t| t["step"].as_str().expect("a timing's step").to_owned())
+        .collect()
+}

@@ -132,19 +132,7 @@ impl Config {
                 why: "must be an http(s) URL".into(),
             });
         }
-        let positive = |name: &'static str| {
-            get(name)
-                .map(|v| {
-                    v.parse::<u32>()
-                        .ok()
-                        .filter(|n| *n > 0)
-                        .ok_or_else(|| ConfigError::Invalid {
-                            name,
-                            why: format!("{v:?} is not a positive whole number"),
-                        })
-                })
-                .transpose()
-        };
+        let positive = |name| positive::<u32>(&get, name);
         let worker_size = match (
             positive("VIDPIPE_WORKER_CPU")?,
             positive("VIDPIPE_WORKER_MEMORY_MB")?,
@@ -157,17 +145,7 @@ impl Config {
             (Some(_), None) => return Err(ConfigError::Missing("VIDPIPE_WORKER_MEMORY_MB")),
             (None, Some(_)) => return Err(ConfigError::Missing("VIDPIPE_WORKER_CPU")),
         };
-        let memory_mb = get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
-            .map(|v| {
-                v.parse::<u32>()
-                    .ok()
-                    .filter(|mb| *mb > 0)
-                    .ok_or_else(|| ConfigError::Invalid {
-                        name: "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-                        why: format!("{v:?} is not a positive whole number of MB"),
-                    })
-            })
-            .transpose()?;
+        let memory_mb = positive("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")?;
         Ok(Self {
             table: get("VIDPIPE_TABLE"),
             bucket: get("VIDPIPE_BUCKET"),
@@ -219,12 +197,21 @@ fn whole(
     name: &'static str,
     default: u64,
 ) -> Result<u64, ConfigError> {
+    Ok(positive(get, name)?.unwrap_or(default))
+}
+
+/// A setting that, when given, is a whole number above zero.
+fn positive<N: std::str::FromStr + Default + PartialOrd>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<Option<N>, ConfigError> {
     let Some(raw) = get(name) else {
-        return Ok(default);
+        return Ok(None);
     };
-    raw.parse::<u64>()
+    raw.parse::<N>()
         .ok()
-        .filter(|v| *v > 0)
+        .filter(|v| *v > N::default())
+        .map(Some)
         .ok_or_else(|| ConfigError::Invalid {
             name,
             why: format!("{raw:?} is not a positive whole number"),
