@@ -510,9 +510,12 @@ impl TrimWindow {
 
     /// The output cut into pieces of about `segment_seconds`: (first frame, frame count) each.
     /// Pieces are whole frames of the output timeline, so rendering each from its own seek and
-    /// joining them gives exactly the frames of the single pass.
+    /// joining them gives exactly the frames of the single pass. A very long output gets longer
+    /// pieces, so there are never more than [`MAX_SEGMENTS`].
     pub fn segments(&self, segment_seconds: f64) -> Vec<(u64, u64)> {
-        let per = ((segment_seconds * self.rate.as_f64()).round() as u64).max(1);
+        let per = ((segment_seconds * self.rate.as_f64()).round() as u64)
+            .max(self.frames.div_ceil(MAX_SEGMENTS))
+            .max(1);
         (0..self.frames.div_ceil(per))
             .map(|i| (i * per, per.min(self.frames - i * per)))
             .collect()
@@ -523,6 +526,10 @@ impl TrimWindow {
         self.start_seconds + frame as f64 / self.rate.as_f64()
     }
 }
+
+/// The most segments one upload is cut into. The plan and the Map's results travel in the
+/// execution's state, which Step Functions caps at 256 KB; each segment adds about 300 bytes.
+pub const MAX_SEGMENTS: u64 = 300;
 
 /// Picks the route for a trimmed duration.
 pub fn route(trimmed_seconds: f64, settings: &ProcessSettings, worker_configured: bool) -> Route {
@@ -858,6 +865,15 @@ mod tests {
         assert_eq!(w.thumbnail_seconds(0.10), 1.2);
         assert_eq!(w.segments(5.0), vec![(0, 125), (125, 125), (250, 50)]);
         assert_eq!(w.segments(100.0), vec![(0, 300)]);
+        // Four hours in 15 s pieces would be 960 segments: the pieces grow to stay under 300.
+        let long = TrimWindow {
+            frames: 4 * 3600 * 25,
+            ..w
+        };
+        let cut = long.segments(15.0);
+        assert_eq!(cut.len() as u64, MAX_SEGMENTS);
+        assert_eq!(cut.iter().map(|(_, n)| n).sum::<u64>(), long.frames);
+        assert!(cut.windows(2).all(|p| p[0].0 + p[0].1 == p[1].0));
         assert_eq!(w.source_seconds(125), 8.0);
         assert_eq!(
             route(12.0, &ProcessSettings::default(), false),

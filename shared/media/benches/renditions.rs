@@ -20,7 +20,8 @@ use vidpipe_media::Tools;
 use vidpipe_media::process::{self, EncodeTarget, RenderJob, Span, ThumbnailTarget, Watermark};
 
 const SOURCE_SECONDS: u32 = 68; // 60 s once the 3 s intro and 5 s outro are cut.
-const SEGMENT_SECONDS: f64 = 10.0;
+/// The template's default segment length.
+const SEGMENT_SECONDS: f64 = 15.0;
 /// Lambda arm64, us-east-1: USD per GB-second.
 const USD_PER_GB_SECOND: f64 = 0.000_013_333_4;
 /// Lambda gives one vCPU per 1,769 MB, up to 6 vCPUs at 10,240 MB.
@@ -410,7 +411,7 @@ async fn main() {
         (cpu_per_output_second / single_cpu_per_output_second - 1.0) * 100.0
     );
 
-    // Model: a 10-minute 1080p upload, 10 s segments, N Lambdas at M MB. Assumptions, stated:
+    // Model: a 10-minute 1080p upload, SEGMENT_SECONDS segments, N Lambdas at M MB. Assumptions, stated:
     // one Lambda vCPU does the work of one core of this machine; x264 and the filter threads use
     // up to `vcpus` cores; each invocation adds 0.3 s of start-up and reads its part of the
     // source and writes its parts at 80 MB/s; audio and concat scale linearly with length. The
