@@ -57,7 +57,14 @@ async fn process(probed: &str) -> anyhow::Result<ExitCode> {
     let config = vidpipe_lambda::Config::from_env()?;
     let aws = vidpipe_lambda::Aws::load(&config).await;
     let deps = vidpipe_lambda::process_deps(&config, &aws)?;
-    let progress = |f: f64| tracing::info!(progress = f, "transcoding");
+    // One log line per tenth: a long upload reports progress many times a second.
+    let logged = std::sync::atomic::AtomicU32::new(0);
+    let progress = |f: f64| {
+        let tenth = (f * 10.0).floor() as u32;
+        if logged.fetch_max(tenth, std::sync::atomic::Ordering::Relaxed) < tenth {
+            tracing::info!(progress = f, "transcoding");
+        }
+    };
     match processing::run_worker(&deps, &probed, &progress).await {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => {
