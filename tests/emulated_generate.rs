@@ -321,3 +321,78 @@ fn a_cancel_mid_run_ends_cancelled_and_stops_the_execution() {
         again.json
     );
 }
+
+/// Fargate configured and a threshold of one frame: compose runs as `vidpipe-worker compose`
+/// through ecs:runTask.sync (the emulator runs the task's entry point as a local process), and
+/// finalize picks up what the worker stored. The video measures as the Lambda compose's does.
+#[test]
+fn a_long_generation_composes_on_the_fargate_worker() {
+    let emu = Emulator::start_with(
+        &[],
+        &[
+            (
+                "WorkerImageUri",
+                "123456789012.dkr.ecr.us-east-1.amazonaws.com/vidpipe-worker:test",
+            ),
+            ("FargateSubnetIds", "subnet-0a1b2c3d"),
+            ("FargateSecurityGroupIds", "sg-0a1b2c3d"),
+            ("FargateComposeThresholdFrames", "1"),
+        ],
+    );
+    let (status, job) = submit(&emu, "tenant-w", &body(), None);
+    assert_eq!(status, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    let done = emu.wait_for(&id, "tenant-w", Duration::from_secs(600), |j| {
+        matches!(
+            j["status"].as_str(),
+            Some("completed" | "failed" | "cancelled")
+        )
+    });
+    assert_eq!(done["status"], "completed", "{done}");
+
+    // The execution went through the ECS task, not the compose Lambda.
+    let list = emu.aws_json(
+        "states",
+        "AWSStepFunctions.ListExecutions",
+        &json!({ "stateMachineArn": emu.state_machine_arn }),
+    );
+    let execution = list["executions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == id.as_str())
+        .unwrap_or_else(|| panic!("no execution named {id}: {list}"));
+    let history = emu.aws_json(
+        "states",
+        "AWSStepFunctions.GetExecutionHistory",
+        &json!({ "executionArn": execution["executionArn"], "maxResults": 1000 }),
+    );
+    let entered: Vec<&str> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["stateEnteredEventDetails"]["name"].as_str())
+        .collect();
+    assert!(entered.contains(&"ComposeOnFargate"), "{entered:?}");
+    assert!(!entered.contains(&"Compose"), "{entered:?}");
+
+    let dl = emu.call(
+        "GET",
+        &format!("/v1/generations/{id}/download"),
+        "tenant-w",
+        None,
+        &[],
+    );
+    assert_eq!(dl.status, 200, "{:?}", dl.json);
+    let dir = tempfile::tempdir().unwrap();
+    let video = dir.path().join("final.mp4");
+    std::fs::write(&video, fetch(dl.json["video"]["url"].as_str().unwrap())).unwrap();
+    let f = probe(&video);
+    assert_eq!((f.width, f.height), (720, 1280));
+    assert_eq!(f.video_frames, Some(180));
+    assert_eq!(
+        (f.video_codec.as_str(), f.pix_fmt.as_str()),
+        ("h264", "yuv420p")
+    );
+    assert_eq!(f.audio_codec.as_deref(), Some("aac"));
+}
