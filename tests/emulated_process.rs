@@ -544,7 +544,7 @@ fn segments_match_single_pass(stem: &str, b_frames: bool) {
     upload(single, &reference, bytes.clone(), "video/mp4");
     upload(segmented, &long, bytes, "video/mp4");
 
-    let (seg_done, _) = finished(segmented, &long, Duration::from_secs(900));
+    let (seg_done, seg_input) = finished(segmented, &long, Duration::from_secs(900));
     assert_eq!(seg_done["status"], "SUCCEEDED", "{seg_done}");
     let states = entered_states(segmented, seg_done["executionArn"].as_str().unwrap());
     for s in [
@@ -613,9 +613,12 @@ fn segments_match_single_pass(stem: &str, b_frames: bool) {
             "{name}: the audio, encoded once, spans the output ({audio} s)"
         );
     }
-    // The segment scratch objects are cleaned up after assembly.
+    // This source's segment scratch objects are cleaned up after assembly. (Only its own: the
+    // other segment test shares the stack and may be mid-run.)
+    let source: SourceRef = serde_json::from_value(seg_input["source"].clone()).unwrap();
+    let prefix = vidpipe_domain::processing::temp_key(&source.id(), "");
     let leftovers =
-        runtime().block_on(async { blobs(segmented).await.list("temp/process/").await.unwrap() });
+        runtime().block_on(async { blobs(segmented).await.list(&prefix).await.unwrap() });
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
