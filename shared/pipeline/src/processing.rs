@@ -403,15 +403,26 @@ pub async fn transcode_on_worker(
     probed: &Probed,
     progress: &(dyn Fn(f64) + Send + Sync),
 ) -> Result<(), StepError> {
-    let started = Instant::now();
     let mut rendered = transcode(deps, probed, progress).await?;
-    // Re-label the step's time: the manifest bills it at Fargate's rate, not Lambda's.
-    rendered.timings.retain(|t| t.step != "transcode");
-    rendered.timings.push(timed(WORKER_TRANSCODE_STEP, started));
+    // Re-label the step's time (transcode's own, the last): the manifest bills it at Fargate's
+    // rate, not Lambda's.
+    if let Some(t) = rendered.timings.last_mut() {
+        t.step = WORKER_TRANSCODE_STEP.to_owned();
+    }
+    put_temp_json(deps, &probed.source_id, WORKER_RENDERED, &rendered).await
+}
+
+/// Writes a small JSON file under the source's `temp/` folder.
+async fn put_temp_json(
+    deps: &ProcessDeps,
+    source_id: &str,
+    name: &str,
+    value: &impl Serialize,
+) -> Result<(), StepError> {
     deps.blobs
         .put_bytes(
-            &domain::temp_key(&probed.source_id, WORKER_RENDERED),
-            serde_json::to_vec(&rendered)?,
+            &domain::temp_key(source_id, name),
+            serde_json::to_vec(value)?,
             "application/json",
         )
         .await?;
@@ -443,13 +454,7 @@ pub async fn run_worker(
             error: e.error_type().to_owned(),
             reason: e.to_string(),
         };
-        deps.blobs
-            .put_bytes(
-                &domain::temp_key(&probed.source_id, WORKER_FAILURE),
-                serde_json::to_vec(&failure)?,
-                "application/json",
-            )
-            .await?;
+        put_temp_json(deps, &probed.source_id, WORKER_FAILURE, &failure).await?;
     }
     outcome
 }
@@ -753,6 +758,8 @@ pub async fn publish(deps: &ProcessDeps, rendered: &Rendered) -> Result<ProcessE
     let started = Instant::now();
     let probed = &rendered.probed;
     let mut outputs = Vec::new();
+    // Renditions that share an encode (reels, tiktok) are the same bytes: probed once.
+    let mut probes: Vec<(_, ProbeInfo)> = Vec::new();
     for r in &deps.renditions.renditions {
         let key = probed.path.rendition_key(&r.name);
         let size = deps
@@ -761,8 +768,15 @@ pub async fn publish(deps: &ProcessDeps, rendered: &Rendered) -> Result<ProcessE
             .await?
             .ok_or_else(|| StepError::Internal(format!("{key} was not written")))?
             .size_bytes;
-        let url = media_input(deps.blobs.as_ref(), &key).await?;
-        let info = media::probe_input(&deps.tools, &url).await?;
+        let info = match probes.iter().find(|(k, _)| *k == r.encoding_key()) {
+            Some((_, info)) => info.clone(),
+            None => {
+                let url = media_input(deps.blobs.as_ref(), &key).await?;
+                let info = media::probe_input(&deps.tools, &url).await?;
+                probes.push((r.encoding_key(), info.clone()));
+                info
+            }
+        };
         let v = info
             .video()
             .ok_or_else(|| StepError::Internal(format!("{key} has no video stream")))?;
