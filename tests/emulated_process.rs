@@ -209,22 +209,6 @@ fn finished(emu: &Emulator, key: &str, limit: Duration) -> (Value, Value) {
     }
 }
 
-/// The names of the states an execution entered.
-fn entered_states(emu: &Emulator, execution_arn: &str) -> Vec<String> {
-    let h = emu.aws_json(
-        "states",
-        "AWSStepFunctions.GetExecutionHistory",
-        &json!({ "executionArn": execution_arn, "maxResults": 1000 }),
-    );
-    h["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["stateEnteredEventDetails"]["name"].as_str())
-        .map(str::to_owned)
-        .collect()
-}
-
 /// An SQS queue subscribed to the processing topic, created by the test.
 struct Subscription {
     url: String,
@@ -387,7 +371,7 @@ fn an_upload_is_processed_once_into_measured_renditions_and_notified() {
         "the sequencer names the write: {input}"
     );
     assert_eq!(done["name"], source.id());
-    let states = entered_states(emu, done["executionArn"].as_str().unwrap());
+    let states = emu.entered_states(done["executionArn"].as_str().unwrap());
     assert!(states.iter().any(|s| s == "Transcode"), "{states:?}");
     assert!(!states.iter().any(|s| s == "RenderSegments"), "{states:?}");
 
@@ -546,7 +530,7 @@ fn segments_match_single_pass(stem: &str, b_frames: bool) {
 
     let (seg_done, seg_input) = finished(segmented, &long, Duration::from_secs(900));
     assert_eq!(seg_done["status"], "SUCCEEDED", "{seg_done}");
-    let states = entered_states(segmented, seg_done["executionArn"].as_str().unwrap());
+    let states = segmented.entered_states(seg_done["executionArn"].as_str().unwrap());
     for s in [
         "Split",
         "RenderAndEncodeAudio",
@@ -570,7 +554,7 @@ fn segments_match_single_pass(stem: &str, b_frames: bool) {
 
     let (ref_done, _) = finished(single, &reference, Duration::from_secs(900));
     assert_eq!(ref_done["status"], "SUCCEEDED", "{ref_done}");
-    let ref_states = entered_states(single, ref_done["executionArn"].as_str().unwrap());
+    let ref_states = single.entered_states(ref_done["executionArn"].as_str().unwrap());
     assert!(
         ref_states.iter().any(|s| s == "Transcode"),
         "{ref_states:?}"
@@ -675,7 +659,7 @@ fn a_long_upload_runs_on_the_fargate_worker_when_the_stack_has_one() {
     upload(emu, key, source_video(dir.path(), "src.mp4"), "video/mp4");
     let (done, _) = finished(emu, key, Duration::from_secs(900));
     assert_eq!(done["status"], "SUCCEEDED", "{done}");
-    let states = entered_states(emu, done["executionArn"].as_str().unwrap());
+    let states = emu.entered_states(done["executionArn"].as_str().unwrap());
     for s in ["Probe", "TranscodeOnFargate", "WorkerTranscoded", "Publish"] {
         assert!(
             states.iter().any(|e| e == s),
@@ -741,7 +725,7 @@ fn a_long_upload_runs_on_the_fargate_worker_when_the_stack_has_one() {
     let (failed, input2) = finished(emu, failing, Duration::from_secs(600));
     install_watermark(emu);
     assert_eq!(failed["status"], "FAILED", "{failed}");
-    let states = entered_states(emu, failed["executionArn"].as_str().unwrap());
+    let states = emu.entered_states(failed["executionArn"].as_str().unwrap());
     assert!(
         states.iter().any(|s| s == "TranscodeOnFargate"),
         "{states:?}"

@@ -145,6 +145,22 @@ impl Emulator {
 }
 
 impl Emulator {
+    /// The names of the states an execution entered, in order.
+    pub fn entered_states(&self, execution_arn: &str) -> Vec<String> {
+        let h = self.aws_json(
+            "states",
+            "AWSStepFunctions.GetExecutionHistory",
+            &serde_json::json!({ "executionArn": execution_arn, "maxResults": 1000 }),
+        );
+        h["events"]
+            .as_array()
+            .expect("history events")
+            .iter()
+            .filter_map(|e| e["stateEnteredEventDetails"]["name"].as_str())
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// A logical id's physical name or ARN from the ready line (`section` is `queues`,
     /// `topics`, `state_machines`, ...).
     pub fn resource(&self, section: &str, logical_id: &str) -> String {
