@@ -4,10 +4,10 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use vidpipe_domain::names;
 use vidpipe_domain::processing::{
     Fit, ProcessJob, ProcessSettings, ProcessStatus, RenditionSet, Route,
 };
-use vidpipe_pipeline::error::names;
 use vidpipe_pipeline::local::LocalStack;
 use vidpipe_pipeline::notify::JsonlNotifier;
 use vidpipe_pipeline::processing::{self, ProcessInput};

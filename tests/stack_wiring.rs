@@ -4,7 +4,7 @@
 //!   the ASL run in moto's Step Functions executor with stub steps (scripts/check/asl_moto.py).
 //! - Every `${X}` in an ASL has a DefinitionSubstitution (and every substitution is used).
 //! - The ASL's Retry numbers are `RetryPolicy::{CLIP, STEP}`, its `VidPipe.*` names are the
-//!   ones `vidpipe_pipeline::error::names` defines, and it retries exactly the retryable ones.
+//!   ones `vidpipe_domain::names` defines, and it retries exactly the retryable ones.
 //! - Every Lambda task retries Lambda's transient errors and is caught; every Task has a timeout.
 //! - The steps run Plan -> Map(GenerateClip) -> Compose (Lambda or Fargate) -> Finalize, and
 //!   every Catch leads to RecordFailure (a cancel excepted) and then a Fail state.
@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use vidpipe_pipeline::error::names;
+use vidpipe_domain::names;
 use vidpipe_pipeline::policy::RetryPolicy;
 
 /// The functions the stack deploys: logical id, package directory, bin name.
@@ -53,7 +53,7 @@ const LAMBDA_TRANSIENT: &[&str] = &[
 
 const LAMBDA_INVOKE: &str = "arn:aws:states:::lambda:invoke";
 
-/// Every error name the steps can report (`vidpipe_pipeline::error::names`).
+/// Every error name the steps can report (`vidpipe_domain::names`).
 const KNOWN_NAMES: &[&str] = &[
     names::JOB_NOT_FOUND,
     names::CANCELLED,

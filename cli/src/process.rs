@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use vidpipe_domain::processing::{ProcessSettings, ProcessStatus, RenditionSet};
+use vidpipe_domain::steps::ProcessingStep;
 use vidpipe_pipeline::local::LocalStack;
 use vidpipe_pipeline::processing::{self, ProcessInput, ProcessProgress};
 
@@ -95,9 +96,9 @@ pub async fn process(stack: LocalStack, args: &ProcessArgs) -> Result<ExitCode> 
     let segments = multi.add(ProgressBar::hidden());
     let (stage_bar, seg_bar) = (stage.clone(), segments.clone());
     let report = Arc::new(move |p: ProcessProgress| match p {
-        ProcessProgress::Stage(name) => {
-            stage_bar.set_message(name);
-            if name == "publish" {
+        ProcessProgress::Step(step) => {
+            stage_bar.set_message(step.as_str());
+            if step == ProcessingStep::Publish {
                 stage_bar.set_position(100);
             }
         }
@@ -133,7 +134,7 @@ pub async fn process(stack: LocalStack, args: &ProcessArgs) -> Result<ExitCode> 
     let mut outputs = Vec::new();
     for o in &job.outputs {
         let path = stack.blob_path(&o.key);
-        let probe = vidpipe_media::probe(&deps.tools, &path).await?;
+        let probe = stack.deps().media.probe(&path).await?;
         outputs.push(serde_json::json!({
             "rendition": o.rendition,
             "path": path,

@@ -17,7 +17,8 @@
 //! `asset`, `idempotency`, `process`) so a raw scan is readable.
 //!
 //! Processing records ([`ProcessStore`]) are keyed by the source write's id, so a re-run of the
-//! same upload replaces its record: `put_process` is an unconditional put. They are not on
+//! same upload replaces its record: `save_process` puts the whole item, conditional on the
+//! version it was read at. They are not on
 //! `GSI1` (no tenant owns an upload).
 //!
 //! Each record's full value is the `doc` attribute: the same JSON the SQLite store keeps, so
@@ -727,31 +728,59 @@ impl JobStore for DynamoJobStore {
 
 #[async_trait]
 impl ProcessStore for DynamoJobStore {
-    async fn put_process(&self, job: &ProcessJob) -> Result<(), StoreError> {
-        let doc = serde_json::to_string(job).map_err(encode_error)?;
+    async fn save_process(&self, job: &ProcessJob) -> Result<ProcessJob, StoreError> {
+        let saved = ProcessJob {
+            version: job.version.checked_add(1).ok_or_else(|| {
+                StoreError::Conflict(format!("processing record {} version overflow", job.id))
+            })?,
+            ..job.clone()
+        };
+        let doc = serde_json::to_string(&saved).map_err(encode_error)?;
         let mut request = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item(ATTR_PK, s(process_pk(&job.id)))
+            .item(ATTR_PK, s(process_pk(&saved.id)))
             .item(ATTR_SK, s(SK_META))
             .item(ATTR_ENTITY, s("process"))
-            .item(ATTR_STATUS, s(serde_plain(&job.status)?))
-            .item(ATTR_BUCKET, s(&job.source.bucket))
-            .item(ATTR_SOURCE_KEY, s(&job.source.key))
-            .item(ATTR_CREATED_AT, s(timestamp(job.created_at)))
-            .item(ATTR_UPDATED_AT, s(timestamp(job.updated_at)))
-            .item(ATTR_DOC, s(doc));
+            .item(ATTR_STATUS, s(saved.status.as_str()))
+            .item(ATTR_VERSION, n(saved.version))
+            .item(ATTR_BUCKET, s(&saved.source.bucket))
+            .item(ATTR_SOURCE_KEY, s(&saved.source.key))
+            .item(ATTR_CREATED_AT, s(timestamp(saved.created_at)))
+            .item(ATTR_UPDATED_AT, s(timestamp(saved.updated_at)))
+            .item(ATTR_DOC, s(doc))
+            .expression_attribute_names("#pk", ATTR_PK);
+        // The whole item is replaced, so only the version it was read at may be there: none for
+        // a first save, else the same number.
+        request = if job.version == 0 {
+            request.condition_expression("attribute_not_exists(#pk)")
+        } else {
+            request
+                .condition_expression("#version = :expected")
+                .expression_attribute_names("#version", ATTR_VERSION)
+                .expression_attribute_values(":expected", n(job.version))
+        };
         // A running record must not expire under a long job; an ended one goes with its outputs.
-        if job.status != ProcessStatus::Running {
+        if saved.status != ProcessStatus::Running {
             let retention = TimeDelta::seconds(PROCESS_RETENTION.as_secs() as i64);
-            request = request.item(ATTR_EXPIRES_AT, n(epoch_seconds(job.updated_at, retention)));
+            request = request.item(
+                ATTR_EXPIRES_AT,
+                n(epoch_seconds(saved.updated_at, retention)),
+            );
         }
-        request
-            .send()
-            .await
-            .map_err(|e| sdk_error("PutItem (processing record)", e))?;
-        Ok(())
+        match request.send().await {
+            Ok(_) => Ok(saved),
+            Err(err) => Err(match err.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(_)) => {
+                    StoreError::Conflict(format!(
+                        "processing record {} changed since version {}",
+                        job.id, job.version
+                    ))
+                }
+                _ => sdk_error("PutItem (processing record)", err),
+            }),
+        }
     }
 
     async fn get_process(&self, id: &str) -> Result<Option<ProcessJob>, StoreError> {

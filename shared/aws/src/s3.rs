@@ -16,12 +16,14 @@ use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption,
 };
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_encode};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use vidpipe_domain::ErrorClass;
+use vidpipe_domain::media::{MediaLocation, MediaSource};
 use vidpipe_domain::ports::{
     BlobError, BlobMeta, BlobStore, SignedUpload, UploadSigner, validate_key,
 };
@@ -611,6 +613,19 @@ impl BlobStore for S3BlobStore {
             .map_err(|e| sdk_error(&format!("presign GetObject {key:?}"), e))?;
         Ok(presigned.uri().to_owned())
     }
+
+    /// A presigned GET: ffmpeg reads only the byte ranges it needs, and nothing is downloaded
+    /// into the function's `/tmp` first. The object is checked first, since a presigned URL of a
+    /// missing object would only fail inside ffmpeg, as a confusing "invalid media".
+    async fn media_source(&self, key: &str, ttl: Duration) -> Result<MediaSource, BlobError> {
+        if self.head(key).await?.is_none() {
+            return Err(BlobError::NotFound(key.to_owned()));
+        }
+        Ok(MediaSource {
+            key: key.to_owned(),
+            location: MediaLocation::Url(self.presign_get(key, ttl).await?),
+        })
+    }
 }
 
 /// A listing prefix is a key cut anywhere: the part up to its last `/` must be a valid key (or
@@ -631,17 +646,16 @@ fn check_prefix(prefix: &str) -> Result<(), BlobError> {
 /// `x-amz-copy-source` is `bucket/key` with the key URL-encoded (keys may hold spaces, `#`, `?`);
 /// `/` stays literal.
 fn encode_copy_source(key: &str) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(key.len());
-    for &b in key.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
+    percent_encode(key.as_bytes(), COPY_SOURCE_KEY).to_string()
 }
+
+/// What `x-amz-copy-source` may carry unencoded: the unreserved characters and `/`.
+const COPY_SOURCE_KEY: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 fn presigning(ttl: Duration) -> Result<PresigningConfig, BlobError> {
     if ttl > MAX_PRESIGN_TTL {

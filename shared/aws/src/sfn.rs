@@ -18,7 +18,7 @@ use vidpipe_domain::job::JobId;
 use vidpipe_domain::ports::{Orchestrator, OrchestratorError};
 
 /// The `error` a cancelled execution stops with; the ASL and dashboards can match it exactly.
-pub const CANCEL_ERROR: &str = "vidpipe.Cancelled";
+pub const CANCEL_ERROR: &str = vidpipe_domain::names::CANCELLED;
 
 /// The parts of a state machine ARN an execution ARN is built from.
 #[derive(Debug, Clone, PartialEq, Eq)]

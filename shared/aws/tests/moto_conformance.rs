@@ -392,6 +392,7 @@ async fn s3_blob_store_conforms() {
     let store = S3BlobStore::new(client, BUCKET);
     blob_store::run_all(&store).await;
     blob_store::presign_get_serves_the_object(&store, http_get).await;
+    blob_store::media_source_locates_the_object(&store, http_get).await;
 }
 
 async fn head_sse(
@@ -716,7 +717,7 @@ fn process_record(source: &SourceRef) -> ProcessJob {
     ProcessJob::new(source, Utc::now())
 }
 
-/// The processing records: a put roundtrips byte for byte, a second put of the same id replaces
+/// The processing records: a save roundtrips byte for byte, a second save of the same id replaces
 /// the first (a re-run never adds a record), an unknown id is `None`, and the item follows the
 /// documented layout (`PROC#<id>` / `META`, `expires_at` only once the record has ended).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -732,8 +733,10 @@ async fn dynamo_process_store_roundtrips_and_overwrites() {
     let id = source.id();
     assert_eq!(store.get_process(&id).await.expect("get"), None);
 
-    let running = process_record(&source);
-    store.put_process(&running).await.expect("put");
+    let running = store
+        .save_process(&process_record(&source))
+        .await
+        .expect("save");
     assert_eq!(
         store.get_process(&id).await.expect("get").as_ref(),
         Some(&running)
@@ -748,10 +751,10 @@ async fn dynamo_process_store_roundtrips_and_overwrites() {
     failed.status = ProcessStatus::Failed;
     failed.updated_at = running.updated_at + TimeDelta::seconds(5);
     failed.error = Some(ProcessFailure {
-        error: "VidPipe.SourceRejected".into(),
+        error: vidpipe_domain::names::SOURCE_REJECTED.into(),
         reason: "the file has no video stream".into(),
     });
-    store.put_process(&failed).await.expect("overwrite");
+    let failed = store.save_process(&failed).await.expect("overwrite");
     assert_eq!(
         store.get_process(&id).await.expect("get").as_ref(),
         Some(&failed)

@@ -145,6 +145,15 @@ pub enum Stage {
 }
 
 impl Stage {
+    /// The serde name: what records, metadata and events call the stage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Planning => "planning",
+            Stage::Generating => "generating",
+            Stage::Composing => "composing",
+        }
+    }
+
     /// Percent of the whole job at which the stage starts and ends. Clip generation dominates
     /// wall time with real providers, so it carries the largest share.
     pub fn span(self) -> (f64, f64) {

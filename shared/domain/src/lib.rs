@@ -6,10 +6,12 @@ pub mod error;
 pub mod job;
 pub mod keys;
 pub mod media;
+pub mod names;
 pub mod plan;
 pub mod ports;
 pub mod processing;
 pub mod request;
+pub mod steps;
 pub mod timeline;
 
 pub use asset::{Asset, AssetId, AssetKind};

@@ -114,3 +114,144 @@ pub struct ToolVersions {
     pub ffmpeg: String,
     pub ffprobe: String,
 }
+
+/// Where the media engine reads an object from: a local file (the filesystem store) or a URL it
+/// opens directly (a presigned S3 GET, so ffmpeg reads only the byte ranges it needs). `key` is
+/// the object's name in the store: what messages call it, never the URL, whose signature would
+/// let any reader of a notification fetch the upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaSource {
+    pub key: String,
+    pub location: MediaLocation,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaLocation {
+    Path(PathBuf),
+    Url(String),
+}
+
+impl MediaSource {
+    /// The text ffmpeg is given as its input.
+    pub fn as_os_str(&self) -> &std::ffi::OsStr {
+        match &self.location {
+            MediaLocation::Path(p) => p.as_os_str(),
+            MediaLocation::Url(u) => std::ffi::OsStr::new(u),
+        }
+    }
+
+    /// `text` with every mention of this source's location replaced by its key: tools echo
+    /// their input in their errors, and a signed URL or a server path must not reach a record.
+    pub fn redact(&self, text: &str) -> String {
+        let location = match &self.location {
+            MediaLocation::Path(p) => p.to_string_lossy().into_owned(),
+            MediaLocation::Url(u) => u.clone(),
+        };
+        if location.is_empty() {
+            return text.to_owned();
+        }
+        text.replace(&location, &self.key)
+    }
+}
+
+/// One encode of a rendition render: a box, bitrates and where the file goes. Several
+/// renditions may share one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodeTarget {
+    pub fit: crate::processing::Fit,
+    pub video_kbps: u32,
+    pub audio_kbps: u32,
+    pub output: PathBuf,
+}
+
+/// Which part of the output timeline a render produces, and from where in its input.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Span {
+    /// Seconds to skip in the input before the first output frame.
+    pub input_offset: f64,
+    pub rate: crate::processing::Rate,
+    pub frames: u64,
+}
+
+impl Span {
+    /// The whole trimmed output, read from the original source.
+    pub fn whole(window: &crate::processing::TrimWindow) -> Span {
+        Span {
+            input_offset: window.start_seconds,
+            rate: window.rate,
+            frames: window.frames,
+        }
+    }
+
+    pub fn seconds(&self) -> f64 {
+        self.frames as f64 / self.rate.as_f64()
+    }
+}
+
+/// The thumbnail a single pass writes along the way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThumbnailTarget {
+    /// Output frame index (within the span) to take.
+    pub frame: u64,
+    pub width: u32,
+    pub height: u32,
+    pub output: PathBuf,
+}
+
+/// A watermark decoded to straight RGBA pixels, with where and how strongly to place it. Decoded
+/// once per step by the engine, so a broken image is found before any encode starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Watermark {
+    pub width: u32,
+    pub height: u32,
+    /// `width * height * 4` bytes.
+    pub rgba: Vec<u8>,
+    pub spec: crate::processing::WatermarkSpec,
+}
+
+/// Everything one rendition render needs.
+#[derive(Debug, Clone, Copy)]
+pub struct RenderJob<'a> {
+    pub source: &'a MediaSource,
+    /// Displayed source size (rotation applied), to size the blur-pad.
+    pub source_size: (u32, u32),
+    pub span: Span,
+    pub targets: &'a [EncodeTarget],
+    pub thumbnail: Option<&'a ThumbnailTarget>,
+    pub watermark: &'a Watermark,
+    /// `Some(has_audio)`: write audio (a silent track when the source has none). `None`: video
+    /// only, for segment renders whose audio is encoded once elsewhere.
+    pub audio: Option<bool>,
+    pub work_dir: &'a std::path::Path,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::processing::{Rate, TrimWindow};
+
+    #[test]
+    fn a_whole_span_starts_at_the_intro_and_lasts_the_window() {
+        let window = TrimWindow {
+            start_seconds: 3.0,
+            rate: Rate { num: 30, den: 1 },
+            frames: 30 * 40,
+        };
+        let span = Span::whole(&window);
+        assert_eq!(span.input_offset, 3.0);
+        assert_eq!(span.seconds(), 40.0);
+    }
+
+    #[test]
+    fn redaction_names_the_key_instead_of_the_url() {
+        let url = "http://127.0.0.1:9/b/raw/a/p/x.mp4?X-Amz-Signature=abc&x-id=GetObject";
+        let source = MediaSource {
+            key: "raw/a/p/x.mp4".into(),
+            location: MediaLocation::Url(url.into()),
+        };
+        assert_eq!(
+            source.redact(&format!("{url}: Invalid data found")),
+            "raw/a/p/x.mp4: Invalid data found"
+        );
+    }
+}

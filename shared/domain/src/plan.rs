@@ -142,6 +142,19 @@ const SHOTS: [&str; 6] = [
 ];
 const CAPTION_MAX_CHARS: usize = 70;
 
+/// The rules planner is pure, so it is the `Planner` port as it stands: runners hold it beside
+/// LLM planners without knowing which one they have.
+#[async_trait::async_trait]
+impl crate::ports::Planner for RulesPlanner {
+    fn name(&self) -> &str {
+        RulesPlanner::NAME
+    }
+
+    async fn plan(&self, request: &GenerationRequest) -> Result<Plan, PlanError> {
+        RulesPlanner::plan(self, request)
+    }
+}
+
 impl RulesPlanner {
     pub const NAME: &'static str = "rules";
 

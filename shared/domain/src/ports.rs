@@ -5,8 +5,11 @@
 use crate::asset::{Asset, AssetId};
 use crate::error::ErrorClass;
 use crate::job::{ClipRecord, Job, JobId};
-use crate::media::{ClipSpec, CompositionJob, ProbeInfo, ToolVersions};
+use crate::media::{
+    ClipSpec, CompositionJob, MediaSource, ProbeInfo, RenderJob, Span, ToolVersions, Watermark,
+};
 use crate::plan::{Plan, PlanError};
+use crate::processing::WatermarkSpec;
 use crate::request::GenerationRequest;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -164,6 +167,8 @@ pub fn validate_key(key: &str) -> Result<(), BlobError> {
 /// - `copy` is server-side where the backend allows; `delete` of a missing key is `Ok`;
 /// - `list` returns every object under a prefix, sorted by key;
 /// - `presign_get` gives a URL that fetches the object without credentials for `ttl`;
+/// - `media_source` tells the media engine where to read an existing object from, for at least
+///   `ttl`: its file where the store is local, else a URL; a missing object is `NotFound`;
 /// - every key is checked with [`validate_key`] first.
 #[async_trait]
 pub trait BlobStore: Send + Sync {
@@ -181,6 +186,7 @@ pub trait BlobStore: Send + Sync {
     async fn delete(&self, key: &str) -> Result<(), BlobError>;
     async fn list(&self, prefix: &str) -> Result<Vec<BlobMeta>, BlobError>;
     async fn presign_get(&self, key: &str, ttl: Duration) -> Result<String, BlobError>;
+    async fn media_source(&self, key: &str, ttl: Duration) -> Result<MediaSource, BlobError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -320,11 +326,18 @@ pub trait UploadSigner: Send + Sync {
 
 /// Processing records, one per source write ([`crate::processing::SourceRef::id`]).
 ///
-/// Contract: `put` creates or replaces the record with that id (a re-run of the same write
-/// overwrites, it never adds a second); `get` returns the last record put, or `None`.
+/// Contract:
+/// - `save` writes the record only if the stored version still equals `job.version` (0: no
+///   record yet) and returns it as stored, its version one higher; otherwise `Conflict`, and
+///   nothing is written. Of several writers racing from one version exactly one wins;
+/// - a re-run of the same write replaces its record, it never adds a second;
+/// - `get` returns the last record saved, or `None`.
 #[async_trait]
 pub trait ProcessStore: Send + Sync {
-    async fn put_process(&self, job: &crate::processing::ProcessJob) -> Result<(), StoreError>;
+    async fn save_process(
+        &self,
+        job: &crate::processing::ProcessJob,
+    ) -> Result<crate::processing::ProcessJob, StoreError>;
     async fn get_process(
         &self,
         id: &str,
@@ -348,4 +361,48 @@ pub enum NotifyError {
 #[async_trait]
 pub trait Notifier: Send + Sync {
     async fn notify(&self, event: &crate::processing::ProcessEvent) -> Result<(), NotifyError>;
+}
+
+/// What upload processing needs from the media engine: probing a source where it lies, the
+/// one-decode render of every rendition (whole or one segment), the audio encoded once, the
+/// stream-copy join of segment renders, and a thumbnail.
+///
+/// Contract:
+/// - `probe_source` never modifies its input; anything that is not media is `InvalidInput`;
+/// - no error text names a source's location (a signed URL, a server path): only its key;
+/// - `render` writes every target to exactly `job.span.frames` frames (and the thumbnail, when
+///   asked), reporting progress in 0..=1 when given a reporter;
+/// - `decode_watermark` accepts PNG and JPEG by content and refuses anything else as
+///   `InvalidInput`.
+#[async_trait]
+pub trait RenditionEngine: Send + Sync {
+    async fn probe_source(&self, source: &MediaSource) -> Result<ProbeInfo, MediaError>;
+    fn decode_watermark(&self, bytes: &[u8], spec: WatermarkSpec) -> Result<Watermark, MediaError>;
+    async fn render(
+        &self,
+        job: &RenderJob<'_>,
+        progress: Option<&(dyn Fn(f64) + Send + Sync)>,
+    ) -> Result<(), MediaError>;
+    async fn encode_audio(
+        &self,
+        source: &MediaSource,
+        span: Span,
+        has_audio: bool,
+        kbps: u32,
+        output: &Path,
+    ) -> Result<(), MediaError>;
+    async fn concat(
+        &self,
+        parts: &[std::path::PathBuf],
+        audio: &Path,
+        seconds: f64,
+        output: &Path,
+    ) -> Result<(), MediaError>;
+    async fn thumbnail(
+        &self,
+        source: &MediaSource,
+        source_seconds: f64,
+        size: (u32, u32),
+        output: &Path,
+    ) -> Result<(), MediaError>;
 }

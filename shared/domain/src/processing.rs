@@ -59,11 +59,19 @@ pub enum SourcePathError {
     OutsideLayout(String),
     #[error("{0:?} has no video extension (known: {known})", known = VIDEO_EXTENSIONS.join(", "))]
     NotVideo(String),
+    /// `.` or `..` segments, control characters: a key that could name something outside its
+    /// own folder once mapped to a path is an unusable upload, never a server fault.
+    #[error("{0:?} is not a safe object key (no `.` or `..` segments, no control characters)")]
+    Unsafe(String),
 }
 
 impl SourcePath {
     pub fn parse(key: &str) -> Result<SourcePath, SourcePathError> {
         let outside = || SourcePathError::OutsideLayout(key.to_owned());
+        let unsafe_segment = key.split('/').any(|seg| seg == "." || seg == "..");
+        if unsafe_segment || key.chars().any(char::is_control) {
+            return Err(SourcePathError::Unsafe(key.to_owned()));
+        }
         let rest = key.strip_prefix("raw/").ok_or_else(outside)?;
         let mut parts = rest.splitn(3, '/');
         let (client, project, file) = match (parts.next(), parts.next(), parts.next()) {
@@ -271,6 +279,11 @@ impl Default for ProcessSettings {
 /// Why a source cannot be processed. Retrying never helps; the job fails with this reason.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Rejection {
+    /// The key is not `raw/{client}/{project}/{file}` with a video extension, or is unsafe.
+    #[error(transparent)]
+    Key(#[from] SourcePathError),
+    #[error("the object no longer exists")]
+    Gone,
     #[error("the file is empty (0 bytes)")]
     Empty,
     #[error("the file is not readable media: {0}")]
@@ -597,9 +610,104 @@ pub struct ProcessJob {
     pub error: Option<ProcessFailure>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Optimistic concurrency, as on generation jobs: 0 before the first write, and every
+    /// successful write increments it.
+    #[serde(default)]
+    pub version: u64,
+}
+
+impl ProcessStatus {
+    /// The allowed moves. A run ends once, either way; a new run of the same write (a re-run or
+    /// a retry) starts again from either end. What is never allowed is a late failure turning a
+    /// success into a failure: a Publish whose response was lost and then timed out has still
+    /// published, and its outputs and notification stand.
+    pub fn can_move_to(self, next: ProcessStatus) -> bool {
+        use ProcessStatus::*;
+        matches!(
+            (self, next),
+            (Running, Running | Succeeded | Failed) | (Succeeded | Failed, Running)
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProcessStatus::Running => "running",
+            ProcessStatus::Succeeded => "succeeded",
+            ProcessStatus::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for ProcessStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("processing record {id} cannot move from {from} to {to}")]
+pub struct ProcessTransitionError {
+    pub id: String,
+    pub from: ProcessStatus,
+    pub to: ProcessStatus,
 }
 
 impl ProcessJob {
+    /// A new run of this record: cleared of any earlier run's outcome. Allowed from any status.
+    pub fn start_run(&self, now: DateTime<Utc>) -> Result<ProcessJob, ProcessTransitionError> {
+        let mut next = self.moved(ProcessStatus::Running, now)?;
+        next.error = None;
+        next.outputs.clear();
+        next.thumbnail_key = None;
+        next.manifest_key = None;
+        Ok(next)
+    }
+
+    /// The run succeeded with these outputs.
+    pub fn succeed(
+        &self,
+        outputs: Vec<OutputRecord>,
+        thumbnail_key: String,
+        manifest_key: String,
+        now: DateTime<Utc>,
+    ) -> Result<ProcessJob, ProcessTransitionError> {
+        let mut next = self.moved(ProcessStatus::Succeeded, now)?;
+        next.outputs = outputs;
+        next.thumbnail_key = Some(thumbnail_key);
+        next.manifest_key = Some(manifest_key);
+        next.error = None;
+        Ok(next)
+    }
+
+    /// The run failed for `failure`. Refused once the run succeeded.
+    pub fn fail(
+        &self,
+        failure: ProcessFailure,
+        now: DateTime<Utc>,
+    ) -> Result<ProcessJob, ProcessTransitionError> {
+        let mut next = self.moved(ProcessStatus::Failed, now)?;
+        next.error = Some(failure);
+        Ok(next)
+    }
+
+    fn moved(
+        &self,
+        to: ProcessStatus,
+        now: DateTime<Utc>,
+    ) -> Result<ProcessJob, ProcessTransitionError> {
+        if !self.status.can_move_to(to) {
+            return Err(ProcessTransitionError {
+                id: self.id.clone(),
+                from: self.status,
+                to,
+            });
+        }
+        let mut next = self.clone();
+        next.status = to;
+        next.updated_at = now;
+        Ok(next)
+    }
+
     /// A new running record for `source`, before anything is known about it.
     pub fn new(source: &SourceRef, now: DateTime<Utc>) -> ProcessJob {
         ProcessJob {
@@ -615,6 +723,7 @@ impl ProcessJob {
             error: None,
             created_at: now,
             updated_at: now,
+            version: 0,
         }
     }
 }

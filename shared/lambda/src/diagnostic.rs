@@ -4,6 +4,7 @@
 use lambda_runtime::Diagnostic;
 use std::error::Error as _;
 use vidpipe_pipeline::StepError;
+use vidpipe_pipeline::failure::public_reason;
 
 /// Newtype so the orphan rule lets us say how a `StepError` becomes a `Diagnostic`.
 #[derive(Debug)]
@@ -21,6 +22,9 @@ impl From<StepFailure> for Diagnostic {
             }
             source = s.source();
         }
+        // The message becomes the execution's Cause, which RecordFailure records and notifies:
+        // it must name objects by key, never by a signed URL or a scratch path.
+        let message = public_reason(&message);
         tracing::error!(error_type = f.0.error_type(), %message, "step failed");
         Diagnostic {
             error_type: f.0.error_type().to_owned(),
@@ -40,9 +44,9 @@ mod tests {
             retry_after: None,
         }))
         .into();
-        assert_eq!(d.error_type, "VidPipe.ProviderThrottled");
+        assert_eq!(d.error_type, vidpipe_domain::names::PROVIDER_THROTTLED);
         let d: Diagnostic = StepFailure(StepError::Cancelled("job_x".into())).into();
-        assert_eq!(d.error_type, "VidPipe.Cancelled");
+        assert_eq!(d.error_type, vidpipe_domain::names::CANCELLED);
         assert!(d.error_message.contains("job_x"));
     }
 }

@@ -6,53 +6,13 @@
 pub mod config;
 pub mod diagnostic;
 pub mod dispatch;
+pub mod generation;
 pub mod process;
 pub mod wiring;
 
 pub use config::{Config, ConfigError, ProviderKind};
 pub use diagnostic::StepFailure;
 pub use wiring::{Aws, NoNotifier, process_deps, service, with_media, without_media};
-
-/// The whole life of a step Lambda: logging, configuration and clients once per cold start, then
-/// [`serve_step`]. Each step's `main` is this one call.
-pub async fn run_step<I, O, F, Fut>(
-    deps: fn(&Config, &Aws) -> Result<vidpipe_pipeline::StepDeps, ConfigError>,
-    step: F,
-) -> Result<(), lambda_runtime::Error>
-where
-    I: serde::de::DeserializeOwned + Send + 'static,
-    O: serde::Serialize + Send + 'static,
-    F: Fn(vidpipe_pipeline::StepDeps, I) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<O, vidpipe_pipeline::StepError>> + Send,
-{
-    init_tracing();
-    let config = Config::from_env()?;
-    let aws = Aws::load(&config).await;
-    let deps = deps(&config, &aws)?;
-    serve_step(deps, step).await
-}
-
-/// Runs one step function as a Lambda: deserialises its typed input, calls the step with the
-/// dependencies built at cold start, and reports failures with their stable error type.
-pub async fn serve_step<I, O, F, Fut>(
-    deps: vidpipe_pipeline::StepDeps,
-    step: F,
-) -> Result<(), lambda_runtime::Error>
-where
-    I: serde::de::DeserializeOwned + Send + 'static,
-    O: serde::Serialize + Send + 'static,
-    F: Fn(vidpipe_pipeline::StepDeps, I) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<O, vidpipe_pipeline::StepError>> + Send,
-{
-    let step = &step;
-    let deps = &deps;
-    lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: lambda_runtime::LambdaEvent<I>| async move {
-            step(deps.clone(), event.payload).await.map_err(StepFailure)
-        },
-    ))
-    .await
-}
 
 /// The whole life of the upload dispatcher: configuration and clients once per cold start, then
 /// one SQS batch per invocation (see [`dispatch`]).

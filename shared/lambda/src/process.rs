@@ -1,7 +1,6 @@
 //! The one processing Lambda: every task of `statemachine/processing.asl.json` invokes the same
 //! function with `{"step": NAME, "input": STEP INPUT}`, and this dispatches to the step in
-//! `vidpipe_pipeline::processing`. One function instead of seven keeps one bootstrap to build and
-//! link (each release bootstrap is a fat-LTO link) and one cold start to keep warm.
+//! `vidpipe_pipeline::processing` (the same convention as generation: one function per pipeline).
 //!
 //! The input sits under `input` rather than beside `step` because the ASL (JSONPath) cannot merge
 //! a constant into a state's whole input; `"input.$": "$"` passes it as it is, with no field list
@@ -9,6 +8,7 @@
 
 use crate::{Aws, Config, StepFailure};
 use serde::Deserialize;
+use vidpipe_domain::steps::ProcessingStep;
 use vidpipe_pipeline::StepError;
 use vidpipe_pipeline::processing::{
     self as steps, AssembleInput, Probed, ProcessDeps, ProcessFailureInput, ProcessInput,
@@ -18,7 +18,7 @@ use vidpipe_pipeline::processing::{
 /// One invocation of the processing function.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "step", content = "input", rename_all = "snake_case")]
-pub enum ProcessStep {
+pub enum ProcessingTask {
     Probe(ProcessInput),
     Transcode(Box<Probed>),
     Split(Box<Probed>),
@@ -30,42 +30,42 @@ pub enum ProcessStep {
     RecordFailure(ProcessFailureInput),
 }
 
-impl ProcessStep {
-    pub fn name(&self) -> &'static str {
+impl ProcessingTask {
+    pub fn step(&self) -> ProcessingStep {
         match self {
-            ProcessStep::Probe(_) => "probe",
-            ProcessStep::Transcode(_) => "transcode",
-            ProcessStep::Split(_) => "split",
-            ProcessStep::RenderSegment(_) => "render_segment",
-            ProcessStep::EncodeAudio(_) => "encode_audio",
-            ProcessStep::Assemble(_) => "assemble",
-            ProcessStep::Publish(_) => "publish",
-            ProcessStep::RecordFailure(_) => "record_failure",
+            ProcessingTask::Probe(_) => ProcessingStep::Probe,
+            ProcessingTask::Transcode(_) => ProcessingStep::Transcode,
+            ProcessingTask::Split(_) => ProcessingStep::Split,
+            ProcessingTask::RenderSegment(_) => ProcessingStep::RenderSegment,
+            ProcessingTask::EncodeAudio(_) => ProcessingStep::EncodeAudio,
+            ProcessingTask::Assemble(_) => ProcessingStep::Assemble,
+            ProcessingTask::Publish(_) => ProcessingStep::Publish,
+            ProcessingTask::RecordFailure(_) => ProcessingStep::RecordFailure,
         }
     }
 }
 
 /// Runs one step and returns its output as the JSON the state machine carries on.
-pub async fn run_step(
+pub async fn run_task(
     deps: &ProcessDeps,
-    step: ProcessStep,
+    task: ProcessingTask,
 ) -> Result<serde_json::Value, StepError> {
     fn json(v: impl serde::Serialize) -> Result<serde_json::Value, StepError> {
         Ok(serde_json::to_value(v)?)
     }
-    match step {
-        ProcessStep::Probe(input) => json(steps::probe(deps, &input).await?),
-        ProcessStep::Transcode(probed) => {
+    match task {
+        ProcessingTask::Probe(input) => json(steps::probe(deps, &input).await?),
+        ProcessingTask::Transcode(probed) => {
             // Progress goes to the log only: Step Functions has no channel for it.
             let progress = |f: f64| tracing::debug!(progress = f, "transcoding");
             json(steps::transcode(deps, &probed, &progress).await?)
         }
-        ProcessStep::Split(probed) => json(steps::split(deps, &probed).await?),
-        ProcessStep::RenderSegment(input) => json(steps::render_segment(deps, &input).await?),
-        ProcessStep::EncodeAudio(split) => json(steps::encode_audio(deps, &split).await?),
-        ProcessStep::Assemble(input) => json(steps::assemble(deps, &input).await?),
-        ProcessStep::Publish(input) => json(steps::publish_any(deps, &input).await?),
-        ProcessStep::RecordFailure(input) => json(steps::record_failure(deps, &input).await?),
+        ProcessingTask::Split(probed) => json(steps::split(deps, &probed).await?),
+        ProcessingTask::RenderSegment(input) => json(steps::render_segment(deps, &input).await?),
+        ProcessingTask::EncodeAudio(split) => json(steps::encode_audio(deps, &split).await?),
+        ProcessingTask::Assemble(input) => json(steps::assemble(deps, &input).await?),
+        ProcessingTask::Publish(input) => json(steps::publish_any(deps, &input).await?),
+        ProcessingTask::RecordFailure(input) => json(steps::record_failure(deps, &input).await?),
     }
 }
 
@@ -78,10 +78,10 @@ pub async fn serve() -> Result<(), lambda_runtime::Error> {
     let deps = crate::process_deps(&config, &aws)?;
     let deps = &deps;
     lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: lambda_runtime::LambdaEvent<ProcessStep>| async move {
-            let step = event.payload;
-            tracing::info!(step = step.name(), "processing step");
-            run_step(deps, step).await.map_err(StepFailure)
+        move |event: lambda_runtime::LambdaEvent<ProcessingTask>| async move {
+            let task = event.payload;
+            tracing::info!(step = %task.step(), "processing step");
+            run_task(deps, task).await.map_err(StepFailure)
         },
     ))
     .await
@@ -93,23 +93,23 @@ mod tests {
 
     #[test]
     fn steps_are_tagged_by_name_with_their_input_beside() {
-        let step: ProcessStep = serde_json::from_value(serde_json::json!({
+        let step: ProcessingTask = serde_json::from_value(serde_json::json!({
             "step": "probe",
             "input": { "source": { "bucket": "b", "key": "raw/a/b/c.mp4" } }
         }))
         .unwrap();
-        assert!(matches!(&step, ProcessStep::Probe(i) if i.source.key == "raw/a/b/c.mp4"));
-        let step: ProcessStep = serde_json::from_value(serde_json::json!({
+        assert!(matches!(&step, ProcessingTask::Probe(i) if i.source.key == "raw/a/b/c.mp4"));
+        let step: ProcessingTask = serde_json::from_value(serde_json::json!({
             "step": "record_failure",
             "input": {
                 "source": { "bucket": "b", "key": "raw/a/b/c.mp4", "version": "v" },
-                "error_type": "VidPipe.SourceRejected",
-                "cause": "{\"errorType\":\"VidPipe.SourceRejected\",\"errorMessage\":\"no video\"}"
+                "error_type": vidpipe_domain::names::SOURCE_REJECTED,
+                "cause": "no video"
             }
         }))
         .unwrap();
-        assert_eq!(step.name(), "record_failure");
-        let unknown = serde_json::from_value::<ProcessStep>(serde_json::json!({
+        assert_eq!(step.step(), ProcessingStep::RecordFailure);
+        let unknown = serde_json::from_value::<ProcessingTask>(serde_json::json!({
             "step": "compose", "input": {}
         }));
         assert!(unknown.is_err());

@@ -4,13 +4,13 @@ use crate::config::{Config, ConfigError, ProviderKind};
 use std::sync::Arc;
 use vidpipe_aws::{AwsClients, DynamoJobStore, Encryption, S3BlobStore, SfnOrchestrator};
 use vidpipe_domain::media::{CompositionJob, ProbeInfo, ToolVersions};
+use vidpipe_domain::plan::RulesPlanner;
 use vidpipe_domain::ports::{
     ClipProvider, MediaEngine, MediaError, Notifier, NotifyError, ProviderError,
 };
 use vidpipe_domain::processing::{ProcessEvent, RenditionSet};
 use vidpipe_media::{FfmpegEngine, ProceduralProvider, Tools};
 use vidpipe_pipeline::notify::WebhookNotifier;
-use vidpipe_pipeline::planners::Rules;
 use vidpipe_pipeline::processing::ProcessDeps;
 use vidpipe_pipeline::{Service, StepDeps};
 
@@ -87,7 +87,7 @@ fn deps(
             config.table()?,
         )),
         blobs: Arc::new(aws.blob_store(config)?),
-        planner: Arc::new(Rules::default()),
+        planner: Arc::new(RulesPlanner),
         provider,
         media,
         scratch_dir: config.scratch_dir.clone(),
@@ -129,7 +129,7 @@ pub fn process_deps(config: &Config, aws: &Aws) -> Result<ProcessDeps, ConfigErr
         )),
         blobs: Arc::new(aws.blob_store(config)?),
         notifier,
-        tools: tools(config),
+        media: Arc::new(FfmpegEngine::new(tools(config))),
         settings: config.process.clone(),
         renditions: RenditionSet::default_set(),
         watermark_key: config.watermark_key.clone(),

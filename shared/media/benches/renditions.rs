@@ -10,14 +10,16 @@
 //!
 //! Run: `cargo bench -p vidpipe-media --bench renditions`. Prints figures, asserts nothing.
 
-use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Instant;
+use vidpipe_domain::media::{
+    EncodeTarget, MediaLocation, MediaSource, RenderJob, Span, ThumbnailTarget, Watermark,
+};
 use vidpipe_domain::processing::{
     Fit, ProcessSettings, Rate, RenditionSet, SourceFacts, TrimWindow, WatermarkSpec,
 };
 use vidpipe_media::Tools;
-use vidpipe_media::process::{self, EncodeTarget, RenderJob, Span, ThumbnailTarget, Watermark};
+use vidpipe_media::process;
 
 const SOURCE_SECONDS: u32 = 68; // 60 s once the 3 s intro and 5 s outro are cut.
 /// The template's default segment length.
@@ -123,11 +125,16 @@ async fn main() {
     let window = TrimWindow::new(&facts, &settings);
     assert_eq!(window.rate, Rate { num: 30, den: 1 });
     let mark = Watermark {
-        image: image::RgbaImage::from_pixel(400, 120, image::Rgba([255, 255, 255, 255])),
+        width: 400,
+        height: 120,
+        rgba: vec![255; 400 * 120 * 4],
         spec: WatermarkSpec::default(),
     };
     let set = RenditionSet::default_set();
-    let input: OsString = src.clone().into_os_string();
+    let input = MediaSource {
+        key: "raw/bench/source.mp4".into(),
+        location: MediaLocation::Path(src.clone()),
+    };
     let target = |w: u32, h: u32, kbps: u32, out: PathBuf| EncodeTarget {
         fit: Fit::compute(1920, 1080, w, h),
         video_kbps: kbps,
@@ -144,11 +151,11 @@ async fn main() {
         let (tools, input, mark) = (tools.clone(), input.clone(), mark.clone());
         async move {
             let job = RenderJob {
-                input,
+                source: &input,
                 source_size: (1920, 1080),
                 span: Span::whole(&window),
                 targets: &targets,
-                thumbnail,
+                thumbnail: thumbnail.as_ref(),
                 watermark: &mark,
                 audio: Some(true),
                 work_dir: &work,
@@ -328,7 +335,7 @@ async fn main() {
         let work = d.join(format!("ws{i}"));
         let m = measure(async {
             let job = RenderJob {
-                input: input.clone(),
+                source: &input,
                 source_size: (1920, 1080),
                 span,
                 targets: &targets,

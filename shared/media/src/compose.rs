@@ -56,7 +56,7 @@ impl MediaEngine for FfmpegEngine {
     }
 
     async fn versions(&self) -> Result<ToolVersions, MediaError> {
-        self.tools.version().await
+        crate::run::versions(&self.tools).await
     }
 }
 
@@ -170,9 +170,13 @@ pub async fn thumbnail_from(
     tl: &Timeline,
     dest: &Path,
 ) -> Result<(), MediaError> {
+    let source = vidpipe_domain::media::MediaSource {
+        key: "final.mp4".into(),
+        location: vidpipe_domain::media::MediaLocation::Path(video.to_owned()),
+    };
     crate::process::thumbnail(
         tools,
-        &video.as_os_str().to_owned(),
+        &source,
         tl.thumbnail_seconds,
         tl.thumbnail_size(),
         dest,

@@ -72,7 +72,13 @@ pub async fn probe_input(tools: &Tools, input: &std::ffi::OsStr) -> Result<Probe
             .rev()
             .find(|l| !l.trim().is_empty())
             .unwrap_or("unreadable")
-            .trim()
+            .trim();
+        // ffprobe prefixes its complaint with the input it was given; the caller names the
+        // input itself, so only the complaint is kept.
+        let echoed = format!("{}: ", input.to_string_lossy());
+        let reason = reason
+            .strip_prefix(echoed.as_str())
+            .unwrap_or(reason)
             .to_owned();
         // No exit code: ffprobe itself was killed. An HTTP 4xx or a refused connection: the URL,
         // not the bytes, failed. Either may pass on a retry.

@@ -2,126 +2,105 @@
 //! thumbnail, and the pieces of the segment path (a render per segment from its own seek, the
 //! audio once, the stream-copy concat) for sources too long for one Lambda.
 //!
-//! Inputs are given as ffmpeg input strings, so a presigned URL works as well as a local path:
-//! ffmpeg then reads only the byte ranges it needs.
+//! Inputs are [`MediaSource`]s, so a presigned URL works as well as a local path (ffmpeg then
+//! reads only the byte ranges it needs), and errors name the source by its key, never its URL.
 
+use crate::compose::FfmpegEngine;
 use crate::filtergraph::{Chain, Filter, Graph, Pad, blur_pad, fmt_num};
-pub use crate::probe::probe_input;
+use crate::probe::probe_input;
 use crate::run::{self, Progress, os};
 use crate::tools::Tools;
+use async_trait::async_trait;
 use image::RgbaImage;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use vidpipe_domain::ports::MediaError;
-use vidpipe_domain::processing::{Fit, Rate, TrimWindow, WatermarkSpec};
+use vidpipe_domain::media::{MediaSource, ProbeInfo, RenderJob, Span, Watermark};
+use vidpipe_domain::ports::{MediaError, RenditionEngine};
+use vidpipe_domain::processing::{Fit, Rate, WatermarkSpec};
 
 /// x264 speed for renditions: the common choice for platform exports, where bitrate (not CRF)
 /// fixes the size and a slower preset buys little at these rates.
 pub const RENDITION_PRESET: &str = "veryfast";
 pub const AUDIO_RATE: u32 = 48_000;
 
-/// One encode: a box, bitrates and where the file goes. Several renditions may share it.
-#[derive(Debug, Clone)]
-pub struct EncodeTarget {
-    pub fit: Fit,
-    pub video_kbps: u32,
-    pub audio_kbps: u32,
-    pub output: PathBuf,
-}
-
-/// The watermark decoded once; scaled per output width when a render needs it.
-#[derive(Clone)]
-pub struct Watermark {
-    pub image: RgbaImage,
-    pub spec: WatermarkSpec,
-}
-
-impl Watermark {
-    /// Decodes a PNG or JPEG by content. ffmpeg here has no PNG decoder, so the image is
-    /// decoded in Rust and handed over as PAM.
-    pub fn decode(bytes: &[u8], spec: WatermarkSpec) -> Result<Watermark, MediaError> {
-        let img = image::ImageReader::new(std::io::Cursor::new(bytes))
-            .with_guessed_format()
-            .map_err(MediaError::Io)?
-            .decode()
-            .map_err(|e| {
-                MediaError::InvalidInput(format!("the watermark is not a PNG or JPEG image: {e}"))
-            })?;
-        Ok(Watermark {
-            image: img.to_rgba8(),
-            spec,
-        })
+/// Scales the decoded watermark for an output `width` wide, its alpha multiplied by the opacity
+/// (cheaper here, once, than per frame in the graph), and writes it as PAM, which this ffmpeg
+/// reads without a PNG decoder. Returns (path, w, h, margin).
+fn watermark_for(
+    mark: &Watermark,
+    width: u32,
+    dir: &Path,
+) -> Result<(PathBuf, u32, u32, u32), MediaError> {
+    let image =
+        RgbaImage::from_raw(mark.width, mark.height, mark.rgba.clone()).ok_or_else(|| {
+            MediaError::InvalidInput(format!(
+                "the watermark's pixels do not fill {}x{}",
+                mark.width, mark.height
+            ))
+        })?;
+    let (w, margin) = mark.spec.placement(width);
+    let h =
+        ((w as f64 * image.height() as f64 / image.width().max(1) as f64).round() as u32).max(1);
+    let mut scaled = image::imageops::resize(&image, w, h, image::imageops::FilterType::Lanczos3);
+    for px in scaled.pixels_mut() {
+        px.0[3] = (px.0[3] as f64 * mark.spec.opacity).round() as u8;
     }
-
-    /// Writes the watermark for an output `width` wide: scaled, its alpha multiplied by the
-    /// opacity (cheaper here, once, than per frame in the graph). Returns (path, w, h, margin).
-    fn write_for(&self, width: u32, dir: &Path) -> Result<(PathBuf, u32, u32, u32), MediaError> {
-        let (w, margin) = self.spec.placement(width);
-        let h = ((w as f64 * self.image.height() as f64 / self.image.width().max(1) as f64).round()
-            as u32)
-            .max(1);
-        let mut scaled =
-            image::imageops::resize(&self.image, w, h, image::imageops::FilterType::Lanczos3);
-        for px in scaled.pixels_mut() {
-            px.0[3] = (px.0[3] as f64 * self.spec.opacity).round() as u8;
-        }
-        let path = dir.join(format!("watermark_{width}.pam"));
-        crate::captions::write_pam(&scaled, &path)?;
-        Ok((path, w, h, margin))
-    }
+    let path = dir.join(format!("watermark_{width}.pam"));
+    crate::captions::write_pam(&scaled, &path)?;
+    Ok((path, w, h, margin))
 }
 
-/// Which part of the output timeline a render produces, and from where in its input.
-#[derive(Debug, Clone, Copy)]
-pub struct Span {
-    /// Seconds to skip in the input before the first output frame.
-    pub input_offset: f64,
-    pub rate: Rate,
-    pub frames: u64,
+/// Decodes a PNG or JPEG by content. ffmpeg here has no PNG decoder, so the image is decoded in
+/// Rust.
+pub fn decode_watermark(bytes: &[u8], spec: WatermarkSpec) -> Result<Watermark, MediaError> {
+    let img = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(MediaError::Io)?
+        .decode()
+        .map_err(|e| {
+            MediaError::InvalidInput(format!("the watermark is not a PNG or JPEG image: {e}"))
+        })?
+        .to_rgba8();
+    Ok(Watermark {
+        width: img.width(),
+        height: img.height(),
+        rgba: img.into_raw(),
+        spec,
+    })
 }
 
-impl Span {
-    /// The whole trimmed output, read from the original source.
-    pub fn whole(window: &TrimWindow) -> Span {
-        Span {
-            input_offset: window.start_seconds,
-            rate: window.rate,
-            frames: window.frames,
-        }
-    }
-
-    pub fn seconds(&self) -> f64 {
-        self.frames as f64 / self.rate.as_f64()
-    }
+/// Tools echo their input in their errors: a source's URL or path becomes its key.
+fn redacted<T>(source: &MediaSource, result: Result<T, MediaError>) -> Result<T, MediaError> {
+    result.map_err(|e| match e {
+        MediaError::InvalidInput(why) => MediaError::InvalidInput(source.redact(&why)),
+        MediaError::ToolFailed {
+            tool,
+            status,
+            stderr_tail,
+        } => MediaError::ToolFailed {
+            tool,
+            status,
+            stderr_tail: source.redact(&stderr_tail),
+        },
+        other => other,
+    })
 }
 
-/// The thumbnail a single pass writes along the way.
-#[derive(Debug, Clone)]
-pub struct ThumbnailTarget {
-    /// Output frame index (within the span) to take.
-    pub frame: u64,
-    pub width: u32,
-    pub height: u32,
-    pub output: PathBuf,
-}
-
-/// Everything one render needs.
-pub struct RenderJob<'a> {
-    pub input: OsString,
-    /// Displayed source size (rotation applied), to size the blur-pad.
-    pub source_size: (u32, u32),
-    pub span: Span,
-    pub targets: &'a [EncodeTarget],
-    pub thumbnail: Option<ThumbnailTarget>,
-    pub watermark: &'a Watermark,
-    /// `Some(has_audio)`: write audio (a silent track when the source has none). `None`: video
-    /// only, for segment renders whose audio is encoded once elsewhere.
-    pub audio: Option<bool>,
-    pub work_dir: &'a Path,
+/// Probes a source where it lies (ffprobe reads only the byte ranges it needs).
+pub async fn probe_source(tools: &Tools, source: &MediaSource) -> Result<ProbeInfo, MediaError> {
+    redacted(source, probe_input(tools, source.as_os_str()).await)
 }
 
 /// Renders every target (and the thumbnail) from one decode of the input.
 pub async fn render(
+    tools: &Tools,
+    job: &RenderJob<'_>,
+    progress: Option<Progress<'_>>,
+) -> Result<(), MediaError> {
+    redacted(job.source, render_unredacted(tools, job, progress).await)
+}
+
+async fn render_unredacted(
     tools: &Tools,
     job: &RenderJob<'_>,
     progress: Option<Progress<'_>>,
@@ -136,11 +115,11 @@ pub async fn render(
         os("-t"),
         os(fmt_num(job.span.seconds() + 1.0)),
         os("-i"),
-        job.input.clone(),
+        os(job.source.as_os_str()),
     ]);
     let mut marks = Vec::new();
     for (i, t) in job.targets.iter().enumerate() {
-        let (path, w, h, m) = job.watermark.write_for(t.fit.width, job.work_dir)?;
+        let (path, w, h, m) = watermark_for(job.watermark, t.fit.width, job.work_dir)?;
         args.extend([os("-i"), os(&path)]);
         marks.push((i + 1, w, h, m));
     }
@@ -187,7 +166,7 @@ pub async fn render(
         );
         video_out.push(out);
     }
-    if let Some(th) = &job.thumbnail {
+    if let Some(th) = job.thumbnail {
         g.push(
             Chain::new([split_pads[job.targets.len()].clone()])
                 .then(Filter::new("trim").opt("start_frame", th.frame))
@@ -235,7 +214,7 @@ pub async fn render(
             os(&t.output),
         ]);
     }
-    if let Some(th) = &job.thumbnail {
+    if let Some(th) = job.thumbnail {
         args.extend([
             os("-map"),
             os("[thumb]"),
@@ -315,7 +294,7 @@ fn fit_chain(g: &mut Graph, input: Pad, fit: Fit, i: usize) -> Pad {
 /// Encodes the trimmed audio once, at full length (a silent track when the source has none).
 pub async fn encode_audio(
     tools: &Tools,
-    input: &OsString,
+    source: &MediaSource,
     span: Span,
     has_audio: bool,
     kbps: u32,
@@ -326,7 +305,7 @@ pub async fn encode_audio(
             os("-ss"),
             os(fmt_num(span.input_offset)),
             os("-i"),
-            input.clone(),
+            os(source.as_os_str()),
             os("-map"),
             os("0:a:0"),
         ]
@@ -352,7 +331,7 @@ pub async fn encode_audio(
         os(fmt_num(span.seconds())),
         os(output),
     ]);
-    run::ffmpeg(tools, args, None).await
+    redacted(source, run::ffmpeg(tools, args, None).await)
 }
 
 /// Joins per-segment renders by stream copy and muxes the audio: no re-encode, no seams.
@@ -403,7 +382,7 @@ pub async fn concat(
 /// thumbnail branch.
 pub async fn thumbnail(
     tools: &Tools,
-    input: &OsString,
+    source: &MediaSource,
     source_seconds: f64,
     size: (u32, u32),
     output: &Path,
@@ -416,7 +395,7 @@ pub async fn thumbnail(
         os("-ss"),
         os(fmt_num(source_seconds)),
         os("-i"),
-        input.clone(),
+        os(source.as_os_str()),
         os("-vf"),
         os(scale.to_string()),
         os("-frames:v"),
@@ -427,22 +406,59 @@ pub async fn thumbnail(
         os("3"),
         os(output),
     ];
-    run::ffmpeg(tools, args, None).await
+    redacted(source, run::ffmpeg(tools, args, None).await)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+#[async_trait]
+impl RenditionEngine for FfmpegEngine {
+    async fn probe_source(&self, source: &MediaSource) -> Result<ProbeInfo, MediaError> {
+        probe_source(self.tools(), source).await
+    }
 
-    #[test]
-    fn a_whole_span_starts_at_the_intro_and_lasts_the_window() {
-        let window = TrimWindow {
-            start_seconds: 3.0,
-            rate: Rate { num: 30, den: 1 },
-            frames: 30 * 40,
-        };
-        let span = Span::whole(&window);
-        assert_eq!(span.input_offset, 3.0);
-        assert_eq!(span.seconds(), 40.0);
+    fn decode_watermark(&self, bytes: &[u8], spec: WatermarkSpec) -> Result<Watermark, MediaError> {
+        decode_watermark(bytes, spec)
+    }
+
+    async fn render(
+        &self,
+        job: &RenderJob<'_>,
+        progress: Option<&(dyn Fn(f64) + Send + Sync)>,
+    ) -> Result<(), MediaError> {
+        let progress = progress.map(|report| Progress {
+            total_seconds: job.span.seconds(),
+            report,
+        });
+        render(self.tools(), job, progress).await
+    }
+
+    async fn encode_audio(
+        &self,
+        source: &MediaSource,
+        span: Span,
+        has_audio: bool,
+        kbps: u32,
+        output: &Path,
+    ) -> Result<(), MediaError> {
+        encode_audio(self.tools(), source, span, has_audio, kbps, output).await
+    }
+
+    async fn concat(
+        &self,
+        parts: &[PathBuf],
+        audio: &Path,
+        seconds: f64,
+        output: &Path,
+    ) -> Result<(), MediaError> {
+        concat(self.tools(), parts, audio, seconds, output).await
+    }
+
+    async fn thumbnail(
+        &self,
+        source: &MediaSource,
+        source_seconds: f64,
+        size: (u32, u32),
+        output: &Path,
+    ) -> Result<(), MediaError> {
+        thumbnail(self.tools(), source, source_seconds, size, output).await
     }
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::process::Command;
+use vidpipe_domain::media::ToolVersions;
 use vidpipe_domain::ports::MediaError;
 
 use crate::tools::Tools;
@@ -80,6 +81,25 @@ where
     };
     let (_, tail, status) = tokio::join!(watch_progress, tail_lines(stderr), child.wait());
     check("ffmpeg", status?, tail)
+}
+
+/// The first line of each tool's `-version` output, e.g. `ffmpeg version n8.1.2 ...`.
+pub async fn versions(tools: &Tools) -> Result<ToolVersions, MediaError> {
+    let (ffmpeg, ffprobe) = tokio::try_join!(
+        first_version_line(&tools.ffmpeg),
+        first_version_line(&tools.ffprobe)
+    )?;
+    Ok(ToolVersions { ffmpeg, ffprobe })
+}
+
+async fn first_version_line(program: &Path) -> Result<String, MediaError> {
+    let out = output(program, [OsStr::new("-version")]).await?;
+    Ok(String::from_utf8_lossy(&out)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned())
 }
 
 /// Runs `program` to completion and returns its stdout; a non-zero exit is `ToolFailed`.

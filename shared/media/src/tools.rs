@@ -1,9 +1,7 @@
 //! Finding the ffmpeg and ffprobe binaries, in the order the design fixes: an explicit setting
 //! (or `VIDPIPE_FFMPEG_DIR`), the Lambda layer's `/opt/bin`, the project's own layer build, `PATH`.
 
-use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use vidpipe_domain::media::ToolVersions;
 use vidpipe_domain::ports::MediaError;
 
 /// Environment variable naming a directory that holds both `ffmpeg` and `ffprobe`.
@@ -83,15 +81,6 @@ impl Tools {
             ffprobe: find("ffprobe")?,
         })
     }
-
-    /// The first line of each tool's `-version` output, e.g. `ffmpeg version n8.1.2 ...`.
-    pub async fn version(&self) -> Result<ToolVersions, MediaError> {
-        let (ffmpeg, ffprobe) = tokio::try_join!(
-            first_version_line(&self.ffmpeg),
-            first_version_line(&self.ffprobe)
-        )?;
-        Ok(ToolVersions { ffmpeg, ffprobe })
-    }
 }
 
 /// The directory name the layer build uses for this machine's architecture.
@@ -127,16 +116,6 @@ fn is_executable(p: &Path) -> bool {
         }
         _ => false,
     }
-}
-
-async fn first_version_line(program: &Path) -> Result<String, MediaError> {
-    let out = crate::run::output(program, [OsStr::new("-version")]).await?;
-    Ok(String::from_utf8_lossy(&out)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_owned())
 }
 
 #[cfg(test)]

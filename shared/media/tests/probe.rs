@@ -101,7 +101,7 @@ async fn missing_file_is_invalid_input() {
 
 #[tokio::test]
 async fn versions_report_the_layer_build() {
-    let v = tools().version().await.unwrap();
+    let v = vidpipe_media::run::versions(&tools()).await.unwrap();
     assert!(v.ffmpeg.starts_with("ffmpeg version"), "{}", v.ffmpeg);
     assert!(v.ffprobe.starts_with("ffprobe version"), "{}", v.ffprobe);
 }

@@ -1,14 +1,14 @@
-//! The step error: every failure a step can report, each with a stable `error_type` name (what
-//! a Lambda reports and what the ASL `Retry`/`Catch` blocks match) and a retryable/permanent class
+//! The step error: every failure a step can report, each with a stable `error_type` name from
+//! [`vidpipe_domain::names`] (what a Lambda reports and what the ASL `Retry`/`Catch` blocks match) and a retryable/permanent class
 //! that the embedded runner honours the same way Step Functions does.
 
-use vidpipe_domain::ErrorClass;
 use vidpipe_domain::job::TransitionError;
 use vidpipe_domain::plan::PlanError;
 use vidpipe_domain::ports::{
     BlobError, MediaError, NotifyError, OrchestratorError, ProviderError, StoreError,
 };
-use vidpipe_domain::processing::Rejection;
+use vidpipe_domain::processing::{ProcessTransitionError, Rejection};
+use vidpipe_domain::{ErrorClass, names};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
@@ -21,6 +21,8 @@ pub enum StepError {
     WrongState(String),
     #[error(transparent)]
     Transition(#[from] TransitionError),
+    #[error(transparent)]
+    ProcessTransition(#[from] ProcessTransitionError),
     #[error("planning failed: {0}")]
     Plan(#[from] PlanError),
     #[error(transparent)]
@@ -50,40 +52,15 @@ pub enum StepError {
     Internal(String),
 }
 
-/// Error type names, matched verbatim by the state machines. Never rename one without the ASL.
-pub mod names {
-    pub const JOB_NOT_FOUND: &str = "VidPipe.JobNotFound";
-    pub const CANCELLED: &str = "VidPipe.Cancelled";
-    pub const WRONG_STATE: &str = "VidPipe.WrongState";
-    pub const PLAN_FAILED: &str = "VidPipe.PlanFailed";
-    pub const PROVIDER_THROTTLED: &str = "VidPipe.ProviderThrottled";
-    pub const PROVIDER_UNAVAILABLE: &str = "VidPipe.ProviderUnavailable";
-    pub const PROVIDER_REJECTED: &str = "VidPipe.ProviderRejected";
-    pub const INVALID_MEDIA: &str = "VidPipe.InvalidMedia";
-    pub const MEDIA_FAILED: &str = "VidPipe.MediaFailed";
-    pub const CONFLICT: &str = "VidPipe.Conflict";
-    pub const TRANSIENT: &str = "VidPipe.Transient";
-    pub const INTERNAL: &str = "VidPipe.Internal";
-    pub const SOURCE_REJECTED: &str = "VidPipe.SourceRejected";
-    pub const CONFIGURATION: &str = "VidPipe.ConfigurationError";
-
-    /// The names a retry policy retries (besides the platform's own transient errors).
-    pub const RETRYABLE: &[&str] = &[
-        PROVIDER_THROTTLED,
-        PROVIDER_UNAVAILABLE,
-        MEDIA_FAILED,
-        CONFLICT,
-        TRANSIENT,
-    ];
-}
-
 impl StepError {
     pub fn error_type(&self) -> &'static str {
         use names::*;
         match self {
             StepError::JobNotFound(_) => JOB_NOT_FOUND,
             StepError::Cancelled(_) => CANCELLED,
-            StepError::WrongState(_) | StepError::Transition(_) => WRONG_STATE,
+            StepError::WrongState(_)
+            | StepError::Transition(_)
+            | StepError::ProcessTransition(_) => WRONG_STATE,
             StepError::Plan(PlanError::Unavailable(_)) => TRANSIENT,
             StepError::Plan(_) => PLAN_FAILED,
             StepError::Provider(ProviderError::Throttled { .. }) => PROVIDER_THROTTLED,

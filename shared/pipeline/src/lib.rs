@@ -1,22 +1,22 @@
-//! vidpipe's application layer: the step functions every runner calls (embedded, Lambda, Fargate),
-//! job submission and cancellation, asset ingest, the clip cache, the embedded adapters and the
-//! in-process runner.
+//! vidpipe's application layer: the two pipelines' steps, which every runner calls (embedded,
+//! Lambda, Fargate), and what they share: job submission and cancellation, asset ingest, the
+//! clip cache, retry policies, scratch folders, failure reasons, the embedded adapters and the
+//! conformance suites of the ports.
 
 pub mod embedded;
 pub mod error;
+pub mod failure;
+pub mod generation;
 pub mod local;
 pub mod notify;
-pub mod planners;
 pub mod policy;
 pub mod processing;
-pub mod runner;
+pub mod scratch;
 pub mod service;
-pub mod steps;
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
 pub use error::StepError;
-pub use runner::{EmbeddedOrchestrator, EmbeddedRunner, RunEvent, RunnerConfig};
+pub use generation::{EmbeddedOrchestrator, EmbeddedRunner, RunEvent, RunnerConfig, StepDeps};
 pub use service::{Service, ServiceError, Submitted};
-pub use steps::StepDeps;

@@ -3,14 +3,13 @@
 //! so what a newcomer runs is what the suite checks.
 
 use crate::embedded::{EmbeddedPaths, FsBlobStore, SqliteJobStore};
+use crate::generation::{EmbeddedOrchestrator, EmbeddedRunner, RunnerConfig, StepDeps};
 use crate::notify::JsonlNotifier;
-use crate::planners::Rules;
 use crate::processing::ProcessDeps;
-use crate::runner::{EmbeddedOrchestrator, EmbeddedRunner, RunnerConfig};
 use crate::service::Service;
-use crate::steps::StepDeps;
 use std::path::PathBuf;
 use std::sync::Arc;
+use vidpipe_domain::plan::RulesPlanner;
 use vidpipe_domain::ports::{BlobError, BlobStore, ClipProvider, MediaError, StoreError};
 use vidpipe_domain::processing::{ProcessSettings, RenditionSet, SourcePath, SourceRef};
 use vidpipe_media::{FfmpegEngine, ProceduralProvider, Tools};
@@ -45,7 +44,7 @@ pub struct LocalStack {
     paths: EmbeddedPaths,
     blobs: Arc<FsBlobStore>,
     store: Arc<SqliteJobStore>,
-    tools: Tools,
+    media: Arc<FfmpegEngine>,
     service: Service,
     orchestrator: Arc<EmbeddedOrchestrator>,
 }
@@ -83,9 +82,9 @@ impl LocalStack {
         let deps = StepDeps {
             jobs: store.clone(),
             blobs: blobs.clone(),
-            planner: Arc::new(Rules::default()),
+            planner: Arc::new(RulesPlanner),
             provider,
-            media,
+            media: media.clone(),
             scratch_dir: scratch,
         };
         if options.max_concurrency > 0 {
@@ -98,7 +97,7 @@ impl LocalStack {
             paths,
             blobs,
             store,
-            tools,
+            media,
             service,
             orchestrator,
         })
@@ -144,7 +143,7 @@ impl LocalStack {
             records: self.store.clone(),
             blobs: self.blobs.clone(),
             notifier: Arc::new(JsonlNotifier::new(self.notifications_path())),
-            tools: self.tools.clone(),
+            media: self.media.clone(),
             settings,
             renditions,
             watermark_key: LOCAL_WATERMARK_KEY.to_owned(),
@@ -172,7 +171,7 @@ impl LocalStack {
         match file {
             Some(path) => {
                 let bytes = tokio::fs::read(path).await.map_err(io(path))?;
-                vidpipe_media::process::Watermark::decode(&bytes, Default::default())?;
+                vidpipe_media::process::decode_watermark(&bytes, Default::default())?;
                 self.blobs
                     .put_bytes(LOCAL_WATERMARK_KEY, bytes, "image/png")
                     .await?;

@@ -2,7 +2,8 @@
 //! read and list a tenant's jobs, cancel, and ingest a brand asset. Everything a request refers to
 //! is checked before a job exists, so a rejected request leaves nothing behind.
 
-use crate::steps::{StepDeps, update_job};
+use crate::generation::StepDeps;
+use crate::generation::steps::update_job;
 use chrono::Utc;
 use std::path::Path;
 use std::sync::Arc;

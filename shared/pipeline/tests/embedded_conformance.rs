@@ -37,6 +37,7 @@ async fn fs_blob_store_conforms() {
     let store = FsBlobStore::new(dir.path().join("blobs")).expect("open blob store");
     blob_store::run_all(&store).await;
     blob_store::presign_get_serves_the_object(&store, blob_store::fetch_file_url).await;
+    blob_store::media_source_locates_the_object(&store, blob_store::fetch_file_url).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,6 +9,7 @@ use super::unique;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use vidpipe_domain::media::MediaLocation;
 use vidpipe_domain::ports::{BlobError, BlobMeta, BlobStore};
 
 /// Keys every adapter must refuse with `InvalidKey`, whatever the operation.
@@ -572,27 +573,45 @@ pub async fn fetch_file_url(url: String) -> Result<Vec<u8>, String> {
     let encoded = url
         .strip_prefix("file://")
         .ok_or_else(|| format!("not a file URL: {url}"))?;
-    let path = percent_decode(encoded)?;
-    tokio::fs::read(Path::new(&path))
+    let path = percent_encoding::percent_decode_str(encoded)
+        .decode_utf8()
+        .map_err(|_| format!("URL path is not UTF-8: {encoded}"))?;
+    tokio::fs::read(Path::new(path.as_ref()))
         .await
         .map_err(|e| format!("cannot read {path}: {e}"))
 }
 
-fn percent_decode(s: &str) -> Result<String, String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s
-                .get(i + 1..i + 3)
-                .ok_or_else(|| format!("truncated escape in {s}"))?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| format!("bad escape %{hex} in {s}"))?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+/// `media_source` names the object by its key and locates its bytes: a local file is read here,
+/// a URL with `fetch`. A missing object is `NotFound`.
+pub async fn media_source_locates_the_object<F, Fut>(store: &dyn BlobStore, fetch: F)
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<u8>, String>>,
+{
+    let key = format!("{}/media source ü #1.mp4", fresh_prefix());
+    let bytes = pattern(3000, 11);
+    must_put(store, &key, bytes.clone(), "video/mp4").await;
+    let source = store
+        .media_source(&key, Duration::from_secs(300))
+        .await
+        .unwrap_or_else(|e| panic!("media_source {key:?} failed: {e}"));
+    assert_eq!(source.key, key, "a media source is named by its key");
+    let fetched = match &source.location {
+        MediaLocation::Path(p) => tokio::fs::read(p).await.map_err(|e| e.to_string()),
+        MediaLocation::Url(u) => fetch(u.clone()).await,
     }
-    String::from_utf8(out).map_err(|_| format!("URL path is not UTF-8: {s}"))
+    .unwrap_or_else(|e| panic!("reading {source:?}: {e}"));
+    assert_eq!(
+        fetched, bytes,
+        "the media source must serve the object's bytes"
+    );
+    assert_not_found(
+        store
+            .media_source(
+                &format!("{}/absent.mp4", fresh_prefix()),
+                Duration::from_secs(60),
+            )
+            .await,
+        "media_source of a missing object",
+    );
 }

@@ -1,10 +1,12 @@
-//! The `ProcessStore` conformance suite: the port's contract (put creates or replaces by id, get
-//! returns the last put or `None`) as checks every adapter (SQLite, DynamoDB) must pass.
+//! The `ProcessStore` conformance suite: the port's contract (a save writes only over the version
+//! it read and returns the record one version on; a re-run replaces, never adds; get returns the
+//! last save or `None`) as checks every adapter (SQLite, DynamoDB) must pass.
 
 use super::unique;
 use chrono::{Duration as TimeDelta, Utc};
-use vidpipe_domain::ports::ProcessStore;
-use vidpipe_domain::processing::{ProcessFailure, ProcessJob, ProcessStatus, SourceRef};
+use vidpipe_domain::names;
+use vidpipe_domain::ports::{ProcessStore, StoreError};
+use vidpipe_domain::processing::{ProcessFailure, ProcessJob, SourceRef};
 
 fn source(label: &str) -> SourceRef {
     SourceRef {
@@ -16,9 +18,11 @@ fn source(label: &str) -> SourceRef {
 
 pub async fn run_all(store: &dyn ProcessStore) {
     unknown_id_is_none(store).await;
-    put_then_get_roundtrips(store).await;
-    a_second_put_replaces_the_first(store).await;
+    save_then_get_roundtrips(store).await;
+    a_second_save_replaces_the_first(store).await;
     records_of_other_writes_stay_apart(store).await;
+    a_stale_version_conflicts_and_writes_nothing(store).await;
+    of_racing_writers_from_one_version_exactly_one_wins(store).await;
 }
 
 pub async fn unknown_id_is_none(store: &dyn ProcessStore) {
@@ -26,23 +30,32 @@ pub async fn unknown_id_is_none(store: &dyn ProcessStore) {
     assert_eq!(store.get_process(&id).await.expect("get"), None);
 }
 
-pub async fn put_then_get_roundtrips(store: &dyn ProcessStore) {
+pub async fn save_then_get_roundtrips(store: &dyn ProcessStore) {
     let job = ProcessJob::new(&source("roundtrip"), Utc::now());
-    store.put_process(&job).await.expect("put");
-    assert_eq!(store.get_process(&job.id).await.expect("get"), Some(job));
+    let saved = store.save_process(&job).await.expect("save");
+    assert_eq!(
+        saved.version,
+        job.version + 1,
+        "a save moves the version on"
+    );
+    assert_eq!(store.get_process(&job.id).await.expect("get"), Some(saved));
 }
 
-pub async fn a_second_put_replaces_the_first(store: &dyn ProcessStore) {
-    let running = ProcessJob::new(&source("replace"), Utc::now());
-    store.put_process(&running).await.expect("put");
-    let mut failed = running.clone();
-    failed.status = ProcessStatus::Failed;
-    failed.updated_at = running.updated_at + TimeDelta::seconds(5);
-    failed.error = Some(ProcessFailure {
-        error: "VidPipe.SourceRejected".into(),
-        reason: "the file is empty (0 bytes)".into(),
-    });
-    store.put_process(&failed).await.expect("second put");
+pub async fn a_second_save_replaces_the_first(store: &dyn ProcessStore) {
+    let running = store
+        .save_process(&ProcessJob::new(&source("replace"), Utc::now()))
+        .await
+        .expect("save");
+    let failed = running
+        .fail(
+            ProcessFailure {
+                error: names::SOURCE_REJECTED.into(),
+                reason: "the file is empty (0 bytes)".into(),
+            },
+            running.updated_at + TimeDelta::seconds(5),
+        )
+        .expect("running can fail");
+    let failed = store.save_process(&failed).await.expect("second save");
     assert_eq!(
         store.get_process(&running.id).await.expect("get"),
         Some(failed),
@@ -58,9 +71,51 @@ pub async fn records_of_other_writes_stay_apart(store: &dyn ProcessStore) {
         ProcessJob::new(&first, Utc::now()),
         ProcessJob::new(&second, Utc::now()),
     );
-    store.put_process(&a).await.expect("put a");
-    store.put_process(&b).await.expect("put b");
+    let a = store.save_process(&a).await.expect("save a");
+    let b = store.save_process(&b).await.expect("save b");
     assert_ne!(a.id, b.id);
     assert_eq!(store.get_process(&a.id).await.expect("get a"), Some(a));
     assert_eq!(store.get_process(&b.id).await.expect("get b"), Some(b));
+}
+
+pub async fn a_stale_version_conflicts_and_writes_nothing(store: &dyn ProcessStore) {
+    let fresh = ProcessJob::new(&source("stale"), Utc::now());
+    let saved = store.save_process(&fresh).await.expect("save");
+    // A second writer that also saw "no record yet".
+    let err = store.save_process(&fresh).await.expect_err("stale create");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    let mut behind = saved.clone();
+    behind.version -= 1;
+    let err = store.save_process(&behind).await.expect_err("stale update");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert_eq!(
+        store.get_process(&saved.id).await.expect("get"),
+        Some(saved),
+        "a refused save leaves the record as it was"
+    );
+}
+
+pub async fn of_racing_writers_from_one_version_exactly_one_wins(store: &dyn ProcessStore) {
+    let mut current = store
+        .save_process(&ProcessJob::new(&source("race"), Utc::now()))
+        .await
+        .expect("save");
+    for round in 1..=4 {
+        let mut a = current.clone();
+        a.updated_at = current.updated_at + TimeDelta::milliseconds(round);
+        let mut b = current.clone();
+        b.updated_at = current.updated_at + TimeDelta::milliseconds(round + 100);
+        let (ra, rb) = tokio::join!(store.save_process(&a), store.save_process(&b));
+        current = match (ra, rb) {
+            (Ok(w), Err(StoreError::Conflict(_))) | (Err(StoreError::Conflict(_)), Ok(w)) => w,
+            (ra, rb) => panic!(
+                "two writers from version {}: expected one Ok and one Conflict, got {ra:?} and {rb:?}",
+                current.version
+            ),
+        };
+        assert_eq!(
+            store.get_process(&current.id).await.expect("get"),
+            Some(current.clone())
+        );
+    }
 }

@@ -13,11 +13,13 @@
 //! permanent backend error.
 
 use async_trait::async_trait;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_encode};
 use serde::{Deserialize, Serialize};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use vidpipe_domain::ErrorClass;
+use vidpipe_domain::media::{MediaLocation, MediaSource};
 use vidpipe_domain::ports::{BlobError, BlobMeta, BlobStore, validate_key};
 
 /// The first key segment the store keeps for itself.
@@ -377,21 +379,36 @@ impl BlobStore for FsBlobStore {
         Self::check(key)?;
         Ok(file_url(&self.path_of(key)))
     }
-}
 
-/// `file://` URL of an absolute path, percent-encoding every byte outside the URL-safe set so
-/// keys with spaces, `#` or `?` still round-trip.
-pub fn file_url(path: &Path) -> String {
-    use std::fmt::Write;
-    let mut url = String::from("file://");
-    for &b in path.as_os_str().as_encoded_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~') {
-            url.push(b as char);
-        } else {
-            let _ = write!(url, "%{b:02X}");
+    /// The object's own file: ffmpeg reads it in place, with nothing to encode or decode.
+    async fn media_source(&self, key: &str, _ttl: Duration) -> Result<MediaSource, BlobError> {
+        Self::check(key)?;
+        let path = self.path_of(key);
+        match tokio::fs::metadata(&path).await {
+            Ok(m) if m.is_file() => Ok(MediaSource {
+                key: key.to_owned(),
+                location: MediaLocation::Path(path),
+            }),
+            Ok(_) => Err(BlobError::NotFound(key.to_owned())),
+            Err(e) if is_absent(&e) => Err(BlobError::NotFound(key.to_owned())),
+            Err(e) => Err(io_error("stat", e)),
         }
     }
-    url
+}
+
+/// Bytes a `file://` URL path may carry as they are; everything else is percent-encoded, so
+/// keys with spaces, `#` or `?` still round-trip.
+const FILE_URL_PATH: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// `file://` URL of an absolute path.
+pub fn file_url(path: &Path) -> String {
+    let encoded = percent_encode(path.as_os_str().as_encoded_bytes(), FILE_URL_PATH);
+    format!("file://{encoded}")
 }
 
 fn is_absent(e: &io::Error) -> bool {

@@ -396,20 +396,51 @@ impl JobStore for SqliteJobStore {
 
 #[async_trait::async_trait]
 impl ProcessStore for SqliteJobStore {
-    async fn put_process(&self, job: &ProcessJob) -> Result<(), StoreError> {
-        let id = job.id.clone();
-        let updated = nanos(job.updated_at)?;
-        let doc = serde_json::to_string(job).map_err(decode_error)?;
+    async fn save_process(&self, job: &ProcessJob) -> Result<ProcessJob, StoreError> {
+        let expected = job.version;
+        let mut saved = job.clone();
+        saved.version = expected.checked_add(1).ok_or_else(|| {
+            StoreError::Conflict(format!("processing record {} version overflow", job.id))
+        })?;
+        let id = saved.id.clone();
+        let updated = nanos(saved.updated_at)?;
+        let doc = serde_json::to_string(&saved).map_err(decode_error)?;
         self.with_conn(move |conn| {
-            conn.execute(
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql_error)?;
+            // The version lives in the document; the write lock held from here to the commit
+            // makes read-compare-write one step, so of two writers from one version one wins.
+            let current: Option<String> = tx
+                .query_row("SELECT doc FROM process_jobs WHERE id = ?1", [&id], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(sql_error)?;
+            let stored_version = match current {
+                Some(d) => {
+                    serde_json::from_str::<ProcessJob>(&d)
+                        .map_err(decode_error)?
+                        .version
+                }
+                None => 0,
+            };
+            if stored_version != expected {
+                return Err(StoreError::Conflict(format!(
+                    "processing record {id} is at version {stored_version}, not {expected}"
+                )));
+            }
+            tx.execute(
                 "INSERT INTO process_jobs (id, updated_at, doc) VALUES (?1, ?2, ?3)
                  ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at, doc = excluded.doc",
                 params![id, updated, doc],
             )
             .map_err(sql_error)?;
+            tx.commit().map_err(sql_error)?;
             Ok(())
         })
-        .await
+        .await?;
+        Ok(saved)
     }
 
     async fn get_process(&self, id: &str) -> Result<Option<ProcessJob>, StoreError> {

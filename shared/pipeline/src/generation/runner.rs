@@ -3,9 +3,10 @@
 //! record-failure) with tokio, applying the same retry policies. It is also the in-process
 //! `Orchestrator` for one-machine use.
 
+use super::steps::{self, StepDeps};
+use super::types::{ClipTask, FailureInput, JobRef};
 use crate::error::StepError;
 use crate::policy::RetryPolicy;
-use crate::steps::{self, ClipTask, FailureInput, JobRef, StepDeps};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::future::Future;

@@ -3,14 +3,21 @@
 //! functions. Every step is safe to run twice (Step Functions retries, duplicate deliveries): it
 //! reads the job first and returns the earlier result when the work is already done.
 
+use super::manifest::metadata;
+use super::types::{
+    ClipOutput, ClipTask, ComposeOutput, FailureInput, FinalizeOutput, JobRef, OutputProbe,
+    PlanOutput,
+};
+use super::worker;
 use crate::error::StepError;
+use crate::failure::{public_reason, recorded_reason};
+use crate::scratch::Scratch;
 use chrono::Utc;
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 use vidpipe_domain::job::{ClipRecord, ClipStatus, Job, JobId, JobStatus, Outputs};
-use vidpipe_domain::media::{ClipSpec, CompositionJob, ProbeInfo, ToolVersions};
+use vidpipe_domain::media::{ClipSpec, CompositionJob, ToolVersions};
 use vidpipe_domain::plan::PlanError;
 use vidpipe_domain::ports::{BlobStore, ClipProvider, JobStore, MediaEngine, Planner, StoreError};
 use vidpipe_domain::timeline::Timeline;
@@ -26,102 +33,6 @@ pub struct StepDeps {
     pub media: Arc<dyn MediaEngine>,
     /// Local scratch space (`/tmp` in Lambda); each job works in its own folder below it.
     pub scratch_dir: PathBuf,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobRef {
-    pub job_id: JobId,
-}
-
-/// One Map iteration's input: small on purpose (payloads carry keys, never media).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClipTask {
-    pub job_id: JobId,
-    pub scene_index: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PlanOutput {
-    pub job_id: JobId,
-    pub total_frames: u32,
-    pub scenes: Vec<ClipTask>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ClipOutput {
-    pub job_id: JobId,
-    pub scene_index: u32,
-    pub key: String,
-    pub cache_hit: bool,
-}
-
-/// The measured properties of the composed video, carried to finalize and into metadata.json.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OutputProbe {
-    pub duration_seconds: f64,
-    pub width: u32,
-    pub height: u32,
-    pub video_codec: String,
-    pub pix_fmt: String,
-    pub audio_codec: Option<String>,
-    pub frames: Option<u64>,
-    pub size_bytes: u64,
-}
-
-impl OutputProbe {
-    fn from_probe(p: &ProbeInfo, size_bytes: u64) -> Result<Self, StepError> {
-        let v = p
-            .video()
-            .ok_or_else(|| StepError::WrongState("composed file has no video stream".into()))?;
-        Ok(Self {
-            duration_seconds: p.duration_seconds.unwrap_or_default(),
-            width: v.width.unwrap_or_default(),
-            height: v.height.unwrap_or_default(),
-            video_codec: v.codec.clone(),
-            pix_fmt: v.pix_fmt.clone().unwrap_or_default(),
-            audio_codec: p.audio().map(|a| a.codec.clone()),
-            frames: v.frames,
-            size_bytes,
-        })
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ComposeOutput {
-    pub job_id: JobId,
-    pub final_key: String,
-    pub thumbnail_key: String,
-    pub timeline_key: String,
-    pub probe: OutputProbe,
-    pub tools: ToolVersions,
-    pub compose_seconds: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FinalizeOutput {
-    pub job_id: JobId,
-    pub status: JobStatus,
-    pub outputs: Outputs,
-}
-
-/// Where the Fargate worker leaves its compose output (under `temp/{job_id}/`) for finalize.
-pub const WORKER_COMPOSE_OUTPUT: &str = "compose-output.json";
-
-/// Finalize's input: the compose output itself (compose ran in Lambda and returned it), or only
-/// the job (compose ran on Fargate, which cannot return a payload, and stored it instead).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum FinalizeInput {
-    Composed(Box<ComposeOutput>),
-    AfterWorker(JobRef),
-}
-
-/// What the ASL's Catch hands to record-failure: the error's type name and its message.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FailureInput {
-    pub job_id: JobId,
-    pub error_type: String,
-    pub cause: String,
 }
 
 async fn load(deps: &StepDeps, id: &JobId) -> Result<Job, StepError> {
@@ -325,8 +236,12 @@ pub async fn generate_clip(deps: &StepDeps, task: &ClipTask) -> Result<ClipOutpu
     );
     let cache_hit = deps.blobs.head(&cache_key).await?.is_some();
     if !cache_hit {
-        let dir = deps.scratch_dir.join(id.as_str());
-        tokio::fs::create_dir_all(&dir).await?;
+        let dir = Scratch::new(
+            deps.scratch_dir
+                .join(id.as_str())
+                .join(format!("clip_{:03}", scene.index)),
+        )
+        .await?;
         let local = dir.join(format!("clip_{:03}.mp4", scene.index));
         let made = async {
             deps.provider.generate(&spec, &local).await?;
@@ -343,7 +258,6 @@ pub async fn generate_clip(deps: &StepDeps, task: &ClipTask) -> Result<ClipOutpu
             Ok(())
         }
         .await;
-        let _ = tokio::fs::remove_file(&local).await;
         if let Err(e) = made {
             deps.jobs
                 .put_clip(id, &record(ClipStatus::Failed, false, Some(e.to_string())))
@@ -407,11 +321,8 @@ pub async fn compose(
         .clone()
         .ok_or_else(|| StepError::WrongState(format!("job {id} has no plan")))?;
 
-    let dir = deps.scratch_dir.join(id.as_str()).join("compose");
-    tokio::fs::create_dir_all(&dir).await?;
-    let result = compose_in(deps, &job, &plan, &dir, on_progress).await;
-    let _ = tokio::fs::remove_dir_all(&dir).await;
-    let (probe, tools) = result?;
+    let dir = Scratch::new(deps.scratch_dir.join(id.as_str()).join("compose")).await?;
+    let (probe, tools) = compose_in(deps, &job, &plan, dir.path(), on_progress).await?;
     Ok(ComposeOutput {
         job_id: id.clone(),
         final_key: keys::final_video(id),
@@ -582,56 +493,19 @@ pub async fn finalize(deps: &StepDeps, input: &ComposeOutput) -> Result<Finalize
     })
 }
 
-/// Finalize from either kind of input (see [`FinalizeInput`]).
-pub async fn finalize_any(
-    deps: &StepDeps,
-    input: &FinalizeInput,
-) -> Result<FinalizeOutput, StepError> {
-    match input {
-        FinalizeInput::Composed(output) => finalize(deps, output).await,
-        FinalizeInput::AfterWorker(job) => {
-            let key = keys::temp(&job.job_id, WORKER_COMPOSE_OUTPUT);
-            let output: ComposeOutput = serde_json::from_slice(&deps.blobs.get_bytes(&key).await?)?;
-            finalize(deps, &output).await
-        }
-    }
-}
-
-fn metadata(job: &Job, compose: &ComposeOutput) -> serde_json::Value {
-    let stages: serde_json::Map<String, serde_json::Value> = job
-        .stages
-        .iter()
-        .map(|(stage, t)| {
-            (
-                format!("{stage:?}").to_lowercase(),
-                serde_json::json!({ "started_at": t.started_at, "finished_at": t.finished_at, "seconds": t.seconds() }),
-            )
-        })
-        .collect();
-    serde_json::json!({
-        "job_id": job.id,
-        "request": job.request,
-        "planner": job.plan.as_ref().map(|p| p.planner.clone()),
-        "provider": job.clips.first().map(|c| c.provider.clone()),
-        "clip_count": job.clips.len(),
-        "cache_hits": job.cache_hits(),
-        "probe": compose.probe,
-        "stages": stages,
-        "compose_seconds": compose.compose_seconds,
-        "tools": compose.tools,
-        "created_at": job.created_at,
-        "completed_at": job.updated_at,
-    })
-}
-
-/// Records why a job failed. A job that already ended (completed, cancelled, failed) keeps its
-/// outcome: a late failure report never overwrites a cancel.
+/// Records why a job failed, as one readable sentence under its error name (the Fargate
+/// worker's own error when it left one). A job that already ended (completed, cancelled,
+/// failed) keeps its outcome: a late failure report never overwrites a cancel or a success.
 pub async fn record_failure(deps: &StepDeps, input: &FailureInput) -> Result<Job, StepError> {
+    let (code, message) = match worker::failure_left(deps, input).await? {
+        Some(left) => (left.error, public_reason(&left.reason)),
+        None => (input.error_type.clone(), recorded_reason(&input.cause)),
+    };
     update_job(deps, &input.job_id, |j| {
         if j.status.is_terminal() {
             return Ok(None);
         }
-        Ok(Some(j.fail(&input.error_type, &input.cause, Utc::now())?))
+        Ok(Some(j.fail(&code, &message, Utc::now())?))
     })
     .await
 }

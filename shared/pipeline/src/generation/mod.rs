@@ -1,0 +1,21 @@
+//! Generation: a prompt becomes a planned, generated and composed MP4. Laid out like
+//! [`crate::processing`]:
+//!
+//! | module | what lives there |
+//! |---|---|
+//! | [`types`] | the values the steps hand each other (ids and keys, never media) |
+//! | [`steps`] | one async function per task of `statemachine/generation.asl.json` |
+//! | [`worker`] | the Fargate worker's hand-off: what it leaves in `temp/` and how finalize and RecordFailure read it |
+//! | [`runner`] | the embedded runner, walking the same steps in the ASL's order |
+//! | [`manifest`] | `metadata.json`, written beside the composition |
+
+pub mod manifest;
+pub mod runner;
+pub mod steps;
+pub mod types;
+pub mod worker;
+
+pub use runner::{EmbeddedOrchestrator, EmbeddedRunner, RunEvent, RunnerConfig};
+pub use steps::{StepDeps, compose, finalize, generate_clip, plan, record_failure};
+pub use types::*;
+pub use worker::{WORKER_COMPOSE_OUTPUT, WORKER_FAILURE, finalize_any, run_worker};

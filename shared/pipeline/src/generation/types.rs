@@ -1,0 +1,100 @@
+//! The values generation steps hand each other: small on purpose (payloads carry ids and keys,
+//! never media), since every state stays far under Step Functions' 256 KB.
+
+use crate::error::StepError;
+use serde::{Deserialize, Serialize};
+use vidpipe_domain::job::{JobId, JobStatus, Outputs};
+use vidpipe_domain::media::{ProbeInfo, ToolVersions};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRef {
+    pub job_id: JobId,
+}
+
+/// One Map iteration's input: small on purpose (payloads carry keys, never media).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClipTask {
+    pub job_id: JobId,
+    pub scene_index: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanOutput {
+    pub job_id: JobId,
+    pub total_frames: u32,
+    pub scenes: Vec<ClipTask>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClipOutput {
+    pub job_id: JobId,
+    pub scene_index: u32,
+    pub key: String,
+    pub cache_hit: bool,
+}
+
+/// The measured properties of the composed video, carried to finalize and into metadata.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputProbe {
+    pub duration_seconds: f64,
+    pub width: u32,
+    pub height: u32,
+    pub video_codec: String,
+    pub pix_fmt: String,
+    pub audio_codec: Option<String>,
+    pub frames: Option<u64>,
+    pub size_bytes: u64,
+}
+
+impl OutputProbe {
+    pub(crate) fn from_probe(p: &ProbeInfo, size_bytes: u64) -> Result<Self, StepError> {
+        let v = p
+            .video()
+            .ok_or_else(|| StepError::WrongState("composed file has no video stream".into()))?;
+        Ok(Self {
+            duration_seconds: p.duration_seconds.unwrap_or_default(),
+            width: v.width.unwrap_or_default(),
+            height: v.height.unwrap_or_default(),
+            video_codec: v.codec.clone(),
+            pix_fmt: v.pix_fmt.clone().unwrap_or_default(),
+            audio_codec: p.audio().map(|a| a.codec.clone()),
+            frames: v.frames,
+            size_bytes,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComposeOutput {
+    pub job_id: JobId,
+    pub final_key: String,
+    pub thumbnail_key: String,
+    pub timeline_key: String,
+    pub probe: OutputProbe,
+    pub tools: ToolVersions,
+    pub compose_seconds: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinalizeOutput {
+    pub job_id: JobId,
+    pub status: JobStatus,
+    pub outputs: Outputs,
+}
+
+/// Finalize's input: the compose output itself (compose ran in Lambda and returned it), or only
+/// the job (compose ran on Fargate, which cannot return a payload, and stored it instead).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum FinalizeInput {
+    Composed(Box<ComposeOutput>),
+    AfterWorker(JobRef),
+}
+
+/// What the ASL's Catch hands to record-failure: the error's type name and its message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailureInput {
+    pub job_id: JobId,
+    pub error_type: String,
+    pub cause: String,
+}
