@@ -41,7 +41,7 @@ from moto.awslambda.models import LambdaFunction  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts" / "emulator"))
-from emulator import install_ecs_runner  # noqa: E402  - the emulator's runTask.sync hook
+from vidpipe_emulator.moto_patches import install_ecs_runner  # noqa: E402  - the emulator's runTask.sync hook
 ASL = ROOT / "statemachine" / "processing.asl.json"
 REGION = os.environ["AWS_DEFAULT_REGION"]
 FUNCTION = "vidpipe-process"
