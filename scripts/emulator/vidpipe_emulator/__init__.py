@@ -16,7 +16,7 @@ Logs go to stderr. See README.md beside this package. The modules, by concern:
   resolver      Ref/GetAtt/Sub/... and Conditions over the expanded template
   provision     one moto resource per template resource, in dependency order
   moto_patches  what moto is taught: Lambda forwarding, ECS tasks as processes, S3 event fields,
-                SQS event source mappings
+                SQS event source mappings, serialized DynamoDB
   functions     the cargo side: workspace bins, --warm builds, `cargo lambda watch`
   cli           flags, startup in order, the ready line, shutdown
 """

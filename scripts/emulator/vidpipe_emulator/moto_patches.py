@@ -1,6 +1,6 @@
 """What moto is taught so the stack behaves as in AWS: Lambda invokes forwarded to cargo lambda
-watch, ECS tasks run as local processes, the per-write fields of S3 events, and SQS event source
-mappings polled as Lambda polls them.
+watch, ECS tasks run as local processes, the per-write fields of S3 events, SQS event source
+mappings polled as Lambda polls them, and DynamoDB requests served one at a time.
 
 moto is imported inside the functions that use it, as everywhere in the emulator, so a missing or
 broken moto is a startup error reported on the ready line, not a crash before it."""
@@ -22,6 +22,35 @@ from typing import Any, Callable
 
 from .common import ACCOUNT, REGION, EmulatorError, log
 
+
+def serialized_dynamo_server() -> type:
+    """moto's ThreadedMotoServer with DynamoDB requests handled one at a time. moto checks a
+    condition and then writes without a lock, so two concurrent conditional writes on one item could
+    both succeed; real DynamoDB makes each atomic, and a cancel racing a progress save depends on
+    that. Every other service stays concurrent (the SFN executor calls back in)."""
+    from moto.server import ThreadedMotoServer
+
+    class SerializedDynamoMotoServer(ThreadedMotoServer):
+        def _server_entry(self) -> None:
+            from werkzeug.serving import make_server
+            from moto.moto_server.werkzeug_app import (
+                DomainDispatcherApplication, MotoRequestHandler, create_backend_app)
+            app = DomainDispatcherApplication(create_backend_app)
+            lock = threading.Lock()
+
+            def serialized(environ, start_response):
+                if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+                    with lock:
+                        # Drain under the lock: the write happens while the body is produced.
+                        return list(app(environ, start_response))
+                return app(environ, start_response)
+
+            self._server = make_server(self._ip_address, self._port, serialized, True,
+                                       request_handler=MotoRequestHandler)
+            self._server_ready_event.set()
+            self._server.serve_forever()
+
+    return SerializedDynamoMotoServer
 
 class Forwarder:
     def __init__(self, watch_url: str | None, timeout: float):
