@@ -24,35 +24,23 @@ Exit status 0 when every scenario behaves as expected.
 
 from __future__ import annotations
 
-import argparse
-import io
 import json
-import logging
-import os
-import re
 import sys
-import threading
 import time
-import zipfile
-from pathlib import Path
 
-os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+# First: it sets the AWS environment boto3 and moto read.
+from asl_harness import (REGION, ROOT, StepFailure, StubWorld, check, create_functions, execute, mock_stack, parse_args,
+                         render_asl, require_keys, run_scenarios, stub_lambda)
 
-import boto3  # noqa: E402
-from moto import mock_aws  # noqa: E402
-from moto.awslambda.models import LambdaFunction  # noqa: E402
-from moto.ec2.models.elastic_network_interfaces import NetworkInterface  # noqa: E402
-from moto.ecs.models import EC2ContainerServiceBackend  # noqa: E402
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_ecs import (  # noqa: E402
+import boto3
+from moto.ec2.models.elastic_network_interfaces import NetworkInterface
+from moto.ecs.models import EC2ContainerServiceBackend
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_ecs import (
     StateTaskServiceEcs,
 )
-from moto.stepfunctions.parser.utils import snake_to_camel_case  # noqa: E402
+from moto.stepfunctions.parser.utils import snake_to_camel_case
 
-ROOT = Path(__file__).resolve().parents[2]
 ASL = ROOT / "statemachine" / "generation.asl.json"
-REGION = os.environ["AWS_DEFAULT_REGION"]
 BUCKET = "vidpipe-media-check"
 CLUSTER = "vidpipe-check"
 CONTAINER = "worker"
@@ -67,24 +55,13 @@ FUNCTIONS = {
 }
 
 
-class StepFailure(Exception):
-    """What a stub raises to report a step error by its stable name."""
-
-    def __init__(self, error_type: str, message: str):
-        super().__init__(message)
-        self.error_type = error_type
-
-
-class World:
-    """The stubs' shared state: every call made, and per-scenario behaviour."""
+class World(StubWorld):
+    """The stubs' per-scenario behaviour, and what they saw beyond the calls."""
 
     def __init__(self, scenes: int = 3, frames_per_scene: int = 48):
-        self.lock = threading.Lock()
-        self.calls: list[tuple[str, dict]] = []
+        super().__init__()
         self.scenes = scenes
         self.frames_per_scene = frames_per_scene
-        # name -> list of error types to raise on successive calls before succeeding
-        self.failures: dict[str, list[str]] = {}
         self.running_clips = 0
         self.max_running_clips = 0
         self.ecs_commands: list[list[str]] = []
@@ -92,15 +69,8 @@ class World:
         self.worker_writes_output = True
         self.finalize_read_worker_output = False
 
-    def fail_next(self, function: str, *error_types: str) -> None:
-        self.failures.setdefault(function, []).extend(error_types)
-
-    def called(self, function: str) -> list[dict]:
-        return [payload for name, payload in self.calls if name == function]
-
 
 WORLD = World()
-LAST_EXECUTION: list[str] = []
 
 
 def compose_output(job_id: str) -> dict:
@@ -124,19 +94,9 @@ def compose_output(job_id: str) -> dict:
     }
 
 
-def require_keys(function: str, payload: dict, keys: set[str]) -> None:
-    if set(payload) != keys:
-        raise StepFailure("VidPipe.Internal", f"{function} got keys {sorted(payload)}, wants {sorted(keys)}")
-
-
 def step(function: str, payload: dict) -> dict:
     """The stub steps: validate the input shape like serde would, then answer like the real step."""
-    with WORLD.lock:
-        WORLD.calls.append((function, payload))
-        queued = WORLD.failures.get(function)
-        error = queued.pop(0) if queued else None
-    if error:
-        raise StepFailure(error, f"stub {function} fails with {error}")
+    WORLD.record(function, payload)
     if function == "plan":
         require_keys(function, payload, {"job_id"})
         job = payload["job_id"]
@@ -189,15 +149,6 @@ def step(function: str, payload: dict) -> dict:
             raise StepFailure("VidPipe.Internal", "record-failure fields must be strings")
         return {"id": payload["job_id"], "status": "failed"}
     raise StepFailure("VidPipe.Internal", f"no stub for {function}")
-
-
-def fake_invoke(self: LambdaFunction, event=None):  # noqa: ANN001 - moto's signature
-    """Replaces moto's Docker-based invoke: returns (body, errored, logs)."""
-    payload = event if isinstance(event, dict) else json.loads(event or "{}")
-    try:
-        return json.dumps(step(self.function_name, payload)), False, ""
-    except StepFailure as e:
-        return json.dumps({"errorType": e.error_type, "errorMessage": str(e)}), True, ""
 
 
 _original_run_task = EC2ContainerServiceBackend.run_task
@@ -265,33 +216,14 @@ def substitutions(
 
 
 def render(subs: dict) -> str:
-    text = ASL.read_text()
-    missing = sorted(set(re.findall(r"\$\{([A-Za-z0-9_]+)\}", text)) - set(subs))
-    if missing:
-        raise SystemExit(f"no substitution for {missing}")
-    return re.sub(r"\$\{([A-Za-z0-9_]+)\}", lambda m: subs[m.group(1)], text)
+    return render_asl(ASL, subs)
 
 
 def run(sfn, definition: str, job_id: str, timeout: float = 120.0) -> dict:
+    """One execution named after the job, as the API names it."""
     role = f"arn:aws:iam::{boto3.client('sts').get_caller_identity()['Account']}:role/sfn"
-    name = f"gen-{job_id}-{int(time.time() * 1000)}"
-    sm = sfn.create_state_machine(name=name, definition=definition, roleArn=role)["stateMachineArn"]
-    # Always name the execution (moto pitfall; also what the API does: the job id).
-    LAST_EXECUTION[:] = []
-    ex = sfn.start_execution(stateMachineArn=sm, name=job_id, input=json.dumps({"job_id": job_id, "extra": "dropped by Init"}))
-    LAST_EXECUTION.append(ex["executionArn"])
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        d = sfn.describe_execution(executionArn=ex["executionArn"])
-        if d["status"] != "RUNNING":
-            return d
-        time.sleep(0.1)
-    raise AssertionError(f"execution {job_id} still running after {timeout}s")
-
-
-def check(cond: bool, what: str, detail=None) -> None:
-    if not cond:
-        raise AssertionError(f"{what}: {json.dumps(detail, default=str, indent=1) if detail is not None else ''}")
+    return execute(sfn, f"gen-{job_id}-{int(time.time() * 1000)}", definition, role, job_id,
+                   {"job_id": job_id, "extra": "dropped by Init"}, timeout)
 
 
 def scenarios(quick: bool):
@@ -394,32 +326,17 @@ def scenarios(quick: bool):
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="skip scenarios that wait through retry back-off")
-    ap.add_argument("-v", "--verbose", action="store_true", help="keep moto's executor logging")
-    args = ap.parse_args()
-    if not args.verbose:
-        # The executor logs every caught error with its parse tree: noise when errors are the point.
-        logging.getLogger("moto").setLevel(logging.CRITICAL)
-
-    LambdaFunction._invoke_lambda = fake_invoke
+    args = parse_args(__doc__)
+    stub_lambda(step)
     EC2ContainerServiceBackend.run_task = fake_run_task
     # moto 5.2.5's ECS reads an attribute its ENI model lacks when attaching a Fargate task's ENI.
     if not hasattr(NetworkInterface, "private_dns_name"):
         NetworkInterface.private_dns_name = property(lambda eni: f"ip-{eni.private_ip_address.replace('.', '-')}.ec2.internal")
     StateTaskServiceEcs._normalise_parameters = _ecs_normalise_parameters
     StateTaskServiceEcs._normalise_response = _normalise_response
-    failures = 0
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+    with mock_stack():
         account = boto3.client("sts").get_caller_identity()["Account"]
-        iam = boto3.client("iam")
-        role = iam.create_role(RoleName="lambda", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-        lam = boto3.client("lambda")
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w") as z:
-            z.writestr("bootstrap", "stub")
-        for name in FUNCTIONS.values():
-            lam.create_function(FunctionName=name, Runtime="provided.al2023", Role=role, Handler="bootstrap", Code={"ZipFile": buf.getvalue()})
+        create_functions(FUNCTIONS.values())
         boto3.client("s3").create_bucket(Bucket=BUCKET)
         ecs = boto3.client("ecs")
         cluster_arn = ecs.create_cluster(clusterName=CLUSTER)["cluster"]["clusterArn"]
@@ -438,20 +355,7 @@ def main() -> int:
         ecs_ctx = {"cluster_arn": cluster_arn, "taskdef_arn": taskdef_arn, "subnets": ",".join(subnets), "security_groups": sg}
         ctx = {"account": account, "ecs": ecs_ctx}
         sfn = boto3.client("stepfunctions")
-        for name, fn in scenarios(args.quick):
-            started = time.time()
-            try:
-                fn(sfn, ctx)
-                print(f"ok   {name} ({time.time() - started:.1f}s)")
-            except AssertionError as e:
-                failures += 1
-                print(f"FAIL {name}: {e}")
-                if LAST_EXECUTION:
-                    print("     last events of the execution:")
-                    events = sfn.get_execution_history(executionArn=LAST_EXECUTION[0], reverseOrder=True, maxResults=6)["events"]
-                    for ev in reversed(events):
-                        details = {k: v for k, v in ev.items() if k.endswith("Details")}
-                        print(f"     {ev['type']}: {json.dumps(details, default=str)[:600]}")
+        failures = run_scenarios(sfn, scenarios(args.quick), sfn, ctx)
     return 1 if failures else 0
 
 

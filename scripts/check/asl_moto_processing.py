@@ -19,63 +19,39 @@ Exit status 0 when every scenario behaves as expected.
 
 from __future__ import annotations
 
-import argparse
-import io
 import json
-import logging
-import os
-import re
 import sys
-import threading
 import time
-import zipfile
-from pathlib import Path
 
-os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+# First: it sets the AWS environment boto3 and moto read.
+from asl_harness import (REGION, ROOT, StepFailure, StubWorld, check, create_functions, execute, mock_stack, parse_args,
+                         render_asl, require_keys, run_scenarios, stub_lambda)
 
-import boto3  # noqa: E402
-from moto import mock_aws  # noqa: E402
-from moto.awslambda.models import LambdaFunction  # noqa: E402
+import boto3
 
-ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts" / "emulator"))
-from emulator import install_ecs_runner  # noqa: E402  - the emulator's runTask.sync hook
+from vidpipe_emulator.moto_patches import install_ecs_runner  # noqa: E402  - the emulator's runTask.sync hook
 ASL = ROOT / "statemachine" / "processing.asl.json"
-REGION = os.environ["AWS_DEFAULT_REGION"]
 FUNCTION = "vidpipe-process"
 SOURCE = {"bucket": "media", "key": "raw/acme/launch/My Clip ü.MOV", "version": "v1"}
 PROBED_KEYS = {"source", "source_id", "path", "facts", "window", "route", "has_audio", "timings"}
 SPLIT_KEYS = {"probed", "segments", "audio_key", "thumbnail_key", "timings"}
 
 
-class StepFailure(Exception):
-    def __init__(self, error_type: str, message: str):
-        super().__init__(message)
-        self.error_type = error_type
-
-
-class World:
+class World(StubWorld):
     """What the stub did, and how it should behave in this scenario."""
 
     def __init__(self, route: str = "single_pass", segments: int = 3):
-        self.lock = threading.Lock()
-        self.calls: list[tuple[str, dict]] = []
+        super().__init__()
         self.route = route
         self.segments = segments
-        self.failures: dict[str, list[str]] = {}
         self.running = 0
         self.max_running = 0
         self.render_started: list[float] = []
         self.audio_span: tuple[float, float] | None = None
 
-    def called(self, step: str) -> list[dict]:
-        return [i for s, i in self.calls if s == step]
-
 
 WORLD = World()
-LAST_EXECUTION: list[str] = []
 CLUSTER = "arn:aws:ecs:us-east-1:123456789012:cluster/vidpipe-worker"
 TASK_DEFINITION = "arn:aws:ecs:us-east-1:123456789012:task-definition/vidpipe-worker:1"
 
@@ -129,41 +105,31 @@ def event(status: str, error: dict | None = None) -> dict:
     return e
 
 
-def need(step: str, payload: dict, keys: set[str]) -> None:
-    if set(payload) != keys:
-        raise StepFailure("VidPipe.Internal", f"{step} got keys {sorted(payload)}, wants {sorted(keys)}")
-
-
 def step(envelope: dict) -> dict:
     """The stub function: checks the envelope and each input's shape as serde would."""
     if set(envelope) != {"step", "input"}:
         raise StepFailure("VidPipe.Internal", f"envelope keys {sorted(envelope)}")
     name, payload = envelope["step"], envelope["input"]
-    with WORLD.lock:
-        WORLD.calls.append((name, payload))
-        queued = WORLD.failures.get(name)
-        error = queued.pop(0) if queued else None
-    if error:
-        raise StepFailure(error, f"stub {name} fails with {error}")
+    WORLD.record(name, payload)
     if name == "probe":
-        need(name, payload, {"source"})
+        require_keys(name, payload, {"source"})
         if payload["source"] != SOURCE:
             raise StepFailure("VidPipe.Internal", f"probe got source {payload['source']}")
         return probed()
     if name in ("transcode", "split"):
-        need(name, payload, PROBED_KEYS)
+        require_keys(name, payload, PROBED_KEYS)
         if name == "transcode":
             return {"probed": payload, "thumbnail_key": "t.jpg", "timings": []}
         segs = [{"index": i, "key": f"temp/s{i}.mp4", "first_frame": 60 * i, "input_offset": 0.0, "frames": 60} for i in range(WORLD.segments)]
         return {"probed": payload, "segments": segs, "audio_key": "temp/a.m4a", "thumbnail_key": "t.jpg", "timings": []}
     if name == "encode_audio":
-        need(name, payload, SPLIT_KEYS)
+        require_keys(name, payload, SPLIT_KEYS)
         started = time.monotonic()
         time.sleep(0.3)  # long enough that a sequential run would show in the renders' timing
         WORLD.audio_span = (started, time.monotonic())
         return {"step": "audio", "seconds": 0.3}
     if name == "render_segment":
-        need(name, payload, {"probed", "segment"})
+        require_keys(name, payload, {"probed", "segment"})
         with WORLD.lock:
             WORLD.render_started.append(time.monotonic())
             WORLD.running += 1
@@ -174,43 +140,22 @@ def step(envelope: dict) -> dict:
         i = payload["segment"]["index"]
         return {"index": i, "parts": [f"temp/p{i}_0.mp4", f"temp/p{i}_1.mp4"], "seconds": 0.2}
     if name == "assemble":
-        need(name, payload, {"split", "rendered", "audio"})
-        need(name, payload["split"], SPLIT_KEYS)
+        require_keys(name, payload, {"split", "rendered", "audio"})
+        require_keys(name, payload["split"], SPLIT_KEYS)
         if payload["audio"] != {"step": "audio", "seconds": 0.3}:
             raise StepFailure("VidPipe.Internal", f"assemble got audio {payload['audio']}")
         return {"probed": payload["split"]["probed"], "thumbnail_key": payload["split"]["thumbnail_key"], "timings": []}
     if name == "publish":
         # processing::PublishInput: a Rendered, or after the worker the Probed itself.
-        need(name, payload, PROBED_KEYS if WORLD.route == "worker" else {"probed", "thumbnail_key", "timings"})
+        require_keys(name, payload, PROBED_KEYS if WORLD.route == "worker" else {"probed", "thumbnail_key", "timings"})
         return event("succeeded")
     if name == "record_failure":
-        need(name, payload, {"source", "error_type", "cause"})
+        require_keys(name, payload, {"source", "error_type", "cause"})
         if not all(isinstance(v, str) for v in (payload["error_type"], payload["cause"])):
             raise StepFailure("VidPipe.Internal", "error_type and cause must be strings")
         reason = json.loads(payload["cause"]).get("errorMessage", payload["cause"]) if payload["cause"].startswith("{") else payload["cause"]
         return event("failed", {"error": payload["error_type"], "reason": reason})
     raise StepFailure("VidPipe.Internal", f"no step {name}")
-
-
-def fake_invoke(self: LambdaFunction, event=None):  # noqa: ANN001 - moto's signature
-    payload = event if isinstance(event, dict) else json.loads(event or "{}")
-    try:
-        return json.dumps(step(payload)), False, ""
-    except StepFailure as e:
-        return json.dumps({"errorType": e.error_type, "errorMessage": str(e)}), True, ""
-
-
-def render(subs: dict) -> str:
-    text = ASL.read_text()
-    missing = sorted(set(re.findall(r"\$\{([A-Za-z0-9_]+)\}", text)) - set(subs))
-    if missing:
-        raise SystemExit(f"no substitution for {missing}")
-    return re.sub(r"\$\{([A-Za-z0-9_]+)\}", lambda m: subs[m.group(1)], text)
-
-
-def check(cond: bool, what: str, detail=None) -> None:
-    if not cond:
-        raise AssertionError(f"{what}: {json.dumps(detail, default=str, indent=1) if detail is not None else ''}")
 
 
 def drain(sqs, url: str, wait: float = 3.0) -> list[dict]:
@@ -257,16 +202,8 @@ class Stack:
             "FargateAssignPublicIp": "DISABLED",
         }
         role = f"arn:aws:iam::{self.account}:role/sfn"
-        sm = self.sfn.create_state_machine(name=f"proc-{name}-{int(time.time() * 1000)}", definition=render(subs), roleArn=role)["stateMachineArn"]
-        ex = self.sfn.start_execution(stateMachineArn=sm, name=name, input=json.dumps({"source": SOURCE, "extra": "dropped by Init"}))
-        LAST_EXECUTION[:] = [ex["executionArn"]]
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            d = self.sfn.describe_execution(executionArn=ex["executionArn"])
-            if d["status"] != "RUNNING":
-                return d
-            time.sleep(0.1)
-        raise AssertionError(f"execution {name} still running after {timeout}s")
+        return execute(self.sfn, f"proc-{name}-{int(time.time() * 1000)}", render_asl(ASL, subs), role, name,
+                       {"source": SOURCE, "extra": "dropped by Init"}, timeout)
 
     def notifications(self) -> tuple[list[dict], list[dict]]:
         """(SNS messages as the subscribed queue got them, EventBridge events the rule forwarded)."""
@@ -392,35 +329,14 @@ def scenarios(quick: bool):
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="skip scenarios that wait through retry back-off")
-    ap.add_argument("-v", "--verbose", action="store_true", help="keep moto's executor logging")
-    args = ap.parse_args()
-    if not args.verbose:
-        logging.getLogger("moto").setLevel(logging.CRITICAL)
-    LambdaFunction._invoke_lambda = fake_invoke
+    args = parse_args(__doc__)
+    # One function runs every step: the step is in the payload's envelope.
+    stub_lambda(lambda _function, envelope: step(envelope))
     install_ecs_runner(WORKER)
-    failures = 0
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-        role = boto3.client("iam").create_role(RoleName="lambda", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w") as z:
-            z.writestr("bootstrap", "stub")
-        boto3.client("lambda").create_function(FunctionName=FUNCTION, Runtime="provided.al2023", Role=role, Handler="bootstrap", Code={"ZipFile": buf.getvalue()})
+    with mock_stack():
+        create_functions([FUNCTION])
         st = Stack()
-        for name, fn in scenarios(args.quick):
-            started = time.time()
-            try:
-                fn(st)
-                print(f"ok   {name} ({time.time() - started:.1f}s)")
-            except AssertionError as e:
-                failures += 1
-                print(f"FAIL {name}: {e}")
-                if LAST_EXECUTION:
-                    events = st.sfn.get_execution_history(executionArn=LAST_EXECUTION[0], reverseOrder=True, maxResults=6)["events"]
-                    for ev in reversed(events):
-                        details = {k: v for k, v in ev.items() if k.endswith("Details")}
-                        print(f"     {ev['type']}: {json.dumps(details, default=str)[:600]}")
+        failures = run_scenarios(st.sfn, scenarios(args.quick), st)
     return 1 if failures else 0
 
 
