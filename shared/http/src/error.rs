@@ -192,6 +192,10 @@ impl ApiError {
                     format!("Generation {id} is already {status}."),
                     vec![],
                 ),
+                ServiceError::IdempotencyConflict { key, existing } => ApiError::Conflict(format!(
+                    "Idempotency-Key {key:?} was already used with a different request (generation {existing})."
+                ))
+                .spec(),
                 ServiceError::Store(s) => by_class(s.class()),
                 ServiceError::Blob(b) => by_class(b.class()),
                 ServiceError::Orchestrator(o) => by_class(orchestrator_class(o)),

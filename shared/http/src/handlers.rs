@@ -106,8 +106,6 @@ pub async fn submit_generation(
 ) -> Result<Response<Body>, ApiError> {
     let body: GenerationRequestBody = context::json_body(req)?;
     let key = context::idempotency_key(req)?;
-    // Validated here too: a replayed key is compared with the request it first came with.
-    let request = body.validate()?;
     let submitted = state
         .service
         .submit(call.tenant, &body, key.as_deref())
@@ -116,15 +114,6 @@ pub async fn submit_generation(
     if submitted.created {
         let response = json_response(StatusCode::ACCEPTED, &view)?;
         return with_header(response, header::LOCATION, &view.links.self_);
-    }
-    // Compared as validated requests, so a body that differs only by spelling out a default is
-    // still the same request.
-    if submitted.job.request != request {
-        return Err(ApiError::Conflict(format!(
-            "Idempotency-Key {:?} was already used with a different request (generation {}).",
-            key.unwrap_or_default(),
-            submitted.job.id
-        )));
     }
     let response = json_response(StatusCode::OK, &view)?;
     with_header(

@@ -147,7 +147,7 @@ mod tests {
     use super::*;
     use lambda_http::http::StatusCode;
     use vidpipe_domain::ErrorClass;
-    use vidpipe_domain::job::JobStatus;
+    use vidpipe_domain::job::{JobId, JobStatus};
     use vidpipe_domain::ports::{BlobError, MediaError, OrchestratorError, StoreError};
     use vidpipe_pipeline::{ServiceError, StepError};
 
@@ -214,6 +214,14 @@ mod tests {
                 false,
             ),
             (ServiceError::NotFound("job_1".into()), 404, false),
+            (
+                ServiceError::IdempotencyConflict {
+                    key: "k-1".into(),
+                    existing: JobId::generate(),
+                },
+                409,
+                false,
+            ),
         ];
         for (e, status, retry) in cases {
             let (got, retry_after, body) = problem(ApiError::Service(e));

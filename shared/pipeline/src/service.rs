@@ -26,6 +26,9 @@ pub enum ServiceError {
     NotFound(String),
     #[error("job {id} already {status}")]
     AlreadyFinished { id: String, status: JobStatus },
+    /// The idempotency key already made `existing` from a different request.
+    #[error("idempotency key {key:?} was already used with a different request (job {existing})")]
+    IdempotencyConflict { key: String, existing: JobId },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -38,6 +41,8 @@ pub enum ServiceError {
     Step(#[from] crate::error::StepError),
 }
 
+/// A submission that was accepted: a new job, or a replay of the one its idempotency key first
+/// made. The key reused with a different request is [`ServiceError::IdempotencyConflict`].
 pub struct Submitted {
     pub job: Job,
     /// False when the idempotency key matched an earlier job, which is returned instead.
@@ -72,16 +77,7 @@ impl Service {
         let job = match self.deps.jobs.create(&job).await {
             Ok(job) => job,
             Err(StoreError::DuplicateIdempotencyKey(existing)) => {
-                let job = self
-                    .deps
-                    .jobs
-                    .get(&existing)
-                    .await?
-                    .ok_or_else(|| ServiceError::NotFound(existing.to_string()))?;
-                return Ok(Submitted {
-                    job,
-                    created: false,
-                });
+                return self.replay(&job, existing).await;
             }
             Err(e) => return Err(e.into()),
         };
@@ -98,6 +94,28 @@ impl Service {
             return Err(e.into());
         }
         Ok(Submitted { job, created: true })
+    }
+
+    /// The job `existing` that `job`'s idempotency key first made, if `job` asks for the same.
+    async fn replay(&self, job: &Job, existing: JobId) -> Result<Submitted, ServiceError> {
+        let earlier = self
+            .deps
+            .jobs
+            .get(&existing)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(existing.to_string()))?;
+        // Compared as validated requests, so a body that differs only by spelling out a default
+        // is still the same request.
+        if earlier.request != job.request {
+            return Err(ServiceError::IdempotencyConflict {
+                key: job.idempotency_key.clone().unwrap_or_default(),
+                existing,
+            });
+        }
+        Ok(Submitted {
+            job: earlier,
+            created: false,
+        })
     }
 
     async fn check_assets(
@@ -333,4 +351,87 @@ fn describe(p: &vidpipe_domain::media::ProbeInfo) -> String {
         .map(|s| format!("{:?} {}", s.kind, s.codec).to_lowercase())
         .collect();
     format!("{}: {}", p.format_name, streams.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::local::{LocalOptions, LocalStack};
+    use crate::runner::RunnerConfig;
+    use async_trait::async_trait;
+
+    const OWNER: &str = "alice";
+
+    /// Starts nothing: these tests are about what is recorded, not about runs.
+    struct Idle;
+
+    #[async_trait]
+    impl Orchestrator for Idle {
+        async fn start(&self, _: &JobId) -> Result<(), OrchestratorError> {
+            Ok(())
+        }
+        async fn cancel(&self, _: &JobId) -> Result<(), OrchestratorError> {
+            Ok(())
+        }
+    }
+
+    /// A service over the embedded SQLite and filesystem stores under `home`.
+    async fn service(home: &Path) -> Service {
+        let options = LocalOptions {
+            home: Some(home.to_path_buf()),
+            ..Default::default()
+        };
+        let stack = LocalStack::open_with(options, None, RunnerConfig::default())
+            .await
+            .expect("open local stack");
+        Service::new(stack.deps().clone(), Arc::new(Idle))
+    }
+
+    fn body(prompt: &str) -> GenerationRequestBody {
+        GenerationRequestBody {
+            prompt: Some(prompt.into()),
+            duration_seconds: Some(10.0),
+            aspect_ratio: Some("9:16".into()),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn an_idempotency_key_creates_once_replays_the_same_request_and_refuses_another() {
+        let home = tempfile::tempdir().unwrap();
+        let service = service(home.path()).await;
+        let first = service
+            .submit(OWNER, &body("Snow on a village"), Some("k-1"))
+            .await
+            .unwrap();
+        assert!(first.created);
+
+        // Spelling out a default leaves the request the same.
+        let mut same = body("Snow on a village");
+        same.transition_duration_seconds =
+            Some(vidpipe_domain::request::DEFAULT_TRANSITION_SECONDS);
+        let again = service.submit(OWNER, &same, Some("k-1")).await.unwrap();
+        assert!(!again.created);
+        assert_eq!(again.job.id, first.job.id);
+
+        match service
+            .submit(OWNER, &body("Rain on a city"), Some("k-1"))
+            .await
+        {
+            Err(ServiceError::IdempotencyConflict { key, existing }) => {
+                assert_eq!((key.as_str(), &existing), ("k-1", &first.job.id));
+            }
+            Err(e) => panic!("expected a conflict, got {e}"),
+            Ok(s) => panic!("expected a conflict, got job {}", s.job.id),
+        }
+        assert_eq!(service.list(OWNER, 10, None).await.unwrap().jobs.len(), 1);
+
+        // Keys are per tenant.
+        let bobs = service
+            .submit("bob", &body("Rain on a city"), Some("k-1"))
+            .await
+            .unwrap();
+        assert!(bobs.created);
+        assert_ne!(bobs.job.id, first.job.id);
+    }
 }
