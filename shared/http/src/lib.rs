@@ -147,6 +147,7 @@ mod tests {
     use super::*;
     use lambda_http::http::StatusCode;
     use vidpipe_domain::ErrorClass;
+    use vidpipe_domain::error::FieldError;
     use vidpipe_domain::job::{JobId, JobStatus};
     use vidpipe_domain::ports::{BlobError, MediaError, OrchestratorError, StoreError};
     use vidpipe_pipeline::{ServiceError, StepError};
@@ -220,6 +221,16 @@ mod tests {
                     existing: JobId::generate(),
                 },
                 409,
+                false,
+            ),
+            (
+                ServiceError::UnsupportedContentType(FieldError::new("content_type", "gif")),
+                415,
+                false,
+            ),
+            (
+                ServiceError::TooLarge(FieldError::new("size_bytes", "big")),
+                413,
                 false,
             ),
         ];

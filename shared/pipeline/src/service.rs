@@ -1,22 +1,28 @@
-//! The use cases callers drive (the CLI now, the API functions later): submit a generation,
-//! read and list a tenant's jobs, cancel, and ingest a brand asset. Everything a request refers to
-//! is checked before a job exists, so a rejected request leaves nothing behind.
+//! The use cases callers drive (the CLI and the HTTP API): submit a generation, read and list a
+//! tenant's jobs, cancel, ingest a brand asset from a local file or announce one a client uploads
+//! itself. Everything a request refers to is checked before a job exists, so a rejected request
+//! leaves nothing behind.
 
 use crate::steps::{StepDeps, update_job};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use std::num::NonZeroU64;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 use vidpipe_domain::asset::{Asset, AssetId, AssetKind};
 use vidpipe_domain::error::{FieldError, ValidationErrors};
 use vidpipe_domain::job::{Job, JobId, JobStatus};
 use vidpipe_domain::media::StreamKind;
 use vidpipe_domain::ports::{
-    BlobError, JobPage, MediaError, Orchestrator, OrchestratorError, StoreError,
+    BlobError, JobPage, MediaError, Orchestrator, OrchestratorError, SignedUpload, StoreError,
+    UploadSigner,
 };
 use vidpipe_domain::{GenerationRequest, GenerationRequestBody, keys};
 
 pub const LOGO_MAX_BYTES: u64 = 10 * 1024 * 1024;
 pub const MUSIC_MAX_BYTES: u64 = 50 * 1024 * 1024;
+/// How long an upload URL works: an upload is expected to start right after it is asked for.
+pub const UPLOAD_TTL: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -29,6 +35,12 @@ pub enum ServiceError {
     /// The idempotency key already made `existing` from a different request.
     #[error("idempotency key {key:?} was already used with a different request (job {existing})")]
     IdempotencyConflict { key: String, existing: JobId },
+    /// An announced asset's content type is not one its kind accepts.
+    #[error("{0}")]
+    UnsupportedContentType(FieldError),
+    /// An announced asset is larger than its kind allows.
+    #[error("{0}")]
+    TooLarge(FieldError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -47,6 +59,24 @@ pub struct Submitted {
     pub job: Job,
     /// False when the idempotency key matched an earlier job, which is returned instead.
     pub created: bool,
+}
+
+/// What a client says about a file it is about to upload itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssetAnnouncement {
+    pub kind: AssetKind,
+    /// As the client sent it: parameters and letter case are tolerated.
+    pub content_type: String,
+    pub size_bytes: NonZeroU64,
+}
+
+/// An announced asset, recorded, and where its file is to be uploaded.
+#[derive(Debug, Clone)]
+pub struct AnnouncedAsset {
+    pub asset: Asset,
+    pub upload: SignedUpload,
+    /// When `upload` stops working.
+    pub expires_at: DateTime<Utc>,
 }
 
 pub struct Service {
@@ -305,24 +335,102 @@ impl Service {
                 (None, None, Some(d))
             }
         };
-        let id = AssetId::generate();
         let ext = kind.extension_for(content_type).unwrap_or("bin");
-        let key = keys::upload(owner, &id, ext);
-        self.deps.blobs.put_file(&key, path, content_type).await?;
         let asset = Asset {
-            id,
-            owner: owner.to_owned(),
-            kind,
-            content_type: content_type.to_owned(),
-            key,
-            size_bytes: meta.len(),
             width,
             height,
             duration_seconds: duration,
-            created_at: Utc::now(),
+            ..new_asset(owner, kind, content_type, ext, meta.len())
         };
+        self.deps
+            .blobs
+            .put_file(&asset.key, path, content_type)
+            .await?;
         self.deps.jobs.put_asset(&asset).await?;
         Ok(asset)
+    }
+
+    /// Records an asset whose file the client uploads afterwards, straight to the store, through
+    /// a URL `uploads` signs. Only what is known before the file exists is checked here (the
+    /// content type and announced size against the kind); [`Service::submit`] checks the file.
+    pub async fn announce_asset(
+        &self,
+        owner: &str,
+        announced: &AssetAnnouncement,
+        uploads: &dyn UploadSigner,
+    ) -> Result<AnnouncedAsset, ServiceError> {
+        let kind = announced.kind;
+        let essence = announced
+            .content_type
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim();
+        let (content_type, ext) = kind
+            .content_types()
+            .iter()
+            .find(|(ct, _)| ct.eq_ignore_ascii_case(essence))
+            .copied()
+            .ok_or_else(|| {
+                let accepted: Vec<&str> = kind.content_types().iter().map(|(ct, _)| *ct).collect();
+                ServiceError::UnsupportedContentType(FieldError::new(
+                    "content_type",
+                    format!(
+                        "must be one of {} for a {} asset (got {:?})",
+                        accepted.join(", "),
+                        kind.name(),
+                        announced.content_type
+                    ),
+                ))
+            })?;
+        let size = announced.size_bytes.get();
+        let limit = max_bytes(kind);
+        if size > limit {
+            return Err(ServiceError::TooLarge(FieldError::new(
+                "size_bytes",
+                format!(
+                    "is {size} bytes; a {} asset may be at most {limit}",
+                    kind.name()
+                ),
+            )));
+        }
+        let asset = new_asset(owner, kind, content_type, ext, size);
+        // Taken before signing, so the stated expiry is never later than the URL's own.
+        let expires_at = Utc::now() + UPLOAD_TTL;
+        // Signed before the record is written: a failed signing then leaves nothing behind.
+        let upload = uploads
+            .presign_put(&asset.key, content_type, UPLOAD_TTL)
+            .await?;
+        self.deps.jobs.put_asset(&asset).await?;
+        Ok(AnnouncedAsset {
+            asset,
+            upload,
+            expires_at,
+        })
+    }
+}
+
+/// A fresh asset's record, keyed under `uploads/` by a new id. Only a probed file has dimensions
+/// or a duration; the caller adds them.
+fn new_asset(
+    owner: &str,
+    kind: AssetKind,
+    content_type: &str,
+    ext: &str,
+    size_bytes: u64,
+) -> Asset {
+    let id = AssetId::generate();
+    Asset {
+        key: keys::upload(owner, &id, ext),
+        id,
+        owner: owner.to_owned(),
+        kind,
+        content_type: content_type.to_owned(),
+        size_bytes,
+        width: None,
+        height: None,
+        duration_seconds: None,
+        created_at: Utc::now(),
     }
 }
 
@@ -333,6 +441,39 @@ pub fn max_bytes(kind: AssetKind) -> u64 {
         AssetKind::Music => MUSIC_MAX_BYTES,
     }
 }
+
+/// Asset kinds by the names requests spell them with. A trait because [`AssetKind`] is the
+/// domain's type and `FromStr` cannot be implemented for it outside the domain crate.
+pub trait AssetKindName: Sized {
+    /// The kind `raw` names, exactly as [`AssetKindName::name`] spells it.
+    fn from_name(raw: &str) -> Result<Self, UnknownAssetKind>;
+    /// The kind's name: the same as its serde name, so requests and responses agree.
+    fn name(self) -> &'static str;
+}
+
+/// Every kind, in the order an error lists them.
+const ASSET_KINDS: [AssetKind; 2] = [AssetKind::Logo, AssetKind::Music];
+
+impl AssetKindName for AssetKind {
+    fn from_name(raw: &str) -> Result<Self, UnknownAssetKind> {
+        ASSET_KINDS
+            .into_iter()
+            .find(|k| k.name() == raw)
+            .ok_or_else(|| UnknownAssetKind(raw.to_owned()))
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            AssetKind::Logo => "logo",
+            AssetKind::Music => "music",
+        }
+    }
+}
+
+/// A name that is no asset kind; it reads as the rule the field broke.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be one of {} (got {:?})", ASSET_KINDS.map(AssetKind::name).join(", "), .0)]
+pub struct UnknownAssetKind(pub String);
 
 fn kind_noun(kind: AssetKind) -> &'static str {
     match kind {
@@ -359,6 +500,7 @@ mod tests {
     use crate::local::{LocalOptions, LocalStack};
     use crate::runner::RunnerConfig;
     use async_trait::async_trait;
+    use std::sync::Mutex;
 
     const OWNER: &str = "alice";
 
@@ -372,6 +514,29 @@ mod tests {
         }
         async fn cancel(&self, _: &JobId) -> Result<(), OrchestratorError> {
             Ok(())
+        }
+    }
+
+    /// Remembers what it was asked to sign.
+    #[derive(Default)]
+    struct Signer(Mutex<Vec<(String, String, Duration)>>);
+
+    #[async_trait]
+    impl UploadSigner for Signer {
+        async fn presign_put(
+            &self,
+            key: &str,
+            content_type: &str,
+            ttl: Duration,
+        ) -> Result<SignedUpload, BlobError> {
+            self.0
+                .lock()
+                .unwrap()
+                .push((key.into(), content_type.into(), ttl));
+            Ok(SignedUpload {
+                url: format!("https://uploads.example.test/{key}"),
+                headers: vec![("Content-Type".into(), content_type.into())],
+            })
         }
     }
 
@@ -393,6 +558,14 @@ mod tests {
             duration_seconds: Some(10.0),
             aspect_ratio: Some("9:16".into()),
             ..Default::default()
+        }
+    }
+
+    fn announcement(kind: AssetKind, content_type: &str, size: u64) -> AssetAnnouncement {
+        AssetAnnouncement {
+            kind,
+            content_type: content_type.into(),
+            size_bytes: NonZeroU64::new(size).unwrap(),
         }
     }
 
@@ -433,5 +606,90 @@ mod tests {
             .unwrap();
         assert!(bobs.created);
         assert_ne!(bobs.job.id, first.job.id);
+    }
+
+    #[tokio::test]
+    async fn an_announced_asset_is_signed_under_its_upload_key_then_recorded() {
+        let home = tempfile::tempdir().unwrap();
+        let service = service(home.path()).await;
+        let signer = Signer::default();
+        let before = Utc::now();
+        let announced = service
+            .announce_asset(
+                OWNER,
+                &announcement(AssetKind::Logo, "Image/PNG; charset=binary", 2048),
+                &signer,
+            )
+            .await
+            .unwrap();
+        let asset = &announced.asset;
+        assert_eq!(asset.content_type, "image/png");
+        assert_eq!(asset.key, keys::upload(OWNER, &asset.id, "png"));
+        assert_eq!((asset.owner.as_str(), asset.size_bytes), (OWNER, 2048));
+        assert_eq!(
+            *signer.0.lock().unwrap(),
+            [(asset.key.clone(), "image/png".to_owned(), UPLOAD_TTL)]
+        );
+        assert!(announced.expires_at >= before + UPLOAD_TTL);
+        assert!(announced.expires_at <= Utc::now() + UPLOAD_TTL);
+        let stored = service.deps.jobs.get_asset(&asset.id).await.unwrap();
+        assert_eq!(stored.as_ref(), Some(asset));
+    }
+
+    #[tokio::test]
+    async fn an_announcement_must_fit_its_kinds_content_types_and_size_limit() {
+        let home = tempfile::tempdir().unwrap();
+        let service = service(home.path()).await;
+        let signer = Signer::default();
+        let announce = |kind, content_type, size| {
+            let a = announcement(kind, content_type, size);
+            let (service, signer) = (&service, &signer);
+            async move { service.announce_asset(OWNER, &a, signer).await }
+        };
+        for (kind, content_type) in [
+            (AssetKind::Logo, "image/gif"),
+            (AssetKind::Music, "image/png"),
+        ] {
+            match announce(kind, content_type, 1).await {
+                Err(ServiceError::UnsupportedContentType(e)) => {
+                    assert_eq!(e.field, "content_type");
+                    assert!(
+                        e.rule.contains(&format!("for a {} asset", kind.name())),
+                        "{e}"
+                    );
+                }
+                other => panic!("{content_type} as {kind:?}: {:?}", other.map(|a| a.asset)),
+            }
+        }
+        for (kind, limit) in [
+            (AssetKind::Logo, LOGO_MAX_BYTES),
+            (AssetKind::Music, MUSIC_MAX_BYTES),
+        ] {
+            let content_type = kind.content_types()[0].0;
+            announce(kind, content_type, limit).await.unwrap();
+            match announce(kind, content_type, limit + 1).await {
+                Err(ServiceError::TooLarge(e)) => {
+                    assert_eq!(e.field, "size_bytes");
+                    assert!(e.rule.ends_with(&format!("at most {limit}")), "{e}");
+                }
+                other => panic!("{kind:?} over its limit: {:?}", other.map(|a| a.asset)),
+            }
+        }
+        // Only the two within their limits got as far as signing.
+        assert_eq!(signer.0.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn asset_kinds_parse_by_the_names_they_serialize_as() {
+        for kind in ASSET_KINDS {
+            assert_eq!(AssetKind::from_name(kind.name()), Ok(kind));
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.name());
+        }
+        let unknown = AssetKind::from_name("video").unwrap_err();
+        assert_eq!(
+            unknown.to_string(),
+            r#"must be one of logo, music (got "video")"#
+        );
+        assert!(AssetKind::from_name("Logo").is_err());
     }
 }
