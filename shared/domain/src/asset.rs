@@ -54,6 +54,11 @@ impl fmt::Display for AssetId {
     }
 }
 
+/// A name that is no asset kind; it reads as the rule the field broke.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be one of {} (got {:?})", AssetKind::ALL.map(AssetKind::as_str).join(", "), .0)]
+pub struct UnknownAssetKind(pub String);
+
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -65,6 +70,25 @@ pub enum AssetKind {
 }
 
 impl AssetKind {
+    /// Every kind, in the order an error lists them.
+    pub const ALL: [AssetKind; 2] = [AssetKind::Logo, AssetKind::Music];
+
+    /// The kind's name: its serde name, so requests and responses agree.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AssetKind::Logo => "logo",
+            AssetKind::Music => "music",
+        }
+    }
+
+    /// The kind `raw` names, exactly as [`AssetKind::as_str`] spells it.
+    pub fn parse(raw: &str) -> Result<AssetKind, UnknownAssetKind> {
+        AssetKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == raw)
+            .ok_or_else(|| UnknownAssetKind(raw.to_owned()))
+    }
+
     /// Accepted content types and the file extension each is stored under.
     pub fn content_types(self) -> &'static [(&'static str, &'static str)] {
         match self {

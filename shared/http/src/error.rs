@@ -192,6 +192,20 @@ impl ApiError {
                     format!("Generation {id} is already {status}."),
                     vec![],
                 ),
+                ServiceError::IdempotencyConflict { key, existing } => ApiError::Conflict(format!(
+                    "Idempotency-Key {key:?} was already used with a different request (generation {existing})."
+                ))
+                .spec(),
+                ServiceError::UnsupportedContentType(e) => ApiError::UnsupportedMediaType {
+                    detail: field_detail(e),
+                    errors: vec![e.clone()],
+                }
+                .spec(),
+                ServiceError::TooLarge(e) => ApiError::TooLarge {
+                    detail: field_detail(e),
+                    errors: vec![e.clone()],
+                }
+                .spec(),
                 ServiceError::Store(s) => by_class(s.class()),
                 ServiceError::Blob(b) => by_class(b.class()),
                 ServiceError::Orchestrator(o) => by_class(orchestrator_class(o)),
@@ -201,6 +215,11 @@ impl ApiError {
             },
         }
     }
+}
+
+/// A one-field refusal as a sentence: `size_bytes is 12 bytes; ...`.
+fn field_detail(e: &FieldError) -> String {
+    format!("{} {}.", e.field, e.rule)
 }
 
 fn orchestrator_class(e: &OrchestratorError) -> ErrorClass {

@@ -1,4 +1,5 @@
-//! One function per route: read the request, call the service or a port, shape the view. Each is
+//! One function per route: read the request, call the service or a port, shape the view. Domain
+//! rules (asset limits, idempotency) live in the service; a handler only parses and maps. Each is
 //! annotated with its OpenAPI description right where its behaviour is written, so the document
 //! and the code change together.
 
@@ -13,19 +14,18 @@ use chrono::Utc;
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
+use std::num::NonZeroU64;
 use std::time::Duration;
-use vidpipe_domain::asset::{Asset, AssetId, AssetKind};
+use vidpipe_domain::asset::{AssetId, AssetKind};
 use vidpipe_domain::error::{FieldError, ValidationErrors};
 use vidpipe_domain::job::{JobId, JobStatus};
 use vidpipe_domain::ports::StoreError;
-use vidpipe_domain::{ErrorClass, GenerationRequestBody, keys};
+use vidpipe_domain::{ErrorClass, GenerationRequestBody};
 use vidpipe_pipeline::ServiceError;
-use vidpipe_pipeline::service::max_bytes;
+use vidpipe_pipeline::service::AssetAnnouncement;
 
 /// How long download URLs work: long enough to fetch a large MP4 on a slow link.
 pub const DOWNLOAD_TTL: Duration = Duration::from_secs(3600);
-/// How long an upload URL works: an upload is expected to start right after it is asked for.
-pub const UPLOAD_TTL: Duration = Duration::from_secs(15 * 60);
 pub const LIST_DEFAULT_LIMIT: u32 = 20;
 pub const LIST_MAX_LIMIT: u32 = 100;
 /// Cursors are opaque but short; a huge one is refused before it reaches the store.
@@ -106,8 +106,6 @@ pub async fn submit_generation(
 ) -> Result<Response<Body>, ApiError> {
     let body: GenerationRequestBody = context::json_body(req)?;
     let key = context::idempotency_key(req)?;
-    // Validated here too: a replayed key is compared with the request it first came with.
-    let request = body.validate()?;
     let submitted = state
         .service
         .submit(call.tenant, &body, key.as_deref())
@@ -116,15 +114,6 @@ pub async fn submit_generation(
     if submitted.created {
         let response = json_response(StatusCode::ACCEPTED, &view)?;
         return with_header(response, header::LOCATION, &view.links.self_);
-    }
-    // Compared as validated requests, so a body that differs only by spelling out a default is
-    // still the same request.
-    if submitted.job.request != request {
-        return Err(ApiError::Conflict(format!(
-            "Idempotency-Key {:?} was already used with a different request (generation {}).",
-            key.unwrap_or_default(),
-            submitted.job.id
-        )));
     }
     let response = json_response(StatusCode::OK, &view)?;
     with_header(
@@ -327,97 +316,20 @@ pub async fn create_asset(
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let body: CreateAssetBody = context::json_body(req)?;
-    let mut errors = Vec::new();
-    let kind = match body.kind.as_deref() {
-        None => {
-            errors.push(FieldError::new("kind", "is required"));
-            None
-        }
-        Some("logo") => Some(AssetKind::Logo),
-        Some("music") => Some(AssetKind::Music),
-        Some(other) => {
-            errors.push(FieldError::new(
-                "kind",
-                format!("must be one of logo, music (got {other:?})"),
-            ));
-            None
-        }
-    };
-    if body.content_type.is_none() {
-        errors.push(FieldError::new("content_type", "is required"));
-    }
-    match body.size_bytes {
-        None => errors.push(FieldError::new("size_bytes", "is required")),
-        Some(0) => errors.push(FieldError::new("size_bytes", "must be at least 1")),
-        Some(_) => {}
-    }
-    let (Some(kind), Some(content_type), Some(size), true) = (
-        kind,
-        body.content_type.as_deref(),
-        body.size_bytes,
-        errors.is_empty(),
-    ) else {
-        return Err(ValidationErrors { errors }.into());
-    };
-    let essence = content_type.split(';').next().unwrap_or_default().trim();
-    let (content_type, ext) = kind
-        .content_types()
-        .iter()
-        .find(|(ct, _)| ct.eq_ignore_ascii_case(essence))
-        .copied()
-        .ok_or_else(|| {
-            let accepted: Vec<&str> = kind.content_types().iter().map(|(ct, _)| *ct).collect();
-            let rule = format!(
-                "must be one of {} for a {} asset (got {content_type:?})",
-                accepted.join(", "),
-                kind_name(kind)
-            );
-            ApiError::UnsupportedMediaType {
-                detail: format!("content_type {rule}."),
-                errors: vec![FieldError::new("content_type", rule)],
-            }
-        })?;
-    let limit = max_bytes(kind);
-    if size > limit {
-        let rule = format!(
-            "is {size} bytes; a {} asset may be at most {limit}",
-            kind_name(kind)
-        );
-        return Err(ApiError::TooLarge {
-            detail: format!("size_bytes {rule}."),
-            errors: vec![FieldError::new("size_bytes", rule)],
-        });
-    }
-    let id = AssetId::generate();
-    let key = keys::upload(call.tenant, &id, ext);
-    let expires_at = Utc::now() + UPLOAD_TTL;
-    // Signed before the record is written: a failed signing then leaves nothing behind.
-    let upload = state
-        .uploads
-        .presign_put(&key, content_type, UPLOAD_TTL)
+    let announced = state
+        .service
+        .announce_asset(call.tenant, &announcement(body)?, state.uploads.as_ref())
         .await?;
-    let asset = Asset {
-        id,
-        owner: call.tenant.to_owned(),
-        kind,
-        content_type: content_type.to_owned(),
-        key,
-        size_bytes: size,
-        width: None,
-        height: None,
-        duration_seconds: None,
-        created_at: Utc::now(),
-    };
-    state.service.deps.jobs.put_asset(&asset).await?;
+    let asset = &announced.asset;
     let view = AssetUploadView {
         asset_id: asset.id.to_string(),
-        kind,
+        kind: asset.kind,
         content_type: asset.content_type.clone(),
-        size_bytes: size,
-        upload_url: upload.url,
+        size_bytes: asset.size_bytes,
+        upload_url: announced.upload.url,
         method: "PUT".into(),
-        headers: upload.headers.into_iter().collect(),
-        expires_at,
+        headers: announced.upload.headers.into_iter().collect(),
+        expires_at: announced.expires_at,
     };
     let response = json_response(StatusCode::CREATED, &view)?;
     with_header(
@@ -427,10 +339,42 @@ pub async fn create_asset(
     )
 }
 
-fn kind_name(kind: AssetKind) -> &'static str {
-    match kind {
-        AssetKind::Logo => "logo",
-        AssetKind::Music => "music",
+/// The body's fields as typed values. Every field missing or unreadable is reported at once; the
+/// rules that need the kind (accepted content types, size limits) are the service's.
+fn announcement(body: CreateAssetBody) -> Result<AssetAnnouncement, ValidationErrors> {
+    let mut errors = Vec::new();
+    let kind = match body.kind.as_deref().map(AssetKind::parse) {
+        None => {
+            errors.push(FieldError::new("kind", "is required"));
+            None
+        }
+        Some(Err(unknown)) => {
+            errors.push(FieldError::new("kind", unknown.to_string()));
+            None
+        }
+        Some(Ok(kind)) => Some(kind),
+    };
+    if body.content_type.is_none() {
+        errors.push(FieldError::new("content_type", "is required"));
+    }
+    let size_bytes = match body.size_bytes.map(NonZeroU64::new) {
+        None => {
+            errors.push(FieldError::new("size_bytes", "is required"));
+            None
+        }
+        Some(None) => {
+            errors.push(FieldError::new("size_bytes", "must be at least 1"));
+            None
+        }
+        Some(size) => size,
+    };
+    match (kind, body.content_type, size_bytes) {
+        (Some(kind), Some(content_type), Some(size_bytes)) => Ok(AssetAnnouncement {
+            kind,
+            content_type,
+            size_bytes,
+        }),
+        _ => Err(ValidationErrors { errors }),
     }
 }
 

@@ -147,7 +147,8 @@ mod tests {
     use super::*;
     use lambda_http::http::StatusCode;
     use vidpipe_domain::ErrorClass;
-    use vidpipe_domain::job::JobStatus;
+    use vidpipe_domain::error::FieldError;
+    use vidpipe_domain::job::{JobId, JobStatus};
     use vidpipe_domain::ports::{BlobError, MediaError, OrchestratorError, StoreError};
     use vidpipe_pipeline::{ServiceError, StepError};
 
@@ -214,6 +215,24 @@ mod tests {
                 false,
             ),
             (ServiceError::NotFound("job_1".into()), 404, false),
+            (
+                ServiceError::IdempotencyConflict {
+                    key: "k-1".into(),
+                    existing: JobId::generate(),
+                },
+                409,
+                false,
+            ),
+            (
+                ServiceError::UnsupportedContentType(FieldError::new("content_type", "gif")),
+                415,
+                false,
+            ),
+            (
+                ServiceError::TooLarge(FieldError::new("size_bytes", "big")),
+                413,
+                false,
+            ),
         ];
         for (e, status, retry) in cases {
             let (got, retry_after, body) = problem(ApiError::Service(e));

@@ -404,7 +404,14 @@ async fn same_idempotency_key_replays_the_job_and_a_different_body_conflicts() {
             .json(&other),
     )
     .await;
-    conflict.problem(409);
+    let p = conflict.problem(409);
+    assert_eq!(
+        p["detail"],
+        format!(
+            "Idempotency-Key \"k-1\" was already used with a different request (generation {}).",
+            id.as_str().unwrap()
+        )
+    );
 
     // Keys are per tenant: bob's k-1 is a new job.
     let bobs = send(
@@ -1155,4 +1162,50 @@ fn every_route_is_documented_and_every_documented_operation_is_routed() {
         );
     }
     assert_eq!(documented.len(), ROUTES.len());
+}
+
+/// Asset refusals read exactly as they always have, wherever their rules live: problem type,
+/// detail and each field's rule.
+#[tokio::test]
+async fn asset_refusals_keep_their_exact_problem_bodies() {
+    let api = api().await;
+    let post = |b: Value| event(Method::POST, "/v1/assets").json(&b);
+    let cases = [
+        (
+            json!({"kind": "video", "content_type": "video/mp4", "size_bytes": 0}),
+            422,
+            "urn:vidpipe:problem:validation",
+            "2 field(s) failed validation: kind, size_bytes.",
+            json!([
+                {"field": "kind", "rule": "must be one of logo, music (got \"video\")"},
+                {"field": "size_bytes", "rule": "must be at least 1"},
+            ]),
+        ),
+        (
+            json!({"kind": "logo", "content_type": "image/gif", "size_bytes": 1}),
+            415,
+            "urn:vidpipe:problem:unsupported-media-type",
+            "content_type must be one of image/png, image/jpeg for a logo asset (got \"image/gif\").",
+            json!([{
+                "field": "content_type",
+                "rule": "must be one of image/png, image/jpeg for a logo asset (got \"image/gif\")",
+            }]),
+        ),
+        (
+            json!({"kind": "music", "content_type": "audio/mpeg", "size_bytes": 52428801u64}),
+            413,
+            "urn:vidpipe:problem:too-large",
+            "size_bytes is 52428801 bytes; a music asset may be at most 52428800.",
+            json!([{
+                "field": "size_bytes",
+                "rule": "is 52428801 bytes; a music asset may be at most 52428800",
+            }]),
+        ),
+    ];
+    for (body, status, kind, detail, errors) in cases {
+        let r = send(&api, post(body)).await;
+        let p = r.problem(status);
+        assert_eq!((&p["type"], &p["detail"]), (&json!(kind), &json!(detail)));
+        assert_eq!(p["errors"], errors);
+    }
 }

@@ -1,23 +1,29 @@
-//! The use cases callers drive (the CLI now, the API functions later): submit a generation,
-//! read and list a tenant's jobs, cancel, and ingest a brand asset. Everything a request refers to
-//! is checked before a job exists, so a rejected request leaves nothing behind.
+//! The use cases callers drive (the CLI and the HTTP API): submit a generation, read and list a
+//! tenant's jobs, cancel, ingest a brand asset from a local file or announce one a client uploads
+//! itself. Everything a request refers to is checked before a job exists, so a rejected request
+//! leaves nothing behind.
 
 use crate::generation::StepDeps;
 use crate::generation::steps::update_job;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use std::num::NonZeroU64;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 use vidpipe_domain::asset::{Asset, AssetId, AssetKind};
 use vidpipe_domain::error::{FieldError, ValidationErrors};
 use vidpipe_domain::job::{Job, JobId, JobStatus};
 use vidpipe_domain::media::StreamKind;
 use vidpipe_domain::ports::{
-    BlobError, JobPage, MediaError, Orchestrator, OrchestratorError, StoreError,
+    BlobError, JobPage, MediaError, Orchestrator, OrchestratorError, SignedUpload, StoreError,
+    UploadSigner,
 };
-use vidpipe_domain::{GenerationRequest, GenerationRequestBody, keys};
+use vidpipe_domain::{GenerationRequest, GenerationRequestBody, keys, names};
 
 pub const LOGO_MAX_BYTES: u64 = 10 * 1024 * 1024;
 pub const MUSIC_MAX_BYTES: u64 = 50 * 1024 * 1024;
+/// How long an upload URL works: an upload is expected to start right after it is asked for.
+pub const UPLOAD_TTL: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -27,6 +33,15 @@ pub enum ServiceError {
     NotFound(String),
     #[error("job {id} already {status}")]
     AlreadyFinished { id: String, status: JobStatus },
+    /// The idempotency key already made `existing` from a different request.
+    #[error("idempotency key {key:?} was already used with a different request (job {existing})")]
+    IdempotencyConflict { key: String, existing: JobId },
+    /// An announced asset's content type is not one its kind accepts.
+    #[error("{0}")]
+    UnsupportedContentType(FieldError),
+    /// An announced asset is larger than its kind allows.
+    #[error("{0}")]
+    TooLarge(FieldError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -39,10 +54,30 @@ pub enum ServiceError {
     Step(#[from] crate::error::StepError),
 }
 
+/// A submission that was accepted: a new job, or a replay of the one its idempotency key first
+/// made. The key reused with a different request is [`ServiceError::IdempotencyConflict`].
 pub struct Submitted {
     pub job: Job,
     /// False when the idempotency key matched an earlier job, which is returned instead.
     pub created: bool,
+}
+
+/// What a client says about a file it is about to upload itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssetAnnouncement {
+    pub kind: AssetKind,
+    /// As the client sent it: parameters and letter case are tolerated.
+    pub content_type: String,
+    pub size_bytes: NonZeroU64,
+}
+
+/// An announced asset, recorded, and where its file is to be uploaded.
+#[derive(Debug, Clone)]
+pub struct AnnouncedAsset {
+    pub asset: Asset,
+    pub upload: SignedUpload,
+    /// When `upload` stops working.
+    pub expires_at: DateTime<Utc>,
 }
 
 pub struct Service {
@@ -73,16 +108,7 @@ impl Service {
         let job = match self.deps.jobs.create(&job).await {
             Ok(job) => job,
             Err(StoreError::DuplicateIdempotencyKey(existing)) => {
-                let job = self
-                    .deps
-                    .jobs
-                    .get(&existing)
-                    .await?
-                    .ok_or_else(|| ServiceError::NotFound(existing.to_string()))?;
-                return Ok(Submitted {
-                    job,
-                    created: false,
-                });
+                return self.replay(&job, existing).await;
             }
             Err(e) => return Err(e.into()),
         };
@@ -90,7 +116,7 @@ impl Service {
             // A job that can never run must not sit in `queued` forever.
             update_job(&self.deps, &job.id, |j| {
                 Ok(Some(j.fail(
-                    "VidPipe.StartFailed",
+                    names::START_FAILED,
                     e.to_string(),
                     Utc::now(),
                 )?))
@@ -99,6 +125,28 @@ impl Service {
             return Err(e.into());
         }
         Ok(Submitted { job, created: true })
+    }
+
+    /// The job `existing` that `job`'s idempotency key first made, if `job` asks for the same.
+    async fn replay(&self, job: &Job, existing: JobId) -> Result<Submitted, ServiceError> {
+        let earlier = self
+            .deps
+            .jobs
+            .get(&existing)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(existing.to_string()))?;
+        // Compared as validated requests, so a body that differs only by spelling out a default
+        // is still the same request.
+        if earlier.request != job.request {
+            return Err(ServiceError::IdempotencyConflict {
+                key: job.idempotency_key.clone().unwrap_or_default(),
+                existing,
+            });
+        }
+        Ok(Submitted {
+            job: earlier,
+            created: false,
+        })
     }
 
     async fn check_assets(
@@ -288,24 +336,102 @@ impl Service {
                 (None, None, Some(d))
             }
         };
-        let id = AssetId::generate();
         let ext = kind.extension_for(content_type).unwrap_or("bin");
-        let key = keys::upload(owner, &id, ext);
-        self.deps.blobs.put_file(&key, path, content_type).await?;
         let asset = Asset {
-            id,
-            owner: owner.to_owned(),
-            kind,
-            content_type: content_type.to_owned(),
-            key,
-            size_bytes: meta.len(),
             width,
             height,
             duration_seconds: duration,
-            created_at: Utc::now(),
+            ..new_asset(owner, kind, content_type, ext, meta.len())
         };
+        self.deps
+            .blobs
+            .put_file(&asset.key, path, content_type)
+            .await?;
         self.deps.jobs.put_asset(&asset).await?;
         Ok(asset)
+    }
+
+    /// Records an asset whose file the client uploads afterwards, straight to the store, through
+    /// a URL `uploads` signs. Only what is known before the file exists is checked here (the
+    /// content type and announced size against the kind); [`Service::submit`] checks the file.
+    pub async fn announce_asset(
+        &self,
+        owner: &str,
+        announced: &AssetAnnouncement,
+        uploads: &dyn UploadSigner,
+    ) -> Result<AnnouncedAsset, ServiceError> {
+        let kind = announced.kind;
+        let essence = announced
+            .content_type
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim();
+        let (content_type, ext) = kind
+            .content_types()
+            .iter()
+            .find(|(ct, _)| ct.eq_ignore_ascii_case(essence))
+            .copied()
+            .ok_or_else(|| {
+                let accepted: Vec<&str> = kind.content_types().iter().map(|(ct, _)| *ct).collect();
+                ServiceError::UnsupportedContentType(FieldError::new(
+                    "content_type",
+                    format!(
+                        "must be one of {} for a {} asset (got {:?})",
+                        accepted.join(", "),
+                        kind.as_str(),
+                        announced.content_type
+                    ),
+                ))
+            })?;
+        let size = announced.size_bytes.get();
+        let limit = max_bytes(kind);
+        if size > limit {
+            return Err(ServiceError::TooLarge(FieldError::new(
+                "size_bytes",
+                format!(
+                    "is {size} bytes; a {} asset may be at most {limit}",
+                    kind.as_str()
+                ),
+            )));
+        }
+        let asset = new_asset(owner, kind, content_type, ext, size);
+        // Taken before signing, so the stated expiry is never later than the URL's own.
+        let expires_at = Utc::now() + UPLOAD_TTL;
+        // Signed before the record is written: a failed signing then leaves nothing behind.
+        let upload = uploads
+            .presign_put(&asset.key, content_type, UPLOAD_TTL)
+            .await?;
+        self.deps.jobs.put_asset(&asset).await?;
+        Ok(AnnouncedAsset {
+            asset,
+            upload,
+            expires_at,
+        })
+    }
+}
+
+/// A fresh asset's record, keyed under `uploads/` by a new id. Only a probed file has dimensions
+/// or a duration; the caller adds them.
+fn new_asset(
+    owner: &str,
+    kind: AssetKind,
+    content_type: &str,
+    ext: &str,
+    size_bytes: u64,
+) -> Asset {
+    let id = AssetId::generate();
+    Asset {
+        key: keys::upload(owner, &id, ext),
+        id,
+        owner: owner.to_owned(),
+        kind,
+        content_type: content_type.to_owned(),
+        size_bytes,
+        width: None,
+        height: None,
+        duration_seconds: None,
+        created_at: Utc::now(),
     }
 }
 
@@ -334,4 +460,204 @@ fn describe(p: &vidpipe_domain::media::ProbeInfo) -> String {
         .map(|s| format!("{:?} {}", s.kind, s.codec).to_lowercase())
         .collect();
     format!("{}: {}", p.format_name, streams.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generation::RunnerConfig;
+    use crate::local::{LocalOptions, LocalStack};
+    use async_trait::async_trait;
+    use std::sync::Mutex;
+
+    const OWNER: &str = "alice";
+
+    /// Starts nothing: these tests are about what is recorded, not about runs.
+    struct Idle;
+
+    #[async_trait]
+    impl Orchestrator for Idle {
+        async fn start(&self, _: &JobId) -> Result<(), OrchestratorError> {
+            Ok(())
+        }
+        async fn cancel(&self, _: &JobId) -> Result<(), OrchestratorError> {
+            Ok(())
+        }
+    }
+
+    /// Remembers what it was asked to sign.
+    #[derive(Default)]
+    struct Signer(Mutex<Vec<(String, String, Duration)>>);
+
+    #[async_trait]
+    impl UploadSigner for Signer {
+        async fn presign_put(
+            &self,
+            key: &str,
+            content_type: &str,
+            ttl: Duration,
+        ) -> Result<SignedUpload, BlobError> {
+            self.0
+                .lock()
+                .unwrap()
+                .push((key.into(), content_type.into(), ttl));
+            Ok(SignedUpload {
+                url: format!("https://uploads.example.test/{key}"),
+                headers: vec![("Content-Type".into(), content_type.into())],
+            })
+        }
+    }
+
+    /// A service over the embedded SQLite and filesystem stores under `home`.
+    async fn service(home: &Path) -> Service {
+        let options = LocalOptions {
+            home: Some(home.to_path_buf()),
+            ..Default::default()
+        };
+        let stack = LocalStack::open_with(options, None, RunnerConfig::default())
+            .await
+            .expect("open local stack");
+        Service::new(stack.deps().clone(), Arc::new(Idle))
+    }
+
+    fn body(prompt: &str) -> GenerationRequestBody {
+        GenerationRequestBody {
+            prompt: Some(prompt.into()),
+            duration_seconds: Some(10.0),
+            aspect_ratio: Some("9:16".into()),
+            ..Default::default()
+        }
+    }
+
+    fn announcement(kind: AssetKind, content_type: &str, size: u64) -> AssetAnnouncement {
+        AssetAnnouncement {
+            kind,
+            content_type: content_type.into(),
+            size_bytes: NonZeroU64::new(size).unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_idempotency_key_creates_once_replays_the_same_request_and_refuses_another() {
+        let home = tempfile::tempdir().unwrap();
+        let service = service(home.path()).await;
+        let first = service
+            .submit(OWNER, &body("Snow on a village"), Some("k-1"))
+            .await
+            .unwrap();
+        assert!(first.created);
+
+        // Spelling out a default leaves the request the same.
+        let mut same = body("Snow on a village");
+        same.transition_duration_seconds =
+            Some(vidpipe_domain::request::DEFAULT_TRANSITION_SECONDS);
+        let again = service.submit(OWNER, &same, Some("k-1")).await.unwrap();
+        assert!(!again.created);
+        assert_eq!(again.job.id, first.job.id);
+
+        match service
+            .submit(OWNER, &body("Rain on a city"), Some("k-1"))
+            .await
+        {
+            Err(ServiceError::IdempotencyConflict { key, existing }) => {
+                assert_eq!((key.as_str(), &existing), ("k-1", &first.job.id));
+            }
+            Err(e) => panic!("expected a conflict, got {e}"),
+            Ok(s) => panic!("expected a conflict, got job {}", s.job.id),
+        }
+        assert_eq!(service.list(OWNER, 10, None).await.unwrap().jobs.len(), 1);
+
+        // Keys are per tenant.
+        let bobs = service
+            .submit("bob", &body("Rain on a city"), Some("k-1"))
+            .await
+            .unwrap();
+        assert!(bobs.created);
+        assert_ne!(bobs.job.id, first.job.id);
+    }
+
+    #[tokio::test]
+    async fn an_announced_asset_is_signed_under_its_upload_key_then_recorded() {
+        let home = tempfile::tempdir().unwrap();
+        let service = service(home.path()).await;
+        let signer = Signer::default();
+        let before = Utc::now();
+        let announced = service
+            .announce_asset(
+                OWNER,
+                &announcement(AssetKind::Logo, "Image/PNG; charset=binary", 2048),
+                &signer,
+            )
+            .await
+            .unwrap();
+        let asset = &announced.asset;
+        assert_eq!(asset.content_type, "image/png");
+        assert_eq!(asset.key, keys::upload(OWNER, &asset.id, "png"));
+        assert_eq!((asset.owner.as_str(), asset.size_bytes), (OWNER, 2048));
+        assert_eq!(
+            *signer.0.lock().unwrap(),
+            [(asset.key.clone(), "image/png".to_owned(), UPLOAD_TTL)]
+        );
+        assert!(announced.expires_at >= before + UPLOAD_TTL);
+        assert!(announced.expires_at <= Utc::now() + UPLOAD_TTL);
+        let stored = service.deps.jobs.get_asset(&asset.id).await.unwrap();
+        assert_eq!(stored.as_ref(), Some(asset));
+    }
+
+    #[tokio::test]
+    async fn an_announcement_must_fit_its_kinds_content_types_and_size_limit() {
+        let home = tempfile::tempdir().unwrap();
+        let service = service(home.path()).await;
+        let signer = Signer::default();
+        let announce = |kind, content_type, size| {
+            let a = announcement(kind, content_type, size);
+            let (service, signer) = (&service, &signer);
+            async move { service.announce_asset(OWNER, &a, signer).await }
+        };
+        for (kind, content_type) in [
+            (AssetKind::Logo, "image/gif"),
+            (AssetKind::Music, "image/png"),
+        ] {
+            match announce(kind, content_type, 1).await {
+                Err(ServiceError::UnsupportedContentType(e)) => {
+                    assert_eq!(e.field, "content_type");
+                    assert!(
+                        e.rule.contains(&format!("for a {} asset", kind.as_str())),
+                        "{e}"
+                    );
+                }
+                other => panic!("{content_type} as {kind:?}: {:?}", other.map(|a| a.asset)),
+            }
+        }
+        for (kind, limit) in [
+            (AssetKind::Logo, LOGO_MAX_BYTES),
+            (AssetKind::Music, MUSIC_MAX_BYTES),
+        ] {
+            let content_type = kind.content_types()[0].0;
+            announce(kind, content_type, limit).await.unwrap();
+            match announce(kind, content_type, limit + 1).await {
+                Err(ServiceError::TooLarge(e)) => {
+                    assert_eq!(e.field, "size_bytes");
+                    assert!(e.rule.ends_with(&format!("at most {limit}")), "{e}");
+                }
+                other => panic!("{kind:?} over its limit: {:?}", other.map(|a| a.asset)),
+            }
+        }
+        // Only the two within their limits got as far as signing.
+        assert_eq!(signer.0.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn asset_kinds_parse_by_the_names_they_serialize_as() {
+        for kind in AssetKind::ALL {
+            assert_eq!(AssetKind::parse(kind.as_str()), Ok(kind));
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+        let unknown = AssetKind::parse("video").unwrap_err();
+        assert_eq!(
+            unknown.to_string(),
+            r#"must be one of logo, music (got "video")"#
+        );
+        assert!(AssetKind::parse("Logo").is_err());
+    }
 }
