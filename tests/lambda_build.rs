@@ -5,13 +5,9 @@
 use std::path::Path;
 use std::process::Command;
 
-const PACKAGES: [(&str, &str); 9] = [
+const PACKAGES: [(&str, &str); 5] = [
     ("vidpipe-fn-api", "vidpipe-api"),
-    ("vidpipe-fn-plan", "vidpipe-plan"),
-    ("vidpipe-fn-generate-clip", "vidpipe-generate-clip"),
-    ("vidpipe-fn-compose", "vidpipe-compose"),
-    ("vidpipe-fn-finalize", "vidpipe-finalize"),
-    ("vidpipe-fn-record-failure", "vidpipe-record-failure"),
+    ("vidpipe-fn-generate", "vidpipe-generate"),
     ("vidpipe-fn-worker", "vidpipe-worker"),
     ("vidpipe-fn-dispatch", "vidpipe-dispatch"),
     ("vidpipe-fn-process", "vidpipe-process"),

@@ -20,25 +20,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+use vidpipe_domain::job::ComposeRoute;
 use vidpipe_domain::names;
+use vidpipe_domain::steps::{GenerationStep, ProcessingStep};
 use vidpipe_pipeline::policy::RetryPolicy;
 
 /// The functions the stack deploys: logical id, package directory, bin name.
 const FUNCTIONS: &[(&str, &str, &str)] = &[
     ("ApiFunction", "functions/api", "vidpipe-api"),
-    ("PlanFunction", "functions/plan", "vidpipe-plan"),
-    (
-        "GenerateClipFunction",
-        "functions/generate-clip",
-        "vidpipe-generate-clip",
-    ),
-    ("ComposeFunction", "functions/compose", "vidpipe-compose"),
-    ("FinalizeFunction", "functions/finalize", "vidpipe-finalize"),
-    (
-        "RecordFailureFunction",
-        "functions/record-failure",
-        "vidpipe-record-failure",
-    ),
+    ("GenerateFunction", "functions/generate", "vidpipe-generate"),
     ("DispatchFunction", "functions/dispatch", "vidpipe-dispatch"),
     ("ProcessFunction", "functions/process", "vidpipe-process"),
 ];
@@ -366,6 +356,14 @@ fn invoked_function(sm: &StateMachine, state: &Json) -> String {
     referenced_id(v).unwrap_or_else(|| panic!("{key} is not a !GetAtt/!Ref to a function"))
 }
 
+/// The step a Lambda task runs: its payload's `step` (both pipelines invoke one function each,
+/// told the step by name).
+fn task_step(state: &Json) -> &str {
+    state["Parameters"]["Payload"]["step"]
+        .as_str()
+        .expect("a Lambda task names its step in Payload.step")
+}
+
 fn error_names(list: &Json) -> Vec<&str> {
     list["ErrorEquals"]
         .as_array()
@@ -534,7 +532,7 @@ fn retry_numbers_match_the_pipeline_policies() {
             continue;
         };
         let is_clip =
-            is_lambda_task(state) && invoked_function(&sm, state) == "GenerateClipFunction";
+            is_lambda_task(state) && task_step(state) == GenerationStep::GenerateClip.as_str();
         for r in retriers {
             if is_clip {
                 clip_retriers += 1;
@@ -588,7 +586,7 @@ fn error_names_are_the_codes_and_only_retryable_ones_are_retried() {
             for n in found {
                 assert!(
                     KNOWN_NAMES.contains(&n.as_str()),
-                    "{}: state {name} uses {n}, which vidpipe_pipeline::error::names does not define",
+                    "{}: state {name} uses {n}, which vidpipe_domain::names does not define",
                     sm.asl_path
                 );
             }
@@ -615,7 +613,7 @@ fn collect_vidpipe_names(v: &Json, out: &mut Vec<String>) {
 /// What a state contributes to a path: a step label, or nothing (Pass, Choice).
 fn step_label(sm: &StateMachine, state: &Json) -> Option<String> {
     match state["Type"].as_str()? {
-        "Task" if is_lambda_task(state) => Some(invoked_function(sm, state)),
+        "Task" if is_lambda_task(state) => Some(task_step(state).to_owned()),
         "Task"
             if state["Resource"]
                 .as_str()
@@ -679,15 +677,97 @@ fn paths_from(sm: &StateMachine, states: &Json, start: &str) -> Vec<(Vec<String>
     out
 }
 
+const RECORD_FAILURE: &str = "record_failure";
+
+/// Each state machine invokes exactly one function, its pipeline's, and its Lambda tasks are
+/// exactly that pipeline's steps as the code names them (`vidpipe_domain::steps`): a step added
+/// on one side only, or spelled differently, fails here.
+#[test]
+fn each_pipeline_invokes_its_one_function_with_its_typed_steps() {
+    let cases = [
+        (
+            generation(),
+            "GenerateFunction",
+            GenerationStep::ALL.map(GenerationStep::as_str).to_vec(),
+        ),
+        (
+            processing(),
+            "ProcessFunction",
+            ProcessingStep::ALL
+                .into_iter()
+                .filter(|s| !s.on_worker())
+                .map(ProcessingStep::as_str)
+                .collect(),
+        ),
+    ];
+    assert_eq!(RECORD_FAILURE, GenerationStep::RecordFailure.as_str());
+    assert_eq!(RECORD_FAILURE, ProcessingStep::RecordFailure.as_str());
+    for (sm, function, steps) in cases {
+        let mut seen = BTreeSet::new();
+        for (name, state, _) in all_states(&sm.asl) {
+            if !is_lambda_task(state) {
+                continue;
+            }
+            assert_eq!(
+                invoked_function(&sm, state),
+                function,
+                "{}: {name} invokes another function",
+                sm.asl_path
+            );
+            seen.insert(task_step(state));
+        }
+        let want: BTreeSet<&str> = steps.into_iter().collect();
+        assert_eq!(seen, want, "{}: the Lambda tasks' steps", sm.asl_path);
+    }
+}
+
+/// The plan step decides where compose runs (as probe decides processing's route): the Choice
+/// reads its route, and only the template's FargateEnabled stacks give the function a threshold.
+#[test]
+fn the_compose_route_is_the_plan_steps_and_follows_fargate_enabled() {
+    let sm = generation();
+    let choice = sm.asl["States"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|s| s["Type"] == "Choice" && s.to_string().contains("$.plan.route"))
+        .expect("a Choice on the plan's route");
+    let worker = serde_json::to_value(ComposeRoute::Worker).unwrap();
+    assert!(
+        choice["Choices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["StringEquals"] == worker),
+        "{choice}"
+    );
+    let (_, f) = resources_of_type("AWS::Serverless::Function")
+        .into_iter()
+        .find(|(id, _)| id == "GenerateFunction")
+        .expect("GenerateFunction");
+    let env = &props(f)["Environment"]["Variables"];
+    let threshold = serde_json::to_value(&env["VIDPIPE_COMPOSE_WORKER_THRESHOLD_FRAMES"]).unwrap();
+    assert_eq!(
+        threshold,
+        serde_json::json!({"!If": ["FargateEnabled", {"!Ref": "FargateComposeThresholdFrames"}, {"!Ref": "AWS::NoValue"}]}),
+        "the threshold is set only where the worker exists"
+    );
+}
+
 #[test]
 fn steps_run_plan_map_compose_finalize() {
     let sm = generation();
     let start = sm.asl["StartAt"].as_str().expect("StartAt");
     let paths = paths_from(&sm, &sm.asl["States"], start);
-    let map = "Map(GenerateClipFunction)";
+    let map = format!("Map({})", GenerationStep::GenerateClip);
+    let (plan, compose, finalize) = (
+        GenerationStep::Plan.as_str(),
+        GenerationStep::Compose.as_str(),
+        GenerationStep::Finalize.as_str(),
+    );
     let expected: [Vec<&str>; 2] = [
-        vec!["PlanFunction", map, "ComposeFunction", "FinalizeFunction"],
-        vec!["PlanFunction", map, "Fargate", "FinalizeFunction"],
+        vec![plan, &map, compose, finalize],
+        vec![plan, &map, "Fargate", finalize],
     ];
     let mut seen = BTreeSet::new();
     for (path, end) in &paths {
@@ -720,8 +800,7 @@ fn every_catch_records_the_failure_then_fails() {
             );
             continue;
         }
-        let is_record_failure =
-            is_lambda_task(state) && invoked_function(&sm, state) == "RecordFailureFunction";
+        let is_record_failure = is_lambda_task(state) && task_step(state) == RECORD_FAILURE;
         for c in state["Catch"].as_array().into_iter().flatten() {
             catchers += 1;
             if is_record_failure {
@@ -748,13 +827,13 @@ fn every_catch_records_the_failure_then_fails() {
                 let p: Vec<&str> = path.iter().map(String::as_str).collect();
                 if errors == ["VidPipe.Cancelled"] {
                     assert!(
-                        p.is_empty() || p == ["RecordFailureFunction"],
+                        p.is_empty() || p == [RECORD_FAILURE],
                         "{name}: the Cancelled Catch runs {p:?}"
                     );
                 } else if !is_record_failure {
                     assert_eq!(
                         p,
-                        ["RecordFailureFunction"],
+                        [RECORD_FAILURE],
                         "{name}: Catch {errors:?} must run RecordFailure and then fail"
                     );
                 }
@@ -764,9 +843,9 @@ fn every_catch_records_the_failure_then_fails() {
     assert!(catchers > 0, "no Catch in {}", sm.asl_path);
     let record = all_states(&sm.asl)
         .into_iter()
-        .find(|(_, s, _)| is_lambda_task(s) && invoked_function(&sm, s) == "RecordFailureFunction")
+        .find(|(_, s, _)| is_lambda_task(s) && task_step(s) == RECORD_FAILURE)
         .expect("a RecordFailure task");
-    let params = &record.1["Parameters"]["Payload"];
+    let params = &record.1["Parameters"]["Payload"]["input"];
     assert_eq!(
         params["job_id.$"], "$.job_id",
         "RecordFailure gets the job id"
@@ -1063,6 +1142,8 @@ fn processing_runs_probe_then_one_pass_or_segments_then_publish_and_notify() {
         ]),
         // A route the ASL does not know (function and definition out of step) is recorded.
         want(&["probe", "record_failure", NOTIFY, "Fail"]),
+        // RecordFailure found the run succeeded (a lost Publish response): notified as one.
+        want(&["probe", "record_failure", NOTIFY, "Succeed"]),
     ];
     expected.sort();
     assert_eq!(paths, expected, "paths through {}", sm.asl_path);
@@ -1183,7 +1264,12 @@ fn processing_failures_are_recorded_then_notified_then_fail() {
                     assert!(p.is_empty(), "{name}: Catch runs {p:?}");
                     continue;
                 }
-                assert_eq!(end, "Fail", "{name}: Catch must end in a Fail state");
+                // After record_failure, a run that had already succeeded ends as a success.
+                let kept_success = end == "Succeed" && p.first() == Some(&"record_failure");
+                assert!(
+                    end == "Fail" || kept_success,
+                    "{name}: Catch must end in a Fail state, not {end}"
+                );
                 if is_record {
                     assert!(p.is_empty(), "{name}: RecordFailure's Catch runs {p:?}");
                 } else {
@@ -1210,6 +1296,20 @@ fn processing_failures_are_recorded_then_notified_then_fail() {
         }
     }
     assert!(catchers >= 8, "only {catchers} Catch blocks");
+    // Only a succeeded record turns the failure path back into a success.
+    let kept = states
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|s| s["Type"] == "Choice" && s.to_string().contains("$.event.output.status"))
+        .expect("a Choice on the recorded status after record_failure");
+    let rule = &kept["Choices"][0];
+    assert_eq!(rule["Variable"], "$.event.output.status");
+    assert_eq!(
+        rule["StringEquals"],
+        serde_json::to_value(vidpipe_domain::processing::ProcessStatus::Succeeded).unwrap()
+    );
+    assert_eq!(kept["Choices"].as_array().unwrap().len(), 1);
     let record = all_states(&sm.asl)
         .into_iter()
         .find(|(_, s, _)| {

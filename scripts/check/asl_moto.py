@@ -3,8 +3,8 @@
 
 asl-validator checks the definition's shape; this checks what it *does*: the data flow between
 states (`$.job_id` survives, each step gets the JSON shape its Rust type expects), Retry and Catch
-routing, the Map's concurrency value coming out of `States.StringToJson`, the Choice between
-Lambda and Fargate compose (the worker's command, its network configuration from the
+routing, the Map's concurrency value coming out of `States.StringToJson`, the Choice on the plan
+step's compose route (the worker's command, its network configuration from the
 substituted lists, Finalize's input after it).
 
 The stubs stand in for the Lambda functions (moto cannot run Lambda code without Docker, so
@@ -12,7 +12,7 @@ The stubs stand in for the Lambda functions (moto cannot run Lambda code without
 `run_task` is wrapped to write `temp/{job_id}/compose-output.json`, as the worker does; and
 moto's port of the executor lacks the PascalCase<->camelCase mapping of ECS parameters, which
 is patched back in from the botocore model). They
-answer with the serde JSON shapes of shared/pipeline/src/steps.rs, and fail with the
+answer with the serde JSON shapes of shared/pipeline/src/generation/types.rs, and fail with the
 `{"errorType", "errorMessage"}` body lambda_runtime sends, so the executor sees the same error
 names the real functions report.
 
@@ -45,14 +45,9 @@ BUCKET = "vidpipe-media-check"
 CLUSTER = "vidpipe-check"
 CONTAINER = "worker"
 
-# Function names as the stack would name them; the stubs dispatch on these.
-FUNCTIONS = {
-    "PlanFunctionArn": "plan",
-    "GenerateClipFunctionArn": "generate-clip",
-    "ComposeFunctionArn": "compose",
-    "FinalizeFunctionArn": "finalize",
-    "RecordFailureFunctionArn": "record-failure",
-}
+# The one generation function, as the stack would name it; the stubs dispatch on the step its
+# payload names, as vidpipe_lambda::generation does.
+FUNCTIONS = {"GenerateFunctionArn": "generate"}
 
 
 class World(StubWorld):
@@ -68,6 +63,9 @@ class World(StubWorld):
         self.ecs_network: list[dict] = []
         self.worker_writes_output = True
         self.finalize_read_worker_output = False
+        # What the function's VIDPIPE_COMPOSE_WORKER_THRESHOLD_FRAMES would be: set only when
+        # the stack has a worker.
+        self.worker_threshold: int | None = None
 
 
 WORLD = World()
@@ -94,18 +92,30 @@ def compose_output(job_id: str) -> dict:
     }
 
 
+def invoke(function: str, envelope: dict) -> dict:
+    """The generation function: `{"step", "input"}`, as vidpipe_lambda::generation::GenerationTask."""
+    if function != "generate":
+        raise StepFailure("VidPipe.Internal", f"no function {function}")
+    require_keys("generate", envelope, {"step", "input"})
+    return step(envelope["step"], envelope["input"])
+
+
 def step(function: str, payload: dict) -> dict:
     """The stub steps: validate the input shape like serde would, then answer like the real step."""
     WORLD.record(function, payload)
     if function == "plan":
         require_keys(function, payload, {"job_id"})
         job = payload["job_id"]
+        frames = WORLD.scenes * WORLD.frames_per_scene
+        # ComposeRoute::for_frames: the worker only where the stack has one, past its threshold.
+        threshold = WORLD.worker_threshold
         return {
             "job_id": job,
-            "total_frames": WORLD.scenes * WORLD.frames_per_scene,
+            "total_frames": frames,
+            "route": "worker" if threshold is not None and frames > threshold else "lambda",
             "scenes": [{"job_id": job, "scene_index": i} for i in range(WORLD.scenes)],
         }
-    if function == "generate-clip":
+    if function == "generate_clip":
         require_keys(function, payload, {"job_id", "scene_index"})
         with WORLD.lock:
             WORLD.running_clips += 1
@@ -143,7 +153,7 @@ def step(function: str, payload: dict) -> dict:
                 "size_bytes": payload["probe"]["size_bytes"],
             },
         }
-    if function == "record-failure":
+    if function == "record_failure":
         require_keys(function, payload, {"job_id", "error_type", "cause"})
         if not all(isinstance(payload[k], str) for k in payload):
             raise StepFailure("VidPipe.Internal", "record-failure fields must be strings")
@@ -200,11 +210,12 @@ def _normalise_response(self, response, boto_service_name=None, service_action_n
 def substitutions(
     account: str, *, fargate: bool, threshold: int, concurrency: int, cluster_arn: str, taskdef_arn: str, subnets: str, security_groups: str
 ) -> dict:
+    """The template's DefinitionSubstitutions; `fargate` and `threshold` go where the template puts
+    them, into the generation function's environment (here: the plan stub's world)."""
+    WORLD.worker_threshold = threshold if fargate else None
     subs = {k: f"arn:aws:lambda:{REGION}:{account}:function:{v}" for k, v in FUNCTIONS.items()}
     subs.update(
         ClipConcurrency=str(concurrency),
-        FargateEnabled="true" if fargate else "false",
-        FargateThresholdFrames=str(threshold),
         EcsClusterArn=cluster_arn,
         WorkerTaskDefinitionArn=taskdef_arn,
         WorkerContainerName=CONTAINER,
@@ -237,13 +248,13 @@ def scenarios(quick: bool):
         out = json.loads(d["output"])
         check(out["job_id"] == "job-happy" and out["status"] == "completed", "output is FinalizeOutput", out)
         check(out["outputs"]["metadata_key"] == "compositions/job-happy/metadata.json", "finalize got ComposeOutput", out)
-        check(len(WORLD.called("generate-clip")) == 5, "one clip per scene", WORLD.calls)
-        check(sorted(p["scene_index"] for p in WORLD.called("generate-clip")) == list(range(5)), "every scene index", WORLD.calls)
+        check(len(WORLD.called("generate_clip")) == 5, "one clip per scene", WORLD.calls)
+        check(sorted(p["scene_index"] for p in WORLD.called("generate_clip")) == list(range(5)), "every scene index", WORLD.calls)
         # Unbounded, moto runs all five at once: exactly two proves the substituted value is used.
         check(WORLD.max_running_clips == 2, f"MaxConcurrencyPath honoured (saw {WORLD.max_running_clips} at once)")
         check(len(WORLD.called("compose")) == 1 and not WORLD.ecs_commands, "short job composes in Lambda", WORLD.calls)
-        check(not WORLD.called("record-failure"), "no failure recorded", WORLD.calls)
-        order = [n for n, _ in WORLD.calls if n != "generate-clip"]
+        check(not WORLD.called("record_failure"), "no failure recorded", WORLD.calls)
+        order = [n for n, _ in WORLD.calls if n != "generate_clip"]
         check(order == ["plan", "compose", "finalize"], "step order", order)
 
     def fargate(sfn, ctx):
@@ -271,21 +282,21 @@ def scenarios(quick: bool):
         WORLD.worker_writes_output = False
         d = run(sfn, render(substitutions(ctx["account"], fargate=True, threshold=200, concurrency=4, **ctx["ecs"])), "job-worker-died")
         check(d["status"] == "FAILED" and d.get("error") == "GenerationFailed", "a worker that left no output fails the job", d)
-        rec = WORLD.called("record-failure")
+        rec = WORLD.called("record_failure")
         check(len(rec) == 1 and rec[0]["error_type"] == "VidPipe.Internal", "recorded as finalize's error", rec)
         check(len(WORLD.called("finalize")) == 1, "finalize tried once (not retryable)", WORLD.calls)
 
     def permanent_clip_failure(sfn, ctx):
         global WORLD
         WORLD = World(scenes=2)
-        WORLD.fail_next("generate-clip", "VidPipe.ProviderRejected", "VidPipe.ProviderRejected")
+        WORLD.fail_next("generate_clip", "VidPipe.ProviderRejected", "VidPipe.ProviderRejected")
         d = run(sfn, render(substitutions(ctx["account"], fargate=False, threshold=1, concurrency=1, **ctx["ecs"])), "job-rejected")
         check(d["status"] == "FAILED" and d.get("error") == "GenerationFailed", "fails as GenerationFailed", d)
         check(d.get("cause", "").startswith("VidPipe.ProviderRejected: "), "cause starts with the step's error name", d)
-        rec = WORLD.called("record-failure")
+        rec = WORLD.called("record_failure")
         check(len(rec) == 1 and rec[0]["job_id"] == "job-rejected" and rec[0]["error_type"] == "VidPipe.ProviderRejected", "failure recorded once", rec)
         check("ProviderRejected" in rec[0]["cause"], "cause carries the message", rec)
-        check(len(WORLD.called("generate-clip")) == 1, "permanent errors are not retried", WORLD.calls)
+        check(len(WORLD.called("generate_clip")) == 1, "permanent errors are not retried", WORLD.calls)
         check(not WORLD.called("compose"), "nothing after the Map", WORLD.calls)
 
     def cancelled(sfn, ctx):
@@ -295,15 +306,15 @@ def scenarios(quick: bool):
         d = run(sfn, render(substitutions(ctx["account"], fargate=False, threshold=1, concurrency=1, **ctx["ecs"])), "job-cancelled")
         check(d["status"] == "FAILED" and d.get("error") == "VidPipe.Cancelled", "cancel ends in the Cancelled state", d)
         check(len(WORLD.called("plan")) == 1, "Cancelled is not retried", WORLD.calls)
-        check(not WORLD.called("record-failure"), "a cancel is not recorded as a failure", WORLD.calls)
+        check(not WORLD.called("record_failure"), "a cancel is not recorded as a failure", WORLD.calls)
 
     def clip_retry(sfn, ctx):
         global WORLD
         WORLD = World(scenes=1)
-        WORLD.fail_next("generate-clip", "VidPipe.ProviderThrottled", "Lambda.TooManyRequestsException")
+        WORLD.fail_next("generate_clip", "VidPipe.ProviderThrottled", "Lambda.TooManyRequestsException")
         d = run(sfn, render(substitutions(ctx["account"], fargate=False, threshold=1, concurrency=1, **ctx["ecs"])), "job-throttled")
         check(d["status"] == "SUCCEEDED", "retryable clip errors are retried", d)
-        check(len(WORLD.called("generate-clip")) == 3, "two retries then success", WORLD.calls)
+        check(len(WORLD.called("generate_clip")) == 3, "two retries then success", WORLD.calls)
 
     def step_retries_exhausted(sfn, ctx):
         global WORLD
@@ -312,7 +323,7 @@ def scenarios(quick: bool):
         d = run(sfn, render(substitutions(ctx["account"], fargate=False, threshold=1, concurrency=1, **ctx["ecs"])), "job-transient")
         check(d["status"] == "FAILED" and d.get("cause", "").startswith("VidPipe.Transient: "), "exhausted retries fail the job", d)
         check(len(WORLD.called("compose")) == 3, "RetryPolicy::STEP: 3 tries in all", WORLD.calls)
-        check([p["error_type"] for p in WORLD.called("record-failure")] == ["VidPipe.Transient"], "recorded", WORLD.calls)
+        check([p["error_type"] for p in WORLD.called("record_failure")] == ["VidPipe.Transient"], "recorded", WORLD.calls)
 
     yield "happy path, Lambda compose, Map concurrency", happy_lambda
     yield "long job composes on Fargate", fargate
@@ -327,7 +338,7 @@ def scenarios(quick: bool):
 
 def main() -> int:
     args = parse_args(__doc__)
-    stub_lambda(step)
+    stub_lambda(invoke)
     EC2ContainerServiceBackend.run_task = fake_run_task
     # moto 5.2.5's ECS reads an attribute its ENI model lacks when attaching a Fargate task's ENI.
     if not hasattr(NetworkInterface, "private_dns_name"):

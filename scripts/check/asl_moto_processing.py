@@ -49,6 +49,8 @@ class World(StubWorld):
         self.max_running = 0
         self.render_started: list[float] = []
         self.audio_span: tuple[float, float] | None = None
+        # The record had already succeeded when record_failure ran (a lost Publish response).
+        self.record_succeeded = False
 
 
 WORLD = World()
@@ -127,7 +129,7 @@ def step(envelope: dict) -> dict:
         started = time.monotonic()
         time.sleep(0.3)  # long enough that a sequential run would show in the renders' timing
         WORLD.audio_span = (started, time.monotonic())
-        return {"step": "audio", "seconds": 0.3}
+        return {"step": "encode_audio", "seconds": 0.3}
     if name == "render_segment":
         require_keys(name, payload, {"probed", "segment"})
         with WORLD.lock:
@@ -142,7 +144,7 @@ def step(envelope: dict) -> dict:
     if name == "assemble":
         require_keys(name, payload, {"split", "rendered", "audio"})
         require_keys(name, payload["split"], SPLIT_KEYS)
-        if payload["audio"] != {"step": "audio", "seconds": 0.3}:
+        if payload["audio"] != {"step": "encode_audio", "seconds": 0.3}:
             raise StepFailure("VidPipe.Internal", f"assemble got audio {payload['audio']}")
         return {"probed": payload["split"]["probed"], "thumbnail_key": payload["split"]["thumbnail_key"], "timings": []}
     if name == "publish":
@@ -153,6 +155,8 @@ def step(envelope: dict) -> dict:
         require_keys(name, payload, {"source", "error_type", "cause"})
         if not all(isinstance(v, str) for v in (payload["error_type"], payload["cause"])):
             raise StepFailure("VidPipe.Internal", "error_type and cause must be strings")
+        if WORLD.record_succeeded:
+            return event("succeeded")
         reason = json.loads(payload["cause"]).get("errorMessage", payload["cause"]) if payload["cause"].startswith("{") else payload["cause"]
         return event("failed", {"error": payload["error_type"], "reason": reason})
     raise StepFailure("VidPipe.Internal", f"no step {name}")
@@ -300,6 +304,19 @@ def scenarios(quick: bool):
         check(d["status"] == "FAILED" and rec and rec[0]["error_type"] == "VidPipe.Internal" and "teleport" in rec[0]["cause"], "unknown route recorded", rec)
         st.notifications()
 
+    def failure_after_success(st: Stack):
+        global WORLD
+        WORLD = World()
+        WORLD.failures["publish"] = ["VidPipe.Internal"]
+        WORLD.record_succeeded = True
+        d = st.run("late-failure")
+        check(d["status"] == "SUCCEEDED", "a run whose record succeeded stays a success", d)
+        check(len(WORLD.called("record_failure")) == 1, "the failure went to record_failure", WORLD.calls)
+        sns, evs = st.notifications()
+        told = json.loads(sns[0]["Message"]) if sns else {}
+        check(len(sns) == 1 and told["status"] == "succeeded", "SNS is told of the success", sns)
+        check(len(evs) == 1 and evs[0]["detail-type"] == "Processing Succeeded", "EventBridge is told of the success", evs)
+
     def lost_notification(st: Stack):
         global WORLD
         WORLD = World()
@@ -323,6 +340,7 @@ def scenarios(quick: bool):
     yield "a worker that exits non-zero -> States.TaskFailed recorded", worker_exits_non_zero
     yield "rejection -> record_failure -> failure notified -> Fail", rejected
     yield "unknown route -> recorded as VidPipe.Internal", unknown_route
+    yield "a failure after the record succeeded -> notified as a success", failure_after_success
     if not quick:
         yield "failed notification after publish still succeeds", lost_notification
         yield "retryable step errors are retried (STEP policy back-off)", retried

@@ -134,6 +134,28 @@ impl fmt::Display for JobStatus {
     }
 }
 
+/// Where a job's composition runs. Decided in Rust from the plan (as processing's probe decides
+/// its route), so the state machine's Choice, the embedded runner and a test all read one value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComposeRoute {
+    /// The compose step in Lambda (15 minutes at most).
+    Lambda,
+    /// The Fargate worker, for jobs longer than the stack's threshold.
+    Worker,
+}
+
+impl ComposeRoute {
+    /// `worker_threshold_frames` is `Some` only where a worker exists: more frames than it go
+    /// to the worker.
+    pub fn for_frames(total_frames: u32, worker_threshold_frames: Option<u32>) -> ComposeRoute {
+        match worker_threshold_frames {
+            Some(threshold) if total_frames > threshold => ComposeRoute::Worker,
+            _ => ComposeRoute::Lambda,
+        }
+    }
+}
+
 /// The three working stages, with their share of the progress bar.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -388,5 +410,24 @@ mod tests {
                 assert_eq!(from.can_move_to(to), expected, "{from} -> {to}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod route_tests {
+    use super::*;
+
+    #[test]
+    fn only_a_stack_with_a_worker_sends_long_jobs_there() {
+        assert_eq!(ComposeRoute::for_frames(3601, None), ComposeRoute::Lambda);
+        assert_eq!(
+            ComposeRoute::for_frames(3600, Some(3600)),
+            ComposeRoute::Lambda
+        );
+        assert_eq!(
+            ComposeRoute::for_frames(3601, Some(3600)),
+            ComposeRoute::Worker
+        );
+        assert_eq!(ComposeRoute::for_frames(1, Some(0)), ComposeRoute::Worker);
     }
 }

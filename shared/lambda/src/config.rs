@@ -49,6 +49,9 @@ pub struct Config {
     pub webhook_url: Option<String>,
     /// `VIDPIPE_PROCESS_WORKER=1`: long uploads go to the Fargate worker instead of segments.
     pub process_worker: bool,
+    /// `VIDPIPE_COMPOSE_WORKER_THRESHOLD_FRAMES`, set only where the stack has a Fargate worker:
+    /// jobs with more frames compose there.
+    pub compose_worker_threshold_frames: Option<u32>,
     /// `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` (set by Lambda): for the manifest's cost figures.
     pub memory_mb: Option<u32>,
     /// `VIDPIPE_WORKER_CPU` (units of 1/1024 vCPU) and `VIDPIPE_WORKER_MEMORY_MB`, both or
@@ -146,6 +149,16 @@ impl Config {
             (None, Some(_)) => return Err(ConfigError::Missing("VIDPIPE_WORKER_CPU")),
         };
         let memory_mb = positive("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")?;
+        // Zero is a real threshold (every job on the worker), so not a positive-number setting.
+        let name = "VIDPIPE_COMPOSE_WORKER_THRESHOLD_FRAMES";
+        let compose_worker_threshold_frames = get(name)
+            .map(|raw| {
+                raw.parse::<u32>().map_err(|_| ConfigError::Invalid {
+                    name,
+                    why: format!("{raw:?} is not a whole number of frames"),
+                })
+            })
+            .transpose()?;
         Ok(Self {
             table: get("VIDPIPE_TABLE"),
             bucket: get("VIDPIPE_BUCKET"),
@@ -163,6 +176,7 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_WATERMARK_KEY.to_owned()),
             webhook_url,
             process_worker: flag("VIDPIPE_PROCESS_WORKER"),
+            compose_worker_threshold_frames,
             memory_mb,
             worker_size,
         })
@@ -294,6 +308,10 @@ mod tests {
         assert_eq!(c.watermark_key, "brand/mark.png");
         assert_eq!(c.webhook_url.as_deref(), Some("https://hooks.example/x"));
         assert!(c.process_worker);
+        assert_eq!(c.compose_worker_threshold_frames, None);
+        let c = config(&[("VIDPIPE_COMPOSE_WORKER_THRESHOLD_FRAMES", "0")]).unwrap();
+        assert_eq!(c.compose_worker_threshold_frames, Some(0));
+        assert!(config(&[("VIDPIPE_COMPOSE_WORKER_THRESHOLD_FRAMES", "-1")]).is_err());
         assert_eq!(c.memory_mb, Some(3008));
         assert!(c.processing_state_machine_arn.is_some());
     }

@@ -91,6 +91,7 @@ fn deps(
         provider,
         media,
         scratch_dir: config.scratch_dir.clone(),
+        worker_threshold_frames: config.compose_worker_threshold_frames,
     })
 }
 

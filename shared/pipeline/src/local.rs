@@ -86,6 +86,8 @@ impl LocalStack {
             provider,
             media: media.clone(),
             scratch_dir: scratch,
+            // One machine has no Fargate: every job composes in process.
+            worker_threshold_frames: None,
         };
         if options.max_concurrency > 0 {
             config.max_concurrency = options.max_concurrency;

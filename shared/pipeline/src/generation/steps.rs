@@ -16,7 +16,7 @@ use chrono::Utc;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
-use vidpipe_domain::job::{ClipRecord, ClipStatus, Job, JobId, JobStatus, Outputs};
+use vidpipe_domain::job::{ClipRecord, ClipStatus, ComposeRoute, Job, JobId, JobStatus, Outputs};
 use vidpipe_domain::media::{ClipSpec, CompositionJob, ToolVersions};
 use vidpipe_domain::plan::PlanError;
 use vidpipe_domain::ports::{BlobStore, ClipProvider, JobStore, MediaEngine, Planner, StoreError};
@@ -33,6 +33,9 @@ pub struct StepDeps {
     pub media: Arc<dyn MediaEngine>,
     /// Local scratch space (`/tmp` in Lambda); each job works in its own folder below it.
     pub scratch_dir: PathBuf,
+    /// Jobs with more frames compose on the Fargate worker; `None` where there is no worker
+    /// (one machine, or a stack without one).
+    pub worker_threshold_frames: Option<u32>,
 }
 
 async fn load(deps: &StepDeps, id: &JobId) -> Result<Job, StepError> {
@@ -78,11 +81,12 @@ fn ensure_live(job: &Job) -> Result<(), StepError> {
     }
 }
 
-fn plan_output(job: &Job) -> Option<PlanOutput> {
+fn plan_output(deps: &StepDeps, job: &Job) -> Option<PlanOutput> {
     let plan = job.plan.as_ref()?;
     Some(PlanOutput {
         job_id: job.id.clone(),
         total_frames: plan.total_frames,
+        route: ComposeRoute::for_frames(plan.total_frames, deps.worker_threshold_frames),
         scenes: plan
             .scenes
             .iter()
@@ -109,7 +113,7 @@ pub async fn plan(deps: &StepDeps, input: &JobRef) -> Result<PlanOutput, StepErr
         }
         JobStatus::Planning => {}
         _ => {
-            return plan_output(&job).ok_or_else(|| {
+            return plan_output(deps, &job).ok_or_else(|| {
                 StepError::WrongState(format!("job {id} is {} without a plan", job.status))
             });
         }
@@ -162,7 +166,7 @@ pub async fn plan(deps: &StepDeps, input: &JobRef) -> Result<PlanOutput, StepErr
         Ok(Some(next))
     })
     .await?;
-    plan_output(&job)
+    plan_output(deps, &job)
         .ok_or_else(|| StepError::WrongState(format!("job {id} has no plan after planning")))
 }
 

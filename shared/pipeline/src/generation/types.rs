@@ -3,7 +3,7 @@
 
 use crate::error::StepError;
 use serde::{Deserialize, Serialize};
-use vidpipe_domain::job::{JobId, JobStatus, Outputs};
+use vidpipe_domain::job::{ComposeRoute, JobId, JobStatus, Outputs};
 use vidpipe_domain::media::{ProbeInfo, ToolVersions};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +22,8 @@ pub struct ClipTask {
 pub struct PlanOutput {
     pub job_id: JobId,
     pub total_frames: u32,
+    /// Where compose runs: the state machine's Choice reads it.
+    pub route: ComposeRoute,
     pub scenes: Vec<ClipTask>,
 }
 
