@@ -21,10 +21,14 @@ use vidpipe_pipeline::processing::{
     self, ProcessDeps, ProcessFailureInput, ProcessInput, ProcessProgress,
 };
 
+/// One render as the engine was asked for it: the span, each target's box, and whether the
+/// thumbnail rode along.
+type Render = (Span, Vec<(u32, u32)>, bool);
+
 /// What the fake engine was asked to do, and how it should fail.
 #[derive(Default)]
 struct Script {
-    renders: Vec<(Span, Vec<(u32, u32)>, bool)>,
+    renders: Vec<Render>,
     /// A probe of the source answers this instead of a video.
     probe_error: Option<MediaError>,
     /// Renders write their outputs, then fail with this.
