@@ -309,11 +309,22 @@ mod tests {
         assert_eq!(c.webhook_url.as_deref(), Some("https://hooks.example/x"));
         assert!(c.process_worker);
         assert_eq!(c.compose_worker_threshold_frames, None);
-        let c = config(&[("VIDPIPE_COMPOSE_WORKER_THRESHOLD_FRAMES", "0")]).unwrap();
-        assert_eq!(c.compose_worker_threshold_frames, Some(0));
-        assert!(config(&[("VIDPIPE_COMPOSE_WORKER_THRESHOLD_FRAMES", "-1")]).is_err());
         assert_eq!(c.memory_mb, Some(3008));
         assert!(c.processing_state_machine_arn.is_some());
+    }
+
+    #[test]
+    fn the_compose_worker_threshold_is_set_only_with_a_worker_and_may_be_zero() {
+        let none = config(&[]).unwrap();
+        assert_eq!(none.compose_worker_threshold_frames, None);
+        let zero = config(&[("VIDPIPE_COMPOSE_WORKER_THRESHOLD_FRAMES", "0")]).unwrap();
+        assert_eq!(zero.compose_worker_threshold_frames, Some(0));
+        let err = config(&[("VIDPIPE_COMPOSE_WORKER_THRESHOLD_FRAMES", "-1")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("VIDPIPE_COMPOSE_WORKER_THRESHOLD_FRAMES"),
+            "{err}"
+        );
     }
 
     #[test]
