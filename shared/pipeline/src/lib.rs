@@ -7,6 +7,7 @@ pub mod embedded;
 pub mod error;
 pub mod failure;
 pub mod generation;
+pub mod handoff;
 pub mod local;
 pub mod notify;
 pub mod policy;

@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use vidpipe_domain::media::{
     EncodeTarget, MediaSource, ProbeInfo, RenderJob, Span, ThumbnailTarget, Watermark,
 };
-use vidpipe_domain::names;
 use vidpipe_domain::ports::{
     BlobError, BlobStore, MediaError, Notifier, ProcessStore, RenditionEngine, StoreError,
 };
@@ -599,9 +598,4 @@ pub async fn record_failure(
         notify(deps, &event).await;
     }
     Ok(event)
-}
-
-/// Whether `input` is a worker task's failure, whose real error the worker left behind.
-pub(super) fn is_worker_failure(input: &ProcessFailureInput) -> bool {
-    input.error_type == names::STATES_TASK_FAILED
 }
