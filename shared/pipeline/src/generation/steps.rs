@@ -264,7 +264,14 @@ pub async fn generate_clip(deps: &StepDeps, task: &ClipTask) -> Result<ClipOutpu
         .await;
         if let Err(e) = made {
             deps.jobs
-                .put_clip(id, &record(ClipStatus::Failed, false, Some(e.to_string())))
+                .put_clip(
+                    id,
+                    &record(
+                        ClipStatus::Failed,
+                        false,
+                        Some(public_reason(&e.to_string())),
+                    ),
+                )
                 .await?;
             return Err(e);
         }
