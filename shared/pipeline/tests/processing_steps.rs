@@ -414,3 +414,45 @@ async fn failure_reasons_carry_no_signed_url_or_scratch_path() {
     );
     assert!(failure.reason.contains("probe.log"), "{}", failure.reason);
 }
+
+/// Keys with `.` or `..` segments are bad uploads, never server faults: rejected and recorded
+/// as `SourceRejected` before any store or tool sees the key.
+#[tokio::test]
+async fn dot_dot_keys_are_rejected_sources_not_internal_errors() {
+    let b = bench().await;
+    for key in [
+        "raw/acme/hostile/../../../etc/passwd.mp4",
+        "raw/../../x.mp4",
+        "raw/acme/./launch/x.mp4",
+    ] {
+        let source = SourceRef {
+            key: key.into(),
+            ..b.source.clone()
+        };
+        let err = processing::probe(
+            &b.deps,
+            &ProcessInput {
+                source: source.clone(),
+            },
+        )
+        .await
+        .expect_err(key);
+        assert_eq!(err.error_type(), names::SOURCE_REJECTED, "{key}: {err}");
+        let job = processing::run_embedded(
+            &b.deps,
+            &ProcessInput { source },
+            1,
+            Arc::new(|_: ProcessProgress| {}),
+        )
+        .await
+        .expect("recorded");
+        let failure = job.error.expect("a reason");
+        assert_eq!(failure.error, names::SOURCE_REJECTED, "{key}");
+        assert!(
+            failure.reason.contains("not a safe object key"),
+            "{}",
+            failure.reason
+        );
+    }
+    assert!(b.media.0.lock().unwrap().renders.is_empty());
+}
