@@ -749,12 +749,13 @@ impl ProcessStore for DynamoJobStore {
             .item(ATTR_SOURCE_KEY, s(&saved.source.key))
             .item(ATTR_CREATED_AT, s(timestamp(saved.created_at)))
             .item(ATTR_UPDATED_AT, s(timestamp(saved.updated_at)))
-            .item(ATTR_DOC, s(doc))
-            .expression_attribute_names("#pk", ATTR_PK);
+            .item(ATTR_DOC, s(doc));
         // The whole item is replaced, so only the version it was read at may be there: none for
         // a first save, else the same number.
         request = if job.version == 0 {
-            request.condition_expression("attribute_not_exists(#pk)")
+            request
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", ATTR_PK)
         } else {
             request
                 .condition_expression("#version = :expected")
