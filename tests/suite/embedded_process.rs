@@ -5,9 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use vidpipe_domain::names;
-use vidpipe_domain::processing::{
-    Fit, ProcessJob, ProcessSettings, ProcessStatus, RenditionSet, Route,
-};
+use vidpipe_domain::processing::{ProcessJob, ProcessSettings, ProcessStatus, RenditionSet, Route};
 use vidpipe_pipeline::local::LocalStack;
 use vidpipe_pipeline::notify::JsonlNotifier;
 use vidpipe_pipeline::processing::{self, ProcessInput};
@@ -59,19 +57,55 @@ fn output(stack: &LocalStack, job: &ProcessJob, rendition: &str) -> (PathBuf, Fa
     (path, facts)
 }
 
-/// Asserts what every rendition of a source must be: its box, H.264 yuv420p, constant rate,
+/// A source's displayed size and its renditions' sizes, worked out by hand from the README's
+/// rules: youtube's box is 1920x1080, reels' and tiktok's 1080x1920; a box the source is smaller
+/// than shrinks to it, keeping the box's aspect, to even sizes (rounded down).
+#[derive(Debug, Clone, Copy)]
+struct Sizes {
+    display: (u32, u32),
+    youtube: (u32, u32),
+    vertical: (u32, u32),
+}
+
+/// youtube: a third of its box. Vertical: shrunk by 640/1080 to 640x1137.8, so 640x1136.
+const LANDSCAPE: Sizes = Sizes {
+    display: (640, 360),
+    youtube: (640, 360),
+    vertical: (640, 1136),
+};
+/// Vertical: a third of its box. youtube: shrunk by 640/1080 to 1137.8x640, so 1136x640.
+const PORTRAIT: Sizes = Sizes {
+    display: (360, 640),
+    youtube: (1136, 640),
+    vertical: (360, 640),
+};
+/// Both boxes shrink by 480/1080: youtube to 853.3x480 (852x480), vertical to 480x853.3.
+const SQUARE: Sizes = Sizes {
+    display: (480, 480),
+    youtube: (852, 480),
+    vertical: (480, 852),
+};
+/// Both boxes are bound by the width: youtube shrinks by 1001/1920 to 1001x563.1 (1000x562),
+/// vertical by 1001/1080 to 1001x1779.6 (1000x1778).
+const ODD: Sizes = Sizes {
+    display: (1001, 563),
+    youtube: (1000, 562),
+    vertical: (1000, 1778),
+};
+
+/// Asserts what every rendition of a source must be: its size, H.264 yuv420p, constant rate,
 /// AAC audio, and the trimmed duration within one frame.
-fn assert_renditions(stack: &LocalStack, job: &ProcessJob, display: (u32, u32), seconds: f64) {
+fn assert_renditions(stack: &LocalStack, job: &ProcessJob, sizes: Sizes, seconds: f64) {
     assert_eq!(job.status, ProcessStatus::Succeeded, "{job:#?}");
+    let display = sizes.display;
     let expected_frames = (seconds - 8.0) * FPS;
-    for (name, tw, th) in [
-        ("youtube", 1920, 1080),
-        ("reels", 1080, 1920),
-        ("tiktok", 1080, 1920),
+    for (name, tw, th, size) in [
+        ("youtube", 1920, 1080, sizes.youtube),
+        ("reels", 1080, 1920, sizes.vertical),
+        ("tiktok", 1080, 1920, sizes.vertical),
     ] {
         let (path, f) = output(stack, job, name);
-        let fit = Fit::compute(display.0, display.1, tw, th);
-        assert_eq!((f.width, f.height), (fit.width, fit.height), "{name} size");
+        assert_eq!((f.width, f.height), size, "{name} size");
         assert!(f.width <= tw && f.height <= th, "{name} upscaled");
         // Never upscaled: the source contained in the output box is at most its own size.
         let contain = (f.width as f64 / display.0 as f64).min(f.height as f64 / display.1 as f64);
@@ -118,7 +152,7 @@ async fn a_landscape_upload_becomes_three_renditions_a_thumbnail_and_a_manifest(
     let src = home.path().join("launch.mp4");
     write_clip(&src, "testsrc2=s=640x360:r=30", 14.0, &[]);
     let job = process(&stack, &src, settings()).await;
-    assert_renditions(&stack, &job, (640, 360), 14.0);
+    assert_renditions(&stack, &job, LANDSCAPE, 14.0);
     assert_eq!(job.route, Some(Route::SinglePass));
     assert_eq!(
         job.outputs[0].key,
@@ -269,17 +303,17 @@ async fn odd_sources_are_fitted_rotated_made_constant_rate_and_given_audio() {
         s,
     ]);
 
-    for (file, display) in [
-        (&portrait, (360, 640)),
-        (&square, (480, 480)),
-        (&odd, (1001, 563)),
-        (&upper, (640, 360)),
-        (&unicode, (640, 360)),
-        (&rotated, (360, 640)),
-        (&silent, (640, 360)),
+    for (file, sizes) in [
+        (&portrait, PORTRAIT),
+        (&square, SQUARE),
+        (&odd, ODD),
+        (&upper, LANDSCAPE),
+        (&unicode, LANDSCAPE),
+        (&rotated, PORTRAIT),
+        (&silent, LANDSCAPE),
     ] {
         let job = process(&stack, file, settings()).await;
-        assert_renditions(&stack, &job, display, 10.0);
+        assert_renditions(&stack, &job, sizes, 10.0);
     }
     let job = process(&stack, &vfr, settings()).await;
     let avg = job.facts.as_ref().unwrap().average_rate.unwrap();
@@ -420,7 +454,7 @@ async fn the_segment_path_matches_the_single_pass_and_reruns_overwrite() {
     assert_eq!(seg.route, Some(Route::Segments), "{seg:#?}");
     // Same source write, same record: the re-run replaced it.
     assert_eq!(seg.id, single.id);
-    assert_renditions(&stack, &seg, (640, 360), 17.0);
+    assert_renditions(&stack, &seg, LANDSCAPE, 17.0);
     for (i, n) in ["youtube", "reels"].iter().enumerate() {
         let f = output(&stack, &seg, n).1;
         assert_eq!(f.video_frames, single_facts[i].video_frames, "{n} frames");
