@@ -190,7 +190,13 @@ async fn main() {
         .unwrap()
         .to_path_buf();
     let api_event = br#"{"version":"2.0","routeKey":"$default","rawPath":"/v1/generations","rawQueryString":"","headers":{"host":"bench"},"requestContext":{"accountId":"000000000000","apiId":"bench","domainName":"bench","domainPrefix":"bench","http":{"method":"GET","path":"/v1/generations","protocol":"HTTP/1.1","sourceIp":"127.0.0.1","userAgent":"bench"},"requestId":"req-1","routeKey":"$default","stage":"$default","time":"21/Nov/2026:00:00:00 +0000","timeEpoch":0},"isBase64Encoded":false}"#;
-    let step_event = br#"{"job_id":"job_0000000000000000000000000000abcd","error_type":"VidPipe.Internal","cause":"bench"}"#;
+    let step_event = serde_json::json!({
+        "job_id": "job_0000000000000000000000000000abcd",
+        "error_type": vidpipe_domain::names::INTERNAL,
+        "cause": "bench",
+    });
+    // Leaked once: a `Target`'s event is `'static`.
+    let step_event: &'static [u8] = step_event.to_string().leak().as_bytes();
     let bins: [Target; 7] = [
         ("vidpipe-api", api_event, Some(8 * 1024 * 1024), Some(10.0)),
         ("vidpipe-record-failure", step_event, None, Some(10.0)),
