@@ -7,6 +7,7 @@
 //! - `emulated_*`: the serverless stack on emulated AWS (`scripts/emulator/up`).
 //! - `stack_wiring`: template.yaml, the ASL and the Rust code agree; `lambda_build`: every
 //!   function builds as a release bootstrap.
+//! - `error_name_literals`: no Rust file but `vidpipe_domain::names` spells an error name.
 
 mod embedded_failures;
 mod embedded_generate;
@@ -15,5 +16,6 @@ mod embedded_validation;
 mod emulated_failure;
 mod emulated_generate;
 mod emulated_process;
+mod error_name_literals;
 mod lambda_build;
 mod stack_wiring;
