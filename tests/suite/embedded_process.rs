@@ -9,7 +9,9 @@ use vidpipe_domain::processing::{ProcessJob, ProcessSettings, ProcessStatus, Ren
 use vidpipe_pipeline::local::LocalStack;
 use vidpipe_pipeline::notify::JsonlNotifier;
 use vidpipe_pipeline::processing::{self, ProcessInput};
-use vidpipe_tests::{Facts, ffmpeg, frame_at, probe, region_diff, region_mean, write_clip};
+use vidpipe_tests::{
+    Facts, ffmpeg, frame_at, probe, region_diff, region_mean, write_clip, write_video,
+};
 
 const FPS: f64 = 30.0;
 
@@ -286,22 +288,7 @@ async fn odd_sources_are_fitted_rotated_made_constant_rate_and_given_audio() {
 
     // No audio at all.
     let silent = dir.join("silent.mp4");
-    let s = silent.to_str().unwrap();
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=s=640x360:r=30",
-        "-t",
-        "10",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-pix_fmt",
-        "yuv420p",
-        s,
-    ]);
+    write_video(&silent, "testsrc2=s=640x360:r=30", 10.0, &[]);
 
     for (file, sizes) in [
         (&portrait, PORTRAIT),

@@ -8,9 +8,21 @@ pub mod measure;
 pub use make::*;
 pub use measure::*;
 
+use std::process::Command;
 use vidpipe_media::Tools;
 
 /// The ffmpeg and ffprobe the tests use: the layer build, `/opt/bin` or `PATH`.
 pub fn tools() -> Tools {
     Tools::locate(None).expect("ffmpeg/ffprobe not found: run layers/ffmpeg/build.sh")
+}
+
+/// Runs a tool to completion and returns its stdout; panics with its stderr if it fails.
+fn run(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().expect("run a media tool");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }

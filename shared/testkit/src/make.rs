@@ -1,47 +1,46 @@
-//! Test media made with ffmpeg: lavfi clips with a tone, sine-tone music, solid-colour logos.
+//! Test media made with ffmpeg: lavfi clips with a tone or silent, sine-tone music, solid-colour
+//! logos.
 
-use crate::tools;
+use crate::{run, tools};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Runs ffmpeg (quiet, overwriting) and panics with its stderr if it fails.
 pub fn ffmpeg(args: &[&str]) {
-    let out = Command::new(&tools().ffmpeg)
-        .args(["-hide_banner", "-nostdin", "-y", "-v", "error"])
-        .args(args)
-        .output()
-        .expect("run ffmpeg");
-    assert!(
-        out.status.success(),
-        "ffmpeg {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut cmd = Command::new(&tools().ffmpeg);
+    cmd.args(["-hide_banner", "-nostdin", "-y", "-v", "error"])
+        .args(args);
+    run(&mut cmd);
 }
 
 /// `seconds` of the lavfi `video` source (e.g. `testsrc2=s=640x360:r=30`) with a 440 Hz tone at
 /// 48 kHz, as H.264 yuv420p and AAC; `extra` goes before the output path (e.g. `-f mov`).
 pub fn write_clip(path: &Path, video: &str, seconds: f64, extra: &[&str]) -> PathBuf {
+    encode(
+        path,
+        &[video, "sine=f=440:sample_rate=48000"],
+        seconds,
+        extra,
+    )
+}
+
+/// As [`write_clip`], without any audio stream.
+pub fn write_video(path: &Path, video: &str, seconds: f64, extra: &[&str]) -> PathBuf {
+    encode(path, &[video], seconds, extra)
+}
+
+/// Encodes lavfi sources, a video and optionally its audio, to H.264 yuv420p and AAC.
+fn encode(path: &Path, sources: &[&str], seconds: f64, extra: &[&str]) -> PathBuf {
     let t = seconds.to_string();
-    let mut args = vec![
-        "-f",
-        "lavfi",
-        "-i",
-        video,
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=f=440:sample_rate=48000",
-        "-t",
-        &t,
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-    ];
+    let mut args = Vec::new();
+    for source in sources {
+        args.extend(["-f", "lavfi", "-i", source]);
+    }
+    args.extend(["-t", &t, "-c:v", "libx264", "-preset", "ultrafast"]);
+    args.extend(["-pix_fmt", "yuv420p"]);
+    if sources.len() > 1 {
+        args.extend(["-c:a", "aac"]);
+    }
     args.extend_from_slice(extra);
     args.push(path.to_str().expect("a UTF-8 path"));
     ffmpeg(&args);

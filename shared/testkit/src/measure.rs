@@ -1,7 +1,7 @@
 //! Judging media by measurement: ffprobe's facts, decoded pixels, ffmpeg's loudness reading and
 //! the MP4 atom order, all read with the tools themselves rather than with vidpipe's own prober.
 
-use crate::tools;
+use crate::{run, tools};
 use image::RgbImage;
 use std::path::Path;
 use std::process::Command;
@@ -32,26 +32,11 @@ pub struct Facts {
 
 /// Probes a file with ffprobe, counting its decoded frames; panics if ffprobe refuses it.
 pub fn probe(path: &Path) -> Facts {
-    let out = Command::new(&tools().ffprobe)
-        .args([
-            "-v",
-            "error",
-            "-print_format",
-            "json",
-            "-show_format",
-            "-show_streams",
-            "-count_frames",
-        ])
-        .arg(path)
-        .output()
-        .expect("run ffprobe");
-    assert!(
-        out.status.success(),
-        "ffprobe failed on {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
+    let out = run(Command::new(&tools().ffprobe)
+        .args(["-v", "error", "-print_format", "json"])
+        .args(["-show_format", "-show_streams", "-count_frames"])
+        .arg(path));
+    let v: serde_json::Value = serde_json::from_slice(&out).expect("ffprobe json");
     let streams = v["streams"].as_array().cloned().unwrap_or_default();
     let video = streams
         .iter()
@@ -121,30 +106,21 @@ pub fn is_faststart(path: &Path) -> bool {
 /// The decoded frame at `seconds`, as RGB. Raw rgb24 through a pipe: the layer's ffmpeg has no
 /// PNG encoder, and raw pixels avoid a second lossy step.
 pub fn frame_at(video: &Path, seconds: f64) -> RgbImage {
-    let dims = Command::new(&tools().ffprobe)
+    let dims = run(Command::new(&tools().ffprobe)
         .args(["-v", "error", "-select_streams", "v:0"])
         .args(["-show_entries", "stream=width,height", "-of", "csv=p=0"])
-        .arg(video)
-        .output()
-        .expect("run ffprobe");
-    let text = String::from_utf8_lossy(&dims.stdout);
+        .arg(video));
+    let text = String::from_utf8_lossy(&dims);
     let (w, h) = text
         .trim()
         .split_once(',')
         .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
         .unwrap_or_else(|| panic!("no video size for {}: {text:?}", video.display()));
-    let out = Command::new(&tools().ffmpeg)
+    let pixels = run(Command::new(&tools().ffmpeg)
         .args(["-v", "error", "-ss", &format!("{seconds:.4}"), "-i"])
         .arg(video)
-        .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
-        .output()
-        .expect("run ffmpeg");
-    assert!(
-        out.status.success(),
-        "frame extract failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    RgbImage::from_raw(w, h, out.stdout).expect("one whole rgb24 frame")
+        .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]));
+    RgbImage::from_raw(w, h, pixels).expect("one whole rgb24 frame")
 }
 
 /// The pixels of a rectangle, row by row.
