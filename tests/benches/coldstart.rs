@@ -21,7 +21,7 @@ use tokio::sync::Mutex;
 const RUNS: usize = 15;
 
 /// A bootstrap to measure: bin name, the event it gets, size target (bytes), p50 target (ms).
-type Target = (&'static str, &'static [u8], Option<u64>, Option<f64>);
+type Target<'a> = (&'static str, &'a [u8], Option<u64>, Option<f64>);
 
 /// What the stub saw: when the first response or error for the event arrived.
 #[derive(Default)]
@@ -190,20 +190,22 @@ async fn main() {
         .unwrap()
         .to_path_buf();
     let api_event = br#"{"version":"2.0","routeKey":"$default","rawPath":"/v1/generations","rawQueryString":"","headers":{"host":"bench"},"requestContext":{"accountId":"000000000000","apiId":"bench","domainName":"bench","domainPrefix":"bench","http":{"method":"GET","path":"/v1/generations","protocol":"HTTP/1.1","sourceIp":"127.0.0.1","userAgent":"bench"},"requestId":"req-1","routeKey":"$default","stage":"$default","time":"21/Nov/2026:00:00:00 +0000","timeEpoch":0},"isBase64Encoded":false}"#;
+    // A record_failure of an unknown job: the generation function answers (with JobNotFound)
+    // after its cold start, without touching media.
     let step_event = serde_json::json!({
-        "job_id": "job_0000000000000000000000000000abcd",
-        "error_type": vidpipe_domain::names::INTERNAL,
-        "cause": "bench",
-    });
-    // Leaked once: a `Target`'s event is `'static`.
-    let step_event: &'static [u8] = step_event.to_string().leak().as_bytes();
-    let bins: [Target; 7] = [
+        "step": "record_failure",
+        "input": {
+            "job_id": "job_0000000000000000000000000000abcd",
+            "error_type": vidpipe_domain::names::INTERNAL,
+            "cause": "bench",
+        },
+    })
+    .to_string();
+    let bins: [Target; 5] = [
         ("vidpipe-api", api_event, Some(8 * 1024 * 1024), Some(10.0)),
-        ("vidpipe-record-failure", step_event, None, Some(10.0)),
-        ("vidpipe-plan", b"{}", None, None),
-        ("vidpipe-generate-clip", b"{}", None, None),
-        ("vidpipe-compose", b"{}", None, None),
-        ("vidpipe-finalize", b"{}", None, None),
+        ("vidpipe-generate", step_event.as_bytes(), None, Some(10.0)),
+        ("vidpipe-process", b"{}", None, None),
+        ("vidpipe-dispatch", b"{}", None, None),
         ("vidpipe-worker", b"{}", None, None),
     ];
     println!(
