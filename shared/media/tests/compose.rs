@@ -22,10 +22,8 @@ fn clips_for(
         .enumerate()
         .map(|(i, c)| {
             test_clip(
-                dir,
-                &format!("clip{i}.mp4"),
-                size.0,
-                size.1,
+                &dir.join(format!("clip{i}.mp4")),
+                size,
                 tl.fps,
                 c.frames as f64 / tl.fps as f64,
             )
@@ -48,7 +46,7 @@ async fn fade_composition_is_exact_and_deliverable() {
         .compose(&job, &|p| seen.lock().unwrap().push(p))
         .await
         .unwrap();
-    assert_deliverable(&job).await;
+    assert_deliverable(&job);
     let seen = seen.into_inner().unwrap();
     assert!(
         seen.windows(2).all(|w| w[0] <= w[1]),
@@ -91,7 +89,7 @@ async fn fade_mixes_the_two_scenes_during_the_overlap_only() {
     let start = tl.xfade_offsets()[0];
     let j = job(tl.clone(), clips, dir.path());
     engine().compose(&j, &|_| {}).await.unwrap();
-    assert_deliverable(&j).await;
+    assert_deliverable(&j);
     let at = |t: f64| region_mean(&frame_at(&j.final_path, t), 100, 50, 120, 80);
     let before = at(start - 0.3);
     let middle = at(start + tl.transition_seconds() / 2.0);
@@ -137,7 +135,7 @@ async fn long_transitions_on_short_scenes_still_compose_exactly() {
     let clips = clips_for(&tl, dir.path(), (320, 180));
     let j = job(tl, clips, dir.path());
     engine().compose(&j, &|_| {}).await.unwrap();
-    assert_deliverable(&j).await;
+    assert_deliverable(&j);
 }
 
 #[tokio::test]
@@ -154,12 +152,12 @@ async fn cut_composition_concatenates_exactly() {
     let f0 = tl.clips[0].frames as f64 / 25.0;
     let f1 = tl.clips[1].frames as f64 / 25.0;
     let clips = vec![
-        test_clip(dir.path(), "short.mp4", 320, 180, 25, f0 - 0.4),
-        test_clip(dir.path(), "long.mp4", 320, 180, 30, f1 + 1.0),
+        test_clip(&dir.path().join("short.mp4"), (320, 180), 25, f0 - 0.4),
+        test_clip(&dir.path().join("long.mp4"), (320, 180), 30, f1 + 1.0),
     ];
     let job = job(tl, clips, dir.path());
     engine().compose(&job, &|_| {}).await.unwrap();
-    assert_deliverable(&job).await;
+    assert_deliverable(&job);
 }
 
 #[tokio::test]
@@ -171,16 +169,14 @@ async fn off_aspect_clip_is_blur_padded_not_stretched() {
     });
     // A portrait clip in a landscape frame: it must be centred with blurred picture at the sides.
     let clip = test_clip(
-        dir.path(),
-        "portrait.mp4",
-        180,
-        320,
+        &dir.path().join("portrait.mp4"),
+        (180, 320),
         30,
         tl.duration_seconds,
     );
     let job = job(tl, vec![clip.clone()], dir.path());
     engine().compose(&job, &|_| {}).await.unwrap();
-    assert_deliverable(&job).await;
+    assert_deliverable(&job);
 
     let out = frame_at(&job.final_path, 1.0);
     let src = frame_at(&clip, 1.0);
@@ -197,7 +193,7 @@ async fn off_aspect_clip_is_blur_padded_not_stretched() {
         "left band is black: {mean_left:?}"
     );
     assert!(left > 3.0 && right > 3.0, "bands are flat: {left} {right}");
-    let sharp = |img: &image::RgbaImage, x: u32, w: u32| {
+    let sharp = |img: &image::RgbImage, x: u32, w: u32| {
         let mut s = 0f64;
         for y in 0..179 {
             for xx in x..x + w - 1 {
@@ -218,7 +214,7 @@ async fn off_aspect_clip_is_blur_padded_not_stretched() {
     );
     // Not stretched: the centre column matches the source scaled by the same factor in both axes.
     let scaled = image::imageops::resize(&src, fw, 180, image::imageops::FilterType::Triangle);
-    let mut centre = image::RgbaImage::new(fw, 180);
+    let mut centre = image::RgbImage::new(fw, 180);
     image::imageops::overlay(
         &mut centre,
         &image::imageops::crop_imm(&out, x0, 0, fw, 180).to_image(),
@@ -247,7 +243,7 @@ async fn captions_show_only_in_their_window() {
 
     let with = job(tl.clone(), clips.clone(), &dir.path().join("with"));
     engine().compose(&with, &|_| {}).await.unwrap();
-    assert_deliverable(&with).await;
+    assert_deliverable(&with);
     let mut plain_tl = tl.clone();
     plain_tl.captions.clear();
     let without = job(plain_tl, clips, &dir.path().join("without"));
@@ -308,9 +304,14 @@ async fn logo_sits_in_its_corner_with_opacity() {
     });
     let clips = clips_for(&tl, dir.path(), (320, 180));
     let mut with = job(tl.clone(), clips.clone(), &dir.path().join("with"));
-    with.logo = Some(test_logo(dir.path()));
+    with.logo = Some(write_logo(
+        &dir.path().join("logo.png"),
+        200,
+        100,
+        [255, 0, 0],
+    ));
     engine().compose(&with, &|_| {}).await.unwrap();
-    assert_deliverable(&with).await;
+    assert_deliverable(&with);
     let mut plain_tl = tl.clone();
     plain_tl.logo = None;
     let without = job(plain_tl, clips, &dir.path().join("without"));
@@ -360,7 +361,12 @@ async fn translucent_logo_blends() {
         clip.to_str().unwrap(),
     ]);
     let mut j = job(tl, vec![clip], dir.path());
-    j.logo = Some(test_logo(dir.path()));
+    j.logo = Some(write_logo(
+        &dir.path().join("logo.png"),
+        200,
+        100,
+        [255, 0, 0],
+    ));
     engine().compose(&j, &|_| {}).await.unwrap();
     let img = frame_at(&j.final_path, 1.0);
     let m = region_mean(&img, 320 - 5 - 64 + 4, 5 + 4, 56, 24);
@@ -385,11 +391,11 @@ async fn music_case(music_seconds: f64) {
     });
     let clips = clips_for(&tl, dir.path(), (320, 180));
     let mut j = job(tl.clone(), clips, dir.path());
-    j.music = Some(test_music(dir.path(), "music.m4a", music_seconds));
+    j.music = Some(write_music(&dir.path().join("music.m4a"), music_seconds));
     engine().compose(&j, &|_| {}).await.unwrap();
-    assert_deliverable(&j).await;
+    assert_deliverable(&j);
     // Audible throughout the middle: a looped bed has no silent gap after the source ends.
-    let level = |from: f64| mean_volume(&j.final_path, from, 0.5);
+    let level = |from: f64| loudness(&j.final_path, Some((from, 0.5))).mean_db;
     for t in [1.0, music_seconds + 0.2, tl.duration_seconds - 1.6] {
         if t < tl.duration_seconds - 1.5 {
             assert!(
@@ -399,29 +405,6 @@ async fn music_case(music_seconds: f64) {
             );
         }
     }
-}
-
-/// Mean volume in dB of the audio between `from` and `from + len`.
-fn mean_volume(path: &std::path::Path, from: f64, len: f64) -> f64 {
-    let out = std::process::Command::new(&tools().ffmpeg)
-        .args([
-            "-hide_banner",
-            "-nostdin",
-            "-ss",
-            &format!("{from}"),
-            "-t",
-            &format!("{len}"),
-            "-i",
-        ])
-        .arg(path)
-        .args(["-vn", "-af", "volumedetect", "-f", "null", "-"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    err.lines()
-        .find_map(|l| l.split("mean_volume:").nth(1))
-        .and_then(|v| v.trim().trim_end_matches("dB").trim().parse().ok())
-        .unwrap_or(-91.0)
 }
 
 #[tokio::test]
@@ -444,9 +427,9 @@ async fn no_music_still_has_a_silent_aac_track() {
     let clips = clips_for(&tl, dir.path(), (320, 180));
     let j = job(tl, clips, dir.path());
     engine().compose(&j, &|_| {}).await.unwrap();
-    assert_deliverable(&j).await;
+    assert_deliverable(&j);
     assert!(
-        mean_volume(&j.final_path, 1.0, 2.0) < -80.0,
+        loudness(&j.final_path, Some((1.0, 2.0))).mean_db < -80.0,
         "the track should be silent"
     );
 }

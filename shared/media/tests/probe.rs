@@ -18,7 +18,7 @@ fn assert_invalid(result: Result<vidpipe_domain::media::ProbeInfo, MediaError>, 
 #[tokio::test]
 async fn probes_video_and_audio() {
     let dir = tempfile::tempdir().unwrap();
-    let clip = test_clip(dir.path(), "c.mp4", 320, 180, 25, 2.0);
+    let clip = test_clip(&dir.path().join("c.mp4"), (320, 180), 25, 2.0);
     let info = vidpipe_media::probe(&tools(), &clip).await.unwrap();
     let v = info.video().unwrap();
     assert_eq!(v.kind, StreamKind::Video);
@@ -35,7 +35,7 @@ async fn probes_video_and_audio() {
 #[tokio::test]
 async fn reads_rotation() {
     let dir = tempfile::tempdir().unwrap();
-    let clip = test_clip(dir.path(), "c.mp4", 320, 180, 25, 1.0);
+    let clip = test_clip(&dir.path().join("c.mp4"), (320, 180), 25, 1.0);
     let rotated = dir.path().join("rotated.mp4");
     ffmpeg(&[
         "-display_rotation",

@@ -42,19 +42,20 @@ impl RetryPolicy {
         }
     }
 
-    /// Delay before retry number `retry` (1-based): exponential with full jitter, as Step
-    /// Functions' `JitterStrategy: FULL` does, capped at `max_delay`. A provider's own hint wins
-    /// when it asks for longer.
-    pub fn delay(&self, retry: u32, hint: Option<Duration>) -> Duration {
+    /// The un-jittered delay before retry number `retry` (1-based): `interval` times
+    /// `backoff_rate` per earlier retry, capped at `max_delay`.
+    pub fn backoff(&self, retry: u32) -> Duration {
         let base =
             self.interval.as_secs_f64() * self.backoff_rate.powi(retry.saturating_sub(1) as i32);
-        let capped = base.min(self.max_delay.as_secs_f64());
-        let jittered = capped * jitter_fraction();
-        let d = Duration::from_secs_f64(jittered);
-        match hint {
-            Some(h) if h > d => h.min(self.max_delay.max(h)),
-            _ => d,
-        }
+        Duration::from_secs_f64(base.min(self.max_delay.as_secs_f64()))
+    }
+
+    /// Delay before retry number `retry` (1-based): [`Self::backoff`] with full jitter, i.e. drawn
+    /// from `[0, backoff)` as Step Functions' `JitterStrategy: FULL` does. A provider's own hint
+    /// wins when it asks for longer, even past `max_delay`.
+    pub fn delay(&self, retry: u32, hint: Option<Duration>) -> Duration {
+        let d = self.backoff(retry).mul_f64(jitter_fraction());
+        hint.map_or(d, |h| h.max(d))
     }
 }
 
@@ -99,13 +100,25 @@ mod tests {
     #[test]
     fn delays_grow_and_stay_capped() {
         let p = RetryPolicy::CLIP;
-        for retry in 1..10 {
+        // 2 s doubling per retry, capped at 30 s.
+        let secs = |n: u64| Duration::from_secs(n);
+        let expected = [2, 4, 8, 16, 30, 30, 30, 30, 30].map(secs);
+        for (retry, want) in (1..10).zip(expected) {
+            assert_eq!(p.backoff(retry), want, "backoff before retry {retry}");
             let d = p.delay(retry, None);
             assert!(d <= p.max_delay, "{d:?}");
+            assert!(
+                d < want,
+                "full jitter draws below the backoff: {d:?} vs {want:?}"
+            );
         }
         assert_eq!(
             p.delay(1, Some(Duration::from_secs(7))),
             Duration::from_secs(7)
         );
+        // A hint past the cap still wins; a shorter one leaves the jittered draw as it is.
+        assert_eq!(p.delay(9, Some(secs(45))), secs(45));
+        assert!(p.delay(9, Some(Duration::ZERO)) < secs(30));
+        assert_eq!(RetryPolicy::immediate(3).delay(2, None), Duration::ZERO);
     }
 }

@@ -2,6 +2,7 @@
 //! a Slack-compatible incoming webhook's shape (JSON POST, 2xx on success), the JSON-lines file
 //! read back, and the fan-out trying every notifier.
 
+use vidpipe_domain::names;
 use vidpipe_domain::ports::{Notifier, NotifyError};
 use vidpipe_domain::processing::{ProcessEvent, ProcessFailure, ProcessStatus};
 use vidpipe_pipeline::notify::{Fanout, JsonlNotifier, WebhookNotifier};
@@ -17,7 +18,7 @@ fn failed_event() -> ProcessEvent {
         manifest_key: None,
         outputs: Vec::new(),
         error: Some(ProcessFailure {
-            error: "VidPipe.SourceRejected".into(),
+            error: names::SOURCE_REJECTED.into(),
             reason: "the file is not readable media".into(),
         }),
     }
@@ -40,7 +41,10 @@ async fn the_webhook_posts_a_slack_text_and_the_whole_event() {
     let body: serde_json::Value = serde_json::from_slice(&received[0].body).unwrap();
     assert_eq!(
         body["text"],
-        "vidpipe: raw/acme/launch/notes.mp4 failed: VidPipe.SourceRejected: the file is not readable media"
+        format!(
+            "vidpipe: raw/acme/launch/notes.mp4 failed: {}: the file is not readable media",
+            names::SOURCE_REJECTED
+        )
     );
     let echoed: ProcessEvent = serde_json::from_value(body["vidpipe"].clone()).unwrap();
     assert_eq!(echoed, event);

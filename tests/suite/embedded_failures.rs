@@ -9,7 +9,7 @@ use std::time::Duration;
 use vidpipe_domain::media::ClipSpec;
 use vidpipe_domain::ports::{ClipProvider, ProviderError};
 use vidpipe_domain::request::GenerationRequestBody;
-use vidpipe_domain::{ClipStatus, JobStatus, keys};
+use vidpipe_domain::{ClipStatus, JobStatus, keys, names};
 use vidpipe_media::ProceduralProvider;
 use vidpipe_tests::*;
 
@@ -81,7 +81,7 @@ async fn a_provider_that_always_fails_ends_the_job_failed_with_its_reason() {
     let job = stack.orchestrator().wait(&s.job.id).await.unwrap().unwrap();
     assert_eq!(job.status, JobStatus::Failed);
     let err = job.error.clone().expect("a reason");
-    assert_eq!(err.code, "VidPipe.ProviderRejected");
+    assert_eq!(err.code, names::PROVIDER_REJECTED);
     assert!(err.message.contains("prompt violates policy"), "{err:?}");
     assert_eq!(err.stage, Some(vidpipe_domain::Stage::Generating));
     assert!(

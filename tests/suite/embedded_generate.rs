@@ -132,7 +132,7 @@ async fn prompt_becomes_a_measured_mp4_with_brand_captions_and_thumbnail() {
     let img = frame_at(&final_path, 5.0);
     let logo_w = (1280.0 * 0.15) as u32;
     let margin = 24;
-    let [r, g, b_] = mean_rgb(
+    let [r, g, b_] = region_mean(
         &img,
         1280 - margin - logo_w + 8,
         margin + 8,
@@ -143,7 +143,7 @@ async fn prompt_becomes_a_measured_mp4_with_brand_captions_and_thumbnail() {
         r > 200.0 && g < 60.0 && b_ < 60.0,
         "logo corner should be red, got {r:.0},{g:.0},{b_:.0}"
     );
-    let [r2, g2, _] = mean_rgb(&img, margin + 8, margin + 8, logo_w - 16, 30);
+    let [r2, g2, _] = region_mean(&img, margin + 8, margin + 8, logo_w - 16, 30);
     assert!(!(r2 > 200.0 && g2 < 60.0), "top-left must not be the logo");
 
     let timeline: serde_json::Value =
@@ -245,7 +245,7 @@ async fn a_second_identical_request_reuses_every_clip_from_the_cache() {
     assert_eq!(fa.video_frames, fz.video_frames);
     assert_eq!(fa.video_frames, Some(180));
     // The same clips composed the same way look the same.
-    let diff = mean_abs_diff(
+    let diff = region_diff(
         &frame_at(&stack.blob_path(&a.final_key), 3.0),
         &frame_at(&stack.blob_path(&z.final_key), 3.0),
         0,
@@ -297,8 +297,8 @@ async fn logo_changes_only_its_corner() {
     let fa = frame_at(&stack.blob_path(&a.outputs.unwrap().final_key), 2.5);
     let fb = frame_at(&stack.blob_path(&b.outputs.unwrap().final_key), 2.5);
     // A 128 px logo (10% of 1280) with a margin, bottom-left.
-    let corner = mean_abs_diff(&fa, &fb, 30, 720 - 30 - 110, 100, 100);
-    let elsewhere = mean_abs_diff(&fa, &fb, 1280 - 200, 40, 160, 160);
+    let corner = region_diff(&fa, &fb, 30, 720 - 30 - 110, 100, 100);
+    let elsewhere = region_diff(&fa, &fb, 1280 - 200, 40, 160, 160);
     assert!(
         corner > 40.0,
         "logo must change its corner (diff {corner:.1})"
@@ -307,7 +307,7 @@ async fn logo_changes_only_its_corner() {
         elsewhere < 2.0,
         "nothing else changes (diff {elsewhere:.1})"
     );
-    let g = mean_rgb(&fb, 40, 720 - 30 - 100, 80, 80);
+    let g = region_mean(&fb, 40, 720 - 30 - 100, 80, 80);
     assert!(
         g[1] > g[0] + 60.0 && g[1] > g[2] + 60.0,
         "green logo at 80% opacity, got {g:?}"

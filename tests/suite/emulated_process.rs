@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use vidpipe_aws::DynamoJobStore;
 use vidpipe_aws::config::{dynamodb_client, emulator_sdk_config, s3_client};
+use vidpipe_domain::names;
 use vidpipe_domain::ports::{BlobStore, ProcessStore};
 use vidpipe_domain::processing::{Fit, ProcessFailure, ProcessStatus, RenditionSet, SourceRef};
 use vidpipe_tests::emulator::Emulator;
@@ -622,7 +623,7 @@ fn a_text_file_named_mp4_is_rejected_recorded_and_notified() {
     let source: SourceRef = serde_json::from_value(input["source"].clone()).unwrap();
 
     let error = recorded_failure(emu, &source);
-    assert_eq!(error.error, "VidPipe.SourceRejected");
+    assert_eq!(error.error, names::SOURCE_REJECTED);
     assert!(
         error.reason.contains("not readable media"),
         "the reason is the rejection's: {}",
@@ -643,7 +644,7 @@ fn a_text_file_named_mp4_is_rejected_recorded_and_notified() {
         }
     }
     assert_eq!(event["status"], "failed", "{event}");
-    assert_eq!(event["error"]["error"], "VidPipe.SourceRejected", "{event}");
+    assert_eq!(event["error"]["error"], names::SOURCE_REJECTED, "{event}");
 
     let outputs = runtime().block_on(async {
         blobs(emu)
@@ -745,12 +746,9 @@ fn a_long_upload_runs_on_the_fargate_worker_when_the_stack_has_one() {
     assert!(states.iter().any(|s| s == "RecordFailure"), "{states:?}");
     let source: SourceRef = serde_json::from_value(input2["source"].clone()).unwrap();
     let error = recorded_failure(emu, &source);
-    assert_eq!(error.error, "VidPipe.ConfigurationError", "{error:?}");
+    assert_eq!(error.error, names::CONFIGURATION, "{error:?}");
     assert!(error.reason.contains("watermark"), "{}", error.reason);
     let event = subscription.event_for(emu, failing, Duration::from_secs(60));
     assert_eq!(event["status"], "failed", "{event}");
-    assert_eq!(
-        event["error"]["error"], "VidPipe.ConfigurationError",
-        "{event}"
-    );
+    assert_eq!(event["error"]["error"], names::CONFIGURATION, "{event}");
 }

@@ -1,9 +1,14 @@
 //! A provider that always fails, on the emulated stack: every clip render fails (ffmpeg is not
-//! where the functions are told it is), the Map's retries run out, the ASL's Catch records the
-//! failure, and the job ends `failed` with a reason while no execution is left running.
+//! where the functions are told it is), the ASL's Catch records the failure, and the job ends
+//! `failed` with a reason while no execution is left running.
+//!
+//! The name is exact: the procedural provider cannot spawn ffmpeg, which is
+//! `MediaError::ToolMissing`, and `StepError::error_type` names a missing tool
+//! `VidPipe.Internal` (a broken deployment, not a passing fault: no Retry matches it).
 
 use serde_json::json;
 use std::time::Duration;
+use vidpipe_domain::names;
 use vidpipe_tests::emulator::Emulator;
 
 #[test]
@@ -21,12 +26,7 @@ fn a_failing_provider_ends_the_job_failed_with_a_reason_and_no_running_execution
     });
     assert_eq!(end["status"], "failed", "{end}");
     let error = &end["error"];
-    assert!(
-        error["code"]
-            .as_str()
-            .is_some_and(|c| c.starts_with("VidPipe.")),
-        "{end}"
-    );
+    assert_eq!(error["code"], names::INTERNAL, "{end}");
     assert!(
         error["message"]
             .as_str()

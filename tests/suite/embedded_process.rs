@@ -5,13 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use vidpipe_domain::names;
-use vidpipe_domain::processing::{
-    Fit, ProcessJob, ProcessSettings, ProcessStatus, RenditionSet, Route,
-};
+use vidpipe_domain::processing::{ProcessJob, ProcessSettings, ProcessStatus, RenditionSet, Route};
 use vidpipe_pipeline::local::LocalStack;
 use vidpipe_pipeline::notify::JsonlNotifier;
 use vidpipe_pipeline::processing::{self, ProcessInput};
-use vidpipe_tests::{Facts, ffmpeg, frame_at, mean_abs_diff, mean_rgb, probe};
+use vidpipe_tests::{
+    Facts, ffmpeg, frame_at, probe, region_diff, region_mean, write_clip, write_video,
+};
 
 const FPS: f64 = 30.0;
 
@@ -59,19 +59,55 @@ fn output(stack: &LocalStack, job: &ProcessJob, rendition: &str) -> (PathBuf, Fa
     (path, facts)
 }
 
-/// Asserts what every rendition of a source must be: its box, H.264 yuv420p, constant rate,
+/// A source's displayed size and its renditions' sizes, worked out by hand from the README's
+/// rules: youtube's box is 1920x1080, reels' and tiktok's 1080x1920; a box the source is smaller
+/// than shrinks to it, keeping the box's aspect, to even sizes (rounded down).
+#[derive(Debug, Clone, Copy)]
+struct Sizes {
+    display: (u32, u32),
+    youtube: (u32, u32),
+    vertical: (u32, u32),
+}
+
+/// youtube: a third of its box. Vertical: shrunk by 640/1080 to 640x1137.8, so 640x1136.
+const LANDSCAPE: Sizes = Sizes {
+    display: (640, 360),
+    youtube: (640, 360),
+    vertical: (640, 1136),
+};
+/// Vertical: a third of its box. youtube: shrunk by 640/1080 to 1137.8x640, so 1136x640.
+const PORTRAIT: Sizes = Sizes {
+    display: (360, 640),
+    youtube: (1136, 640),
+    vertical: (360, 640),
+};
+/// Both boxes shrink by 480/1080: youtube to 853.3x480 (852x480), vertical to 480x853.3.
+const SQUARE: Sizes = Sizes {
+    display: (480, 480),
+    youtube: (852, 480),
+    vertical: (480, 852),
+};
+/// Both boxes are bound by the width: youtube shrinks by 1001/1920 to 1001x563.1 (1000x562),
+/// vertical by 1001/1080 to 1001x1779.6 (1000x1778).
+const ODD: Sizes = Sizes {
+    display: (1001, 563),
+    youtube: (1000, 562),
+    vertical: (1000, 1778),
+};
+
+/// Asserts what every rendition of a source must be: its size, H.264 yuv420p, constant rate,
 /// AAC audio, and the trimmed duration within one frame.
-fn assert_renditions(stack: &LocalStack, job: &ProcessJob, display: (u32, u32), seconds: f64) {
+fn assert_renditions(stack: &LocalStack, job: &ProcessJob, sizes: Sizes, seconds: f64) {
     assert_eq!(job.status, ProcessStatus::Succeeded, "{job:#?}");
+    let display = sizes.display;
     let expected_frames = (seconds - 8.0) * FPS;
-    for (name, tw, th) in [
-        ("youtube", 1920, 1080),
-        ("reels", 1080, 1920),
-        ("tiktok", 1080, 1920),
+    for (name, tw, th, size) in [
+        ("youtube", 1920, 1080, sizes.youtube),
+        ("reels", 1080, 1920, sizes.vertical),
+        ("tiktok", 1080, 1920, sizes.vertical),
     ] {
         let (path, f) = output(stack, job, name);
-        let fit = Fit::compute(display.0, display.1, tw, th);
-        assert_eq!((f.width, f.height), (fit.width, fit.height), "{name} size");
+        assert_eq!((f.width, f.height), size, "{name} size");
         assert!(f.width <= tw && f.height <= th, "{name} upscaled");
         // Never upscaled: the source contained in the output box is at most its own size.
         let contain = (f.width as f64 / display.0 as f64).min(f.height as f64 / display.1 as f64);
@@ -111,42 +147,14 @@ fn assert_renditions(stack: &LocalStack, job: &ProcessJob, display: (u32, u32), 
     }
 }
 
-fn make(path: &Path, video: &str, seconds: u32, extra: &[&str]) {
-    let d = seconds.to_string();
-    let mut args = vec![
-        "-f",
-        "lavfi",
-        "-i",
-        video,
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=f=440:sample_rate=48000",
-        "-t",
-        &d,
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-    ];
-    args.extend_from_slice(extra);
-    let p = path.to_str().unwrap();
-    args.push(p);
-    ffmpeg(&args);
-}
-
 #[tokio::test]
 async fn a_landscape_upload_becomes_three_renditions_a_thumbnail_and_a_manifest() {
     let home = tempfile::tempdir().unwrap();
     let stack = open(home.path()).await;
     let src = home.path().join("launch.mp4");
-    make(&src, "testsrc2=s=640x360:r=30", 14, &[]);
+    write_clip(&src, "testsrc2=s=640x360:r=30", 14.0, &[]);
     let job = process(&stack, &src, settings()).await;
-    assert_renditions(&stack, &job, (640, 360), 14.0);
+    assert_renditions(&stack, &job, LANDSCAPE, 14.0);
     assert_eq!(job.route, Some(Route::SinglePass));
     assert_eq!(
         job.outputs[0].key,
@@ -160,7 +168,7 @@ async fn a_landscape_upload_becomes_three_renditions_a_thumbnail_and_a_manifest(
         .expect("thumbnail decodes")
         .to_rgb8();
     assert_eq!(thumb.dimensions(), (640, 360));
-    let at = |t: f64| mean_abs_diff(&thumb, &frame_at(&src, t), 0, 0, 640, 360);
+    let at = |t: f64| region_diff(&thumb, &frame_at(&src, t), 0, 0, 640, 360);
     let (expected, before, after) = (at(3.6), at(3.1), at(4.1));
     assert!(
         expected < before && expected < after && expected < 12.0,
@@ -195,7 +203,7 @@ async fn the_watermark_sits_bottom_right_at_ten_percent_and_nowhere_else() {
     let home = tempfile::tempdir().unwrap();
     let stack = open(home.path()).await;
     let src = home.path().join("grey.mp4");
-    make(&src, "color=c=0x202020:s=640x360:r=30", 10, &[]);
+    write_clip(&src, "color=c=0x202020:s=640x360:r=30", 10.0, &[]);
     let job = process(&stack, &src, settings()).await;
     for name in ["youtube", "reels"] {
         let (path, f) = output(&stack, &job, name);
@@ -204,9 +212,9 @@ async fn the_watermark_sits_bottom_right_at_ten_percent_and_nowhere_else() {
         let (w, m) = spec.placement(f.width);
         let h = w / 2; // The watermark is 2:1.
         let (x, y) = (f.width - m - w, f.height - m - h);
-        let inside = mean_rgb(&frame, x + 4, y + 4, w - 8, h - 8);
-        let elsewhere = mean_rgb(&frame, m + 4, m + 4, w - 8, h - 8);
-        let bottom_left = mean_rgb(&frame, m + 4, y + 4, w - 8, h - 8);
+        let inside = region_mean(&frame, x + 4, y + 4, w - 8, h - 8);
+        let elsewhere = region_mean(&frame, m + 4, m + 4, w - 8, h - 8);
+        let bottom_left = region_mean(&frame, m + 4, y + 4, w - 8, h - 8);
         // 10 % of white over 0x20 lifts each channel by about 22.
         for c in 0..3 {
             let lift = inside[c] - elsewhere[c];
@@ -229,27 +237,27 @@ async fn odd_sources_are_fitted_rotated_made_constant_rate_and_given_audio() {
     let dir = home.path();
 
     let portrait = dir.join("portrait.mp4");
-    make(&portrait, "testsrc2=s=360x640:r=30", 10, &[]);
+    write_clip(&portrait, "testsrc2=s=360x640:r=30", 10.0, &[]);
     let square = dir.join("square.mp4");
-    make(&square, "testsrc2=s=480x480:r=30", 10, &[]);
+    write_clip(&square, "testsrc2=s=480x480:r=30", 10.0, &[]);
     // A truly odd size: 4:2:0 cannot hold one, so the source is 4:4:4 (testsrc2 itself only
     // makes even sizes, hence the scale).
     let odd = dir.join("odd.mp4");
-    make(
+    write_clip(
         &odd,
         "testsrc2=s=1002x564:r=30",
-        10,
+        10.0,
         &["-vf", "scale=1001:563", "-pix_fmt", "yuv444p"],
     );
     assert_eq!((probe(&odd).width, probe(&odd).height), (1001, 563));
     let upper = dir.join("CLIP.MOV");
-    make(&upper, "testsrc2=s=640x360:r=30", 10, &["-f", "mov"]);
+    write_clip(&upper, "testsrc2=s=640x360:r=30", 10.0, &["-f", "mov"]);
     let unicode = dir.join("Été à Zürich — take 2.mp4");
-    make(&unicode, "testsrc2=s=640x360:r=30", 10, &[]);
+    write_clip(&unicode, "testsrc2=s=640x360:r=30", 10.0, &[]);
 
     // Stored landscape, shown portrait: a display matrix of 90 degrees.
     let plain = dir.join("plain.mp4");
-    make(&plain, "testsrc2=s=640x360:r=30", 10, &[]);
+    write_clip(&plain, "testsrc2=s=640x360:r=30", 10.0, &[]);
     let rotated = dir.join("rotated.mp4");
     let (p, r) = (plain.to_str().unwrap(), rotated.to_str().unwrap());
     ffmpeg(&["-display_rotation", "90", "-i", p, "-c", "copy", r]);
@@ -261,10 +269,10 @@ async fn odd_sources_are_fitted_rotated_made_constant_rate_and_given_audio() {
 
     // Variable rate: 30 fps for 2 s, then every third frame.
     let vfr = dir.join("vfr.mp4");
-    make(
+    write_clip(
         &vfr,
         "testsrc2=s=640x360:r=30",
-        10,
+        10.0,
         &[
             "-vf",
             "select='lt(n\\,60)+not(mod(n\\,3))'",
@@ -280,34 +288,19 @@ async fn odd_sources_are_fitted_rotated_made_constant_rate_and_given_audio() {
 
     // No audio at all.
     let silent = dir.join("silent.mp4");
-    let s = silent.to_str().unwrap();
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=s=640x360:r=30",
-        "-t",
-        "10",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-pix_fmt",
-        "yuv420p",
-        s,
-    ]);
+    write_video(&silent, "testsrc2=s=640x360:r=30", 10.0, &[]);
 
-    for (file, display) in [
-        (&portrait, (360, 640)),
-        (&square, (480, 480)),
-        (&odd, (1001, 563)),
-        (&upper, (640, 360)),
-        (&unicode, (640, 360)),
-        (&rotated, (360, 640)),
-        (&silent, (640, 360)),
+    for (file, sizes) in [
+        (&portrait, PORTRAIT),
+        (&square, SQUARE),
+        (&odd, ODD),
+        (&upper, LANDSCAPE),
+        (&unicode, LANDSCAPE),
+        (&rotated, PORTRAIT),
+        (&silent, LANDSCAPE),
     ] {
         let job = process(&stack, file, settings()).await;
-        assert_renditions(&stack, &job, display, 10.0);
+        assert_renditions(&stack, &job, sizes, 10.0);
     }
     let job = process(&stack, &vfr, settings()).await;
     let avg = job.facts.as_ref().unwrap().average_rate.unwrap();
@@ -332,7 +325,7 @@ async fn odd_sources_are_fitted_rotated_made_constant_rate_and_given_audio() {
     let job = process(&stack, &silent, settings()).await;
     let (path, f) = output(&stack, &job, "youtube");
     assert!((f.audio_duration.unwrap() - 2.0).abs() < 0.05, "{f:?}");
-    let peak = vidpipe_tests::audio_peak_db(&path);
+    let peak = vidpipe_tests::loudness(&path, None).peak_db;
     assert!(peak < -80.0, "the silent track peaks at {peak} dB");
 
     // Names with spaces and accents keep them in the output keys.
@@ -349,13 +342,13 @@ async fn bad_uploads_become_failed_records_with_reasons_and_notifications() {
     let stack = open(home.path()).await;
     let dir = home.path();
     let short = dir.join("short.mp4");
-    make(&short, "testsrc2=s=320x180:r=30", 6, &[]);
+    write_clip(&short, "testsrc2=s=320x180:r=30", 6.0, &[]);
     let empty = dir.join("empty.mp4");
     std::fs::write(&empty, b"").unwrap();
     let text = dir.join("notes.mp4");
     std::fs::write(&text, "these are my notes, not a video\n".repeat(50)).unwrap();
     let whole = dir.join("whole.mp4");
-    make(&whole, "testsrc2=s=320x180:r=30", 12, &[]);
+    write_clip(&whole, "testsrc2=s=320x180:r=30", 12.0, &[]);
     let bytes = std::fs::read(&whole).unwrap();
     let truncated = dir.join("truncated.mp4");
     std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
@@ -398,7 +391,7 @@ async fn a_missing_watermark_is_a_configuration_error_not_a_skip() {
     let home = tempfile::tempdir().unwrap();
     let stack = vidpipe_tests::stack(home.path()).await;
     let src = home.path().join("clip.mp4");
-    make(&src, "testsrc2=s=320x180:r=30", 10, &[]);
+    write_clip(&src, "testsrc2=s=320x180:r=30", 10.0, &[]);
     // No watermark installed at all.
     let job = process(&stack, &src, settings()).await;
     assert_eq!(job.status, ProcessStatus::Failed);
@@ -418,10 +411,10 @@ async fn the_segment_path_matches_the_single_pass_and_reruns_overwrite() {
     let src = home.path().join("long.mp4");
     // B-frames (as cameras and phones write them), keyframes every 2.5 s so segment cuts fall
     // between keyframes, and an odd length on purpose.
-    make(
+    write_clip(
         &src,
         "testsrc2=s=640x360:r=30",
-        17,
+        17.0,
         &["-preset", "veryfast", "-bf", "3", "-g", "75"],
     );
     assert!(
@@ -448,7 +441,7 @@ async fn the_segment_path_matches_the_single_pass_and_reruns_overwrite() {
     assert_eq!(seg.route, Some(Route::Segments), "{seg:#?}");
     // Same source write, same record: the re-run replaced it.
     assert_eq!(seg.id, single.id);
-    assert_renditions(&stack, &seg, (640, 360), 17.0);
+    assert_renditions(&stack, &seg, LANDSCAPE, 17.0);
     for (i, n) in ["youtube", "reels"].iter().enumerate() {
         let f = output(&stack, &seg, n).1;
         assert_eq!(f.video_frames, single_facts[i].video_frames, "{n} frames");
@@ -463,7 +456,7 @@ async fn the_segment_path_matches_the_single_pass_and_reruns_overwrite() {
     }
     // Same pictures at the same time (both are lossy encodes of the same frames).
     let seg_frame = frame_at(&output(&stack, &seg, "youtube").0, 5.0);
-    let diff = mean_abs_diff(&seg_frame, &single_frame, 0, 0, 640, 360);
+    let diff = region_diff(&seg_frame, &single_frame, 0, 0, 640, 360);
     assert!(
         diff < 6.0,
         "segment and single-pass frames differ by {diff}"

@@ -33,14 +33,6 @@ const FUNCTIONS: &[(&str, &str, &str)] = &[
     ("ProcessFunction", "functions/process", "vidpipe-process"),
 ];
 
-/// The Lambda platform's transient errors, which every Lambda task must retry.
-const LAMBDA_TRANSIENT: &[&str] = &[
-    "Lambda.ServiceException",
-    "Lambda.AWSLambdaException",
-    "Lambda.SdkClientException",
-    "Lambda.TooManyRequestsException",
-];
-
 const LAMBDA_INVOKE: &str = "arn:aws:states:::lambda:invoke";
 
 /// Every error name the steps can report (`vidpipe_domain::names`).
@@ -468,7 +460,7 @@ fn lambda_tasks_retry_transient_errors_and_are_caught() {
                 .iter()
                 .flat_map(error_names)
                 .collect();
-            for e in LAMBDA_TRANSIENT {
+            for e in names::LAMBDA_TRANSIENT {
                 assert!(
                     retried.contains(e),
                     "{}: Lambda task {name} does not retry {e}",
@@ -478,14 +470,16 @@ fn lambda_tasks_retry_transient_errors_and_are_caught() {
             // Caught here, or (inside a Map's ItemProcessor or a Parallel's branch, where the
             // failure states are out of scope) by the state around it.
             let catches_all = |s: &Json| {
-                s["Catch"]
-                    .as_array()
-                    .is_some_and(|cs| cs.iter().any(|c| error_names(c).contains(&"States.ALL")))
+                s["Catch"].as_array().is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| error_names(c).contains(&names::STATES_ALL))
+                })
             };
             assert!(
                 catches_all(state) || enclosing.iter().any(|m| catches_all(m)),
-                "{}: Lambda task {name} has no States.ALL Catch (itself or around it)",
-                sm.asl_path
+                "{}: Lambda task {name} has no {} Catch (itself or around it)",
+                sm.asl_path,
+                names::STATES_ALL
             );
         }
     }
@@ -554,11 +548,7 @@ fn error_names_are_the_codes_and_only_retryable_ones_are_retried() {
             let mut retried = BTreeSet::new();
             for r in state["Retry"].as_array().into_iter().flatten() {
                 for e in error_names(r) {
-                    assert_ne!(
-                        e, "States.ALL",
-                        "{}: {name} retries States.ALL",
-                        sm.asl_path
-                    );
+                    assert_ne!(e, names::STATES_ALL, "{}: {name} retries {e}", sm.asl_path);
                     if e.starts_with("VidPipe.") {
                         assert!(
                             names::RETRYABLE.contains(&e),
@@ -825,7 +815,7 @@ fn every_catch_records_the_failure_then_fails() {
                     "{name}: Catch {errors:?} must end in a Fail state"
                 );
                 let p: Vec<&str> = path.iter().map(String::as_str).collect();
-                if errors == ["VidPipe.Cancelled"] {
+                if errors == [names::CANCELLED] {
                     assert!(
                         p.is_empty() || p == [RECORD_FAILURE],
                         "{name}: the Cancelled Catch runs {p:?}"
@@ -1287,11 +1277,12 @@ fn processing_failures_are_recorded_then_notified_then_fail() {
         }
         if matches!(state["Type"].as_str(), Some("Task" | "Map" | "Parallel")) {
             assert!(
-                state["Catch"]
-                    .as_array()
-                    .is_some_and(|cs| cs.iter().any(|c| error_names(c).contains(&"States.ALL"))),
-                "{}: {name} has no States.ALL Catch",
-                sm.asl_path
+                state["Catch"].as_array().is_some_and(|cs| cs
+                    .iter()
+                    .any(|c| error_names(c).contains(&names::STATES_ALL))),
+                "{}: {name} has no {} Catch",
+                sm.asl_path,
+                names::STATES_ALL
             );
         }
     }

@@ -1,0 +1,21 @@
+//! vidpipe's cross-crate and end-to-end tests, as one test binary: every module below used to be
+//! a test target of its own, and each of those linked the AWS SDK (disk and link time nine times
+//! over). Run one part with a name filter, e.g.
+//! `cargo test -p vidpipe-tests --test suite embedded_process`.
+//!
+//! - `embedded_*`: the one-machine stack (`LocalStack`), judged by ffprobe and pixels.
+//! - `emulated_*`: the serverless stack on emulated AWS (`scripts/emulator/up`).
+//! - `stack_wiring`: template.yaml, the ASL and the Rust code agree; `lambda_build`: every
+//!   function builds as a release bootstrap.
+//! - `error_name_literals`: no Rust file but `vidpipe_domain::names` spells an error name.
+
+mod embedded_failures;
+mod embedded_generate;
+mod embedded_process;
+mod embedded_validation;
+mod emulated_failure;
+mod emulated_generate;
+mod emulated_process;
+mod error_name_literals;
+mod lambda_build;
+mod stack_wiring;
