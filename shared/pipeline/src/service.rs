@@ -192,7 +192,11 @@ impl Service {
                 }
                 Some(a) if a.owner == owner => errors.push(FieldError::new(
                     field,
-                    format!("asset {id} is a {:?} asset, not a {kind:?}", a.kind).to_lowercase(),
+                    format!(
+                        "asset {id} is a {} asset, not a {}",
+                        a.kind.as_str(),
+                        kind.as_str()
+                    ),
                 )),
                 _ => errors.push(FieldError::new(field, format!("no asset {id}"))),
             }
