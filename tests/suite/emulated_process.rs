@@ -6,6 +6,7 @@
 //! Two stacks: the template's defaults (single pass), and one with a 4 s segment threshold and
 //! 2 s segments, so the same source takes the segment Map and can be compared frame for frame.
 
+use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::OnceLock;
@@ -451,34 +452,41 @@ fn an_upload_is_processed_once_into_measured_renditions_and_notified() {
         }]
     });
     let raw_queue = emu.resource("queues", "RawUploadQueue");
-    emu.aws_json(
-        "sqs",
-        "AmazonSQS.SendMessage",
-        &json!({ "QueueUrl": raw_queue, "MessageBody": body.to_string() }),
-    );
+    let dlq = emu.resource("queues", "RawUploadDeadLetterQueue");
+    let sqs = runtime()
+        .block_on(async { aws_sdk_sqs::Client::new(&emulator_sdk_config(&emu.moto).await) });
+    runtime()
+        .block_on(
+            sqs.send_message()
+                .queue_url(&raw_queue)
+                .message_body(body.to_string())
+                .send(),
+        )
+        .expect("SendMessage");
     // Wait until the dispatcher has taken it off the queue, then a little for any execution it
     // might (wrongly) have started to show.
+    let depth = |queue: &str| -> u64 {
+        let attrs = runtime()
+            .block_on(
+                sqs.get_queue_attributes()
+                    .queue_url(queue)
+                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                    .send(),
+            )
+            .expect("GetQueueAttributes");
+        attrs
+            .attributes()
+            .into_iter()
+            .flatten()
+            .filter_map(|(_, v)| v.parse::<u64>().ok())
+            .sum()
+    };
     let start = Instant::now();
-    loop {
-        let a = emu.aws_json(
-            "sqs",
-            "AmazonSQS.GetQueueAttributes",
-            &json!({ "QueueUrl": raw_queue, "AttributeNames": ["All"] }),
-        );
-        let count = |n: &str| {
-            a["Attributes"][n]
-                .as_str()
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        if count("ApproximateNumberOfMessages") + count("ApproximateNumberOfMessagesNotVisible")
-            == 0
-        {
-            break;
-        }
+    while depth(&raw_queue) > 0 {
         assert!(
             start.elapsed() < Duration::from_secs(120),
-            "the raw queue never drained: {a}"
+            "the raw queue never drained"
         );
         std::thread::sleep(Duration::from_millis(500));
     }
@@ -494,16 +502,17 @@ fn an_upload_is_processed_once_into_measured_renditions_and_notified() {
         before, after,
         "outputs were rewritten by a duplicate delivery"
     );
-    let dlq = emu.resource("queues", "RawUploadDeadLetterQueue");
-    let dead = emu.aws_json(
-        "sqs",
-        "AmazonSQS.ReceiveMessage",
-        &json!({ "QueueUrl": dlq, "MaxNumberOfMessages": 10 }),
-    );
-    assert!(
-        dead["Messages"].as_array().is_none_or(|m| m.is_empty()),
-        "{dead}"
-    );
+    // Nothing was given up on: the dispatcher took the duplicate as done, not as a failure.
+    let dead = runtime()
+        .block_on(
+            sqs.receive_message()
+                .queue_url(&dlq)
+                .max_number_of_messages(10)
+                .send(),
+        )
+        .expect("ReceiveMessage");
+    assert!(dead.messages().is_empty(), "{dead:?}");
+    assert_eq!(depth(&dlq), 0);
 }
 
 #[test]
