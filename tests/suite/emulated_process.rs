@@ -642,11 +642,6 @@ fn a_text_file_named_mp4_is_rejected_recorded_and_notified() {
     let event = subscription.event_for(emu, key, Duration::from_secs(60));
     // ffprobe read the upload through a presigned URL and echoed it in its complaint: neither
     // the record nor the notification may carry it (anyone reading them could fetch the upload).
-    assert!(
-        error.reason.contains(key),
-        "named by its key: {}",
-        error.reason
-    );
     for text in [error.reason.clone(), event.to_string()] {
         for leak in ["X-Amz-", "x-id=", "?", "http://", "/tmp/"] {
             assert!(!text.contains(leak), "{leak:?} leaked into {text}");
