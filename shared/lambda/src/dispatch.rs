@@ -4,6 +4,7 @@
 //! handler only adds the Step Functions call.
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use percent_encoding::percent_decode_str;
 use serde::Deserialize;
 use vidpipe_aws::sfn::{Started, start_named};
 use vidpipe_domain::ErrorClass;
@@ -61,23 +62,22 @@ struct Object {
 /// Decodes a key as S3 writes it into notifications: `+` is a space and `%XX` a byte, and the
 /// bytes are UTF-8. `None` for a malformed escape or bytes that are not UTF-8.
 pub fn decode_key(raw: &str) -> Option<String> {
+    // percent-encoding leaves a malformed escape as it is; S3 never writes one, so a key that
+    // has one is not S3's and is refused rather than guessed at.
     let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                let hex = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
+    let well_formed = bytes.iter().enumerate().all(|(i, b)| {
+        *b != b'%'
+            || bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    });
+    if !well_formed {
+        return None;
     }
-    String::from_utf8(out).ok()
+    percent_decode_str(&raw.replace('+', " "))
+        .decode_utf8()
+        .ok()
+        .map(|k| k.into_owned())
 }
 
 /// The decisions for one SQS message body. A body that is not an S3 notification is skipped
@@ -241,7 +241,7 @@ mod tests {
         assert_eq!(decode_key("raw%2Fa%2Fb%2Fx.mp4").unwrap(), "raw/a/b/x.mp4");
         assert_eq!(decode_key("a%2Bb%20c").unwrap(), "a+b c");
         assert_eq!(decode_key("My+Clip+%C3%BC.MOV").unwrap(), "My Clip ü.MOV");
-        for bad in ["a%2", "a%zz", "a%C3"] {
+        for bad in ["a%2", "a%zz", "a%C3", "a%+1", "a%-1"] {
             assert_eq!(decode_key(bad), None, "{bad}");
         }
     }
