@@ -226,8 +226,8 @@ async fn generate(stack: LocalStack, args: &GenerateArgs) -> Result<ExitCode> {
     // Subscribe before submitting: the run starts inside submit and its first events follow at once.
     let events = stack.runner().subscribe();
     let submitted = service.submit(LOCAL_OWNER, &body, None).await?;
-    let job_id = submitted.job.id.clone();
-    let bars = output::Progress::start(&submitted.job, events);
+    let job_id = submitted.job().id.clone();
+    let bars = output::Progress::start(submitted.job(), events);
 
     let finished = tokio::select! {
         r = stack.orchestrator().wait(&job_id) => r.context("the run was not started")??,

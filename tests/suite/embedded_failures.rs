@@ -78,7 +78,12 @@ async fn a_provider_that_always_fails_ends_the_job_failed_with_its_reason() {
     let home = tempfile::tempdir().unwrap();
     let stack = stack_with(home.path(), Some(Arc::new(Refusing))).await;
     let s = stack.service().submit(OWNER, &body(2), None).await.unwrap();
-    let job = stack.orchestrator().wait(&s.job.id).await.unwrap().unwrap();
+    let job = stack
+        .orchestrator()
+        .wait(&s.job().id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(job.status, JobStatus::Failed);
     let err = job.error.clone().expect("a reason");
     assert_eq!(err.code, names::PROVIDER_REJECTED);
@@ -113,7 +118,12 @@ async fn throttling_is_retried_and_the_job_completes() {
     });
     let stack = stack_with(home.path(), Some(flaky.clone())).await;
     let s = stack.service().submit(OWNER, &body(1), None).await.unwrap();
-    let job = stack.orchestrator().wait(&s.job.id).await.unwrap().unwrap();
+    let job = stack
+        .orchestrator()
+        .wait(&s.job().id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(job.status, JobStatus::Completed, "{:?}", job.error);
     assert_eq!(job.clips[0].attempts, 3, "two throttles then success");
     assert_eq!(flaky.calls.load(Ordering::SeqCst), 3);
@@ -129,7 +139,7 @@ async fn cancel_mid_run_ends_cancelled_and_stops_the_work() {
     loop {
         let j = stack
             .service()
-            .get(OWNER, &s.job.id)
+            .get(OWNER, &s.job().id)
             .await
             .unwrap()
             .unwrap();
@@ -144,9 +154,14 @@ async fn cancel_mid_run_ends_cancelled_and_stops_the_work() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let started = std::time::Instant::now();
-    let cancelled = stack.service().cancel(OWNER, &s.job.id).await.unwrap();
+    let cancelled = stack.service().cancel(OWNER, &s.job().id).await.unwrap();
     assert_eq!(cancelled.status, JobStatus::Cancelled);
-    let job = stack.orchestrator().wait(&s.job.id).await.unwrap().unwrap();
+    let job = stack
+        .orchestrator()
+        .wait(&s.job().id)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "the run must stop promptly"
@@ -154,10 +169,16 @@ async fn cancel_mid_run_ends_cancelled_and_stops_the_work() {
     assert_eq!(job.status, JobStatus::Cancelled);
     assert!(job.error.is_none(), "a cancel is not a failure");
     // A cancelled job stays cancelled, and cancelling again is harmless.
-    let again = stack.service().cancel(OWNER, &s.job.id).await.unwrap();
+    let again = stack.service().cancel(OWNER, &s.job().id).await.unwrap();
     assert_eq!(again.status, JobStatus::Cancelled);
     // Another tenant sees nothing to cancel.
-    assert!(stack.service().cancel("intruder", &s.job.id).await.is_err());
+    assert!(
+        stack
+            .service()
+            .cancel("intruder", &s.job().id)
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,9 +195,9 @@ async fn the_same_idempotency_key_gives_one_job() {
         .submit(OWNER, &body(1), Some("key-1"))
         .await
         .unwrap();
-    assert!(a.created && !b.created);
-    assert_eq!(a.job.id, b.job.id);
-    stack.orchestrator().wait(&a.job.id).await;
+    assert!(a.is_created() && !b.is_created());
+    assert_eq!(a.job().id, b.job().id);
+    stack.orchestrator().wait(&a.job().id).await;
     assert_eq!(
         stack
             .service()

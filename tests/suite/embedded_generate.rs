@@ -26,7 +26,7 @@ async fn run(stack: &LocalStack, body: &GenerationRequestBody) -> Job {
         .expect("submit");
     let job = stack
         .orchestrator()
-        .wait(&submitted.job.id)
+        .wait(&submitted.job().id)
         .await
         .expect("started")
         .expect("run");

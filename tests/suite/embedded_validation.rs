@@ -146,7 +146,7 @@ async fn every_invalid_field_is_named_and_nothing_is_created() {
                 assert!(e.errors.iter().all(|f| !f.rule.is_empty()));
             }
             Err(other) => panic!("{field}: expected a validation error, got {other}"),
-            Ok(s) => panic!("{field}: accepted invalid body as {}", s.job.id),
+            Ok(s) => panic!("{field}: accepted invalid body as {}", s.job().id),
         }
     }
     nothing_left(&stack).await;
@@ -169,8 +169,7 @@ async fn an_asset_of_the_wrong_kind_or_tenant_is_refused() {
         .service()
         .submit(OWNER, &b, None)
         .await
-        .err()
-        .expect("music is not a logo");
+        .expect_err("music is not a logo");
     assert!(
         matches!(&err, ServiceError::Invalid(e) if e.names("brand.logo.asset_id")),
         "{err}"
@@ -188,8 +187,7 @@ async fn an_asset_of_the_wrong_kind_or_tenant_is_refused() {
         .service()
         .submit("someone-else", &b, None)
         .await
-        .err()
-        .expect("foreign asset");
+        .expect_err("foreign asset");
     assert!(err.to_string().contains("no asset"), "{err}");
 }
 

@@ -133,7 +133,12 @@ fn a_generation_completes_and_downloads_an_mp4_that_measures_right_and_matches_t
         let local = vidpipe_tests::stack(home.path()).await;
         let b: vidpipe_domain::GenerationRequestBody = serde_json::from_value(body()).unwrap();
         let s = local.service().submit("local", &b, None).await.unwrap();
-        let job = local.orchestrator().wait(&s.job.id).await.unwrap().unwrap();
+        let job = local
+            .orchestrator()
+            .wait(&s.job().id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(
             job.status,
             vidpipe_domain::JobStatus::Completed,

@@ -110,8 +110,8 @@ pub async fn submit_generation(
         .service
         .submit(call.tenant, &body, key.as_deref())
         .await?;
-    let view = JobView::new(&submitted.job, call.prefix);
-    if submitted.created {
+    let view = JobView::new(submitted.job(), call.prefix);
+    if submitted.is_created() {
         let response = json_response(StatusCode::ACCEPTED, &view)?;
         return with_header(response, header::LOCATION, &view.links.self_);
     }

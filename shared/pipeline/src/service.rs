@@ -54,12 +54,25 @@ pub enum ServiceError {
     Step(#[from] crate::error::StepError),
 }
 
-/// A submission that was accepted: a new job, or a replay of the one its idempotency key first
-/// made. The key reused with a different request is [`ServiceError::IdempotencyConflict`].
-pub struct Submitted {
-    pub job: Job,
-    /// False when the idempotency key matched an earlier job, which is returned instead.
-    pub created: bool,
+/// What a submission came to: a new job, or a replay of the one its idempotency key first made.
+/// The third outcome, the key reused with a different request, is
+/// [`ServiceError::IdempotencyConflict`].
+#[derive(Debug)]
+pub enum Submitted {
+    Created(Job),
+    Replayed(Job),
+}
+
+impl Submitted {
+    pub fn job(&self) -> &Job {
+        match self {
+            Submitted::Created(job) | Submitted::Replayed(job) => job,
+        }
+    }
+
+    pub fn is_created(&self) -> bool {
+        matches!(self, Submitted::Created(_))
+    }
 }
 
 /// What a client says about a file it is about to upload itself.
@@ -124,7 +137,7 @@ impl Service {
             .await?;
             return Err(e.into());
         }
-        Ok(Submitted { job, created: true })
+        Ok(Submitted::Created(job))
     }
 
     /// The job `existing` that `job`'s idempotency key first made, if `job` asks for the same.
@@ -143,10 +156,7 @@ impl Service {
                 existing,
             });
         }
-        Ok(Submitted {
-            job: earlier,
-            created: false,
-        })
+        Ok(Submitted::Replayed(earlier))
     }
 
     async fn check_assets(
@@ -549,25 +559,25 @@ mod tests {
             .submit(OWNER, &body("Snow on a village"), Some("k-1"))
             .await
             .unwrap();
-        assert!(first.created);
+        assert!(first.is_created());
 
         // Spelling out a default leaves the request the same.
         let mut same = body("Snow on a village");
         same.transition_duration_seconds =
             Some(vidpipe_domain::request::DEFAULT_TRANSITION_SECONDS);
         let again = service.submit(OWNER, &same, Some("k-1")).await.unwrap();
-        assert!(!again.created);
-        assert_eq!(again.job.id, first.job.id);
+        assert!(!again.is_created());
+        assert_eq!(again.job().id, first.job().id);
 
         match service
             .submit(OWNER, &body("Rain on a city"), Some("k-1"))
             .await
         {
             Err(ServiceError::IdempotencyConflict { key, existing }) => {
-                assert_eq!((key.as_str(), &existing), ("k-1", &first.job.id));
+                assert_eq!((key.as_str(), &existing), ("k-1", &first.job().id));
             }
             Err(e) => panic!("expected a conflict, got {e}"),
-            Ok(s) => panic!("expected a conflict, got job {}", s.job.id),
+            Ok(s) => panic!("expected a conflict, got job {}", s.job().id),
         }
         assert_eq!(service.list(OWNER, 10, None).await.unwrap().jobs.len(), 1);
 
@@ -576,8 +586,8 @@ mod tests {
             .submit("bob", &body("Rain on a city"), Some("k-1"))
             .await
             .unwrap();
-        assert!(bobs.created);
-        assert_ne!(bobs.job.id, first.job.id);
+        assert!(bobs.is_created());
+        assert_ne!(bobs.job().id, first.job().id);
     }
 
     #[tokio::test]
