@@ -67,10 +67,15 @@ PY
 
   # A foreign-arch binary cannot run here; only check what this machine can execute.
   if [[ "$arch" == "$(host_arch)" ]]; then
-    "$bin_dir/ffmpeg" -hide_banner -version | head -n1 | grep -q "^$FFMPEG_VERSION_PREFIX" || {
-      echo "ffmpeg layer ($arch): unexpected version: $("$bin_dir/ffmpeg" -version | head -n1)" >&2
+    # Read whole, then cut: piping into `head`/`grep -q` lets them exit early, and under
+    # pipefail ffmpeg's SIGPIPE failed this check now and then although the version was right.
+    local version
+    version="$("$bin_dir/ffmpeg" -hide_banner -version 2>&1 || true)"
+    version="${version%%$'\n'*}"
+    if [[ "$version" != "$FFMPEG_VERSION_PREFIX"* ]]; then
+      echo "ffmpeg layer ($arch): unexpected version: $version" >&2
       exit 1
-    }
+    fi
   fi
 
   (cd "$out_root/$arch" && rm -f "../$arch.zip" && python3 -m zipfile -c "../$arch.zip" bin)
