@@ -313,6 +313,10 @@ async fn dynamo_items_follow_the_single_table_layout() {
         frames: 90,
         error: None,
         updated_at: Utc::now(),
+        handle: None,
+        fallback: None,
+        cost: None,
+        polls: 0,
     };
     store.put_clip(&job.id, &clip).await.expect("put_clip");
     let clip_item = raw_item(&client, &pk, "CLIP#004").await;

@@ -222,6 +222,19 @@ pub struct ClipRecord {
     pub frames: u32,
     pub error: Option<String>,
     pub updated_at: DateTime<Utc>,
+    /// The provider's id for a call still running (a prediction id, an invocation ARN), so a
+    /// later poll or a cancel can find it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle: Option<String>,
+    /// Why an earlier provider in the chain did not make this clip, when one did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+    /// What the provider call that made it cost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::ports::ProviderCost>,
+    /// Polls made of the running call; bounds how long a stuck call is waited for.
+    #[serde(default)]
+    pub polls: u32,
 }
 
 /// Why a job failed: a stable code (the error's type name) and a human reason.

@@ -2,7 +2,7 @@
 //! arithmetic: clips overlap by the transition, so they add up to more than the video, and it
 //! allocates whole frames so the composed video is exactly the requested length.
 
-use crate::request::{GenerationRequest, MIN_SCENE_VISIBLE_SECONDS, Transition};
+use crate::request::{GenerationRequest, MIN_SCENE_VISIBLE_SECONDS, PROMPT_MAX_CHARS, Transition};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,14 +34,28 @@ pub struct Scene {
     pub visual_prompt: String,
     /// On-screen text for the scene (shown when captions are on).
     pub caption: String,
+    /// What a narrator says over the scene: the scene's whole part of the prompt, where the
+    /// caption may be shortened to fit the screen.
+    #[serde(default)]
+    pub narration: String,
+    /// Relative screen time the planner asked for; `frames` is what the arithmetic made of it.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
     /// Length of the clip in frames, including the parts that overlap its neighbours.
     pub frames: u32,
 }
 
+fn default_weight() -> u32 {
+    SceneRole::Body.weight()
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
-    /// Which planner made it (`rules`, or an LLM's name).
+    /// Which planner made it (`rules`, `bedrock` or `openai`).
     pub planner: String,
+    /// Set when an LLM planner was asked and the rules plan was used instead: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
     pub scenes: Vec<Scene>,
     pub fps: u32,
     pub transition: Transition,
@@ -161,49 +175,203 @@ impl RulesPlanner {
     pub fn plan(&self, request: &GenerationRequest) -> Result<Plan, PlanError> {
         let n = request.clip_count.get() as usize;
         let ideas = split_ideas(request.prompt.as_str());
-        let roles: Vec<SceneRole> = (0..n)
-            .map(|i| match (i, n) {
-                (_, 1) => SceneRole::Body,
-                (0, _) => SceneRole::Hook,
-                (i, n) if i == n - 1 => SceneRole::Closing,
-                _ => SceneRole::Body,
-            })
-            .collect();
-        let weights: Vec<u32> = roles.iter().map(|r| r.weight()).collect();
+        let groups = group_ideas(&ideas, n);
+        let draft = PlanDraft {
+            scenes: (0..n)
+                .map(|i| {
+                    let role = role_of(i, n);
+                    // With fewer ideas than scenes an idea spans consecutive scenes, each with
+                    // another shot; with more, neighbouring ideas share a scene, never dropped.
+                    let text = &groups[i];
+                    let mood = match role {
+                        SceneRole::Hook => "striking opening",
+                        SceneRole::Body => "steady",
+                        SceneRole::Closing => "resolving finale",
+                    };
+                    DraftScene {
+                        visual_prompt: format!("{text}, {}, {mood}", SHOTS[i % SHOTS.len()]),
+                        caption: caption_for(text),
+                        narration: text.clone(),
+                        weight: role.weight(),
+                    }
+                })
+                .collect(),
+        };
+        draft.into_plan(Self::NAME, request)
+    }
+}
+
+fn role_of(i: usize, n: usize) -> SceneRole {
+    match (i, n) {
+        (_, 1) => SceneRole::Body,
+        (0, _) => SceneRole::Hook,
+        (i, n) if i == n - 1 => SceneRole::Closing,
+        _ => SceneRole::Body,
+    }
+}
+
+/// `n` scene texts covering every idea in order: consecutive ideas are joined when there are
+/// more ideas than scenes (balanced, earlier scenes take the extra), and an idea repeats over
+/// consecutive scenes when there are fewer.
+fn group_ideas(ideas: &[String], n: usize) -> Vec<String> {
+    if ideas.len() <= n {
+        return (0..n).map(|i| ideas[i * ideas.len() / n].clone()).collect();
+    }
+    let (per, extra) = (ideas.len() / n, ideas.len() % n);
+    let mut rest = ideas;
+    (0..n)
+        .map(|i| {
+            let take = per + usize::from(i < extra);
+            let (mine, later) = rest.split_at(take);
+            rest = later;
+            join_sentences(mine)
+        })
+        .collect()
+}
+
+fn join_sentences(parts: &[String]) -> String {
+    parts
+        .iter()
+        .map(|p| {
+            let ends = p.ends_with(['.', '!', '?', '。', '！', '？', '…']);
+            if ends { p.clone() } else { format!("{p}.") }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim_end_matches('.')
+        .to_owned()
+}
+
+/// Limits on what any planner may put in a scene, so a runaway LLM cannot hand the provider or
+/// the caption renderer an essay.
+/// A scene may carry the whole prompt (one scene), joined back with its punctuation.
+pub const NARRATION_MAX_CHARS: usize = 2 * PROMPT_MAX_CHARS;
+pub const VISUAL_PROMPT_MAX_CHARS: usize = NARRATION_MAX_CHARS + 200;
+pub const CAPTION_LIMIT_CHARS: usize = 120;
+pub const WEIGHT_MAX: u32 = 100;
+
+/// One scene as a planner proposes it, before the frame arithmetic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DraftScene {
+    pub visual_prompt: String,
+    pub caption: String,
+    pub narration: String,
+    /// Relative length, 1..=100.
+    pub weight: u32,
+}
+
+/// What a planner (the rules, or an LLM through structured output) proposes: the scenes and
+/// their relative weights. [`PlanDraft::into_plan`] checks it and turns weights into frames, so
+/// the total is exactly the request's whatever the planner said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanDraft {
+    pub scenes: Vec<DraftScene>,
+}
+
+impl PlanDraft {
+    /// The JSON Schema an LLM's structured output must match, with the scene count fixed.
+    pub fn json_schema(scenes: u32) -> serde_json::Value {
+        let text = |max: usize| serde_json::json!({"type": "string", "minLength": 1, "maxLength": max});
+        serde_json::json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["scenes"],
+            "properties": {
+                "scenes": {
+                    "type": "array",
+                    "minItems": scenes,
+                    "maxItems": scenes,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "required": ["visual_prompt", "caption", "narration", "weight"],
+                        "properties": {
+                            "visual_prompt": text(VISUAL_PROMPT_MAX_CHARS),
+                            "caption": text(CAPTION_LIMIT_CHARS),
+                            "narration": text(NARRATION_MAX_CHARS),
+                            "weight": {"type": "integer", "minimum": 1, "maximum": WEIGHT_MAX}
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    /// Parses an LLM's answer: the draft itself, or the draft inside a ```json fence, as some
+    /// models add one even when told not to.
+    pub fn parse(text: &str) -> Result<Self, PlanError> {
+        let trimmed = text.trim();
+        let body = trimmed
+            .strip_prefix("```json")
+            .or_else(|| trimmed.strip_prefix("```"))
+            .and_then(|t| t.strip_suffix("```"))
+            .unwrap_or(trimmed);
+        serde_json::from_str(body.trim())
+            .map_err(|e| PlanError::Invalid(format!("not a plan: {e}")))
+    }
+
+    /// Checks every scene and allocates frames by weight; the plan then has exactly the
+    /// request's scenes and frames.
+    pub fn into_plan(self, planner: &str, request: &GenerationRequest) -> Result<Plan, PlanError> {
+        let wanted = request.clip_count.get() as usize;
+        if self.scenes.len() != wanted {
+            return Err(PlanError::Invalid(format!(
+                "{} scenes; the request asks for {wanted}",
+                self.scenes.len()
+            )));
+        }
+        for (i, s) in self.scenes.iter().enumerate() {
+            for (field, value, max) in [
+                ("visual_prompt", &s.visual_prompt, VISUAL_PROMPT_MAX_CHARS),
+                ("caption", &s.caption, CAPTION_LIMIT_CHARS),
+                ("narration", &s.narration, NARRATION_MAX_CHARS),
+            ] {
+                let chars = value.trim().chars().count();
+                if chars == 0 {
+                    return Err(PlanError::Invalid(format!("scenes[{i}].{field} is empty")));
+                }
+                if chars > max {
+                    return Err(PlanError::Invalid(format!(
+                        "scenes[{i}].{field} has {chars} characters; at most {max}"
+                    )));
+                }
+            }
+            if !(1..=WEIGHT_MAX).contains(&s.weight) {
+                return Err(PlanError::Invalid(format!(
+                    "scenes[{i}].weight is {}; it must be 1..={WEIGHT_MAX}",
+                    s.weight
+                )));
+            }
+        }
         let fps = request.fps.get();
-        let overlap = request.transition.overlap_frames(request.fps);
+        let weights: Vec<u32> = self.scenes.iter().map(|s| s.weight).collect();
         let frames = allocate_frames(
             request.total_frames(),
-            overlap,
+            request.transition.overlap_frames(request.fps),
             MIN_SCENE_VISIBLE_SECONDS * fps,
             &weights,
         )?;
-
-        let scenes = roles
-            .iter()
+        let n = self.scenes.len();
+        let scenes = self
+            .scenes
+            .into_iter()
             .zip(frames)
             .enumerate()
-            .map(|(i, (&role, frames))| {
-                // Spread the ideas over the scenes in order; with fewer ideas than scenes each
-                // idea spans consecutive scenes with different shots.
-                let idea = &ideas[i * ideas.len() / n];
-                let shot = SHOTS[i % SHOTS.len()];
-                let mood = match role {
-                    SceneRole::Hook => "striking opening",
-                    SceneRole::Body => "steady",
-                    SceneRole::Closing => "resolving finale",
-                };
-                Scene {
-                    index: i as u32,
-                    role,
-                    visual_prompt: format!("{idea}, {shot}, {mood}"),
-                    caption: caption_for(idea),
-                    frames,
-                }
+            .map(|(i, (s, frames))| Scene {
+                index: i as u32,
+                role: role_of(i, n),
+                visual_prompt: s.visual_prompt.trim().to_owned(),
+                caption: s.caption.trim().to_owned(),
+                narration: s.narration.trim().to_owned(),
+                weight: s.weight,
+                frames,
             })
             .collect();
         Ok(Plan {
-            planner: Self::NAME.into(),
+            planner: planner.to_owned(),
+            fallback: None,
             scenes,
             fps,
             transition: request.transition,
@@ -263,6 +431,74 @@ mod tests {
     #[test]
     fn too_many_scenes_do_not_fit() {
         assert!(allocate_frames(150, 15, 30, &[5; 5]).is_err());
+    }
+
+    fn request(prompt: &str, seconds: u32, clips: u32) -> GenerationRequest {
+        let body: crate::request::GenerationRequestBody = serde_json::from_value(serde_json::json!({
+            "prompt": prompt, "duration_seconds": seconds, "clip_count": clips, "aspect_ratio": "16:9"
+        }))
+        .unwrap();
+        body.validate().unwrap()
+    }
+
+    #[test]
+    fn three_sentences_in_two_scenes_are_all_kept() {
+        let r = request("A fox wakes. It hunts at dawn. The snow falls.", 10, 2);
+        let plan = RulesPlanner.plan(&r).unwrap();
+        assert_eq!(plan.scenes.len(), 2);
+        assert_eq!(plan.scenes[0].narration, "A fox wakes. It hunts at dawn");
+        assert_eq!(plan.scenes[1].narration, "The snow falls");
+        assert_eq!(plan.composed_frames(), r.total_frames());
+    }
+
+    #[test]
+    fn an_llm_draft_with_the_wrong_count_or_an_empty_field_is_refused() {
+        let r = request("One. Two.", 10, 2);
+        let scene = |caption: &str| DraftScene {
+            visual_prompt: "v".into(),
+            caption: caption.into(),
+            narration: "n".into(),
+            weight: 3,
+        };
+        let one = PlanDraft { scenes: vec![scene("a")] };
+        assert!(matches!(one.into_plan("openai", &r), Err(PlanError::Invalid(m)) if m.contains("1 scenes")));
+        let empty = PlanDraft { scenes: vec![scene("a"), scene(" ")] };
+        assert!(matches!(empty.into_plan("openai", &r), Err(PlanError::Invalid(m)) if m == "scenes[1].caption is empty"));
+        let good = PlanDraft { scenes: vec![scene("a"), DraftScene { weight: 9, ..scene("b") }] };
+        let plan = good.into_plan("openai", &r).unwrap();
+        assert_eq!(plan.composed_frames(), r.total_frames());
+        assert!(plan.scenes[1].frames > plan.scenes[0].frames);
+    }
+
+    #[test]
+    fn a_fenced_answer_parses_and_prose_does_not() {
+        let d = PlanDraft::parse("```json\n{\"scenes\": []}\n```").unwrap();
+        assert!(d.scenes.is_empty());
+        assert!(PlanDraft::parse("Sure! Here is your plan").is_err());
+    }
+
+    proptest::proptest! {
+        /// Every sentence of the prompt reaches the narration of some scene, in order, however
+        /// many scenes there are.
+        #[test]
+        fn no_sentence_is_ever_dropped(
+            sentences in proptest::collection::vec("[A-Za-z][a-z ]{0,20}[a-z]", 1..12),
+            clips in 1u32..=6,
+        ) {
+            let prompt = sentences.iter().map(|s| format!("{s}.")).collect::<Vec<_>>().join(" ");
+            let r = request(&prompt, 30, clips);
+            let plan = RulesPlanner.plan(&r).unwrap();
+            proptest::prop_assert_eq!(plan.scenes.len() as u32, clips);
+            proptest::prop_assert_eq!(plan.composed_frames(), r.total_frames());
+            let spoken: String = plan.scenes.iter().map(|s| s.narration.as_str()).collect::<Vec<_>>().join(" ");
+            let mut from = 0;
+            for s in &sentences {
+                let clean = s.split_whitespace().collect::<Vec<_>>().join(" ");
+                let at = spoken[from..].find(&clean);
+                proptest::prop_assert!(at.is_some(), "{clean:?} missing from {spoken:?}");
+                from += at.unwrap() + clean.len();
+            }
+        }
     }
 
     #[test]

@@ -247,13 +247,117 @@ impl ProviderError {
     }
 }
 
-/// Makes one scene's clip. Contract: on success `dest` holds a playable video; the composer
-/// normalises size, rate and length, so a provider may return close-but-not-exact media.
+/// What a provider left at `dest` once a clip is ready: a video, or a still that the pipeline
+/// turns into a clip with motion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClipMedia {
+    Video,
+    Image,
+}
+
+/// What one provider call cost, as the provider reported it or as the price table says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProviderCost {
+    pub usd: f64,
+    /// How the figure was reached, for example `predict_time 12.5 s at $0.0005/s`.
+    pub basis: String,
+}
+
+/// Where a clip stands after a submit or a poll.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClipProgress {
+    /// `dest` holds the media.
+    Ready {
+        media: ClipMedia,
+        cost: Option<ProviderCost>,
+    },
+    /// The provider is still working: poll `handle` again after `poll_after`. The handle is the
+    /// provider's own id (a prediction id, an invocation ARN), small and safe to store.
+    Pending { handle: String, poll_after: Duration },
+}
+
+/// Makes one scene's clip.
+///
+/// Contract:
+/// - `submit` starts the clip and either finishes it (`Ready`, media at `dest`) or returns a
+///   handle to poll; it never blocks for minutes. `identity` names the clip across retries: a
+///   provider that bills per call uses it so that a resubmission after a lost response finds the
+///   call already made instead of paying twice;
+/// - `poll` with a handle from `submit` reports `Pending` again, or `Ready` with the media at
+///   `dest`; a call that ended badly is `Rejected` (the input) or `Failed` (anything else);
+/// - `cancel` stops a pending call and is `Ok` when it already ended;
+/// - `cache_identity` covers everything besides the spec that changes the pixels (model,
+///   version, input mapping), so two configurations never share a cached clip;
+/// - the composer normalises size, rate and length, so media may be close-but-not-exact.
+///
+/// Synchronous providers implement `generate` only; the defaults turn it into a submit that is
+/// ready at once.
 #[async_trait]
 pub trait ClipProvider: Send + Sync {
-    /// Stable name, part of the clip cache key.
+    /// Stable name: recorded on clips and the first part of the cache key.
     fn name(&self) -> &str;
-    async fn generate(&self, spec: &ClipSpec, dest: &Path) -> Result<(), ProviderError>;
+
+    fn cache_identity(&self) -> String {
+        self.name().to_owned()
+    }
+
+    async fn generate(&self, spec: &ClipSpec, dest: &Path) -> Result<(), ProviderError> {
+        let _ = (spec, dest);
+        Err(ProviderError::Failed(format!(
+            "{} has no synchronous generate",
+            self.name()
+        )))
+    }
+
+    async fn submit(
+        &self,
+        spec: &ClipSpec,
+        identity: &str,
+        dest: &Path,
+    ) -> Result<ClipProgress, ProviderError> {
+        let _ = identity;
+        self.generate(spec, dest).await?;
+        Ok(ClipProgress::Ready {
+            media: ClipMedia::Video,
+            cost: None,
+        })
+    }
+
+    async fn poll(&self, handle: &str, dest: &Path) -> Result<ClipProgress, ProviderError> {
+        let _ = dest;
+        Err(ProviderError::Failed(format!(
+            "{} does not poll (handle {handle})",
+            self.name()
+        )))
+    }
+
+    async fn cancel(&self, handle: &str) -> Result<(), ProviderError> {
+        let _ = handle;
+        Ok(())
+    }
+}
+
+/// Leases that bound how many calls run at once against one provider, across every job and
+/// process sharing the store.
+///
+/// Contract:
+/// - `acquire` grants a lease on `pool` to `holder` when fewer than `limit` unexpired leases are
+///   held, and answers `false` otherwise; a holder that already holds one is granted again (its
+///   expiry renewed), so a retried step never takes a second slot;
+/// - leases expire after `ttl`, so a crashed holder frees its slot;
+/// - `release` frees the holder's lease and is `Ok` when it holds none;
+/// - of many concurrent acquirers racing for `k` free slots exactly `k` win.
+#[async_trait]
+pub trait LeaseStore: Send + Sync {
+    async fn acquire(
+        &self,
+        pool: &str,
+        holder: &str,
+        limit: u32,
+        ttl: Duration,
+    ) -> Result<bool, StoreError>;
+    async fn release(&self, pool: &str, holder: &str) -> Result<(), StoreError>;
 }
 
 #[derive(Debug, thiserror::Error)]

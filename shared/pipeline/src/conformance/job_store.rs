@@ -134,6 +134,10 @@ fn clip(index: u32, status: ClipStatus) -> ClipRecord {
         frames: 90 + index,
         error: (status == ClipStatus::Failed).then(|| "boom".to_owned()),
         updated_at: Utc::now(),
+        handle: None,
+        fallback: None,
+        cost: None,
+        polls: 0,
     }
 }
 

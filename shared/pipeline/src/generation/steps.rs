@@ -152,6 +152,10 @@ pub async fn plan(deps: &StepDeps, input: &JobRef) -> Result<PlanOutput, StepErr
                     frames: scene.frames,
                     error: None,
                     updated_at: now,
+                    handle: None,
+                    fallback: None,
+                    cost: None,
+                    polls: 0,
                 },
             )
             .await?;
@@ -229,6 +233,10 @@ pub async fn generate_clip(deps: &StepDeps, task: &ClipTask) -> Result<ClipOutpu
         frames: scene.frames,
         error,
         updated_at: Utc::now(),
+        handle: None,
+        fallback: None,
+        cost: None,
+        polls: 0,
     };
     deps.jobs
         .put_clip(id, &record(ClipStatus::Generating, false, None))
