@@ -67,9 +67,21 @@ pub struct ClipSpec {
     pub height: u32,
     pub fps: u32,
     pub frames: u32,
+    /// The frame to start from, for image-to-video models: an `https` URL or a `data:` URI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_frame: Option<String>,
 }
 
 impl ClipSpec {
+    /// The frame's shape as providers name it: `16:9`, `9:16`, `1:1` or `4:5` (reduced).
+    pub fn aspect_ratio(&self) -> String {
+        fn gcd(a: u32, b: u32) -> u32 {
+            if b == 0 { a } else { gcd(b, a % b) }
+        }
+        let g = gcd(self.width, self.height).max(1);
+        format!("{}:{}", self.width / g, self.height / g)
+    }
+
     pub fn duration_seconds(&self) -> f64 {
         self.frames as f64 / self.fps as f64
     }
@@ -91,7 +103,39 @@ impl ClipSpec {
             h.update((part.len() as u64).to_le_bytes());
             h.update(part);
         }
+        // Only when set, so clips cached before first frames existed keep their keys.
+        if let Some(frame) = &self.first_frame {
+            h.update((frame.len() as u64).to_le_bytes());
+            h.update(frame.as_bytes());
+        }
         hex::encode(h.finalize())
+    }
+}
+
+/// A Ken Burns move over a still: chosen from the scene (see [`Motion::for_scene`]), so the same
+/// scene always moves the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Motion {
+    ZoomIn,
+    ZoomOut,
+    PanLeft,
+    PanRight,
+}
+
+impl Motion {
+    pub const ALL: [Motion; 4] = [
+        Motion::ZoomIn,
+        Motion::ZoomOut,
+        Motion::PanLeft,
+        Motion::PanRight,
+    ];
+
+    /// Deterministic in the prompt, seed and index: a retry or a recompose moves identically.
+    pub fn for_scene(spec: &ClipSpec) -> Motion {
+        let digest = spec.cache_digest("motion");
+        let byte = u8::from_str_radix(&digest[..2], 16).unwrap_or(0);
+        Motion::ALL[(byte as usize + spec.scene_index as usize) % Motion::ALL.len()]
     }
 }
 

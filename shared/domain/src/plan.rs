@@ -273,7 +273,8 @@ pub struct PlanDraft {
 impl PlanDraft {
     /// The JSON Schema an LLM's structured output must match, with the scene count fixed.
     pub fn json_schema(scenes: u32) -> serde_json::Value {
-        let text = |max: usize| serde_json::json!({"type": "string", "minLength": 1, "maxLength": max});
+        let text =
+            |max: usize| serde_json::json!({"type": "string", "minLength": 1, "maxLength": max});
         serde_json::json!({
             "type": "object",
             "additionalProperties": false,
@@ -460,11 +461,27 @@ mod tests {
             narration: "n".into(),
             weight: 3,
         };
-        let one = PlanDraft { scenes: vec![scene("a")] };
-        assert!(matches!(one.into_plan("openai", &r), Err(PlanError::Invalid(m)) if m.contains("1 scenes")));
-        let empty = PlanDraft { scenes: vec![scene("a"), scene(" ")] };
-        assert!(matches!(empty.into_plan("openai", &r), Err(PlanError::Invalid(m)) if m == "scenes[1].caption is empty"));
-        let good = PlanDraft { scenes: vec![scene("a"), DraftScene { weight: 9, ..scene("b") }] };
+        let one = PlanDraft {
+            scenes: vec![scene("a")],
+        };
+        assert!(
+            matches!(one.into_plan("openai", &r), Err(PlanError::Invalid(m)) if m.contains("1 scenes"))
+        );
+        let empty = PlanDraft {
+            scenes: vec![scene("a"), scene(" ")],
+        };
+        assert!(
+            matches!(empty.into_plan("openai", &r), Err(PlanError::Invalid(m)) if m == "scenes[1].caption is empty")
+        );
+        let good = PlanDraft {
+            scenes: vec![
+                scene("a"),
+                DraftScene {
+                    weight: 9,
+                    ..scene("b")
+                },
+            ],
+        };
         let plan = good.into_plan("openai", &r).unwrap();
         assert_eq!(plan.composed_frames(), r.total_frames());
         assert!(plan.scenes[1].frames > plan.scenes[0].frames);

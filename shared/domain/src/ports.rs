@@ -274,7 +274,10 @@ pub enum ClipProgress {
     },
     /// The provider is still working: poll `handle` again after `poll_after`. The handle is the
     /// provider's own id (a prediction id, an invocation ARN), small and safe to store.
-    Pending { handle: String, poll_after: Duration },
+    Pending {
+        handle: String,
+        poll_after: Duration,
+    },
 }
 
 /// Makes one scene's clip.
@@ -402,6 +405,26 @@ pub trait MediaEngine: Send + Sync {
         progress: &(dyn Fn(f64) + Send + Sync),
     ) -> Result<(), MediaError>;
     async fn versions(&self) -> Result<ToolVersions, MediaError>;
+    /// Turns a still (PNG, JPEG, WebP) into `spec`'s clip: exactly `spec.frames` frames at its
+    /// size and rate, with a slow Ken Burns move ([`crate::media::Motion`]); the still is
+    /// scaled to cover the frame first, whatever its own shape.
+    async fn animate_still(
+        &self,
+        image: &Path,
+        spec: &ClipSpec,
+        motion: crate::media::Motion,
+        output: &Path,
+    ) -> Result<(), MediaError>;
+    /// Fits a provider's video to `spec`: exactly `spec.frames` frames at its rate (a short
+    /// clip loops, a long one is cut), and its size, blur-padded where the shapes differ (a
+    /// 16:9 clip in a 9:16 frame sits sharp in the middle of a blurred, zoomed copy of itself).
+    /// Audio is dropped: the composer lays its own.
+    async fn fit_clip(
+        &self,
+        input: &Path,
+        spec: &ClipSpec,
+        output: &Path,
+    ) -> Result<(), MediaError>;
 }
 
 /// A URL a client can upload one object to, and the headers it must send with it: they are part

@@ -193,6 +193,23 @@ impl MediaEngine for NoMedia {
     async fn versions(&self) -> Result<ToolVersions, MediaError> {
         Err(self.missing())
     }
+    async fn animate_still(
+        &self,
+        _: &std::path::Path,
+        _: &vidpipe_domain::media::ClipSpec,
+        _: vidpipe_domain::media::Motion,
+        _: &std::path::Path,
+    ) -> Result<(), MediaError> {
+        Err(self.missing())
+    }
+    async fn fit_clip(
+        &self,
+        _: &std::path::Path,
+        _: &vidpipe_domain::media::ClipSpec,
+        _: &std::path::Path,
+    ) -> Result<(), MediaError> {
+        Err(self.missing())
+    }
 }
 
 #[async_trait::async_trait]

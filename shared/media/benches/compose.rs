@@ -67,6 +67,7 @@ async fn main() {
             height: timeline.height,
             fps: timeline.fps,
             frames: scene.frames,
+            first_frame: None,
         };
         let dest = d.join(&keys[scene.index as usize]);
         provider.generate(&spec, &dest).await.expect("clip");

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use vidpipe_domain::media::{CompositionJob, ProbeInfo, ToolVersions};
+use vidpipe_domain::media::{ClipSpec, CompositionJob, Motion, ProbeInfo, ToolVersions};
 use vidpipe_domain::ports::{MediaEngine, MediaError};
 use vidpipe_domain::{Corner, Timeline, TransitionKind};
 
@@ -57,6 +57,24 @@ impl MediaEngine for FfmpegEngine {
 
     async fn versions(&self) -> Result<ToolVersions, MediaError> {
         crate::run::versions(&self.tools).await
+    }
+    async fn animate_still(
+        &self,
+        image: &Path,
+        spec: &ClipSpec,
+        motion: Motion,
+        output: &Path,
+    ) -> Result<(), MediaError> {
+        crate::motion::animate_still(&self.tools, image, spec, motion, output).await
+    }
+
+    async fn fit_clip(
+        &self,
+        input: &Path,
+        spec: &ClipSpec,
+        output: &Path,
+    ) -> Result<(), MediaError> {
+        crate::motion::fit_clip(&self.tools, input, spec, output).await
     }
 }
 

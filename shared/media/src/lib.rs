@@ -4,6 +4,7 @@
 pub mod captions;
 pub mod compose;
 pub mod filtergraph;
+pub mod motion;
 pub mod probe;
 pub mod procedural;
 pub mod process;

@@ -18,6 +18,7 @@ fn spec(prompt: &str, seed: u64) -> ClipSpec {
         height: 180,
         fps: 30,
         frames: 47,
+        first_frame: None,
     }
 }
 

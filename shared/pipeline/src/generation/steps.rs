@@ -221,6 +221,7 @@ pub async fn generate_clip(deps: &StepDeps, task: &ClipTask) -> Result<ClipOutpu
         height,
         fps: plan.fps,
         frames: scene.frames,
+        first_frame: None,
     };
     let attempts = existing.as_ref().map_or(0, |c| c.attempts) + 1;
     let record = |status, cache_hit, error: Option<String>| ClipRecord {
