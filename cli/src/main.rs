@@ -158,6 +158,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         home: cli.home.clone(),
         ffmpeg_dir: cli.ffmpeg_dir.clone(),
         max_concurrency: concurrency,
+        ..LocalOptions::default()
     };
     match &cli.command {
         Command::Generate(args) => {

@@ -66,17 +66,30 @@ impl Progress {
                             bar.set_message(format!("retry {attempt}: {error}"));
                         }
                     }
+                    RunEvent::ClipWaiting {
+                        job_id,
+                        index,
+                        provider,
+                        seconds,
+                    } if job_id == id => {
+                        if let Some(bar) = bars.get(&index) {
+                            bar.set_message(format!(
+                                "{provider} working; asking again in {seconds} s"
+                            ));
+                        }
+                    }
                     RunEvent::ClipFinished {
                         job_id,
                         index,
                         cache_hit,
+                        provider,
                     } if job_id == id => {
                         done += 1;
                         if let Some(bar) = bars.get(&index) {
                             bar.finish_with_message(if cache_hit {
-                                "done (cache)"
+                                format!("done by {provider} (cache)")
                             } else {
-                                "done"
+                                format!("done by {provider}")
                             });
                         }
                         let (lo, hi) = vidpipe_domain::Stage::Generating.span();

@@ -9,6 +9,7 @@
 //!   function builds as a release bootstrap.
 //! - `error_name_literals`: no Rust file but `vidpipe_domain::names` spells an error name.
 
+mod embedded_ai;
 mod embedded_failures;
 mod embedded_generate;
 mod embedded_process;

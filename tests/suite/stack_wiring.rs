@@ -516,7 +516,8 @@ fn assert_policy(asl: &str, state: &str, retrier: &Json, policy: RetryPolicy, wh
 }
 
 /// The numbers come from shared/pipeline/src/policy.rs, which the embedded runner uses: a job
-/// retries the same way on both runners. GenerateClip uses CLIP, every other retrier STEP.
+/// retries the same way on both runners. GenerateClip and PollClip use CLIP, every other
+/// retrier STEP.
 #[test]
 fn retry_numbers_match_the_pipeline_policies() {
     let sm = generation();
@@ -525,8 +526,10 @@ fn retry_numbers_match_the_pipeline_policies() {
         let Some(retriers) = state.get("Retry").and_then(Json::as_array) else {
             continue;
         };
-        let is_clip =
-            is_lambda_task(state) && task_step(state) == GenerationStep::GenerateClip.as_str();
+        let is_clip = is_lambda_task(state)
+            && [GenerationStep::GenerateClip, GenerationStep::PollClip]
+                .map(GenerationStep::as_str)
+                .contains(&&*task_step(state));
         for r in retriers {
             if is_clip {
                 clip_retriers += 1;

@@ -17,22 +17,37 @@ pub async fn stack(home: &Path) -> LocalStack {
 }
 
 pub async fn stack_with(home: &Path, provider: Option<Arc<dyn ClipProvider>>) -> LocalStack {
+    stack_with_options(
+        home,
+        LocalOptions {
+            home: Some(home.to_path_buf()),
+            ffmpeg_dir: None,
+            max_concurrency: 2,
+            ..LocalOptions::default()
+        },
+        provider,
+    )
+    .await
+}
+
+/// A stack with its planner or provider chain chosen, retries immediate.
+pub async fn stack_with_options(
+    home: &Path,
+    options: LocalOptions,
+    provider: Option<Arc<dyn ClipProvider>>,
+) -> LocalStack {
     let config = RunnerConfig {
         max_concurrency: 2,
         clip_retry: RetryPolicy::immediate(4),
         step_retry: RetryPolicy::immediate(3),
     };
-    LocalStack::open_with(
-        LocalOptions {
-            home: Some(home.to_path_buf()),
-            ffmpeg_dir: None,
-            max_concurrency: 2,
-        },
-        provider,
-        config,
-    )
-    .await
-    .expect("open local stack")
+    let options = LocalOptions {
+        home: Some(home.to_path_buf()),
+        ..options
+    };
+    LocalStack::open_with(options, provider, config)
+        .await
+        .expect("open local stack")
 }
 
 /// The step names of a processing manifest's timings, in order.

@@ -317,6 +317,8 @@ async fn dynamo_items_follow_the_single_table_layout() {
         fallback: None,
         cost: None,
         polls: 0,
+        compute_ms: 0,
+        bytes: 0,
     };
     store.put_clip(&job.id, &clip).await.expect("put_clip");
     let clip_item = raw_item(&client, &pk, "CLIP#004").await;

@@ -235,6 +235,12 @@ pub struct ClipRecord {
     /// Polls made of the running call; bounds how long a stuck call is waited for.
     #[serde(default)]
     pub polls: u32,
+    /// Milliseconds the clip's steps ran (submits, polls, fitting), for the compute cost.
+    #[serde(default)]
+    pub compute_ms: u64,
+    /// Bytes fetched from the provider.
+    #[serde(default)]
+    pub bytes: u64,
 }
 
 /// Why a job failed: a stable code (the error's type name) and a human reason.

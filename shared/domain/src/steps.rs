@@ -11,7 +11,10 @@ use std::fmt;
 #[serde(rename_all = "snake_case")]
 pub enum GenerationStep {
     Plan,
+    /// Starts a scene's clip (or takes it from the cache): done, or a provider call to poll.
     GenerateClip,
+    /// Asks the provider again after the state machine's wait; the same step function.
+    PollClip,
     Compose,
     Finalize,
     RecordFailure,
@@ -34,9 +37,10 @@ pub enum ProcessingStep {
 }
 
 impl GenerationStep {
-    pub const ALL: [GenerationStep; 5] = [
+    pub const ALL: [GenerationStep; 6] = [
         GenerationStep::Plan,
         GenerationStep::GenerateClip,
+        GenerationStep::PollClip,
         GenerationStep::Compose,
         GenerationStep::Finalize,
         GenerationStep::RecordFailure,
@@ -46,6 +50,7 @@ impl GenerationStep {
         match self {
             GenerationStep::Plan => "plan",
             GenerationStep::GenerateClip => "generate_clip",
+            GenerationStep::PollClip => "poll_clip",
             GenerationStep::Compose => "compose",
             GenerationStep::Finalize => "finalize",
             GenerationStep::RecordFailure => "record_failure",

@@ -83,6 +83,7 @@ async fn api_with(provider: Option<Arc<dyn ClipProvider>>, trust_tenant_header: 
         home: Some(home.path().to_path_buf()),
         ffmpeg_dir: None,
         max_concurrency: 2,
+        ..LocalOptions::default()
     };
     let stack = LocalStack::open_with(options, provider, config)
         .await

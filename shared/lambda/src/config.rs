@@ -1,6 +1,7 @@
 //! Configuration from the environment, read once at cold start. Every variable is named here, so
 //! the template's `Environment` blocks and this file are the whole contract.
 
+use crate::ai_kinds::{PlannerKind, ProviderKind};
 use std::path::PathBuf;
 use vidpipe_domain::processing::ProcessSettings;
 use vidpipe_pipeline::processing::FargateSize;
@@ -8,11 +9,6 @@ use vidpipe_pipeline::processing::FargateSize;
 /// Where the watermark image is looked for in the media bucket unless `VIDPIPE_WATERMARK_KEY`
 /// says otherwise.
 pub const DEFAULT_WATERMARK_KEY: &str = "config/watermark.png";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProviderKind {
-    Procedural,
-}
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -28,8 +24,14 @@ pub struct Config {
     pub endpoint_url: Option<String>,
     /// `VIDPIPE_FFMPEG_DIR`: where ffmpeg and ffprobe are (the layer puts them in `/opt/bin`).
     pub ffmpeg_dir: Option<PathBuf>,
-    /// `VIDPIPE_PROVIDER`: which clip provider generate-clip uses (default `procedural`).
-    pub provider: ProviderKind,
+    /// `VIDPIPE_PROVIDER`: the clip providers in fallback order, comma-separated (default
+    /// `procedural`).
+    pub providers: Vec<ProviderKind>,
+    /// `VIDPIPE_PLANNER`: `rules` (default), `bedrock` or `openai`; an LLM falls back to the rules.
+    pub planner: PlannerKind,
+    /// `VIDPIPE_PROVIDER_CONCURRENCY`: calls running at once against one provider, across every
+    /// job (default 4).
+    pub provider_concurrency: Option<u32>,
     /// `VIDPIPE_SCRATCH_DIR`: local scratch space (default `/tmp/vidpipe`, Lambda's writable disk).
     pub scratch_dir: PathBuf,
     /// `VIDPIPE_TRUST_TENANT_HEADER=1`: emulation only. Without an API Gateway JWT authorizer in
@@ -91,14 +93,13 @@ impl Config {
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
         };
-        let provider = match get("VIDPIPE_PROVIDER").as_deref() {
-            None | Some("procedural") => ProviderKind::Procedural,
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    name: "VIDPIPE_PROVIDER",
-                    why: format!("unknown provider {other:?} (known: procedural)"),
-                });
-            }
+        let providers = match get("VIDPIPE_PROVIDER") {
+            None => vec![ProviderKind::Procedural],
+            Some(raw) => ProviderKind::parse_chain(&raw, "VIDPIPE_PROVIDER")?,
+        };
+        let planner = match get("VIDPIPE_PLANNER") {
+            None => PlannerKind::Rules,
+            Some(raw) => PlannerKind::parse(&raw, "VIDPIPE_PLANNER")?,
         };
         let flag = |name: &str| matches!(get(name).as_deref(), Some("1" | "true" | "yes"));
         let defaults = ProcessSettings::default();
@@ -166,7 +167,9 @@ impl Config {
             kms_key_id: get("VIDPIPE_KMS_KEY_ID"),
             endpoint_url: get("AWS_ENDPOINT_URL"),
             ffmpeg_dir: get("VIDPIPE_FFMPEG_DIR").map(PathBuf::from),
-            provider,
+            providers,
+            planner,
+            provider_concurrency: positive("VIDPIPE_PROVIDER_CONCURRENCY")?,
             scratch_dir: get("VIDPIPE_SCRATCH_DIR")
                 .map_or_else(|| PathBuf::from("/tmp/vidpipe"), PathBuf::from),
             trust_tenant_header: flag("VIDPIPE_TRUST_TENANT_HEADER"),

@@ -19,6 +19,7 @@ use vidpipe_pipeline::generation::{
 pub enum GenerationTask {
     Plan(JobRef),
     GenerateClip(ClipTask),
+    PollClip(ClipTask),
     Compose(JobRef),
     /// The compose output, or after the Fargate worker only the job.
     Finalize(Box<FinalizeInput>),
@@ -30,6 +31,7 @@ impl GenerationTask {
         match self {
             GenerationTask::Plan(_) => GenerationStep::Plan,
             GenerationTask::GenerateClip(_) => GenerationStep::GenerateClip,
+            GenerationTask::PollClip(_) => GenerationStep::PollClip,
             GenerationTask::Compose(_) => GenerationStep::Compose,
             GenerationTask::Finalize(_) => GenerationStep::Finalize,
             GenerationTask::RecordFailure(_) => GenerationStep::RecordFailure,
@@ -47,7 +49,11 @@ pub async fn run_task(
     }
     match task {
         GenerationTask::Plan(input) => json(steps::plan(deps, &input).await?),
-        GenerationTask::GenerateClip(input) => json(steps::generate_clip(deps, &input).await?),
+        // One function for both: it reads the clip's record and submits, polls or returns the
+        // clip, so a retried or duplicated call of either is harmless.
+        GenerationTask::GenerateClip(input) | GenerationTask::PollClip(input) => {
+            json(steps::generate_clip(deps, &input).await?)
+        }
         GenerationTask::Compose(input) => {
             // Progress goes to the log only: Step Functions has no channel for it.
             let progress = |f: f64| tracing::debug!(progress = f, "composing");
@@ -87,6 +93,10 @@ mod tests {
             (GenerationStep::Plan, job.clone()),
             (
                 GenerationStep::GenerateClip,
+                serde_json::json!({ "job_id": job["job_id"], "scene_index": 2 }),
+            ),
+            (
+                GenerationStep::PollClip,
                 serde_json::json!({ "job_id": job["job_id"], "scene_index": 2 }),
             ),
             (GenerationStep::Compose, job.clone()),

@@ -3,6 +3,7 @@
 //! and the mapping from a step error to the Lambda diagnostic whose `error_type` the ASL matches.
 //! Handlers receive what is built here and never read the environment themselves.
 
+pub mod ai_kinds;
 pub mod config;
 pub mod diagnostic;
 pub mod dispatch;
@@ -10,7 +11,8 @@ pub mod generation;
 pub mod process;
 pub mod wiring;
 
-pub use config::{Config, ConfigError, ProviderKind};
+pub use ai_kinds::{PlannerKind, ProviderKind};
+pub use config::{Config, ConfigError};
 pub use diagnostic::StepFailure;
 pub use wiring::{Aws, NoNotifier, process_deps, service, with_media, without_media};
 

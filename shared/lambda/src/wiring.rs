@@ -1,6 +1,7 @@
 //! Builds the SDK clients and the step dependencies once per cold start.
 
-use crate::config::{Config, ConfigError, ProviderKind};
+use crate::ai_kinds::ProviderKind;
+use crate::config::{Config, ConfigError};
 use std::sync::Arc;
 use vidpipe_aws::{AwsClients, DynamoJobStore, Encryption, S3BlobStore, SfnOrchestrator};
 use vidpipe_domain::media::{CompositionJob, ProbeInfo, ToolVersions};
@@ -10,6 +11,7 @@ use vidpipe_domain::ports::{
 };
 use vidpipe_domain::processing::{ProcessEvent, RenditionSet};
 use vidpipe_media::{FfmpegEngine, ProceduralProvider, Tools};
+use vidpipe_pipeline::generation::{ClipLimits, ProviderChain};
 use vidpipe_pipeline::notify::WebhookNotifier;
 use vidpipe_pipeline::processing::ProcessDeps;
 use vidpipe_pipeline::{Service, StepDeps};
@@ -58,8 +60,14 @@ fn tools(config: &Config) -> Tools {
 /// the configured provider.
 pub fn with_media(config: &Config, aws: &Aws) -> Result<StepDeps, ConfigError> {
     let tools = tools(config);
-    let provider: Arc<dyn ClipProvider> = match config.provider {
+    let provider: Arc<dyn ClipProvider> = match config.providers[0] {
         ProviderKind::Procedural => Arc::new(ProceduralProvider::new(tools.clone())),
+        other => {
+            return Err(ConfigError::Invalid {
+                name: "VIDPIPE_PROVIDER",
+                why: format!("{} is not wired yet", other.as_str()),
+            });
+        }
     };
     deps(config, aws, provider, Arc::new(FfmpegEngine::new(tools)))
 }
@@ -70,7 +78,7 @@ pub fn with_media(config: &Config, aws: &Aws) -> Result<StepDeps, ConfigError> {
 /// time would keep both sides.
 pub fn without_media(config: &Config, aws: &Aws) -> Result<StepDeps, ConfigError> {
     let absent = Arc::new(NoMedia {
-        provider: provider_name(config.provider),
+        provider: provider_name(config.providers[0]),
     });
     deps(config, aws, absent.clone(), absent)
 }
@@ -88,10 +96,13 @@ fn deps(
         )),
         blobs: Arc::new(aws.blob_store(config)?),
         planner: Arc::new(RulesPlanner),
-        provider,
+        providers: ProviderChain::single(provider),
+        leases: None,
+        clip_limits: ClipLimits::default(),
         media,
         scratch_dir: config.scratch_dir.clone(),
         worker_threshold_frames: config.compose_worker_threshold_frames,
+        memory_mb: config.memory_mb,
     })
 }
 
@@ -157,6 +168,7 @@ impl Notifier for NoNotifier {
 fn provider_name(kind: ProviderKind) -> &'static str {
     match kind {
         ProviderKind::Procedural => ProceduralProvider::NAME,
+        other => other.as_str(),
     }
 }
 

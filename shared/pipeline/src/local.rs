@@ -3,18 +3,21 @@
 //! so what a newcomer runs is what the suite checks.
 
 use crate::embedded::{EmbeddedPaths, FsBlobStore, SqliteJobStore};
-use crate::generation::{EmbeddedOrchestrator, EmbeddedRunner, RunnerConfig, StepDeps};
+use crate::generation::{
+    ClipLimits, EmbeddedOrchestrator, EmbeddedRunner, FallbackPlanner, ProviderChain, RunnerConfig,
+    StepDeps,
+};
 use crate::notify::JsonlNotifier;
 use crate::processing::ProcessDeps;
 use crate::service::Service;
 use std::path::PathBuf;
 use std::sync::Arc;
 use vidpipe_domain::plan::RulesPlanner;
-use vidpipe_domain::ports::{BlobError, BlobStore, ClipProvider, MediaError, StoreError};
+use vidpipe_domain::ports::{BlobError, BlobStore, ClipProvider, MediaError, Planner, StoreError};
 use vidpipe_domain::processing::{ProcessSettings, RenditionSet, SourcePath, SourceRef};
 use vidpipe_media::{FfmpegEngine, ProceduralProvider, Tools};
 
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct LocalOptions {
     /// Base folder (default `./.vidpipe`, or `VIDPIPE_HOME`).
     pub home: Option<PathBuf>,
@@ -22,6 +25,11 @@ pub struct LocalOptions {
     pub ffmpeg_dir: Option<PathBuf>,
     /// Scenes generated at once.
     pub max_concurrency: usize,
+    /// The planner (default: the rules). An LLM planner is wrapped so that it falls back to the
+    /// rules plan.
+    pub planner: Option<Arc<dyn Planner>>,
+    /// The clip providers in fallback order (default: procedural alone).
+    pub providers: Vec<Arc<dyn ClipProvider>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,18 +84,29 @@ impl LocalStack {
             .map_err(io(&scratch))?;
         let tools = Tools::locate(options.ffmpeg_dir.as_deref())?;
         let media = Arc::new(FfmpegEngine::new(tools.clone()));
-        let provider = provider.unwrap_or_else(|| Arc::new(ProceduralProvider::new(tools.clone())));
+        let providers = match provider {
+            Some(p) => ProviderChain::single(p),
+            None if !options.providers.is_empty() => ProviderChain::new(options.providers.clone()),
+            None => ProviderChain::single(Arc::new(ProceduralProvider::new(tools.clone()))),
+        };
+        let planner: Arc<dyn Planner> = match options.planner.clone() {
+            Some(llm) => Arc::new(FallbackPlanner::new(llm)),
+            None => Arc::new(RulesPlanner),
+        };
         let blobs = Arc::new(FsBlobStore::new(paths.blobs.clone())?);
         let store = Arc::new(SqliteJobStore::open(&paths.db)?);
         let deps = StepDeps {
             jobs: store.clone(),
             blobs: blobs.clone(),
-            planner: Arc::new(RulesPlanner),
-            provider,
+            planner,
+            providers,
+            leases: None,
+            clip_limits: ClipLimits::default(),
             media: media.clone(),
             scratch_dir: scratch,
             // One machine has no Fargate: every job composes in process.
             worker_threshold_frames: None,
+            memory_mb: None,
         };
         if options.max_concurrency > 0 {
             config.max_concurrency = options.max_concurrency;

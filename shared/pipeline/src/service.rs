@@ -268,6 +268,10 @@ impl Service {
             });
         }
         self.orchestrator.cancel(id).await?;
+        // After the stop, so no step submits anew behind the cancels; the job re-read so clips
+        // submitted since the first read are seen too.
+        let current = self.deps.jobs.get(id).await?.unwrap_or_else(|| job.clone());
+        crate::generation::cancel_outstanding(&self.deps, &current).await;
         Ok(job)
     }
 

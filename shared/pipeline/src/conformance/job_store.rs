@@ -138,6 +138,8 @@ fn clip(index: u32, status: ClipStatus) -> ClipRecord {
         fallback: None,
         cost: None,
         polls: 0,
+        compute_ms: 0,
+        bytes: 0,
     }
 }
 

@@ -3,6 +3,7 @@
 //! record-failure) with tokio, applying the same retry policies. It is also the in-process
 //! `Orchestrator` for one-machine use.
 
+use super::clips;
 use super::steps::{self, StepDeps};
 use super::types::{ClipTask, FailureInput, JobRef};
 use crate::error::StepError;
@@ -11,6 +12,7 @@ use async_trait::async_trait;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::{Semaphore, broadcast};
 use tokio::task::{JoinHandle, JoinSet};
 use vidpipe_domain::job::{Job, JobId, JobStatus};
@@ -33,10 +35,18 @@ pub enum RunEvent {
         attempt: u32,
         error: String,
     },
+    /// A provider is still working on the clip; it is asked again after `seconds`.
+    ClipWaiting {
+        job_id: JobId,
+        index: u32,
+        provider: String,
+        seconds: u32,
+    },
     ClipFinished {
         job_id: JobId,
         index: u32,
         cache_hit: bool,
+        provider: String,
     },
     ComposeProgress {
         job_id: JobId,
@@ -220,11 +230,27 @@ impl EmbeddedRunner {
                         error: e.to_string(),
                     });
                 };
-                let out = retrying(policy, on_retry, || steps::generate_clip(&deps, &task)).await?;
+                // The ASL's GenerateClip → Wait → PollClip loop: each call is one step with its
+                // own retries, and the wait between them is the provider's.
+                let out = loop {
+                    let out =
+                        retrying(policy, on_retry, || clips::generate_clip(&deps, &task)).await?;
+                    let Some(seconds) = out.wait_seconds else {
+                        break out;
+                    };
+                    let _ = events.send(RunEvent::ClipWaiting {
+                        job_id: out.job_id.clone(),
+                        index: out.scene_index,
+                        provider: out.provider.clone(),
+                        seconds,
+                    });
+                    tokio::time::sleep(Duration::from_secs(u64::from(seconds))).await;
+                };
                 let _ = events.send(RunEvent::ClipFinished {
                     job_id: out.job_id.clone(),
                     index: out.scene_index,
                     cache_hit: out.cache_hit,
+                    provider: out.provider.clone(),
                 });
                 Ok::<_, StepError>(())
             });

@@ -3,10 +3,10 @@
 //! functions. Every step is safe to run twice (Step Functions retries, duplicate deliveries): it
 //! reads the job first and returns the earlier result when the work is already done.
 
+use super::clips::{ClipLimits, ProviderChain};
 use super::manifest::metadata;
 use super::types::{
-    ClipOutput, ClipTask, ComposeOutput, FailureInput, FinalizeOutput, JobRef, OutputProbe,
-    PlanOutput,
+    ClipTask, ComposeOutput, FailureInput, FinalizeOutput, JobRef, OutputProbe, PlanOutput,
 };
 use super::worker;
 use crate::error::StepError;
@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 use vidpipe_domain::job::{ClipRecord, ClipStatus, ComposeRoute, Job, JobId, JobStatus, Outputs};
-use vidpipe_domain::media::{ClipSpec, CompositionJob, ToolVersions};
+use vidpipe_domain::media::{CompositionJob, ToolVersions};
 use vidpipe_domain::plan::PlanError;
-use vidpipe_domain::ports::{BlobStore, ClipProvider, JobStore, MediaEngine, Planner, StoreError};
+use vidpipe_domain::ports::{BlobStore, JobStore, LeaseStore, MediaEngine, Planner, StoreError};
 use vidpipe_domain::timeline::Timeline;
 use vidpipe_domain::{AssetId, keys};
 
@@ -29,16 +29,23 @@ pub struct StepDeps {
     pub jobs: Arc<dyn JobStore>,
     pub blobs: Arc<dyn BlobStore>,
     pub planner: Arc<dyn Planner>,
-    pub provider: Arc<dyn ClipProvider>,
+    /// The clip providers in fallback order.
+    pub providers: ProviderChain,
+    /// Bounds calls per provider across jobs; `None` leaves them unbounded (tests, one job).
+    pub leases: Option<Arc<dyn LeaseStore>>,
+    pub clip_limits: ClipLimits,
     pub media: Arc<dyn MediaEngine>,
     /// Local scratch space (`/tmp` in Lambda); each job works in its own folder below it.
     pub scratch_dir: PathBuf,
     /// Jobs with more frames compose on the Fargate worker; `None` where there is no worker
     /// (one machine, or a stack without one).
     pub worker_threshold_frames: Option<u32>,
+    /// The function's memory where steps run in Lambda, for the compute cost; `None` on one
+    /// machine, where compute costs nothing extra.
+    pub memory_mb: Option<u32>,
 }
 
-async fn load(deps: &StepDeps, id: &JobId) -> Result<Job, StepError> {
+pub(crate) async fn load(deps: &StepDeps, id: &JobId) -> Result<Job, StepError> {
     deps.jobs
         .get(id)
         .await?
@@ -70,7 +77,7 @@ where
     unreachable!("the last attempt returns")
 }
 
-fn ensure_live(job: &Job) -> Result<(), StepError> {
+pub(crate) fn ensure_live(job: &Job) -> Result<(), StepError> {
     match job.status {
         JobStatus::Cancelled => Err(StepError::Cancelled(job.id.to_string())),
         JobStatus::Failed => Err(StepError::WrongState(format!(
@@ -145,7 +152,7 @@ pub async fn plan(deps: &StepDeps, input: &JobRef) -> Result<PlanOutput, StepErr
                 &ClipRecord {
                     index: scene.index,
                     status: ClipStatus::Pending,
-                    provider: deps.provider.name().to_owned(),
+                    provider: deps.providers.first().name().to_owned(),
                     key: None,
                     cache_hit: false,
                     attempts: 0,
@@ -156,6 +163,8 @@ pub async fn plan(deps: &StepDeps, input: &JobRef) -> Result<PlanOutput, StepErr
                     fallback: None,
                     cost: None,
                     polls: 0,
+                    compute_ms: 0,
+                    bytes: 0,
                 },
             )
             .await?;
@@ -172,129 +181,6 @@ pub async fn plan(deps: &StepDeps, input: &JobRef) -> Result<PlanOutput, StepErr
     .await?;
     plan_output(deps, &job)
         .ok_or_else(|| StepError::WrongState(format!("job {id} has no plan after planning")))
-}
-
-/// Generates one scene's clip, from the content-addressed cache when an identical clip exists.
-pub async fn generate_clip(deps: &StepDeps, task: &ClipTask) -> Result<ClipOutput, StepError> {
-    let id = &task.job_id;
-    let job = load(deps, id).await?;
-    ensure_live(&job)?;
-    let key = keys::clip(id, task.scene_index);
-    let existing = job
-        .clips
-        .iter()
-        .find(|c| c.index == task.scene_index)
-        .cloned();
-    if let Some(done) = existing.as_ref().filter(|c| c.status == ClipStatus::Done)
-        && deps.blobs.head(&key).await?.is_some()
-    {
-        return Ok(ClipOutput {
-            job_id: id.clone(),
-            scene_index: task.scene_index,
-            key,
-            cache_hit: done.cache_hit,
-        });
-    }
-    if job.status != JobStatus::Generating {
-        return Err(StepError::WrongState(format!(
-            "job {id} is {}, not generating",
-            job.status
-        )));
-    }
-    let plan = job
-        .plan
-        .as_ref()
-        .ok_or_else(|| StepError::WrongState(format!("job {id} has no plan")))?;
-    let scene = plan
-        .scenes
-        .iter()
-        .find(|s| s.index == task.scene_index)
-        .ok_or_else(|| {
-            StepError::WrongState(format!("job {id} has no scene {}", task.scene_index))
-        })?;
-    let (width, height) = job.request.frame_size();
-    let spec = ClipSpec {
-        scene_index: scene.index,
-        visual_prompt: scene.visual_prompt.clone(),
-        seed: job.request.seed,
-        width,
-        height,
-        fps: plan.fps,
-        frames: scene.frames,
-        first_frame: None,
-    };
-    let attempts = existing.as_ref().map_or(0, |c| c.attempts) + 1;
-    let record = |status, cache_hit, error: Option<String>| ClipRecord {
-        index: scene.index,
-        status,
-        provider: deps.provider.name().to_owned(),
-        key: (status == ClipStatus::Done).then(|| key.clone()),
-        cache_hit,
-        attempts,
-        frames: scene.frames,
-        error,
-        updated_at: Utc::now(),
-        handle: None,
-        fallback: None,
-        cost: None,
-        polls: 0,
-    };
-    deps.jobs
-        .put_clip(id, &record(ClipStatus::Generating, false, None))
-        .await?;
-
-    let cache_key = keys::cached_clip(
-        deps.provider.name(),
-        &spec.cache_digest(deps.provider.name()),
-    );
-    let cache_hit = deps.blobs.head(&cache_key).await?.is_some();
-    if !cache_hit {
-        let dir = Scratch::new(
-            deps.scratch_dir
-                .join(id.as_str())
-                .join(format!("clip_{:03}", scene.index)),
-        )
-        .await?;
-        let local = dir.join(format!("clip_{:03}.mp4", scene.index));
-        let made = async {
-            deps.provider.generate(&spec, &local).await?;
-            // Only media that probes as video may enter the cache: a bad clip must not be reused.
-            let probe = deps.media.probe(&local).await?;
-            if probe.video().is_none() {
-                return Err(StepError::Media(
-                    vidpipe_domain::ports::MediaError::InvalidInput(
-                        "provider returned a file without a video stream".into(),
-                    ),
-                ));
-            }
-            deps.blobs.put_file(&cache_key, &local, "video/mp4").await?;
-            Ok(())
-        }
-        .await;
-        if let Err(e) = made {
-            deps.jobs
-                .put_clip(
-                    id,
-                    &record(
-                        ClipStatus::Failed,
-                        false,
-                        Some(public_reason(&e.to_string())),
-                    ),
-                )
-                .await?;
-            return Err(e);
-        }
-    }
-    deps.blobs.copy(&cache_key, &key).await?;
-    deps.jobs
-        .put_clip(id, &record(ClipStatus::Done, cache_hit, None))
-        .await?;
-    Ok(ClipOutput {
-        job_id: id.clone(),
-        scene_index: task.scene_index,
-        key,
-        cache_hit,
-    })
 }
 
 async fn asset_key(deps: &StepDeps, id: &AssetId) -> Result<String, StepError> {

@@ -33,6 +33,13 @@ pub struct ClipOutput {
     pub scene_index: u32,
     pub key: String,
     pub cache_hit: bool,
+    /// The provider that made the clip, or is making it.
+    #[serde(default)]
+    pub provider: String,
+    /// Set while a provider is still working: call the step again after this many seconds
+    /// (the state machine's `Wait` reads it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_seconds: Option<u32>,
 }
 
 /// The measured properties of the composed video, carried to finalize and into metadata.json.

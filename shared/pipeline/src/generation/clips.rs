@@ -1,0 +1,429 @@
+//! One scene's clip through the provider chain: the cache first, then each provider in turn.
+//! Asynchronous providers are submitted and then polled by later calls of the same step, so no
+//! process ever waits minutes for a provider: the state machine's `Wait` state (or the embedded
+//! runner's sleep) sits between the calls. A per-provider lease bounds the calls running at once
+//! across every job.
+
+use super::steps::{StepDeps, ensure_live, load};
+use super::types::{ClipOutput, ClipTask};
+use crate::error::StepError;
+use crate::failure::public_reason;
+use crate::policy::RetryPolicy;
+use crate::scratch::Scratch;
+use chrono::Utc;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use vidpipe_domain::ErrorClass;
+use vidpipe_domain::job::{ClipRecord, ClipStatus, Job, JobStatus};
+use vidpipe_domain::keys;
+use vidpipe_domain::media::{ClipSpec, Motion};
+use vidpipe_domain::plan::Scene;
+use vidpipe_domain::ports::{ClipMedia, ClipProgress, ClipProvider, ProviderCost, ProviderError};
+
+/// The providers to try for each clip, in order: the first makes the clip unless it fails for
+/// good, then the next is asked, and every fallback is recorded on the clip with its reason.
+#[derive(Clone)]
+pub struct ProviderChain(Vec<Arc<dyn ClipProvider>>);
+
+impl ProviderChain {
+    /// A chain needs at least one provider; configuration refuses an empty list before here.
+    pub fn new(providers: Vec<Arc<dyn ClipProvider>>) -> Self {
+        assert!(!providers.is_empty(), "a provider chain needs a provider");
+        Self(providers)
+    }
+
+    pub fn single(provider: Arc<dyn ClipProvider>) -> Self {
+        Self(vec![provider])
+    }
+
+    pub fn first(&self) -> &Arc<dyn ClipProvider> {
+        &self.0[0]
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.0.iter().map(|p| p.name().to_owned()).collect()
+    }
+
+    fn position(&self, name: &str) -> usize {
+        self.0.iter().position(|p| p.name() == name).unwrap_or(0)
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&Arc<dyn ClipProvider>> {
+        self.0.iter().find(|p| p.name() == name)
+    }
+}
+
+/// How clip calls are paced and bounded.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClipLimits {
+    /// Calls running at once against one provider, across every job sharing the lease store.
+    pub per_provider: u32,
+    /// A lease outlives a crashed holder by at most this.
+    pub lease_ttl: Duration,
+    /// How long to wait before asking again when every slot is taken.
+    pub slot_wait: Duration,
+    /// Polls of one call before it counts as stuck: cancelled, and the next provider asked.
+    pub max_polls: u32,
+    /// Tries of one provider on passing errors before the next provider is asked; matches the
+    /// clip retry policy, so the state machine's last retry is the one that falls back.
+    pub attempts_per_provider: u32,
+}
+
+impl Default for ClipLimits {
+    fn default() -> Self {
+        Self {
+            per_provider: 4,
+            lease_ttl: Duration::from_secs(20 * 60),
+            slot_wait: Duration::from_secs(5),
+            max_polls: 180,
+            attempts_per_provider: RetryPolicy::CLIP.max_attempts,
+        }
+    }
+}
+
+/// The state machine waits at most this long between polls, whatever a provider suggests.
+const MAX_POLL_WAIT: Duration = Duration::from_secs(60);
+
+fn spec_for(job: &Job, scene: &Scene, fps: u32) -> ClipSpec {
+    let (width, height) = job.request.frame_size();
+    ClipSpec {
+        scene_index: scene.index,
+        visual_prompt: scene.visual_prompt.clone(),
+        seed: job.request.seed,
+        width,
+        height,
+        fps,
+        frames: scene.frames,
+        first_frame: None,
+    }
+}
+
+fn cache_key(provider: &dyn ClipProvider, spec: &ClipSpec) -> String {
+    keys::cached_clip(
+        provider.name(),
+        &spec.cache_digest(&provider.cache_identity()),
+    )
+}
+
+/// Names one clip across retries and resubmissions; providers that bill per call carry it so a
+/// resubmission finds the call already made.
+fn identity(job: &Job, scene: u32) -> String {
+    format!("{}-{scene:03}", job.id)
+}
+
+fn holder(job: &Job, scene: u32) -> String {
+    format!("{}/{scene}", job.id)
+}
+
+fn waiting(out: ClipOutput, wait: Duration) -> ClipOutput {
+    ClipOutput {
+        wait_seconds: Some(wait.as_secs().clamp(1, MAX_POLL_WAIT.as_secs()) as u32),
+        ..out
+    }
+}
+
+/// Generates one scene's clip, or moves it one step on: from the cache when an identical clip
+/// exists, else through the provider chain. Returns with `wait_seconds` set while a provider is
+/// still working; call again after that long.
+pub async fn generate_clip(deps: &StepDeps, task: &ClipTask) -> Result<ClipOutput, StepError> {
+    let started = Instant::now();
+    let id = &task.job_id;
+    let job = load(deps, id).await?;
+    ensure_live(&job)?;
+    let key = keys::clip(id, task.scene_index);
+    let existing = job
+        .clips
+        .iter()
+        .find(|c| c.index == task.scene_index)
+        .cloned();
+    let out = |provider: &str, cache_hit: bool| ClipOutput {
+        job_id: id.clone(),
+        scene_index: task.scene_index,
+        key: key.clone(),
+        cache_hit,
+        provider: provider.to_owned(),
+        wait_seconds: None,
+    };
+    if let Some(done) = existing.as_ref().filter(|c| c.status == ClipStatus::Done)
+        && deps.blobs.head(&key).await?.is_some()
+    {
+        return Ok(out(&done.provider, done.cache_hit));
+    }
+    if job.status != JobStatus::Generating {
+        return Err(StepError::WrongState(format!(
+            "job {id} is {}, not generating",
+            job.status
+        )));
+    }
+    let plan = job
+        .plan
+        .as_ref()
+        .ok_or_else(|| StepError::WrongState(format!("job {id} has no plan")))?;
+    let scene = plan
+        .scenes
+        .iter()
+        .find(|s| s.index == task.scene_index)
+        .ok_or_else(|| {
+            StepError::WrongState(format!("job {id} has no scene {}", task.scene_index))
+        })?;
+    let spec = spec_for(&job, scene, plan.fps);
+    let mut record = existing.unwrap_or_else(|| ClipRecord {
+        index: scene.index,
+        status: ClipStatus::Pending,
+        provider: deps.providers.first().name().to_owned(),
+        key: None,
+        cache_hit: false,
+        attempts: 0,
+        frames: scene.frames,
+        error: None,
+        updated_at: Utc::now(),
+        handle: None,
+        fallback: None,
+        cost: None,
+        polls: 0,
+        compute_ms: 0,
+        bytes: 0,
+    });
+    let dir = Scratch::new(
+        deps.scratch_dir
+            .join(id.as_str())
+            .join(format!("clip_{:03}", scene.index)),
+    )
+    .await?;
+    let mut at = deps.providers.position(&record.provider);
+    let mut counted = Duration::ZERO;
+    loop {
+        let provider = deps.providers.0[at].clone();
+        let step = advance(
+            deps,
+            &job,
+            &spec,
+            provider.as_ref(),
+            &mut record,
+            dir.path(),
+        )
+        .await;
+        // The step's own time, for the job's compute cost; a fallback loops, so count once.
+        let now = started.elapsed();
+        record.compute_ms += (now - counted).as_millis() as u64;
+        counted = now;
+        match step {
+            Ok(Advance::Done { cache_hit }) => {
+                deps.blobs
+                    .copy(&cache_key(provider.as_ref(), &spec), &key)
+                    .await?;
+                record.status = ClipStatus::Done;
+                record.key = Some(key.clone());
+                record.cache_hit = cache_hit;
+                record.handle = None;
+                record.error = None;
+                record.updated_at = Utc::now();
+                deps.jobs.put_clip(id, &record).await?;
+                release(deps, provider.as_ref(), &job, scene.index).await;
+                return Ok(out(provider.name(), cache_hit));
+            }
+            Ok(Advance::Wait(wait)) => {
+                record.status = ClipStatus::Generating;
+                record.updated_at = Utc::now();
+                deps.jobs.put_clip(id, &record).await?;
+                return Ok(waiting(out(provider.name(), false), wait));
+            }
+            Err(e) => {
+                let retry_here = e.class() == ErrorClass::Retryable
+                    && record.attempts < deps.clip_limits.attempts_per_provider;
+                let reason = public_reason(&e.to_string());
+                if retry_here || at + 1 == deps.providers.0.len() {
+                    let status = if retry_here {
+                        ClipStatus::Generating
+                    } else {
+                        release(deps, provider.as_ref(), &job, scene.index).await;
+                        ClipStatus::Failed
+                    };
+                    record.status = status;
+                    record.error = Some(reason);
+                    record.updated_at = Utc::now();
+                    deps.jobs.put_clip(id, &record).await?;
+                    return Err(e);
+                }
+                // This provider is done with: the next one in the chain makes the clip.
+                if let Some(handle) = record.handle.take() {
+                    let _ = provider.cancel(&handle).await;
+                }
+                release(deps, provider.as_ref(), &job, scene.index).await;
+                at += 1;
+                let note = format!("{}: {reason}", provider.name());
+                record.fallback = Some(match record.fallback.take() {
+                    Some(earlier) => format!("{earlier}; {note}"),
+                    None => note,
+                });
+                record.provider = deps.providers.0[at].name().to_owned();
+                record.attempts = 0;
+                record.polls = 0;
+                record.error = None;
+            }
+        }
+    }
+}
+
+enum Advance {
+    Done { cache_hit: bool },
+    Wait(Duration),
+}
+
+/// One provider's turn: the cache, or a poll of the running call, or (with a free slot) a
+/// submit. Errors leave `record` saying how far it got.
+async fn advance(
+    deps: &StepDeps,
+    job: &Job,
+    spec: &ClipSpec,
+    provider: &dyn ClipProvider,
+    record: &mut ClipRecord,
+    dir: &Path,
+) -> Result<Advance, StepError> {
+    let cache = cache_key(provider, spec);
+    if deps.blobs.head(&cache).await?.is_some() {
+        return Ok(Advance::Done { cache_hit: true });
+    }
+    let raw = dir.join("provider.out");
+    let progress = match record.handle.clone() {
+        Some(handle) => {
+            if record.polls >= deps.clip_limits.max_polls {
+                return Err(ProviderError::Unavailable(format!(
+                    "no result after {} polls",
+                    record.polls
+                ))
+                .into());
+            }
+            record.polls += 1;
+            let polled = provider.poll(&handle, &raw).await;
+            if polled.is_err() {
+                record.attempts += 1;
+            }
+            polled
+        }
+        None => {
+            if !acquire(deps, provider, job, spec.scene_index).await? {
+                return Ok(Advance::Wait(deps.clip_limits.slot_wait));
+            }
+            record.attempts += 1;
+            provider
+                .submit(spec, &identity(job, spec.scene_index), &raw)
+                .await
+        }
+    };
+    match progress? {
+        ClipProgress::Pending { handle, poll_after } => {
+            record.handle = Some(handle);
+            Ok(Advance::Wait(poll_after))
+        }
+        ClipProgress::Ready { media, cost } => {
+            record.handle = None;
+            record.bytes += tokio::fs::metadata(&raw)
+                .await
+                .map(|m| m.len())
+                .unwrap_or(0);
+            let clip = fit(deps, spec, media, &raw, dir).await?;
+            deps.blobs.put_file(&cache, &clip, "video/mp4").await?;
+            record.cost = add_cost(record.cost.take(), cost);
+            Ok(Advance::Done { cache_hit: false })
+        }
+    }
+}
+
+/// Makes what a provider returned into the scene's clip: a still gets its Ken Burns move, a video
+/// of another size, rate or length is fitted; a video that already matches is kept as it is.
+/// Only media that probes as video may enter the cache: a bad clip must not be reused.
+async fn fit(
+    deps: &StepDeps,
+    spec: &ClipSpec,
+    media: ClipMedia,
+    raw: &Path,
+    dir: &Path,
+) -> Result<PathBuf, StepError> {
+    let fitted = dir.join("clip.mp4");
+    let clip = match media {
+        ClipMedia::Image => {
+            deps.media
+                .animate_still(raw, spec, Motion::for_scene(spec), &fitted)
+                .await?;
+            fitted
+        }
+        ClipMedia::Video => {
+            let probe = deps.media.probe(raw).await?;
+            let video = probe.video().ok_or_else(|| {
+                ProviderError::Failed("the provider returned a file without a video stream".into())
+            })?;
+            let exact = video.width == Some(spec.width)
+                && video.height == Some(spec.height)
+                && video.frames == Some(spec.frames as u64)
+                && video
+                    .frame_rate
+                    .is_some_and(|f| (f - spec.fps as f64).abs() < 0.01);
+            if exact {
+                raw.to_path_buf()
+            } else {
+                deps.media.fit_clip(raw, spec, &fitted).await?;
+                fitted
+            }
+        }
+    };
+    if deps.media.probe(&clip).await?.video().is_none() {
+        return Err(ProviderError::Failed("the clip has no video stream".into()).into());
+    }
+    Ok(clip)
+}
+
+fn add_cost(a: Option<ProviderCost>, b: Option<ProviderCost>) -> Option<ProviderCost> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(ProviderCost {
+            usd: a.usd + b.usd,
+            basis: format!("{}; {}", a.basis, b.basis),
+        }),
+        (a, b) => a.or(b),
+    }
+}
+
+async fn acquire(
+    deps: &StepDeps,
+    provider: &dyn ClipProvider,
+    job: &Job,
+    scene: u32,
+) -> Result<bool, StepError> {
+    let Some(leases) = &deps.leases else {
+        return Ok(true);
+    };
+    Ok(leases
+        .acquire(
+            provider.name(),
+            &holder(job, scene),
+            deps.clip_limits.per_provider,
+            deps.clip_limits.lease_ttl,
+        )
+        .await?)
+}
+
+/// Best effort: a lease left behind expires on its own.
+async fn release(deps: &StepDeps, provider: &dyn ClipProvider, job: &Job, scene: u32) {
+    if let Some(leases) = &deps.leases
+        && let Err(e) = leases.release(provider.name(), &holder(job, scene)).await
+    {
+        tracing::warn!(error = %e, provider = provider.name(), "lease release failed");
+    }
+}
+
+/// Stops every provider call a job still has running (cancel), and frees their slots.
+pub async fn cancel_outstanding(deps: &StepDeps, job: &Job) {
+    for clip in &job.clips {
+        let Some(provider) = deps.providers.by_name(&clip.provider) else {
+            continue;
+        };
+        if let Some(handle) = &clip.handle
+            && clip.status != ClipStatus::Done
+            && let Err(e) = provider.cancel(handle).await
+        {
+            tracing::warn!(error = %public_reason(&e.to_string()), provider = provider.name(), "cancel of a provider call failed");
+        }
+        release(deps, provider.as_ref(), job, clip.index).await;
+    }
+}

@@ -1,0 +1,345 @@
+//! The AI path on one machine, with fakes at the port: asynchronous providers are submitted and
+//! polled (never waited on), a provider that fails for good hands the clip to the next in the
+//! chain with the reason on the clip, a repeated request costs no provider call, a cancel stops
+//! the calls still running, and an LLM planner's unusable plan gives the rules plan with the
+//! reason on the job.
+
+use async_trait::async_trait;
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use vidpipe_domain::media::ClipSpec;
+use vidpipe_domain::plan::{Plan, PlanError, RulesPlanner};
+use vidpipe_domain::ports::{
+    ClipMedia, ClipProgress, ClipProvider, Planner, ProviderCost, ProviderError,
+};
+use vidpipe_domain::request::{GenerationRequest, GenerationRequestBody};
+use vidpipe_domain::{ClipStatus, JobStatus};
+use vidpipe_media::ProceduralProvider;
+use vidpipe_pipeline::RunEvent;
+use vidpipe_pipeline::local::LocalOptions;
+use vidpipe_tests::*;
+
+const OWNER: &str = "local";
+
+fn body(prompt: &str, clips: i64) -> GenerationRequestBody {
+    GenerationRequestBody {
+        prompt: Some(prompt.into()),
+        duration_seconds: Some(4.0),
+        aspect_ratio: Some("16:9".into()),
+        resolution: Some("720p".into()),
+        clip_count: Some(clips),
+        ..Default::default()
+    }
+}
+
+/// Answers "still working" for `polls` polls, then hands over a procedural clip, as a hosted
+/// video model would; counts every call.
+struct Async {
+    polls: u32,
+    inner: ProceduralProvider,
+    submits: AtomicU32,
+    poll_calls: AtomicU32,
+    cancelled: Mutex<Vec<String>>,
+    seen: Mutex<std::collections::HashMap<String, u32>>,
+}
+
+impl Async {
+    fn new(polls: u32) -> Self {
+        Self {
+            polls,
+            inner: ProceduralProvider::new(tools()),
+            submits: AtomicU32::new(0),
+            poll_calls: AtomicU32::new(0),
+            cancelled: Mutex::new(Vec::new()),
+            seen: Mutex::new(Default::default()),
+        }
+    }
+}
+
+#[async_trait]
+impl ClipProvider for Async {
+    fn name(&self) -> &str {
+        "async-fake"
+    }
+    async fn submit(
+        &self,
+        spec: &ClipSpec,
+        identity: &str,
+        _: &Path,
+    ) -> Result<ClipProgress, ProviderError> {
+        self.submits.fetch_add(1, Ordering::SeqCst);
+        let handle = format!("{identity}|{}", serde_json::to_string(spec).unwrap());
+        self.seen.lock().unwrap().insert(handle.clone(), 0);
+        Ok(ClipProgress::Pending {
+            handle,
+            poll_after: Duration::from_millis(10),
+        })
+    }
+    async fn poll(&self, handle: &str, dest: &Path) -> Result<ClipProgress, ProviderError> {
+        self.poll_calls.fetch_add(1, Ordering::SeqCst);
+        let n = {
+            let mut seen = self.seen.lock().unwrap();
+            let n = seen.get_mut(handle).expect("a handle from submit");
+            *n += 1;
+            *n
+        };
+        if n <= self.polls {
+            return Ok(ClipProgress::Pending {
+                handle: handle.to_owned(),
+                poll_after: Duration::from_millis(10),
+            });
+        }
+        let spec: ClipSpec = serde_json::from_str(handle.split_once('|').unwrap().1).unwrap();
+        self.inner.generate(&spec, dest).await?;
+        Ok(ClipProgress::Ready {
+            media: ClipMedia::Video,
+            cost: Some(ProviderCost {
+                usd: 0.25,
+                basis: "fake".into(),
+            }),
+        })
+    }
+    async fn cancel(&self, handle: &str) -> Result<(), ProviderError> {
+        self.cancelled.lock().unwrap().push(handle.to_owned());
+        Ok(())
+    }
+}
+
+/// Refuses every scene, as a content filter would.
+struct Refusing;
+
+#[async_trait]
+impl ClipProvider for Refusing {
+    fn name(&self) -> &str {
+        "refusing"
+    }
+    async fn generate(&self, _: &ClipSpec, _: &Path) -> Result<(), ProviderError> {
+        Err(ProviderError::Rejected("prompt violates policy".into()))
+    }
+}
+
+/// Always unavailable: a provider in an outage.
+struct Down(AtomicU32);
+
+#[async_trait]
+impl ClipProvider for Down {
+    fn name(&self) -> &str {
+        "down"
+    }
+    async fn generate(&self, _: &ClipSpec, _: &Path) -> Result<(), ProviderError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Err(ProviderError::Unavailable("503 from upstream".into()))
+    }
+}
+
+fn options(providers: Vec<Arc<dyn ClipProvider>>) -> LocalOptions {
+    LocalOptions {
+        max_concurrency: 2,
+        providers,
+        ..LocalOptions::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_asynchronous_provider_is_submitted_then_polled_until_ready() {
+    let home = tempfile::tempdir().unwrap();
+    let fake = Arc::new(Async::new(2));
+    let stack = stack_with_options(home.path(), options(vec![fake.clone()]), None).await;
+    let mut events = stack.runner().subscribe();
+    let s = stack
+        .service()
+        .submit(OWNER, &body("A lighthouse. A storm.", 2), None)
+        .await
+        .unwrap();
+    let job = stack
+        .orchestrator()
+        .wait(&s.job().id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.status, JobStatus::Completed, "{:?}", job.error);
+    assert_eq!(fake.submits.load(Ordering::SeqCst), 2);
+    assert_eq!(fake.poll_calls.load(Ordering::SeqCst), 2 * 3);
+    let mut waits = 0;
+    while let Ok(e) = events.try_recv() {
+        if let RunEvent::ClipWaiting { provider, .. } = e {
+            assert_eq!(provider, "async-fake");
+            waits += 1;
+        }
+    }
+    assert_eq!(
+        waits,
+        2 * 3,
+        "one wait after the submit and each pending poll"
+    );
+    for clip in &job.clips {
+        assert_eq!(clip.status, ClipStatus::Done);
+        assert_eq!(clip.provider, "async-fake");
+        assert_eq!(clip.handle, None, "a finished call keeps no handle");
+        assert_eq!(clip.polls, 3);
+        assert_eq!(clip.cost.as_ref().map(|c| c.usd), Some(0.25));
+        assert!(clip.fallback.is_none());
+    }
+    let final_path = stack.blob_path(&job.outputs.as_ref().unwrap().final_key);
+    let facts = probe(&final_path);
+    assert!((facts.duration - 4.0).abs() < 0.05, "{}", facts.duration);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_falls_back_to_the_next_provider_and_says_why_on_the_clip() {
+    let home = tempfile::tempdir().unwrap();
+    let chain: Vec<Arc<dyn ClipProvider>> = vec![
+        Arc::new(Refusing),
+        Arc::new(ProceduralProvider::new(tools())),
+    ];
+    let stack = stack_with_options(home.path(), options(chain), None).await;
+    let s = stack
+        .service()
+        .submit(OWNER, &body("A quiet forest", 1), None)
+        .await
+        .unwrap();
+    let job = stack
+        .orchestrator()
+        .wait(&s.job().id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.status, JobStatus::Completed, "{:?}", job.error);
+    let clip = &job.clips[0];
+    assert_eq!(clip.provider, "procedural");
+    assert_eq!(
+        clip.fallback.as_deref(),
+        Some("refusing: provider rejected the scene: prompt violates policy")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passing_failures_are_retried_on_a_provider_before_falling_back() {
+    let home = tempfile::tempdir().unwrap();
+    let down = Arc::new(Down(AtomicU32::new(0)));
+    let chain: Vec<Arc<dyn ClipProvider>> =
+        vec![down.clone(), Arc::new(ProceduralProvider::new(tools()))];
+    let stack = stack_with_options(home.path(), options(chain), None).await;
+    let s = stack
+        .service()
+        .submit(OWNER, &body("A quiet forest", 1), None)
+        .await
+        .unwrap();
+    let job = stack
+        .orchestrator()
+        .wait(&s.job().id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.status, JobStatus::Completed, "{:?}", job.error);
+    // RetryPolicy::CLIP's four tries on the first provider, then the second.
+    assert_eq!(down.0.load(Ordering::SeqCst), 4);
+    assert_eq!(job.clips[0].provider, "procedural");
+    assert_eq!(
+        job.clips[0].fallback.as_deref(),
+        Some("down: provider unavailable: 503 from upstream")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identical_second_request_makes_no_provider_call() {
+    let home = tempfile::tempdir().unwrap();
+    let fake = Arc::new(Async::new(0));
+    let stack = stack_with_options(home.path(), options(vec![fake.clone()]), None).await;
+    for _ in 0..2 {
+        let s = stack
+            .service()
+            .submit(OWNER, &body("Cached dunes. Cached sky.", 2), None)
+            .await
+            .unwrap();
+        let job = stack
+            .orchestrator()
+            .wait(&s.job().id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(job.status, JobStatus::Completed, "{:?}", job.error);
+    }
+    assert_eq!(fake.submits.load(Ordering::SeqCst), 2, "the first job only");
+    assert_eq!(fake.poll_calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_mid_generation_cancels_the_running_calls() {
+    let home = tempfile::tempdir().unwrap();
+    let fake = Arc::new(Async::new(u32::MAX));
+    let stack = stack_with_options(home.path(), options(vec![fake.clone()]), None).await;
+    let s = stack
+        .service()
+        .submit(OWNER, &body("Endless rain", 1), None)
+        .await
+        .unwrap();
+    let id = s.job().id.clone();
+    for _ in 0..500 {
+        if fake.poll_calls.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(fake.poll_calls.load(Ordering::SeqCst) > 0, "never polled");
+    let job = stack.service().cancel(OWNER, &id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Cancelled);
+    let cancelled = fake.cancelled.lock().unwrap().clone();
+    assert_eq!(cancelled.len(), 1, "{cancelled:?}");
+    assert!(
+        cancelled[0].starts_with(&format!("{id}-000|")),
+        "{cancelled:?}"
+    );
+}
+
+/// An LLM that answers with prose, or never answers: the rules plan is used instead.
+struct BadLlm(&'static str);
+
+#[async_trait]
+impl Planner for BadLlm {
+    fn name(&self) -> &str {
+        "openai"
+    }
+    async fn plan(&self, _: &GenerationRequest) -> Result<Plan, PlanError> {
+        match self.0 {
+            "prose" => Err(PlanError::Invalid(
+                "not a plan: expected value at line 1 column 1".into(),
+            )),
+            _ => Err(PlanError::Unavailable("connection refused".into())),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unusable_llm_plan_gives_the_rules_plan_and_the_job_says_why() {
+    for (mode, reason) in [
+        (
+            "prose",
+            "openai: planner returned an unusable plan: not a plan: expected value at line 1 column 1",
+        ),
+        ("down", "openai: planner unavailable: connection refused"),
+    ] {
+        let home = tempfile::tempdir().unwrap();
+        let opts = LocalOptions {
+            planner: Some(Arc::new(BadLlm(mode))),
+            ..options(Vec::new())
+        };
+        let stack = stack_with_options(home.path(), opts, None).await;
+        let request = body("One idea. Another idea. A third idea.", 2);
+        let s = stack.service().submit(OWNER, &request, None).await.unwrap();
+        let job = stack
+            .orchestrator()
+            .wait(&s.job().id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(job.status, JobStatus::Completed, "{:?}", job.error);
+        let plan = job.plan.as_ref().unwrap();
+        assert_eq!(plan.planner, "rules");
+        assert_eq!(plan.fallback.as_deref(), Some(reason));
+        let rules = RulesPlanner.plan(&request.validate().unwrap()).unwrap();
+        assert_eq!(plan.scenes, rules.scenes);
+    }
+}
