@@ -270,9 +270,9 @@ fn parse_span(text: &str) -> Option<Duration> {
 /// The `Cancel-After` header's form of a span: the largest whole unit.
 fn format_span(d: Duration) -> String {
     let s = d.as_secs().max(1);
-    if s % 3600 == 0 {
+    if s.is_multiple_of(3600) {
         format!("{}h", s / 3600)
-    } else if s % 60 == 0 {
+    } else if s.is_multiple_of(60) {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")

@@ -359,7 +359,7 @@ async fn server_errors_and_refused_connections_are_unavailable() {
     let url = format!("http://127.0.0.1:{port}");
     let closed = ReplicateProvider::from_lookup(env(&[
         ("REPLICATE_API_TOKEN", TOKEN),
-        ("VIDPIPE_REPLICATE_URL", &url),
+        ("VIDPIPE_REPLICATE_URL", url.as_str()),
         ("VIDPIPE_REPLICATE_MODEL", "minimax/video-01"),
     ]))
     .unwrap();
