@@ -1384,6 +1384,22 @@ mod tests {
     }
 
     #[test]
+    fn the_wan_preset_sends_seed_and_a_supported_shape() {
+        let m = InputMapping::preset("wan-video/wan-2.2-t2v-fast").unwrap();
+        let v = m.render(&spec(120, None), "wan").unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"prompt": "a red fox", "seed": 42, "aspect_ratio": "9:16",
+                "resolution": "480p", "num_frames": 81, "frames_per_second": 16})
+        );
+        let minimax = InputMapping::preset("minimax/video-01").unwrap();
+        assert_eq!(
+            minimax.render(&spec(120, None), "minimax").unwrap(),
+            serde_json::json!({"prompt": "a red fox", "prompt_optimizer": false})
+        );
+    }
+
+    #[test]
     fn model_refs_parse() {
         let m = ModelRef::parse("kwaivgi/kling-v2.1").unwrap();
         assert_eq!(

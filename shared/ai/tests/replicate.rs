@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use vidpipe_ai::replicate::{
     ConfigError, ENV_INPUT, ENV_PRICE_PER_SECOND, ENV_TOKEN, ReplicateConfig, ReplicateProvider,
-    webhook_url_for,
+    parse_retry_after, webhook_url_for,
 };
 use vidpipe_ai::webhook::{
     WebhookError, clip_identity_from_webhook_url, verify_webhook, verify_webhook_pairs,
@@ -944,4 +944,64 @@ fn webhook_urls_carry_the_identity_and_give_it_back() {
         clip_identity_from_webhook_url("https://hooks.example/r"),
         None
     );
+}
+
+#[tokio::test]
+async fn a_verified_webhook_settles_the_clip_without_a_poll() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/files/hooked.mp4"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(b"HOOKED".to_vec(), "video/mp4"))
+        .mount(&server)
+        .await;
+    let body = serde_json::to_vec(&json!({
+        "id": "wh2", "status": "succeeded",
+        "output": [format!("{}/files/hooked.mp4", server.uri())],
+        "metrics": {"predict_time": 4.0}
+    }))
+    .unwrap();
+    let prediction = verify_webhook(&secret(), &signed("msg_7", now(), &body), &body).unwrap();
+    let p = provider(
+        &server,
+        "minimax/video-01",
+        &[(ENV_PRICE_PER_SECOND, "0.5")],
+    );
+    let (_dir, file) = dest();
+    match p.settle(&prediction, &file).await.unwrap() {
+        ClipProgress::Ready {
+            media: ClipMedia::Video,
+            cost: Some(cost),
+        } => assert_eq!(cost.usd, 2.0),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"HOOKED");
+    assert!(
+        requests(&server, "GET", "/v1/predictions/wh2")
+            .await
+            .is_empty()
+    );
+}
+
+#[test]
+fn retry_after_reads_seconds_and_http_dates() {
+    let mut h = HeaderMap::new();
+    h.insert("retry-after", "120".parse().unwrap());
+    assert_eq!(parse_retry_after(&h), Some(Duration::from_secs(120)));
+    let later = std::time::SystemTime::now() + Duration::from_secs(90);
+    h.insert(
+        "retry-after",
+        httpdate::fmt_http_date(later).parse().unwrap(),
+    );
+    let wait = parse_retry_after(&h).unwrap();
+    assert!(
+        wait > Duration::from_secs(85) && wait <= Duration::from_secs(90),
+        "{wait:?}"
+    );
+    h.insert(
+        "retry-after",
+        "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+    );
+    assert_eq!(parse_retry_after(&h), Some(Duration::ZERO));
+    h.insert("retry-after", "soon".parse().unwrap());
+    assert_eq!(parse_retry_after(&h), None);
 }
