@@ -1005,3 +1005,43 @@ fn retry_after_reads_seconds_and_http_dates() {
     h.insert("retry-after", "soon".parse().unwrap());
     assert_eq!(parse_retry_after(&h), None);
 }
+
+#[tokio::test]
+async fn an_earlier_prediction_whose_output_expired_is_made_again() {
+    let server = MockServer::start().await;
+    let old = with(
+        prediction("old", "succeeded"),
+        "output",
+        json!(format!("{}/files/old.mp4", server.uri())),
+    );
+    Mock::given(method("GET"))
+        .and(path("/v1/predictions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"results": [old]})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/files/old.mp4"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/models/minimax/video-01/predictions"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(prediction("new", "starting")))
+        .mount(&server)
+        .await;
+    let p = provider(&server, "minimax/video-01", &[]);
+    let (_dir, file) = dest();
+    assert_eq!(
+        p.submit(&spec(None), IDENTITY, &file).await.unwrap(),
+        ClipProgress::Pending {
+            handle: "new".into(),
+            poll_after: Duration::from_secs(5)
+        }
+    );
+    assert_eq!(
+        requests(&server, "POST", "/v1/models/minimax/video-01/predictions")
+            .await
+            .len(),
+        1
+    );
+}
