@@ -304,16 +304,17 @@ impl Http {
 /// The server's wait hint: OpenAI's `retry-after-ms` where given, else `Retry-After` in whole or
 /// fractional seconds. The HTTP-date form is not worth a date parser here: it is read as no hint.
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(ms) = header("retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok()) {
-        if ms.is_finite() && ms >= 0.0 {
-            return Some(Duration::from_secs_f64(ms / 1000.0));
-        }
-    }
-    header("retry-after")
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+    let number = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    let seconds = number("retry-after-ms")
+        .map(|ms| ms / 1000.0)
+        .or_else(|| number("retry-after"))?;
+    // `try_from` refuses negative, NaN and absurdly large hints instead of panicking on them.
+    Duration::try_from_secs_f64(seconds).ok()
 }
 
 /// `error.code` (or `error.type`) and `error.message` from an OpenAI-style error body; servers
@@ -353,20 +354,20 @@ taken from the prompt's own sentences for that scene; weight, a whole number fro
 the scene's length relative to the others. Answer with the JSON object only, no prose and no \
 code fences.";
 
-/// Plans with a chat model through structured output; see the module docs for servers.
+/// Plans with a chat model through structured output (`response_format` of type `json_schema`,
+/// strict), so the server itself holds the model to the draft's shape where it can.
 #[derive(Debug, Clone)]
 pub struct OpenAiPlanner {
     http: Http,
     model: String,
     retry: RetryPolicy,
-    temperature: Option<f32>,
+    temperature: Option<f64>,
 }
 
 impl OpenAiPlanner {
     pub const NAME: &'static str = "openai";
-    /// Low but not zero: the plan should follow the prompt closely, yet a retry after an
-    /// unusable answer is not doomed to repeat it word for word.
-    pub const DEFAULT_TEMPERATURE: f32 = 0.2;
+    /// Low, so the plan keeps to the prompt's own words instead of embellishing them.
+    pub const DEFAULT_TEMPERATURE: f64 = 0.2;
 
     /// Needs `VIDPIPE_OPENAI_MODEL`.
     pub fn new(config: &OpenAiConfig) -> Result<Self, OpenAiConfigError> {
@@ -391,7 +392,7 @@ impl OpenAiPlanner {
     }
 
     /// `None` leaves the field out, for reasoning models that refuse any temperature.
-    pub fn with_temperature(mut self, temperature: Option<f32>) -> Self {
+    pub fn with_temperature(mut self, temperature: Option<f64>) -> Self {
         self.temperature = temperature;
         self
     }

@@ -681,3 +681,46 @@ fn the_cache_identity_names_the_model_and_the_size_rule() {
     assert_eq!(p.name(), "openai-image");
     assert_eq!(p.cache_identity(), "openai-image|dall-e-3|size-v1");
 }
+
+#[tokio::test]
+async fn a_long_retry_after_is_capped_by_the_policy() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "3600"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    mount_chat(&server, chat(json!(draft(2)))).await;
+    let p = OpenAiPlanner::new(&config(&server, None))
+        .unwrap()
+        .with_retry(RetryPolicy {
+            max_retry_after: Duration::from_millis(50),
+            ..fast()
+        });
+
+    let started = Instant::now();
+    p.plan(&request(10, 2)).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(requests(&server).await.len(), 2);
+}
+
+#[tokio::test]
+async fn retry_after_ms_is_read_as_milliseconds() {
+    let server = MockServer::start().await;
+    let err = submit_error(
+        &server,
+        ResponseTemplate::new(429)
+            .insert_header("retry-after-ms", "1500")
+            .insert_header("Retry-After", "2"),
+    )
+    .await;
+    assert!(
+        matches!(err, ProviderError::Throttled { retry_after: Some(d) } if d == Duration::from_millis(1500)),
+        "{err:?}"
+    );
+}
