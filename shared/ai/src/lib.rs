@@ -3,3 +3,4 @@
 
 pub mod replicate;
 pub mod webhook;
+pub mod openai;
