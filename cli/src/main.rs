@@ -2,6 +2,7 @@
 //! orchestration) with progress bars, and inspects local jobs. Wiring and presentation only: the
 //! work is in `vidpipe_pipeline`.
 
+mod ai;
 mod output;
 mod process;
 
@@ -102,6 +103,13 @@ struct GenerateArgs {
     /// Scenes generated at once.
     #[arg(long, default_value_t = 2)]
     concurrency: usize,
+    /// Clip providers in fallback order: procedural, replicate, bedrock-reel, bedrock-canvas,
+    /// openai-image (default procedural). Each reads its settings from the environment.
+    #[arg(long, env = "VIDPIPE_PROVIDER", value_name = "NAME[,NAME...]")]
+    provider: Option<String>,
+    /// rules (default), bedrock or openai; an LLM's unusable plan falls back to the rules.
+    #[arg(long, env = "VIDPIPE_PLANNER")]
+    planner: Option<String>,
     /// Print one JSON object describing the result on stdout.
     #[arg(long)]
     json: bool,
@@ -162,7 +170,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     };
     match &cli.command {
         Command::Generate(args) => {
-            generate(LocalStack::open(options(args.concurrency)).await?, args).await
+            let mut opts = options(args.concurrency);
+            ai::choose(&mut opts, args.planner.as_deref(), args.provider.as_deref()).await?;
+            generate(LocalStack::open(opts).await?, args).await
         }
         Command::Jobs(cmd) => {
             let stack = LocalStack::open(options(1)).await?;

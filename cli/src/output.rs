@@ -174,6 +174,8 @@ pub fn job_json(stack: &LocalStack, job: &Job) -> serde_json::Value {
         "created_at": job.created_at,
         "updated_at": job.updated_at,
         "request": job.request,
+        "planner": job.plan.as_ref().map(|p| p.planner.clone()),
+        "planner_fallback": job.plan.as_ref().and_then(|p| p.fallback.clone()),
         "stages": job.stages,
         "clips": job.clips,
         "cache_hits": job.cache_hits(),
@@ -217,6 +219,14 @@ pub fn print_job(stack: &LocalStack, j: &Job) {
         j.request.clip_count.get(),
         j.request.transition.kind
     );
+    if let Some(plan) = &j.plan {
+        let fell_back = plan
+            .fallback
+            .as_deref()
+            .map(|f| format!(" (fell back: {f})"))
+            .unwrap_or_default();
+        println!("planner:   {}{fell_back}", plan.planner);
+    }
     for (stage, t) in &j.stages {
         let secs = t
             .seconds()
@@ -229,11 +239,22 @@ pub fn print_job(stack: &LocalStack, j: &Job) {
             .as_deref()
             .map(|e| format!(" ({e})"))
             .unwrap_or_default();
+        let fallback = c
+            .fallback
+            .as_deref()
+            .map(|f| format!(" fallback=[{f}]"))
+            .unwrap_or_default();
+        let cost = c
+            .cost
+            .as_ref()
+            .map(|k| format!(" cost=${:.4}", k.usd))
+            .unwrap_or_default();
         println!(
-            "clip {:03}:  {:?}{} attempts={}{err}",
+            "clip {:03}:  {:?}{} provider={} attempts={}{cost}{fallback}{err}",
             c.index,
             c.status,
             if c.cache_hit { " cache" } else { "" },
+            c.provider,
             c.attempts
         );
     }

@@ -9,7 +9,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     vidpipe_lambda::init_tracing();
     let config = vidpipe_lambda::Config::from_env()?;
     let aws = vidpipe_lambda::Aws::load(&config).await;
-    let deps = vidpipe_lambda::without_media(&config, &aws)?;
+    let deps = vidpipe_lambda::without_media(&config, &aws).await?;
     let state = vidpipe_http::ApiState {
         uploads: Arc::new(aws.blob_store(&config)?),
         service: Arc::new(vidpipe_lambda::service(&config, &aws, deps)?),

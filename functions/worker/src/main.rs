@@ -58,7 +58,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             let input = JobRef {
                 job_id: JobId::parse(&job_id).map_err(anyhow::Error::msg)?,
             };
-            let deps = vidpipe_lambda::with_media(&config, &aws)?;
+            let deps = vidpipe_lambda::with_media(&config, &aws).await?;
             generation::run_worker(&deps, &input, &progress).await
         }
         Command::Process { probed } => {

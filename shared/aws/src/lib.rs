@@ -9,6 +9,7 @@ pub mod config;
 pub mod dynamo;
 mod error;
 pub mod s3;
+pub mod secrets;
 pub mod sfn;
 
 pub use config::AwsClients;

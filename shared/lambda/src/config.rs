@@ -32,6 +32,8 @@ pub struct Config {
     /// `VIDPIPE_PROVIDER_CONCURRENCY`: calls running at once against one provider, across every
     /// job (default 4).
     pub provider_concurrency: Option<u32>,
+    /// The planners' and providers' own settings ([`AI_VARS`]), read when they are built.
+    pub ai_env: AiEnv,
     /// `VIDPIPE_SCRATCH_DIR`: local scratch space (default `/tmp/vidpipe`, Lambda's writable disk).
     pub scratch_dir: PathBuf,
     /// `VIDPIPE_TRUST_TENANT_HEADER=1`: emulation only. Without an API Gateway JWT authorizer in
@@ -59,6 +61,46 @@ pub struct Config {
     /// `VIDPIPE_WORKER_CPU` (units of 1/1024 vCPU) and `VIDPIPE_WORKER_MEMORY_MB`, both or
     /// neither: the Fargate worker's size, for the cost of its seconds.
     pub worker_size: Option<FargateSize>,
+}
+
+/// Every variable the AI adapters read (`vidpipe_ai`, `vidpipe_aws::bedrock`) or that names a
+/// secret for them.
+pub const AI_VARS: &[&str] = &[
+    "REPLICATE_API_TOKEN",
+    "VIDPIPE_REPLICATE_URL",
+    "VIDPIPE_REPLICATE_MODEL",
+    "VIDPIPE_REPLICATE_INPUT",
+    "VIDPIPE_REPLICATE_WEBHOOK_URL",
+    "VIDPIPE_REPLICATE_PRICE_PER_SECOND",
+    "VIDPIPE_REPLICATE_WAIT_SECONDS",
+    "VIDPIPE_REPLICATE_CANCEL_AFTER",
+    "VIDPIPE_REPLICATE_TOKEN_PARAMETER",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "VIDPIPE_OPENAI_MODEL",
+    "VIDPIPE_OPENAI_IMAGE_MODEL",
+    "VIDPIPE_OPENAI_IMAGE_PRICE",
+    "VIDPIPE_OPENAI_KEY_PARAMETER",
+    "VIDPIPE_BEDROCK_MODEL",
+    "VIDPIPE_BEDROCK_REGION",
+    "VIDPIPE_BEDROCK_REEL_MODEL",
+    "VIDPIPE_BEDROCK_CANVAS_MODEL",
+];
+
+/// The AI settings as read; tokens among them, so `Debug` shows names only.
+#[derive(Clone, Default)]
+pub struct AiEnv(std::collections::BTreeMap<&'static str, String>);
+
+impl AiEnv {
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned()
+    }
+}
+
+impl std::fmt::Debug for AiEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,6 +212,12 @@ impl Config {
             providers,
             planner,
             provider_concurrency: positive("VIDPIPE_PROVIDER_CONCURRENCY")?,
+            ai_env: AiEnv(
+                AI_VARS
+                    .iter()
+                    .filter_map(|&k| get(k).map(|v| (k, v)))
+                    .collect(),
+            ),
             scratch_dir: get("VIDPIPE_SCRATCH_DIR")
                 .map_or_else(|| PathBuf::from("/tmp/vidpipe"), PathBuf::from),
             trust_tenant_header: flag("VIDPIPE_TRUST_TENANT_HEADER"),

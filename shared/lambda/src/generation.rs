@@ -70,7 +70,7 @@ pub async fn serve() -> Result<(), lambda_runtime::Error> {
     crate::init_tracing();
     let config = crate::Config::from_env()?;
     let aws = crate::Aws::load(&config).await;
-    let deps = crate::with_media(&config, &aws)?;
+    let deps = crate::with_media(&config, &aws).await?;
     let deps = &deps;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<GenerationTask>| async move {

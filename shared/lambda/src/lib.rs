@@ -3,6 +3,7 @@
 //! and the mapping from a step error to the Lambda diagnostic whose `error_type` the ASL matches.
 //! Handlers receive what is built here and never read the environment themselves.
 
+pub mod ai;
 pub mod ai_kinds;
 pub mod config;
 pub mod diagnostic;

@@ -1,6 +1,6 @@
 //! Builds the SDK clients and the step dependencies once per cold start.
 
-use crate::ai_kinds::ProviderKind;
+use crate::ai::{BedrockDeps, ReelOutput, SecretValues};
 use crate::config::{Config, ConfigError};
 use std::sync::Arc;
 use vidpipe_aws::{AwsClients, DynamoJobStore, Encryption, S3BlobStore, SfnOrchestrator};
@@ -11,7 +11,7 @@ use vidpipe_domain::ports::{
 };
 use vidpipe_domain::processing::{ProcessEvent, RenditionSet};
 use vidpipe_media::{FfmpegEngine, ProceduralProvider, Tools};
-use vidpipe_pipeline::generation::{ClipLimits, ProviderChain};
+use vidpipe_pipeline::generation::{ClipLimits, FallbackPlanner, ProviderChain};
 use vidpipe_pipeline::notify::WebhookNotifier;
 use vidpipe_pipeline::processing::ProcessDeps;
 use vidpipe_pipeline::{Service, StepDeps};
@@ -20,6 +20,8 @@ use vidpipe_pipeline::{Service, StepDeps};
 #[derive(Clone)]
 pub struct Aws {
     pub clients: AwsClients,
+    /// For the clients built only where chosen (Bedrock, SSM).
+    pub sdk: aws_config::SdkConfig,
 }
 
 impl Aws {
@@ -27,6 +29,7 @@ impl Aws {
         let sdk = vidpipe_aws::config::load_sdk_config(config.endpoint_url.as_deref()).await;
         Self {
             clients: AwsClients::new(&sdk),
+            sdk,
         }
     }
 
@@ -57,48 +60,67 @@ fn tools(config: &Config) -> Tools {
 }
 
 /// Everything a rendering step needs (generate-clip, compose, the worker): the ffmpeg engine and
-/// the configured provider.
-pub fn with_media(config: &Config, aws: &Aws) -> Result<StepDeps, ConfigError> {
+/// the configured planner and providers.
+pub async fn with_media(config: &Config, aws: &Aws) -> Result<StepDeps, ConfigError> {
     let tools = tools(config);
-    let provider: Arc<dyn ClipProvider> = match config.providers[0] {
-        ProviderKind::Procedural => Arc::new(ProceduralProvider::new(tools.clone())),
-        other => {
-            return Err(ConfigError::Invalid {
-                name: "VIDPIPE_PROVIDER",
-                why: format!("{} is not wired yet", other.as_str()),
-            });
-        }
-    };
-    deps(config, aws, provider, Arc::new(FfmpegEngine::new(tools)))
+    let procedural: Arc<dyn ClipProvider> = Arc::new(ProceduralProvider::new(tools.clone()));
+    deps(config, aws, procedural, Arc::new(FfmpegEngine::new(tools))).await
 }
 
-/// What the API and the bookkeeping steps (plan, finalize, record-failure) need. They never
-/// render, and a separate function (rather than a flag) is what lets the linker drop the engine,
-/// the provider, captions, fonts and image decoders from their bootstraps: a branch chosen at run
-/// time would keep both sides.
-pub fn without_media(config: &Config, aws: &Aws) -> Result<StepDeps, ConfigError> {
+/// What the API and the bookkeeping steps need. They never render, and a separate function
+/// (rather than a flag) is what lets the linker drop the engine, the procedural provider,
+/// captions, fonts and image decoders from their bootstraps: a branch chosen at run time would
+/// keep both sides. The AI providers stay: the API cancels their running calls.
+pub async fn without_media(config: &Config, aws: &Aws) -> Result<StepDeps, ConfigError> {
     let absent = Arc::new(NoMedia {
-        provider: provider_name(config.providers[0]),
+        provider: ProceduralProvider::NAME,
     });
-    deps(config, aws, absent.clone(), absent)
+    deps(config, aws, absent.clone(), absent).await
 }
 
-fn deps(
+async fn deps(
     config: &Config,
     aws: &Aws,
-    provider: Arc<dyn ClipProvider>,
+    procedural: Arc<dyn ClipProvider>,
     media: Arc<dyn MediaEngine>,
 ) -> Result<StepDeps, ConfigError> {
+    let env = |k: &str| config.ai_env.get(k);
+    let secrets = SecretValues::resolve(&env, &aws.sdk).await?;
+    let lookup = secrets.over(&env);
+    let store = Arc::new(DynamoJobStore::new(
+        aws.clients.dynamodb.clone(),
+        config.table()?,
+    ));
+    let blobs: Arc<dyn vidpipe_domain::ports::BlobStore> = Arc::new(aws.blob_store(config)?);
+    let bedrock = BedrockDeps {
+        sdk: aws.sdk.clone(),
+        reel_output: Some(ReelOutput {
+            blobs: blobs.clone(),
+            bucket: config.bucket()?.to_owned(),
+        }),
+    };
+    let ai = crate::ai::build(
+        config.planner,
+        &config.providers,
+        &lookup,
+        procedural,
+        Some(&bedrock),
+    )?;
+    let planner: Arc<dyn vidpipe_domain::ports::Planner> = match ai.planner {
+        Some(llm) => Arc::new(FallbackPlanner::new(llm)),
+        None => Arc::new(RulesPlanner),
+    };
+    let mut clip_limits = ClipLimits::default();
+    if let Some(n) = config.provider_concurrency {
+        clip_limits.per_provider = n;
+    }
     Ok(StepDeps {
-        jobs: Arc::new(DynamoJobStore::new(
-            aws.clients.dynamodb.clone(),
-            config.table()?,
-        )),
-        blobs: Arc::new(aws.blob_store(config)?),
-        planner: Arc::new(RulesPlanner),
-        providers: ProviderChain::single(provider),
-        leases: None,
-        clip_limits: ClipLimits::default(),
+        jobs: store.clone(),
+        blobs,
+        planner,
+        providers: ProviderChain::new(ai.providers),
+        leases: None, // LEASE-MERGE
+        clip_limits,
         media,
         scratch_dir: config.scratch_dir.clone(),
         worker_threshold_frames: config.compose_worker_threshold_frames,
@@ -160,15 +182,6 @@ pub struct NoNotifier;
 impl Notifier for NoNotifier {
     async fn notify(&self, _: &ProcessEvent) -> Result<(), NotifyError> {
         Ok(())
-    }
-}
-
-/// The provider name recorded on clips and in the cache key; the plan step writes it, so it must
-/// match the real provider's even where the provider itself is not linked.
-fn provider_name(kind: ProviderKind) -> &'static str {
-    match kind {
-        ProviderKind::Procedural => ProceduralProvider::NAME,
-        other => other.as_str(),
     }
 }
 
