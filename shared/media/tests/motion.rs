@@ -29,13 +29,23 @@ fn spec(width: u32, height: u32, fps: u32, frames: u32) -> ClipSpec {
 
 /// A grey still with a dark grid and a white square in the middle, a fifth of the short side:
 /// the square's brightness along a row gives its apparent width and position to a fraction of
-/// a pixel.
+/// a pixel. Its edges ramp over a twentieth of its side so that the measurement follows the
+/// geometry rather than how one resampler renders a hard edge at one sub-pixel phase.
 fn write_still(path: &Path, w: u32, h: u32) -> PathBuf {
-    let side = w.min(h) / 5;
-    let (sx, sy) = ((w - side) / 2, (h - side) / 2);
+    let side = (w.min(h) / 5) as f64;
+    let ramp = side / 20.0;
+    let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
+    // 1 inside the square, 0 outside, a smoothstep across its edge.
+    let cover = |d: f64| {
+        let t = ((side / 2.0 - d) / ramp + 0.5).clamp(0.0, 1.0);
+        t * t * (3.0 - 2.0 * t)
+    };
     let img = RgbImage::from_fn(w, h, |x, y| {
-        if (sx..sx + side).contains(&x) && (sy..sy + side).contains(&y) {
-            Rgb([255, 255, 255])
+        let (px, py) = (x as f64 + 0.5, y as f64 + 0.5);
+        let near = (px - cx).abs() < side / 2.0 + ramp && (py - cy).abs() < side / 2.0 + ramp;
+        if near {
+            let f = cover((px - cx).abs()) * cover((py - cy).abs());
+            Rgb([(BACKGROUND as f64 + (255.0 - BACKGROUND as f64) * f).round() as u8; 3])
         } else if x % 40 < 3 || y % 40 < 3 {
             Rgb([40, 40, 60])
         } else {
@@ -48,12 +58,7 @@ fn write_still(path: &Path, w: u32, h: u32) -> PathBuf {
 
 /// A 6 s, 1280x720, 24 fps testsrc2 clip without audio, shaped like a Nova Reel clip.
 fn nova_reel_clip(dir: &Path) -> PathBuf {
-    write_video(
-        &dir.join("nova.mp4"),
-        "testsrc2=s=1280x720:r=24",
-        6.0,
-        &[],
-    )
+    write_video(&dir.join("nova.mp4"), "testsrc2=s=1280x720:r=24", 6.0, &[])
 }
 
 /// Every decoded frame, as RGB.
@@ -65,7 +70,11 @@ fn all_frames(video: &Path) -> Vec<RgbImage> {
         .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
         .output()
         .expect("run ffmpeg");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let size = (info.width * info.height * 3) as usize;
     out.stdout
         .chunks_exact(size)
@@ -100,7 +109,11 @@ fn line_fit(ys: &[f64]) -> (f64, f64) {
     let n = ys.len() as f64;
     let mx = (n - 1.0) / 2.0;
     let my = ys.iter().sum::<f64>() / n;
-    let sxy: f64 = ys.iter().enumerate().map(|(i, y)| (i as f64 - mx) * (y - my)).sum();
+    let sxy: f64 = ys
+        .iter()
+        .enumerate()
+        .map(|(i, y)| (i as f64 - mx) * (y - my))
+        .sum();
     let sxx: f64 = (0..ys.len()).map(|i| (i as f64 - mx).powi(2)).sum();
     let slope = sxy / sxx;
     let worst = ys
@@ -162,16 +175,29 @@ async fn zoom_in_magnifies_the_centre_smoothly() {
     let (w1, c1) = square(last);
     assert!((w0 - 128.0).abs() < 1.5, "start width {w0}");
     assert!((w1 / w0 - ZOOM).abs() < 0.01, "zoomed {w0} -> {w1}");
-    assert!((c0 - 180.0).abs() < 1.0 && (c1 - 180.0).abs() < 1.0, "about the centre: {c0} {c1}");
+    assert!(
+        (c0 - 180.0).abs() < 1.0 && (c1 - 180.0).abs() < 1.0,
+        "about the centre: {c0} {c1}"
+    );
     // Covered: the grey reaches both side edges.
     for x in [0, 352] {
-        assert!(region_mean(first, x, 0, 8, 640)[0] > 90.0, "edge at x={x} is filled");
+        assert!(
+            region_mean(first, x, 0, 8, 640)[0] > 90.0,
+            "edge at x={x} is filled"
+        );
     }
     // Smooth: the log of the width grows by the same step every frame, to a fraction of a pixel.
     let logs: Vec<f64> = frames.iter().map(|f| square(f).0.ln()).collect();
     let (slope, worst) = line_fit(&logs);
-    assert!((slope / (ZOOM.ln() / 44.0) - 1.0).abs() < 0.05, "slope {slope}");
-    assert!(worst * w1 < 0.35, "width strays {:.3} px from a steady zoom", worst * w1);
+    assert!(
+        (slope / (ZOOM.ln() / 44.0) - 1.0).abs() < 0.05,
+        "slope {slope}"
+    );
+    assert!(
+        worst * w1 < 0.35,
+        "width strays {:.3} px from a steady zoom",
+        worst * w1
+    );
 }
 
 #[tokio::test]
@@ -220,8 +246,14 @@ async fn pans_move_the_picture_in_their_direction_smoothly() {
             "{motion:?}: magnification held: {widths:?}"
         );
         let (slope, worst) = line_fit(&xs);
-        assert!((slope * 44.0 - sign * travel).abs() < 1.0, "{motion:?}: slope {slope}");
-        assert!(worst < 0.3, "{motion:?}: strays {worst:.3} px from a steady pan");
+        assert!(
+            (slope * 44.0 - sign * travel).abs() < 1.0,
+            "{motion:?}: slope {slope}"
+        );
+        assert!(
+            worst < 0.2,
+            "{motion:?}: strays {worst:.3} px from a steady pan"
+        );
     }
 }
 
@@ -241,11 +273,14 @@ async fn fit_clip_blur_pads_a_landscape_clip_into_a_portrait_frame_and_cuts_it()
     for (name, y) in [("top", 20), ("bottom", 1280)] {
         let band = detail(&frame, 0, y, 1079, 600);
         assert!(
-            band * 8.0 < centre,
+            band * 5.0 < centre,
             "{name} band is blurred: detail {band:.2} vs centre {centre:.2}"
         );
         let l = region_mean(&frame, 0, y, 1080, 600);
-        assert!(l.iter().sum::<f64>() / 3.0 > 20.0, "{name} band is not black: {l:?}");
+        assert!(
+            l.iter().sum::<f64>() / 3.0 > 20.0,
+            "{name} band is not black: {l:?}"
+        );
         assert!(
             region_stddev(&frame, 0, y, 1080, 600) > 3.0,
             "{name} band holds the clip's colours, not a flat fill"
@@ -269,7 +304,10 @@ async fn fit_clip_loops_a_short_clip_to_fill_the_scene() {
     let same = region_diff(&second_1, &second_7, 0, 0, 640, 360);
     let differ = region_diff(&second_1, &other, 0, 0, 640, 360);
     assert!(same < 1.5, "6.5 s repeats 0.5 s: diff {same:.2}");
-    assert!(differ > 5.0, "testsrc2 moves, so the loop is real: diff {differ:.2}");
+    assert!(
+        differ > 5.0,
+        "testsrc2 moves, so the loop is real: diff {differ:.2}"
+    );
 
     // Scaled, not padded or cropped: each corner holds the source's corner.
     let source = frame_at(&nova, 0.5);
@@ -288,7 +326,8 @@ async fn fit_clip_loops_a_short_clip_to_fill_the_scene() {
 #[tokio::test]
 async fn fit_clip_cuts_a_long_clip_from_its_start_and_drops_audio() {
     let dir = tempfile::tempdir().unwrap();
-    let long = test_clip(&dir.path().join("long.mp4"), (320, 180), 24, 6.0);
+    // 48 fps into 24: the rate is halved before the scale.
+    let long = test_clip(&dir.path().join("long.mp4"), (320, 180), 48, 6.0);
     assert!(probe(&long).audio_codec.is_some(), "the source has a tone");
     let spec = spec(320, 180, 24, 72);
     let out = dir.path().join("clip.mp4");
@@ -306,7 +345,11 @@ async fn what_is_not_the_right_media_is_invalid_input() {
     let spec = spec(320, 180, 24, 24);
     let out = dir.path().join("clip.mp4");
     let garbage = dir.path().join("garbage.png");
-    std::fs::write(&garbage, b"\x13\x37 not media at all \x00\xff\xfe".repeat(40)).unwrap();
+    std::fs::write(
+        &garbage,
+        b"\x13\x37 not media at all \x00\xff\xfe".repeat(40),
+    )
+    .unwrap();
     let unnamed = dir.path().join("garbage");
     std::fs::copy(&garbage, &unnamed).unwrap();
     let video = test_clip(&dir.path().join("video.mp4"), (320, 180), 24, 1.0);
