@@ -101,13 +101,22 @@ fn render_args(spec: &ClipSpec, look: &Look, dest: &Path) -> Vec<std::ffi::OsStr
         .then(Filter::new("format").arg("yuv420p"));
     let mut vf_graph = Graph::new();
     vf_graph.push(vf);
-    vec![
+    let mut args = vec![
         os("-f"),
         os("lavfi"),
         os("-i"),
         os(g.to_string()),
         os("-vf"),
         os(vf_graph.to_string()),
+    ];
+    args.extend(clip_output_args(spec, dest));
+    args
+}
+
+/// How every scene clip is encoded, whichever way it was made (drawn, animated from a still,
+/// fitted from a provider's video): clips that share settings compose identically.
+pub(crate) fn clip_output_args(spec: &ClipSpec, dest: &Path) -> Vec<std::ffi::OsString> {
+    vec![
         os("-frames:v"),
         os(spec.frames.to_string()),
         os("-an"),
