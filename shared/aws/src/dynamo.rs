@@ -11,10 +11,14 @@
 //! | asset | `ASSET#<id>` | `META` | `doc`, `owner`, `kind`, `created_at` |
 //! | idempotency guard | `IDEM#<owner>#<key>` | `META` | `job_id`, `owner`, `idempotency_key`, `created_at`, `expires_at`? |
 //! | processing record | `PROC#<source id>` | `META` | `doc`, `status`, `bucket`, `source_key`, `created_at`, `updated_at`, `expires_at`? |
+//! | lease pool | `LEASE#<pool>` | `LEASE` | `pool`, `holders` (holder → expiry, epoch ms), `version`, `expires_at` |
 //!
 //! `GSI1` (`GSI1PK` = `TENANT#<owner>`, `GSI1SK` = `<created_at, RFC 3339 with nanoseconds>#<id>`,
 //! projection ALL) lists a tenant's jobs newest first. Every item carries `entity` (`job`, `clip`,
-//! `asset`, `idempotency`, `process`) so a raw scan is readable.
+//! `asset`, `idempotency`, `process`, `lease`) so a raw scan is readable.
+//!
+//! Lease pools ([`LeaseStore`](vidpipe_domain::ports::LeaseStore), in `dynamo/lease.rs`) keep all
+//! of a pool's leases in one item, so a grant is one conditional write on its `version`.
 //!
 //! Processing records ([`ProcessStore`]) are keyed by the source write's id, so a re-run of the
 //! same upload replaces its record: `save_process` puts the whole item, conditional on the
@@ -51,6 +55,10 @@ use vidpipe_domain::job::{ClipRecord, Job, JobId};
 use vidpipe_domain::ports::{JobPage, JobStore, ProcessStore, StoreError};
 use vidpipe_domain::processing::{ProcessJob, ProcessStatus};
 
+mod lease;
+
+pub use lease::{ATTR_HOLDERS, ATTR_POOL, LEASE_TTL_MARGIN, SK_LEASE, lease_pk};
+
 /// Partition key of the table.
 pub const ATTR_PK: &str = "PK";
 /// Sort key of the table.
@@ -77,7 +85,7 @@ pub const ATTR_KIND: &str = "kind";
 /// On processing records: the uploaded object's bucket and key, for people reading the table.
 pub const ATTR_BUCKET: &str = "bucket";
 pub const ATTR_SOURCE_KEY: &str = "source_key";
-/// Which kind of record an item is: `job`, `clip`, `asset` or `idempotency`.
+/// Which kind of record an item is: `job`, `clip`, `asset`, `idempotency`, `process` or `lease`.
 pub const ATTR_ENTITY: &str = "entity";
 /// Sort key of every item that is the main record of its partition.
 pub const SK_META: &str = "META";

@@ -18,6 +18,7 @@ use hyper::body::Bytes;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vidpipe_aws::config::{dynamodb_client, emulator_sdk_config, s3_client, sfn_client};
 use vidpipe_aws::dynamo::{self, DynamoJobStore};
@@ -27,10 +28,10 @@ use vidpipe_domain::ErrorClass;
 use vidpipe_domain::asset::{Asset, AssetId, AssetKind};
 use vidpipe_domain::job::{ClipRecord, ClipStatus, JobId, JobStatus};
 use vidpipe_domain::ports::{
-    BlobStore, JobStore, Orchestrator, OrchestratorError, ProcessStore, UploadSigner,
+    BlobStore, JobStore, LeaseStore, Orchestrator, OrchestratorError, ProcessStore, UploadSigner,
 };
 use vidpipe_domain::processing::{ProcessFailure, ProcessJob, ProcessStatus, SourceRef};
-use vidpipe_pipeline::conformance::{blob_store, job_store, process_store};
+use vidpipe_pipeline::conformance::{blob_store, job_store, lease_store, process_store};
 
 const TABLE: &str = "vidpipe-test";
 const BUCKET: &str = "vidpipe-test";
@@ -217,6 +218,113 @@ async fn dynamo_process_store_conforms() {
     let moto = Moto::start().await;
     let client = table_on(&moto).await;
     process_store::run_all(&DynamoJobStore::new(client, TABLE)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamo_lease_store_conforms() {
+    let moto = Moto::start().await;
+    table_on(&moto).await;
+    // Two clients, as two Lambdas sharing one provider's limit would be.
+    let a = Arc::new(job_store_on(&moto).await);
+    let b = Arc::new(job_store_on(&moto).await);
+    lease_store::run_all(a, b).await;
+}
+
+/// A pool is one item, `LEASE#<pool>` / `LEASE`: the holders map with each expiry in epoch
+/// milliseconds, a version bumped by every write, and `expires_at` an hour past the latest lease.
+/// A refusal writes nothing; a release that empties the pool keeps the item, to expire by TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamo_lease_items_follow_the_single_table_layout() {
+    let moto = Moto::start().await;
+    let client = table_on(&moto).await;
+    let store = DynamoJobStore::new(client.clone(), TABLE);
+    let pool = "replicate#video";
+    let (a, b) = ("job_1/0", "job_2/3");
+    let lease = |pool: &'static str, holder: &'static str, limit: u32, secs: u64| {
+        let store = store.clone();
+        async move {
+            let before = Utc::now().timestamp_millis();
+            let granted = store
+                .acquire(pool, holder, limit, Duration::from_secs(secs))
+                .await
+                .expect("acquire");
+            (granted, before, Utc::now().timestamp_millis())
+        }
+    };
+    let holders = |item: &HashMap<String, AttributeValue>| -> HashMap<String, i64> {
+        match item.get(dynamo::ATTR_HOLDERS) {
+            Some(AttributeValue::M(map)) => map
+                .iter()
+                .map(|(k, v)| match v {
+                    AttributeValue::N(n) => (k.clone(), n.parse().expect("epoch ms")),
+                    other => panic!("expiry of {k}: {other:?}"),
+                })
+                .collect(),
+            other => panic!("holders: expected a map, got {other:?}"),
+        }
+    };
+
+    let (granted, before, after) = lease(pool, a, 1, 60).await;
+    assert!(granted);
+    let pk = dynamo::lease_pk(pool);
+    assert_eq!(pk, "LEASE#replicate#video");
+    let item = raw_item(&client, &pk, dynamo::SK_LEASE).await;
+    assert_eq!(s_attr(&item, dynamo::ATTR_ENTITY), "lease");
+    assert_eq!(s_attr(&item, dynamo::ATTR_POOL), pool);
+    assert_eq!(n_attr(&item, dynamo::ATTR_VERSION), 1);
+    let held = holders(&item);
+    assert_eq!(held.keys().collect::<Vec<_>>(), [a]);
+    let expiry = held[a];
+    assert!(
+        (before + 60_000..=after + 60_000).contains(&expiry),
+        "{expiry} is 60 s after the call"
+    );
+    let margin = dynamo::LEASE_TTL_MARGIN.num_seconds();
+    assert_eq!(
+        n_attr(&item, dynamo::ATTR_EXPIRES_AT),
+        (expiry + 999) / 1000 + margin
+    );
+
+    let (granted, ..) = lease(pool, b, 1, 600).await;
+    assert!(!granted, "the pool is full");
+    let item = raw_item(&client, &pk, dynamo::SK_LEASE).await;
+    assert_eq!(
+        n_attr(&item, dynamo::ATTR_VERSION),
+        1,
+        "a refusal writes nothing"
+    );
+
+    let (granted, ..) = lease(pool, b, 2, 600).await;
+    assert!(granted);
+    let item = raw_item(&client, &pk, dynamo::SK_LEASE).await;
+    assert_eq!(n_attr(&item, dynamo::ATTR_VERSION), 2);
+    let held = holders(&item);
+    assert_eq!(held.len(), 2, "{held:?}");
+    assert_eq!(held[a], expiry, "adding b leaves a's expiry alone");
+    assert_eq!(
+        n_attr(&item, dynamo::ATTR_EXPIRES_AT),
+        (held[b] + 999) / 1000 + margin,
+        "the TTL follows the latest lease"
+    );
+
+    store.release(pool, a).await.expect("release a");
+    store.release(pool, b).await.expect("release b");
+    let item = raw_item(&client, &pk, dynamo::SK_LEASE).await;
+    assert_eq!(n_attr(&item, dynamo::ATTR_VERSION), 4);
+    assert!(holders(&item).is_empty(), "{item:?}");
+    store.release(pool, b).await.expect("release again");
+    let item = raw_item(&client, &pk, dynamo::SK_LEASE).await;
+    assert_eq!(
+        n_attr(&item, dynamo::ATTR_VERSION),
+        4,
+        "releasing an unheld lease writes nothing"
+    );
+    let now = Utc::now().timestamp();
+    let ttl = n_attr(&item, dynamo::ATTR_EXPIRES_AT);
+    assert!(
+        (now + margin - 5..=now + margin + 1).contains(&ttl),
+        "an empty pool's item expires a margin after its last write: {ttl} vs now {now}"
+    );
 }
 
 fn item_key(pk: &str, sk: &str) -> HashMap<String, AttributeValue> {

@@ -1,11 +1,11 @@
 //! Runs the port conformance suites against the embedded adapters (SQLite job store, filesystem
-//! blob store), plus the many-writers race on one job's state.
+//! blob store, SQLite lease store), plus the many-writers race on one job's state.
 
 use chrono::Utc;
 use std::sync::Arc;
 use vidpipe_domain::ports::{BlobError, BlobStore, JobStore, StoreError};
 use vidpipe_domain::{ErrorClass, JobStatus};
-use vidpipe_pipeline::conformance::{blob_store, job_store, process_store};
+use vidpipe_pipeline::conformance::{blob_store, job_store, lease_store, process_store};
 use vidpipe_pipeline::embedded::{EmbeddedPaths, FsBlobStore, SqliteJobStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,6 +29,22 @@ async fn sqlite_process_store_conforms() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = SqliteJobStore::open(dir.path().join("vidpipe.sqlite3")).expect("open");
     process_store::run_all(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_lease_store_conforms() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("vidpipe.sqlite3");
+    // Two handles on one file, as two processes sharing the machine's provider limits would be.
+    let a = Arc::new(SqliteJobStore::open(&db).expect("open first handle"));
+    let b = Arc::new(SqliteJobStore::open(&db).expect("open second handle"));
+    lease_store::run_all(a, b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_in_memory_lease_store_conforms_on_one_handle() {
+    let store = Arc::new(SqliteJobStore::open_in_memory().expect("open in memory"));
+    lease_store::run_all(store.clone(), store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

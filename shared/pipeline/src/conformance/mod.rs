@@ -7,6 +7,7 @@
 
 pub mod blob_store;
 pub mod job_store;
+pub mod lease_store;
 pub mod process_store;
 
 /// A short random tag that keeps one check's owners and keys apart from every other check's.

@@ -1,5 +1,7 @@
 //! The embedded `JobStore`: one SQLite file, with the same conditional-write semantics as the
 //! DynamoDB table (optimistic versions, atomic idempotency keys, clips stored apart from the job).
+//! The same file holds processing records (`ProcessStore`) and provider leases (`LeaseStore`, in
+//! `sqlite/lease.rs`).
 //!
 //! rusqlite is blocking, so every call runs on `spawn_blocking`. Each handle owns one connection
 //! behind a mutex; two handles opened on the same file are two independent writers, and SQLite's
@@ -15,6 +17,8 @@ use vidpipe_domain::asset::{Asset, AssetId};
 use vidpipe_domain::job::{ClipRecord, Job, JobId};
 use vidpipe_domain::ports::{JobPage, JobStore, ProcessStore, StoreError};
 use vidpipe_domain::processing::ProcessJob;
+
+mod lease;
 
 /// How long a writer waits for another connection's write lock before giving up with a
 /// retryable error. Long enough that ordinary contention between handles never surfaces.
@@ -59,6 +63,14 @@ CREATE TABLE IF NOT EXISTS process_jobs (
     updated_at INTEGER NOT NULL,
     doc        TEXT NOT NULL
 ) STRICT;
+-- Added after schema 1 shipped, like process_jobs. Expiry in Unix milliseconds: leases last
+-- seconds to minutes, so whole seconds would round a short lease away.
+CREATE TABLE IF NOT EXISTS leases (
+    pool       TEXT NOT NULL,
+    holder     TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (pool, holder)
+) STRICT, WITHOUT ROWID;
 ";
 
 /// SQLite-backed job and asset records. Not `Clone` on purpose: a clone would share the
