@@ -119,7 +119,7 @@ async fn deps(
         blobs,
         planner,
         providers: ProviderChain::new(ai.providers),
-        leases: None, // LEASE-MERGE
+        leases: Some(store),
         clip_limits,
         media,
         scratch_dir: config.scratch_dir.clone(),

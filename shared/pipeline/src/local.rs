@@ -100,7 +100,7 @@ impl LocalStack {
             blobs: blobs.clone(),
             planner,
             providers,
-            leases: None,
+            leases: Some(store.clone()),
             clip_limits: ClipLimits::default(),
             media: media.clone(),
             scratch_dir: scratch,
