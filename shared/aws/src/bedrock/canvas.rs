@@ -220,7 +220,10 @@ mod tests {
         );
         for (w, h) in [(4, 3), (3, 4), (21, 9), (1, 10), (10, 1), (2, 3)] {
             let s = canvas_size(w, h);
-            assert!(s.width % 16 == 0 && s.height % 16 == 0, "{w}x{h}: {s:?}");
+            assert!(
+                s.width.is_multiple_of(16) && s.height.is_multiple_of(16),
+                "{w}x{h}: {s:?}"
+            );
             assert!((SIDE_MIN..=SIDE_MAX).contains(&s.width), "{w}x{h}: {s:?}");
             assert!((SIDE_MIN..=SIDE_MAX).contains(&s.height), "{w}x{h}: {s:?}");
             assert!(s.width * s.height <= PIXELS_MAX, "{w}x{h}: {s:?}");
