@@ -240,14 +240,13 @@ async fn reel_fixture() -> ReelFixture {
     let server = MockServer::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let blobs = Arc::new(FsBlobStore::new(dir.path().join("bucket")).expect("fs store"));
-    let provider = NovaReelProvider::new(
-        client(&server).await,
-        blobs.clone(),
-        BUCKET,
-        "temp/bedrock-reel",
-    )
-    .with_price_per_second(0.25)
-    .with_poll_after(Duration::from_secs(20));
+    let config = BedrockConfig::from_lookup(|name| {
+        (name == "VIDPIPE_BEDROCK_REEL_USD_PER_SECOND").then(|| "0.25".to_owned())
+    })
+    .expect("config");
+    let provider = config
+        .reel(&client(&server).await, blobs.clone(), BUCKET)
+        .with_poll_after(Duration::from_secs(20));
     ReelFixture {
         server,
         provider,
@@ -523,7 +522,11 @@ async fn canvas_against(response: ResponseTemplate) -> (MockServer, NovaCanvasPr
         .respond_with(response)
         .mount(&server)
         .await;
-    let provider = NovaCanvasProvider::new(client(&server).await).with_price_per_image(0.5);
+    let config = BedrockConfig::from_lookup(|name| {
+        (name == "VIDPIPE_BEDROCK_CANVAS_USD_PER_IMAGE").then(|| "0.5".to_owned())
+    })
+    .expect("config");
+    let provider = config.canvas(&client(&server).await);
     (server, provider)
 }
 

@@ -1,7 +1,10 @@
 //! Bedrock settings read once from the environment (or any lookup), and the runtime client built
 //! from the shared SDK configuration with the Bedrock region applied.
 
+use super::{BedrockPlanner, NovaCanvasProvider, NovaReelProvider};
 use aws_config::{Region, SdkConfig};
+use std::sync::Arc;
+use vidpipe_domain::ports::BlobStore;
 
 /// The Nova Reel version that makes 6-second 1280x720 shots from text or text and a first frame.
 pub const DEFAULT_REEL_MODEL: &str = "amazon.nova-reel-v1:1";
@@ -107,6 +110,31 @@ impl BedrockConfig {
             builder = builder.region(Region::new(region.clone()));
         }
         aws_sdk_bedrockruntime::Client::from_conf(builder.build())
+    }
+
+    /// The planner on [`Self::planner_model`], or `None` when no model is configured.
+    pub fn planner(&self, client: &aws_sdk_bedrockruntime::Client) -> Option<BedrockPlanner> {
+        self.planner_model
+            .as_ref()
+            .map(|model| BedrockPlanner::new(client.clone(), model.clone()))
+    }
+
+    /// Nova Reel writing under [`Self::reel_prefix`] of `bucket`, which `blobs` must serve.
+    pub fn reel(
+        &self,
+        client: &aws_sdk_bedrockruntime::Client,
+        blobs: Arc<dyn BlobStore>,
+        bucket: impl Into<String>,
+    ) -> NovaReelProvider {
+        NovaReelProvider::new(client.clone(), blobs, bucket, self.reel_prefix.clone())
+            .with_model(self.reel_model.clone())
+            .with_price_per_second(self.reel_usd_per_second)
+    }
+
+    pub fn canvas(&self, client: &aws_sdk_bedrockruntime::Client) -> NovaCanvasProvider {
+        NovaCanvasProvider::new(client.clone())
+            .with_model(self.canvas_model.clone())
+            .with_price_per_image(self.canvas_usd_per_image)
     }
 }
 
