@@ -5,6 +5,7 @@
 //! builds the clients (path-style S3 behind an emulator). Every SDK failure becomes the port's
 //! error with a retryable or permanent class (see `error`).
 
+pub mod bedrock;
 pub mod config;
 pub mod dynamo;
 mod error;
