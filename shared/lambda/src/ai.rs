@@ -163,29 +163,54 @@ mod bedrock {
     use super::BedrockDeps;
     use crate::config::ConfigError;
     use std::sync::Arc;
+    use vidpipe_aws::bedrock::{BedrockConfig, BedrockConfigError};
     use vidpipe_domain::ports::{ClipProvider, Planner};
+
+    fn config(lookup: &dyn Fn(&str) -> Option<String>) -> Result<BedrockConfig, ConfigError> {
+        BedrockConfig::from_lookup(lookup).map_err(|e| match e {
+            BedrockConfigError::BadPrice { name, .. } => ConfigError::Invalid {
+                name,
+                why: e.to_string(),
+            },
+        })
+    }
 
     pub fn planner(
         deps: &BedrockDeps,
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Arc<dyn Planner>, ConfigError> {
-        let _ = (deps, lookup);
-        todo!("bedrock planner")
+        let config = config(lookup)?;
+        let client = config.client(&deps.sdk);
+        Ok(Arc::new(
+            config
+                .planner(&client)
+                .ok_or(ConfigError::Missing("VIDPIPE_BEDROCK_MODEL"))?,
+        ))
     }
 
     pub fn reel(
         deps: &BedrockDeps,
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Arc<dyn ClipProvider>, ConfigError> {
-        let _ = (deps, lookup);
-        todo!("bedrock reel")
+        let config = config(lookup)?;
+        let output = deps.reel_output.as_ref().ok_or(ConfigError::Invalid {
+            name: "VIDPIPE_PROVIDER",
+            why: "bedrock-reel writes its videos to S3: name the bucket (VIDPIPE_BUCKET)".into(),
+        })?;
+        let client = config.client(&deps.sdk);
+        Ok(Arc::new(config.reel(
+            &client,
+            output.blobs.clone(),
+            output.bucket.clone(),
+        )))
     }
 
     pub fn canvas(
         deps: &BedrockDeps,
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Arc<dyn ClipProvider>, ConfigError> {
-        let _ = (deps, lookup);
-        todo!("bedrock canvas")
+        let config = config(lookup)?;
+        let client = config.client(&deps.sdk);
+        Ok(Arc::new(config.canvas(&client)))
     }
 }

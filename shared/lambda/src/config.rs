@@ -85,6 +85,9 @@ pub const AI_VARS: &[&str] = &[
     "VIDPIPE_BEDROCK_REGION",
     "VIDPIPE_BEDROCK_REEL_MODEL",
     "VIDPIPE_BEDROCK_CANVAS_MODEL",
+    "VIDPIPE_BEDROCK_REEL_PREFIX",
+    "VIDPIPE_BEDROCK_REEL_USD_PER_SECOND",
+    "VIDPIPE_BEDROCK_CANVAS_USD_PER_IMAGE",
 ];
 
 /// The AI settings as read; tokens among them, so `Debug` shows names only.
