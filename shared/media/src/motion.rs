@@ -417,7 +417,7 @@ mod tests {
     #[test]
     fn contain_keeps_the_shape_in_even_pixels() {
         assert_eq!(contain(&source(1280, 720), 1080, 1920), (1080, 608));
-        assert_eq!(contain(&source(720, 1280), 1920, 1080), (606, 1080));
+        assert_eq!(contain(&source(720, 1280), 1920, 1080), (608, 1080));
         assert_eq!(contain(&source(1000, 1000), 1080, 1920), (1080, 1080));
     }
 
