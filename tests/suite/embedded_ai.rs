@@ -26,7 +26,7 @@ const OWNER: &str = "local";
 fn body(prompt: &str, clips: i64) -> GenerationRequestBody {
     GenerationRequestBody {
         prompt: Some(prompt.into()),
-        duration_seconds: Some(4.0),
+        duration_seconds: Some(5.0),
         aspect_ratio: Some("16:9".into()),
         resolution: Some("720p".into()),
         clip_count: Some(clips),
@@ -184,7 +184,7 @@ async fn an_asynchronous_provider_is_submitted_then_polled_until_ready() {
     }
     let final_path = stack.blob_path(&job.outputs.as_ref().unwrap().final_key);
     let facts = probe(&final_path);
-    assert!((facts.duration - 4.0).abs() < 0.05, "{}", facts.duration);
+    assert!((facts.duration - 5.0).abs() < 0.05, "{}", facts.duration);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -639,7 +639,19 @@ fn paths_from(sm: &StateMachine, states: &Json, start: &str) -> Vec<(Vec<String>
         seen: &mut Vec<String>,
         out: &mut Vec<(Vec<String>, String)>,
     ) {
-        assert!(!seen.iter().any(|s| s == name), "loop through {name}");
+        // The only loops allowed are provider polls: back to a state through a Wait, so no task
+        // ever sits waiting itself. Such a path ends at the state it returns to.
+        if let Some(at) = seen.iter().position(|s| s == name) {
+            assert!(
+                seen[at..]
+                    .iter()
+                    .any(|s| states[s.as_str()]["Type"] == "Wait"),
+                "loop through {name} without a Wait state"
+            );
+            path.push(format!("again {name}"));
+            out.push((path, "Loop".into()));
+            return;
+        }
         let state = &states[name];
         assert!(state.is_object(), "transition to missing state {name}");
         if let Some(l) = step_label(sm, state) {
@@ -752,7 +764,12 @@ fn steps_run_plan_map_compose_finalize() {
     let sm = generation();
     let start = sm.asl["StartAt"].as_str().expect("StartAt");
     let paths = paths_from(&sm, &sm.asl["States"], start);
-    let map = format!("Map({})", GenerationStep::GenerateClip);
+    let map = format!(
+        "Map({} -> {} -> again ClipReady | {})",
+        GenerationStep::GenerateClip,
+        GenerationStep::PollClip,
+        GenerationStep::GenerateClip
+    );
     let (plan, compose, finalize) = (
         GenerationStep::Plan.as_str(),
         GenerationStep::Compose.as_str(),
@@ -1073,7 +1090,19 @@ fn process_paths(states: &Json, start: &str) -> Vec<(Vec<String>, String)> {
         seen: &mut Vec<String>,
         out: &mut Vec<(Vec<String>, String)>,
     ) {
-        assert!(!seen.iter().any(|s| s == name), "loop through {name}");
+        // The only loops allowed are provider polls: back to a state through a Wait, so no task
+        // ever sits waiting itself. Such a path ends at the state it returns to.
+        if let Some(at) = seen.iter().position(|s| s == name) {
+            assert!(
+                seen[at..]
+                    .iter()
+                    .any(|s| states[s.as_str()]["Type"] == "Wait"),
+                "loop through {name} without a Wait state"
+            );
+            path.push(format!("again {name}"));
+            out.push((path, "Loop".into()));
+            return;
+        }
         let state = &states[name];
         assert!(state.is_object(), "transition to missing state {name}");
         path.extend(process_label(state));
