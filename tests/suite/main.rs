@@ -20,3 +20,4 @@ mod emulated_process;
 mod error_name_literals;
 mod lambda_build;
 mod stack_wiring;
+mod template_ai;
