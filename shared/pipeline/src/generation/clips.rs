@@ -192,6 +192,24 @@ pub async fn generate_clip(deps: &StepDeps, task: &ClipTask) -> Result<ClipOutpu
     )
     .await?;
     let mut at = deps.providers.position(&record.provider);
+    // A clip any provider of the chain made before is reused before anyone is asked: a scene
+    // the first provider refused last time would otherwise be refused (and billed) again.
+    if record.handle.is_none() {
+        for (i, provider) in deps.providers.0.iter().enumerate().skip(at) {
+            if deps
+                .blobs
+                .head(&cache_key(provider.as_ref(), &spec))
+                .await?
+                .is_some()
+            {
+                if i != at {
+                    record.provider = provider.name().to_owned();
+                }
+                at = i;
+                break;
+            }
+        }
+    }
     let mut counted = Duration::ZERO;
     loop {
         let provider = deps.providers.0[at].clone();
