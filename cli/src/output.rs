@@ -179,6 +179,7 @@ pub fn job_json(stack: &LocalStack, job: &Job) -> serde_json::Value {
         "stages": job.stages,
         "clips": job.clips,
         "cache_hits": job.cache_hits(),
+        "cost": job.cost,
         "error": job.error,
         "outputs": job.outputs,
         "duration_seconds": job.outputs.as_ref().map(|o| o.duration_seconds),
@@ -257,6 +258,18 @@ pub fn print_job(stack: &LocalStack, j: &Job) {
             c.provider,
             c.attempts
         );
+    }
+    if let Some(cost) = &j.cost {
+        println!(
+            "cost:      ${:.4} (providers ${:.4}, compute ${:.4}), {} bytes moved",
+            cost.total_usd, cost.provider_usd, cost.compute_usd, cost.bytes_moved
+        );
+        for line in &cost.lines {
+            println!(
+                "           {}: ${:.4} ({})",
+                line.item, line.usd, line.basis
+            );
+        }
     }
     if let Some(o) = &j.outputs {
         let p = OutputPaths::in_store(stack, o);

@@ -19,14 +19,17 @@ fn vidpipe(home: &std::path::Path, env: &[(&str, String)], args: &[&str]) -> Out
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.env("VIDPIPE_LOG", "debug").output().expect("run vidpipe")
+    cmd.env("VIDPIPE_LOG", "debug")
+        .output()
+        .expect("run vidpipe")
 }
 
 async fn fakes(dir: &std::path::Path) -> (MockServer, MockServer) {
     let replicate = MockServer::start().await;
     let openai = MockServer::start().await;
     let clip = std::fs::read(test_clip(&dir.join("model.mp4"), (1280, 720), 24, 6.0)).unwrap();
-    let still = std::fs::read(write_logo(&dir.join("still.png"), 256, 256, [30, 140, 220])).unwrap();
+    let still =
+        std::fs::read(write_logo(&dir.join("still.png"), 256, 256, [30, 140, 220])).unwrap();
 
     let plan = json!({"scenes": [
         {"visual_prompt": "a harbour at dawn, wide shot", "caption": "Dawn", "narration": "The harbour wakes.", "weight": 2},
@@ -52,13 +55,20 @@ async fn fakes(dir: &std::path::Path) -> (MockServer, MockServer) {
 
     Mock::given(method("GET"))
         .and(path("/v1/predictions"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"next": null, "previous": null, "results": []})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"next": null, "previous": null, "results": []})),
+        )
         .mount(&replicate)
         .await;
     Mock::given(method("POST"))
         .and(path("/v1/models/minimax/video-01/predictions"))
         .and(body_string_contains("REFUSE"))
-        .respond_with(ResponseTemplate::new(422).set_body_json(json!({"title": "Invalid input", "detail": "input.prompt was flagged"})))
+        .respond_with(
+            ResponseTemplate::new(422).set_body_json(
+                json!({"title": "Invalid input", "detail": "input.prompt was flagged"}),
+            ),
+        )
         .with_priority(1)
         .mount(&replicate)
         .await;
@@ -83,7 +93,11 @@ async fn fakes(dir: &std::path::Path) -> (MockServer, MockServer) {
         .await;
     Mock::given(method("GET"))
         .and(path("/files/p1.mp4"))
-        .respond_with(ResponseTemplate::new(200).set_body_bytes(clip).insert_header("content-type", "video/mp4"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_bytes(clip)
+                .insert_header("content-type", "video/mp4"),
+        )
         .mount(&replicate)
         .await;
     (replicate, openai)
@@ -135,9 +149,15 @@ async fn the_cli_chains_providers_records_fallbacks_caches_and_never_prints_a_to
     let stderr = String::from_utf8_lossy(&first.stderr).to_string();
     assert!(first.status.success(), "stderr: {stderr}");
     for secret in [REPLICATE_TOKEN, OPENAI_KEY, "X-Amz-Signature"] {
-        assert!(!stdout.contains(secret) && !stderr.contains(secret), "{secret} leaked");
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "{secret} leaked"
+        );
     }
-    assert!(stderr.contains("DEBUG"), "the scan needs the debug log to be on");
+    assert!(
+        stderr.contains("DEBUG"),
+        "the scan needs the debug log to be on"
+    );
 
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v["status"], "completed");
@@ -152,6 +172,7 @@ async fn the_cli_chains_providers_records_fallbacks_caches_and_never_prints_a_to
         clips[1]["fallback"],
         "replicate: provider rejected the scene: prediction create: input.prompt was flagged"
     );
+    assert!((v["cost"]["provider_usd"].as_f64().unwrap() - 0.04).abs() < 1e-9);
     let f = probe(std::path::Path::new(v["final"].as_str().unwrap()));
     assert_eq!((f.width, f.height), (720, 1280));
     assert!((f.duration - 6.0).abs() <= 1.0 / 30.0, "{}", f.duration);

@@ -182,7 +182,23 @@ async fn an_asynchronous_provider_is_submitted_then_polled_until_ready() {
         assert_eq!(clip.cost.as_ref().map(|c| c.usd), Some(0.25));
         assert!(clip.fallback.is_none());
     }
-    let final_path = stack.blob_path(&job.outputs.as_ref().unwrap().final_key);
+    let cost = job.cost.as_ref().expect("a completed job has its cost");
+    assert_eq!(cost.provider_usd, 0.5);
+    assert_eq!(cost.total_usd, 0.5, "one machine: compute is not billed");
+    assert_eq!(cost.memory_mb, None);
+    assert_eq!(cost.lines.len(), 2);
+    assert_eq!(cost.lines[0].item, "clip 000 (async-fake)");
+    let outputs = job.outputs.as_ref().unwrap();
+    let fetched: u64 = job.clips.iter().map(|c| c.bytes).sum();
+    assert!(fetched > 0);
+    assert!(cost.bytes_moved > fetched + outputs.size_bytes);
+    assert!(cost.compute_ms["generate_clip"] > 0);
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(stack.blob_path(&outputs.metadata_key)).unwrap())
+            .unwrap();
+    assert_eq!(metadata["cost"]["provider_usd"], 0.5);
+    assert_eq!(metadata["clips"][1]["provider"], "async-fake");
+    let final_path = stack.blob_path(&outputs.final_key);
     let facts = probe(&final_path);
     assert!((facts.duration - 5.0).abs() < 0.05, "{}", facts.duration);
 }

@@ -14,6 +14,7 @@ mod embedded_failures;
 mod embedded_generate;
 mod embedded_process;
 mod embedded_validation;
+mod emulated_ai;
 mod emulated_failure;
 mod emulated_generate;
 mod emulated_process;

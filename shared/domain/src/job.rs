@@ -243,6 +243,32 @@ pub struct ClipRecord {
     pub bytes: u64,
 }
 
+/// What a generation job cost: the providers' bills (as they reported them, or by the configured
+/// price table), the compute its steps ran for, and the bytes it moved.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerationCost {
+    pub total_usd: f64,
+    pub provider_usd: f64,
+    pub compute_usd: f64,
+    /// Milliseconds the steps ran for, by step (`plan`, `generate_clip`, `compose`).
+    pub compute_ms: std::collections::BTreeMap<String, u64>,
+    /// The functions' memory the compute is priced at; absent on one machine (no bill).
+    pub memory_mb: Option<u32>,
+    /// Fetched from providers, written to and read back from the store, and the outputs.
+    pub bytes_moved: u64,
+    /// One line per bill: what, how much, and how it was reached.
+    pub lines: Vec<CostLine>,
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostLine {
+    pub item: String,
+    pub usd: f64,
+    pub basis: String,
+}
+
 /// Why a job failed: a stable code (the error's type name) and a human reason.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -279,6 +305,9 @@ pub struct Job {
     /// Filled by stores on read; never written through the job record.
     #[serde(default)]
     pub clips: Vec<ClipRecord>,
+    /// What the job cost, set when it completes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<GenerationCost>,
     /// Optimistic concurrency: every successful write increments it.
     pub version: u64,
     pub created_at: DateTime<Utc>,
@@ -312,6 +341,7 @@ impl Job {
             error: None,
             outputs: None,
             clips: Vec::new(),
+            cost: None,
             version: 0,
             created_at: now,
             updated_at: now,

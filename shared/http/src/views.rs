@@ -59,6 +59,12 @@ pub struct ClipView {
     pub attempts: u32,
     pub cache_hit: bool,
     pub error: Option<String>,
+    /// The provider that made the clip (or is making it).
+    pub provider: String,
+    /// Why earlier providers of the chain did not make it, when they did not.
+    pub fallback: Option<String>,
+    /// What the provider call cost, when known.
+    pub cost_usd: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -90,8 +96,15 @@ pub struct JobView {
     /// 0..=100, weighted by stage, finished clips and compose progress.
     pub progress_percent: f64,
     pub request: RequestSummary,
+    /// The planner that made the plan (`rules`, `bedrock`, `openai`), once planned.
+    pub planner: Option<String>,
+    /// Why the configured LLM planner's plan was not used, when it was not.
+    pub planner_fallback: Option<String>,
     pub clips: Vec<ClipView>,
     pub outputs: Option<OutputsView>,
+    /// What the job cost, once completed.
+    #[schema(value_type = Option<vidpipe_domain::job::GenerationCost>)]
+    pub cost: Option<vidpipe_domain::job::GenerationCost>,
     pub error: Option<JobError>,
     /// Stages entered so far, in pipeline order.
     pub stages: Vec<StageTimingView>,
@@ -131,8 +144,14 @@ impl JobView {
                     attempts: c.attempts,
                     cache_hit: c.cache_hit,
                     error: c.error.clone(),
+                    provider: c.provider.clone(),
+                    fallback: c.fallback.clone(),
+                    cost_usd: c.cost.as_ref().map(|k| k.usd),
                 })
                 .collect(),
+            planner: job.plan.as_ref().map(|p| p.planner.clone()),
+            planner_fallback: job.plan.as_ref().and_then(|p| p.fallback.clone()),
+            cost: job.cost.clone(),
             outputs: job.outputs.as_ref().map(|o| OutputsView {
                 final_key: o.final_key.clone(),
                 size_bytes: o.size_bytes,

@@ -4,7 +4,7 @@
 //! reads the job first and returns the earlier result when the work is already done.
 
 use super::clips::{ClipLimits, ProviderChain};
-use super::manifest::metadata;
+use super::manifest::{cost, metadata};
 use super::types::{
     ClipTask, ComposeOutput, FailureInput, FinalizeOutput, JobRef, OutputProbe, PlanOutput,
 };
@@ -371,6 +371,20 @@ pub async fn finalize(deps: &StepDeps, input: &ComposeOutput) -> Result<Finalize
         duration_seconds: input.probe.duration_seconds,
         size_bytes: input.probe.size_bytes,
     };
+    let before = load(deps, id).await?;
+    let mut clip_bytes = 0;
+    for clip in &before.clips {
+        if let Some(key) = &clip.key
+            && let Some(meta) = deps.blobs.head(key).await?
+        {
+            clip_bytes += meta.size_bytes;
+        }
+    }
+    let thumbnail_bytes = deps
+        .blobs
+        .head(&input.thumbnail_key)
+        .await?
+        .map_or(0, |m| m.size_bytes);
     let job = update_job(deps, id, |j| {
         if j.status == JobStatus::Completed {
             return Ok(None);
@@ -379,6 +393,7 @@ pub async fn finalize(deps: &StepDeps, input: &ComposeOutput) -> Result<Finalize
         let mut next = j.transition(JobStatus::Completed, Utc::now())?;
         next.compose_fraction = 1.0;
         next.outputs = Some(outputs.clone());
+        next.cost = Some(cost(j, input, deps.memory_mb, clip_bytes, thumbnail_bytes));
         Ok(Some(next))
     })
     .await?;
