@@ -199,3 +199,78 @@ async fn the_cli_chains_providers_records_fallbacks_caches_and_never_prints_a_to
         .count();
     assert_eq!(images_after, images_before);
 }
+
+/// The OpenAI planner's answer is unusable (prose, a plan of the wrong size, no answer at all):
+/// the rules plan is used and the job says which planner fell back and why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unusable_llm_answer_gives_the_rules_plan_with_the_reason() {
+    let one_scene = json!({"scenes": [
+        {"visual_prompt": "a harbour", "caption": "Dawn", "narration": "The harbour wakes.", "weight": 2}
+    ]});
+    let answers = [
+        (
+            json!({"choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "Sure! Here is a lovely plan."}}]}),
+            "not a plan",
+        ),
+        (
+            json!({"choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": one_scene.to_string()}}]}),
+            "1 scenes; the request asks for 2",
+        ),
+        (json!({"choices": []}), "no choices"),
+    ];
+    for (answer, reason) in answers {
+        let home = tempfile::tempdir().unwrap();
+        let openai = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v1/chat/completions"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(answer))
+            .mount(&openai)
+            .await;
+        let env = vec![
+            ("OPENAI_BASE_URL", format!("{}/v1", openai.uri())),
+            ("VIDPIPE_OPENAI_MODEL", "gpt-4o-mini".to_owned()),
+        ];
+        let home_path = home.path().to_path_buf();
+        let out = tokio::task::spawn_blocking(move || {
+            vidpipe(
+                &home_path,
+                &env,
+                &[
+                    "generate",
+                    "--prompt",
+                    "The harbour wakes. Then the storm.",
+                    "--duration",
+                    "5",
+                    "--aspect",
+                    "1:1",
+                    "--clips",
+                    "2",
+                    "--planner",
+                    "openai",
+                    "--json",
+                ],
+            )
+        })
+        .await
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["status"], "completed");
+        assert_eq!(v["planner"], "rules");
+        let fallback = v["planner_fallback"].as_str().unwrap();
+        assert!(
+            fallback.starts_with("openai: planner returned an unusable plan: ")
+                && fallback.contains(reason),
+            "{fallback}"
+        );
+        assert_eq!(
+            openai.received_requests().await.unwrap().len(),
+            1,
+            "no retry of a bad answer"
+        );
+    }
+}

@@ -107,6 +107,73 @@ impl ClipProvider for Async {
     }
 }
 
+/// Counts the calls it has running (submitted, not yet ready) and the most ever at once.
+struct Gauged {
+    inner: Async,
+    running: AtomicU32,
+    most: AtomicU32,
+}
+
+#[async_trait]
+impl ClipProvider for Gauged {
+    fn name(&self) -> &str {
+        "gauged"
+    }
+    async fn submit(
+        &self,
+        spec: &ClipSpec,
+        identity: &str,
+        dest: &Path,
+    ) -> Result<ClipProgress, ProviderError> {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        self.inner.submit(spec, identity, dest).await
+    }
+    async fn poll(&self, handle: &str, dest: &Path) -> Result<ClipProgress, ProviderError> {
+        let out = self.inner.poll(handle, dest).await?;
+        if matches!(out, ClipProgress::Ready { .. }) {
+            self.running.fetch_sub(1, Ordering::SeqCst);
+        }
+        Ok(out)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_provider_lease_bounds_calls_across_scenes_and_jobs() {
+    let home = tempfile::tempdir().unwrap();
+    let fake = Arc::new(Gauged {
+        inner: Async::new(1),
+        running: AtomicU32::new(0),
+        most: AtomicU32::new(0),
+    });
+    let opts = LocalOptions {
+        max_concurrency: 3,
+        clip_limits: Some(vidpipe_pipeline::generation::ClipLimits {
+            per_provider: 1,
+            slot_wait: Duration::from_millis(50),
+            ..Default::default()
+        }),
+        ..options(vec![fake.clone()])
+    };
+    let stack = stack_with_options(home.path(), opts, None).await;
+    let a = stack
+        .service()
+        .submit(OWNER, &body("One. Two. Three.", 3), None)
+        .await
+        .unwrap();
+    let b = stack
+        .service()
+        .submit(OWNER, &body("Four. Five.", 2), None)
+        .await
+        .unwrap();
+    for id in [&a.job().id, &b.job().id] {
+        let job = stack.orchestrator().wait(id).await.unwrap().unwrap();
+        assert_eq!(job.status, JobStatus::Completed, "{:?}", job.error);
+    }
+    assert_eq!(fake.inner.submits.load(Ordering::SeqCst), 5);
+    assert_eq!(fake.most.load(Ordering::SeqCst), 1, "one call at a time");
+}
+
 /// Refuses every scene, as a content filter would.
 struct Refusing;
 

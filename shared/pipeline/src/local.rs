@@ -30,6 +30,8 @@ pub struct LocalOptions {
     pub planner: Option<Arc<dyn Planner>>,
     /// The clip providers in fallback order (default: procedural alone).
     pub providers: Vec<Arc<dyn ClipProvider>>,
+    /// Pacing and bounds of provider calls (default [`ClipLimits::default`]).
+    pub clip_limits: Option<ClipLimits>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,7 +103,7 @@ impl LocalStack {
             planner,
             providers,
             leases: Some(store.clone()),
-            clip_limits: ClipLimits::default(),
+            clip_limits: options.clip_limits.unwrap_or_default(),
             media: media.clone(),
             scratch_dir: scratch,
             // One machine has no Fargate: every job composes in process.
