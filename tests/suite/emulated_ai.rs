@@ -28,6 +28,12 @@ fn prediction(base: &str, id: &str, status: &str) -> Value {
 
 async fn fake_replicate(clip: Vec<u8>) -> MockServer {
     let server = MockServer::start().await;
+    mount(&server, clip).await;
+    server
+}
+
+async fn mount(server: &MockServer, clip: Vec<u8>) {
+    let server = server;
     let base = server.uri();
     let auth = format!("Bearer {TOKEN}");
     Mock::given(method("GET"))
@@ -35,7 +41,7 @@ async fn fake_replicate(clip: Vec<u8>) -> MockServer {
         .respond_with(
             ResponseTemplate::new(200).set_body_json(json!({"next": null, "results": []})),
         )
-        .mount(&server)
+        .mount(server)
         .await;
     // A prompt with "stuck" never finishes: the job is cancelled while it runs.
     Mock::given(method("POST"))
@@ -46,7 +52,7 @@ async fn fake_replicate(clip: Vec<u8>) -> MockServer {
             ResponseTemplate::new(201).set_body_json(prediction(&base, "stuck1", "starting")),
         )
         .with_priority(1)
-        .mount(&server)
+        .mount(server)
         .await;
     Mock::given(method("POST"))
         .and(path("/v1/models/minimax/video-01/predictions"))
@@ -55,7 +61,7 @@ async fn fake_replicate(clip: Vec<u8>) -> MockServer {
             ResponseTemplate::new(201).set_body_json(prediction(&base, "ok1", "starting")),
         )
         .with_priority(2)
-        .mount(&server)
+        .mount(server)
         .await;
     Mock::given(method("GET"))
         .and(path("/v1/predictions/stuck1"))
@@ -64,14 +70,14 @@ async fn fake_replicate(clip: Vec<u8>) -> MockServer {
             "stuck1",
             "processing",
         )))
-        .mount(&server)
+        .mount(server)
         .await;
     Mock::given(method("POST"))
         .and(path("/v1/predictions/stuck1/cancel"))
         .respond_with(
             ResponseTemplate::new(200).set_body_json(prediction(&base, "stuck1", "canceled")),
         )
-        .mount(&server)
+        .mount(server)
         .await;
     // Two polls find it still processing; the third finds it done.
     Mock::given(method("GET"))
@@ -83,7 +89,7 @@ async fn fake_replicate(clip: Vec<u8>) -> MockServer {
         )))
         .up_to_n_times(2)
         .with_priority(1)
-        .mount(&server)
+        .mount(server)
         .await;
     Mock::given(method("GET"))
         .and(path("/v1/predictions/ok1"))
@@ -93,7 +99,7 @@ async fn fake_replicate(clip: Vec<u8>) -> MockServer {
             "succeeded",
         )))
         .with_priority(2)
-        .mount(&server)
+        .mount(server)
         .await;
     Mock::given(method("GET"))
         .and(path("/files/ok1.mp4"))
@@ -102,9 +108,8 @@ async fn fake_replicate(clip: Vec<u8>) -> MockServer {
                 .set_body_bytes(clip)
                 .insert_header("content-type", "video/mp4"),
         )
-        .mount(&server)
+        .mount(server)
         .await;
-    server
 }
 
 fn requests(rt: &tokio::runtime::Runtime, server: &MockServer, m: &str, p: &str) -> usize {
@@ -130,7 +135,7 @@ fn replicate_is_submitted_waited_for_and_polled_by_the_state_machine_and_cancell
         6.0,
     ))
     .unwrap();
-    let fake = rt.block_on(fake_replicate(clip));
+    let fake = rt.block_on(fake_replicate(clip.clone()));
     let emu = Emulator::start_with(
         &[
             ("VIDPIPE_REPLICATE_URL", fake.uri().as_str()),
@@ -185,6 +190,31 @@ fn replicate_is_submitted_waited_for_and_polled_by_the_state_machine_and_cancell
     let polls = states.iter().filter(|s| *s == "PollClip").count();
     assert_eq!((waits, polls), (3, 3), "{states:?}");
 
+    // Runner agreement on the asynchronous path: the embedded runner, given the same fake and
+    // request, submits once, waits and polls as often, and ends the same way.
+    rt.block_on(async {
+        fake.reset().await;
+        mount(&fake, clip).await;
+    });
+    let embedded = rt.block_on(embedded_run(&fake.uri(), &body, dir.path()));
+    assert_eq!(embedded.waits, waits);
+    assert_eq!(embedded.status, "completed");
+    assert_eq!(embedded.provider, "replicate");
+    assert_eq!(
+        embedded.duration_seconds,
+        done["outputs"]["duration_seconds"].as_f64().unwrap()
+    );
+    assert_eq!(
+        requests(
+            &rt,
+            &fake,
+            "POST",
+            "/v1/models/minimax/video-01/predictions"
+        ),
+        1
+    );
+    assert_eq!(requests(&rt, &fake, "GET", "/v1/predictions/ok1"), 3);
+
     // Cancelled while Replicate is still working: the prediction is cancelled too.
     let mut stuck = body.clone();
     stuck["prompt"] = json!("A stuck render of the sea");
@@ -209,4 +239,68 @@ fn replicate_is_submitted_waited_for_and_polled_by_the_state_machine_and_cancell
         requests(&rt, &fake, "POST", "/v1/predictions/stuck1/cancel"),
         1
     );
+}
+
+struct EmbeddedOutcome {
+    status: String,
+    provider: String,
+    waits: usize,
+    duration_seconds: f64,
+}
+
+async fn embedded_run(replicate_url: &str, body: &Value, dir: &std::path::Path) -> EmbeddedOutcome {
+    use vidpipe_lambda::{PlannerKind, ProviderKind};
+    let env = [
+        ("REPLICATE_API_TOKEN", TOKEN.to_owned()),
+        ("VIDPIPE_REPLICATE_URL", replicate_url.to_owned()),
+        ("VIDPIPE_REPLICATE_MODEL", "minimax/video-01".to_owned()),
+        ("VIDPIPE_REPLICATE_WAIT_SECONDS", "0".to_owned()),
+    ];
+    let lookup = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+    let setup = vidpipe_lambda::ai::build(
+        PlannerKind::Rules,
+        &[ProviderKind::Replicate],
+        &lookup,
+        std::sync::Arc::new(vidpipe_media::ProceduralProvider::new(
+            vidpipe_tests::tools(),
+        )),
+        None,
+    )
+    .unwrap();
+    let home = dir.join("embedded");
+    let stack = vidpipe_tests::stack_with_options(
+        &home,
+        vidpipe_pipeline::local::LocalOptions {
+            providers: setup.providers,
+            ..Default::default()
+        },
+        None,
+    )
+    .await;
+    let mut events = stack.runner().subscribe();
+    let request: vidpipe_domain::request::GenerationRequestBody =
+        serde_json::from_value(body.clone()).unwrap();
+    let s = stack
+        .service()
+        .submit("local", &request, None)
+        .await
+        .unwrap();
+    let job = stack
+        .orchestrator()
+        .wait(&s.job().id)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut waits = 0;
+    while let Ok(e) = events.try_recv() {
+        if matches!(e, vidpipe_pipeline::RunEvent::ClipWaiting { .. }) {
+            waits += 1;
+        }
+    }
+    EmbeddedOutcome {
+        status: job.status.to_string(),
+        provider: job.clips[0].provider.clone(),
+        waits,
+        duration_seconds: job.outputs.as_ref().map_or(0.0, |o| o.duration_seconds),
+    }
 }
