@@ -33,7 +33,6 @@ async fn fake_replicate(clip: Vec<u8>) -> MockServer {
 }
 
 async fn mount(server: &MockServer, clip: Vec<u8>) {
-    let server = server;
     let base = server.uri();
     let auth = format!("Bearer {TOKEN}");
     Mock::given(method("GET"))

@@ -529,7 +529,7 @@ fn retry_numbers_match_the_pipeline_policies() {
         let is_clip = is_lambda_task(state)
             && [GenerationStep::GenerateClip, GenerationStep::PollClip]
                 .map(GenerationStep::as_str)
-                .contains(&&*task_step(state));
+                .contains(&task_step(state));
         for r in retriers {
             if is_clip {
                 clip_retriers += 1;
