@@ -3,4 +3,5 @@
 
 pub mod openai;
 pub mod replicate;
+pub mod secret;
 pub mod webhook;

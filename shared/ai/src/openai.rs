@@ -28,33 +28,8 @@ pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 /// Server messages are quoted in errors; a proxy's HTML page should not become a 50 kB reason.
 const MESSAGE_MAX_CHARS: usize = 300;
 
-/// A bearer token. Its `Debug` and `Display` print `***`, so it cannot leak through a derived
-/// `Debug` of a config or client, or through a log line that formats one.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(String);
-
-impl ApiKey {
-    pub fn new(key: impl Into<String>) -> Self {
-        Self(key.into())
-    }
-
-    /// The secret itself, for the `Authorization` header and nothing else.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for ApiKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+/// The bearer token (see [`crate::secret::Secret`]).
+pub type ApiKey = crate::secret::Secret;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OpenAiConfigError {
@@ -124,7 +99,7 @@ impl OpenAiConfig {
         };
         Ok(Self {
             base_url,
-            api_key: get(ENV_API_KEY).map(ApiKey),
+            api_key: get(ENV_API_KEY).map(ApiKey::new),
             chat_model: get(ENV_CHAT_MODEL),
             image_model: get(ENV_IMAGE_MODEL),
             image_price_usd,

@@ -269,6 +269,29 @@ pub struct CostLine {
     pub basis: String,
 }
 
+impl ClipRecord {
+    /// A scene's clip before anything was tried, assigned to the chain's first provider.
+    pub fn pending(index: u32, provider: &str, frames: u32, now: DateTime<Utc>) -> Self {
+        Self {
+            index,
+            status: ClipStatus::Pending,
+            provider: provider.to_owned(),
+            key: None,
+            cache_hit: false,
+            attempts: 0,
+            frames,
+            error: None,
+            updated_at: now,
+            handle: None,
+            fallback: None,
+            cost: None,
+            polls: 0,
+            compute_ms: 0,
+            bytes: 0,
+        }
+    }
+}
+
 /// Why a job failed: a stable code (the error's type name) and a human reason.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

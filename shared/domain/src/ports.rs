@@ -350,7 +350,8 @@ pub trait ClipProvider: Send + Sync {
 ///   expiry renewed), so a retried step never takes a second slot;
 /// - leases expire after `ttl`, so a crashed holder frees its slot;
 /// - `release` frees the holder's lease and is `Ok` when it holds none;
-/// - of many concurrent acquirers racing for `k` free slots exactly `k` win.
+/// - of many concurrent acquirers racing for `k` free slots exactly `k` win;
+/// - an empty pool or holder name is refused ([`check_lease_names`]).
 #[async_trait]
 pub trait LeaseStore: Send + Sync {
     async fn acquire(
@@ -361,6 +362,21 @@ pub trait LeaseStore: Send + Sync {
         ttl: Duration,
     ) -> Result<bool, StoreError>;
     async fn release(&self, pool: &str, holder: &str) -> Result<(), StoreError>;
+}
+
+/// A DynamoDB map key must not be empty, and an empty pool is always a caller's bug: every
+/// adapter refuses both, so they stay alike.
+pub fn check_lease_names(pool: &str, holder: &str) -> Result<(), StoreError> {
+    if pool.is_empty() || holder.is_empty() {
+        return Err(StoreError::Backend {
+            message: format!(
+                "lease pool and holder must not be empty (pool {pool:?}, holder {holder:?})"
+            ),
+            class: ErrorClass::Permanent,
+            source: None,
+        });
+    }
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]

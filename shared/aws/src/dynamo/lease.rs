@@ -24,7 +24,6 @@ use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::time::Duration;
-use vidpipe_domain::ErrorClass;
 use vidpipe_domain::ports::{LeaseStore, StoreError};
 
 /// Sort key of a pool's lease item.
@@ -75,7 +74,7 @@ impl LeaseStore for DynamoJobStore {
         limit: u32,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        check_names(pool, holder)?;
+        vidpipe_domain::ports::check_lease_names(pool, holder)?;
         let ttl_ms = ceil_millis(ttl);
         self.change_pool(pool, "acquire", |holders, now| {
             let expires_at = now.saturating_add(ttl_ms);
@@ -95,7 +94,7 @@ impl LeaseStore for DynamoJobStore {
     }
 
     async fn release(&self, pool: &str, holder: &str) -> Result<(), StoreError> {
-        check_names(pool, holder)?;
+        vidpipe_domain::ports::check_lease_names(pool, holder)?;
         self.change_pool(pool, "release", |holders, _| {
             if holders.remove(holder).is_some() {
                 Change::Write(())
@@ -255,21 +254,6 @@ fn backoff(attempt: u32) -> Duration {
     // a dependency on a random number crate.
     let jitter = RandomState::new().hash_one(attempt) % 10;
     Duration::from_millis(5 * u64::from(attempt.min(8)) + jitter)
-}
-
-/// A map key must not be empty in DynamoDB, and an empty pool is always a caller's bug; the
-/// SQLite store refuses the same names, so the adapters stay alike.
-fn check_names(pool: &str, holder: &str) -> Result<(), StoreError> {
-    if pool.is_empty() || holder.is_empty() {
-        return Err(StoreError::Backend {
-            message: format!(
-                "lease pool and holder must not be empty (pool {pool:?}, holder {holder:?})"
-            ),
-            class: ErrorClass::Permanent,
-            source: None,
-        });
-    }
-    Ok(())
 }
 
 #[cfg(test)]

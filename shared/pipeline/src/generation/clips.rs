@@ -168,22 +168,13 @@ pub async fn generate_clip(deps: &StepDeps, task: &ClipTask) -> Result<ClipOutpu
             StepError::WrongState(format!("job {id} has no scene {}", task.scene_index))
         })?;
     let spec = spec_for(&job, scene, plan.fps);
-    let mut record = existing.unwrap_or_else(|| ClipRecord {
-        index: scene.index,
-        status: ClipStatus::Pending,
-        provider: deps.providers.first().name().to_owned(),
-        key: None,
-        cache_hit: false,
-        attempts: 0,
-        frames: scene.frames,
-        error: None,
-        updated_at: Utc::now(),
-        handle: None,
-        fallback: None,
-        cost: None,
-        polls: 0,
-        compute_ms: 0,
-        bytes: 0,
+    let mut record = existing.unwrap_or_else(|| {
+        ClipRecord::pending(
+            scene.index,
+            deps.providers.first().name(),
+            scene.frames,
+            Utc::now(),
+        )
     });
     let dir = Scratch::new(
         deps.scratch_dir

@@ -16,7 +16,7 @@ use chrono::Utc;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
-use vidpipe_domain::job::{ClipRecord, ClipStatus, ComposeRoute, Job, JobId, JobStatus, Outputs};
+use vidpipe_domain::job::{ClipRecord, ComposeRoute, Job, JobId, JobStatus, Outputs};
 use vidpipe_domain::media::{CompositionJob, ToolVersions};
 use vidpipe_domain::plan::PlanError;
 use vidpipe_domain::ports::{BlobStore, JobStore, LeaseStore, MediaEngine, Planner, StoreError};
@@ -149,23 +149,12 @@ pub async fn plan(deps: &StepDeps, input: &JobRef) -> Result<PlanOutput, StepErr
         deps.jobs
             .put_clip(
                 id,
-                &ClipRecord {
-                    index: scene.index,
-                    status: ClipStatus::Pending,
-                    provider: deps.providers.first().name().to_owned(),
-                    key: None,
-                    cache_hit: false,
-                    attempts: 0,
-                    frames: scene.frames,
-                    error: None,
-                    updated_at: now,
-                    handle: None,
-                    fallback: None,
-                    cost: None,
-                    polls: 0,
-                    compute_ms: 0,
-                    bytes: 0,
-                },
+                &ClipRecord::pending(
+                    scene.index,
+                    deps.providers.first().name(),
+                    scene.frames,
+                    now,
+                ),
             )
             .await?;
     }

@@ -8,7 +8,6 @@ use super::{SqliteJobStore, sql_error};
 use chrono::Utc;
 use rusqlite::{TransactionBehavior, params};
 use std::time::Duration;
-use vidpipe_domain::ErrorClass;
 use vidpipe_domain::ports::{LeaseStore, StoreError};
 
 #[async_trait::async_trait]
@@ -20,7 +19,7 @@ impl LeaseStore for SqliteJobStore {
         limit: u32,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        check_names(pool, holder)?;
+        vidpipe_domain::ports::check_lease_names(pool, holder)?;
         let (pool, holder) = (pool.to_owned(), holder.to_owned());
         let ttl_ms = ceil_millis(ttl);
         self.with_conn(move |conn| {
@@ -71,7 +70,7 @@ impl LeaseStore for SqliteJobStore {
     }
 
     async fn release(&self, pool: &str, holder: &str) -> Result<(), StoreError> {
-        check_names(pool, holder)?;
+        vidpipe_domain::ports::check_lease_names(pool, holder)?;
         let (pool, holder) = (pool.to_owned(), holder.to_owned());
         self.with_conn(move |conn| {
             // One statement is atomic on its own; deleting nothing is the "held none" case.
@@ -91,21 +90,6 @@ impl LeaseStore for SqliteJobStore {
 fn ceil_millis(ttl: Duration) -> i64 {
     let ms = ttl.as_nanos().div_ceil(1_000_000);
     i64::try_from(ms).unwrap_or(i64::MAX)
-}
-
-/// The DynamoDB store cannot hold an empty holder name (map keys must not be empty), and an
-/// empty pool is always a caller's bug; refusing both here keeps the adapters alike.
-fn check_names(pool: &str, holder: &str) -> Result<(), StoreError> {
-    if pool.is_empty() || holder.is_empty() {
-        return Err(StoreError::Backend {
-            message: format!(
-                "lease pool and holder must not be empty (pool {pool:?}, holder {holder:?})"
-            ),
-            class: ErrorClass::Permanent,
-            source: None,
-        });
-    }
-    Ok(())
 }
 
 #[cfg(test)]
