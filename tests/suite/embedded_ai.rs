@@ -174,19 +174,6 @@ async fn the_provider_lease_bounds_calls_across_scenes_and_jobs() {
     assert_eq!(fake.most.load(Ordering::SeqCst), 1, "one call at a time");
 }
 
-/// Refuses every scene, as a content filter would.
-struct Refusing;
-
-#[async_trait]
-impl ClipProvider for Refusing {
-    fn name(&self) -> &str {
-        "refusing"
-    }
-    async fn generate(&self, _: &ClipSpec, _: &Path) -> Result<(), ProviderError> {
-        Err(ProviderError::Rejected("prompt violates policy".into()))
-    }
-}
-
 /// Always unavailable: a provider in an outage.
 struct Down(AtomicU32);
 
@@ -199,6 +186,27 @@ impl ClipProvider for Down {
         self.0.fetch_add(1, Ordering::SeqCst);
         Err(ProviderError::Unavailable("503 from upstream".into()))
     }
+}
+
+/// Runs one job of `clips` scenes through the given chain to its end.
+async fn run_chain(
+    home: &Path,
+    chain: Vec<Arc<dyn ClipProvider>>,
+    prompt: &str,
+    clips: i64,
+) -> vidpipe_domain::Job {
+    let stack = stack_with_options(home, options(chain), None).await;
+    let s = stack
+        .service()
+        .submit(OWNER, &body(prompt, clips), None)
+        .await
+        .unwrap();
+    stack
+        .orchestrator()
+        .wait(&s.job().id)
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 fn options(providers: Vec<Arc<dyn ClipProvider>>) -> LocalOptions {
@@ -277,18 +285,7 @@ async fn a_refusal_falls_back_to_the_next_provider_and_says_why_on_the_clip() {
         Arc::new(Refusing),
         Arc::new(ProceduralProvider::new(tools())),
     ];
-    let stack = stack_with_options(home.path(), options(chain), None).await;
-    let s = stack
-        .service()
-        .submit(OWNER, &body("A quiet forest", 1), None)
-        .await
-        .unwrap();
-    let job = stack
-        .orchestrator()
-        .wait(&s.job().id)
-        .await
-        .unwrap()
-        .unwrap();
+    let job = run_chain(home.path(), chain, "A quiet forest", 1).await;
     assert_eq!(job.status, JobStatus::Completed, "{:?}", job.error);
     let clip = &job.clips[0];
     assert_eq!(clip.provider, "procedural");
@@ -304,18 +301,7 @@ async fn passing_failures_are_retried_on_a_provider_before_falling_back() {
     let down = Arc::new(Down(AtomicU32::new(0)));
     let chain: Vec<Arc<dyn ClipProvider>> =
         vec![down.clone(), Arc::new(ProceduralProvider::new(tools()))];
-    let stack = stack_with_options(home.path(), options(chain), None).await;
-    let s = stack
-        .service()
-        .submit(OWNER, &body("A quiet forest", 1), None)
-        .await
-        .unwrap();
-    let job = stack
-        .orchestrator()
-        .wait(&s.job().id)
-        .await
-        .unwrap()
-        .unwrap();
+    let job = run_chain(home.path(), chain, "A quiet forest", 1).await;
     assert_eq!(job.status, JobStatus::Completed, "{:?}", job.error);
     // RetryPolicy::CLIP's four tries on the first provider, then the second.
     assert_eq!(down.0.load(Ordering::SeqCst), 4);

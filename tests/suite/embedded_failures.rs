@@ -26,19 +26,6 @@ fn body(clips: i64) -> GenerationRequestBody {
     }
 }
 
-/// Refuses every scene, as a provider's content filter would.
-struct Refusing;
-
-#[async_trait]
-impl ClipProvider for Refusing {
-    fn name(&self) -> &str {
-        "refusing"
-    }
-    async fn generate(&self, _: &ClipSpec, _: &Path) -> Result<(), ProviderError> {
-        Err(ProviderError::Rejected("prompt violates policy".into()))
-    }
-}
-
 /// Throttles the first `fail` calls, then renders procedurally.
 struct Flaky {
     calls: AtomicU32,

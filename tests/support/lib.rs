@@ -11,6 +11,25 @@ use vidpipe_pipeline::local::{LocalOptions, LocalStack};
 use vidpipe_pipeline::{RunnerConfig, policy::RetryPolicy};
 pub use vidpipe_testkit::*;
 
+/// Refuses every scene, as a provider's content filter would.
+pub struct Refusing;
+
+#[async_trait::async_trait]
+impl ClipProvider for Refusing {
+    fn name(&self) -> &str {
+        "refusing"
+    }
+    async fn generate(
+        &self,
+        _: &vidpipe_domain::media::ClipSpec,
+        _: &Path,
+    ) -> Result<(), vidpipe_domain::ports::ProviderError> {
+        Err(vidpipe_domain::ports::ProviderError::Rejected(
+            "prompt violates policy".into(),
+        ))
+    }
+}
+
 /// A fresh one-machine stack in its own temporary home.
 pub async fn stack(home: &Path) -> LocalStack {
     stack_with(home, None).await
