@@ -412,3 +412,122 @@ async fn an_unusable_llm_plan_gives_the_rules_plan_and_the_job_says_why() {
         assert_eq!(plan.scenes, rules.scenes);
     }
 }
+
+/// An image-to-video model: needs a first frame, and keeps the ones it was given.
+struct ImageToVideo {
+    inner: ProceduralProvider,
+    frames: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl ClipProvider for ImageToVideo {
+    fn name(&self) -> &str {
+        "i2v"
+    }
+    fn wants_first_frame(&self) -> bool {
+        true
+    }
+    async fn generate(&self, spec: &ClipSpec, dest: &Path) -> Result<(), ProviderError> {
+        let frame = spec.first_frame.clone().expect("a first frame is given");
+        self.frames.lock().unwrap().push(frame);
+        self.inner.generate(spec, dest).await
+    }
+}
+
+/// Draws one flat-coloured still per call, as an image model would.
+struct Stills {
+    png: Vec<u8>,
+    calls: AtomicU32,
+}
+
+#[async_trait]
+impl ClipProvider for Stills {
+    fn name(&self) -> &str {
+        "stills"
+    }
+    fn makes_stills(&self) -> bool {
+        true
+    }
+    async fn submit(
+        &self,
+        _: &ClipSpec,
+        _: &str,
+        dest: &Path,
+    ) -> Result<ClipProgress, ProviderError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        std::fs::write(dest, &self.png).map_err(|e| ProviderError::Failed(e.to_string()))?;
+        Ok(ClipProgress::Ready {
+            media: ClipMedia::Image,
+            cost: None,
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_to_video_model_gets_its_first_frame_from_a_still_provider_of_the_chain() {
+    use base64::Engine;
+    let home = tempfile::tempdir().unwrap();
+    let png = std::fs::read(write_logo(
+        &home.path().join("s.png"),
+        64,
+        36,
+        [200, 30, 30],
+    ))
+    .unwrap();
+    let i2v = Arc::new(ImageToVideo {
+        inner: ProceduralProvider::new(tools()),
+        frames: Mutex::new(Vec::new()),
+    });
+    let stills = Arc::new(Stills {
+        png: png.clone(),
+        calls: AtomicU32::new(0),
+    });
+    let chain: Vec<Arc<dyn ClipProvider>> = vec![
+        i2v.clone(),
+        stills.clone(),
+        Arc::new(ProceduralProvider::new(tools())),
+    ];
+    let job = run_chain(home.path(), chain, "A red kite. A blue sky.", 2).await;
+    assert_eq!(job.status, JobStatus::Completed, "{:?}", job.error);
+    assert!(
+        job.clips
+            .iter()
+            .all(|c| c.provider == "i2v" && c.fallback.is_none())
+    );
+    assert_eq!(
+        stills.calls.load(Ordering::SeqCst),
+        2,
+        "one still per scene"
+    );
+    let frames = i2v.frames.lock().unwrap().clone();
+    assert_eq!(frames.len(), 2);
+    for frame in frames {
+        let data = frame
+            .strip_prefix("data:image/png;base64,")
+            .unwrap_or_else(|| panic!("{}", &frame[..40.min(frame.len())]));
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .unwrap();
+        assert_eq!(bytes, png);
+    }
+
+    // Without a still provider the model cannot start: the clip falls back, saying why.
+    let home = tempfile::tempdir().unwrap();
+    let chain: Vec<Arc<dyn ClipProvider>> = vec![
+        Arc::new(ImageToVideo {
+            inner: ProceduralProvider::new(tools()),
+            frames: Mutex::new(Vec::new()),
+        }),
+        Arc::new(ProceduralProvider::new(tools())),
+    ];
+    let job = run_chain(home.path(), chain, "A red kite", 1).await;
+    assert_eq!(job.status, JobStatus::Completed, "{:?}", job.error);
+    assert_eq!(job.clips[0].provider, "procedural");
+    assert_eq!(
+        job.clips[0].fallback.as_deref(),
+        Some(
+            "i2v: provider rejected the scene: the model needs a first frame: no provider of the \
+             chain makes stills (add bedrock-canvas or openai-image)"
+        )
+    );
+}

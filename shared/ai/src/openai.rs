@@ -690,6 +690,10 @@ impl ClipProvider for OpenAiImageProvider {
         format!("{}|{}|{SIZE_RULE}", Self::NAME, self.model)
     }
 
+    fn makes_stills(&self) -> bool {
+        true
+    }
+
     async fn submit(
         &self,
         spec: &ClipSpec,

@@ -1078,6 +1078,10 @@ impl ClipProvider for ReplicateProvider {
         self.identity.clone()
     }
 
+    fn wants_first_frame(&self) -> bool {
+        self.mapping.template().to_string().contains("{first_frame")
+    }
+
     async fn submit(
         &self,
         spec: &ClipSpec,

@@ -1045,3 +1045,12 @@ async fn an_earlier_prediction_whose_output_expired_is_made_again() {
         1
     );
 }
+
+/// Image-to-video presets ask the pipeline for a first frame; text-to-video ones do not.
+#[tokio::test]
+async fn only_templates_with_a_first_frame_want_one() {
+    let server = MockServer::start().await;
+    assert!(provider(&server, "kwaivgi/kling-v2.1", &[]).wants_first_frame());
+    assert!(!provider(&server, "minimax/video-01", &[]).wants_first_frame());
+    assert!(!provider(&server, "wan-video/wan-2.2-t2v-fast", &[]).wants_first_frame());
+}

@@ -305,6 +305,17 @@ pub trait ClipProvider: Send + Sync {
         self.name().to_owned()
     }
 
+    /// An image-to-video model: the spec must carry `first_frame`. The pipeline asks a still
+    /// provider of the chain for one.
+    fn wants_first_frame(&self) -> bool {
+        false
+    }
+
+    /// Makes stills (`ClipMedia::Image`) synchronously, so it can draw a first frame.
+    fn makes_stills(&self) -> bool {
+        false
+    }
+
     async fn generate(&self, spec: &ClipSpec, dest: &Path) -> Result<(), ProviderError> {
         let _ = (spec, dest);
         Err(ProviderError::Failed(format!(

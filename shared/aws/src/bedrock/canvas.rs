@@ -132,6 +132,10 @@ impl ClipProvider for NovaCanvasProvider {
         Self::NAME
     }
 
+    fn makes_stills(&self) -> bool {
+        true
+    }
+
     fn cache_identity(&self) -> String {
         format!(
             "{}/{}/standard/cfg{}",

@@ -316,8 +316,14 @@ async fn advance(
                 return Ok(Advance::Wait(deps.clip_limits.slot_wait));
             }
             record.attempts += 1;
+            let mut spec = spec.clone();
+            if provider.wants_first_frame() && spec.first_frame.is_none() {
+                let (frame, cost) = first_frame(deps, job, &spec, dir).await?;
+                spec.first_frame = Some(frame);
+                record.cost = add_cost(record.cost.take(), cost);
+            }
             provider
-                .submit(spec, &identity(job, spec.scene_index), &raw)
+                .submit(&spec, &identity(job, spec.scene_index), &raw)
                 .await
         }
     };
@@ -337,6 +343,77 @@ async fn advance(
             record.cost = add_cost(record.cost.take(), cost);
             Ok(Advance::Done { cache_hit: false })
         }
+    }
+}
+
+/// A first frame for an image-to-video model: a still of the scene from the chain's first still
+/// provider that makes one, kept with the job (so a retry reuses it) and handed over as a
+/// presigned `https` URL, or as a `data:` URI where the store has no such URLs (one machine).
+/// The clip's cache key leaves it out: it follows from the spec and the chain.
+async fn first_frame(
+    deps: &StepDeps,
+    job: &Job,
+    spec: &ClipSpec,
+    dir: &Path,
+) -> Result<(String, Option<ProviderCost>), StepError> {
+    let key = keys::temp(&job.id, &format!("first_frame_{:03}", spec.scene_index));
+    let mut cost = None;
+    if deps.blobs.head(&key).await?.is_none() {
+        let still = dir.join("first_frame");
+        let mut made = false;
+        let mut reasons = Vec::new();
+        for maker in deps.providers.0.iter().filter(|p| p.makes_stills()) {
+            let id = format!("{}-first-frame", identity(job, spec.scene_index));
+            match maker.submit(spec, &id, &still).await {
+                Ok(ClipProgress::Ready {
+                    media: ClipMedia::Image,
+                    cost: c,
+                }) => {
+                    cost = c;
+                    made = true;
+                    break;
+                }
+                Ok(_) => reasons.push(format!("{} did not return a still", maker.name())),
+                Err(e) => reasons.push(format!(
+                    "{}: {}",
+                    maker.name(),
+                    public_reason(&e.to_string())
+                )),
+            }
+        }
+        if !made {
+            let why = if reasons.is_empty() {
+                "no provider of the chain makes stills (add bedrock-canvas or openai-image)".into()
+            } else {
+                reasons.join("; ")
+            };
+            return Err(
+                ProviderError::Rejected(format!("the model needs a first frame: {why}")).into(),
+            );
+        }
+        let mime = image_mime(&tokio::fs::read(&still).await?);
+        deps.blobs.put_file(&key, &still, mime).await?;
+    }
+    let url = deps
+        .blobs
+        .presign_get(&key, Duration::from_secs(3600))
+        .await?;
+    if url.starts_with("https://") {
+        return Ok((url, cost));
+    }
+    use base64::Engine;
+    let bytes = deps.blobs.get_bytes(&key).await?;
+    let data = base64::engine::general_purpose::STANDARD.encode(&bytes);
+    Ok((format!("data:{};base64,{data}", image_mime(&bytes)), cost))
+}
+
+fn image_mime(bytes: &[u8]) -> &'static str {
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        "image/jpeg"
+    } else if bytes.starts_with(b"RIFF") && bytes.get(8..12) == Some(b"WEBP") {
+        "image/webp"
+    } else {
+        "image/png"
     }
 }
 
