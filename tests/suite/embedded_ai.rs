@@ -531,3 +531,58 @@ async fn an_image_to_video_model_gets_its_first_frame_from_a_still_provider_of_t
         )
     );
 }
+
+/// Throttles its first call with a `Retry-After`, then renders.
+struct ThrottledOnce {
+    calls: AtomicU32,
+    inner: ProceduralProvider,
+}
+
+#[async_trait]
+impl ClipProvider for ThrottledOnce {
+    fn name(&self) -> &str {
+        "throttled-once"
+    }
+    async fn generate(&self, spec: &ClipSpec, dest: &Path) -> Result<(), ProviderError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Err(ProviderError::Throttled {
+                retry_after: Some(Duration::from_secs(2)),
+            });
+        }
+        self.inner.generate(spec, dest).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_hint_is_waited_out_like_a_poll() {
+    let home = tempfile::tempdir().unwrap();
+    let fake = Arc::new(ThrottledOnce {
+        calls: AtomicU32::new(0),
+        inner: ProceduralProvider::new(tools()),
+    });
+    let stack = stack_with_options(home.path(), options(vec![fake.clone()]), None).await;
+    let mut events = stack.runner().subscribe();
+    let s = stack
+        .service()
+        .submit(OWNER, &body("A slow queue", 1), None)
+        .await
+        .unwrap();
+    let job = stack
+        .orchestrator()
+        .wait(&s.job().id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.status, JobStatus::Completed, "{:?}", job.error);
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(job.clips[0].attempts, 2);
+    let mut waited = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        match e {
+            RunEvent::ClipWaiting { seconds, .. } => waited.push(seconds),
+            RunEvent::ClipRetrying { .. } => panic!("the hint is a wait, not a retry"),
+            _ => {}
+        }
+    }
+    assert_eq!(waited, [2], "the provider's own hint");
+}

@@ -242,6 +242,19 @@ pub async fn generate_clip(deps: &StepDeps, task: &ClipTask) -> Result<ClipOutpu
                 let retry_here = e.class() == ErrorClass::Retryable
                     && record.attempts < deps.clip_limits.attempts_per_provider;
                 let reason = public_reason(&e.to_string());
+                // A provider that says when to come back is asked again then, through the same
+                // wait as a poll: the state machine's Retry could not honour the hint.
+                if let StepError::Provider(ProviderError::Throttled {
+                    retry_after: Some(after),
+                }) = &e
+                    && retry_here
+                {
+                    record.status = ClipStatus::Generating;
+                    record.error = Some(reason);
+                    record.updated_at = Utc::now();
+                    deps.jobs.put_clip(id, &record).await?;
+                    return Ok(waiting(out(provider.name(), false), *after));
+                }
                 if retry_here || at + 1 == deps.providers.0.len() {
                     let status = if retry_here {
                         ClipStatus::Generating
