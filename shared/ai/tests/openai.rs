@@ -724,3 +724,20 @@ async fn retry_after_ms_is_read_as_milliseconds() {
         "{err:?}"
     );
 }
+
+/// The ports' conformance suites: the planner against a well-formed answer, the image provider
+/// against a b64 still.
+#[tokio::test]
+async fn the_openai_planner_and_image_provider_conform_to_their_ports() {
+    let server = MockServer::start().await;
+    mount_chat(&server, chat(json!(draft(3)))).await;
+    mount_images(&server, b64_answer()).await;
+    vidpipe_pipeline::conformance::planner::run_all(&planner(&server, None), &request(12, 3)).await;
+    let dir = tempfile::tempdir().unwrap();
+    vidpipe_pipeline::conformance::clip_provider::run_all(
+        &provider(&server, Some("sk-test")),
+        &spec(1280, 720),
+        dir.path(),
+    )
+    .await;
+}

@@ -1054,3 +1054,49 @@ async fn only_templates_with_a_first_frame_want_one() {
     assert!(!provider(&server, "minimax/video-01", &[]).wants_first_frame());
     assert!(!provider(&server, "wan-video/wan-2.2-t2v-fast", &[]).wants_first_frame());
 }
+
+/// The port's conformance suite, against a fake that creates, processes and succeeds.
+#[tokio::test]
+async fn the_replicate_provider_conforms_to_the_clip_provider_port() {
+    let server = MockServer::start().await;
+    empty_list(&server).await;
+    Mock::given(method("POST"))
+        .and(path("/v1/models/minimax/video-01/predictions"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(prediction("p1", "starting")))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/predictions/p1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(prediction("p1", "processing")))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    let out = format!("{}/files/p1/output.mp4", server.uri());
+    Mock::given(method("GET"))
+        .and(path("/v1/predictions/p1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(with(
+            prediction("p1", "succeeded"),
+            "output",
+            json!(out),
+        )))
+        .mount(&server)
+        .await;
+    let mp4 = [&b"\0\0\0\x18ftypisom\0\0\x02\0isomiso2"[..], &[0u8; 64]].concat();
+    Mock::given(method("GET"))
+        .and(path("/files/p1/output.mp4"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(mp4, "video/mp4"))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/predictions/p1/cancel"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(prediction("p1", "succeeded")))
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    vidpipe_pipeline::conformance::clip_provider::run_all(
+        &provider(&server, "minimax/video-01", &[]),
+        &spec(None),
+        dir.path(),
+    )
+    .await;
+}

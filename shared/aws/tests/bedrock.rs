@@ -653,3 +653,52 @@ async fn canvas_validation_exception_is_a_rejection_with_the_service_message() {
         "{err:?}"
     );
 }
+
+// ---- The ports' conformance suites ----
+
+#[tokio::test]
+async fn the_bedrock_adapters_conform_to_their_ports() {
+    use vidpipe_pipeline::conformance::{clip_provider, planner};
+    let (_server, p) = planner_against(converse_answer(
+        tool_use(json!({"scenes": [scene(0, 2), scene(1, 3)]})),
+        "tool_use",
+    ))
+    .await;
+    planner::run_all(&p, &request("A fox wakes. It hunts at dawn.", 10, 2)).await;
+
+    let f = reel_fixture().await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/async-invoke$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"invocationArn": ARN})))
+        .mount(&f.server)
+        .await;
+    mount_get(
+        &f.server,
+        get_async_invoke("Completed", json!({"endTime": "2025-06-01T12:01:30Z"})),
+    )
+    .await;
+    f.blobs
+        .put_bytes(
+            "temp/bedrock-reel/abc123def456/output.mp4",
+            b"\x00\x00\x00\x18ftypmp42 fake nova reel video".to_vec(),
+            "video/mp4",
+        )
+        .await
+        .expect("seed output");
+    let dir = tempfile::tempdir().expect("tempdir");
+    clip_provider::run_all(
+        &f.provider,
+        &spec(1280, 720, None),
+        &dir.path().join("reel"),
+    )
+    .await;
+
+    let image = b"\x89PNG\r\n\x1a\nfake canvas image".to_vec();
+    let (_server, canvas) = canvas_against(
+        ResponseTemplate::new(200)
+            .insert_header("content-type", "application/json")
+            .set_body_json(json!({"images": [BASE64.encode(&image)], "error": null})),
+    )
+    .await;
+    clip_provider::run_all(&canvas, &spec(1280, 720, None), &dir.path().join("canvas")).await;
+}

@@ -228,3 +228,39 @@ async fn sqlite_invalid_cursor_says_so() {
     assert_eq!(err.to_string(), "store backend error: invalid cursor");
     assert_eq!(err.class(), ErrorClass::Permanent);
 }
+
+/// The offline planner and provider pass the same suites as the AI adapters do against their
+/// fakes (shared/ai/tests, shared/aws/tests/bedrock.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rules_planner_and_procedural_provider_conform() {
+    use vidpipe_pipeline::conformance::{clip_provider, planner};
+    let body: vidpipe_domain::request::GenerationRequestBody =
+        serde_json::from_value(serde_json::json!({
+            "prompt": "A fox wakes. It hunts at dawn. The sun rises. Snow falls.",
+            "duration_seconds": 12, "aspect_ratio": "9:16", "clip_count": 3
+        }))
+        .expect("body");
+    planner::run_all(
+        &vidpipe_domain::plan::RulesPlanner,
+        &body.validate().expect("valid"),
+    )
+    .await;
+    let tools = vidpipe_media::Tools::locate(None).expect("ffmpeg: run layers/ffmpeg/build.sh");
+    let spec = vidpipe_domain::media::ClipSpec {
+        scene_index: 0,
+        visual_prompt: "a fox in the snow".into(),
+        seed: 1,
+        width: 320,
+        height: 180,
+        fps: 24,
+        frames: 24,
+        first_frame: None,
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    clip_provider::run_all(
+        &vidpipe_media::ProceduralProvider::new(tools),
+        &spec,
+        dir.path(),
+    )
+    .await;
+}

@@ -6,8 +6,10 @@
 //! every check, and reruns, without cleanup.
 
 pub mod blob_store;
+pub mod clip_provider;
 pub mod job_store;
 pub mod lease_store;
+pub mod planner;
 pub mod process_store;
 
 /// A short random tag that keeps one check's owners and keys apart from every other check's.
