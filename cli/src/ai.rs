@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use std::sync::Arc;
 use vidpipe_lambda::ai::{BedrockDeps, ReelOutput, SecretValues};
-use vidpipe_lambda::{PlannerKind, ProviderKind};
+use vidpipe_lambda::{ConfigError, PlannerKind, ProviderKind};
 use vidpipe_media::{ProceduralProvider, Tools};
 use vidpipe_pipeline::local::LocalOptions;
 
@@ -13,12 +13,19 @@ pub async fn choose(
     planner: Option<&str>,
     providers: Option<&str>,
 ) -> Result<()> {
+    // The flags name themselves in errors, not as environment variables.
+    let flag = |name: &str, e: ConfigError| match e {
+        ConfigError::Invalid { why, .. } => anyhow::anyhow!("{name}: {why}"),
+        other => other.into(),
+    };
     let planner = match planner.map(str::trim).filter(|p| !p.is_empty()) {
-        Some(p) => PlannerKind::parse(p, "--planner")?,
+        Some(p) => PlannerKind::parse(p, "VIDPIPE_PLANNER").map_err(|e| flag("--planner", e))?,
         None => PlannerKind::Rules,
     };
     let chain = match providers.map(str::trim).filter(|p| !p.is_empty()) {
-        Some(p) => ProviderKind::parse_chain(p, "--provider")?,
+        Some(p) => {
+            ProviderKind::parse_chain(p, "VIDPIPE_PROVIDER").map_err(|e| flag("--provider", e))?
+        }
         None => vec![ProviderKind::Procedural],
     };
     if planner == PlannerKind::Rules && chain == [ProviderKind::Procedural] {

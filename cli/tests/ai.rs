@@ -274,3 +274,39 @@ async fn an_unusable_llm_answer_gives_the_rules_plan_with_the_reason() {
         );
     }
 }
+
+#[test]
+fn an_unknown_provider_or_planner_is_named_by_its_flag() {
+    let home = tempfile::tempdir().unwrap();
+    for (flag, value, want) in [
+        (
+            "--provider",
+            "replicate,sora",
+            "error: --provider: unknown provider \"sora\" (known: procedural, replicate, bedrock-reel, bedrock-canvas, openai-image)",
+        ),
+        (
+            "--planner",
+            "gpt",
+            "error: --planner: unknown planner \"gpt\" (known: rules, bedrock, openai)",
+        ),
+    ] {
+        let out = vidpipe(
+            home.path(),
+            &[],
+            &[
+                "generate",
+                "--prompt",
+                "x",
+                "--duration",
+                "5",
+                "--aspect",
+                "1:1",
+                flag,
+                value,
+            ],
+        );
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().last(), Some(want), "{stderr}");
+    }
+}
