@@ -7,6 +7,7 @@ pub mod job;
 pub mod keys;
 pub mod media;
 pub mod names;
+pub mod narration;
 pub mod plan;
 pub mod ports;
 pub mod processing;

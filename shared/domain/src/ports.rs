@@ -352,6 +352,33 @@ pub trait ClipProvider: Send + Sync {
     }
 }
 
+/// Speaks one line of narration.
+///
+/// Contract:
+/// - `speak` writes the whole line's audio at `dest` in the returned format and returns at once
+///   (speech for a scene takes seconds, so no narrator is polled);
+/// - `words`, when not empty, covers the text's words in order, each with byte offsets into
+///   `spec.text` on character boundaries and times that never go backwards;
+/// - errors classify as clips' do: `Throttled`/`Unavailable` are worth retrying, `Rejected` is
+///   the text or voice refused;
+/// - `cache_identity` covers everything besides the spec that changes the sound (engine build,
+///   model, sample rate), so two configurations never share cached speech.
+#[async_trait]
+pub trait Narrator: Send + Sync {
+    /// Stable name: recorded with the job and the first part of the cache key.
+    fn name(&self) -> &str;
+
+    fn cache_identity(&self) -> String {
+        self.name().to_owned()
+    }
+
+    async fn speak(
+        &self,
+        spec: &crate::narration::SpeechSpec,
+        dest: &Path,
+    ) -> Result<crate::narration::Speech, ProviderError>;
+}
+
 /// Leases that bound how many calls run at once against one provider, across every job and
 /// process sharing the store.
 ///

@@ -1,0 +1,269 @@
+//! Narration's shapes: what a narrator is asked to say, the words it says and when, and the text
+//! arithmetic every narrator shares (splitting long text at sentences, estimating word times for
+//! narrators that report none).
+
+use serde::{Deserialize, Serialize};
+
+/// One line of speech to synthesize.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpeechSpec {
+    pub text: String,
+    /// The narrator's own voice name (`Joanna`, `en-us`, `alloy`); `None` is its default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice: Option<String>,
+    /// Polly's engine (`standard`, `neural`, `long-form`, `generative`); others ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
+}
+
+/// A spoken word: where it is in the text (byte offsets into [`SpeechSpec::text`], so captions
+/// can highlight exactly what was said) and when it is heard, in milliseconds from the start of
+/// the audio.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WordTiming {
+    pub start: usize,
+    pub end: usize,
+    pub start_ms: u32,
+    pub end_ms: u32,
+}
+
+/// The container a narrator wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AudioFormat {
+    Mp3,
+    Wav,
+}
+
+impl AudioFormat {
+    pub fn extension(self) -> &'static str {
+        match self {
+            AudioFormat::Mp3 => "mp3",
+            AudioFormat::Wav => "wav",
+        }
+    }
+}
+
+/// What a narrator left at its destination.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Speech {
+    pub format: AudioFormat,
+    /// Word times as the narrator reported them; empty when it reports none, and the pipeline
+    /// estimates them with [`estimate_word_timings`] from the measured length.
+    pub words: Vec<WordTiming>,
+    /// What the call cost, when the narrator bills.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::ports::ProviderCost>,
+}
+
+/// Splits `text` into pieces of at most `limit` bytes, at sentence ends where possible, then at
+/// spaces, then anywhere on a character boundary; the pieces joined give back `text` exactly,
+/// so byte offsets reported per piece map back by adding the piece's start.
+pub fn split_for_limit(text: &str, limit: usize) -> Vec<(usize, &str)> {
+    assert!(limit >= 4, "a limit below one character cannot be split");
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    while text.len() - start > limit {
+        let window = &text[start..floor_char_boundary(text, start + limit)];
+        let cut = last_break(window, |c| {
+            matches!(c, '.' | '!' | '?' | '。' | '！' | '？' | '\n')
+        })
+        .or_else(|| last_break(window, char::is_whitespace))
+        .unwrap_or(window.len());
+        pieces.push((start, &text[start..start + cut]));
+        start += cut;
+    }
+    if start < text.len() || pieces.is_empty() {
+        pieces.push((start, &text[start..]));
+    }
+    pieces
+}
+
+/// Byte index just after the last `is_break` character (and the spaces after it) in `window`,
+/// when that leaves a non-empty piece.
+fn last_break(window: &str, is_break: impl Fn(char) -> bool) -> Option<usize> {
+    let (i, c) = window.char_indices().rev().find(|&(_, c)| is_break(c))?;
+    let mut end = i + c.len_utf8();
+    end += window[end..]
+        .char_indices()
+        .find(|&(_, c)| !c.is_whitespace())
+        .map_or(window.len() - end, |(j, _)| j);
+    (end > 0).then_some(end)
+}
+
+fn floor_char_boundary(text: &str, mut i: usize) -> usize {
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// The words of `text` as byte ranges: runs between whitespace, and each CJK character on its
+/// own (those scripts do not separate words with spaces, and a caption highlights them one by
+/// one).
+pub fn words(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut word_start: Option<usize> = None;
+    for (i, c) in text.char_indices() {
+        if c.is_whitespace() {
+            if let Some(s) = word_start.take() {
+                out.push((s, i));
+            }
+        } else if is_cjk(c) {
+            if let Some(s) = word_start.take() {
+                out.push((s, i));
+            }
+            out.push((i, i + c.len_utf8()));
+        } else if word_start.is_none() {
+            word_start = Some(i);
+        }
+    }
+    if let Some(s) = word_start {
+        out.push((s, text.len()));
+    }
+    // Punctuation alone (a dash, a CJK full stop) is no word: it joins the one before.
+    let mut merged: Vec<(usize, usize)> = Vec::with_capacity(out.len());
+    for (s, e) in out {
+        let punct = text[s..e].chars().all(|c| !c.is_alphanumeric());
+        match merged.last_mut() {
+            Some(last) if punct => last.1 = e,
+            _ => merged.push((s, e)),
+        }
+    }
+    merged
+}
+
+/// Han, kana, hangul and CJK punctuation: scripts written without spaces between words.
+pub fn is_cjk(c: char) -> bool {
+    matches!(c as u32,
+        0x3000..=0x303F | 0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF |
+        0xAC00..=0xD7AF | 0xF900..=0xFAFF | 0xFF00..=0xFFEF | 0x20000..=0x2FA1F)
+}
+
+/// Word times for a narrator that reports none: the audio's length shared out by each word's
+/// letters, with a pause counted after sentence and clause punctuation, and a short lead-in and
+/// tail of silence that synthesizers leave. Monotonic, inside `[0, duration_ms]`.
+pub fn estimate_word_timings(text: &str, duration_ms: u32) -> Vec<WordTiming> {
+    let spans = words(text);
+    if spans.is_empty() || duration_ms == 0 {
+        return Vec::new();
+    }
+    // Units: one per character, plus pauses worth a few characters after punctuation.
+    let weight = |&(s, e): &(usize, usize)| -> f64 {
+        let w = &text[s..e];
+        let letters = w.chars().filter(|c| c.is_alphanumeric()).count().max(1) as f64;
+        letters + 1.0
+    };
+    let pause = |&(_, e): &(usize, usize)| -> f64 {
+        match text[..e].chars().last() {
+            Some('.' | '!' | '?' | '。' | '！' | '？') => 6.0,
+            Some(',' | ';' | ':' | '、' | '，') => 3.0,
+            _ => 0.0,
+        }
+    };
+    let lead = (duration_ms as f64 * 0.03).min(120.0);
+    let tail = (duration_ms as f64 * 0.05).min(200.0);
+    let speaking = (duration_ms as f64 - lead - tail).max(1.0);
+    let units: f64 = spans
+        .iter()
+        .enumerate()
+        .map(|(i, s)| weight(s) + if i + 1 < spans.len() { pause(s) } else { 0.0 })
+        .sum();
+    let per_unit = speaking / units;
+    let mut t = lead;
+    spans
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let start_ms = t.round() as u32;
+            t += weight(s) * per_unit;
+            let end_ms = (t.round() as u32).min(duration_ms);
+            if i + 1 < spans.len() {
+                t += pause(s) * per_unit;
+            }
+            WordTiming {
+                start: s.0,
+                end: s.1,
+                start_ms,
+                end_ms,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn split_prefers_sentence_ends() {
+        let text = "One two three. Four five six. Seven eight.";
+        let pieces = split_for_limit(text, 20);
+        let texts: Vec<&str> = pieces.iter().map(|p| p.1).collect();
+        assert_eq!(
+            texts,
+            ["One two three. ", "Four five six. ", "Seven eight."]
+        );
+        assert_eq!(pieces[1].0, 15);
+    }
+
+    #[test]
+    fn split_falls_back_to_spaces_then_characters() {
+        let pieces = split_for_limit("aaaa bbbb cccc", 7);
+        assert_eq!(
+            pieces.iter().map(|p| p.1).collect::<Vec<_>>(),
+            ["aaaa ", "bbbb ", "cccc"]
+        );
+        let pieces = split_for_limit("日本語のテキスト", 7);
+        assert!(pieces.iter().all(|p| p.1.len() <= 7));
+        assert_eq!(
+            pieces.iter().map(|p| p.1).collect::<String>(),
+            "日本語のテキスト"
+        );
+    }
+
+    #[test]
+    fn words_split_cjk_by_character_and_keep_punctuation_with_its_word() {
+        let t = "Hello, world — again.";
+        let w: Vec<&str> = words(t).iter().map(|&(s, e)| &t[s..e]).collect();
+        assert_eq!(w, ["Hello,", "world —", "again."]);
+        let j = "猫が好き。";
+        let w: Vec<&str> = words(j).iter().map(|&(s, e)| &j[s..e]).collect();
+        assert_eq!(w, ["猫", "が", "好", "き。"]);
+    }
+
+    #[test]
+    fn estimates_pause_at_sentence_ends() {
+        let t = "Short. Then another longer sentence";
+        let w = estimate_word_timings(t, 3000);
+        assert_eq!(w.len(), 5);
+        let gap_after_stop = w[1].start_ms - w[0].end_ms;
+        let gap_inside = w[2].start_ms - w[1].end_ms;
+        assert!(gap_after_stop > 100, "{w:?}");
+        assert_eq!(gap_inside, 0, "{w:?}");
+    }
+
+    proptest! {
+        #[test]
+        fn split_pieces_rejoin_and_respect_the_limit(text in "\\PC{0,300}", limit in 4usize..64) {
+            let pieces = split_for_limit(&text, limit);
+            let joined: String = pieces.iter().map(|p| p.1).collect();
+            prop_assert_eq!(&joined, &text);
+            for (start, piece) in &pieces {
+                prop_assert!(piece.len() <= limit);
+                prop_assert_eq!(&text[*start..*start + piece.len()], *piece);
+            }
+        }
+
+        #[test]
+        fn estimates_are_ordered_and_inside_the_audio(text in "[a-z .,]{0,200}", ms in 1u32..60_000) {
+            let w = estimate_word_timings(&text, ms);
+            let mut last = 0;
+            for t in &w {
+                prop_assert!(t.start_ms >= last && t.end_ms >= t.start_ms && t.end_ms <= ms);
+                last = t.end_ms;
+            }
+        }
+    }
+}
