@@ -6,7 +6,7 @@
 #   scripts/setup.sh          everything: the embedded pipeline, plus the AWS emulation and
 #                             validation tools the test suite uses (moto, cargo-lambda, SAM CLI,
 #                             cfn-lint, asl-validator) in .tools/
-#   scripts/setup.sh core     only what the embedded pipeline needs (ffmpeg)
+#   scripts/setup.sh core     only what the embedded pipeline needs (ffmpeg, espeak-ng)
 #
 # Put the tools on PATH with:  source scripts/env.sh
 set -euo pipefail
@@ -34,6 +34,8 @@ fi
 need_apt=()
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
+# espeak-ng: the offline narrator (Debian's package; its voices come with it).
+command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
 if ((${#need_apt[@]})); then
   log "installing ${need_apt[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
