@@ -2,6 +2,7 @@
 //! arithmetic every narrator shares (splitting long text at sentences, estimating word times for
 //! narrators that report none).
 
+use crate::plan::{PlanError, allocate_frames, allocate_frames_with_floors};
 use serde::{Deserialize, Serialize};
 
 /// One line of speech to synthesize.
@@ -54,6 +55,101 @@ pub struct Speech {
     /// What the call cost, when the narrator bills.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<crate::ports::ProviderCost>,
+}
+
+/// Silence kept before and after a scene's speech inside its window, so a line never starts on
+/// the cut or runs into the next scene's first word.
+pub const SPEECH_LEAD_SECONDS: f64 = 0.15;
+pub const SPEECH_TAIL_SECONDS: f64 = 0.25;
+/// The fastest narration is played: beyond it speech stops sounding natural.
+pub const MAX_TEMPO: f64 = 1.25;
+
+/// Scene lengths that make room for the narration, and the tempo it is played at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpeechFit {
+    pub frames: Vec<u32>,
+    /// 1.0, or up to [`MAX_TEMPO`] when the speech only fits faster.
+    pub tempo: f64,
+}
+
+/// Frames of scene `i`'s window that are not its own: half of each transition it shares.
+fn shared_half_overlaps(i: usize, n: usize, overlap: u32) -> u32 {
+    if n < 2 {
+        return 0;
+    }
+    let neighbours = (i > 0) as u32 + (i + 1 < n) as u32;
+    neighbours * overlap / 2
+}
+
+/// Scene lengths (clip frames, overlaps included, adding up as [`allocate_frames`] does) where
+/// each scene's window, from the middle of the transition before it to the middle of the one
+/// after, holds its speech plus the lead and tail silences. Scenes share the rest by weight.
+/// When the speech does not fit at its own pace it is played faster, up to [`MAX_TEMPO`];
+/// beyond that the plan is refused with [`PlanError::NarrationTooLong`].
+///
+/// [`allocate_frames`]: crate::plan::allocate_frames
+pub fn fit_speech(
+    total_frames: u32,
+    overlap: u32,
+    fps: u32,
+    min_visible: u32,
+    weights: &[u32],
+    speech_seconds: &[f64],
+) -> Result<SpeechFit, PlanError> {
+    let n = weights.len();
+    assert_eq!(n, speech_seconds.len(), "one speech length per scene");
+    let floors_at = |tempo: f64| -> Vec<u32> {
+        speech_seconds
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| {
+                if s <= 0.0 {
+                    return min_visible;
+                }
+                let need = ((s / tempo + SPEECH_LEAD_SECONDS + SPEECH_TAIL_SECONDS) * fps as f64)
+                    .ceil() as u32;
+                need.saturating_sub(shared_half_overlaps(i, n, overlap))
+                    .max(min_visible)
+            })
+            .collect()
+    };
+    let try_at =
+        |tempo: f64| allocate_frames_with_floors(total_frames, overlap, &floors_at(tempo), weights);
+    if let Ok(frames) = try_at(1.0) {
+        return Ok(SpeechFit { frames, tempo: 1.0 });
+    }
+    if let Err(e @ PlanError::DoesNotFit { .. }) =
+        allocate_frames(total_frames, overlap, min_visible, weights)
+    {
+        return Err(e);
+    }
+    if try_at(MAX_TEMPO).is_err() {
+        let speech: f64 = speech_seconds.iter().map(|s| s.max(0.0)).sum();
+        let pauses = speech_seconds.iter().filter(|&&s| s > 0.0).count() as f64
+            * (SPEECH_LEAD_SECONDS + SPEECH_TAIL_SECONDS);
+        let room = (total_frames as f64 / fps as f64 - pauses).max(0.0);
+        return Err(PlanError::NarrationTooLong {
+            speech_ms: (speech * 1000.0).round() as u32,
+            room_ms: (room * 1000.0).round() as u32,
+            max_tempo_percent: (MAX_TEMPO * 100.0).round() as u32,
+        });
+    }
+    // Feasibility only grows with the tempo: bisect for the slowest that fits, to a
+    // thousandth, which is finer than a frame of speech at any length the limits allow.
+    let (mut slow, mut fast) = (1.0, MAX_TEMPO);
+    while fast - slow > 0.001 {
+        let mid = (slow + fast) / 2.0;
+        if try_at(mid).is_ok() {
+            fast = mid;
+        } else {
+            slow = mid;
+        }
+    }
+    let tempo = (fast * 1000.0).ceil() / 1000.0;
+    Ok(SpeechFit {
+        frames: try_at(tempo)?,
+        tempo,
+    })
 }
 
 /// Splits `text` into pieces of at most `limit` bytes, at sentence ends where possible, then at
@@ -244,7 +340,62 @@ mod tests {
         assert_eq!(gap_inside, 0, "{w:?}");
     }
 
+    #[test]
+    fn speech_gets_room_then_tempo_then_a_clear_refusal() {
+        // 10 s at 30 fps, three scenes, 15-frame transitions, 1 s minimum each.
+        let w = [4, 5, 6];
+        let even = fit_speech(300, 15, 30, 30, &w, &[0.0, 0.0, 0.0]).unwrap();
+        assert_eq!(even.frames, allocate_frames(300, 15, 30, &w).unwrap());
+        assert_eq!(even.tempo, 1.0);
+
+        // A long first line takes its room from the others, at its own pace.
+        let fit = fit_speech(300, 15, 30, 30, &w, &[5.0, 1.0, 1.0]).unwrap();
+        assert_eq!(fit.tempo, 1.0);
+        let window0 = fit.frames[0] - 15 + 7;
+        assert!(window0 as f64 >= (5.0 + SPEECH_LEAD_SECONDS + SPEECH_TAIL_SECONDS) * 30.0);
+        assert_eq!(fit.frames.iter().sum::<u32>() - 2 * 15, 300);
+
+        // Too much speech for the video at 1x fits a little faster.
+        let fast = fit_speech(300, 15, 30, 30, &w, &[3.5, 3.5, 2.5]).unwrap();
+        assert!(fast.tempo > 1.0 && fast.tempo <= MAX_TEMPO, "{fast:?}");
+        assert_eq!(fast.frames.iter().sum::<u32>() - 2 * 15, 300);
+
+        // And far too much is refused, saying why.
+        let err = fit_speech(300, 15, 30, 30, &w, &[9.0, 9.0, 9.0]).unwrap_err();
+        assert!(matches!(
+            err,
+            PlanError::NarrationTooLong {
+                speech_ms: 27000,
+                max_tempo_percent: 125,
+                ..
+            }
+        ));
+        assert!(err.to_string().contains("lengthen the video"), "{err}");
+    }
+
     proptest! {
+        #[test]
+        fn fitted_scenes_always_add_up_and_hold_their_speech(
+            speech in proptest::collection::vec(0.0f64..4.0, 1..6),
+            seconds in 6u32..30,
+        ) {
+            let n = speech.len();
+            let weights = vec![5; n];
+            let (fps, overlap) = (24, 12);
+            if let Ok(fit) = fit_speech(seconds * fps, overlap, fps, fps, &weights, &speech) {
+                let overlaps = if n > 1 { overlap * (n as u32 - 1) } else { 0 };
+                prop_assert_eq!(fit.frames.iter().sum::<u32>() - overlaps, seconds * fps);
+                for (i, (&f, &s)) in fit.frames.iter().zip(&speech).enumerate() {
+                    if s > 0.0 {
+                        let neighbours = (i > 0) as u32 + (i + 1 < n) as u32;
+                        let window = f - neighbours * overlap + shared_half_overlaps(i, n, overlap);
+                        let need = (s / fit.tempo + SPEECH_LEAD_SECONDS + SPEECH_TAIL_SECONDS) * fps as f64;
+                        prop_assert!(window as f64 + 1e-9 >= need.ceil(), "scene {} {:?}", i, fit);
+                    }
+                }
+            }
+        }
+
         #[test]
         fn split_pieces_rejoin_and_respect_the_limit(text in "\\PC{0,300}", limit in 4usize..64) {
             let pieces = split_for_limit(&text, limit);

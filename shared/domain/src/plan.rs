@@ -91,6 +91,17 @@ pub enum PlanError {
     Unavailable(String),
     #[error("planner returned an unusable plan: {0}")]
     Invalid(String),
+    /// The narration cannot be spoken in the video even at the fastest tempo allowed.
+    #[error(
+        "the narration needs {:.1} s even spoken {max_tempo_percent}% as fast, but the video has room for {:.1} s of speech: lengthen the video or shorten the text",
+        *speech_ms as f64 / 1000.0,
+        *room_ms as f64 / 1000.0
+    )]
+    NarrationTooLong {
+        speech_ms: u32,
+        room_ms: u32,
+        max_tempo_percent: u32,
+    },
 }
 
 /// Splits `total_frames + (n-1)*overlap` frames over the scenes in proportion to their weights
@@ -104,12 +115,26 @@ pub fn allocate_frames(
     min_visible: u32,
     weights: &[u32],
 ) -> Result<Vec<u32>, PlanError> {
+    let floors = vec![min_visible; weights.len()];
+    allocate_frames_with_floors(total_frames, overlap, &floors, weights)
+}
+
+/// [`allocate_frames`] with a floor per scene: scene `i` keeps at least `min_visible[i]` frames
+/// of its own, and the rest is shared by weight. Narration uses it to give a scene room for its
+/// speech.
+pub fn allocate_frames_with_floors(
+    total_frames: u32,
+    overlap: u32,
+    min_visible: &[u32],
+    weights: &[u32],
+) -> Result<Vec<u32>, PlanError> {
     let n = weights.len() as u32;
     let overlap = if n > 1 { overlap } else { 0 };
     let floor_of = |i: usize| {
         let neighbours = (i > 0) as u32 + ((i as u32) + 1 < n) as u32;
-        min_visible + neighbours * overlap
+        min_visible[i] + neighbours * overlap
     };
+    let min_visible = min_visible.iter().copied().min().unwrap_or(0);
     let sum = total_frames as u64 + (n.saturating_sub(1) * overlap) as u64;
     let base_total: u64 = (0..weights.len()).map(|i| floor_of(i) as u64).sum();
     if n == 0 || sum < base_total {
