@@ -12,7 +12,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use vidpipe_domain::asset::AssetKind;
 use vidpipe_domain::job::JobId;
-use vidpipe_domain::request::{BrandBody, GenerationRequestBody, LogoBody, MusicBody};
+use vidpipe_domain::request::{
+    BrandBody, CaptionStyleBody, CaptionsBody, GenerationRequestBody, LogoBody, MusicBody,
+    NarrationBody,
+};
 use vidpipe_pipeline::local::{LocalOptions, LocalStack};
 
 /// Owner of everything created from this machine's command line.
@@ -75,6 +78,28 @@ struct GenerateArgs {
     captions: bool,
     #[arg(long = "no-captions", overrides_with = "captions")]
     no_captions: bool,
+    /// boxed, bold-outline or karaoke (the spoken word highlighted; needs --narrate to be
+    /// word-timed).
+    #[arg(long)]
+    caption_style: Option<String>,
+    /// bottom, center or top.
+    #[arg(long)]
+    caption_position: Option<String>,
+    /// small, medium or large.
+    #[arg(long)]
+    caption_size: Option<String>,
+    /// Speak each scene's narration line over it (espeak-ng offline unless --narrator says).
+    #[arg(long)]
+    narrate: bool,
+    /// espeak, polly or openai (implies --narrate).
+    #[arg(long)]
+    narrator: Option<String>,
+    /// The narrator's voice, for example en-us (espeak), Joanna (Polly), alloy (OpenAI).
+    #[arg(long)]
+    voice: Option<String>,
+    /// Polly's engine: standard, neural, long-form or generative.
+    #[arg(long)]
+    narration_engine: Option<String>,
     /// PNG or JPEG logo.
     #[arg(long)]
     logo: Option<PathBuf>,
@@ -223,15 +248,19 @@ async fn generate(stack: LocalStack, args: &GenerateArgs) -> Result<ExitCode> {
         clip_count: args.clips,
         transition: args.transition.clone(),
         transition_duration_seconds: args.transition_duration,
-        captions: if args.no_captions {
-            Some(false)
-        } else if args.captions {
-            Some(true)
-        } else {
-            None
-        },
+        captions: captions_body(args),
         seed: args.seed,
         brand,
+        narration: (args.narrate
+            || args.narrator.is_some()
+            || args.voice.is_some()
+            || args.narration_engine.is_some())
+        .then(|| NarrationBody {
+            enabled: Some(true),
+            provider: args.narrator.clone(),
+            voice: args.voice.clone(),
+            engine: args.narration_engine.clone(),
+        }),
     };
 
     // Subscribe before submitting: the run starts inside submit and its first events follow at once.
@@ -294,6 +323,24 @@ async fn generate(stack: LocalStack, args: &GenerateArgs) -> Result<ExitCode> {
         println!("thumbnail: {}", paths.thumbnail.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--no-captions` wins; any style flag turns captions on with that style.
+fn captions_body(args: &GenerateArgs) -> Option<CaptionsBody> {
+    if args.no_captions {
+        return Some(CaptionsBody::Enabled(false));
+    }
+    let styled = args.caption_style.is_some()
+        || args.caption_position.is_some()
+        || args.caption_size.is_some();
+    if styled {
+        return Some(CaptionsBody::Styled(CaptionStyleBody {
+            style: args.caption_style.clone(),
+            position: args.caption_position.clone(),
+            size: args.caption_size.clone(),
+        }));
+    }
+    args.captions.then_some(CaptionsBody::Enabled(true))
 }
 
 async fn jobs(stack: &LocalStack, cmd: &JobsCommand) -> Result<ExitCode> {

@@ -279,7 +279,7 @@ async fn logo_changes_only_its_corner() {
     let mut plain = body("Desert dunes under a pale sky", 5.0, "16:9");
     plain.resolution = Some("720p".into());
     plain.clip_count = Some(1);
-    plain.captions = Some(false);
+    plain.captions = Some(false.into());
     let mut branded = plain.clone();
     branded.brand = Some(BrandBody {
         logo: Some(LogoBody {

@@ -140,6 +140,67 @@ string_enum!(
     }
 );
 
+string_enum!(
+    /// Who speaks the narration: espeak-ng offline, Amazon Polly, or an OpenAI-compatible server.
+    NarratorKind { Espeak => "espeak", Polly => "polly", Openai => "openai" }
+);
+
+string_enum!(
+    /// Amazon Polly's engines; other narrators ignore it.
+    PollyEngine { Standard => "standard", Neural => "neural", LongForm => "long-form", Generative => "generative" }
+);
+
+string_enum!(
+    /// How captions look: `boxed` (white on a translucent box), `bold-outline` (bold white with a
+    /// dark outline) or `karaoke` (bold-outline with the spoken word highlighted).
+    CaptionStyle { Boxed => "boxed", BoldOutline => "bold-outline", Karaoke => "karaoke" }
+);
+
+string_enum!(
+    /// Where captions sit, inside the platforms' safe margins.
+    CaptionPosition { Bottom => "bottom", Center => "center", Top => "top" }
+);
+
+string_enum!(
+    /// Caption type size relative to the frame.
+    CaptionSize { Small => "small", Medium => "medium", Large => "large" }
+);
+
+/// How captions are drawn. With narration, `karaoke` is word-timed (the word being spoken is
+/// highlighted) and the other styles are phrase-timed; without it captions are the scenes'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptionSpec {
+    pub style: CaptionStyle,
+    pub position: CaptionPosition,
+    pub size: CaptionSize,
+}
+
+impl Default for CaptionSpec {
+    fn default() -> Self {
+        CaptionSpec {
+            style: CaptionStyle::Boxed,
+            position: CaptionPosition::Bottom,
+            size: CaptionSize::Medium,
+        }
+    }
+}
+
+/// A voice-over for the video: each scene's narration line spoken in that scene.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NarrationSpec {
+    /// `None`: the deployment's narrator (espeak-ng offline unless one is configured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub narrator: Option<NarratorKind>,
+    /// The narrator's voice name; `None` picks one for the text's language.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<PollyEngine>,
+}
+
+/// Longest voice name accepted: every narrator's names are short identifiers.
+pub const VOICE_MAX_CHARS: usize = 64;
+
 impl AspectRatio {
     /// Output frame size for this aspect at a resolution: the short side is the resolution's,
     /// the long side is rounded to an even number (H.264 with yuv420p needs even dimensions).
@@ -308,6 +369,11 @@ pub struct GenerationRequest {
     pub captions: bool,
     pub seed: u64,
     pub brand: Brand,
+    /// The captions' look; records from before styles existed read as the boxed default.
+    #[serde(default)]
+    pub caption_style: CaptionSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub narration: Option<NarrationSpec>,
 }
 
 impl GenerationRequest {
@@ -334,9 +400,54 @@ pub struct GenerationRequestBody {
     pub clip_count: Option<i64>,
     pub transition: Option<String>,
     pub transition_duration_seconds: Option<f64>,
-    pub captions: Option<bool>,
+    /// `true`/`false`, or an object choosing the style (captions on).
+    pub captions: Option<CaptionsBody>,
     pub seed: Option<u64>,
     pub brand: Option<BrandBody>,
+    pub narration: Option<NarrationBody>,
+}
+
+/// Captions as the body gives them: a switch, or a style (which turns them on).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CaptionsBody {
+    Enabled(bool),
+    Styled(CaptionStyleBody),
+}
+
+impl From<bool> for CaptionsBody {
+    fn from(on: bool) -> Self {
+        CaptionsBody::Enabled(on)
+    }
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptionStyleBody {
+    /// `boxed` (default), `bold-outline` or `karaoke`.
+    pub style: Option<String>,
+    /// `bottom` (default), `center` or `top`.
+    pub position: Option<String>,
+    /// `small`, `medium` (default) or `large`.
+    pub size: Option<String>,
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NarrationBody {
+    /// Default `true` when the object is given.
+    pub enabled: Option<bool>,
+    /// `espeak`, `polly` or `openai`; absent means the deployment's narrator.
+    pub provider: Option<String>,
+    /// The narrator's voice (for example `Joanna`, `en-us`, `alloy`): letters, digits and
+    /// `_+-.`, at most 64 characters. Absent picks one for the prompt's language.
+    pub voice: Option<String>,
+    /// Polly's engine: `standard`, `neural`, `long-form` or `generative`. Only with `polly` or
+    /// no provider.
+    pub engine: Option<String>,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -487,6 +598,11 @@ impl GenerationRequestBody {
             .as_ref()
             .map(|b| validate_brand(&mut c, b))
             .unwrap_or_default();
+        let (captions, caption_style) = validate_captions(&mut c, self.captions.as_ref());
+        let narration = self
+            .narration
+            .as_ref()
+            .and_then(|n| validate_narration(&mut c, n));
 
         // The fit check needs every number it depends on to be valid on its own first.
         let clip_count = match (duration, fps, transition) {
@@ -546,9 +662,11 @@ impl GenerationRequestBody {
                 fps,
                 clip_count,
                 transition,
-                captions: self.captions.unwrap_or(true),
+                captions,
                 seed: self.seed.unwrap_or(0),
                 brand,
+                caption_style,
+                narration,
             }),
             _ => Err(ValidationErrors::single("request", "is incomplete")),
         }
@@ -563,6 +681,81 @@ pub fn scenes_fit(duration_seconds: u32, fps: Fps, transition: Transition, n: u8
     let t = transition.overlap_frames(fps) as u64;
     let min_visible = (MIN_SCENE_VISIBLE_SECONDS * fps.get()) as u64;
     total >= n as u64 * min_visible + (n as u64).saturating_sub(1) * t
+}
+
+fn validate_captions(c: &mut Checker, body: Option<&CaptionsBody>) -> (bool, CaptionSpec) {
+    let styled = match body {
+        None => return (true, CaptionSpec::default()),
+        Some(CaptionsBody::Enabled(on)) => return (*on, CaptionSpec::default()),
+        Some(CaptionsBody::Styled(s)) => s,
+    };
+    let d = CaptionSpec::default();
+    let style = match styled.style.as_deref() {
+        None => Some(d.style),
+        Some(v) => c.parsed("captions.style", v.parse::<CaptionStyle>()),
+    };
+    let position = match styled.position.as_deref() {
+        None => Some(d.position),
+        Some(v) => c.parsed("captions.position", v.parse::<CaptionPosition>()),
+    };
+    let size = match styled.size.as_deref() {
+        None => Some(d.size),
+        Some(v) => c.parsed("captions.size", v.parse::<CaptionSize>()),
+    };
+    (
+        true,
+        CaptionSpec {
+            style: style.unwrap_or(d.style),
+            position: position.unwrap_or(d.position),
+            size: size.unwrap_or(d.size),
+        },
+    )
+}
+
+fn validate_narration(c: &mut Checker, n: &NarrationBody) -> Option<NarrationSpec> {
+    let narrator = match n.provider.as_deref() {
+        None => None,
+        Some(p) => Some(c.parsed("narration.provider", p.parse::<NarratorKind>())?),
+    };
+    let voice = match n.voice.as_deref().map(str::trim) {
+        None => None,
+        Some(v) => {
+            let ok = !v.is_empty()
+                && v.chars().count() <= VOICE_MAX_CHARS
+                && v.chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '+' | '-' | '.'));
+            if !ok {
+                c.fail(
+                    "narration.voice",
+                    format!("must be 1 to {VOICE_MAX_CHARS} letters, digits or _+-. (got {v:?})"),
+                );
+                return None;
+            }
+            Some(v.to_owned())
+        }
+    };
+    let engine = match n.engine.as_deref() {
+        None => None,
+        Some(e) => {
+            let engine = c.parsed("narration.engine", e.parse::<PollyEngine>())?;
+            if narrator.is_some_and(|k| k != NarratorKind::Polly) {
+                c.fail(
+                    "narration.engine",
+                    "is Polly's setting: use it with provider polly",
+                );
+                return None;
+            }
+            Some(engine)
+        }
+    };
+    if !n.enabled.unwrap_or(true) {
+        return None;
+    }
+    Some(NarrationSpec {
+        narrator,
+        voice,
+        engine,
+    })
 }
 
 fn validate_brand(c: &mut Checker, b: &BrandBody) -> Brand {
@@ -674,5 +867,87 @@ mod tests {
         for f in ["prompt", "duration_seconds", "aspect_ratio", "fps"] {
             assert!(e.names(f), "{f} missing from {e}");
         }
+    }
+
+    #[test]
+    fn captions_take_a_switch_or_a_style() {
+        let json = |v: serde_json::Value| -> GenerationRequestBody {
+            let mut b = serde_json::to_value(body()).unwrap();
+            b["captions"] = v;
+            serde_json::from_value(b).unwrap()
+        };
+        let off = json(serde_json::json!(false)).validate().unwrap();
+        assert!(!off.captions);
+        let styled = json(serde_json::json!({"style": "karaoke", "position": "top"}))
+            .validate()
+            .unwrap();
+        assert!(styled.captions);
+        assert_eq!(styled.caption_style.style, CaptionStyle::Karaoke);
+        assert_eq!(styled.caption_style.position, CaptionPosition::Top);
+        assert_eq!(styled.caption_style.size, CaptionSize::Medium);
+        let e = json(serde_json::json!({"style": "comic", "size": "huge"}))
+            .validate()
+            .unwrap_err();
+        assert!(e.names("captions.style") && e.names("captions.size"), "{e}");
+        // An unknown key is a parse error, not a silently ignored style.
+        let mut b = serde_json::to_value(body()).unwrap();
+        b["captions"] = serde_json::json!({"colour": "red"});
+        assert!(serde_json::from_value::<GenerationRequestBody>(b).is_err());
+    }
+
+    #[test]
+    fn narration_is_checked_field_by_field() {
+        let with = |n: NarrationBody| GenerationRequestBody {
+            narration: Some(n),
+            ..body()
+        };
+        let on = with(NarrationBody::default()).validate().unwrap();
+        assert_eq!(
+            on.narration,
+            Some(NarrationSpec {
+                narrator: None,
+                voice: None,
+                engine: None
+            })
+        );
+        let polly = with(NarrationBody {
+            provider: Some("polly".into()),
+            voice: Some("Joanna".into()),
+            engine: Some("long-form".into()),
+            ..Default::default()
+        })
+        .validate()
+        .unwrap();
+        let n = polly.narration.unwrap();
+        assert_eq!(n.narrator, Some(NarratorKind::Polly));
+        assert_eq!(n.engine, Some(PollyEngine::LongForm));
+        let off = with(NarrationBody {
+            enabled: Some(false),
+            ..Default::default()
+        });
+        assert_eq!(off.validate().unwrap().narration, None);
+
+        let e = with(NarrationBody {
+            provider: Some("festival".into()),
+            ..Default::default()
+        })
+        .validate()
+        .unwrap_err();
+        assert!(e.names("narration.provider"), "{e}");
+        let e = with(NarrationBody {
+            voice: Some("Joanna; rm -rf /".into()),
+            ..Default::default()
+        })
+        .validate()
+        .unwrap_err();
+        assert!(e.names("narration.voice"), "{e}");
+        let e = with(NarrationBody {
+            provider: Some("espeak".into()),
+            engine: Some("neural".into()),
+            ..Default::default()
+        })
+        .validate()
+        .unwrap_err();
+        assert!(e.names("narration.engine"), "{e}");
     }
 }

@@ -50,6 +50,11 @@ pub struct RequestSummary {
     pub transition: String,
     pub transition_duration_seconds: f64,
     pub captions: bool,
+    /// `boxed`, `bold-outline` or `karaoke`.
+    pub caption_style: String,
+    /// The narrator asked for (`espeak`, `polly`, `openai`, or `default`), when narrated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub narration: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -134,6 +139,11 @@ impl JobView {
                 transition: r.transition.kind.to_string(),
                 transition_duration_seconds: r.transition.duration_seconds,
                 captions: r.captions,
+                caption_style: r.caption_style.style.to_string(),
+                narration: r.narration.as_ref().map(|n| {
+                    n.narrator
+                        .map_or_else(|| "default".to_owned(), |k| k.to_string())
+                }),
             },
             clips: job
                 .clips

@@ -29,7 +29,7 @@ async fn main() {
         clip_count: Some(5),
         transition: Some("fade".into()),
         transition_duration_seconds: Some(0.5),
-        captions: Some(true),
+        captions: Some(true.into()),
         seed: Some(42),
         brand: Some(BrandBody {
             logo: Some(LogoBody {

@@ -5,6 +5,7 @@ pub mod captions;
 pub mod compose;
 pub mod filtergraph;
 pub mod motion;
+pub mod narrate;
 pub mod probe;
 pub mod procedural;
 pub mod process;
@@ -13,6 +14,7 @@ pub mod tools;
 
 pub use captions::CaptionImage;
 pub use compose::FfmpegEngine;
+pub use narrate::EspeakNarrator;
 pub use probe::probe;
 pub use procedural::ProceduralProvider;
 pub use tools::Tools;

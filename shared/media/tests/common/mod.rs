@@ -54,7 +54,7 @@ pub fn timeline(o: TimelineOpts<'_>) -> Timeline {
         clip_count: Some(o.clips as i64),
         transition: Some(o.transition.into()),
         transition_duration_seconds: o.transition_seconds,
-        captions: Some(o.captions),
+        captions: Some(o.captions.into()),
         brand: Some(BrandBody {
             logo: o.logo.clone(),
             music: o.music.clone(),

@@ -72,7 +72,19 @@ fn rich_job(owner: &str) -> Job {
         clip_count: Some(4),
         transition: Some("fadeblack".into()),
         transition_duration_seconds: Some(0.75),
-        captions: Some(true),
+        captions: Some(vidpipe_domain::request::CaptionsBody::Styled(
+            vidpipe_domain::request::CaptionStyleBody {
+                style: Some("karaoke".into()),
+                position: Some("top".into()),
+                size: Some("large".into()),
+            },
+        )),
+        narration: Some(vidpipe_domain::request::NarrationBody {
+            enabled: Some(true),
+            provider: Some("polly".into()),
+            voice: Some("Joanna".into()),
+            engine: Some("long-form".into()),
+        }),
         seed: Some(4242),
         brand: Some(BrandBody {
             logo: Some(LogoBody {

@@ -1,0 +1,174 @@
+//! The offline narrator: espeak-ng speaks each line to a WAV file. It reports no word times, so
+//! they are estimated from the text and the measured length of what it said.
+
+use crate::tools::Tools;
+use async_trait::async_trait;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+use vidpipe_domain::narration::{AudioFormat, Speech, SpeechSpec, estimate_word_timings};
+use vidpipe_domain::ports::{MediaError, Narrator, ProviderError};
+
+/// Where the binary is looked for when `VIDPIPE_ESPEAK` does not say: the Lambda layer's, then
+/// `PATH`.
+const CANDIDATES: [&str; 2] = ["/opt/bin/espeak-ng", "espeak-ng"];
+/// espeak's default of 175 words a minute sounds hurried over video; this is a calm read.
+pub const DEFAULT_WORDS_PER_MINUTE: u32 = 160;
+
+pub struct EspeakNarrator {
+    binary: PathBuf,
+    tools: Tools,
+    words_per_minute: u32,
+}
+
+impl EspeakNarrator {
+    pub const NAME: &'static str = "espeak";
+
+    pub fn new(binary: PathBuf, tools: Tools) -> EspeakNarrator {
+        EspeakNarrator {
+            binary,
+            tools,
+            words_per_minute: DEFAULT_WORDS_PER_MINUTE,
+        }
+    }
+
+    /// The binary named by `VIDPIPE_ESPEAK`, else the layer's, else the one on `PATH`.
+    pub fn locate(tools: Tools) -> Result<EspeakNarrator, MediaError> {
+        let binary = match std::env::var_os("VIDPIPE_ESPEAK").filter(|v| !v.is_empty()) {
+            Some(p) => PathBuf::from(p),
+            None => CANDIDATES
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| p.is_absolute() && p.exists() || on_path(p))
+                .ok_or_else(|| MediaError::ToolMissing {
+                    tool: "espeak-ng".into(),
+                    hint: "run scripts/setup.sh, or set VIDPIPE_ESPEAK".into(),
+                })?,
+        };
+        Ok(EspeakNarrator::new(binary, tools))
+    }
+}
+
+fn on_path(name: &Path) -> bool {
+    let Some(path) = std::env::var_os("PATH") else {
+        return false;
+    };
+    std::env::split_paths(&path).any(|dir| dir.join(name).is_file())
+}
+
+/// An espeak-ng voice for the text's script, so a Japanese prompt is not read with English
+/// letter names. Latin text gets American English.
+pub fn voice_for_text(text: &str) -> &'static str {
+    let mut counts = [0usize; 9];
+    for c in text.chars() {
+        let slot = match c as u32 {
+            0x3040..=0x30FF => 0,                                     // kana: Japanese
+            0x4E00..=0x9FFF | 0x3400..=0x4DBF => 1,                   // han
+            0xAC00..=0xD7AF | 0x1100..=0x11FF => 2,                   // hangul
+            0x0600..=0x06FF | 0x0750..=0x077F | 0xFB50..=0xFDFF => 3, // Arabic
+            0x0590..=0x05FF => 4,                                     // Hebrew
+            0x0900..=0x097F => 5,                                     // Devanagari
+            0x0400..=0x04FF => 6,                                     // Cyrillic
+            0x0370..=0x03FF => 7,                                     // Greek
+            _ if c.is_alphabetic() => 8,
+            _ => continue,
+        };
+        counts[slot] += 1;
+    }
+    // Han with any kana is Japanese; han alone is Mandarin.
+    if counts[0] > 0 {
+        return "ja";
+    }
+    let best = (1..counts.len())
+        .max_by_key(|&i| (counts[i], i == 8))
+        .filter(|&i| counts[i] > 0)
+        .unwrap_or(8);
+    ["ja", "cmn", "ko", "ar", "he", "hi", "ru", "el", "en-us"][best]
+}
+
+#[async_trait]
+impl Narrator for EspeakNarrator {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn cache_identity(&self) -> String {
+        format!("espeak-ng:{}wpm", self.words_per_minute)
+    }
+
+    async fn speak(&self, spec: &SpeechSpec, dest: &Path) -> Result<Speech, ProviderError> {
+        let voice = spec
+            .voice
+            .clone()
+            .unwrap_or_else(|| voice_for_text(&spec.text).to_owned());
+        // The text goes in on stdin, so a line starting with '-' is never read as a flag.
+        let mut child = Command::new(&self.binary)
+            .args(["-b", "1", "--stdin", "-v", &voice, "-s"])
+            .arg(self.words_per_minute.to_string())
+            .arg("-w")
+            .arg(dest)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| MediaError::ToolMissing {
+                tool: "espeak-ng".into(),
+                hint: format!("{}: {e}", self.binary.display()),
+            })?;
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        stdin
+            .write_all(spec.text.as_bytes())
+            .await
+            .map_err(MediaError::Io)?;
+        drop(stdin);
+        let out = child.wait_with_output().await.map_err(MediaError::Io)?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // espeak-ng exits 0 for an unknown voice and says so on stderr, writing nothing useful.
+        if !out.status.success() || stderr.contains("Error") {
+            let reason = stderr
+                .lines()
+                .next()
+                .unwrap_or("no message")
+                .trim()
+                .to_owned();
+            return Err(if stderr.contains("voice") {
+                ProviderError::Rejected(format!("espeak-ng voice {voice:?}: {reason}"))
+            } else {
+                ProviderError::Failed(format!("espeak-ng: {reason}"))
+            });
+        }
+        let info = crate::probe::probe(&self.tools, dest).await?;
+        let seconds = info.duration_seconds.unwrap_or(0.0);
+        if seconds <= 0.0 {
+            return Err(ProviderError::Failed(
+                "espeak-ng wrote no audio for the line".into(),
+            ));
+        }
+        Ok(Speech {
+            format: AudioFormat::Wav,
+            words: estimate_word_timings(&spec.text, (seconds * 1000.0).round() as u32),
+            cost: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn voices_follow_the_script() {
+        assert_eq!(voice_for_text("A calm ocean at sunrise."), "en-us");
+        assert_eq!(voice_for_text("夜の東京。ネオンが光る。"), "ja");
+        assert_eq!(voice_for_text("北京的夜晚"), "cmn");
+        assert_eq!(voice_for_text("서울의 밤"), "ko");
+        assert_eq!(voice_for_text("مدينة في الليل"), "ar");
+        assert_eq!(voice_for_text("עיר בלילה"), "he");
+        assert_eq!(voice_for_text("रात में शहर"), "hi");
+        assert_eq!(voice_for_text("Город ночью"), "ru");
+        assert_eq!(voice_for_text("Πόλη τη νύχτα"), "el");
+        assert_eq!(voice_for_text("123 !!"), "en-us");
+    }
+}
