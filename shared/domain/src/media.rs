@@ -147,6 +147,8 @@ pub struct CompositionJob {
     pub clips: Vec<PathBuf>,
     pub logo: Option<PathBuf>,
     pub music: Option<PathBuf>,
+    /// Local path of each narration cue's audio, in `timeline.narration` order.
+    pub narration: Vec<PathBuf>,
     /// Where caption images and other scratch files may be written.
     pub work_dir: PathBuf,
     pub final_path: PathBuf,

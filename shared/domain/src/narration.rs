@@ -57,6 +57,26 @@ pub struct Speech {
     pub cost: Option<crate::ports::ProviderCost>,
 }
 
+/// A scene's speech as the plan keeps it: the audio in the store, its measured length, and its
+/// words' times from the start of the audio, at the narrator's own pace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SceneSpeech {
+    pub key: String,
+    pub duration_ms: u32,
+    /// Byte offsets into the scene's `narration`.
+    pub words: Vec<WordTiming>,
+}
+
+/// Who narrated a plan and how fast it is played.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanNarration {
+    pub narrator: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice: Option<String>,
+    /// 1.0, or up to [`MAX_TEMPO`] where the speech only fits faster.
+    pub tempo: f64,
+}
+
 /// Silence kept before and after a scene's speech inside its window, so a line never starts on
 /// the cut or runs into the next scene's first word.
 pub const SPEECH_LEAD_SECONDS: f64 = 0.15;
@@ -150,6 +170,62 @@ pub fn fit_speech(
         frames: try_at(tempo)?,
         tempo,
     })
+}
+
+/// Gives the plan its speech: each scene's measured line (`None` where a scene has none, such as
+/// a scene repeating the previous one's idea), scene lengths re-shared so every line fits its
+/// window ([`fit_speech`]), and who spoke at what tempo. The video's length is unchanged.
+pub fn narrate_plan(
+    plan: &mut crate::plan::Plan,
+    request: &crate::request::GenerationRequest,
+    narrator: &str,
+    voice: Option<String>,
+    speeches: Vec<Option<SceneSpeech>>,
+) -> Result<(), PlanError> {
+    assert_eq!(
+        plan.scenes.len(),
+        speeches.len(),
+        "one speech slot per scene"
+    );
+    let fps = plan.fps;
+    let weights: Vec<u32> = plan.scenes.iter().map(|s| s.weight).collect();
+    let seconds: Vec<f64> = speeches
+        .iter()
+        .map(|s| s.as_ref().map_or(0.0, |s| s.duration_ms as f64 / 1000.0))
+        .collect();
+    let fit = fit_speech(
+        plan.total_frames,
+        request.transition.overlap_frames(request.fps),
+        fps,
+        crate::request::MIN_SCENE_VISIBLE_SECONDS * fps,
+        &weights,
+        &seconds,
+    )?;
+    for ((scene, frames), speech) in plan.scenes.iter_mut().zip(fit.frames).zip(speeches) {
+        scene.frames = frames;
+        scene.speech = speech;
+    }
+    plan.narration = Some(PlanNarration {
+        narrator: narrator.to_owned(),
+        voice,
+        tempo: fit.tempo,
+    });
+    Ok(())
+}
+
+/// Each scene's line to speak: its narration, or nothing where it repeats the scene before
+/// (a prompt with fewer ideas than scenes spreads one idea over several; it is said once).
+pub fn lines_to_speak(plan: &crate::plan::Plan) -> Vec<Option<&str>> {
+    let mut previous: Option<&str> = None;
+    plan.scenes
+        .iter()
+        .map(|s| {
+            let line = s.narration.trim();
+            let repeat = previous == Some(line);
+            previous = Some(line);
+            (!line.is_empty() && !repeat).then_some(line)
+        })
+        .collect()
 }
 
 /// Splits `text` into pieces of at most `limit` bytes, at sentence ends where possible, then at

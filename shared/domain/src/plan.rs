@@ -43,6 +43,9 @@ pub struct Scene {
     pub weight: u32,
     /// Length of the clip in frames, including the parts that overlap its neighbours.
     pub frames: u32,
+    /// The narration as spoken, when the video is narrated and this scene has its own line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speech: Option<crate::narration::SceneSpeech>,
 }
 
 fn default_weight() -> u32 {
@@ -61,6 +64,8 @@ pub struct Plan {
     pub transition: Transition,
     /// Frames of the composed video: the sum of the clips minus every overlap.
     pub total_frames: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub narration: Option<crate::narration::PlanNarration>,
 }
 
 impl Plan {
@@ -393,6 +398,7 @@ impl PlanDraft {
                 narration: s.narration.trim().to_owned(),
                 weight: s.weight,
                 frames,
+                speech: None,
             })
             .collect();
         Ok(Plan {
@@ -402,6 +408,7 @@ impl PlanDraft {
             fps,
             transition: request.transition,
             total_frames: request.total_frames(),
+            narration: None,
         })
     }
 }

@@ -2,6 +2,7 @@
 //! overlap, when each caption shows, and the brand overlays. Pure arithmetic over the plan, in
 //! whole frames, so the composer and the tests agree on every number.
 
+use crate::narration::SPEECH_LEAD_SECONDS;
 use crate::plan::Plan;
 use crate::request::{GenerationRequest, LogoSpec, MusicSpec, Transition, TransitionKind};
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,30 @@ pub struct CaptionCue {
     pub text: String,
     pub start_seconds: f64,
     pub end_seconds: f64,
+    /// When the text is narration: each word as it is heard in the video, so the composer can
+    /// page the text and highlight the word being spoken. Empty for a scene caption.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub words: Vec<CueWord>,
+}
+
+/// A spoken word of a caption: byte offsets into the cue's text and its time in the video.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CueWord {
+    pub start: usize,
+    pub end: usize,
+    pub start_seconds: f64,
+    pub end_seconds: f64,
+}
+
+/// One scene's speech placed in the video.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NarrationCue {
+    pub index: u32,
+    pub key: String,
+    pub start_seconds: f64,
+    /// Length as heard, after the tempo.
+    pub duration_seconds: f64,
+    pub tempo: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +72,11 @@ pub struct Timeline {
     pub captions: Vec<CaptionCue>,
     pub logo: Option<LogoOverlay>,
     pub music: Option<MusicBed>,
+    /// The voice-over, scene by scene; empty when the video is not narrated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub narration: Vec<NarrationCue>,
+    #[serde(default)]
+    pub caption_style: crate::request::CaptionSpec,
     /// Where the thumbnail is taken: the middle of the first scene's unshared part.
     pub thumbnail_seconds: f64,
     /// Long side of the thumbnail in pixels; the short side keeps the video's aspect.
@@ -71,6 +101,8 @@ impl Timeline {
         let mut start = 0u32;
         let mut clips = Vec::with_capacity(plan.scenes.len());
         let mut captions = Vec::new();
+        let mut narration = Vec::new();
+        let tempo = plan.narration.as_ref().map_or(1.0, |n| n.tempo);
         let n = plan.scenes.len();
         for (i, scene) in plan.scenes.iter().enumerate() {
             clips.push(TimelineClip {
@@ -79,16 +111,51 @@ impl Timeline {
                 start_frame: start,
                 frames: scene.frames,
             });
-            if request.captions && !scene.caption.is_empty() {
-                // Captions change hands in the middle of a transition, so two never overlap.
-                let lead = if i > 0 { overlap as f64 / 2.0 } else { 0.0 };
-                let tail = if i + 1 < n { overlap as f64 / 2.0 } else { 0.0 };
-                captions.push(CaptionCue {
+            // A scene's window runs from the middle of the transition before it to the middle
+            // of the one after: captions change hands there, so two never overlap, and the
+            // planner made each window long enough for its speech.
+            let lead = if i > 0 { overlap as f64 / 2.0 } else { 0.0 };
+            let tail = if i + 1 < n { overlap as f64 / 2.0 } else { 0.0 };
+            let window_start = (start as f64 + lead) / fps as f64;
+            let window_end = (start as f64 + scene.frames as f64 - tail) / fps as f64;
+            let spoken_at = window_start + SPEECH_LEAD_SECONDS;
+            if let Some(speech) = &scene.speech {
+                narration.push(NarrationCue {
+                    index: scene.index,
+                    key: speech.key.clone(),
+                    start_seconds: spoken_at,
+                    duration_seconds: speech.duration_ms as f64 / 1000.0 / tempo,
+                    tempo,
+                });
+            }
+            let cue = match &scene.speech {
+                Some(speech) if !scene.narration.is_empty() => Some(CaptionCue {
+                    index: scene.index,
+                    text: scene.narration.clone(),
+                    start_seconds: window_start,
+                    end_seconds: window_end,
+                    words: speech
+                        .words
+                        .iter()
+                        .map(|w| CueWord {
+                            start: w.start,
+                            end: w.end,
+                            start_seconds: spoken_at + w.start_ms as f64 / 1000.0 / tempo,
+                            end_seconds: spoken_at + w.end_ms as f64 / 1000.0 / tempo,
+                        })
+                        .collect(),
+                }),
+                _ if !scene.caption.is_empty() => Some(CaptionCue {
                     index: scene.index,
                     text: scene.caption.clone(),
-                    start_seconds: (start as f64 + lead) / fps as f64,
-                    end_seconds: (start as f64 + scene.frames as f64 - tail) / fps as f64,
-                });
+                    start_seconds: window_start,
+                    end_seconds: window_end,
+                    words: Vec::new(),
+                }),
+                _ => None,
+            };
+            if request.captions {
+                captions.extend(cue);
             }
             start += scene.frames - overlap;
         }
@@ -117,6 +184,8 @@ impl Timeline {
                 .clone()
                 .zip(music_key)
                 .map(|(spec, key)| MusicBed { key, spec }),
+            narration,
+            caption_style: request.caption_style,
             thumbnail_seconds: (first_visible_end as f64 / 2.0).floor() / fps as f64,
             thumbnail_long_side: THUMBNAIL_LONG_SIDE,
         }

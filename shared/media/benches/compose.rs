@@ -31,6 +31,7 @@ async fn main() {
         transition_duration_seconds: Some(0.5),
         captions: Some(true.into()),
         seed: Some(42),
+        narration: None,
         brand: Some(BrandBody {
             logo: Some(LogoBody {
                 asset_id: Some(AssetId::generate().as_str().into()),
@@ -110,6 +111,7 @@ async fn main() {
         clips,
         logo: Some(logo),
         music: Some(music),
+        narration: Vec::new(),
         work_dir: d.join("work"),
         final_path: d.join("final.mp4"),
         thumbnail_path: d.join("thumbnail.jpg"),

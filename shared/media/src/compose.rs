@@ -114,6 +114,13 @@ async fn compose(
     if tl.clips.is_empty() {
         return Err(MediaError::InvalidInput("the timeline has no clips".into()));
     }
+    if job.narration.len() != tl.narration.len() {
+        return Err(MediaError::InvalidInput(format!(
+            "the timeline has {} narration cues but {} files were given",
+            tl.narration.len(),
+            job.narration.len()
+        )));
+    }
     if job.clips.len() != tl.clips.len() {
         return Err(MediaError::InvalidInput(format!(
             "the timeline has {} clips but {} files were given",
@@ -162,6 +169,7 @@ async fn compose(
         sources: &sources,
         logo: logo.as_ref(),
         music: job.music.as_deref(),
+        narration: &job.narration,
         captions: &captions,
     };
     let args = plan.args(&job.final_path, &job.thumbnail_path);
@@ -255,6 +263,7 @@ struct ComposePlan<'a> {
     sources: &'a [ClipSource],
     logo: Option<&'a LogoInput>,
     music: Option<&'a Path>,
+    narration: &'a [PathBuf],
     captions: &'a [CaptionOverlay],
 }
 
@@ -287,6 +296,11 @@ impl ComposePlan<'_> {
                 input(&mut args, &[os("-f"), os("lavfi")], os(silence.to_string()))
             }
         };
+        let narration_inputs: Vec<usize> = self
+            .narration
+            .iter()
+            .map(|p| input(&mut args, &[], os(p)))
+            .collect();
         let caption_inputs: Vec<usize> = self
             .captions
             .iter()
@@ -405,6 +419,9 @@ impl ComposePlan<'_> {
                 );
             }
         }
+        if !narration_inputs.is_empty() {
+            audio = self.mix_narration(&mut g, audio, &narration_inputs);
+        }
         // Pad then trim: whatever the source, the track is exactly the video's length.
         audio = audio
             .then(
@@ -443,6 +460,118 @@ impl ComposePlan<'_> {
         ]);
         args
     }
+}
+
+impl ComposePlan<'_> {
+    /// The voice-over: each scene's speech at its tempo and place, levelled to the speech
+    /// target; music (when there is any) ducked under it by a sidechain compressor keyed on the
+    /// voice; the mix levelled to the delivery target with its true peak limited. Returns the
+    /// chain that continues to the output format.
+    fn mix_narration(&self, g: &mut Graph, bed: Chain, inputs: &[usize]) -> Chain {
+        let tl = self.timeline;
+        let duration = tl.duration_seconds;
+        let mut voices = Vec::with_capacity(inputs.len());
+        for (k, (&input, cue)) in inputs.iter().zip(&tl.narration).enumerate() {
+            let mut chain = Chain::new([Pad::audio(input)]);
+            if (cue.tempo - 1.0).abs() > 1e-6 {
+                chain = chain.then(Filter::new("atempo").num("tempo", cue.tempo));
+            }
+            let pad = Pad::new(format!("voice{k}"));
+            g.push(
+                chain
+                    .then(delivery_format())
+                    .then(
+                        Filter::new("adelay")
+                            .opt("delays", (cue.start_seconds * 1000.0).round() as u64)
+                            .opt("all", 1),
+                    )
+                    .to([pad.clone()]),
+            );
+            voices.push(pad);
+        }
+        let voice = Pad::new("voice");
+        let mut stem = Chain::new(voices.clone());
+        if voices.len() > 1 {
+            stem = stem.then(
+                Filter::new("amix")
+                    .opt("inputs", voices.len())
+                    .opt("duration", "longest")
+                    .opt("normalize", 0),
+            );
+        }
+        g.push(
+            stem.then(Filter::new("apad").num("whole_dur", duration))
+                .then(Filter::new("atrim").num("end", duration))
+                .then(
+                    Filter::new("loudnorm")
+                        .num("I", SPEECH_LUFS)
+                        .num("TP", -2.0)
+                        .num("LRA", 11.0),
+                )
+                .then(delivery_format())
+                .to([voice.clone()]),
+        );
+
+        let mixed = Pad::new("mixed");
+        if self.music.is_some() && tl.music.is_some() {
+            let (bed_pad, key, over) =
+                (Pad::new("bed"), Pad::new("voicekey"), Pad::new("voiceover"));
+            g.push(bed.then(delivery_format()).to([bed_pad.clone()]));
+            g.push(
+                Chain::new([voice])
+                    .then(Filter::new("asplit").arg(2))
+                    .to([key.clone(), over.clone()]),
+            );
+            let ducked = Pad::new("ducked");
+            g.push(
+                Chain::new([bed_pad, key])
+                    // Keyed on the voice: a fast attack so the first syllable is clear, a slow
+                    // release so the music does not pump between words.
+                    .then(
+                        Filter::new("sidechaincompress")
+                            .num("threshold", 0.003)
+                            .num("ratio", 20.0)
+                            .num("attack", 15.0)
+                            .num("release", 450.0)
+                            .num("knee", 4.0),
+                    )
+                    .to([ducked.clone()]),
+            );
+            g.push(
+                Chain::new([ducked, over])
+                    .then(
+                        Filter::new("amix")
+                            .opt("inputs", 2)
+                            .opt("duration", "first")
+                            .opt("normalize", 0),
+                    )
+                    .to([mixed.clone()]),
+            );
+        } else {
+            g.push(Chain::new([voice]).to([mixed.clone()]));
+        }
+        Chain::new([mixed])
+            .then(
+                Filter::new("loudnorm")
+                    .num("I", MIX_LUFS)
+                    .num("TP", MIX_TRUE_PEAK)
+                    .num("LRA", 11.0),
+            )
+            .then(Filter::new("aresample").arg(AUDIO_RATE))
+    }
+}
+
+/// Loudness targets: speech levelled on its own, then the whole mix for delivery (the platforms
+/// play at about -14 LUFS), with headroom under -1 dBTP for lossy encoders.
+pub const SPEECH_LUFS: f64 = -16.0;
+pub const MIX_LUFS: f64 = -14.0;
+pub const MIX_TRUE_PEAK: f64 = -1.5;
+
+fn delivery_format() -> Filter {
+    Filter::new("aformat")
+        .opt("sample_fmts", "fltp")
+        .opt("sample_rates", AUDIO_RATE)
+        .opt("channel_layouts", "stereo")
 }
 
 /// One clip at the timeline's size, rate and timebase, exactly `frames` long. A clip that

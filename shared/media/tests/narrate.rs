@@ -70,3 +70,160 @@ async fn other_scripts_get_their_language_and_an_unknown_voice_is_refused() {
         "{err}"
     );
 }
+
+mod composed {
+    //! A narrated composition judged by ear's proxies: where speech sounds, how far the music
+    //! ducks under it (read in a band only the music occupies: espeak speaks at 22 kHz, so
+    //! nothing of the voice lies above 11 kHz and the bed is a 14 kHz tone), and EBU R128.
+    use super::*;
+    use vidpipe_domain::Timeline;
+    use vidpipe_domain::media::CompositionJob;
+    use vidpipe_domain::narration::{SceneSpeech, lines_to_speak, narrate_plan};
+    use vidpipe_domain::plan::RulesPlanner;
+    use vidpipe_domain::ports::MediaEngine;
+    use vidpipe_domain::request::{BrandBody, GenerationRequestBody, MusicBody, NarrationBody};
+    use vidpipe_media::FfmpegEngine;
+    use vidpipe_testkit::{ebur128, ffmpeg, loudness_through, sounding, test_clip};
+
+    #[tokio::test]
+    async fn speech_sits_in_its_scenes_music_ducks_under_it_and_the_mix_meets_its_targets() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let body = GenerationRequestBody {
+            prompt: Some("The tide comes in. Gulls call over the harbour.".into()),
+            duration_seconds: Some(12.0),
+            aspect_ratio: Some("16:9".into()),
+            resolution: Some("720p".into()),
+            fps: Some(24),
+            clip_count: Some(2),
+            narration: Some(NarrationBody::default()),
+            brand: Some(BrandBody {
+                logo: None,
+                music: Some(MusicBody {
+                    asset_id: Some(vidpipe_domain::AssetId::generate().to_string()),
+                    volume: Some(1.0),
+                    fade_in_seconds: Some(0.0),
+                    fade_out_seconds: Some(0.0),
+                }),
+            }),
+            ..Default::default()
+        };
+        let request = body.validate().unwrap();
+        let mut plan = RulesPlanner.plan(&request).unwrap();
+        let lines: Vec<Option<String>> = lines_to_speak(&plan)
+            .into_iter()
+            .map(|l| l.map(str::to_owned))
+            .collect();
+        let mut speeches = Vec::new();
+        let mut files = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let Some(line) = line else {
+                speeches.push(None);
+                continue;
+            };
+            let path = d.join(format!("speech_{i}.wav"));
+            let speech = narrator().speak(&spec(line, None), &path).await.unwrap();
+            let ms = (probe(&path).duration * 1000.0).round() as u32;
+            speeches.push(Some(SceneSpeech {
+                key: path.to_string_lossy().into_owned(),
+                duration_ms: ms,
+                words: speech.words,
+            }));
+            files.push(path);
+        }
+        narrate_plan(&mut plan, &request, "espeak", None, speeches).unwrap();
+        let keys: Vec<String> = (0..2).map(|i| format!("clip_{i}.mp4")).collect();
+        let mut tl = Timeline::build(&request, &plan, &keys, None, Some("music".into()));
+        (tl.width, tl.height, tl.thumbnail_long_side) = (320, 180, 160);
+        assert_eq!(tl.narration.len(), 2);
+
+        let clips = plan
+            .scenes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| test_clip(&d.join(&keys[i]), (320, 180), 24, s.frames as f64 / 24.0))
+            .collect();
+        let music = d.join("music.wav");
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=14000:duration=30",
+            music.to_str().unwrap(),
+        ]);
+        let job = CompositionJob {
+            timeline: tl.clone(),
+            clips,
+            logo: None,
+            music: Some(music),
+            narration: files,
+            work_dir: d.join("work"),
+            final_path: d.join("final.mp4"),
+            thumbnail_path: d.join("thumb.jpg"),
+        };
+        FfmpegEngine::new(tools())
+            .compose(&job, &|_| {})
+            .await
+            .unwrap();
+
+        let facts = probe(&job.final_path);
+        assert_eq!(facts.audio_codec.as_deref(), Some("aac"));
+        assert!(
+            (facts.audio_duration.unwrap() - 12.0).abs() < 0.05,
+            "{facts:?}"
+        );
+
+        // Each scene's speech sounds inside its window, starting where the timeline says.
+        let voice = sounding(
+            &job.final_path,
+            "lowpass=f=4000,lowpass=f=4000,lowpass=f=4000,lowpass=f=4000",
+            -45.0,
+        );
+        let scene_windows: Vec<(f64, f64)> = tl
+            .captions
+            .iter()
+            .map(|c| (c.start_seconds, c.end_seconds))
+            .collect();
+        for (cue, &(from, to)) in tl.narration.iter().zip(&scene_windows) {
+            let heard: Vec<&(f64, f64)> =
+                voice.iter().filter(|(a, b)| *b > from && *a < to).collect();
+            assert!(!heard.is_empty(), "no speech in {from}..{to}: {voice:?}");
+            let onset = heard[0].0;
+            let end = heard.last().unwrap().1;
+            assert!(
+                (onset - cue.start_seconds).abs() < 0.1 + 0.06,
+                "onset {onset} vs {cue:?}"
+            );
+            assert!(
+                onset >= from - 0.1 && end <= to + 0.1,
+                "{onset}..{end} outside {from}..{to}"
+            );
+        }
+
+        // Music alone (the last two seconds, long after the last word) against music under
+        // the first line's middle.
+        let band = "highpass=f=12000,highpass=f=12000";
+        let first = &tl.narration[0];
+        let under = loudness_through(
+            &job.final_path,
+            band,
+            Some((
+                first.start_seconds + 0.3,
+                (first.duration_seconds - 0.6).max(0.3),
+            )),
+        );
+        let last = tl.narration.last().unwrap();
+        let alone_from = last.start_seconds + last.duration_seconds + 1.0;
+        assert!(alone_from < 11.5, "no music-only stretch: {tl:?}");
+        let alone = loudness_through(&job.final_path, band, Some((alone_from, 12.0 - alone_from)));
+        assert!(
+            alone.mean_db - under.mean_db >= 10.0,
+            "music ducked only {:.1} dB ({alone:?} vs {under:?})",
+            alone.mean_db - under.mean_db
+        );
+
+        let r = ebur128(&job.final_path);
+        assert!((r.integrated - (-14.0)).abs() <= 1.5, "{r:?}");
+        assert!(r.true_peak <= -1.0, "{r:?}");
+    }
+}

@@ -189,3 +189,115 @@ pub fn loudness(path: &Path, window: Option<(f64, f64)>) -> Loudness {
         peak_db: reading("max_volume:"),
     }
 }
+
+/// [`loudness`] after an audio filter, to read one part of a mix: a band only music occupies,
+/// say, to hear how far it was ducked under a voice.
+pub fn loudness_through(path: &Path, filter: &str, window: Option<(f64, f64)>) -> Loudness {
+    let mut cmd = Command::new(&tools().ffmpeg);
+    cmd.args(["-hide_banner", "-nostdin", "-nostats"]);
+    if let Some((from, len)) = window {
+        cmd.args(["-ss", &from.to_string(), "-t", &len.to_string()]);
+    }
+    let out = cmd
+        .arg("-i")
+        .arg(path)
+        .args(["-map", "0:a:0", "-af", &format!("{filter},volumedetect")])
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("run ffmpeg");
+    let text = String::from_utf8_lossy(&out.stderr);
+    let reading = |key: &str| {
+        text.lines()
+            .find_map(|l| l.split(key).nth(1))
+            .and_then(|v| v.trim().trim_end_matches("dB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no volumedetect {key} for {}: {text}", path.display()))
+    };
+    Loudness {
+        mean_db: reading("mean_volume:"),
+        peak_db: reading("max_volume:"),
+    }
+}
+
+/// ffmpeg's EBU R128 reading of a whole file's first audio stream.
+#[derive(Debug, Clone, Copy)]
+pub struct R128 {
+    /// Integrated loudness, LUFS.
+    pub integrated: f64,
+    /// True peak, dBTP.
+    pub true_peak: f64,
+}
+
+pub fn ebur128(path: &Path) -> R128 {
+    let out = Command::new(&tools().ffmpeg)
+        .args(["-hide_banner", "-nostdin", "-nostats", "-i"])
+        .arg(path)
+        .args([
+            "-map",
+            "0:a:0",
+            "-af",
+            "ebur128=peak=true",
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .expect("run ffmpeg");
+    let text = String::from_utf8_lossy(&out.stderr);
+    // The summary comes last; read its "I:" and "Peak:" lines.
+    let summary = text
+        .rsplit_once("Summary:")
+        .map(|(_, s)| s.to_owned())
+        .unwrap_or_else(|| panic!("no ebur128 summary for {}: {text}", path.display()));
+    let value = |key: &str| -> f64 {
+        summary
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in ebur128 summary: {summary}"))
+    };
+    R128 {
+        integrated: value("I:"),
+        true_peak: value("Peak:"),
+    }
+}
+
+/// Where a file's audio is not silent: `(start, end)` seconds of each stretch louder than
+/// `noise_db`, by ffmpeg's silencedetect, after `filter` (use `anull` for none).
+pub fn sounding(path: &Path, filter: &str, noise_db: f64) -> Vec<(f64, f64)> {
+    let duration = crate::probe(path).duration;
+    let out = Command::new(&tools().ffmpeg)
+        .args(["-hide_banner", "-nostdin", "-nostats", "-i"])
+        .arg(path)
+        .args([
+            "-map",
+            "0:a:0",
+            "-af",
+            &format!("{filter},silencedetect=noise={noise_db}dB:d=0.12"),
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .expect("run ffmpeg");
+    let text = String::from_utf8_lossy(&out.stderr);
+    let read = |key: &str| -> Vec<f64> {
+        text.lines()
+            .filter_map(|l| l.split(key).nth(1))
+            .filter_map(|v| v.split_whitespace().next()?.parse().ok())
+            .collect()
+    };
+    let (starts, ends) = (read("silence_start: "), read("silence_end: "));
+    // Sound runs from the end of one silence to the start of the next.
+    let mut edges = vec![0.0];
+    for (i, s) in starts.iter().enumerate() {
+        edges.push(*s);
+        edges.push(ends.get(i).copied().unwrap_or(duration));
+    }
+    edges.push(duration);
+    edges
+        .chunks(2)
+        .map(|p| (p[0], p[1]))
+        .filter(|(a, b)| b - a > 0.05)
+        .collect()
+}

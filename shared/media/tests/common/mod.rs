@@ -85,6 +85,7 @@ pub fn job(tl: Timeline, clips: Vec<PathBuf>, dir: &Path) -> CompositionJob {
         clips,
         logo: None,
         music: None,
+        narration: Vec::new(),
         work_dir: dir.join("work"),
         final_path: dir.join("out/final.mp4"),
         thumbnail_path: dir.join("out/thumbnail.jpg"),

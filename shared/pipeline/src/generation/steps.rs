@@ -280,11 +280,17 @@ async fn compose_in(
     let logo = fetch(logo_key.clone(), "logo").await?;
     let music = fetch(music_key.clone(), "music").await?;
     let timeline = Timeline::build(&job.request, plan, &clip_keys, logo_key, music_key);
+    let mut narration = Vec::with_capacity(timeline.narration.len());
+    for cue in &timeline.narration {
+        let name = format!("narration_{:03}", cue.index);
+        narration.extend(fetch(Some(cue.key.clone()), &name).await?);
+    }
     let composition = CompositionJob {
         timeline: timeline.clone(),
         clips,
         logo,
         music,
+        narration,
         work_dir: dir.to_path_buf(),
         final_path: dir.join("final.mp4"),
         thumbnail_path: dir.join("thumbnail.jpg"),
