@@ -12,6 +12,7 @@
 mod embedded_ai;
 mod embedded_failures;
 mod embedded_generate;
+mod embedded_narration;
 mod embedded_process;
 mod embedded_validation;
 mod emulated_ai;

@@ -46,3 +46,13 @@ pub fn temp(job: &JobId, name: &str) -> String {
 pub fn cached_clip(provider: &str, digest: &str) -> String {
     format!("cache/clips/{provider}/{digest}.mp4")
 }
+
+/// Content-addressed narration cache: one scene's speech, and beside it (`.json`) its measured
+/// length and word times.
+pub fn cached_speech(narrator: &str, digest: &str, ext: &str) -> String {
+    format!("cache/narration/{narrator}/{digest}.{ext}")
+}
+
+pub fn speech(job: &JobId, index: u32, ext: &str) -> String {
+    format!("generations/{job}/narration/scene_{index:03}.{ext}")
+}

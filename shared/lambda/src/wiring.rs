@@ -119,6 +119,7 @@ async fn deps(
         blobs,
         planner,
         providers: ProviderChain::new(ai.providers),
+        narrators: None,
         leases: Some(store),
         clip_limits,
         media,

@@ -548,7 +548,11 @@ impl ComposePlan<'_> {
                     .to([mixed.clone()]),
             );
         } else {
-            g.push(Chain::new([voice]).to([mixed.clone()]));
+            g.push(
+                Chain::new([voice])
+                    .then(Filter::new("anull"))
+                    .to([mixed.clone()]),
+            );
         }
         Chain::new([mixed])
             .then(

@@ -3,6 +3,7 @@
 //! so what a newcomer runs is what the suite checks.
 
 use crate::embedded::{EmbeddedPaths, FsBlobStore, SqliteJobStore};
+use crate::generation::narration::Narrators;
 use crate::generation::{
     ClipLimits, EmbeddedOrchestrator, EmbeddedRunner, FallbackPlanner, ProviderChain, RunnerConfig,
     StepDeps,
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use vidpipe_domain::plan::RulesPlanner;
 use vidpipe_domain::ports::{BlobError, BlobStore, ClipProvider, MediaError, Planner, StoreError};
 use vidpipe_domain::processing::{ProcessSettings, RenditionSet, SourcePath, SourceRef};
+use vidpipe_domain::request::NarratorKind;
 use vidpipe_media::{FfmpegEngine, ProceduralProvider, Tools};
 
 #[derive(Clone, Default)]
@@ -32,6 +34,8 @@ pub struct LocalOptions {
     pub providers: Vec<Arc<dyn ClipProvider>>,
     /// Pacing and bounds of provider calls (default [`ClipLimits::default`]).
     pub clip_limits: Option<ClipLimits>,
+    /// The narrators (default: espeak-ng, when it is installed).
+    pub narrators: Option<Narrators>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +106,17 @@ impl LocalStack {
             blobs: blobs.clone(),
             planner,
             providers,
+            narrators: options.narrators.clone().or_else(|| {
+                // espeak-ng offline when it is installed; without it narrated jobs say so.
+                vidpipe_media::EspeakNarrator::locate(tools.clone())
+                    .ok()
+                    .map(|e| {
+                        Narrators::new(
+                            NarratorKind::Espeak,
+                            vec![(NarratorKind::Espeak, Arc::new(e) as _)],
+                        )
+                    })
+            }),
             leases: Some(store.clone()),
             clip_limits: options.clip_limits.unwrap_or_default(),
             media: media.clone(),

@@ -13,6 +13,7 @@
 
 pub mod clips;
 pub mod manifest;
+pub mod narration;
 pub mod planning;
 pub mod runner;
 pub mod steps;

@@ -31,6 +31,9 @@ pub struct StepDeps {
     pub planner: Arc<dyn Planner>,
     /// The clip providers in fallback order.
     pub providers: ProviderChain,
+    /// The narrators offered; `None` where narration is not available, and narrated requests
+    /// fail with a configuration error.
+    pub narrators: Option<super::narration::Narrators>,
     /// Bounds calls per provider across jobs; `None` leaves them unbounded (tests, one job).
     pub leases: Option<Arc<dyn LeaseStore>>,
     pub clip_limits: ClipLimits,
@@ -126,7 +129,11 @@ pub async fn plan(deps: &StepDeps, input: &JobRef) -> Result<PlanOutput, StepErr
         }
     }
 
-    let plan = deps.planner.plan(&job.request).await?;
+    let mut plan = deps.planner.plan(&job.request).await?;
+    if let Some(spec) = &job.request.narration {
+        let dir = Scratch::new(deps.scratch_dir.join(id.as_str()).join("narration")).await?;
+        super::narration::narrate(deps, &job, spec, &mut plan, dir.path()).await?;
+    }
     let expected = job.request.clip_count.get() as usize;
     if plan.scenes.len() != expected || plan.composed_frames() != job.request.total_frames() {
         return Err(PlanError::Invalid(format!(

@@ -1,0 +1,190 @@
+//! Narration, inside the plan step: each scene's line spoken (or taken from the cache), measured,
+//! and the scene lengths re-shared so every line fits its window. It belongs to planning because
+//! the speech decides how long scenes are, and clips are made at those lengths.
+
+use super::steps::StepDeps;
+use crate::error::StepError;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::sync::Arc;
+use vidpipe_domain::Plan;
+use vidpipe_domain::job::Job;
+use vidpipe_domain::keys;
+use vidpipe_domain::narration::{
+    AudioFormat, SceneSpeech, SpeechSpec, WordTiming, lines_to_speak, narrate_plan,
+};
+use vidpipe_domain::ports::{BlobError, Narrator};
+use vidpipe_domain::request::{NarrationSpec, NarratorKind};
+
+/// The narrators a deployment offers and the one used when a request names none.
+#[derive(Clone)]
+pub struct Narrators {
+    default: NarratorKind,
+    adapters: Vec<(NarratorKind, Arc<dyn Narrator>)>,
+}
+
+impl Narrators {
+    /// `default` must be among `adapters`.
+    pub fn new(default: NarratorKind, adapters: Vec<(NarratorKind, Arc<dyn Narrator>)>) -> Self {
+        debug_assert!(adapters.iter().any(|(k, _)| *k == default));
+        Narrators { default, adapters }
+    }
+
+    /// The narrator a request asked for, or the default; a narrator this deployment does not
+    /// offer is a configuration error naming the ones it does.
+    pub fn pick(&self, asked: Option<NarratorKind>) -> Result<&Arc<dyn Narrator>, StepError> {
+        let kind = asked.unwrap_or(self.default);
+        self.adapters
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, n)| n)
+            .ok_or_else(|| {
+                let offered: Vec<&str> = self.adapters.iter().map(|(k, _)| k.as_str()).collect();
+                StepError::Configuration(format!(
+                    "narrator {kind} is not configured here (offered: {})",
+                    offered.join(", ")
+                ))
+            })
+    }
+}
+
+/// What the cache keeps beside the audio.
+#[derive(Serialize, Deserialize)]
+struct CachedSpeech {
+    format: AudioFormat,
+    duration_ms: u32,
+    words: Vec<WordTiming>,
+}
+
+/// Speaks the plan's lines with the request's narrator and fits the plan to them.
+pub(crate) async fn narrate(
+    deps: &StepDeps,
+    job: &Job,
+    spec: &NarrationSpec,
+    plan: &mut Plan,
+    dir: &Path,
+) -> Result<(), StepError> {
+    let narrators = deps.narrators.as_ref().ok_or_else(|| {
+        StepError::Configuration("this deployment has no narrator configured".into())
+    })?;
+    let narrator = narrators.pick(spec.narrator)?;
+    tokio::fs::create_dir_all(dir).await?;
+    let lines: Vec<Option<String>> = lines_to_speak(plan)
+        .into_iter()
+        .map(|l| l.map(str::to_owned))
+        .collect();
+    let mut speeches = Vec::with_capacity(lines.len());
+    for (scene, line) in plan.scenes.iter().zip(&lines) {
+        let Some(line) = line else {
+            speeches.push(None);
+            continue;
+        };
+        let speech = SpeechSpec {
+            text: line.clone(),
+            voice: spec.voice.clone(),
+            engine: spec.engine.map(|e| e.to_string()),
+        };
+        speeches.push(Some(
+            speak_cached(deps, narrator.as_ref(), job, scene.index, &speech, dir).await?,
+        ));
+    }
+    narrate_plan(
+        plan,
+        &job.request,
+        narrator.name(),
+        spec.voice.clone(),
+        speeches,
+    )?;
+    Ok(())
+}
+
+/// One line: from the cache when this narrator said exactly this before, else spoken, measured
+/// and cached. The job gets its own copy, as clips do.
+async fn speak_cached(
+    deps: &StepDeps,
+    narrator: &dyn Narrator,
+    job: &Job,
+    index: u32,
+    spec: &SpeechSpec,
+    dir: &Path,
+) -> Result<SceneSpeech, StepError> {
+    let digest = {
+        let mut h = Sha256::new();
+        for part in [
+            narrator.cache_identity().as_str(),
+            spec.voice.as_deref().unwrap_or(""),
+            spec.engine.as_deref().unwrap_or(""),
+            spec.text.as_str(),
+        ] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+        hex::encode(h.finalize())
+    };
+    let meta_key = keys::cached_speech(narrator.name(), &digest, "json");
+    let cached = match deps.blobs.get_bytes(&meta_key).await {
+        Ok(bytes) => serde_json::from_slice::<CachedSpeech>(&bytes).ok(),
+        Err(BlobError::NotFound(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let cached = match cached {
+        Some(c) => c,
+        None => {
+            let local = dir.join(format!("speech_{index:03}"));
+            let speech = narrator.speak(spec, &local).await?;
+            let ext = speech.format.extension();
+            let duration = deps
+                .media
+                .probe(&local)
+                .await?
+                .duration_seconds
+                .unwrap_or(0.0);
+            if duration <= 0.0 {
+                return Err(StepError::Provider(
+                    vidpipe_domain::ports::ProviderError::Failed(format!(
+                        "{} returned speech without a length",
+                        narrator.name()
+                    )),
+                ));
+            }
+            let duration_ms = (duration * 1000.0).round() as u32;
+            let words = if speech.words.is_empty() {
+                vidpipe_domain::narration::estimate_word_timings(&spec.text, duration_ms)
+            } else {
+                speech.words
+            };
+            let audio_key = keys::cached_speech(narrator.name(), &digest, ext);
+            deps.blobs
+                .put_file(&audio_key, &local, content_type(speech.format))
+                .await?;
+            let record = CachedSpeech {
+                format: speech.format,
+                duration_ms,
+                words,
+            };
+            // The metadata goes last: its presence says the audio is complete.
+            deps.blobs
+                .put_bytes(&meta_key, serde_json::to_vec(&record)?, "application/json")
+                .await?;
+            record
+        }
+    };
+    let ext = cached.format.extension();
+    let key = keys::speech(&job.id, index, ext);
+    deps.blobs
+        .copy(&keys::cached_speech(narrator.name(), &digest, ext), &key)
+        .await?;
+    Ok(SceneSpeech {
+        key,
+        duration_ms: cached.duration_ms,
+        words: cached.words,
+    })
+}
+
+fn content_type(format: AudioFormat) -> &'static str {
+    match format {
+        AudioFormat::Mp3 => "audio/mpeg",
+        AudioFormat::Wav => "audio/wav",
+    }
+}
