@@ -128,9 +128,83 @@ impl Default for RetryPolicy {
     }
 }
 
+impl RetryPolicy {
+    /// Runs `call` until it succeeds, fails for good, or the retries are spent; passing failures
+    /// (no answer, 5xx, a 429 that is not an exhausted quota) wait out the server's hint or a
+    /// doubling backoff in between. `adapter` and `what` name the call in the warning logged.
+    pub(crate) async fn run<T, F, Fut>(
+        &self,
+        adapter: &str,
+        what: &str,
+        mut call: F,
+    ) -> Result<T, GaveUp>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, CallError>>,
+    {
+        let attempts = self.retries + 1;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let error = match call().await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            let Some(hint) = error.retry_hint() else {
+                return Err(GaveUp {
+                    error,
+                    attempts: attempt,
+                    exhausted: false,
+                });
+            };
+            if attempt >= attempts {
+                return Err(GaveUp {
+                    error,
+                    attempts: attempt,
+                    exhausted: true,
+                });
+            }
+            let backoff = self.backoff * 2u32.saturating_pow(attempt - 1);
+            let delay = hint.map_or(backoff, |h| h.min(self.max_retry_after));
+            tracing::warn!(
+                adapter,
+                attempt,
+                delay_ms = delay.as_millis() as u64,
+                reason = %error.describe(),
+                "retrying the {what}"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+/// How a retried call ended without success.
+#[derive(Debug)]
+pub(crate) struct GaveUp {
+    pub(crate) error: CallError,
+    pub(crate) attempts: u32,
+    /// The failure was a passing one, and every retry was spent on it.
+    pub(crate) exhausted: bool,
+}
+
+impl GaveUp {
+    /// The failure, with the attempts spent when it was retried.
+    pub(crate) fn describe(&self) -> String {
+        if self.exhausted {
+            format!(
+                "{} (after {} attempts)",
+                self.error.describe(),
+                self.attempts
+            )
+        } else {
+            self.error.describe()
+        }
+    }
+}
+
 /// What one HTTP exchange came to, before each client maps it to its own port's errors.
 #[derive(Debug)]
-enum CallError {
+pub(crate) enum CallError {
     /// No answer: connect failure, timeout, broken body.
     Transport(String),
     /// A 2xx answer that is not JSON: the server is not what the base URL promised.
@@ -145,7 +219,7 @@ enum CallError {
 }
 
 impl CallError {
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             CallError::Transport(m) | CallError::BadBody(m) => m.clone(),
             CallError::Status {
@@ -161,15 +235,32 @@ impl CallError {
     }
 
     /// OpenAI answers 429 both for "slow down" and for an exhausted quota; only the first passes.
-    fn is_quota(&self) -> bool {
+    pub(crate) fn is_quota(&self) -> bool {
         matches!(self, CallError::Status { code: Some(c), .. } if c == "insufficient_quota")
+    }
+
+    /// `Some` when asking again may succeed, with the server's wait hint if it gave one.
+    pub(crate) fn retry_hint(&self) -> Option<Option<Duration>> {
+        match self {
+            CallError::BadBody(_) => None,
+            CallError::Transport(_) => Some(None),
+            CallError::Status { status, .. } if status.is_server_error() => Some(None),
+            CallError::Status {
+                status,
+                retry_after,
+                ..
+            } if *status == StatusCode::TOO_MANY_REQUESTS && !self.is_quota() => Some(*retry_after),
+            // 4xx other than a rate limit (bad key, unknown model, schema refused) and an
+            // exhausted quota stay the same however often they are asked.
+            CallError::Status { .. } => None,
+        }
     }
 }
 
-/// The HTTP plumbing both clients share: base URL, key, and redaction of the key from anything
+/// The HTTP plumbing every client shares: base URL, key, and redaction of the key from anything
 /// the server says back (a misconfigured proxy may echo the request's headers).
 #[derive(Clone)]
-struct Http {
+pub(crate) struct Http {
     client: Client,
     base_url: String,
     api_key: Option<ApiKey>,
@@ -185,7 +276,7 @@ impl fmt::Debug for Http {
 }
 
 impl Http {
-    fn new(config: &OpenAiConfig, timeout: Duration) -> Result<Self, OpenAiConfigError> {
+    pub(crate) fn new(config: &OpenAiConfig, timeout: Duration) -> Result<Self, OpenAiConfigError> {
         let client = Client::builder()
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(10))
@@ -208,6 +299,20 @@ impl Http {
     }
 
     async fn post_json(&self, endpoint: &str, body: &Value) -> Result<Value, CallError> {
+        let bytes = self.post_bytes(endpoint, body).await?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            CallError::BadBody(format!(
+                "{endpoint} answered 2xx with a body that is not JSON: {e}"
+            ))
+        })
+    }
+
+    /// POSTs `body` as JSON and returns the 2xx answer's bytes as they came.
+    pub(crate) async fn post_bytes(
+        &self,
+        endpoint: &str,
+        body: &Value,
+    ) -> Result<Vec<u8>, CallError> {
         let url = format!("{}/{endpoint}", self.base_url);
         let mut req = self.client.post(&url).json(body);
         if let Some(key) = &self.api_key {
@@ -221,15 +326,10 @@ impl Http {
         if !status.is_success() {
             return Err(self.status_error(resp).await);
         }
-        let bytes = resp
-            .bytes()
+        resp.bytes()
             .await
-            .map_err(|e| CallError::Transport(self.transport(endpoint, e)))?;
-        serde_json::from_slice(&bytes).map_err(|e| {
-            CallError::BadBody(format!(
-                "{endpoint} answered 2xx with a body that is not JSON: {e}"
-            ))
-        })
+            .map(|b| b.to_vec())
+            .map_err(|e| CallError::Transport(self.transport(endpoint, e)))
     }
 
     /// Downloads a URL the server handed out. The key is never sent along: such URLs are
@@ -407,44 +507,15 @@ impl OpenAiPlanner {
 
     /// The server's answer, retried while the failure may pass.
     async fn answer(&self, body: &Value) -> Result<Value, PlanError> {
-        let attempts = self.retry.retries + 1;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let err = match self.http.post_json("chat/completions", body).await {
-                Ok(v) => return Ok(v),
-                Err(e) => e,
-            };
-            let hint = match &err {
-                CallError::BadBody(_) => return Err(PlanError::Invalid(err.describe())),
-                CallError::Transport(_) => None,
-                CallError::Status { status, .. } if status.is_server_error() => None,
-                CallError::Status {
-                    status,
-                    retry_after,
-                    ..
-                } if *status == StatusCode::TOO_MANY_REQUESTS && !err.is_quota() => *retry_after,
-                // 4xx other than a rate limit (bad key, unknown model, schema refused) and an
-                // exhausted quota stay the same however often they are asked.
-                CallError::Status { .. } => return Err(PlanError::Unavailable(err.describe())),
-            };
-            if attempt >= attempts {
-                return Err(PlanError::Unavailable(format!(
-                    "{} (after {attempt} attempts)",
-                    err.describe()
-                )));
-            }
-            let backoff = self.retry.backoff * 2u32.saturating_pow(attempt - 1);
-            let delay = hint.map_or(backoff, |h| h.min(self.retry.max_retry_after));
-            tracing::warn!(
-                planner = Self::NAME,
-                attempt,
-                delay_ms = delay.as_millis() as u64,
-                reason = %err.describe(),
-                "retrying the chat completion"
-            );
-            tokio::time::sleep(delay).await;
-        }
+        self.retry
+            .run(Self::NAME, "chat completion", || {
+                self.http.post_json("chat/completions", body)
+            })
+            .await
+            .map_err(|gave_up| match &gave_up.error {
+                CallError::BadBody(_) => PlanError::Invalid(gave_up.describe()),
+                _ => PlanError::Unavailable(gave_up.describe()),
+            })
     }
 }
 
@@ -672,7 +743,7 @@ fn looks_like_image(bytes: &[u8]) -> bool {
 
 /// Writes beside `dest` and renames, so a crash mid-write never leaves a truncated still that a
 /// retry would take for a finished one.
-async fn write_atomically(dest: &Path, bytes: &[u8]) -> Result<(), MediaError> {
+pub(crate) async fn write_atomically(dest: &Path, bytes: &[u8]) -> Result<(), MediaError> {
     let mut tmp = dest.as_os_str().to_owned();
     tmp.push(".part");
     tokio::fs::write(&tmp, bytes).await?;

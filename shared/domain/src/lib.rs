@@ -6,6 +6,7 @@ pub mod error;
 pub mod job;
 pub mod keys;
 pub mod media;
+pub mod mp3;
 pub mod names;
 pub mod narration;
 pub mod plan;

@@ -9,6 +9,7 @@ pub mod blob_store;
 pub mod clip_provider;
 pub mod job_store;
 pub mod lease_store;
+pub mod narrator;
 pub mod planner;
 pub mod process_store;
 
