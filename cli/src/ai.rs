@@ -75,3 +75,40 @@ pub async fn choose(
     options.providers = setup.providers;
     Ok(())
 }
+
+/// `--narrator`: espeak-ng offline needs nothing; Polly and an OpenAI-compatible server are
+/// built from the same settings as the stack's, and become the default for this run.
+pub async fn choose_narrator(options: &mut LocalOptions, narrator: Option<&str>) -> Result<()> {
+    let Some(name) = narrator.map(str::trim).filter(|n| !n.is_empty()) else {
+        return Ok(());
+    };
+    let kind: vidpipe_domain::request::NarratorKind = name
+        .parse()
+        .map_err(|why: String| anyhow::anyhow!("--narrator: {why}"))?;
+    if kind == vidpipe_domain::request::NarratorKind::Espeak {
+        return Ok(());
+    }
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let sdk = match kind {
+        vidpipe_domain::request::NarratorKind::Polly => {
+            Some(vidpipe_aws::config::load_sdk_config(env("AWS_ENDPOINT_URL").as_deref()).await)
+        }
+        _ => None,
+    };
+    let lookup = |k: &str| {
+        if k == vidpipe_lambda::narrators::NARRATOR_VAR {
+            Some(name.to_owned())
+        } else {
+            env(k)
+        }
+    };
+    let tools = Tools::locate(options.ffmpeg_dir.as_deref())?;
+    let espeak = vidpipe_media::EspeakNarrator::locate(tools)
+        .ok()
+        .map(|e| Arc::new(e) as Arc<dyn vidpipe_domain::ports::Narrator>);
+    options.narrators = Some(
+        vidpipe_lambda::narrators::build(&lookup, espeak, sdk.as_ref())
+            .map_err(|e| anyhow::anyhow!("--narrator {name}: {e}"))?,
+    );
+    Ok(())
+}

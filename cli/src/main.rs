@@ -197,6 +197,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Generate(args) => {
             let mut opts = options(args.concurrency);
             ai::choose(&mut opts, args.planner.as_deref(), args.provider.as_deref()).await?;
+            ai::choose_narrator(&mut opts, args.narrator.as_deref()).await?;
             generate(LocalStack::open(opts).await?, args).await
         }
         Command::Jobs(cmd) => {

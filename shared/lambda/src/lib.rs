@@ -9,6 +9,7 @@ pub mod config;
 pub mod diagnostic;
 pub mod dispatch;
 pub mod generation;
+pub mod narrators;
 pub mod process;
 pub mod wiring;
 

@@ -64,7 +64,18 @@ fn tools(config: &Config) -> Tools {
 pub async fn with_media(config: &Config, aws: &Aws) -> Result<StepDeps, ConfigError> {
     let tools = tools(config);
     let procedural: Arc<dyn ClipProvider> = Arc::new(ProceduralProvider::new(tools.clone()));
-    deps(config, aws, procedural, Arc::new(FfmpegEngine::new(tools))).await
+    // espeak-ng where its layer or binary is; without it only cloud narrators are offered.
+    let espeak = vidpipe_media::EspeakNarrator::locate(tools.clone())
+        .ok()
+        .map(|e| Arc::new(e) as Arc<dyn vidpipe_domain::ports::Narrator>);
+    deps(
+        config,
+        aws,
+        procedural,
+        Arc::new(FfmpegEngine::new(tools)),
+        espeak,
+    )
+    .await
 }
 
 /// What the API and the bookkeeping steps need. They never render, and a separate function
@@ -75,7 +86,7 @@ pub async fn without_media(config: &Config, aws: &Aws) -> Result<StepDeps, Confi
     let absent = Arc::new(NoMedia {
         provider: ProceduralProvider::NAME,
     });
-    deps(config, aws, absent.clone(), absent).await
+    deps(config, aws, absent.clone(), absent, None).await
 }
 
 async fn deps(
@@ -83,6 +94,7 @@ async fn deps(
     aws: &Aws,
     procedural: Arc<dyn ClipProvider>,
     media: Arc<dyn MediaEngine>,
+    espeak: Option<Arc<dyn vidpipe_domain::ports::Narrator>>,
 ) -> Result<StepDeps, ConfigError> {
     let env = |k: &str| config.ai_env.get(k);
     let secrets = SecretValues::resolve(&env, &aws.sdk).await?;
@@ -119,7 +131,7 @@ async fn deps(
         blobs,
         planner,
         providers: ProviderChain::new(ai.providers),
-        narrators: None,
+        narrators: Some(crate::narrators::build(&lookup, espeak, Some(&aws.sdk))?),
         leases: Some(store),
         clip_limits,
         media,
