@@ -8,8 +8,8 @@
 # Output: layers/fonts/build/fonts/*.{ttf,ttc}. Idempotent: a folder whose stamp matches the
 # wanted file list is left alone, so re-running costs well under a second.
 #
-# Emoji are not here: Noto Color Emoji (11 MB of CBDT bitmaps) is not worth its size for a
-# caption; the renderer loads the monochrome Noto Emoji it embeds (from epaint_default_fonts).
+# Emoji come in colour from Noto Color Emoji (CBDT bitmaps, which swash scales to any size);
+# the renderer also embeds the monochrome Noto Emoji as its last fallback.
 set -euo pipefail
 
 # package:path-in-package, one per font file; only these are copied out of the packages.
@@ -25,6 +25,7 @@ FILES=(
   # One collection covers Japanese, Simplified and Traditional Chinese and Korean; Regular is
   # the smaller of the two weights (19 MB) and bold captions fall back to it.
   "fonts-noto-cjk:usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
+  "fonts-noto-color-emoji:usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"
 )
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -440,8 +440,8 @@ impl Engine {
                  captions outside Latin script will miss glyphs"
             ),
         }
-        // Always there, last: Ubuntu for text, Hack for symbols, Noto Emoji (monochrome outlines,
-        // which swash draws at any size and the styles can tint), and egui's icon font.
+        // Always there, last: Ubuntu for text, Hack for symbols, the monochrome Noto Emoji (for
+        // when the folder's Noto Color Emoji is missing), and egui's icon font.
         for bytes in [
             epaint_default_fonts::UBUNTU_LIGHT,
             epaint_default_fonts::HACK_REGULAR,
@@ -1120,6 +1120,24 @@ mod tests {
     }
 
     #[test]
+    fn emoji_are_drawn_in_colour() {
+        require_fonts();
+        let img = render_caption("😀", &CaptionOptions::default(), None, 1280, 720).unwrap();
+        // The grinning face is yellow-orange; white text on a grey box has no such pixels.
+        let warm = img
+            .pixels()
+            .filter(|p| p[3] > 200 && p[0] > 180 && p[0] as i32 - p[2] as i32 > 100)
+            .count();
+        assert!(warm > 100, "colour emoji pixels: {warm}");
+        let plain = render_caption("Hello", &CaptionOptions::default(), None, 1280, 720).unwrap();
+        assert!(
+            !plain
+                .pixels()
+                .any(|p| p[3] > 200 && p[0] as i32 - p[2] as i32 > 100)
+        );
+    }
+
+    #[test]
     fn emoji_come_from_a_fallback_face() {
         let (glyphs, _, _) = shaped("a😀", &CaptionOptions::default(), 1280, 720);
         assert_eq!(glyphs.len(), 2);
@@ -1184,8 +1202,11 @@ mod tests {
 
     #[test]
     fn text_is_cut_at_two_lines_with_an_ellipsis() {
+        // Long enough to overflow two lines in any of the fonts, narrow embedded ones included.
         let long = "This caption goes on and on about nothing in particular, far longer than \
-                    anyone could read in the two seconds it is on screen for";
+                    anyone could read in the two seconds it is on screen for"
+            .repeat(2);
+        let long = long.as_str();
         let (_, lines, shown) = shaped(long, &CaptionOptions::default(), 1280, 720);
         assert_eq!(lines, 2);
         assert!(shown.ends_with('…'), "{shown}");
