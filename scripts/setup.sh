@@ -6,7 +6,8 @@
 #   scripts/setup.sh          everything: the embedded pipeline, plus the AWS emulation and
 #                             validation tools the test suite uses (moto, cargo-lambda, SAM CLI,
 #                             cfn-lint, asl-validator) in .tools/
-#   scripts/setup.sh core     only what the embedded pipeline needs (ffmpeg, espeak-ng)
+#   scripts/setup.sh core     only what the embedded pipeline needs (ffmpeg, caption fonts,
+#                             espeak-ng)
 #
 # Put the tools on PATH with:  source scripts/env.sh
 set -euo pipefail
@@ -43,6 +44,8 @@ fi
 
 # Static ffmpeg + ffprobe 8.1.2 (the Lambda layer's content, also what local runs use).
 layers/ffmpeg/build.sh >&2
+# Noto fonts for captions in every script (the fonts layer's content, also what local runs use).
+layers/fonts/build.sh >&2
 
 [[ "$mode" == "core" ]] && exit 0
 

@@ -987,6 +987,43 @@ fn every_function_has_a_log_group_with_retention() {
     }
 }
 
+/// Every function with the ffmpeg layer composes or renders captions, so it also has the fonts
+/// layer (built by layers/fonts/build.sh) and is told where it unpacks.
+#[test]
+fn functions_with_ffmpeg_have_the_caption_fonts() {
+    let fonts = &template()["Resources"]["FontsLayer"];
+    assert_eq!(
+        fonts["Type"].as_str(),
+        Some("AWS::Serverless::LayerVersion")
+    );
+    assert_eq!(
+        props(fonts)["ContentUri"].as_str(),
+        Some("layers/fonts/build")
+    );
+    let mut composing = 0;
+    for (id, f) in resources_of_type("AWS::Serverless::Function") {
+        let layers: Vec<String> = props(f)
+            .get("Layers")
+            .and_then(Yaml::as_sequence)
+            .map(|l| l.iter().filter_map(referenced_id).collect())
+            .unwrap_or_default();
+        if !layers.iter().any(|l| l == "FfmpegLayer") {
+            continue;
+        }
+        composing += 1;
+        assert!(
+            layers.iter().any(|l| l == "FontsLayer"),
+            "{id} has ffmpeg but not the fonts layer"
+        );
+        assert_eq!(
+            props(f)["Environment"]["Variables"]["VIDPIPE_FONTS_DIR"].as_str(),
+            Some("/opt/fonts"),
+            "{id}"
+        );
+    }
+    assert!(composing >= 2, "the generate and process functions");
+}
+
 #[test]
 fn every_route_goes_to_the_api_function_behind_the_jwt_authorizer() {
     let routes: BTreeSet<(String, String)> = [

@@ -16,6 +16,8 @@ PARTITION = "aws"
 # This file is scripts/emulator/vidpipe_emulator/common.py: the repo is three folders up.
 DEFAULT_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_FFMPEG_DIR = "layers/ffmpeg/build/x86_64/bin"
+# The template points functions at the fonts layer (/opt/fonts); locally it is the layer build.
+DEFAULT_FONTS_DIR = "layers/fonts/build/fonts"
 
 _t0 = time.monotonic()
 

@@ -2,6 +2,7 @@
 //! and the port traits the adapters implement. Nothing here touches AWS, the network or processes.
 
 pub mod asset;
+pub mod captions;
 pub mod error;
 pub mod job;
 pub mod keys;
@@ -17,6 +18,7 @@ pub mod steps;
 pub mod timeline;
 
 pub use asset::{Asset, AssetId, AssetKind};
+pub use captions::{CaptionOptions, CaptionPosition, CaptionSize, CaptionStyle};
 pub use error::{ErrorClass, FieldError, ValidationErrors};
 pub use job::{
     ClipRecord, ClipStatus, Job, JobError, JobId, JobStatus, Outputs, Stage, StageTiming,

@@ -97,6 +97,8 @@ macro_rules! string_enum {
         }
     };
 }
+// Other domain modules spell their closed sets the same way.
+pub(crate) use string_enum;
 
 string_enum!(
     /// The frame's shape.

@@ -236,7 +236,8 @@ async fn render_captions(
         let mut out = Vec::new();
         for (k, cue) in cues.iter().enumerate() {
             let dest = dir.join(format!("caption_{k:03}.pam"));
-            if let Some(image) = captions::write_caption(&cue.text, w, h, &dest)? {
+            let opts = captions::CaptionOptions::default();
+            if let Some(image) = captions::write_caption(&cue.text, &opts, None, w, h, &dest)? {
                 out.push(CaptionOverlay {
                     image,
                     start: cue.start_seconds,

@@ -249,7 +249,14 @@ async fn captions_show_only_in_their_window() {
     let without = job(plain_tl, clips, &dir.path().join("without"));
     engine().compose(&without, &|_| {}).await.unwrap();
 
-    let img = vidpipe_media::captions::render_caption(&tl.captions[0].text, 640, 360).unwrap();
+    let img = vidpipe_media::captions::render_caption(
+        &tl.captions[0].text,
+        &Default::default(),
+        None,
+        640,
+        360,
+    )
+    .unwrap();
     let (w, h) = (img.width(), img.height());
     let x = (640 - w) / 2;
     let y = 360 - h - vidpipe_media::captions::bottom_margin(360);
