@@ -3,6 +3,7 @@
 //! violation with the field it concerns, so the API and the CLI can name them all at once.
 
 use crate::asset::AssetId;
+pub use crate::captions::{CaptionOptions, CaptionPosition, CaptionSize, CaptionStyle};
 use crate::error::{FieldError, ValidationErrors};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -151,41 +152,6 @@ string_enum!(
     /// Amazon Polly's engines; other narrators ignore it.
     PollyEngine { Standard => "standard", Neural => "neural", LongForm => "long-form", Generative => "generative" }
 );
-
-string_enum!(
-    /// How captions look: `boxed` (white on a translucent box), `bold-outline` (bold white with a
-    /// dark outline) or `karaoke` (bold-outline with the spoken word highlighted).
-    CaptionStyle { Boxed => "boxed", BoldOutline => "bold-outline", Karaoke => "karaoke" }
-);
-
-string_enum!(
-    /// Where captions sit, inside the platforms' safe margins.
-    CaptionPosition { Bottom => "bottom", Center => "center", Top => "top" }
-);
-
-string_enum!(
-    /// Caption type size relative to the frame.
-    CaptionSize { Small => "small", Medium => "medium", Large => "large" }
-);
-
-/// How captions are drawn. With narration, `karaoke` is word-timed (the word being spoken is
-/// highlighted) and the other styles are phrase-timed; without it captions are the scenes'.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CaptionSpec {
-    pub style: CaptionStyle,
-    pub position: CaptionPosition,
-    pub size: CaptionSize,
-}
-
-impl Default for CaptionSpec {
-    fn default() -> Self {
-        CaptionSpec {
-            style: CaptionStyle::Boxed,
-            position: CaptionPosition::Bottom,
-            size: CaptionSize::Medium,
-        }
-    }
-}
 
 /// A voice-over for the video: each scene's narration line spoken in that scene.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -373,7 +339,7 @@ pub struct GenerationRequest {
     pub brand: Brand,
     /// The captions' look; records from before styles existed read as the boxed default.
     #[serde(default)]
-    pub caption_style: CaptionSpec,
+    pub caption_style: CaptionOptions,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub narration: Option<NarrationSpec>,
 }
@@ -685,13 +651,13 @@ pub fn scenes_fit(duration_seconds: u32, fps: Fps, transition: Transition, n: u8
     total >= n as u64 * min_visible + (n as u64).saturating_sub(1) * t
 }
 
-fn validate_captions(c: &mut Checker, body: Option<&CaptionsBody>) -> (bool, CaptionSpec) {
+fn validate_captions(c: &mut Checker, body: Option<&CaptionsBody>) -> (bool, CaptionOptions) {
     let styled = match body {
-        None => return (true, CaptionSpec::default()),
-        Some(CaptionsBody::Enabled(on)) => return (*on, CaptionSpec::default()),
+        None => return (true, CaptionOptions::default()),
+        Some(CaptionsBody::Enabled(on)) => return (*on, CaptionOptions::default()),
         Some(CaptionsBody::Styled(s)) => s,
     };
-    let d = CaptionSpec::default();
+    let d = CaptionOptions::default();
     let style = match styled.style.as_deref() {
         None => Some(d.style),
         Some(v) => c.parsed("captions.style", v.parse::<CaptionStyle>()),
@@ -706,7 +672,7 @@ fn validate_captions(c: &mut Checker, body: Option<&CaptionsBody>) -> (bool, Cap
     };
     (
         true,
-        CaptionSpec {
+        CaptionOptions {
             style: style.unwrap_or(d.style),
             position: position.unwrap_or(d.position),
             size: size.unwrap_or(d.size),

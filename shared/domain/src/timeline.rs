@@ -76,7 +76,7 @@ pub struct Timeline {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub narration: Vec<NarrationCue>,
     #[serde(default)]
-    pub caption_style: crate::request::CaptionSpec,
+    pub caption_style: crate::request::CaptionOptions,
     /// Where the thumbnail is taken: the middle of the first scene's unshared part.
     pub thumbnail_seconds: f64,
     /// Long side of the thumbnail in pixels; the short side keeps the video's aspect.

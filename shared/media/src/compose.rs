@@ -230,25 +230,112 @@ async fn render_captions(
 ) -> Result<Vec<CaptionOverlay>, MediaError> {
     let cues = tl.captions.clone();
     let (w, h) = (tl.width, tl.height);
+    let opts = tl.caption_style;
     let dir = work_dir.to_owned();
     // Rasterising is CPU work measured in milliseconds per caption; keep it off the reactor anyway.
     tokio::task::spawn_blocking(move || {
         let mut out = Vec::new();
-        for (k, cue) in cues.iter().enumerate() {
-            let dest = dir.join(format!("caption_{k:03}.pam"));
-            let opts = captions::CaptionOptions::default();
-            if let Some(image) = captions::write_caption(&cue.text, &opts, None, w, h, &dest)? {
-                out.push(CaptionOverlay {
-                    image,
-                    start: cue.start_seconds,
-                    end: cue.end_seconds,
-                });
+        for cue in &cues {
+            for shown in caption_frames(cue, &opts, w, h) {
+                let dest = dir.join(format!("caption_{:04}.pam", out.len()));
+                let text = &cue.text[shown.text.clone()];
+                if let Some(image) =
+                    captions::write_caption(text, &opts, shown.highlight, w, h, &dest)?
+                {
+                    out.push(CaptionOverlay {
+                        image,
+                        start: shown.start,
+                        end: shown.end,
+                    });
+                }
             }
         }
         Ok(out)
     })
     .await
     .map_err(|e| MediaError::Io(std::io::Error::other(e)))?
+}
+
+/// One caption image to show: which part of the cue's text, which word of it highlighted
+/// (byte range within that part), and when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaptionFrame {
+    pub text: std::ops::Range<usize>,
+    pub highlight: Option<std::ops::Range<usize>>,
+    pub start: f64,
+    pub end: f64,
+}
+
+/// The images a cue shows. A scene caption is one image for its window. A narrated cue is paged
+/// so each page fits two lines: a page shows from its first word (the first page from the window's
+/// start) until the next page's first word. In karaoke each page is one image per word, the
+/// word highlighted from when it is said until the next one is.
+pub fn caption_frames(
+    cue: &vidpipe_domain::timeline::CaptionCue,
+    opts: &captions::CaptionOptions,
+    frame_width: u32,
+    frame_height: u32,
+) -> Vec<CaptionFrame> {
+    if cue.words.is_empty() {
+        return vec![CaptionFrame {
+            text: 0..cue.text.len(),
+            highlight: None,
+            start: cue.start_seconds,
+            end: cue.end_seconds,
+        }];
+    }
+    let ranges: Vec<(usize, usize)> = cue.words.iter().map(|w| (w.start, w.end)).collect();
+    let pages = captions::paginate(&cue.text, &ranges, opts, frame_width, frame_height);
+    let karaoke = opts.style == captions::CaptionStyle::Karaoke;
+    let first_word_at = |page: &std::ops::Range<usize>| {
+        cue.words
+            .iter()
+            .find(|w| w.start >= page.start)
+            .map_or(cue.end_seconds, |w| w.start_seconds)
+    };
+    let mut frames = Vec::new();
+    for (p, page) in pages.iter().enumerate() {
+        let start = if p == 0 {
+            cue.start_seconds
+        } else {
+            first_word_at(page)
+        };
+        let end = pages.get(p + 1).map_or(cue.end_seconds, first_word_at);
+        if end <= start {
+            continue;
+        }
+        if !karaoke {
+            frames.push(CaptionFrame {
+                text: page.clone(),
+                highlight: None,
+                start,
+                end,
+            });
+            continue;
+        }
+        let words: Vec<&vidpipe_domain::timeline::CueWord> = cue
+            .words
+            .iter()
+            .filter(|w| w.start >= page.start && w.end <= page.end)
+            .collect();
+        for (j, word) in words.iter().enumerate() {
+            let from = if j == 0 {
+                start
+            } else {
+                word.start_seconds.max(start)
+            };
+            let to = words.get(j + 1).map_or(end, |n| n.start_seconds.min(end));
+            if to > from {
+                frames.push(CaptionFrame {
+                    text: page.clone(),
+                    highlight: Some(word.start - page.start..word.end - page.start),
+                    start: from,
+                    end: to,
+                });
+            }
+        }
+    }
+    frames
 }
 
 struct ClipSource {

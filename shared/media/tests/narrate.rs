@@ -81,14 +81,19 @@ mod composed {
     use vidpipe_domain::narration::{SceneSpeech, lines_to_speak, narrate_plan};
     use vidpipe_domain::plan::RulesPlanner;
     use vidpipe_domain::ports::MediaEngine;
-    use vidpipe_domain::request::{BrandBody, GenerationRequestBody, MusicBody, NarrationBody};
+    use vidpipe_domain::request::{
+        BrandBody, CaptionStyleBody, CaptionsBody, GenerationRequestBody, MusicBody, NarrationBody,
+    };
     use vidpipe_media::FfmpegEngine;
-    use vidpipe_testkit::{ebur128, ffmpeg, loudness_through, sounding, test_clip};
+    use vidpipe_testkit::{ebur128, ffmpeg, frame_at, loudness_through, sounding, write_video};
 
-    #[tokio::test]
-    async fn speech_sits_in_its_scenes_music_ducks_under_it_and_the_mix_meets_its_targets() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
+    /// Speaks the rules plan's lines with espeak-ng, fits the plan, and composes it at
+    /// `size` with a 14 kHz music bed and captions in `style`.
+    async fn narrated_composition(
+        d: &std::path::Path,
+        style: Option<&str>,
+        size: (u32, u32),
+    ) -> (Timeline, CompositionJob) {
         let body = GenerationRequestBody {
             prompt: Some("The tide comes in. Gulls call over the harbour.".into()),
             duration_seconds: Some(12.0),
@@ -97,6 +102,12 @@ mod composed {
             fps: Some(24),
             clip_count: Some(2),
             narration: Some(NarrationBody::default()),
+            captions: style.map(|s| {
+                CaptionsBody::Styled(CaptionStyleBody {
+                    style: Some(s.into()),
+                    ..Default::default()
+                })
+            }),
             brand: Some(BrandBody {
                 logo: None,
                 music: Some(MusicBody {
@@ -134,14 +145,22 @@ mod composed {
         narrate_plan(&mut plan, &request, "espeak", None, speeches).unwrap();
         let keys: Vec<String> = (0..2).map(|i| format!("clip_{i}.mp4")).collect();
         let mut tl = Timeline::build(&request, &plan, &keys, None, Some("music".into()));
-        (tl.width, tl.height, tl.thumbnail_long_side) = (320, 180, 160);
+        (tl.width, tl.height, tl.thumbnail_long_side) = (size.0, size.1, 160);
         assert_eq!(tl.narration.len(), 2);
 
         let clips = plan
             .scenes
             .iter()
             .enumerate()
-            .map(|(i, s)| test_clip(&d.join(&keys[i]), (320, 180), 24, s.frames as f64 / 24.0))
+            // Plain grey footage: nothing in it is the highlight's yellow.
+            .map(|(i, s)| {
+                write_video(
+                    &d.join(&keys[i]),
+                    &format!("color=c=0x303030:s={}x{}:r=24", size.0, size.1),
+                    s.frames as f64 / 24.0,
+                    &[],
+                )
+            })
             .collect();
         let music = d.join("music.wav");
         ffmpeg(&[
@@ -166,6 +185,13 @@ mod composed {
             .await
             .unwrap();
 
+        (tl, job)
+    }
+
+    #[tokio::test]
+    async fn speech_sits_in_its_scenes_music_ducks_under_it_and_the_mix_meets_its_targets() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tl, job) = narrated_composition(dir.path(), None, (320, 180)).await;
         let facts = probe(&job.final_path);
         assert_eq!(facts.audio_codec.as_deref(), Some("aac"));
         assert!(
@@ -225,5 +251,37 @@ mod composed {
         let r = ebur128(&job.final_path);
         assert!((r.integrated - (-14.0)).abs() <= 1.5, "{r:?}");
         assert!(r.true_peak <= -1.0, "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn karaoke_moves_its_highlight_when_each_word_is_said() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tl, job) = narrated_composition(dir.path(), Some("karaoke"), (640, 360)).await;
+        let is_yellow = |p: &image::Rgb<u8>| p[0] > 180 && p[1] > 150 && p[2] < 90;
+        let yellow_x = |t: f64| -> Option<f64> {
+            let frame = frame_at(&job.final_path, t);
+            let xs: Vec<u32> = frame
+                .enumerate_pixels()
+                .filter(|(_, _, p)| is_yellow(p))
+                .map(|(x, _, _)| x)
+                .collect();
+            (xs.len() > 20).then(|| xs.iter().map(|&x| x as f64).sum::<f64>() / xs.len() as f64)
+        };
+        let cue = &tl.captions[0];
+        assert!(cue.words.len() >= 4, "{cue:?}");
+        // Marks inside the first line's page: the highlight sits further right after each.
+        let mut checked = 0;
+        for pair in cue.words.windows(2).take(3) {
+            let mark = pair[1].start_seconds;
+            let before = yellow_x(mark - 0.06).expect("a highlighted word before the mark");
+            let after = yellow_x(mark + 0.06).expect("a highlighted word after the mark");
+            if after < before {
+                // The next word opened a new page (or wrapped to the next line).
+                continue;
+            }
+            assert!(after - before > 4.0, "at {mark}: {before} -> {after}");
+            checked += 1;
+        }
+        assert!(checked >= 2, "too few marks on one line");
     }
 }
