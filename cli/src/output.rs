@@ -176,6 +176,7 @@ pub fn job_json(stack: &LocalStack, job: &Job) -> serde_json::Value {
         "request": job.request,
         "planner": job.plan.as_ref().map(|p| p.planner.clone()),
         "planner_fallback": job.plan.as_ref().and_then(|p| p.fallback.clone()),
+        "narration": job.plan.as_ref().and_then(|p| p.narration.clone()),
         "stages": job.stages,
         "clips": job.clips,
         "cache_hits": job.cache_hits(),
@@ -227,6 +228,9 @@ pub fn print_job(stack: &LocalStack, j: &Job) {
             .map(|f| format!(" (fell back: {f})"))
             .unwrap_or_default();
         println!("planner:   {}{fell_back}", plan.planner);
+        if let Some(n) = &plan.narration {
+            println!("narrator:  {} at {:.3}x", n.narrator, n.tempo);
+        }
     }
     for (stage, t) in &j.stages {
         let secs = t

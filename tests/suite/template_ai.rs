@@ -131,3 +131,39 @@ fn a_chosen_provider_without_its_token_fails_at_start_naming_it() {
         "environment variable REPLICATE_API_TOKEN is required"
     );
 }
+
+#[test]
+fn every_narrator_value_configures_at_cold_start_and_is_the_default() {
+    let narrators = allowed("Narrator");
+    assert_eq!(narrators, ["polly", "openai"]);
+    for narrator in &narrators {
+        for engine in allowed("PollyEngine") {
+            let ctx = format!("Narrator={narrator} PollyEngine={engine}");
+            let mut env = function_env(
+                "GenerateFunction",
+                &[("Narrator", narrator), ("PollyEngine", &engine)],
+            );
+            for (parameter, target) in SECRET_PARAMETERS {
+                if env.contains_key(parameter) {
+                    env.insert(target.to_owned(), format!("token-from-{parameter}"));
+                }
+            }
+            assert_eq!(env.get("VIDPIPE_NARRATOR"), Some(narrator), "{ctx}");
+            let config = Config::from_lookup(|k| env.get(k).cloned())
+                .unwrap_or_else(|e| panic!("{ctx}: {e}"));
+            let lookup = |k: &str| config.ai_env.get(k);
+            let built = vidpipe_lambda::narrators::build(&lookup, None, Some(&sdk()))
+                .unwrap_or_else(|e| panic!("{ctx}: {e}"));
+            let default = built.pick(None).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+            let want = if narrator == "polly" {
+                "polly"
+            } else {
+                "openai-speech"
+            };
+            assert_eq!(default.name(), want, "{ctx}");
+            if narrator == "polly" {
+                assert!(default.cache_identity().contains(&engine), "{ctx}");
+            }
+        }
+    }
+}
