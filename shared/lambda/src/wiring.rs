@@ -68,12 +68,14 @@ pub async fn with_media(config: &Config, aws: &Aws) -> Result<StepDeps, ConfigEr
     let espeak = vidpipe_media::EspeakNarrator::locate(tools.clone())
         .ok()
         .map(|e| Arc::new(e) as Arc<dyn vidpipe_domain::ports::Narrator>);
+    let narrators: NarratorsBuilder =
+        Box::new(move |lookup, sdk| crate::narrators::build(lookup, espeak, Some(sdk)));
     deps(
         config,
         aws,
         procedural,
         Arc::new(FfmpegEngine::new(tools)),
-        espeak,
+        Some(narrators),
     )
     .await
 }
@@ -86,15 +88,25 @@ pub async fn without_media(config: &Config, aws: &Aws) -> Result<StepDeps, Confi
     let absent = Arc::new(NoMedia {
         provider: ProceduralProvider::NAME,
     });
+    // Narration happens in the plan step only: the API and bookkeeping steps link no narrator.
     deps(config, aws, absent.clone(), absent, None).await
 }
+
+/// Builds the narrators once the secrets are read (an OpenAI-compatible narrator needs its key).
+type NarratorsBuilder = Box<
+    dyn FnOnce(
+            &dyn Fn(&str) -> Option<String>,
+            &aws_config::SdkConfig,
+        ) -> Result<vidpipe_pipeline::generation::narration::Narrators, ConfigError>
+        + Send,
+>;
 
 async fn deps(
     config: &Config,
     aws: &Aws,
     procedural: Arc<dyn ClipProvider>,
     media: Arc<dyn MediaEngine>,
-    espeak: Option<Arc<dyn vidpipe_domain::ports::Narrator>>,
+    narrators: Option<NarratorsBuilder>,
 ) -> Result<StepDeps, ConfigError> {
     let env = |k: &str| config.ai_env.get(k);
     let secrets = SecretValues::resolve(&env, &aws.sdk).await?;
@@ -131,7 +143,9 @@ async fn deps(
         blobs,
         planner,
         providers: ProviderChain::new(ai.providers),
-        narrators: Some(crate::narrators::build(&lookup, espeak, Some(&aws.sdk))?),
+        narrators: narrators
+            .map(|build| build(&lookup, &aws.sdk))
+            .transpose()?,
         leases: Some(store),
         clip_limits,
         media,
