@@ -149,7 +149,7 @@ pub fn fit_speech(
             * (SPEECH_LEAD_SECONDS + SPEECH_TAIL_SECONDS);
         let room = (total_frames as f64 / fps as f64 - pauses).max(0.0);
         return Err(PlanError::NarrationTooLong {
-            speech_ms: (speech * 1000.0).round() as u32,
+            speech_ms: (speech / MAX_TEMPO * 1000.0).round() as u32,
             room_ms: (room * 1000.0).round() as u32,
             max_tempo_percent: (MAX_TEMPO * 100.0).round() as u32,
         });
@@ -441,7 +441,7 @@ mod tests {
         assert!(matches!(
             err,
             PlanError::NarrationTooLong {
-                speech_ms: 27000,
+                speech_ms: 21600,
                 max_tempo_percent: 125,
                 ..
             }

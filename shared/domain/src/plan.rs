@@ -96,7 +96,8 @@ pub enum PlanError {
     Unavailable(String),
     #[error("planner returned an unusable plan: {0}")]
     Invalid(String),
-    /// The narration cannot be spoken in the video even at the fastest tempo allowed.
+    /// The narration cannot be spoken in the video even at the fastest tempo allowed:
+    /// `speech_ms` is its length at that tempo.
     #[error(
         "the narration needs {:.1} s even spoken {max_tempo_percent}% as fast, but the video has room for {:.1} s of speech: lengthen the video or shorten the text",
         *speech_ms as f64 / 1000.0,
