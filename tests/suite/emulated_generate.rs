@@ -395,3 +395,38 @@ fn a_long_generation_composes_on_the_fargate_worker() {
     );
     assert_eq!(f.audio_codec.as_deref(), Some("aac"));
 }
+
+#[test]
+fn a_narrated_generation_speaks_through_the_stack_and_bad_narration_is_a_named_problem() {
+    let emu = stack();
+    let mut narrated = body();
+    narrated["narration"] = json!({"provider": "espeak", "voice": "en-us"});
+    narrated["captions"] = json!({"style": "karaoke"});
+    let (status, job) = submit(emu, "tenant-narr", &narrated, None);
+    assert_eq!(status, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    let done = emu.wait_for(&id, "tenant-narr", Duration::from_secs(600), |j| {
+        matches!(j["status"].as_str(), Some("completed" | "failed"))
+    });
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["request"]["narration"], "espeak");
+    assert_eq!(done["request"]["caption_style"], "karaoke");
+    let dir = tempfile::tempdir().unwrap();
+    let (facts, _) = download_final(emu, &id, "tenant-narr", dir.path());
+    assert!((facts.duration - 6.0).abs() < 0.05, "{facts:?}");
+    let video = dir.path().join("final.mp4");
+    assert!(
+        vidpipe_tests::loudness(&video, None).mean_db > -35.0,
+        "the video speaks"
+    );
+
+    let mut bad = body();
+    bad["narration"] = json!({"provider": "espeak", "engine": "neural", "voice": "a b"});
+    let (status, problem) = submit(emu, "tenant-narr", &bad, None);
+    assert_eq!(status, 422, "{problem}");
+    let text = problem.to_string();
+    assert!(
+        text.contains("narration.engine") && text.contains("narration.voice"),
+        "{text}"
+    );
+}

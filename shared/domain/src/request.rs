@@ -681,42 +681,37 @@ fn validate_captions(c: &mut Checker, body: Option<&CaptionsBody>) -> (bool, Cap
 }
 
 fn validate_narration(c: &mut Checker, n: &NarrationBody) -> Option<NarrationSpec> {
-    let narrator = match n.provider.as_deref() {
-        None => None,
-        Some(p) => Some(c.parsed("narration.provider", p.parse::<NarratorKind>())?),
-    };
-    let voice = match n.voice.as_deref().map(str::trim) {
-        None => None,
-        Some(v) => {
-            let ok = !v.is_empty()
-                && v.chars().count() <= VOICE_MAX_CHARS
-                && v.chars()
-                    .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '+' | '-' | '.'));
-            if !ok {
-                c.fail(
-                    "narration.voice",
-                    format!("must be 1 to {VOICE_MAX_CHARS} letters, digits or _+-. (got {v:?})"),
-                );
-                return None;
-            }
-            Some(v.to_owned())
+    // Every field is checked before any verdict, so one answer names them all.
+    let before = c.errors.len();
+    let narrator = n
+        .provider
+        .as_deref()
+        .and_then(|p| c.parsed("narration.provider", p.parse::<NarratorKind>()));
+    let voice = n.voice.as_deref().map(str::trim).and_then(|v| {
+        let ok = !v.is_empty()
+            && v.chars().count() <= VOICE_MAX_CHARS
+            && v.chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '+' | '-' | '.'));
+        if !ok {
+            c.fail(
+                "narration.voice",
+                format!("must be 1 to {VOICE_MAX_CHARS} letters, digits or _+-. (got {v:?})"),
+            );
         }
-    };
-    let engine = match n.engine.as_deref() {
-        None => None,
-        Some(e) => {
-            let engine = c.parsed("narration.engine", e.parse::<PollyEngine>())?;
-            if narrator.is_some_and(|k| k != NarratorKind::Polly) {
-                c.fail(
-                    "narration.engine",
-                    "is Polly's setting: use it with provider polly",
-                );
-                return None;
-            }
-            Some(engine)
+        ok.then(|| v.to_owned())
+    });
+    let engine = n.engine.as_deref().and_then(|e| {
+        let engine = c.parsed("narration.engine", e.parse::<PollyEngine>())?;
+        if narrator.is_some_and(|k| k != NarratorKind::Polly) {
+            c.fail(
+                "narration.engine",
+                "is Polly's setting: use it with provider polly",
+            );
+            return None;
         }
-    };
-    if !n.enabled.unwrap_or(true) {
+        Some(engine)
+    });
+    if c.errors.len() > before || !n.enabled.unwrap_or(true) {
         return None;
     }
     Some(NarrationSpec {
@@ -912,10 +907,14 @@ mod tests {
         let e = with(NarrationBody {
             provider: Some("espeak".into()),
             engine: Some("neural".into()),
+            voice: Some("a b".into()),
             ..Default::default()
         })
         .validate()
         .unwrap_err();
-        assert!(e.names("narration.engine"), "{e}");
+        assert!(
+            e.names("narration.engine") && e.names("narration.voice"),
+            "{e}"
+        );
     }
 }
