@@ -92,3 +92,88 @@ fn bad_narration_and_caption_flags_name_themselves() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("narration.engine"));
 }
+
+/// A spoken line as MP3, as an OpenAI-compatible speech server answers: espeak-ng's voice
+/// encoded with LAME.
+fn speech_mp3(dir: &std::path::Path) -> Vec<u8> {
+    let wav = dir.join("line.wav");
+    let status = Command::new("espeak-ng")
+        .args([
+            "-w",
+            wav.to_str().unwrap(),
+            "Morning fog lifts off the river.",
+        ])
+        .status()
+        .expect("espeak-ng (scripts/setup.sh installs it)");
+    assert!(status.success());
+    let mp3 = dir.join("line.mp3");
+    vidpipe_tests::ffmpeg(&[
+        "-i",
+        wav.to_str().unwrap(),
+        "-c:a",
+        "libmp3lame",
+        "-b:a",
+        "64k",
+        mp3.to_str().unwrap(),
+    ]);
+    std::fs::read(mp3).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn narrator_openai_speaks_through_a_compatible_server_and_keeps_its_key() {
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    const KEY: &str = "sk-TOPSECRETspeech0123456789";
+    let home = tempfile::tempdir().unwrap();
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/audio/speech"))
+        .and(header("authorization", format!("Bearer {KEY}").as_str()))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw(speech_mp3(home.path()), "audio/mpeg"),
+        )
+        .expect(2)
+        .mount(&server)
+        .await;
+    let base = format!("{}/v1", server.uri());
+    let h = home.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut args = BASE.to_vec();
+        args.extend(["--narrate", "--narrator", "openai", "--voice", "nova"]);
+        Command::new(env!("CARGO_BIN_EXE_vidpipe"))
+            .arg("--home")
+            .arg(&h)
+            .args(&args)
+            .env("OPENAI_BASE_URL", &base)
+            .env("OPENAI_API_KEY", KEY)
+            .env("VIDPIPE_LOG", "debug")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stdout.contains(KEY) && !stderr.contains(KEY),
+        "the key leaked"
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["narration"]["narrator"], "openai-speech");
+    // Both scenes' lines went to the server (the mock's expect(2) checks on drop), as nova.
+    let requests = server.received_requests().await.unwrap();
+    let bodies: Vec<serde_json::Value> = requests
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert!(
+        bodies
+            .iter()
+            .all(|b| b["voice"] == "nova" && b["response_format"] == "mp3")
+    );
+    let video = std::path::PathBuf::from(v["final"].as_str().unwrap());
+    assert!(loudness(&video, None).mean_db > -35.0, "the video speaks");
+}

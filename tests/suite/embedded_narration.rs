@@ -188,3 +188,15 @@ async fn a_narrator_the_machine_does_not_offer_is_named() {
     assert_eq!(error.code, names::CONFIGURATION);
     assert!(error.message.contains("polly"), "{error:?}");
 }
+
+#[tokio::test]
+async fn espeak_passes_the_narrator_conformance_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let espeak = EspeakNarrator::locate(tools()).expect("scripts/setup.sh installs espeak-ng");
+    let spec = SpeechSpec {
+        text: "The harbour wakes. Gulls call over the water.".into(),
+        voice: None,
+        engine: None,
+    };
+    vidpipe_pipeline::conformance::narrator::run_all(&espeak, &spec, dir.path()).await;
+}
