@@ -73,13 +73,7 @@ async fn each_scene_speaks_its_line_inside_its_window_and_a_repeat_comes_from_th
         10.0,
         3,
     );
-    let s = stack.service().submit(OWNER, &body, None).await.unwrap();
-    let job = stack
-        .orchestrator()
-        .wait(&s.job().id)
-        .await
-        .unwrap()
-        .unwrap();
+    let job = run_job(&stack, OWNER, &body).await;
     assert_eq!(job.status, JobStatus::Completed, "{:?}", job.error);
     assert_eq!(narrator.1.load(Ordering::SeqCst), 3);
 
@@ -120,25 +114,12 @@ async fn each_scene_speaks_its_line_inside_its_window_and_a_repeat_comes_from_th
         assert!(!caption.words.is_empty());
     }
 
-    // The same request again: every line comes from the cache.
-    let again = stack
-        .service()
-        .submit(
-            OWNER,
-            &GenerationRequestBody {
-                seed: Some(1),
-                ..body
-            },
-            None,
-        )
-        .await
-        .unwrap();
-    let job = stack
-        .orchestrator()
-        .wait(&again.job().id)
-        .await
-        .unwrap()
-        .unwrap();
+    // The same lines again, under another seed (so new clips): every line comes from the cache.
+    let again = GenerationRequestBody {
+        seed: Some(1),
+        ..body
+    };
+    let job = run_job(&stack, OWNER, &again).await;
     assert_eq!(job.status, JobStatus::Completed, "{:?}", job.error);
     assert_eq!(narrator.1.load(Ordering::SeqCst), 3, "no line spoken twice");
 }
@@ -149,17 +130,7 @@ async fn speech_that_cannot_fit_fails_the_job_with_the_reason() {
     let (stack, _) = counted_stack(home.path()).await;
     let long =
         "This sentence goes on and on, with many words that take a long while to say. ".repeat(5);
-    let s = stack
-        .service()
-        .submit(OWNER, &narrated(&long, 5.0, 1), None)
-        .await
-        .unwrap();
-    let job = stack
-        .orchestrator()
-        .wait(&s.job().id)
-        .await
-        .unwrap()
-        .unwrap();
+    let job = run_job(&stack, OWNER, &narrated(&long, 5.0, 1)).await;
     assert_eq!(job.status, JobStatus::Failed);
     let error = job.error.unwrap();
     assert_eq!(error.code, names::PLAN_FAILED);
@@ -176,13 +147,7 @@ async fn a_narrator_the_machine_does_not_offer_is_named() {
         provider: Some("polly".into()),
         ..Default::default()
     });
-    let s = stack.service().submit(OWNER, &body, None).await.unwrap();
-    let job = stack
-        .orchestrator()
-        .wait(&s.job().id)
-        .await
-        .unwrap()
-        .unwrap();
+    let job = run_job(&stack, OWNER, &body).await;
     assert_eq!(job.status, JobStatus::Failed);
     let error = job.error.unwrap();
     assert_eq!(error.code, names::CONFIGURATION);

@@ -30,6 +30,25 @@ impl ClipProvider for Refusing {
     }
 }
 
+/// Submits `body` as `owner` and waits for the job's end.
+pub async fn run_job(
+    stack: &LocalStack,
+    owner: &str,
+    body: &vidpipe_domain::GenerationRequestBody,
+) -> vidpipe_domain::Job {
+    let submitted = stack
+        .service()
+        .submit(owner, body, None)
+        .await
+        .expect("submit");
+    stack
+        .orchestrator()
+        .wait(&submitted.job().id)
+        .await
+        .expect("the run was started")
+        .expect("the run ended")
+}
+
 /// A fresh one-machine stack in its own temporary home.
 pub async fn stack(home: &Path) -> LocalStack {
     stack_with(home, None).await

@@ -166,28 +166,7 @@ pub struct Loudness {
 
 /// The loudness of a file's audio, whole or over `window` (start, length in seconds).
 pub fn loudness(path: &Path, window: Option<(f64, f64)>) -> Loudness {
-    let mut cmd = Command::new(&tools().ffmpeg);
-    cmd.args(["-hide_banner", "-nostdin", "-nostats"]);
-    if let Some((from, len)) = window {
-        cmd.args(["-ss", &from.to_string(), "-t", &len.to_string()]);
-    }
-    let out = cmd
-        .arg("-i")
-        .arg(path)
-        .args(["-map", "0:a:0", "-af", "volumedetect", "-f", "null", "-"])
-        .output()
-        .expect("run ffmpeg");
-    let text = String::from_utf8_lossy(&out.stderr);
-    let reading = |key: &str| {
-        text.lines()
-            .find_map(|l| l.split(key).nth(1))
-            .and_then(|v| v.trim().trim_end_matches("dB").trim().parse().ok())
-            .unwrap_or_else(|| panic!("no volumedetect {key} for {}: {text}", path.display()))
-    };
-    Loudness {
-        mean_db: reading("mean_volume:"),
-        peak_db: reading("max_volume:"),
-    }
+    loudness_through(path, "anull", window)
 }
 
 /// [`loudness`] after an audio filter, to read one part of a mix: a band only music occupies,
