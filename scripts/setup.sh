@@ -35,8 +35,6 @@ fi
 need_apt=()
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
-# espeak-ng: the offline narrator (Debian's package; its voices come with it).
-command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
 if ((${#need_apt[@]})); then
   log "installing ${need_apt[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
@@ -46,6 +44,9 @@ fi
 layers/ffmpeg/build.sh >&2
 # Noto fonts for captions in every script (the fonts layer's content, also what local runs use).
 layers/fonts/build.sh >&2
+# espeak-ng, the offline narrator, with its voices (the espeak layer's content for this machine's
+# arch, also what local runs use): about half a minute the first time, then a stamp check.
+layers/espeak/build.sh >&2
 
 [[ "$mode" == "core" ]] && exit 0
 

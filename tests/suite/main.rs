@@ -8,6 +8,7 @@
 //! - `stack_wiring`: template.yaml, the ASL and the Rust code agree; `lambda_build`: every
 //!   function builds as a release bootstrap.
 //! - `error_name_literals`: no Rust file but `vidpipe_domain::names` spells an error name.
+//! - `espeak_layer`: the espeak-ng Lambda layer's tree speaks on its own and fits the runtime.
 
 mod embedded_ai;
 mod embedded_failures;
@@ -20,6 +21,7 @@ mod emulated_failure;
 mod emulated_generate;
 mod emulated_process;
 mod error_name_literals;
+mod espeak_layer;
 mod lambda_build;
 mod stack_wiring;
 mod template_ai;

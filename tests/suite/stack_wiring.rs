@@ -1024,6 +1024,50 @@ fn functions_with_ffmpeg_have_the_caption_fonts() {
     assert!(composing >= 2, "the generate and process functions");
 }
 
+/// The narration step runs in the generate function (the plan step speaks every line), so that
+/// function has the espeak layer, for the architecture the functions run on, and is told where
+/// the layer's binary unpacks; the layer's tree puts the binary and its voices there.
+#[test]
+fn the_generate_function_speaks_with_the_espeak_layer() {
+    let layer = &template()["Resources"]["EspeakLayer"];
+    assert_eq!(
+        layer["Type"].as_str(),
+        Some("AWS::Serverless::LayerVersion")
+    );
+    let content = props(layer)["ContentUri"].as_str().expect("ContentUri");
+    let arch = template()["Globals"]["Function"]["Architectures"]
+        .as_sequence()
+        .and_then(|a| a.first())
+        .and_then(Yaml::as_str)
+        .expect("Globals.Function.Architectures");
+    assert_eq!(content, format!("layers/espeak/build/{arch}"));
+    let compatible: Vec<&str> = props(layer)["CompatibleArchitectures"]
+        .as_sequence()
+        .expect("CompatibleArchitectures")
+        .iter()
+        .filter_map(Yaml::as_str)
+        .collect();
+    assert_eq!(compatible, [arch]);
+
+    let generate = props(&template()["Resources"]["GenerateFunction"]);
+    let layers: Vec<String> = generate["Layers"]
+        .as_sequence()
+        .expect("GenerateFunction.Layers")
+        .iter()
+        .filter_map(referenced_id)
+        .collect();
+    assert!(layers.iter().any(|l| l == "EspeakLayer"), "{layers:?}");
+    let binary = generate["Environment"]["Variables"]["VIDPIPE_ESPEAK"]
+        .as_str()
+        .expect("VIDPIPE_ESPEAK");
+    // A layer unpacks under /opt: the binary named is the one in the tree build.sh lays out
+    // (espeak_layer checks that tree, and that the binary looks for its voices in /opt/share).
+    let in_tree = binary.strip_prefix("/opt/").expect("a path in the layer");
+    assert_eq!(in_tree, "bin/espeak-ng");
+    let narrator = &template()["Parameters"]["Narrator"];
+    assert_eq!(narrator["Default"].as_str(), Some("espeak"));
+}
+
 #[test]
 fn every_route_goes_to_the_api_function_behind_the_jwt_authorizer() {
     let routes: BTreeSet<(String, String)> = [

@@ -7,9 +7,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
+use vidpipe_domain::ports::Narrator;
+use vidpipe_domain::request::NarratorKind;
 use vidpipe_lambda::ai::{self, BedrockDeps, ReelOutput, SECRET_PARAMETERS};
 use vidpipe_lambda::{Config, PlannerKind, ProviderKind};
-use vidpipe_media::ProceduralProvider;
+use vidpipe_media::{EspeakNarrator, ProceduralProvider};
 use vidpipe_tests::tools;
 
 fn root() -> &'static Path {
@@ -135,7 +137,7 @@ fn a_chosen_provider_without_its_token_fails_at_start_naming_it() {
 #[test]
 fn every_narrator_value_configures_at_cold_start_and_is_the_default() {
     let narrators = allowed("Narrator");
-    assert_eq!(narrators, ["polly", "openai"]);
+    assert_eq!(narrators, ["espeak", "polly", "openai"]);
     for narrator in &narrators {
         for engine in allowed("PollyEngine") {
             let ctx = format!("Narrator={narrator} PollyEngine={engine}");
@@ -149,21 +151,47 @@ fn every_narrator_value_configures_at_cold_start_and_is_the_default() {
                 }
             }
             assert_eq!(env.get("VIDPIPE_NARRATOR"), Some(narrator), "{ctx}");
+            // Whatever the default, the function is told where the espeak layer's binary is, as
+            // wiring::with_media reads it at a cold start (the path itself is checked against
+            // the layer's tree in stack_wiring).
+            let binary = env
+                .get("VIDPIPE_ESPEAK")
+                .unwrap_or_else(|| panic!("{ctx}: no VIDPIPE_ESPEAK"));
+            let espeak: Arc<dyn Narrator> = Arc::new(EspeakNarrator::new(binary.into(), tools()));
             let config = Config::from_lookup(|k| env.get(k).cloned())
                 .unwrap_or_else(|e| panic!("{ctx}: {e}"));
             let lookup = |k: &str| config.ai_env.get(k);
-            let built = vidpipe_lambda::narrators::build(&lookup, None, Some(&sdk()))
+            let built = vidpipe_lambda::narrators::build(&lookup, Some(espeak), Some(&sdk()))
                 .unwrap_or_else(|e| panic!("{ctx}: {e}"));
             let default = built.pick(None).unwrap_or_else(|e| panic!("{ctx}: {e}"));
-            let want = if narrator == "polly" {
-                "polly"
-            } else {
-                "openai-speech"
+            let want = match narrator.as_str() {
+                "espeak" => "espeak",
+                "polly" => "polly",
+                _ => "openai-speech",
             };
             assert_eq!(default.name(), want, "{ctx}");
             if narrator == "polly" {
                 assert!(default.cache_identity().contains(&engine), "{ctx}");
             }
+            // espeak-ng and Polly are on offer to a request that names them, whatever the default.
+            for named in [NarratorKind::Espeak, NarratorKind::Polly] {
+                built
+                    .pick(Some(named))
+                    .unwrap_or_else(|e| panic!("{ctx}: {named}: {e}"));
+            }
         }
     }
+}
+
+#[test]
+fn a_stack_deployed_with_no_narrator_named_speaks_offline_with_espeak() {
+    let env = function_env("GenerateFunction", &[]);
+    assert_eq!(
+        env.get("VIDPIPE_NARRATOR").map(String::as_str),
+        Some("espeak")
+    );
+    assert_eq!(
+        env.get("VIDPIPE_ESPEAK").map(String::as_str),
+        Some("/opt/bin/espeak-ng")
+    );
 }

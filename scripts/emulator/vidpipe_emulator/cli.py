@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __doc__ as PACKAGE_DOC
-from .common import (DEFAULT_FFMPEG_DIR, DEFAULT_FONTS_DIR, DEFAULT_ROOT, REGION, EmulatorError, free_port, http_ok, log, port_open,
+from .common import (DEFAULT_ESPEAK, DEFAULT_FFMPEG_DIR, DEFAULT_FONTS_DIR, DEFAULT_ROOT, REGION, EmulatorError, free_port, http_ok, log, port_open,
                      wait_for)
 from .functions import Watch, warm, workspace_bins
 from .moto_patches import (TASK_DEFINITIONS, EcsRunner, Forwarder, SqsPoller, install_ecs_runner, install_forwarder,
@@ -237,6 +237,8 @@ def function_environment(function_env: dict[str, dict[str, str]], moto_url: str)
         "VIDPIPE_FFMPEG_DIR": str(DEFAULT_ROOT / DEFAULT_FFMPEG_DIR),
         "VIDPIPE_FONTS_DIR": str(DEFAULT_ROOT / DEFAULT_FONTS_DIR),
     })
+    if "VIDPIPE_ESPEAK" in fn_env:
+        fn_env["VIDPIPE_ESPEAK"] = str(DEFAULT_ROOT / DEFAULT_ESPEAK)
     for k, v in os.environ.items():
         if k.startswith("VIDPIPE_"):
             fn_env[k] = v

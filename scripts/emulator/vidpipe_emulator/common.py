@@ -3,6 +3,7 @@ the error that ends startup with a message for a person, and waiting for somethi
 
 from __future__ import annotations
 
+import platform
 import socket
 import sys
 import time
@@ -18,6 +19,9 @@ DEFAULT_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_FFMPEG_DIR = "layers/ffmpeg/build/x86_64/bin"
 # The template points functions at the fonts layer (/opt/fonts); locally it is the layer build.
 DEFAULT_FONTS_DIR = "layers/fonts/build/fonts"
+# Likewise espeak-ng: the template names the layer's /opt/bin/espeak-ng; locally it is the layer
+# build for this machine, so an emulated narration runs the very tree the layer ships.
+DEFAULT_ESPEAK = f"layers/espeak/build/{'arm64' if platform.machine() in ('aarch64', 'arm64') else 'x86_64'}/bin/espeak-ng"
 
 _t0 = time.monotonic()
 

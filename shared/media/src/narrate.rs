@@ -10,14 +10,16 @@ use tokio::process::Command;
 use vidpipe_domain::narration::{AudioFormat, Speech, SpeechSpec, estimate_word_timings};
 use vidpipe_domain::ports::{MediaError, Narrator, ProviderError};
 
-/// Where the binary is looked for when `VIDPIPE_ESPEAK` does not say: the Lambda layer's, then
-/// `PATH`.
-const CANDIDATES: [&str; 2] = ["/opt/bin/espeak-ng", "espeak-ng"];
+/// The Lambda layer's binary, looked for first when `VIDPIPE_ESPEAK` does not say.
+const LAYER_BINARY: &str = "/opt/bin/espeak-ng";
 /// espeak's default of 175 words a minute sounds hurried over video; this is a calm read.
 pub const DEFAULT_WORDS_PER_MINUTE: u32 = 160;
 
 pub struct EspeakNarrator {
     binary: PathBuf,
+    /// The folder holding `espeak-ng-data` when it sits beside the binary (`bin/../share`), as in
+    /// the layer's tree; `None` leaves the binary to its compiled-in or packaged data.
+    data: Option<PathBuf>,
     tools: Tools,
     words_per_minute: u32,
 }
@@ -27,34 +29,77 @@ impl EspeakNarrator {
 
     pub fn new(binary: PathBuf, tools: Tools) -> EspeakNarrator {
         EspeakNarrator {
+            data: data_beside(&binary),
             binary,
             tools,
             words_per_minute: DEFAULT_WORDS_PER_MINUTE,
         }
     }
 
-    /// The binary named by `VIDPIPE_ESPEAK`, else the layer's, else the one on `PATH`.
+    /// The binary named by `VIDPIPE_ESPEAK`, else the layer's (`/opt/bin`, then the
+    /// `layers/espeak/build.sh` tree of this checkout, so local runs speak with what Lambda
+    /// runs), else the one on `PATH`.
     pub fn locate(tools: Tools) -> Result<EspeakNarrator, MediaError> {
         let binary = match std::env::var_os("VIDPIPE_ESPEAK").filter(|v| !v.is_empty()) {
             Some(p) => PathBuf::from(p),
-            None => CANDIDATES
-                .iter()
-                .map(PathBuf::from)
-                .find(|p| p.is_absolute() && p.exists() || on_path(p))
+            None => candidates()
+                .into_iter()
+                .find(|p| p.is_file())
+                .or_else(|| on_path(Path::new("espeak-ng")))
                 .ok_or_else(|| MediaError::ToolMissing {
                     tool: "espeak-ng".into(),
-                    hint: "run scripts/setup.sh, or set VIDPIPE_ESPEAK".into(),
+                    hint: "run scripts/setup.sh (layers/espeak/build.sh), or set VIDPIPE_ESPEAK"
+                        .into(),
                 })?,
         };
         Ok(EspeakNarrator::new(binary, tools))
     }
 }
 
-fn on_path(name: &Path) -> bool {
-    let Some(path) = std::env::var_os("PATH") else {
-        return false;
+/// `/opt/bin/espeak-ng`, then `layers/espeak/build/<arch>/bin/espeak-ng` under the workspace this
+/// crate was compiled in and under each ancestor of the running executable, as ffmpeg is found.
+fn candidates() -> Vec<PathBuf> {
+    let arch = match std::env::consts::ARCH {
+        "aarch64" => "arm64",
+        other => other,
     };
-    std::env::split_paths(&path).any(|dir| dir.join(name).is_file())
+    let tree = Path::new("layers")
+        .join("espeak")
+        .join("build")
+        .join(arch)
+        .join("bin")
+        .join("espeak-ng");
+    let mut found = vec![
+        PathBuf::from(LAYER_BINARY),
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(&tree),
+    ];
+    if let Ok(exe) = std::env::current_exe() {
+        found.extend(exe.ancestors().skip(1).map(|a| a.join(&tree)));
+    }
+    found
+}
+
+/// The `share` folder of a tree laid out like the layer (`bin/espeak-ng`,
+/// `share/espeak-ng-data/`). Voice data must come from the same espeak-ng version as the binary:
+/// the layer's 1.52 reading a distribution's 1.51 data could fail or mispronounce, so data that
+/// travels with the binary is always named to it rather than left to `ESPEAK_DATA_PATH` or the
+/// path compiled in (`/opt/share`, right on Lambda only).
+fn data_beside(binary: &Path) -> Option<PathBuf> {
+    let share = binary.parent()?.parent()?.join("share");
+    share
+        .join("espeak-ng-data")
+        .join("phondata")
+        .is_file()
+        .then_some(share)
+}
+
+fn on_path(name: &Path) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
 }
 
 /// An espeak-ng voice for the text's script, so a Japanese prompt is not read with English
@@ -103,7 +148,11 @@ impl Narrator for EspeakNarrator {
             .clone()
             .unwrap_or_else(|| voice_for_text(&spec.text).to_owned());
         // The text goes in on stdin, so a line starting with '-' is never read as a flag.
-        let mut child = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        if let Some(data) = &self.data {
+            command.arg(format!("--path={}", data.display()));
+        }
+        let mut child = command
             .args(["-b", "1", "--stdin", "-v", &voice, "-s"])
             .arg(self.words_per_minute.to_string())
             .arg("-w")
@@ -170,5 +219,26 @@ mod tests {
         assert_eq!(voice_for_text("Город ночью"), "ru");
         assert_eq!(voice_for_text("Πόλη τη νύχτα"), "el");
         assert_eq!(voice_for_text("123 !!"), "en-us");
+    }
+
+    #[test]
+    fn data_is_found_beside_a_tree_laid_out_like_the_layer() {
+        let tree = tempfile::tempdir().unwrap();
+        let binary = tree.path().join("bin").join("espeak-ng");
+        assert_eq!(data_beside(&binary), None, "no data folder yet");
+        let data = tree.path().join("share").join("espeak-ng-data");
+        std::fs::create_dir_all(&data).unwrap();
+        assert_eq!(
+            data_beside(&binary),
+            None,
+            "a folder without phondata is no data"
+        );
+        std::fs::write(data.join("phondata"), b"x").unwrap();
+        assert_eq!(data_beside(&binary), Some(tree.path().join("share")));
+        assert_eq!(
+            data_beside(Path::new("espeak-ng")),
+            None,
+            "a bare name on PATH"
+        );
     }
 }
