@@ -25,7 +25,15 @@ use vidpipe_media::{EspeakNarrator, FfmpegEngine, ProceduralProvider, Tools};
 async fn main() {
     let tools = Tools::locate(None).expect("ffmpeg (run layers/ffmpeg/build.sh)");
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+    // VIDPIPE_BENCH_KEEP=1 keeps the inputs and outputs, to profile the graph by hand.
+    let keep = std::env::var_os("VIDPIPE_BENCH_KEEP").is_some_and(|v| !v.is_empty() && v != "0");
+    let d = if keep {
+        dir.keep()
+    } else {
+        dir.path().to_owned()
+    };
+    let d = d.as_path();
+    println!("work dir: {} (kept: {keep})", d.display());
 
     let mut bare = None;
     for narrated in [false, true] {

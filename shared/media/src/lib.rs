@@ -4,6 +4,7 @@
 pub mod captions;
 pub mod compose;
 pub mod filtergraph;
+pub mod loudness;
 pub mod motion;
 pub mod narrate;
 pub mod probe;

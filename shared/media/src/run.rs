@@ -141,6 +141,41 @@ where
     Ok((status?, out?, tail))
 }
 
+/// Runs ffmpeg (with the same common flags as [`ffmpeg`], minus progress) for what it logs:
+/// returns the last `keep` lines of stderr, for analysis filters that report there (ebur128).
+pub(crate) async fn ffmpeg_log<I, S>(
+    tools: &Tools,
+    args: I,
+    keep: usize,
+) -> Result<String, MediaError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = Command::new(&tools.ffmpeg);
+    cmd.args(["-hide_banner", "-nostdin", "-y", "-nostats"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    tracing::debug!(?cmd, "running ffmpeg for its log");
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| spawn_error("ffmpeg", &tools.ffmpeg, e))?;
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (log, status) = tokio::join!(last_lines(stderr, keep), child.wait());
+    let status = status?;
+    if status.success() {
+        Ok(log)
+    } else {
+        let tail: Vec<&str> = log.lines().collect();
+        let from = tail.len().saturating_sub(STDERR_TAIL_LINES);
+        check("ffmpeg", status, tail[from..].join("\n"))?;
+        Ok(log)
+    }
+}
+
 /// Convenience for building argument vectors that mix `&str`, `String` and paths.
 pub(crate) fn os(s: impl AsRef<OsStr>) -> OsString {
     s.as_ref().to_owned()
@@ -159,10 +194,14 @@ fn check(tool: &str, status: ExitStatus, stderr_tail: String) -> Result<(), Medi
 }
 
 async fn tail_lines(stream: impl AsyncRead + Unpin) -> String {
-    let mut tail: VecDeque<String> = VecDeque::with_capacity(STDERR_TAIL_LINES);
+    last_lines(stream, STDERR_TAIL_LINES).await
+}
+
+async fn last_lines(stream: impl AsyncRead + Unpin, keep: usize) -> String {
+    let mut tail: VecDeque<String> = VecDeque::with_capacity(keep.min(1024));
     let mut lines = BufReader::new(stream).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        if tail.len() == STDERR_TAIL_LINES {
+        if tail.len() == keep {
             tail.pop_front();
         }
         tail.push_back(line);
