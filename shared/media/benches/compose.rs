@@ -42,23 +42,24 @@ async fn main() {
         std::fs::create_dir_all(&vd).unwrap();
         let (timeline, job, clip_secs) = variant(&tools, &vd, narrated).await;
         let engine = FfmpegEngine::new(tools.clone());
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), children_cpu_seconds());
         engine.compose(&job, &|_| {}).await.expect("compose");
         let compose_secs = t.elapsed().as_secs_f64();
+        let compose_cpu = children_cpu_seconds() - c;
         let info = engine.probe(&job.final_path).await.expect("probe");
 
         // The same bare encode serves both variants: same length, size, rate and settings.
-        let bare_secs = match bare {
+        let (bare_secs, bare_cpu) = match bare {
             Some(s) => s,
             None => {
-                let t = Instant::now();
+                let (t, c) = (Instant::now(), children_cpu_seconds());
                 bare_encode(&tools, &timeline, &d.join("bare.mp4")).await;
-                let s = t.elapsed().as_secs_f64();
+                let s = (t.elapsed().as_secs_f64(), children_cpu_seconds() - c);
                 bare = Some(s);
                 s
             }
         };
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), children_cpu_seconds());
         reencode(
             &tools,
             &timeline,
@@ -67,6 +68,7 @@ async fn main() {
         )
         .await;
         let reencode_secs = t.elapsed().as_secs_f64();
+        let reencode_cpu = children_cpu_seconds() - c;
 
         println!(
             "[{name}] {} clips, {}x{} @ {} fps, {} frames ({} s), fade {} s, logo + music + {} caption cues{}",
@@ -91,11 +93,11 @@ async fn main() {
             "[{name}] procedural clips (and speech): {clip_secs:.2} s (not part of the ratios)"
         );
         println!(
-            "[{name}] compose:          {compose_secs:.2} s (output {:.3} s)",
+            "[{name}] compose:          {compose_secs:.2} s, {compose_cpu:.2} CPU s (output {:.3} s)",
             info.duration_seconds.unwrap_or_default()
         );
-        println!("[{name}] bare encode:      {bare_secs:.2} s");
-        println!("[{name}] re-encode output: {reencode_secs:.2} s");
+        println!("[{name}] bare encode:      {bare_secs:.2} s, {bare_cpu:.2} CPU s");
+        println!("[{name}] re-encode output: {reencode_secs:.2} s, {reencode_cpu:.2} CPU s");
         println!(
             "[{name}] ratio compose/bare: {:.3} (target <= 1.2)",
             compose_secs / bare_secs
@@ -103,6 +105,12 @@ async fn main() {
         println!(
             "[{name}] ratio compose/re-encode: {:.3} (target <= 1.0)",
             compose_secs / reencode_secs
+        );
+        // CPU seconds do not move with the other work on a shared machine, wall time does.
+        println!(
+            "[{name}] CPU ratios: compose/bare {:.3}, compose/re-encode {:.3}",
+            compose_cpu / bare_cpu,
+            compose_cpu / reencode_cpu
         );
     }
 }
@@ -261,6 +269,17 @@ async fn reencode(tools: &Tools, tl: &Timeline, src: &Path, dest: &Path) {
     args.extend(h264_aac_output_args());
     args.extend([os("-frames:v"), os(tl.total_frames.to_string()), os(dest)]);
     run::ffmpeg(tools, args, None).await.expect("re-encode");
+}
+
+/// CPU seconds (user + system) used so far by this process's waited-for children: the ffmpeg
+/// runs' own work, whatever else the machine is doing.
+fn children_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // Fields after the parenthesised command name; cutime and cstime are fields 16 and 17.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f[13].parse::<f64>().unwrap() + f[14].parse::<f64>().unwrap();
+    ticks / 100.0
 }
 
 fn os(s: impl AsRef<OsStr>) -> OsString {
