@@ -22,6 +22,9 @@ pub struct EspeakNarrator {
     data: Option<PathBuf>,
     tools: Tools,
     words_per_minute: u32,
+    /// What `--version` reports, part of the cache identity: another espeak-ng build speaks the
+    /// same text differently, so its cached speech must not be reused.
+    version: String,
 }
 
 impl EspeakNarrator {
@@ -30,6 +33,7 @@ impl EspeakNarrator {
     pub fn new(binary: PathBuf, tools: Tools) -> EspeakNarrator {
         EspeakNarrator {
             data: data_beside(&binary),
+            version: reported_version(&binary),
             binary,
             tools,
             words_per_minute: DEFAULT_WORDS_PER_MINUTE,
@@ -54,6 +58,22 @@ impl EspeakNarrator {
         };
         Ok(EspeakNarrator::new(binary, tools))
     }
+}
+
+/// The version token of `espeak-ng --version` ("eSpeak NG text-to-speech: 1.52.0.1 ..."), or
+/// "unknown" when the binary can't say (it then fails loudly at its first line anyway).
+fn reported_version(binary: &Path) -> String {
+    std::process::Command::new(binary)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()) && w.contains('.'))
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// `/opt/bin/espeak-ng`, then `layers/espeak/build/<arch>/bin/espeak-ng` under the workspace this
@@ -139,7 +159,7 @@ impl Narrator for EspeakNarrator {
     }
 
     fn cache_identity(&self) -> String {
-        format!("espeak-ng:{}wpm", self.words_per_minute)
+        format!("espeak-ng-{}:{}wpm", self.version, self.words_per_minute)
     }
 
     async fn speak(&self, spec: &SpeechSpec, dest: &Path) -> Result<Speech, ProviderError> {

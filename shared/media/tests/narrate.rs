@@ -48,6 +48,14 @@ async fn speaks_a_line_and_times_its_words_inside_it() {
     assert!(speech.words[9].end_ms as f64 > seconds * 1000.0 * 0.8);
 }
 
+#[test]
+fn the_cache_identity_names_the_espeak_build() {
+    // Cached speech from another espeak-ng build must not be reused, so the build's version is
+    // part of the identity; the layer builds 1.52.
+    let id = narrator().cache_identity();
+    assert!(id.starts_with("espeak-ng-1.52"), "{id}");
+}
+
 #[tokio::test]
 async fn other_scripts_get_their_language_and_an_unknown_voice_is_refused() {
     let dir = tempfile::tempdir().unwrap();
