@@ -672,11 +672,39 @@ fn upload_of(presigned: &PresignedRequest) -> PresignedUpload {
     PresignedUpload {
         url: presigned.uri().to_owned(),
         method: presigned.method().to_owned(),
-        headers: presigned
-            .headers()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect(),
+        headers: client_headers(presigned.uri(), presigned.headers()),
     }
+}
+
+/// The headers a client must repeat: those the signature covers (`X-Amz-SignedHeaders` in the
+/// URL), less `host`, which every HTTP client sends from the URL itself. The SDK's request also
+/// carries headers of our own making that are not signed (in Lambda, `x-amzn-trace-id` with this
+/// invocation's trace), which are no business of the uploader's.
+fn client_headers<'a>(
+    url: &str,
+    headers: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Vec<(String, String)> {
+    let signed: Vec<String> = url
+        .split_once('?')
+        .map(|(_, query)| query)
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("X-Amz-SignedHeaders="))
+        .map(|list| {
+            list.replace("%3B", ";")
+                .replace("%3b", ";")
+                .split(';')
+                .map(str::to_ascii_lowercase)
+                .collect()
+        })
+        .unwrap_or_default();
+    headers
+        .filter(|(name, _)| {
+            let name = name.to_ascii_lowercase();
+            name != "host" && signed.contains(&name)
+        })
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
 }
 
 /// A unique sibling of `dest` to download into: hidden, and never one another download uses.
@@ -739,6 +767,60 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn uploaders_get_only_the_signed_headers_they_must_send() {
+        let url = "https://b.s3.amazonaws.com/k?X-Amz-Algorithm=AWS4-HMAC-SHA256\
+                   &X-Amz-SignedHeaders=content-type%3Bhost%3Bx-amz-server-side-encryption\
+                   &X-Amz-Signature=ab";
+        let headers = [
+            ("content-type", "image/png"),
+            ("host", "b.s3.amazonaws.com"),
+            ("x-amz-server-side-encryption", "AES256"),
+            (
+                "x-amzn-trace-id",
+                "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+            ),
+            ("x-amz-user-agent", "aws-sdk-rust"),
+        ];
+        assert_eq!(
+            client_headers(url, headers.into_iter()),
+            vec![
+                ("content-type".to_owned(), "image/png".to_owned()),
+                (
+                    "x-amz-server-side-encryption".to_owned(),
+                    "AES256".to_owned()
+                ),
+            ]
+        );
+        // No signature list, nothing to repeat.
+        assert!(client_headers("https://b/k", headers.into_iter()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_real_presigned_put_hands_out_its_signed_headers_only() {
+        let client = Client::from_conf(
+            aws_sdk_s3::Config::builder()
+                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+                .region(aws_sdk_s3::config::Region::new("eu-west-1"))
+                .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                    "AKIDEXAMPLE",
+                    "secret",
+                    None,
+                    None,
+                    "test",
+                ))
+                .build(),
+        );
+        let store = S3BlobStore::new(client, "b");
+        let upload = store
+            .presign_put("uploads/t/a.png", "image/png", Duration::from_secs(60))
+            .await
+            .expect("presign");
+        let names: Vec<&str> = upload.headers.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["content-type", "x-amz-server-side-encryption"]);
+        assert!(upload.url.contains("X-Amz-Signature="), "{}", upload.url);
     }
 
     #[test]

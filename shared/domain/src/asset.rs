@@ -25,7 +25,8 @@ impl AssetId {
             Ok(Self(raw.to_owned()))
         } else {
             Err(format!(
-                "must be an asset id like ast_0123…(32 hex digits) (got {raw:?})"
+                "must be an asset id like ast_0123…(32 hex digits) (got {})",
+                crate::error::echo(raw)
             ))
         }
     }
@@ -56,7 +57,7 @@ impl fmt::Display for AssetId {
 
 /// A name that is no asset kind; it reads as the rule the field broke.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("must be one of {} (got {:?})", AssetKind::ALL.map(AssetKind::as_str).join(", "), .0)]
+#[error("must be one of {} (got {})", AssetKind::ALL.map(AssetKind::as_str).join(", "), crate::error::echo(.0))]
 pub struct UnknownAssetKind(pub String);
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

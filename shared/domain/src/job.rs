@@ -28,7 +28,7 @@ impl JobId {
         if ok {
             Ok(Self(raw.to_owned()))
         } else {
-            Err(format!("not a job id: {raw:?}"))
+            Err(format!("not a job id: {}", crate::error::echo(raw)))
         }
     }
 

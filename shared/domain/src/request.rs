@@ -4,7 +4,7 @@
 
 use crate::asset::AssetId;
 pub use crate::captions::{CaptionOptions, CaptionPosition, CaptionSize, CaptionStyle};
-use crate::error::{FieldError, ValidationErrors};
+use crate::error::{FieldError, ValidationErrors, echo, echo_number};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -87,7 +87,7 @@ macro_rules! string_enum {
                     .iter()
                     .copied()
                     .find(|v| v.as_str() == wanted)
-                    .ok_or_else(|| format!("must be one of {} (got {s:?})", Self::choices()))
+                    .ok_or_else(|| format!("must be one of {} (got {})", Self::choices(), $crate::error::echo(s)))
             }
         }
 
@@ -377,11 +377,39 @@ pub struct GenerationRequestBody {
 
 /// Captions as the body gives them: a switch, or a style (which turns them on).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum CaptionsBody {
     Enabled(bool),
     Styled(CaptionStyleBody),
+}
+
+// By hand rather than `untagged`: an untagged enum hides why neither shape fitted ("data did
+// not match any variant"), where this one names the style's own bad field and path.
+impl<'de> Deserialize<'de> for CaptionsBody {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct Shape;
+        impl<'de> serde::de::Visitor<'de> for Shape {
+            type Value = CaptionsBody;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("must be true, false or an object")
+            }
+
+            fn visit_bool<E>(self, on: bool) -> Result<CaptionsBody, E> {
+                Ok(CaptionsBody::Enabled(on))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<CaptionsBody, A::Error> {
+                CaptionStyleBody::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(CaptionsBody::Styled)
+            }
+        }
+        de.deserialize_any(Shape)
+    }
 }
 
 impl From<bool> for CaptionsBody {
@@ -474,7 +502,10 @@ impl Checker {
         } else {
             self.fail(
                 field,
-                format!("must be between {min} and {max} (got {value})"),
+                format!(
+                    "must be between {min} and {max} (got {})",
+                    echo_number(value)
+                ),
             );
             None
         }
@@ -494,7 +525,7 @@ impl GenerationRequestBody {
             if d.fract() != 0.0 || !(DURATION_MIN_SECONDS as f64..=DURATION_MAX_SECONDS as f64).contains(&d) {
                 c.fail(
                     "duration_seconds",
-                    format!("must be a whole number of seconds from {DURATION_MIN_SECONDS} to {DURATION_MAX_SECONDS} (got {d})"),
+                    format!("must be a whole number of seconds from {DURATION_MIN_SECONDS} to {DURATION_MAX_SECONDS} (got {})", echo_number(d)),
                 );
                 None
             } else {
@@ -695,7 +726,10 @@ fn validate_narration(c: &mut Checker, n: &NarrationBody) -> Option<NarrationSpe
         if !ok {
             c.fail(
                 "narration.voice",
-                format!("must be 1 to {VOICE_MAX_CHARS} letters, digits or _+-. (got {v:?})"),
+                format!(
+                    "must be 1 to {VOICE_MAX_CHARS} letters, digits or _+-. (got {})",
+                    echo(v)
+                ),
             );
         }
         ok.then(|| v.to_owned())

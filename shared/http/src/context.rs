@@ -3,9 +3,12 @@
 //! reading of API Gateway's request context lives here, so handlers only see plain values.
 
 use crate::error::ApiError;
+use crate::json;
+use lambda_http::http::header;
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
 use serde::de::DeserializeOwned;
+use vidpipe_domain::error::{FieldError, ValidationErrors, echo_unquoted};
 
 /// Largest JSON body accepted. The biggest valid request (a 2000-character prompt and a brand
 /// block) is far under it; anything past it is a mistake or abuse, refused before parsing.
@@ -45,6 +48,62 @@ pub fn stage(req: &Request) -> Option<&str> {
         _ => None,
     }?;
     (stage != "$default").then_some(stage)
+}
+
+/// Where the caller reached the API, for links: `scheme://host` when the request names its host,
+/// then the path prefix it used. `stripped` is what routing removed (stage, base path); a
+/// function URL served by `cargo lambda watch` adds the `/lambda-url/{function}` that watch
+/// removed before the event was made, which the event records only as its domain prefix.
+pub fn base(req: &Request, stripped: &str) -> String {
+    let origin = origin(req).unwrap_or_default();
+    let emulated = watch_prefix(req).unwrap_or_default();
+    format!("{origin}{emulated}{stripped}")
+}
+
+/// `scheme://host` from the `Host` header. The scheme is `X-Forwarded-Proto`'s (API Gateway sets
+/// it), else plain http for a loopback host (a local emulator), else https.
+fn origin(req: &Request) -> Option<String> {
+    let header = |name: header::HeaderName| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let host = header(header::HOST).filter(|h| {
+        // Only a plain authority: the value is written into links verbatim.
+        !h.is_empty()
+            && h.len() <= 255
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+    })?;
+    let forwarded = header(header::HeaderName::from_static("x-forwarded-proto"))
+        .and_then(|p| p.split(',').next())
+        .map(|p| p.trim().to_ascii_lowercase())
+        .filter(|p| p == "http" || p == "https");
+    let loopback = ["localhost", "127.0.0.1", "[::1]"]
+        .iter()
+        .any(|l| host == *l || host.strip_prefix(l).is_some_and(|r| r.starts_with(':')));
+    let scheme = forwarded.unwrap_or_else(|| if loopback { "http" } else { "https" }.into());
+    Some(format!("{scheme}://{host}"))
+}
+
+/// `/lambda-url/{function}` for an event `cargo lambda watch` made from a function-URL request.
+/// Watch marks its events with the domain `localhost` and the user agent `cargo-lambda`, which
+/// neither API Gateway nor a real function URL ever sets, and names the function in the domain
+/// prefix.
+fn watch_prefix(req: &Request) -> Option<String> {
+    let Some(RequestContext::ApiGatewayV2(c)) = req.request_context_ref() else {
+        return None;
+    };
+    let from_watch = c.domain_name.as_deref() == Some("localhost")
+        && c.http.user_agent.as_deref() == Some("cargo-lambda");
+    let function = c.domain_prefix.as_deref().filter(|f| {
+        !f.is_empty()
+            && f.len() <= 64
+            && f.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })?;
+    from_watch.then(|| format!("/lambda-url/{function}"))
 }
 
 /// The tenant: the JWT authorizer's `tenant` claim, else its `sub`; failing both, the
@@ -162,7 +221,7 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
         let got = if content_type.is_empty() {
             "none".to_owned()
         } else {
-            format!("{content_type:?}")
+            vidpipe_domain::error::echo(content_type)
         };
         return Err(ApiError::UnsupportedMediaType {
             detail: format!("The body must be application/json (got {got})."),
@@ -175,30 +234,31 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
             errors: vec![],
         });
     }
-    // Syntax first (400), then shape (422). Going through a `Value` also lets arrays be refused:
-    // serde reads an array as a struct's fields by position, which no caller means, and none of
-    // the API's bodies has an array field.
-    let value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest {
-            detail: format!("The body is not valid JSON: {e}."),
+    // Syntax and repeated keys first (400), then shape (422). Going through a `Value` also lets
+    // arrays be refused: serde reads an array as a struct's fields by position, which no caller
+    // means, and none of the API's bodies has an array field.
+    let value = json::parse(bytes).map_err(|e| match e {
+        json::ReadError::Syntax(why) => ApiError::BadRequest {
+            detail: format!("The body is not valid JSON: {why}."),
             errors: vec![],
-        })?;
+        },
+        json::ReadError::Duplicate(path) => ApiError::BadRequest {
+            detail: format!("The body gives the key {path} more than once."),
+            errors: vec![FieldError::new(path, "is given more than once")],
+        },
+    })?;
     if let Some(path) = first_array(&value, String::new()) {
         let field = if path.is_empty() {
             "body".to_owned()
         } else {
-            path
+            echo_unquoted(&path)
         };
         return Err(ApiError::invalid(
             &field,
-            "invalid type: array, expected an object or a single value",
+            "must not be an array: no field of this API takes a list",
         ));
     }
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path == "." { "body".to_owned() } else { path };
-        ApiError::invalid(&field, e.inner().to_string())
-    })
+    json::typed(&value).map_err(|e| ApiError::Invalid(ValidationErrors { errors: vec![e] }))
 }
 
 /// The dotted path of the first array in `value`, if any.

@@ -7,7 +7,7 @@ use crate::views::Problem;
 use lambda_http::http::{Method, StatusCode};
 use std::time::Duration;
 use vidpipe_domain::ErrorClass;
-use vidpipe_domain::error::{FieldError, ValidationErrors};
+use vidpipe_domain::error::{FieldError, ValidationErrors, echo};
 use vidpipe_domain::ports::{BlobError, OrchestratorError, StoreError};
 use vidpipe_pipeline::ServiceError;
 
@@ -76,6 +76,9 @@ pub struct ProblemSpec {
     pub retry_after: Option<Duration>,
     pub allow: Vec<Method>,
 }
+
+/// The rule a list cursor breaks when it is not one this deployment issued to this tenant.
+pub const BAD_CURSOR: &str = "is not a cursor this API issued; pass next_cursor back unchanged";
 
 const GENERIC_DETAIL: &str =
     "An unexpected error occurred; quote the request_id when reporting it.";
@@ -193,7 +196,8 @@ impl ApiError {
                     vec![],
                 ),
                 ServiceError::IdempotencyConflict { key, existing } => ApiError::Conflict(format!(
-                    "Idempotency-Key {key:?} was already used with a different request (generation {existing})."
+                    "Idempotency-Key {} was already used with a different request (generation {existing}).",
+                    echo(key)
                 ))
                 .spec(),
                 ServiceError::UnsupportedContentType(e) => ApiError::UnsupportedMediaType {
@@ -206,6 +210,8 @@ impl ApiError {
                     errors: vec![e.clone()],
                 }
                 .spec(),
+                ServiceError::InvalidCursor => ApiError::bad_request("cursor", BAD_CURSOR).spec(),
+                ServiceError::CursorKey(_) => internal(),
                 ServiceError::Store(s) => by_class(s.class()),
                 ServiceError::Blob(b) => by_class(b.class()),
                 ServiceError::Orchestrator(o) => by_class(orchestrator_class(o)),

@@ -17,7 +17,7 @@ use serde::Serialize;
 use std::num::NonZeroU64;
 use std::time::Duration;
 use vidpipe_domain::asset::{AssetId, AssetKind};
-use vidpipe_domain::error::{FieldError, ValidationErrors};
+use vidpipe_domain::error::{FieldError, ValidationErrors, echo};
 use vidpipe_domain::job::{JobId, JobStatus};
 use vidpipe_domain::ports::StoreError;
 use vidpipe_domain::{ErrorClass, GenerationRequestBody};
@@ -38,19 +38,20 @@ pub struct Call<'a> {
     pub tenant: &'a str,
     /// The `{id}` segment, for routes that have one.
     pub id: Option<&'a str>,
-    /// The stage or base path the request came in under; links are built under it too.
-    pub prefix: &'a str,
+    /// Where the caller reached the API (`https://host/stage`, or just the path prefix when the
+    /// request names no host); links are built under it, so following one goes the same way.
+    pub base: &'a str,
 }
 
 impl Call<'_> {
     fn job_id(&self) -> Result<JobId, ApiError> {
         let raw = self.id.unwrap_or_default();
-        JobId::parse(raw).map_err(|_| ApiError::NotFound(format!("No generation {raw:?}.")))
+        JobId::parse(raw).map_err(|_| ApiError::NotFound(format!("No generation {}.", echo(raw))))
     }
 
     fn asset_id(&self) -> Result<AssetId, ApiError> {
         let raw = self.id.unwrap_or_default();
-        AssetId::parse(raw).map_err(|_| ApiError::NotFound(format!("No asset {raw:?}.")))
+        AssetId::parse(raw).map_err(|_| ApiError::NotFound(format!("No asset {}.", echo(raw))))
     }
 }
 
@@ -110,7 +111,7 @@ pub async fn submit_generation(
         .service
         .submit(call.tenant, &body, key.as_deref())
         .await?;
-    let view = JobView::new(submitted.job(), call.prefix);
+    let view = JobView::new(submitted.job(), call.base);
     if submitted.is_created() {
         let response = json_response(StatusCode::ACCEPTED, &view)?;
         return with_header(response, header::LOCATION, &view.links.self_);
@@ -153,17 +154,15 @@ pub async fn list_generations(
             .ok_or_else(|| {
                 ApiError::bad_request(
                     "limit",
-                    format!("must be a whole number from 1 to {LIST_MAX_LIMIT} (got {raw:?})"),
+                    format!(
+                        "must be a whole number from 1 to {LIST_MAX_LIMIT} (got {})",
+                        echo(raw)
+                    ),
                 )
             })?,
     };
     let cursor = query.get("cursor")?;
-    let bad_cursor = || {
-        ApiError::bad_request(
-            "cursor",
-            "is not a cursor this API issued; pass next_cursor back unchanged",
-        )
-    };
+    let bad_cursor = || ApiError::bad_request("cursor", crate::error::BAD_CURSOR);
     if cursor.is_some_and(|c| c.is_empty() || c.len() > CURSOR_MAX_CHARS) {
         return Err(bad_cursor());
     }
@@ -182,7 +181,7 @@ pub async fn list_generations(
         items: page
             .jobs
             .iter()
-            .map(|j| JobView::new(j, call.prefix))
+            .map(|j| JobView::new(j, call.base))
             .collect(),
         next_cursor: page.next_cursor,
     };
@@ -208,7 +207,7 @@ pub async fn get_generation(state: &ApiState, call: &Call<'_>) -> Result<Respons
         .get(call.tenant, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("No generation {id}.")))?;
-    json_response(StatusCode::OK, &JobView::new(&job, call.prefix))
+    json_response(StatusCode::OK, &JobView::new(&job, call.base))
 }
 
 #[utoipa::path(
@@ -233,7 +232,7 @@ pub async fn cancel_generation(
     let job = state.service.cancel(call.tenant, &id).await?;
     // The cancel returns the record as written, without its clips; a read shows the whole job.
     let job = state.service.get(call.tenant, &id).await?.unwrap_or(job);
-    json_response(StatusCode::ACCEPTED, &JobView::new(&job, call.prefix))
+    json_response(StatusCode::ACCEPTED, &JobView::new(&job, call.base))
 }
 
 #[utoipa::path(
@@ -335,7 +334,7 @@ pub async fn create_asset(
     with_header(
         response,
         header::LOCATION,
-        &format!("{}/v1/assets/{}", call.prefix, asset.id),
+        &format!("{}/v1/assets/{}", call.base, asset.id),
     )
 }
 

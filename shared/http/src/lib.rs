@@ -6,6 +6,7 @@
 pub mod context;
 pub mod error;
 pub mod handlers;
+pub mod json;
 pub mod openapi;
 pub mod routes;
 pub mod views;
@@ -83,10 +84,11 @@ async fn dispatch(state: &ApiState, req: &Request) -> Result<Response<Body>, Api
         Matched::NotFound => return Err(ApiError::RouteNotFound),
     };
     let tenant = context::tenant(req, state.trust_tenant_header)?;
+    let base = context::base(req, prefix);
     let call = Call {
         tenant: &tenant,
         id,
-        prefix,
+        base: &base,
     };
     match operation {
         Operation::SubmitGeneration => handlers::submit_generation(state, &call, req).await,

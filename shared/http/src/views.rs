@@ -119,10 +119,11 @@ pub struct JobView {
 }
 
 impl JobView {
-    /// `prefix` is the stage or base path the caller used, so links work the way it came in.
-    pub fn new(job: &Job, prefix: &str) -> Self {
+    /// `base` is where the caller reached the API (see [`crate::context::base`]), so links work
+    /// the way it came in.
+    pub fn new(job: &Job, base: &str) -> Self {
         let r = &job.request;
-        let base = format!("{prefix}/v1/generations/{}", job.id);
+        let base = format!("{base}/v1/generations/{}", job.id);
         JobView {
             id: job.id.to_string(),
             status: job.status,

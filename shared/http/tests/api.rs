@@ -120,6 +120,8 @@ struct Event {
     claims: Option<Value>,
     headers: Vec<(String, String)>,
     stage: String,
+    /// Made by `cargo lambda watch` from a function-URL request to this function.
+    watch: Option<String>,
 }
 
 fn event(method: Method, path: &str) -> Event {
@@ -132,6 +134,7 @@ fn event(method: Method, path: &str) -> Event {
         claims: Some(json!({ "sub": ALICE })),
         headers: Vec::new(),
         stage: "$default".into(),
+        watch: None,
     }
 }
 
@@ -164,6 +167,12 @@ impl Event {
     }
     fn stage(mut self, stage: &str) -> Self {
         self.stage = stage.to_owned();
+        self
+    }
+    /// The event `cargo lambda watch` makes for `http://127.0.0.1:9000/lambda-url/{function}/...`.
+    fn via_watch(mut self, function: &str) -> Self {
+        self.watch = Some(function.to_owned());
+        self.headers.push(("host".into(), "127.0.0.1:9000".into()));
         self
     }
 
@@ -200,6 +209,11 @@ impl Event {
             "time": "01/Jan/2026:00:00:00 +0000",
             "timeEpoch": 1767225600000u64
         });
+        if let Some(function) = &self.watch {
+            context["domainName"] = json!("localhost");
+            context["domainPrefix"] = json!(function);
+            context["http"]["userAgent"] = json!("cargo-lambda");
+        }
         if let Some(claims) = self.claims {
             context["authorizer"] = json!({ "jwt": { "claims": claims, "scopes": null } });
         }
@@ -332,9 +346,10 @@ async fn submit_answers_202_with_the_job_view_and_links() {
     let v = r.ok(202);
     let id = v["id"].as_str().unwrap();
     assert!(JobId::parse(id).is_ok());
+    let base = "https://api.example.test";
     assert_eq!(
         r.header("location"),
-        Some(format!("/v1/generations/{id}").as_str())
+        Some(format!("{base}/v1/generations/{id}").as_str())
     );
     assert_eq!(r.header("cache-control"), Some("no-store"));
     assert!(r.header("x-request-id").is_some());
@@ -342,11 +357,14 @@ async fn submit_answers_202_with_the_job_view_and_links() {
     assert_eq!(v["progress_percent"], 0.0);
     assert_eq!(v["request"]["prompt"], "A lighthouse at dusk");
     assert_eq!(v["request"]["fps"], 30, "defaults are filled in");
-    assert_eq!(v["links"]["self"], format!("/v1/generations/{id}"));
-    assert_eq!(v["links"]["cancel"], format!("/v1/generations/{id}/cancel"));
+    assert_eq!(v["links"]["self"], format!("{base}/v1/generations/{id}"));
+    assert_eq!(
+        v["links"]["cancel"],
+        format!("{base}/v1/generations/{id}/cancel")
+    );
     assert_eq!(
         v["links"]["download"],
-        format!("/v1/generations/{id}/download")
+        format!("{base}/v1/generations/{id}/download")
     );
     assert!(v["created_at"].as_str().is_some() && v["updated_at"].as_str().is_some());
 
@@ -865,7 +883,7 @@ async fn assets_are_announced_then_uploaded_and_only_uploaded_ones_can_be_used()
     assert!(AssetId::parse(asset_id).is_ok());
     assert_eq!(
         r.header("location"),
-        Some(format!("/v1/assets/{asset_id}").as_str())
+        Some(format!("https://api.example.test/v1/assets/{asset_id}").as_str())
     );
     let key = format!("uploads/{ALICE}/{asset_id}/original.png");
     assert_eq!(
@@ -1035,7 +1053,10 @@ async fn a_stage_or_base_path_prefix_is_tolerated_and_kept_in_links() {
     .await;
     let v = r.ok(202);
     let id = v["id"].as_str().unwrap().to_owned();
-    assert_eq!(v["links"]["self"], format!("/prod/v1/generations/{id}"));
+    assert_eq!(
+        v["links"]["self"],
+        format!("https://api.example.test/prod/v1/generations/{id}")
+    );
     send(
         &api,
         event(Method::GET, &format!("/v1/generations/{id}/")).stage("prod"),
@@ -1051,7 +1072,7 @@ async fn a_stage_or_base_path_prefix_is_tolerated_and_kept_in_links() {
     .await;
     assert_eq!(
         r.ok(200)["links"]["cancel"],
-        format!("/api/v1/generations/{id}/cancel")
+        format!("https://api.example.test/api/v1/generations/{id}/cancel")
     );
     // Unprefixed still works (a function URL in emulation has no mapping in front of it).
     send(&api, event(Method::GET, &format!("/v1/generations/{id}")))
@@ -1209,4 +1230,418 @@ async fn asset_refusals_keep_their_exact_problem_bodies() {
         assert_eq!((&p["type"], &p["detail"]), (&json!(kind), &json!(detail)));
         assert_eq!(p["errors"], errors);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile input: wording, echoes, duplicate keys, cursors, links
+
+/// Asserts the whole problem body but its request id.
+fn exact(r: &Reply, status: u16, slug: &str, detail: &str, errors: Value) {
+    let p = r.problem(status);
+    assert_eq!(p["type"], format!("urn:vidpipe:problem:{slug}"), "{p}");
+    assert_eq!(p["detail"], detail, "{p}");
+    assert_eq!(p["errors"], errors, "{p}");
+}
+
+fn validation(r: &Reply, field: &str, rule: &str) {
+    exact(
+        r,
+        422,
+        "validation",
+        &format!("1 field(s) failed validation: {field}."),
+        json!([{"field": field, "rule": rule}]),
+    );
+}
+
+#[tokio::test]
+async fn type_errors_are_worded_for_people_and_name_the_path() {
+    let api = api().await;
+    let generation: Vec<(Value, &str, &str)> = vec![
+        (
+            json!({"duration_seconds": "10"}),
+            "duration_seconds",
+            "must be a number (got a string)",
+        ),
+        (
+            json!({"seed": -1}),
+            "seed",
+            "must be a whole number ≥ 0 (got -1)",
+        ),
+        (
+            json!({"seed": 1.5}),
+            "seed",
+            "must be a whole number ≥ 0 (got 1.5)",
+        ),
+        (
+            json!({"fps": "30"}),
+            "fps",
+            "must be a whole number (got a string)",
+        ),
+        (
+            json!({"clip_count": 2.5}),
+            "clip_count",
+            "must be a whole number (got 2.5)",
+        ),
+        (json!({"prompt": 7}), "prompt", "must be a string (got 7)"),
+        (
+            json!({"aspect_ratio": false}),
+            "aspect_ratio",
+            "must be a string (got false)",
+        ),
+        (
+            json!({"transition_duration_seconds": {}}),
+            "transition_duration_seconds",
+            "must be a number (got an object)",
+        ),
+        (
+            json!({"captions": "yes"}),
+            "captions",
+            "must be true, false or an object (got a string)",
+        ),
+        (
+            json!({"captions": {"style": 3}}),
+            "captions.style",
+            "must be a string (got 3)",
+        ),
+        (
+            json!({"captions": {"colour": "red"}}),
+            "captions.colour",
+            "is not a field here; the fields are style, position, size",
+        ),
+        (
+            json!({"brand": "acme"}),
+            "brand",
+            "must be an object (got a string)",
+        ),
+        (
+            json!({"brand": {"logo": 1}}),
+            "brand.logo",
+            "must be an object (got 1)",
+        ),
+        (
+            json!({"brand": {"logo": {"opacity": "high"}}}),
+            "brand.logo.opacity",
+            "must be a number (got a string)",
+        ),
+        (
+            json!({"brand": {"logo": {"asset_id": 5}}}),
+            "brand.logo.asset_id",
+            "must be a string (got 5)",
+        ),
+        (
+            json!({"brand": {"music": {"volume": true}}}),
+            "brand.music.volume",
+            "must be a number (got true)",
+        ),
+        (
+            json!({"brand": {"music": {"fade_in_seconds": "1"}}}),
+            "brand.music.fade_in_seconds",
+            "must be a number (got a string)",
+        ),
+        (
+            json!({"narration": true}),
+            "narration",
+            "must be an object (got true)",
+        ),
+        (
+            json!({"narration": {"enabled": "yes"}}),
+            "narration.enabled",
+            "must be true or false (got a string)",
+        ),
+        (
+            json!({"narration": {"voice": 5}}),
+            "narration.voice",
+            "must be a string (got 5)",
+        ),
+        (
+            json!({"narration": {"provider": null, "engine": 1}}),
+            "narration.engine",
+            "must be a string (got 1)",
+        ),
+        (
+            json!({"colour": "red"}),
+            "colour",
+            "is not a field here; the fields are prompt, duration_seconds, aspect_ratio, resolution, fps, clip_count, transition, transition_duration_seconds, captions, seed, brand, narration",
+        ),
+    ];
+    for (patch, field, rule) in generation {
+        let mut b = body();
+        for (k, v) in patch.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        let r = send(&api, event(Method::POST, "/v1/generations").json(&b)).await;
+        validation(&r, field, rule);
+        let text = r.json.to_string();
+        assert!(
+            !text.contains("invalid type") && !text.contains("expected"),
+            "serde's words leaked: {text}"
+        );
+    }
+    let r = send(
+        &api,
+        event(Method::POST, "/v1/generations").json(&json!("a string")),
+    )
+    .await;
+    validation(&r, "body", "must be an object (got a string)");
+
+    let asset: Vec<(Value, &str, &str)> = vec![
+        (
+            json!({"kind": "logo", "content_type": "image/png", "size_bytes": "10"}),
+            "size_bytes",
+            "must be a whole number ≥ 0 (got a string)",
+        ),
+        (
+            json!({"kind": "logo", "content_type": "image/png", "size_bytes": -5}),
+            "size_bytes",
+            "must be a whole number ≥ 0 (got -5)",
+        ),
+        (
+            json!({"kind": 3, "content_type": "image/png", "size_bytes": 1}),
+            "kind",
+            "must be a string (got 3)",
+        ),
+        (
+            json!({"kind": "logo", "content_type": null, "size_bytes": 1, "x": 1}),
+            "x",
+            "is not a field here; the fields are kind, content_type, size_bytes",
+        ),
+    ];
+    for (b, field, rule) in asset {
+        let r = send(&api, event(Method::POST, "/v1/assets").json(&b)).await;
+        validation(&r, field, rule);
+    }
+}
+
+#[tokio::test]
+async fn echoed_values_are_capped() {
+    let api = api().await;
+    let long = "x".repeat(5000);
+    let capped = format!("\"{}…", "x".repeat(38));
+    let mut b = body();
+    b["duration_seconds"] = json!(1e308);
+    let r = send(&api, event(Method::POST, "/v1/generations").json(&b)).await;
+    validation(
+        &r,
+        "duration_seconds",
+        "must be a whole number of seconds from 5 to 300 (got 1e308)",
+    );
+    let mut b = body();
+    b["brand"] =
+        json!({"logo": {"asset_id": "ast_0123456789abcdef0123456789abcdef", "opacity": -1e308}});
+    let r = send(&api, event(Method::POST, "/v1/generations").json(&b)).await;
+    validation(
+        &r,
+        "brand.logo.opacity",
+        "must be between 0 and 1 (got -1e308)",
+    );
+    let mut b = body();
+    b["aspect_ratio"] = json!(long);
+    let r = send(&api, event(Method::POST, "/v1/generations").json(&b)).await;
+    validation(
+        &r,
+        "aspect_ratio",
+        &format!("must be one of 16:9, 9:16, 1:1, 4:5 (got {capped})"),
+    );
+    let mut b = body();
+    b["narration"] = json!({"voice": long});
+    let r = send(&api, event(Method::POST, "/v1/generations").json(&b)).await;
+    validation(
+        &r,
+        "narration.voice",
+        &format!("must be 1 to 64 letters, digits or _+-. (got {capped})"),
+    );
+    // A key of 5000 characters names itself capped too.
+    let mut b = body();
+    b[&long] = json!(1);
+    let r = send(&api, event(Method::POST, "/v1/generations").json(&b)).await;
+    assert_eq!(
+        r.problem(422)["errors"][0]["field"],
+        format!("{}…", "x".repeat(39))
+    );
+    let r = send(
+        &api,
+        event(Method::POST, "/v1/assets")
+            .json(&json!({"kind": "logo", "content_type": long, "size_bytes": 1})),
+    )
+    .await;
+    exact(
+        &r,
+        415,
+        "unsupported-media-type",
+        &format!(
+            "content_type must be one of image/png, image/jpeg for a logo asset (got {capped})."
+        ),
+        json!([{"field": "content_type", "rule": format!("must be one of image/png, image/jpeg for a logo asset (got {capped})")}]),
+    );
+    let r = send(
+        &api,
+        event(Method::GET, "/v1/generations").query(&format!("limit={long}")),
+    )
+    .await;
+    exact(
+        &r,
+        400,
+        "bad-request",
+        &format!("limit: must be a whole number from 1 to 100 (got {capped})"),
+        json!([{"field": "limit", "rule": format!("must be a whole number from 1 to 100 (got {capped})")}]),
+    );
+    let r = send(&api, event(Method::GET, &format!("/v1/generations/{long}"))).await;
+    assert_eq!(r.problem(404)["detail"], format!("No generation {capped}."));
+    let r = send(&api, event(Method::GET, &format!("/v1/assets/{long}"))).await;
+    assert_eq!(r.problem(404)["detail"], format!("No asset {capped}."));
+    let r = send(
+        &api,
+        event(Method::POST, "/v1/generations")
+            .raw(&body().to_string(), Some(&format!("text/{long}"))),
+    )
+    .await;
+    assert_eq!(
+        r.problem(415)["detail"],
+        format!(
+            "The body must be application/json (got \"text/{}…).",
+            "x".repeat(33)
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_key_given_twice_is_refused_at_any_depth() {
+    let api = api().await;
+    let cases = [
+        (
+            "/v1/generations",
+            r#"{"prompt": "a", "duration_seconds": 5, "aspect_ratio": "16:9", "prompt": "b"}"#,
+            "prompt",
+        ),
+        (
+            "/v1/generations",
+            r#"{"prompt": "a", "duration_seconds": 5, "aspect_ratio": "16:9",
+                "brand": {"logo": {"opacity": 0.5, "scale": 0.1, "opacity": 1}}}"#,
+            "brand.logo.opacity",
+        ),
+        (
+            "/v1/generations",
+            r#"{"prompt": "a", "duration_seconds": 5, "aspect_ratio": "16:9",
+                "captions": {"style": "boxed", "style": "karaoke"}}"#,
+            "captions.style",
+        ),
+        (
+            "/v1/assets",
+            r#"{"kind": "logo", "content_type": "image/png", "size_bytes": 1, "size_bytes": 99999999}"#,
+            "size_bytes",
+        ),
+    ];
+    for (path, raw, key) in cases {
+        let r = send(
+            &api,
+            event(Method::POST, path).raw(raw, Some("application/json")),
+        )
+        .await;
+        exact(
+            &r,
+            400,
+            "bad-request",
+            &format!("The body gives the key {key} more than once."),
+            json!([{"field": key, "rule": "is given more than once"}]),
+        );
+    }
+    // Nothing was created.
+    let list = send(&api, event(Method::GET, "/v1/generations")).await;
+    assert_eq!(list.ok(200)["items"], json!([]));
+}
+
+#[tokio::test]
+async fn cursors_are_opaque_and_bound_to_their_tenant() {
+    let api = api().await;
+    for _ in 0..3 {
+        submit(&api, ALICE, &body()).await;
+        submit(&api, BOB, &body()).await;
+    }
+    let page = |tenant: &str, query: String| {
+        event(Method::GET, "/v1/generations")
+            .tenant(tenant)
+            .query(&query)
+    };
+    let first = send(&api, page(ALICE, "limit=1".into())).await;
+    let cursor = first.ok(200)["next_cursor"].as_str().unwrap().to_owned();
+    // Opaque: not the store's hex key, nor anything that decodes to it.
+    assert!(hex_text(&cursor).is_none(), "a readable cursor: {cursor}");
+    assert!(!cursor.contains(ALICE));
+    send(&api, page(ALICE, format!("limit=1&cursor={cursor}")))
+        .await
+        .ok(200);
+    let bad = |r: &Reply| {
+        exact(
+            r,
+            400,
+            "bad-request",
+            "cursor: is not a cursor this API issued; pass next_cursor back unchanged",
+            json!([{"field": "cursor", "rule": "is not a cursor this API issued; pass next_cursor back unchanged"}]),
+        )
+    };
+    // Another tenant's cursor, a tampered one, and the old hex form are all refused.
+    bad(&send(&api, page(BOB, format!("limit=1&cursor={cursor}"))).await);
+    for i in [0, cursor.len() / 2, cursor.len() - 1] {
+        let mut altered = cursor.clone().into_bytes();
+        altered[i] = if altered[i] == b'A' { b'B' } else { b'A' };
+        let altered = String::from_utf8(altered).unwrap();
+        bad(&send(&api, page(ALICE, format!("limit=1&cursor={altered}"))).await);
+    }
+    bad(&send(&api, page(ALICE, "cursor=6a6f62".into())).await);
+}
+
+/// The text a hex string spells, when it is hex of text.
+fn hex_text(s: &str) -> Option<String> {
+    if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+#[tokio::test]
+async fn links_follow_the_way_the_caller_came_in() {
+    let mut api = api().await;
+    // A function URL served by cargo lambda watch: watch strips /lambda-url/{function}.
+    let r = send(
+        &api,
+        event(Method::POST, "/v1/generations")
+            .via_watch("vidpipe-api")
+            .json(&body()),
+    )
+    .await;
+    let v = r.ok(202).clone();
+    let id = v["id"].as_str().unwrap();
+    let base = "http://127.0.0.1:9000/lambda-url/vidpipe-api";
+    assert_eq!(
+        r.header("location"),
+        Some(format!("{base}/v1/generations/{id}").as_str())
+    );
+    assert_eq!(
+        v["links"]["download"],
+        format!("{base}/v1/generations/{id}/download")
+    );
+    // A proxy's X-Forwarded-Proto wins; a stage and a base path both stay in.
+    api.state.base_path = "/api".into();
+    let r = send(
+        &api,
+        event(Method::GET, &format!("/api/v1/generations/{id}"))
+            .stage("prod")
+            .header("x-forwarded-proto", "http"),
+    )
+    .await;
+    assert_eq!(
+        r.ok(200)["links"]["self"],
+        format!("http://api.example.test/prod/api/v1/generations/{id}")
+    );
+    // A Host that is no plain authority is not written into links: they stay paths.
+    let r = send(
+        &api,
+        event(Method::GET, &format!("/v1/generations/{id}")).header("host", "user@evil.test"),
+    )
+    .await;
+    assert_eq!(r.ok(200)["links"]["self"], format!("/v1/generations/{id}"));
 }

@@ -4,6 +4,7 @@
 use crate::ai_kinds::{PlannerKind, ProviderKind};
 use std::path::PathBuf;
 use vidpipe_domain::processing::ProcessSettings;
+use vidpipe_pipeline::cursor::CURSOR_KEY_MIN_BYTES;
 use vidpipe_pipeline::processing::FargateSize;
 
 /// Where the watermark image is looked for in the media bucket unless `VIDPIPE_WATERMARK_KEY`
@@ -61,6 +62,27 @@ pub struct Config {
     /// `VIDPIPE_WORKER_CPU` (units of 1/1024 vCPU) and `VIDPIPE_WORKER_MEMORY_MB`, both or
     /// neither: the Fargate worker's size, for the cost of its seconds.
     pub worker_size: Option<FargateSize>,
+    /// `VIDPIPE_CURSOR_KEY`: the secret list cursors are sealed with, at least 32 bytes. The
+    /// template fills it from a Secrets Manager secret it generates per stack. Unset, each
+    /// instance seals under a random key of its own, so a cursor only pages on the instance that
+    /// issued it.
+    pub cursor_key: Option<CursorKey>,
+}
+
+/// Key material for list cursors. `Debug` shows no byte of it.
+#[derive(Clone)]
+pub struct CursorKey(String);
+
+impl CursorKey {
+    pub fn material(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for CursorKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CursorKey(..)")
+    }
 }
 
 /// Every variable the AI adapters read (`vidpipe_ai`, `vidpipe_aws::bedrock`) or that names a
@@ -213,6 +235,19 @@ impl Config {
                 })
             })
             .transpose()?;
+        let name = "VIDPIPE_CURSOR_KEY";
+        let cursor_key = match get(name) {
+            // CloudFormation resolves the template's dynamic reference; an emulator that does not
+            // hands it over verbatim, which is no secret.
+            Some(raw) if raw.starts_with("{{resolve:") => None,
+            Some(raw) if raw.len() < CURSOR_KEY_MIN_BYTES => {
+                return Err(ConfigError::Invalid {
+                    name,
+                    why: format!("must be at least {CURSOR_KEY_MIN_BYTES} bytes"),
+                });
+            }
+            other => other.map(CursorKey),
+        };
         Ok(Self {
             table: get("VIDPIPE_TABLE"),
             bucket: get("VIDPIPE_BUCKET"),
@@ -241,6 +276,7 @@ impl Config {
             compose_worker_threshold_frames,
             memory_mb,
             worker_size,
+            cursor_key,
         })
     }
 }
@@ -305,6 +341,25 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_lookup(|k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn the_cursor_key_is_checked_and_never_shown() {
+        let secret = "k3y-material-0123456789abcdefghijkl";
+        let c = config(&[("VIDPIPE_CURSOR_KEY", secret)]).unwrap();
+        assert_eq!(c.cursor_key.as_ref().unwrap().material(), secret.as_bytes());
+        assert!(!format!("{c:?}").contains(secret));
+        let err = config(&[("VIDPIPE_CURSOR_KEY", "short-secret")]).unwrap_err();
+        assert!(err.to_string().contains("VIDPIPE_CURSOR_KEY"), "{err}");
+        assert!(!err.to_string().contains("short-secret"), "{err}");
+        // An unresolved template reference (an emulator) is no key.
+        let c = config(&[(
+            "VIDPIPE_CURSOR_KEY",
+            "{{resolve:secretsmanager:arn:aws:secretsmanager:us-east-1:1:secret:x:SecretString}}",
+        )])
+        .unwrap();
+        assert!(c.cursor_key.is_none());
+        assert!(config(&[]).unwrap().cursor_key.is_none());
     }
 
     #[test]

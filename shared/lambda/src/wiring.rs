@@ -11,6 +11,7 @@ use vidpipe_domain::ports::{
 };
 use vidpipe_domain::processing::{ProcessEvent, RenditionSet};
 use vidpipe_media::{FfmpegEngine, ProceduralProvider, Tools};
+use vidpipe_pipeline::cursor::CursorSeal;
 use vidpipe_pipeline::generation::{ClipLimits, FallbackPlanner, ProviderChain};
 use vidpipe_pipeline::notify::WebhookNotifier;
 use vidpipe_pipeline::processing::ProcessDeps;
@@ -161,10 +162,26 @@ pub fn service(config: &Config, aws: &Aws, deps: StepDeps) -> Result<Service, Co
         .state_machine_arn
         .clone()
         .ok_or(ConfigError::Missing("VIDPIPE_STATE_MACHINE_ARN"))?;
-    Ok(Service::new(
+    let service = Service::new(
         deps,
         Arc::new(SfnOrchestrator::new(aws.clients.sfn.clone(), arn)),
-    ))
+    );
+    match &config.cursor_key {
+        Some(key) => {
+            let seal =
+                CursorSeal::from_secret(key.material()).map_err(|e| ConfigError::Invalid {
+                    name: "VIDPIPE_CURSOR_KEY",
+                    why: e.to_string(),
+                })?;
+            Ok(service.with_cursor_seal(seal))
+        }
+        None => {
+            tracing::warn!(
+                "VIDPIPE_CURSOR_KEY is unset: list cursors page only on the instance that issued them"
+            );
+            Ok(service)
+        }
+    }
 }
 
 /// What the processing function's steps need: processing records in the job table, the media

@@ -3,6 +3,7 @@
 //! itself. Everything a request refers to is checked before a job exists, so a rejected request
 //! leaves nothing behind.
 
+use crate::cursor::{CursorKeyError, CursorSeal};
 use crate::generation::StepDeps;
 use crate::generation::steps::update_job;
 use chrono::{DateTime, Utc};
@@ -52,6 +53,12 @@ pub enum ServiceError {
     Orchestrator(#[from] OrchestratorError),
     #[error(transparent)]
     Step(#[from] crate::error::StepError),
+    /// A list cursor that this deployment did not seal for this tenant, or that was altered.
+    #[error("invalid list cursor")]
+    InvalidCursor,
+    /// No cursor could be sealed (no key: the OS gave no randomness).
+    #[error(transparent)]
+    CursorKey(#[from] CursorKeyError),
 }
 
 /// What a submission came to: a new job, or a replay of the one its idempotency key first made.
@@ -96,11 +103,25 @@ pub struct AnnouncedAsset {
 pub struct Service {
     pub deps: StepDeps,
     pub orchestrator: Arc<dyn Orchestrator>,
+    /// Seals list cursors; `None` only when no random key could be made.
+    cursors: Option<CursorSeal>,
 }
 
 impl Service {
+    /// With list cursors sealed under a random key of this process's own: enough for one
+    /// process (the embedded pipeline, tests). A deployment of many instances passes its shared
+    /// key with [`Service::with_cursor_seal`].
     pub fn new(deps: StepDeps, orchestrator: Arc<dyn Orchestrator>) -> Self {
-        Self { deps, orchestrator }
+        Self {
+            deps,
+            orchestrator,
+            cursors: CursorSeal::ephemeral().ok(),
+        }
+    }
+
+    pub fn with_cursor_seal(mut self, seal: CursorSeal) -> Self {
+        self.cursors = Some(seal);
+        self
     }
 
     /// Validates the body and the assets it names, records the job and starts its execution.
@@ -229,11 +250,20 @@ impl Service {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<JobPage, ServiceError> {
-        Ok(self
+        let seal = self
+            .cursors
+            .as_ref()
+            .ok_or(ServiceError::CursorKey(CursorKeyError::NoRandomness))?;
+        let inner = cursor
+            .map(|c| seal.open(owner, c).ok_or(ServiceError::InvalidCursor))
+            .transpose()?;
+        let mut page = self
             .deps
             .jobs
-            .list(owner, limit.clamp(1, 100), cursor)
-            .await?)
+            .list(owner, limit.clamp(1, 100), inner.as_deref())
+            .await?;
+        page.next_cursor = page.next_cursor.map(|c| seal.seal(owner, &c)).transpose()?;
+        Ok(page)
     }
 
     /// Cancels a live job: records `cancelled` first (so every step sees it and stops), then
@@ -395,10 +425,10 @@ impl Service {
                 ServiceError::UnsupportedContentType(FieldError::new(
                     "content_type",
                     format!(
-                        "must be one of {} for a {} asset (got {:?})",
+                        "must be one of {} for a {} asset (got {})",
                         accepted.join(", "),
                         kind.as_str(),
-                        announced.content_type
+                        vidpipe_domain::error::echo(&announced.content_type)
                     ),
                 ))
             })?;
