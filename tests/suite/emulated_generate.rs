@@ -70,7 +70,10 @@ fn a_generation_completes_and_downloads_an_mp4_that_measures_right_and_matches_t
     let (status, job) = submit(emu, "tenant-a", &body(), None);
     assert_eq!(status, 202, "{job}");
     let id = job["id"].as_str().unwrap().to_owned();
-    assert_eq!(job["links"]["self"], format!("/v1/generations/{id}"));
+    assert_eq!(
+        job["links"]["self"],
+        format!("{}/v1/generations/{id}", emu.api)
+    );
 
     let done = emu.wait_for(&id, "tenant-a", Duration::from_secs(600), |j| {
         matches!(
@@ -429,4 +432,50 @@ fn a_narrated_generation_speaks_through_the_stack_and_bad_narration_is_a_named_p
         text.contains("narration.engine") && text.contains("narration.voice"),
         "{text}"
     );
+}
+
+/// `Location` and `links` carry the function URL's `/lambda-url/{function}` prefix, so each can be
+/// followed exactly as handed out.
+#[test]
+fn location_and_links_can_be_followed_as_given() {
+    let emu = stack();
+    let tenant = "tenant-links";
+    let r = emu.call("POST", "/v1/generations", tenant, Some(&body()), &[]);
+    assert_eq!(r.status, 202, "{}", r.json);
+    let id = r.json["id"].as_str().unwrap().to_owned();
+    let location = r.location.clone().expect("a Location header");
+    assert!(
+        location.starts_with(&emu.api),
+        "{location} is not under {}",
+        emu.api
+    );
+
+    let got = emu.call_url("GET", &location, tenant, None, &[]);
+    assert_eq!(
+        (got.status, &got.json["id"]),
+        (200, &json!(id)),
+        "{}",
+        got.json
+    );
+    let links = &r.json["links"];
+    let this = emu.call_url("GET", links["self"].as_str().unwrap(), tenant, None, &[]);
+    assert_eq!(
+        (this.status, &this.json["id"]),
+        (200, &json!(id)),
+        "{}",
+        this.json
+    );
+    // Not yet completed: the download link answers the API's 409, not a 404 from nowhere.
+    let cancel = emu.call_url("POST", links["cancel"].as_str().unwrap(), tenant, None, &[]);
+    assert_eq!(cancel.status, 202, "{}", cancel.json);
+    assert_eq!(cancel.json["status"], "cancelled");
+    let download = emu.call_url(
+        "GET",
+        links["download"].as_str().unwrap(),
+        tenant,
+        None,
+        &[],
+    );
+    assert_eq!(download.status, 409, "{}", download.json);
+    assert_eq!(download.json["type"], "urn:vidpipe:problem:conflict");
 }

@@ -84,12 +84,28 @@ impl Emulator {
         body: Option<&serde_json::Value>,
         headers: &[(&str, &str)],
     ) -> Response {
+        self.call_url(
+            method,
+            &format!("{}{path}", self.api),
+            tenant,
+            body,
+            headers,
+        )
+    }
+
+    /// The same at a whole URL: a link the API handed out, followed as given.
+    pub fn call_url(
+        &self,
+        method: &str,
+        url: &str,
+        tenant: &str,
+        body: Option<&serde_json::Value>,
+        headers: &[(&str, &str)],
+    ) -> Response {
         let agent = ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(120))
             .build();
-        let mut req = agent
-            .request(method, &format!("{}{path}", self.api))
-            .set("x-vidpipe-tenant", tenant);
+        let mut req = agent.request(method, url).set("x-vidpipe-tenant", tenant);
         for (k, v) in headers {
             req = req.set(k, v);
         }
@@ -102,10 +118,11 @@ impl Emulator {
         let resp = match result {
             Ok(r) => r,
             Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("{method} {path}: {e}"),
+            Err(e) => panic!("{method} {url}: {e}"),
         };
         let status = resp.status();
         let content_type = resp.header("content-type").unwrap_or_default().to_owned();
+        let location = resp.header("location").map(str::to_owned);
         let text = resp.into_string().unwrap_or_default();
         let json = if text.is_empty() {
             serde_json::Value::Null
@@ -115,6 +132,7 @@ impl Emulator {
         Response {
             status,
             content_type,
+            location,
             json,
         }
     }
@@ -230,6 +248,8 @@ impl Emulator {
 pub struct Response {
     pub status: u16,
     pub content_type: String,
+    /// The `Location` header, when the answer has one.
+    pub location: Option<String>,
     pub json: serde_json::Value,
 }
 
