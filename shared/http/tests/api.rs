@@ -1592,7 +1592,7 @@ async fn cursors_are_opaque_and_bound_to_their_tenant() {
 
 /// The text a hex string spells, when it is hex of text.
 fn hex_text(s: &str) -> Option<String> {
-    if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..s.len())
