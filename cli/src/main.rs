@@ -34,6 +34,22 @@ struct Cli {
     /// Folder holding ffmpeg and ffprobe (default: /opt/bin, then the layer build, then PATH).
     #[arg(long, global = true, env = "VIDPIPE_FFMPEG_DIR")]
     ffmpeg_dir: Option<PathBuf>,
+    /// Jobs one tenant may run at once across every vidpipe process on this home (0: unlimited).
+    #[arg(
+        long,
+        global = true,
+        env = "VIDPIPE_MAX_CONCURRENT_JOBS",
+        default_value_t = 0
+    )]
+    max_concurrent_jobs: u32,
+    /// Minutes of output one tenant may ask for per UTC day (0: unlimited).
+    #[arg(
+        long,
+        global = true,
+        env = "VIDPIPE_DAILY_OUTPUT_MINUTES",
+        default_value_t = 0
+    )]
+    daily_output_minutes: u32,
     #[command(subcommand)]
     command: Command,
 }
@@ -191,6 +207,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         home: cli.home.clone(),
         ffmpeg_dir: cli.ffmpeg_dir.clone(),
         max_concurrency: concurrency,
+        quota_limits: vidpipe_domain::quota::QuotaLimits::from_settings(
+            cli.max_concurrent_jobs,
+            cli.daily_output_minutes,
+        ),
         ..LocalOptions::default()
     };
     match &cli.command {

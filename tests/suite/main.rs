@@ -25,3 +25,4 @@ mod espeak_layer;
 mod lambda_build;
 mod stack_wiring;
 mod template_ai;
+mod template_quotas;

@@ -12,13 +12,19 @@
 //! | idempotency guard | `IDEM#<owner>#<key>` | `META` | `job_id`, `owner`, `idempotency_key`, `created_at`, `expires_at`? |
 //! | processing record | `PROC#<source id>` | `META` | `doc`, `status`, `bucket`, `source_key`, `created_at`, `updated_at`, `expires_at`? |
 //! | lease pool | `LEASE#<pool>` | `LEASE` | `pool`, `holders` (holder → expiry, epoch ms), `version`, `expires_at` |
+//! | tenant's active jobs | `QUOTA#<tenant>` | `ACTIVE` | `active` (string set of job ids) |
+//! | tenant's day | `QUOTA#<tenant>` | `DAY#<YYYY-MM-DD>` | `used` (seconds), `expires_at` |
+//! | quota claim | `QUOTA#<tenant>` | `CLAIM#<job>` | `job`, `day`, `seconds`, `claimed_at` (epoch ms) |
 //!
 //! `GSI1` (`GSI1PK` = `TENANT#<owner>`, `GSI1SK` = `<created_at, RFC 3339 with nanoseconds>#<id>`,
 //! projection ALL) lists a tenant's jobs newest first. Every item carries `entity` (`job`, `clip`,
-//! `asset`, `idempotency`, `process`, `lease`) so a raw scan is readable.
+//! `asset`, `idempotency`, `process`, `lease`, `quota`) so a raw scan is readable.
 //!
 //! Lease pools ([`LeaseStore`](vidpipe_domain::ports::LeaseStore), in `dynamo/lease.rs`) keep all
 //! of a pool's leases in one item, so a grant is one conditional write on its `version`.
+//!
+//! Tenant quotas ([`QuotaStore`](vidpipe_domain::ports::QuotaStore), in `dynamo/quota.rs`) are
+//! counted by one transaction of conditional writes on the tenant's `QUOTA#` items.
 //!
 //! Processing records ([`ProcessStore`]) are keyed by the source write's id, so a re-run of the
 //! same upload replaces its record: `save_process` puts the whole item, conditional on the
@@ -56,8 +62,13 @@ use vidpipe_domain::ports::{JobPage, JobStore, ProcessStore, StoreError};
 use vidpipe_domain::processing::{ProcessJob, ProcessStatus};
 
 mod lease;
+mod quota;
 
 pub use lease::{ATTR_HOLDERS, ATTR_POOL, LEASE_TTL_MARGIN, SK_LEASE, lease_pk};
+pub use quota::{
+    ATTR_ACTIVE, ATTR_CLAIMED_AT, ATTR_DAY, ATTR_SECONDS, ATTR_USED, SK_QUOTA_ACTIVE,
+    quota_claim_sk, quota_day_sk, quota_pk,
+};
 
 /// Partition key of the table.
 pub const ATTR_PK: &str = "PK";
@@ -731,6 +742,10 @@ impl JobStore for DynamoJobStore {
             .await?
             .map(|item| decode::<Asset>(&item, "asset"))
             .transpose()
+    }
+
+    async fn find_idempotent(&self, owner: &str, key: &str) -> Result<Option<JobId>, StoreError> {
+        self.guard_job(owner, key).await
     }
 }
 

@@ -31,7 +31,9 @@ use vidpipe_domain::ports::{
     BlobStore, JobStore, LeaseStore, Orchestrator, OrchestratorError, ProcessStore, UploadSigner,
 };
 use vidpipe_domain::processing::{ProcessFailure, ProcessJob, ProcessStatus, SourceRef};
-use vidpipe_pipeline::conformance::{blob_store, job_store, lease_store, process_store};
+use vidpipe_pipeline::conformance::{
+    blob_store, job_store, lease_store, process_store, quota_store,
+};
 
 const TABLE: &str = "vidpipe-test";
 const BUCKET: &str = "vidpipe-test";
@@ -228,6 +230,103 @@ async fn dynamo_lease_store_conforms() {
     let a = Arc::new(job_store_on(&moto).await);
     let b = Arc::new(job_store_on(&moto).await);
     lease_store::run_all(a, b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamo_quota_store_conforms() {
+    let moto = Moto::start().await;
+    table_on(&moto).await;
+    // Two clients, as two API Lambdas admitting one tenant's jobs would be.
+    let a = Arc::new(job_store_on(&moto).await);
+    let b = Arc::new(job_store_on(&moto).await);
+    quota_store::run_all(a, b).await;
+}
+
+/// A tenant's quotas are items under `QUOTA#<tenant>`: `ACTIVE` with the set of claimed jobs,
+/// `DAY#<date>` with the seconds charged and a TTL two days past the day, and one `CLAIM#<job>`
+/// per claimed job; a release deletes the claim and takes the job out of the set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamo_quota_items_follow_the_single_table_layout() {
+    use vidpipe_domain::ports::QuotaStore;
+    use vidpipe_domain::quota::{Admission, QuotaClaim, QuotaLimits};
+    let moto = Moto::start().await;
+    let client = table_on(&moto).await;
+    let dynamo = DynamoJobStore::new(client.clone(), TABLE);
+    // The store is also a LeaseStore, whose methods share these names.
+    let store: &dyn QuotaStore = &dynamo;
+    let now = Utc::now();
+    let limits = QuotaLimits::from_settings(2, 10);
+    for job in ["job_a", "job_b"] {
+        let claim = QuotaClaim::new("acme", job, 30, now);
+        assert_eq!(
+            store.acquire(&claim, &limits).await.unwrap(),
+            Admission::Granted
+        );
+    }
+    let item = |sk: String| {
+        let client = client.clone();
+        async move {
+            client
+                .get_item()
+                .table_name(TABLE)
+                .key("PK", AttributeValue::S(dynamo::quota_pk("acme")))
+                .key("SK", AttributeValue::S(sk))
+                .send()
+                .await
+                .expect("get item")
+                .item
+        }
+    };
+    let active = item(dynamo::SK_QUOTA_ACTIVE.into())
+        .await
+        .expect("ACTIVE item");
+    let mut members = active[dynamo::ATTR_ACTIVE]
+        .as_ss()
+        .expect("a string set")
+        .clone();
+    members.sort();
+    assert_eq!(members, ["job_a", "job_b"]);
+    let day = item(dynamo::quota_day_sk(now.date_naive()))
+        .await
+        .expect("DAY item");
+    assert_eq!(day[dynamo::ATTR_USED].as_n().unwrap(), "60");
+    let ttl: i64 = day["expires_at"].as_n().unwrap().parse().unwrap();
+    let day_end = (now.date_naive() + chrono::Days::new(1))
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp();
+    assert_eq!(
+        ttl,
+        day_end + 2 * 86_400,
+        "expires two days after the day ends"
+    );
+    let claim = item(dynamo::quota_claim_sk("job_a"))
+        .await
+        .expect("CLAIM item");
+    assert_eq!(claim[dynamo::ATTR_SECONDS].as_n().unwrap(), "30");
+    assert_eq!(
+        claim[dynamo::ATTR_DAY].as_s().unwrap(),
+        &now.date_naive().to_string()
+    );
+    assert_eq!(claim["entity"].as_s().unwrap(), "quota");
+
+    store.release("acme", "job_a", true).await.unwrap();
+    assert!(item(dynamo::quota_claim_sk("job_a")).await.is_none());
+    let active = item(dynamo::SK_QUOTA_ACTIVE.into())
+        .await
+        .expect("ACTIVE item");
+    assert_eq!(active[dynamo::ATTR_ACTIVE].as_ss().unwrap(), &["job_b"]);
+    let day = item(dynamo::quota_day_sk(now.date_naive())).await.unwrap();
+    assert_eq!(day[dynamo::ATTR_USED].as_n().unwrap(), "30", "refunded");
+    store.release("acme", "job_b", false).await.unwrap();
+    let active = item(dynamo::SK_QUOTA_ACTIVE.into())
+        .await
+        .expect("ACTIVE item");
+    assert!(
+        !active.contains_key(dynamo::ATTR_ACTIVE),
+        "the emptied set is gone, as DynamoDB has no empty sets"
+    );
 }
 
 /// A pool is one item, `LEASE#<pool>` / `LEASE`: the holders map with each expiry in epoch

@@ -13,6 +13,7 @@ pub mod narration;
 pub mod plan;
 pub mod ports;
 pub mod processing;
+pub mod quota;
 pub mod request;
 pub mod steps;
 pub mod timeline;

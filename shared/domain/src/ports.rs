@@ -82,6 +82,7 @@ pub struct JobPage {
 /// - `list` pages a tenant's jobs newest first; a bad cursor is `NotFound`-free: it is an error of
 ///   its own (`Backend` with class permanent) rather than a silent first page.
 /// - `put_asset` creates an asset record (`AlreadyExists` on a repeat id); `get_asset` reads it.
+/// - `find_idempotent` names the job an (owner, idempotency key) pair made, or `None`.
 #[async_trait]
 pub trait JobStore: Send + Sync {
     async fn create(&self, job: &Job) -> Result<Job, StoreError>;
@@ -96,6 +97,7 @@ pub trait JobStore: Send + Sync {
     ) -> Result<JobPage, StoreError>;
     async fn put_asset(&self, asset: &Asset) -> Result<(), StoreError>;
     async fn get_asset(&self, id: &AssetId) -> Result<Option<Asset>, StoreError>;
+    async fn find_idempotent(&self, owner: &str, key: &str) -> Result<Option<JobId>, StoreError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -415,6 +417,50 @@ pub fn check_lease_names(pool: &str, holder: &str) -> Result<(), StoreError> {
         });
     }
     Ok(())
+}
+
+/// Per-tenant quota counters ([`crate::quota`]): jobs running at once, and output charged per
+/// UTC day.
+///
+/// Contract:
+/// - `acquire` records `claim` and counts it (one active job, and its seconds on its day) when
+///   every limit that is set still holds: fewer than `concurrent_jobs` active claims, and the
+///   day's charge plus the claim's seconds at most `daily_output_seconds`. Otherwise it answers
+///   `Refused`, naming the quota (concurrency is checked first) with the usage it saw, and
+///   counts nothing. Atomic: of many concurrent acquirers for `k` free slots exactly `k` win,
+///   and a budget is never overspent by racers;
+/// - with no limit set at all, `acquire` grants and records nothing (nothing to release later);
+/// - a second `acquire` of a job already claimed is `Granted` and counts nothing more;
+/// - `release` ends a job's claim: its slot is freed, and with `refund` its seconds go back to
+///   the day it was charged to. Releasing a job that holds no claim (never claimed, or released
+///   already) is `Ok` and changes nothing, so duplicate deliveries never free or refund twice;
+/// - `usage` reads a tenant's active jobs and one day's charge; `active` lists the active
+///   claims (for a reconciler that frees claims whose job ended without releasing);
+/// - tenants and days are apart; names are opaque text; an empty tenant or job is refused
+///   (`Backend`, permanent).
+#[async_trait]
+pub trait QuotaStore: Send + Sync {
+    async fn acquire(
+        &self,
+        claim: &crate::quota::QuotaClaim,
+        limits: &crate::quota::QuotaLimits,
+    ) -> Result<crate::quota::Admission, StoreError>;
+    async fn release(&self, tenant: &str, job: &str, refund: bool) -> Result<(), StoreError>;
+    async fn usage(
+        &self,
+        tenant: &str,
+        day: chrono::NaiveDate,
+    ) -> Result<crate::quota::QuotaUsage, StoreError>;
+    async fn active(&self, tenant: &str) -> Result<Vec<crate::quota::ActiveClaim>, StoreError>;
+}
+
+/// [`crate::quota::check_claim_names`] as a store error.
+pub fn check_quota_names(tenant: &str, job: &str) -> Result<(), StoreError> {
+    crate::quota::check_claim_names(tenant, job).map_err(|message| StoreError::Backend {
+        message,
+        class: ErrorClass::Permanent,
+        source: None,
+    })
 }
 
 #[derive(Debug, thiserror::Error)]

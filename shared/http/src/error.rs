@@ -9,6 +9,7 @@ use std::time::Duration;
 use vidpipe_domain::ErrorClass;
 use vidpipe_domain::error::{FieldError, ValidationErrors, echo};
 use vidpipe_domain::ports::{BlobError, OrchestratorError, StoreError};
+use vidpipe_domain::quota::QuotaExceeded;
 use vidpipe_pipeline::ServiceError;
 
 /// How long a client should wait before retrying a request that failed for a passing reason.
@@ -75,6 +76,8 @@ pub struct ProblemSpec {
     pub errors: Vec<FieldError>,
     pub retry_after: Option<Duration>,
     pub allow: Vec<Method>,
+    /// The refusal, for `quota-exceeded` problems: named in the body's `quota` members.
+    pub quota: Option<QuotaExceeded>,
 }
 
 /// The rule a list cursor breaks when it is not one this deployment issued to this tenant.
@@ -113,6 +116,7 @@ impl ApiError {
             errors,
             retry_after: None,
             allow: Vec::new(),
+            quota: None,
         };
         match self {
             ApiError::RouteNotFound => spec(
@@ -212,6 +216,16 @@ impl ApiError {
                 .spec(),
                 ServiceError::InvalidCursor => ApiError::bad_request("cursor", BAD_CURSOR).spec(),
                 ServiceError::CursorKey(_) => internal(),
+                ServiceError::QuotaExceeded(q) => ProblemSpec {
+                    status: StatusCode::TOO_MANY_REQUESTS,
+                    slug: "quota-exceeded",
+                    title: "Quota exceeded",
+                    detail: format!("{}.", capitalised(&q.to_string())),
+                    errors: vec![],
+                    retry_after: Some(q.retry_after),
+                    allow: Vec::new(),
+                    quota: Some(q.clone()),
+                },
                 ServiceError::Store(s) => by_class(s.class()),
                 ServiceError::Blob(b) => by_class(b.class()),
                 ServiceError::Orchestrator(o) => by_class(orchestrator_class(o)),
@@ -221,6 +235,14 @@ impl ApiError {
             },
         }
     }
+}
+
+fn capitalised(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// A one-field refusal as a sentence: `size_bytes is 12 bytes; ...`.
@@ -248,6 +270,7 @@ fn validation(v: &ValidationErrors) -> ProblemSpec {
         errors: v.errors.clone(),
         retry_after: None,
         allow: Vec::new(),
+        quota: None,
     }
 }
 
@@ -261,6 +284,7 @@ fn by_class(class: ErrorClass) -> ProblemSpec {
             errors: vec![],
             retry_after: Some(RETRY_AFTER),
             allow: Vec::new(),
+            quota: None,
         },
         ErrorClass::Permanent => internal(),
     }
@@ -275,6 +299,7 @@ fn internal() -> ProblemSpec {
         errors: vec![],
         retry_after: None,
         allow: Vec::new(),
+        quota: None,
     }
 }
 
@@ -288,6 +313,10 @@ impl ProblemSpec {
             instance: instance.to_owned(),
             request_id: request_id.to_owned(),
             errors: (!self.errors.is_empty()).then_some(self.errors),
+            quota: self.quota.as_ref().map(|q| q.quota.as_str().to_owned()),
+            limit: self.quota.as_ref().map(|q| q.limit),
+            used: self.quota.as_ref().map(|q| q.used),
+            requested: self.quota.as_ref().map(|q| q.requested),
         }
     }
 }

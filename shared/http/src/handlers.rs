@@ -85,7 +85,7 @@ fn with_header(
     tag = "generations",
     operation_id = "submitGeneration",
     summary = "Start a generation",
-    description = "Validates the request and every brand asset it names (each must exist, belong to the caller, be of the right kind and be uploaded), records the job and starts it. With an `Idempotency-Key`, repeating the same request returns the first job with 200 and `Idempotent-Replayed: true`; the same key with a different request is a 409.",
+    description = "Validates the request and every brand asset it names (each must exist, belong to the caller, be of the right kind and be uploaded), checks the tenant's quotas, records the job and starts it. With an `Idempotency-Key`, repeating the same request returns the first job with 200 and `Idempotent-Replayed: true`; the same key with a different request is a 409.",
     request_body(content = GenerationRequestBody, content_type = "application/json"),
     params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters; scoped to the tenant.")),
     responses(
@@ -98,6 +98,8 @@ fn with_header(
         (status = 413, description = "Body over 64 KiB.", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not application/json.", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, each named in `errors`.", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Over a per-tenant quota; nothing was recorded. `type` ends in `quota-exceeded`; `quota` is `concurrent_jobs` (jobs not yet ended) or `daily_output_minutes` (requested output per UTC day), with its `limit`, what is `used` and what was `requested` (jobs, or minutes). An idempotent replay is answered even at the limit.", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait: 30 for `concurrent_jobs`, until the next 00:00 UTC for `daily_output_minutes`."))),
     )
 )]
 pub async fn submit_generation(

@@ -27,6 +27,20 @@ pub struct Problem {
     /// Each offending field (dotted path such as `brand.logo.opacity`) and the rule it broke.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldError>>,
+    /// On `quota-exceeded` problems: the quota the request would break.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "concurrent_jobs")]
+    pub quota: Option<String>,
+    /// On `quota-exceeded` problems: the tenant's limit, in jobs (`concurrent_jobs`) or minutes
+    /// (`daily_output_minutes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<f64>,
+    /// On `quota-exceeded` problems: jobs running now, or minutes already charged today (UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub used: Option<f64>,
+    /// On `quota-exceeded` problems: what this request asks for, in the same unit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested: Option<f64>,
 }
 
 /// Where to go next with a generation.

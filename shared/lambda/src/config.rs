@@ -5,6 +5,7 @@ use crate::ai_kinds::{PlannerKind, ProviderKind};
 use std::path::PathBuf;
 use vidpipe_domain::processing::ProcessSettings;
 use vidpipe_pipeline::cursor::CURSOR_KEY_MIN_BYTES;
+use vidpipe_domain::quota::QuotaLimits;
 use vidpipe_pipeline::processing::FargateSize;
 
 /// Where the watermark image is looked for in the media bucket unless `VIDPIPE_WATERMARK_KEY`
@@ -67,6 +68,10 @@ pub struct Config {
     /// instance seals under a random key of its own, so a cursor only pages on the instance that
     /// issued it.
     pub cursor_key: Option<CursorKey>,
+    /// `VIDPIPE_MAX_CONCURRENT_JOBS` (jobs per tenant not yet ended) and
+    /// `VIDPIPE_DAILY_OUTPUT_MINUTES` (minutes of requested output per tenant per UTC day):
+    /// whole numbers, `0` or unset for unlimited. Read by the API, which admits jobs.
+    pub quota_limits: QuotaLimits,
 }
 
 /// Key material for list cursors. `Debug` shows no byte of it.
@@ -248,6 +253,10 @@ impl Config {
             }
             other => other.map(CursorKey),
         };
+        let quota_limits = QuotaLimits::from_settings(
+            quota_setting(&get, "VIDPIPE_MAX_CONCURRENT_JOBS")?,
+            quota_setting(&get, "VIDPIPE_DAILY_OUTPUT_MINUTES")?,
+        );
         Ok(Self {
             table: get("VIDPIPE_TABLE"),
             bucket: get("VIDPIPE_BUCKET"),
@@ -277,8 +286,23 @@ impl Config {
             memory_mb,
             worker_size,
             cursor_key,
+            quota_limits,
         })
     }
+}
+
+/// A quota setting: a whole number, `0` (or unset) for unlimited.
+pub fn quota_setting(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<u32, ConfigError> {
+    let Some(raw) = get(name) else {
+        return Ok(0);
+    };
+    raw.parse::<u32>().map_err(|_| ConfigError::Invalid {
+        name,
+        why: format!("{raw:?} is not a whole number (0 means unlimited)"),
+    })
 }
 
 /// A duration setting in seconds: finite, and positive (or zero where `zero_ok`: a trim can be
@@ -360,6 +384,27 @@ mod tests {
         .unwrap();
         assert!(c.cursor_key.is_none());
         assert!(config(&[]).unwrap().cursor_key.is_none());
+    }
+
+    #[test]
+    fn quotas_are_unlimited_unless_set_and_zero_means_unlimited() {
+        assert!(config(&[]).unwrap().quota_limits.is_unlimited());
+        let c = config(&[
+            ("VIDPIPE_MAX_CONCURRENT_JOBS", "3"),
+            ("VIDPIPE_DAILY_OUTPUT_MINUTES", "0"),
+        ])
+        .unwrap();
+        assert_eq!(c.quota_limits, QuotaLimits::from_settings(3, 0));
+        assert_eq!(c.quota_limits.daily_output_seconds, None);
+        let c = config(&[("VIDPIPE_DAILY_OUTPUT_MINUTES", "90")]).unwrap();
+        assert_eq!(c.quota_limits.daily_output_seconds, Some(5400));
+        for bad in ["-1", "two", "1.5"] {
+            let err = config(&[("VIDPIPE_MAX_CONCURRENT_JOBS", bad)]).unwrap_err();
+            assert!(
+                err.to_string().contains("VIDPIPE_MAX_CONCURRENT_JOBS"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -147,7 +147,8 @@ async fn deps(
         narrators: narrators
             .map(|build| build(&lookup, &aws.sdk))
             .transpose()?,
-        leases: Some(store),
+        leases: Some(store.clone()),
+        quotas: Some(store),
         clip_limits,
         media,
         scratch_dir: config.scratch_dir.clone(),
@@ -165,7 +166,8 @@ pub fn service(config: &Config, aws: &Aws, deps: StepDeps) -> Result<Service, Co
     let service = Service::new(
         deps,
         Arc::new(SfnOrchestrator::new(aws.clients.sfn.clone(), arn)),
-    );
+    )
+    .with_quota_limits(config.quota_limits);
     match &config.cursor_key {
         Some(key) => {
             let seal =

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use vidpipe_domain::plan::RulesPlanner;
 use vidpipe_domain::ports::{BlobError, BlobStore, ClipProvider, MediaError, Planner, StoreError};
 use vidpipe_domain::processing::{ProcessSettings, RenditionSet, SourcePath, SourceRef};
+use vidpipe_domain::quota::QuotaLimits;
 use vidpipe_domain::request::NarratorKind;
 use vidpipe_media::{FfmpegEngine, ProceduralProvider, Tools};
 
@@ -36,6 +37,9 @@ pub struct LocalOptions {
     pub clip_limits: Option<ClipLimits>,
     /// The narrators (default: espeak-ng, when it is installed).
     pub narrators: Option<Narrators>,
+    /// Per-tenant quotas, counted in the SQLite file so that every process on the machine
+    /// shares them (default: unlimited).
+    pub quota_limits: QuotaLimits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +122,7 @@ impl LocalStack {
                     })
             }),
             leases: Some(store.clone()),
+            quotas: Some(store.clone()),
             clip_limits: options.clip_limits.unwrap_or_default(),
             media: media.clone(),
             scratch_dir: scratch,
@@ -130,7 +135,8 @@ impl LocalStack {
         }
         let runner = Arc::new(EmbeddedRunner::new(deps.clone(), config));
         let orchestrator = Arc::new(EmbeddedOrchestrator::new(runner));
-        let service = Service::new(deps, orchestrator.clone());
+        let service =
+            Service::new(deps, orchestrator.clone()).with_quota_limits(options.quota_limits);
         Ok(Self {
             paths,
             blobs,

@@ -1,11 +1,13 @@
 //! The use cases callers drive (the CLI and the HTTP API): submit a generation, read and list a
 //! tenant's jobs, cancel, ingest a brand asset from a local file or announce one a client uploads
 //! itself. Everything a request refers to is checked before a job exists, so a rejected request
-//! leaves nothing behind.
+//! leaves nothing behind. A new job must also fit its tenant's quotas ([`vidpipe_domain::quota`]):
+//! it claims a concurrency slot and its output minutes before it is recorded, and gives them
+//! back when it ends.
 
 use crate::cursor::{CursorKeyError, CursorSeal};
 use crate::generation::StepDeps;
-use crate::generation::steps::update_job;
+use crate::generation::steps::{release_quota, update_job};
 use chrono::{DateTime, Utc};
 use std::num::NonZeroU64;
 use std::path::Path;
@@ -16,15 +18,19 @@ use vidpipe_domain::error::{FieldError, ValidationErrors};
 use vidpipe_domain::job::{Job, JobId, JobStatus};
 use vidpipe_domain::media::StreamKind;
 use vidpipe_domain::ports::{
-    BlobError, JobPage, MediaError, Orchestrator, OrchestratorError, SignedUpload, StoreError,
-    UploadSigner,
+    BlobError, JobPage, MediaError, Orchestrator, OrchestratorError, QuotaStore, SignedUpload,
+    StoreError, UploadSigner,
 };
+use vidpipe_domain::quota::{Admission, QuotaClaim, QuotaExceeded, QuotaKind, QuotaLimits};
 use vidpipe_domain::{GenerationRequest, GenerationRequestBody, keys, names};
 
 pub const LOGO_MAX_BYTES: u64 = 10 * 1024 * 1024;
 pub const MUSIC_MAX_BYTES: u64 = 50 * 1024 * 1024;
 /// How long an upload URL works: an upload is expected to start right after it is asked for.
 pub const UPLOAD_TTL: Duration = Duration::from_secs(15 * 60);
+/// How old a claim must be before reconciliation may judge it. A claim is made before its job
+/// is recorded, so a young claim without a job is a submission in flight, not a leak.
+pub const RECONCILE_GRACE: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -43,6 +49,9 @@ pub enum ServiceError {
     /// An announced asset is larger than its kind allows.
     #[error("{0}")]
     TooLarge(FieldError),
+    /// The tenant is over one of its quotas; nothing was recorded.
+    #[error(transparent)]
+    QuotaExceeded(#[from] QuotaExceeded),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -105,6 +114,8 @@ pub struct Service {
     pub orchestrator: Arc<dyn Orchestrator>,
     /// Seals list cursors; `None` only when no random key could be made.
     cursors: Option<CursorSeal>,
+    /// Every tenant's limits, counted in `deps.quotas` (unlimited by default).
+    pub quota_limits: QuotaLimits,
 }
 
 impl Service {
@@ -116,6 +127,7 @@ impl Service {
             deps,
             orchestrator,
             cursors: CursorSeal::ephemeral().ok(),
+            quota_limits: QuotaLimits::UNLIMITED,
         }
     }
 
@@ -124,7 +136,16 @@ impl Service {
         self
     }
 
-    /// Validates the body and the assets it names, records the job and starts its execution.
+    /// The same service, admitting jobs within `limits` (counted only where `deps.quotas` is
+    /// set).
+    pub fn with_quota_limits(mut self, limits: QuotaLimits) -> Self {
+        self.quota_limits = limits;
+        self
+    }
+
+    /// Validates the body and the assets it names, claims the tenant's quotas, records the job
+    /// and starts its execution. An idempotent replay never touches the quotas: it is answered
+    /// even when the tenant is at its limit.
     pub async fn submit(
         &self,
         owner: &str,
@@ -139,26 +160,126 @@ impl Service {
             idempotency_key.map(str::to_owned),
             Utc::now(),
         );
-        let job = match self.deps.jobs.create(&job).await {
-            Ok(job) => job,
-            Err(StoreError::DuplicateIdempotencyKey(existing)) => {
+        // Claimed before the job is recorded, so a refusal leaves no record behind.
+        if let Err(refused) = self.claim_quota(&job).await? {
+            // The same request repeated with its key is a replay, not a new job.
+            if let Some(key) = idempotency_key
+                && let Some(existing) = self.deps.jobs.find_idempotent(owner, key).await?
+            {
                 return self.replay(&job, existing).await;
             }
-            Err(e) => return Err(e.into()),
+            return Err(refused.into());
+        }
+        let job = match self.deps.jobs.create(&job).await {
+            Ok(job) => job,
+            Err(e) => {
+                // Nothing was recorded, so the claim is given back whole.
+                self.unclaim(&job).await;
+                return match e {
+                    StoreError::DuplicateIdempotencyKey(existing) => {
+                        self.replay(&job, existing).await
+                    }
+                    e => Err(e.into()),
+                };
+            }
         };
         if let Err(e) = self.orchestrator.start(&job.id).await {
             // A job that can never run must not sit in `queued` forever.
-            update_job(&self.deps, &job.id, |j| {
+            let failed = update_job(&self.deps, &job.id, |j| {
                 Ok(Some(j.fail(
                     names::START_FAILED,
                     e.to_string(),
                     Utc::now(),
                 )?))
             })
-            .await?;
+            .await;
+            // Released whatever the record says: the job will never run.
+            self.unclaim(&job).await;
+            failed?;
             return Err(e.into());
         }
         Ok(Submitted::Created(job))
+    }
+
+    /// Claims `job`'s share of its tenant's quotas: `Ok(Err(..))` is a refusal. At the
+    /// concurrency limit, claims whose jobs have ended without releasing (a lost release, an
+    /// execution stopped by hand) are reconciled first, and the claim is tried once more.
+    async fn claim_quota(&self, job: &Job) -> Result<Result<(), QuotaExceeded>, ServiceError> {
+        let Some(store) = &self.deps.quotas else {
+            return Ok(Ok(()));
+        };
+        let limits = self.quota_limits;
+        if limits.is_unlimited() {
+            return Ok(Ok(()));
+        }
+        let now = Utc::now();
+        let claim = QuotaClaim::new(
+            &job.owner,
+            job.id.as_str(),
+            u64::from(job.request.duration_seconds),
+            now,
+        );
+        let mut admission = store.acquire(&claim, &limits).await?;
+        if matches!(
+            admission,
+            Admission::Refused {
+                quota: QuotaKind::ConcurrentJobs,
+                ..
+            }
+        ) && self.reconcile(store.as_ref(), &job.owner, now).await? > 0
+        {
+            admission = store.acquire(&claim, &limits).await?;
+        }
+        Ok(match admission {
+            Admission::Granted => Ok(()),
+            Admission::Refused { quota, usage } => {
+                Err(QuotaExceeded::new(quota, &limits, &claim, usage, now))
+            }
+        })
+    }
+
+    /// Releases the claims of `tenant`'s jobs that have ended (or were never recorded) but
+    /// still hold a slot, and says how many it freed.
+    async fn reconcile(
+        &self,
+        store: &dyn QuotaStore,
+        tenant: &str,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<usize, ServiceError> {
+        let mut freed = 0;
+        for claim in store.active(tenant).await? {
+            if now - claim.claimed_at < RECONCILE_GRACE {
+                continue;
+            }
+            let job = match JobId::parse(&claim.job) {
+                Ok(id) => self.deps.jobs.get(&id).await?,
+                Err(_) => None,
+            };
+            let refund = match job.filter(|j| j.owner == tenant) {
+                Some(j) if !j.status.is_terminal() => continue,
+                Some(j) => j.status == JobStatus::Failed,
+                // Claimed, then never recorded: nothing ran.
+                None => true,
+            };
+            tracing::warn!(tenant, job = %claim.job, "releasing a quota claim its job left behind");
+            store.release(tenant, &claim.job, refund).await?;
+            freed += 1;
+        }
+        Ok(freed)
+    }
+
+    /// Gives back the whole claim of a job that never ran. Logged, never raised: the caller is
+    /// already answering with the error that stopped the job.
+    async fn unclaim(&self, job: &Job) {
+        let Some(store) = &self.deps.quotas else {
+            return;
+        };
+        if self.quota_limits.is_unlimited() {
+            return;
+        }
+        if let Err(e) = store.release(&job.owner, job.id.as_str(), true).await {
+            tracing::warn!(job = %job.id, error = %e, "could not release the quota claim of a job that never started");
+        }
     }
 
     /// The job `existing` that `job`'s idempotency key first made, if `job` asks for the same.
@@ -291,6 +412,7 @@ impl Service {
             Ok(Some(j.transition(JobStatus::Cancelled, Utc::now())?))
         })
         .await?;
+        release_quota(&self.deps, &job).await;
         if let Some(status) = finished.filter(|s| *s != JobStatus::Cancelled) {
             return Err(ServiceError::AlreadyFinished {
                 id: id.to_string(),
@@ -693,6 +815,186 @@ mod tests {
         }
         // Only the two within their limits got as far as signing.
         assert_eq!(signer.0.lock().unwrap().len(), 2);
+    }
+
+    /// A service under `limits`, over the local stack's SQLite quotas, starting nothing.
+    async fn limited(home: &Path, limits: QuotaLimits) -> Service {
+        service(home).await.with_quota_limits(limits)
+    }
+
+    fn refusal(result: Result<Submitted, ServiceError>) -> QuotaExceeded {
+        match result {
+            Err(ServiceError::QuotaExceeded(q)) => q,
+            Err(e) => panic!("expected a quota refusal, got {e}"),
+            Ok(s) => panic!("expected a quota refusal, got job {}", s.job().id),
+        }
+    }
+
+    async fn fail(service: &Service, id: &JobId) {
+        let input = crate::generation::FailureInput {
+            job_id: id.clone(),
+            error_type: "VidPipe.Internal".into(),
+            cause: "test".into(),
+        };
+        // Twice, as a duplicate delivery would: the refund must come back once.
+        for _ in 0..2 {
+            crate::generation::record_failure(&service.deps, &input)
+                .await
+                .unwrap();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_k_plus_first_concurrent_submit_is_refused_and_an_ended_job_frees_its_slot() {
+        let home = tempfile::tempdir().unwrap();
+        let service = limited(home.path(), QuotaLimits::from_settings(2, 0)).await;
+        let bodies = [body("One"), body("Two"), body("Three")];
+        let (a, b, c) = tokio::join!(
+            service.submit(OWNER, &bodies[0], None),
+            service.submit(OWNER, &bodies[1], None),
+            service.submit(OWNER, &bodies[2], None),
+        );
+        let mut created = Vec::new();
+        let mut refused = Vec::new();
+        for r in [a, b, c] {
+            match r {
+                Ok(s) => created.push(s.job().id.clone()),
+                Err(e) => refused.push(refusal(Err(e))),
+            }
+        }
+        assert_eq!(
+            (created.len(), refused.len()),
+            (2, 1),
+            "limit 2: two of three"
+        );
+        let q = &refused[0];
+        assert_eq!(q.quota, QuotaKind::ConcurrentJobs);
+        assert_eq!((q.limit, q.used), (2.0, 2.0));
+        assert_eq!(
+            q.retry_after,
+            vidpipe_domain::quota::CONCURRENCY_RETRY_AFTER
+        );
+        assert_eq!(
+            service.list(OWNER, 10, None).await.unwrap().jobs.len(),
+            2,
+            "the refused submission left no job behind"
+        );
+        // Another tenant has its own slots.
+        assert!(service.submit("bob", &body("Four"), None).await.is_ok());
+
+        // A failure (delivered twice) frees one slot, and only one.
+        fail(&service, &created[0]).await;
+        service.submit(OWNER, &body("Five"), None).await.unwrap();
+        refusal(service.submit(OWNER, &body("Six"), None).await);
+        // So does a cancel.
+        service.cancel(OWNER, &created[1]).await.unwrap();
+        service.submit(OWNER, &body("Seven"), None).await.unwrap();
+        refusal(service.submit(OWNER, &body("Eight"), None).await);
+    }
+
+    #[tokio::test]
+    async fn a_replay_is_answered_at_the_limit_and_a_failed_start_releases() {
+        let home = tempfile::tempdir().unwrap();
+        let service = limited(home.path(), QuotaLimits::from_settings(1, 0)).await;
+        let first = service
+            .submit(OWNER, &body("Snow"), Some("k-1"))
+            .await
+            .unwrap();
+        let again = service
+            .submit(OWNER, &body("Snow"), Some("k-1"))
+            .await
+            .unwrap();
+        assert!(!again.is_created(), "a replay, not a refusal, at the limit");
+        assert_eq!(again.job().id, first.job().id);
+        refusal(service.submit(OWNER, &body("Rain"), Some("k-2")).await);
+
+        // A job whose execution cannot start fails and gives its claim back.
+        struct Broken;
+        #[async_trait]
+        impl Orchestrator for Broken {
+            async fn start(&self, _: &JobId) -> Result<(), OrchestratorError> {
+                Err(OrchestratorError::Backend {
+                    message: "down".into(),
+                    class: vidpipe_domain::ErrorClass::Retryable,
+                    source: None,
+                })
+            }
+            async fn cancel(&self, _: &JobId) -> Result<(), OrchestratorError> {
+                Ok(())
+            }
+        }
+        let broken = Service::new(service.deps.clone(), Arc::new(Broken))
+            .with_quota_limits(QuotaLimits::from_settings(1, 0));
+        let quotas = service.deps.quotas.clone().unwrap();
+        let today = Utc::now().date_naive();
+        assert!(matches!(
+            broken.submit("carol", &body("Fog"), None).await,
+            Err(ServiceError::Orchestrator(_))
+        ));
+        assert_eq!(
+            quotas.usage("carol", today).await.unwrap(),
+            vidpipe_domain::quota::QuotaUsage::default(),
+            "nothing stays claimed for a job that never started"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_daily_budget_refunds_failures_but_not_cancels() {
+        let home = tempfile::tempdir().unwrap();
+        // One minute a day: six 10 s jobs.
+        let service = limited(home.path(), QuotaLimits::from_settings(0, 1)).await;
+        let mut jobs = Vec::new();
+        for i in 0..6 {
+            jobs.push(
+                service
+                    .submit(OWNER, &body(&format!("Scene {i}")), None)
+                    .await
+                    .unwrap()
+                    .job()
+                    .id
+                    .clone(),
+            );
+        }
+        let q = refusal(service.submit(OWNER, &body("Scene 6"), None).await);
+        assert_eq!(q.quota, QuotaKind::DailyOutputMinutes);
+        assert_eq!((q.limit, q.used, q.requested), (1.0, 1.0, 0.17));
+        assert!(q.retry_after <= Duration::from_secs(86_401));
+        fail(&service, &jobs[0]).await;
+        service.submit(OWNER, &body("Scene 7"), None).await.unwrap();
+        service.cancel(OWNER, &jobs[1]).await.unwrap();
+        let q = refusal(service.submit(OWNER, &body("Scene 8"), None).await);
+        assert_eq!(q.used, 1.0, "a cancelled job keeps its charge");
+    }
+
+    #[tokio::test]
+    async fn a_claim_its_job_left_behind_is_reconciled_at_the_limit() {
+        let home = tempfile::tempdir().unwrap();
+        let limits = QuotaLimits::from_settings(1, 0);
+        let service = limited(home.path(), limits).await;
+        let quotas = service.deps.quotas.clone().unwrap();
+        // A finished job whose release was lost, claimed long ago.
+        let ended = service.submit(OWNER, &body("Old"), None).await.unwrap();
+        let id = ended.job().id.clone();
+        update_job(&service.deps, &id, |j| {
+            Ok(Some(j.transition(JobStatus::Cancelled, Utc::now())?))
+        })
+        .await
+        .unwrap();
+        quotas.release(OWNER, id.as_str(), false).await.unwrap();
+        let old = Utc::now() - RECONCILE_GRACE - chrono::TimeDelta::minutes(1);
+        let stale = QuotaClaim::new(OWNER, id.as_str(), 10, old);
+        assert_eq!(
+            quotas.acquire(&stale, &limits).await.unwrap(),
+            Admission::Granted
+        );
+        // A young claim with no job yet is a submission in flight: left alone.
+        let young = QuotaClaim::new("dave", "job_in_flight", 10, Utc::now());
+        assert_eq!(
+            quotas.acquire(&young, &limits).await.unwrap(),
+            Admission::Granted
+        );
+        service.submit(OWNER, &body("New"), None).await.unwrap();
+        refusal(service.submit("dave", &body("New"), None).await);
     }
 
     #[test]

@@ -260,6 +260,24 @@ pub async fn idempotency_key_is_unique_per_owner(store: &dyn JobStore) {
     let other_owner = sample_job(&unique("owner"), Some(&key));
     must_create(store, &other_owner).await;
 
+    let found = |owner: String, key: String| async move {
+        store
+            .find_idempotent(&owner, &key)
+            .await
+            .unwrap_or_else(|e| panic!("find_idempotent({owner:?}, {key:?}): {e:?}"))
+    };
+    assert_eq!(
+        found(owner.clone(), key.clone()).await,
+        Some(first.id.clone()),
+        "find_idempotent names the first job"
+    );
+    assert_eq!(
+        found(other_owner.owner.clone(), key.clone()).await,
+        Some(other_owner.id.clone()),
+        "keys are per owner"
+    );
+    assert_eq!(found(owner.clone(), unique("idem")).await, None);
+
     let a = sample_job(&owner, None);
     let b = sample_job(&owner, None);
     must_create(store, &a).await;

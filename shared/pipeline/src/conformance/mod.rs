@@ -12,6 +12,7 @@ pub mod lease_store;
 pub mod narrator;
 pub mod planner;
 pub mod process_store;
+pub mod quota_store;
 
 /// A short random tag that keeps one check's owners and keys apart from every other check's.
 pub(crate) fn unique(label: &str) -> String {

@@ -1,7 +1,7 @@
 //! The embedded `JobStore`: one SQLite file, with the same conditional-write semantics as the
 //! DynamoDB table (optimistic versions, atomic idempotency keys, clips stored apart from the job).
-//! The same file holds processing records (`ProcessStore`) and provider leases (`LeaseStore`, in
-//! `sqlite/lease.rs`).
+//! The same file holds processing records (`ProcessStore`), provider leases (`LeaseStore`, in
+//! `sqlite/lease.rs`) and tenant quotas (`QuotaStore`, in `sqlite/quota.rs`).
 //!
 //! rusqlite is blocking, so every call runs on `spawn_blocking`. Each handle owns one connection
 //! behind a mutex; two handles opened on the same file are two independent writers, and SQLite's
@@ -19,6 +19,7 @@ use vidpipe_domain::ports::{JobPage, JobStore, ProcessStore, StoreError};
 use vidpipe_domain::processing::ProcessJob;
 
 mod lease;
+mod quota;
 
 /// How long a writer waits for another connection's write lock before giving up with a
 /// retryable error. Long enough that ordinary contention between handles never surfaces.
@@ -70,6 +71,23 @@ CREATE TABLE IF NOT EXISTS leases (
     holder     TEXT NOT NULL,
     expires_at INTEGER NOT NULL,
     PRIMARY KEY (pool, holder)
+) STRICT, WITHOUT ROWID;
+-- Added after schema 1 shipped, like leases. A claim is a job counted against its tenant's
+-- quotas (day: the UTC date charged, YYYY-MM-DD; claimed_at: Unix milliseconds); a day row holds
+-- the seconds charged to it.
+CREATE TABLE IF NOT EXISTS quota_claims (
+    tenant     TEXT NOT NULL,
+    job        TEXT NOT NULL,
+    day        TEXT NOT NULL,
+    seconds    INTEGER NOT NULL,
+    claimed_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, job)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS quota_days (
+    tenant TEXT NOT NULL,
+    day    TEXT NOT NULL,
+    used   INTEGER NOT NULL,
+    PRIMARY KEY (tenant, day)
 ) STRICT, WITHOUT ROWID;
 ";
 
@@ -403,6 +421,12 @@ impl JobStore for SqliteJobStore {
                 .transpose()
         })
         .await
+    }
+
+    async fn find_idempotent(&self, owner: &str, key: &str) -> Result<Option<JobId>, StoreError> {
+        let (owner, key) = (owner.to_owned(), key.to_owned());
+        self.with_conn(move |conn| job_by_idempotency_key(conn, &owner, &key))
+            .await
     }
 }
 

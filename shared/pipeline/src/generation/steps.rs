@@ -19,7 +19,9 @@ use std::time::Instant;
 use vidpipe_domain::job::{ClipRecord, ComposeRoute, Job, JobId, JobStatus, Outputs};
 use vidpipe_domain::media::{CompositionJob, ToolVersions};
 use vidpipe_domain::plan::PlanError;
-use vidpipe_domain::ports::{BlobStore, JobStore, LeaseStore, MediaEngine, Planner, StoreError};
+use vidpipe_domain::ports::{
+    BlobStore, JobStore, LeaseStore, MediaEngine, Planner, QuotaStore, StoreError,
+};
 use vidpipe_domain::timeline::Timeline;
 use vidpipe_domain::{AssetId, keys};
 
@@ -36,6 +38,9 @@ pub struct StepDeps {
     pub narrators: Option<super::narration::Narrators>,
     /// Bounds calls per provider across jobs; `None` leaves them unbounded (tests, one job).
     pub leases: Option<Arc<dyn LeaseStore>>,
+    /// Tenants' quota counters: a job's claim is released when it ends. `None` where nothing
+    /// counts quotas (tests); the limits themselves are the service's, which admits jobs.
+    pub quotas: Option<Arc<dyn QuotaStore>>,
     pub clip_limits: ClipLimits,
     pub media: Arc<dyn MediaEngine>,
     /// Local scratch space (`/tmp` in Lambda); each job works in its own folder below it.
@@ -78,6 +83,21 @@ where
         }
     }
     unreachable!("the last attempt returns")
+}
+
+/// Gives back an ended job's quota claim: its concurrency slot, and for a failed job (which
+/// delivered nothing) its output seconds. Safe to repeat (the store frees and refunds once), and
+/// never fails the caller: the job has ended either way, and a claim left behind is freed by the
+/// service's reconciliation the next time its tenant reaches the limit.
+pub(crate) async fn release_quota(deps: &StepDeps, job: &Job) {
+    let Some(quotas) = &deps.quotas else { return };
+    if !job.status.is_terminal() {
+        return;
+    }
+    let refund = job.status == JobStatus::Failed;
+    if let Err(e) = quotas.release(&job.owner, job.id.as_str(), refund).await {
+        tracing::warn!(job = %job.id, tenant = %job.owner, error = %e, "could not release the job's quota claim");
+    }
 }
 
 pub(crate) fn ensure_live(job: &Job) -> Result<(), StepError> {
@@ -399,6 +419,7 @@ pub async fn finalize(deps: &StepDeps, input: &ComposeOutput) -> Result<Finalize
         Ok(Some(next))
     })
     .await?;
+    release_quota(deps, &job).await;
     // Written from the saved job so its stage timings are the final ones. A retry after a crash
     // finds the job completed and rewrites the same document.
     let outputs = job.outputs.clone().unwrap_or(outputs);
@@ -424,11 +445,14 @@ pub async fn record_failure(deps: &StepDeps, input: &FailureInput) -> Result<Job
         Some(left) => (left.error, public_reason(&left.reason)),
         None => (input.error_type.clone(), recorded_reason(&input.cause)),
     };
-    update_job(deps, &input.job_id, |j| {
+    let job = update_job(deps, &input.job_id, |j| {
         if j.status.is_terminal() {
             return Ok(None);
         }
         Ok(Some(j.fail(&code, &message, Utc::now())?))
     })
-    .await
+    .await?;
+    // Also when the job had ended already: a repeat finds no claim and changes nothing.
+    release_quota(deps, &job).await;
+    Ok(job)
 }
