@@ -82,6 +82,7 @@ impl QuotaClaim {
 
 /// Which quota a refusal is about; the names are the API's `quota` member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum QuotaKind {
     ConcurrentJobs,

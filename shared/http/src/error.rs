@@ -313,7 +313,7 @@ impl ProblemSpec {
             instance: instance.to_owned(),
             request_id: request_id.to_owned(),
             errors: (!self.errors.is_empty()).then_some(self.errors),
-            quota: self.quota.as_ref().map(|q| q.quota.as_str().to_owned()),
+            quota: self.quota.as_ref().map(|q| q.quota),
             limit: self.quota.as_ref().map(|q| q.limit),
             used: self.quota.as_ref().map(|q| q.used),
             requested: self.quota.as_ref().map(|q| q.requested),

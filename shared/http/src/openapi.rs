@@ -41,7 +41,7 @@ pub const DOCUMENT_PATH: &str = "openapi.json";
         Problem, FieldError, GenerationRequestBody, BrandBody, LogoBody, MusicBody, JobView, JobLinks,
         RequestSummary, ClipView, OutputsView, StageTimingView, JobListView, DownloadView, DownloadLink,
         CreateAssetBody, AssetUploadView, AssetView, AssetKind, job::JobStatus, job::Stage, job::ClipStatus,
-        job::JobError, job::GenerationCost, job::CostLine,
+        job::JobError, job::GenerationCost, job::CostLine, vidpipe_domain::quota::QuotaKind,
     )),
     modifiers(&Conventions),
     tags(

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use vidpipe_domain::asset::{Asset, AssetKind};
 use vidpipe_domain::error::FieldError;
 use vidpipe_domain::job::{ClipStatus, Job, JobError, JobStatus, Stage};
+use vidpipe_domain::quota::QuotaKind;
 
 /// An RFC 7807 problem, served as `application/problem+json`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -29,8 +30,7 @@ pub struct Problem {
     pub errors: Option<Vec<FieldError>>,
     /// On `quota-exceeded` problems: the quota the request would break.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, example = "concurrent_jobs")]
-    pub quota: Option<String>,
+    pub quota: Option<QuotaKind>,
     /// On `quota-exceeded` problems: the tenant's limit, in jobs (`concurrent_jobs`) or minutes
     /// (`daily_output_minutes`).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -814,6 +814,84 @@ async fn cancel_is_202_and_repeatable_and_a_finished_job_conflicts() {
     .problem(404);
 }
 
+/// An API whose service admits jobs within `limits`, counted in the stack's SQLite file.
+async fn api_with_quotas(limits: vidpipe_domain::quota::QuotaLimits) -> Api {
+    let mut api = api().await;
+    let service =
+        Service::new(api._stack.deps().clone(), api.orchestrator.clone()).with_quota_limits(limits);
+    api.state.service = Arc::new(service);
+    api
+}
+
+#[tokio::test]
+async fn over_a_quota_is_429_with_retry_after_naming_the_quota() {
+    use vidpipe_domain::quota::QuotaLimits;
+    let api = api_with_quotas(QuotaLimits::from_settings(1, 0)).await;
+    let first = submit(&api, ALICE, &body()).await;
+    let create = || event(Method::POST, "/v1/generations").json(&body());
+    let r = send(&api, create()).await;
+    let p = r.problem(429);
+    assert_eq!(p["type"], "urn:vidpipe:problem:quota-exceeded");
+    assert_eq!(p["title"], "Quota exceeded");
+    assert_eq!(p["quota"], "concurrent_jobs");
+    assert_eq!(
+        (p["limit"].as_f64(), p["used"].as_f64()),
+        (Some(1.0), Some(1.0))
+    );
+    assert_eq!(p["requested"].as_f64(), Some(1.0));
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("1 of 1 jobs are running"),
+        "{p}"
+    );
+    assert_eq!(r.header("retry-after"), Some("30"));
+    // Nothing was recorded for the refused request; another tenant is not limited by alice.
+    let list = send(&api, event(Method::GET, "/v1/generations")).await;
+    assert_eq!(list.ok(200)["items"].as_array().map(Vec::len), Some(1));
+    submit(&api, BOB, &body()).await;
+    // Ending the first job frees the slot.
+    let id = first["id"].as_str().unwrap();
+    send(
+        &api,
+        event(Method::POST, &format!("/v1/generations/{id}/cancel")),
+    )
+    .await
+    .ok(202);
+    send(&api, create()).await.ok(202);
+
+    // The daily budget: one minute, so a second 60 s job is refused until 00:00 UTC.
+    let api = api_with_quotas(QuotaLimits::from_settings(0, 1)).await;
+    let minute = json!({
+        "prompt": "A lighthouse at dusk", "duration_seconds": 60, "aspect_ratio": "16:9",
+        "resolution": "720p", "clip_count": 1
+    });
+    submit(&api, ALICE, &minute).await;
+    let r = send(&api, event(Method::POST, "/v1/generations").json(&minute)).await;
+    let p = r.problem(429);
+    assert_eq!(p["quota"], "daily_output_minutes");
+    assert_eq!(
+        (
+            p["limit"].as_f64(),
+            p["used"].as_f64(),
+            p["requested"].as_f64()
+        ),
+        (Some(1.0), Some(1.0), Some(1.0))
+    );
+    let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    let now = chrono::Utc::now();
+    let midnight = (now.date_naive() + chrono::Days::new(1))
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    let expected = (midnight - now).num_seconds() as u64;
+    assert!(
+        wait >= expected && wait <= expected + 2,
+        "Retry-After {wait} s is the time to 00:00 UTC ({expected} s)"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn download_is_409_until_completed_then_gives_presigned_urls() {
     let api = api_with(None, false).await;
