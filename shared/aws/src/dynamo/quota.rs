@@ -182,7 +182,7 @@ impl QuotaStore for DynamoJobStore {
             };
             claims.push(ActiveClaim { job, claimed_at });
         }
-        claims.sort_by(|a, b| a.claimed_at.cmp(&b.claimed_at));
+        claims.sort_by_key(|c| c.claimed_at);
         Ok(claims)
     }
 }
