@@ -833,7 +833,7 @@ mod tests {
     async fn fail(service: &Service, id: &JobId) {
         let input = crate::generation::FailureInput {
             job_id: id.clone(),
-            error_type: "VidPipe.Internal".into(),
+            error_type: vidpipe_domain::names::INTERNAL.into(),
             cause: "test".into(),
         };
         // Twice, as a duplicate delivery would: the refund must come back once.
