@@ -13,6 +13,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let state = vidpipe_http::ApiState {
         uploads: Arc::new(aws.blob_store(&config)?),
         service: Arc::new(vidpipe_lambda::service(&config, &aws, deps)?),
+        processing: vidpipe_lambda::upload_service(&config, &aws)?.map(Arc::new),
         base_path: String::new(),
         trust_tenant_header: config.trust_tenant_header,
     };

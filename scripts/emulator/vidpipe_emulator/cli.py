@@ -20,6 +20,7 @@ from .common import (DEFAULT_ESPEAK, DEFAULT_FFMPEG_DIR, DEFAULT_FONTS_DIR, DEFA
 from .functions import Watch, warm, workspace_bins
 from .moto_patches import (TASK_DEFINITIONS, EcsRunner, Forwarder, SqsPoller, install_ecs_runner, install_forwarder,
                            install_s3_event_fields, serialized_dynamo_server)
+from . import watermark
 from .provision import Provisioner
 from .resolver import Resolver, Unresolved
 from .template import load_yaml, prepare_sam, sam_transform
@@ -36,6 +37,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--warm", action="store_true", help="compile every function before reporting ready")
     ap.add_argument("--warm-timeout", type=float, default=1800)
     ap.add_argument("--no-watch", action="store_true", help="moto + provisioning only")
+    ap.add_argument("--no-watermark", action="store_true",
+                    help="do not seed the development watermark at the stack's WatermarkKey")
     ap.add_argument("--target-dir", type=Path, default=None,
                     help="CARGO_TARGET_DIR for watch and --warm (default: the caller's, else ROOT/target); "
                          "a private one avoids waiting on other builds' lock at the price of a full build")
@@ -168,6 +171,11 @@ def start(args: argparse.Namespace, root: Path, template_path: Path, ends: Endpo
     prov = provision(args, root, template_path, ends)
     outputs = template_outputs(prov.t, prov.r)
     fn_env = function_environment(prov.function_env, ends.moto_url)
+    if not args.no_watermark:
+        bucket = fn_env.get("VIDPIPE_BUCKET")
+        key = fn_env.get("VIDPIPE_WATERMARK_KEY")
+        if bucket and key:
+            watermark.seed(prov.client("s3"), bucket, key)
     bin_of = register_bins(prov, forwarder)
     urls = start_functions(args, root, ends, fn_env, bin_of, prov.esms, life.stop, started)
     return ready_line(prov, ends, fn_env, bin_of, urls, outputs)

@@ -10,7 +10,8 @@
 //! | clip | `JOB#<id>` | `CLIP#NNN` | `doc`, `job_id`, `clip_index`, `status`, `updated_at`, `expires_at` |
 //! | asset | `ASSET#<id>` | `META` | `doc`, `owner`, `kind`, `created_at` |
 //! | idempotency guard | `IDEM#<owner>#<key>` | `META` | `job_id`, `owner`, `idempotency_key`, `created_at`, `expires_at`? |
-//! | processing record | `PROC#<source id>` | `META` | `doc`, `status`, `bucket`, `source_key`, `created_at`, `updated_at`, `expires_at`? |
+//! | processing record | `PROC#<source id>` | `META` | `doc`, `status`, `bucket`, `source_key`, `created_at`, `updated_at`, `expires_at`?, `GSI1PK` = `PROCS#<client>`, `GSI1SK` |
+//! | raw upload | `UPLOAD#<upload id>` | `META` | `doc`, `owner`, `status`, `version`, `source_key`, `created_at`, `updated_at`, `expires_at` |
 //! | lease pool | `LEASE#<pool>` | `LEASE` | `pool`, `holders` (holder → expiry, epoch ms), `version`, `expires_at` |
 //! | tenant's active jobs | `QUOTA#<tenant>` | `ACTIVE` | `active` (string set of job ids) |
 //! | tenant's day | `QUOTA#<tenant>` | `DAY#<YYYY-MM-DD>` | `used` (seconds), `expires_at` |
@@ -28,8 +29,8 @@
 //!
 //! Processing records ([`ProcessStore`]) are keyed by the source write's id, so a re-run of the
 //! same upload replaces its record: `save_process` puts the whole item, conditional on the
-//! version it was read at. They are not on
-//! `GSI1` (no tenant owns an upload).
+//! version it was read at. A record whose key is under `raw/{client}/` is on `GSI1` in the
+//! partition `PROCS#<client>`, apart from the tenant's jobs, so a tenant lists its own.
 //!
 //! Each record's full value is the `doc` attribute: the same JSON the SQLite store keeps, so
 //! floats and nanosecond timestamps roundtrip byte for byte. The other attributes are
@@ -58,8 +59,11 @@ use std::time::Duration;
 use vidpipe_domain::ErrorClass;
 use vidpipe_domain::asset::{Asset, AssetId};
 use vidpipe_domain::job::{ClipRecord, Job, JobId};
-use vidpipe_domain::ports::{JobPage, JobStore, ProcessStore, StoreError};
+use vidpipe_domain::ports::{
+    JobPage, JobStore, ProcessPage, ProcessStore, StoreError, UploadStore,
+};
 use vidpipe_domain::processing::{ProcessJob, ProcessStatus};
+use vidpipe_domain::upload::{UploadId, UploadRecord};
 
 mod lease;
 mod quota;
@@ -137,6 +141,24 @@ pub fn asset_pk(id: &AssetId) -> String {
 /// `PROC#<source id>`: one record per source write ([`vidpipe_domain::processing::SourceRef::id`]).
 pub fn process_pk(source_id: &str) -> String {
     format!("PROC#{source_id}")
+}
+
+/// `UPLOAD#<upload id>`: one announced raw upload.
+pub fn upload_pk(id: &UploadId) -> String {
+    format!("UPLOAD#{id}")
+}
+
+/// `GSI1PK` of a tenant's processing records, a partition apart from its jobs' `TENANT#`.
+pub fn process_tenant_pk(owner: &str) -> String {
+    format!("PROCS#{owner}")
+}
+
+/// `GSI1SK` of a processing record: creation time (fixed precision) and id.
+pub fn process_gsi1_sk(created_at: DateTime<Utc>, id: &str) -> String {
+    format!(
+        "{}#{id}",
+        created_at.to_rfc3339_opts(SecondsFormat::Nanos, true)
+    )
 }
 
 pub fn tenant_pk(owner: &str) -> String {
@@ -773,6 +795,13 @@ impl ProcessStore for DynamoJobStore {
             .item(ATTR_CREATED_AT, s(timestamp(saved.created_at)))
             .item(ATTR_UPDATED_AT, s(timestamp(saved.updated_at)))
             .item(ATTR_DOC, s(doc));
+        // A record under raw/{client}/ is listed on GSI1 in its tenant's own partition, apart
+        // from the tenant's generation jobs.
+        if let Some(owner) = saved.owner() {
+            request = request
+                .item(ATTR_GSI1PK, s(process_tenant_pk(owner)))
+                .item(ATTR_GSI1SK, s(process_gsi1_sk(saved.created_at, &saved.id)));
+        }
         // The whole item is replaced, so only the version it was read at may be there: none for
         // a first save, else the same number.
         request = if job.version == 0 {
@@ -805,6 +834,52 @@ impl ProcessStore for DynamoJobStore {
                 _ => sdk_error("PutItem (processing record)", err),
             }),
         }
+    }
+
+    async fn list_process(
+        &self,
+        owner: &str,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<ProcessPage, StoreError> {
+        let limit = limit.clamp(1, MAX_PAGE) as usize;
+        let mut start = cursor
+            .map(|c| decode_process_cursor(c, owner))
+            .transpose()?;
+        let want = limit + 1;
+        let mut items: Vec<Item> = Vec::with_capacity(want);
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(INDEX_GSI1)
+                .key_condition_expression("#gpk = :gpk")
+                .expression_attribute_names("#gpk", ATTR_GSI1PK)
+                .expression_attribute_values(":gpk", s(process_tenant_pk(owner)))
+                .scan_index_forward(false)
+                .limit(i32::try_from(want - items.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| sdk_error("Query (GSI1 list processing records)", e))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() && items.len() < want => start = Some(key),
+                _ => break,
+            }
+        }
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next_cursor = match items.last() {
+            Some(last) if more => Some(encode_cursor(last)?),
+            _ => None,
+        };
+        let jobs = items
+            .iter()
+            .map(|item| decode::<ProcessJob>(item, "processing"))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ProcessPage { jobs, next_cursor })
     }
 
     async fn get_process(&self, id: &str) -> Result<Option<ProcessJob>, StoreError> {
@@ -892,6 +967,70 @@ fn guard_job_id(item: &Item) -> Result<JobId, StoreError> {
     JobId::parse(raw).map_err(|e| corrupt(format!("idempotency guard names no job: {e}")))
 }
 
+#[async_trait]
+impl UploadStore for DynamoJobStore {
+    async fn save_upload(&self, upload: &UploadRecord) -> Result<UploadRecord, StoreError> {
+        let saved = UploadRecord {
+            version: upload.version.checked_add(1).ok_or_else(|| {
+                StoreError::Conflict(format!("upload {} version overflow", upload.id))
+            })?,
+            ..upload.clone()
+        };
+        let doc = serde_json::to_string(&saved).map_err(encode_error)?;
+        let mut request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(ATTR_PK, s(upload_pk(&saved.id)))
+            .item(ATTR_SK, s(SK_META))
+            .item(ATTR_ENTITY, s("upload"))
+            .item(ATTR_OWNER, s(&saved.owner))
+            .item(ATTR_STATUS, s(saved.status.as_str()))
+            .item(ATTR_VERSION, n(saved.version))
+            .item(ATTR_SOURCE_KEY, s(&saved.key))
+            .item(ATTR_CREATED_AT, s(timestamp(saved.created_at)))
+            .item(ATTR_UPDATED_AT, s(timestamp(saved.updated_at)))
+            // An announcement is kept as long as the processing record of its object.
+            .item(
+                ATTR_EXPIRES_AT,
+                n(epoch_seconds(
+                    saved.updated_at,
+                    TimeDelta::seconds(PROCESS_RETENTION.as_secs() as i64),
+                )),
+            )
+            .item(ATTR_DOC, s(doc));
+        request = if upload.version == 0 {
+            request
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", ATTR_PK)
+        } else {
+            request
+                .condition_expression("#version = :expected")
+                .expression_attribute_names("#version", ATTR_VERSION)
+                .expression_attribute_values(":expected", n(upload.version))
+        };
+        match request.send().await {
+            Ok(_) => Ok(saved),
+            Err(err) => Err(match err.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(_)) => {
+                    StoreError::Conflict(format!(
+                        "upload {} changed since version {}",
+                        upload.id, upload.version
+                    ))
+                }
+                _ => sdk_error("PutItem (upload)", err),
+            }),
+        }
+    }
+
+    async fn get_upload(&self, id: &UploadId) -> Result<Option<UploadRecord>, StoreError> {
+        self.get_item(upload_pk(id), "GetItem (upload)")
+            .await?
+            .map(|item| decode::<UploadRecord>(&item, "upload"))
+            .transpose()
+    }
+}
+
 // ---- cursors ----
 
 /// The attributes that position a query on `GSI1`: the index keys plus the table keys.
@@ -925,6 +1064,29 @@ fn decode_cursor(cursor: &str, owner: &str) -> Result<Item, StoreError> {
         || fields.get(ATTR_GSI1PK) != Some(&tenant_pk(owner))
         || fields.get(ATTR_SK).map(String::as_str) != Some(SK_META)
         || !fields.get(ATTR_PK).is_some_and(|pk| pk.starts_with("JOB#"))
+    {
+        return Err(invalid());
+    }
+    Ok(fields.into_iter().map(|(k, v)| (k, s(v))).collect())
+}
+
+/// [`decode_cursor`] for a tenant's processing records: the same shape, in the tenant's
+/// `PROCS#` partition and on a `PROC#` item.
+fn decode_process_cursor(cursor: &str, owner: &str) -> Result<Item, StoreError> {
+    let invalid = || StoreError::Backend {
+        message: "invalid cursor".to_owned(),
+        class: ErrorClass::Permanent,
+        source: None,
+    };
+    let bytes = hex::decode(cursor).map_err(|_| invalid())?;
+    let fields: HashMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    if fields.len() != CURSOR_KEYS.len()
+        || CURSOR_KEYS.iter().any(|k| !fields.contains_key(*k))
+        || fields.get(ATTR_GSI1PK) != Some(&process_tenant_pk(owner))
+        || fields.get(ATTR_SK).map(String::as_str) != Some(SK_META)
+        || !fields
+            .get(ATTR_PK)
+            .is_some_and(|pk| pk.starts_with("PROC#"))
     {
         return Err(invalid());
     }

@@ -27,6 +27,7 @@ use vidpipe_domain::media::{MediaLocation, MediaSource};
 use vidpipe_domain::ports::{
     BlobError, BlobMeta, BlobStore, SignedUpload, UploadSigner, validate_key,
 };
+use vidpipe_domain::upload::UploadedPart;
 
 /// S3's smallest part (every part but the last must be at least this big).
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -124,13 +125,15 @@ impl S3BlobStore {
         &self.encryption
     }
 
-    /// A URL a browser can PUT one object to for `ttl`, with the content type and this store's
-    /// encryption fixed by the signature: the uploader must send every header in
+    /// A URL a browser can PUT one object of exactly `size_bytes` bytes to for `ttl`, with the
+    /// length, the content type and this store's encryption fixed by the signature: S3 refuses
+    /// a body of any other length, and the uploader must send every header in
     /// [`PresignedUpload::headers`].
     pub async fn presign_put(
         &self,
         key: &str,
         content_type: &str,
+        size_bytes: u64,
         ttl: Duration,
     ) -> Result<PresignedUpload, BlobError> {
         validate_key(key)?;
@@ -141,12 +144,168 @@ impl S3BlobStore {
             .bucket(&self.bucket)
             .key(key)
             .content_type(content_type)
+            .content_length(signed_length(size_bytes)?)
             .server_side_encryption(sse)
             .set_ssekms_key_id(kms_key)
             .presigned(presigning(ttl)?)
             .await
             .map_err(|e| sdk_error(&format!("presign PutObject {key:?}"), e))?;
         Ok(upload_of(&presigned))
+    }
+
+    /// Starts a multipart upload a client sends the parts of itself ([`Self::presign_part`]);
+    /// the object gets this store's encryption like every other put.
+    pub async fn create_multipart_upload(
+        &self,
+        key: &str,
+        content_type: &str,
+    ) -> Result<String, BlobError> {
+        validate_key(key)?;
+        let (sse, kms_key) = self.sse();
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .server_side_encryption(sse)
+            .set_ssekms_key_id(kms_key)
+            .send()
+            .await
+            .map_err(|e| sdk_error(&format!("CreateMultipartUpload {key:?}"), e))?;
+        created.upload_id.ok_or_else(|| {
+            permanent(format!(
+                "CreateMultipartUpload {key:?} returned no upload id"
+            ))
+        })
+    }
+
+    /// A URL for part `number` of a multipart upload, bound to the part's length.
+    pub async fn presign_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        size_bytes: u64,
+        ttl: Duration,
+    ) -> Result<PresignedUpload, BlobError> {
+        validate_key(key)?;
+        let number = i32::try_from(number)
+            .map_err(|_| permanent(format!("part number {number} is out of range")))?;
+        let presigned = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .content_length(signed_length(size_bytes)?)
+            .presigned(presigning(ttl)?)
+            .await
+            .map_err(|e| sdk_error(&format!("presign UploadPart {number} of {key:?}"), e))?;
+        Ok(upload_of(&presigned))
+    }
+
+    /// The parts S3 holds for a multipart upload, in number order.
+    pub async fn list_upload_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Vec<UploadedPart>, BlobError> {
+        validate_key(key)?;
+        let mut parts = Vec::new();
+        let mut marker: Option<String> = None;
+        // A page holds at most 1000 parts; an upload has at most 10 000.
+        for _ in 0..=MAX_PARTS / 1000 {
+            let out = self
+                .client
+                .list_parts()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .set_part_number_marker(marker.take())
+                .send()
+                .await
+                .map_err(|e| sdk_error(&format!("ListParts {key:?}"), e))?;
+            for p in out.parts() {
+                parts.push(UploadedPart {
+                    number: p
+                        .part_number()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .unwrap_or(0),
+                    etag: p.e_tag().unwrap_or_default().to_owned(),
+                    size_bytes: p.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                });
+            }
+            match (out.is_truncated(), out.next_part_number_marker()) {
+                (Some(true), Some(next)) => marker = Some(next.to_owned()),
+                _ => break,
+            }
+        }
+        parts.sort_by_key(|p| p.number);
+        Ok(parts)
+    }
+
+    /// Joins the parts into the object.
+    pub async fn complete_multipart_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[UploadedPart],
+    ) -> Result<(), BlobError> {
+        validate_key(key)?;
+        let mut completed = Vec::with_capacity(parts.len());
+        for p in parts {
+            let number = i32::try_from(p.number)
+                .map_err(|_| permanent(format!("part number {} is out of range", p.number)))?;
+            completed.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .e_tag(&p.etag)
+                    .build(),
+            );
+        }
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(completed))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| sdk_error(&format!("CompleteMultipartUpload {key:?}"), e))?;
+        Ok(())
+    }
+
+    /// Drops a multipart upload's parts; `Ok` when the upload is already gone.
+    pub async fn abort_multipart_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<(), BlobError> {
+        validate_key(key)?;
+        match self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error().is_some_and(|s| s.is_no_such_upload())
+                    || status_of(&e) == Some(404) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(sdk_error(&format!("AbortMultipartUpload {key:?}"), e)),
+        }
     }
 
     fn sse(&self) -> (ServerSideEncryption, Option<String>) {
@@ -331,14 +490,57 @@ impl UploadSigner for S3BlobStore {
         &self,
         key: &str,
         content_type: &str,
+        size_bytes: u64,
         ttl: Duration,
     ) -> Result<SignedUpload, BlobError> {
-        let signed = S3BlobStore::presign_put(self, key, content_type, ttl).await?;
+        let signed = S3BlobStore::presign_put(self, key, content_type, size_bytes, ttl).await?;
         Ok(SignedUpload {
             url: signed.url,
             headers: signed.headers,
         })
     }
+
+    async fn create_multipart(&self, key: &str, content_type: &str) -> Result<String, BlobError> {
+        self.create_multipart_upload(key, content_type).await
+    }
+
+    async fn presign_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        size_bytes: u64,
+        ttl: Duration,
+    ) -> Result<SignedUpload, BlobError> {
+        let signed =
+            S3BlobStore::presign_part(self, key, upload_id, part_number, size_bytes, ttl).await?;
+        Ok(SignedUpload {
+            url: signed.url,
+            headers: signed.headers,
+        })
+    }
+
+    async fn list_parts(&self, key: &str, upload_id: &str) -> Result<Vec<UploadedPart>, BlobError> {
+        self.list_upload_parts(key, upload_id).await
+    }
+
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[UploadedPart],
+    ) -> Result<(), BlobError> {
+        self.complete_multipart_upload(key, upload_id, parts).await
+    }
+
+    async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), BlobError> {
+        self.abort_multipart_upload(key, upload_id).await
+    }
+}
+
+/// A length as the SDK takes it.
+fn signed_length(size_bytes: u64) -> Result<i64, BlobError> {
+    i64::try_from(size_bytes).map_err(|_| permanent(format!("{size_bytes} bytes is too large")))
 }
 
 /// What every part of one multipart upload shares, so each part can run as its own task.
@@ -668,6 +870,10 @@ fn presigning(ttl: Duration) -> Result<PresigningConfig, BlobError> {
         .map_err(|e| BlobError::backend("invalid presigning ttl", ErrorClass::Permanent, e))
 }
 
+/// The request as a client must send it. Only the headers the signature covers and S3 reads
+/// are handed on: the content type and length, encryption, metadata. Anything else the SDK
+/// added while signing in this process (a Lambda's `x-amzn-trace-id`, the user agent) is this
+/// process's, not the client's, and would only leak.
 fn upload_of(presigned: &PresignedRequest) -> PresignedUpload {
     PresignedUpload {
         url: presigned.uri().to_owned(),

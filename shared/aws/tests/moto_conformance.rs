@@ -219,7 +219,9 @@ async fn dynamo_job_store_conforms() {
 async fn dynamo_process_store_conforms() {
     let moto = Moto::start().await;
     let client = table_on(&moto).await;
-    process_store::run_all(&DynamoJobStore::new(client, TABLE)).await;
+    let store = DynamoJobStore::new(client, TABLE);
+    process_store::run_all(&store).await;
+    process_store::upload_store_run_all(&store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -722,6 +724,7 @@ async fn s3_presign_put_accepts_an_upload() {
         .presign_put(
             "uploads/alice/ast_1/original.png",
             "image/png",
+            9,
             Duration::from_secs(600),
         )
         .await
@@ -766,6 +769,7 @@ async fn s3_presign_put_accepts_an_upload() {
         &store,
         "uploads/alice/ast_2/original.png",
         "image/png",
+        4,
         Duration::from_secs(600),
     )
     .await
@@ -790,7 +794,7 @@ async fn s3_presign_put_accepts_an_upload() {
         b"port"
     );
     assert!(matches!(
-        UploadSigner::presign_put(&store, "../x", "image/png", Duration::from_secs(60)).await,
+        UploadSigner::presign_put(&store, "../x", "image/png", 1, Duration::from_secs(60)).await,
         Err(vidpipe_domain::ports::BlobError::InvalidKey(_))
     ));
 

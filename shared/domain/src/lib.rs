@@ -17,6 +17,7 @@ pub mod quota;
 pub mod request;
 pub mod steps;
 pub mod timeline;
+pub mod upload;
 
 pub use asset::{Asset, AssetId, AssetKind};
 pub use captions::{CaptionOptions, CaptionPosition, CaptionSize, CaptionStyle};

@@ -20,6 +20,9 @@ pub const TRANSIENT: &str = "VidPipe.Transient";
 pub const INTERNAL: &str = "VidPipe.Internal";
 pub const SOURCE_REJECTED: &str = "VidPipe.SourceRejected";
 pub const CONFIGURATION: &str = "VidPipe.ConfigurationError";
+/// A brand asset whose stored file is not what was announced (not a PNG/JPEG logo, not audio
+/// music, another size): the job fails naming the asset.
+pub const ASSET_REJECTED: &str = "VidPipe.AssetRejected";
 /// Recorded on a job whose execution could not be started (the orchestrator refused it).
 pub const START_FAILED: &str = "VidPipe.StartFailed";
 
@@ -39,6 +42,7 @@ pub const STEP_ERRORS: &[&str] = &[
     INTERNAL,
     SOURCE_REJECTED,
     CONFIGURATION,
+    ASSET_REJECTED,
 ];
 
 /// The names a retry policy retries (besides the platform's own transient errors).

@@ -539,16 +539,110 @@ pub struct SignedUpload {
 /// [`BlobStore`] because only a remote store can offer it: on one machine the CLI ingests files
 /// itself.
 ///
-/// Contract: the URL accepts exactly one PUT of `content_type` to `key`, with `headers`, until
-/// `ttl` passes; `headers` includes the content type.
+/// Contract:
+/// - `presign_put`'s URL accepts exactly one PUT of `content_type` and exactly `size_bytes`
+///   bytes to `key`, with `headers`, until `ttl` passes; `headers` holds the content type, the
+///   length and nothing the client need not send (no tracing headers);
+/// - a multipart upload is created once per object (`create_multipart` returns the store's
+///   upload id), each part gets its own URL bound to its length (`presign_part`), `list_parts`
+///   reports the parts the store holds, in number order, `complete_multipart` joins them and
+///   `abort_multipart` drops them (`Ok` when the upload is already gone).
 #[async_trait]
 pub trait UploadSigner: Send + Sync {
     async fn presign_put(
         &self,
         key: &str,
         content_type: &str,
+        size_bytes: u64,
         ttl: Duration,
     ) -> Result<SignedUpload, BlobError>;
+
+    async fn create_multipart(&self, key: &str, content_type: &str) -> Result<String, BlobError> {
+        let _ = content_type;
+        Err(multipart_unsupported(key))
+    }
+
+    async fn presign_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        size_bytes: u64,
+        ttl: Duration,
+    ) -> Result<SignedUpload, BlobError> {
+        let _ = (upload_id, part_number, size_bytes, ttl);
+        Err(multipart_unsupported(key))
+    }
+
+    async fn list_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Vec<crate::upload::UploadedPart>, BlobError> {
+        let _ = upload_id;
+        Err(multipart_unsupported(key))
+    }
+
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[crate::upload::UploadedPart],
+    ) -> Result<(), BlobError> {
+        let _ = (upload_id, parts);
+        Err(multipart_unsupported(key))
+    }
+
+    async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), BlobError> {
+        let _ = upload_id;
+        Err(multipart_unsupported(key))
+    }
+}
+
+fn multipart_unsupported(key: &str) -> BlobError {
+    BlobError::Backend {
+        message: format!("this store offers no multipart uploads (for {key:?})"),
+        class: ErrorClass::Permanent,
+        source: None,
+    }
+}
+
+/// Announced raw uploads ([`crate::upload::UploadRecord`]), one per object key.
+///
+/// Contract: `save_upload` writes only if the stored version equals `upload.version` (0: none
+/// yet) and returns the record one version higher, else `Conflict`; `get_upload` returns the
+/// last record saved, or `None`.
+#[async_trait]
+pub trait UploadStore: Send + Sync {
+    async fn save_upload(
+        &self,
+        upload: &crate::upload::UploadRecord,
+    ) -> Result<crate::upload::UploadRecord, StoreError>;
+    async fn get_upload(
+        &self,
+        id: &crate::upload::UploadId,
+    ) -> Result<Option<crate::upload::UploadRecord>, StoreError>;
+}
+
+/// One page of a tenant's processing records, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProcessPage {
+    pub jobs: Vec<crate::processing::ProcessJob>,
+    /// Opaque; pass it back for the next page. `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Starts a processing execution of an uploaded object (Step Functions in AWS).
+///
+/// Contract: idempotent per `name`: starting the same name with the same source again starts
+/// nothing new and is `Ok`.
+#[async_trait]
+pub trait ProcessStarter: Send + Sync {
+    async fn start_processing(
+        &self,
+        source: &crate::processing::SourceRef,
+        name: &str,
+    ) -> Result<(), OrchestratorError>;
 }
 
 /// Processing records, one per source write ([`crate::processing::SourceRef::id`]).
@@ -558,9 +652,18 @@ pub trait UploadSigner: Send + Sync {
 ///   record yet) and returns it as stored, its version one higher; otherwise `Conflict`, and
 ///   nothing is written. Of several writers racing from one version exactly one wins;
 /// - a re-run of the same write replaces its record, it never adds a second;
-/// - `get` returns the last record saved, or `None`.
+/// - `get` returns the last record saved, or `None`;
+/// - `list_process` pages the records of one tenant (the `raw/{client}/` segment of their key)
+///   newest first by creation; a cursor it did not issue for this tenant is a permanent
+///   `Backend` error, never a silent first page.
 #[async_trait]
 pub trait ProcessStore: Send + Sync {
+    async fn list_process(
+        &self,
+        owner: &str,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<ProcessPage, StoreError>;
     async fn save_process(
         &self,
         job: &crate::processing::ProcessJob,

@@ -300,6 +300,9 @@ pub enum Rejection {
     TooLong { duration: f64, limit: f64 },
     #[error("the file is {size} bytes; the limit is {limit}")]
     TooLarge { size: u64, limit: u64 },
+    /// The stored object is not the size its upload announced (and the URL was signed for).
+    #[error("the file is {stored} bytes but its upload announced {announced}")]
+    SizeMismatch { announced: u64, stored: u64 },
 }
 
 /// How the transcode runs.
@@ -614,6 +617,13 @@ pub struct ProcessJob {
     /// successful write increments it.
     #[serde(default)]
     pub version: u64,
+    /// Retries asked for over the API; retry `n` runs as execution [`ProcessJob::retry_name`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl ProcessStatus {
@@ -708,6 +718,18 @@ impl ProcessJob {
         Ok(next)
     }
 
+    /// The tenant the record belongs to: the `raw/{client}/` segment of its key. A key outside
+    /// the layout belongs to no tenant.
+    pub fn owner(&self) -> Option<&str> {
+        self.path.as_ref().map(|p| p.client.as_str())
+    }
+
+    /// The execution name of retry `n`: the source id (40 hex digits) and the number, within
+    /// Step Functions' 80 characters, and the same for every request asking for that retry.
+    pub fn retry_name(&self, n: u32) -> String {
+        format!("{}-retry-{n}", self.id)
+    }
+
     /// A new running record for `source`, before anything is known about it.
     pub fn new(source: &SourceRef, now: DateTime<Utc>) -> ProcessJob {
         ProcessJob {
@@ -724,6 +746,7 @@ impl ProcessJob {
             created_at: now,
             updated_at: now,
             version: 0,
+            retries: 0,
         }
     }
 }

@@ -42,6 +42,12 @@ pub enum ApiError {
         detail: String,
         errors: Vec<FieldError>,
     },
+    /// The caller named something only another tenant may use (a `raw/{client}/` prefix).
+    #[error("forbidden: {detail}")]
+    Forbidden {
+        detail: String,
+        errors: Vec<FieldError>,
+    },
     /// Unknown, or another tenant's: the two are indistinguishable on purpose.
     #[error("{0}")]
     NotFound(String),
@@ -165,6 +171,13 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too-large",
                 "Payload too large",
+                detail.clone(),
+                errors.clone(),
+            ),
+            ApiError::Forbidden { detail, errors } => spec(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Forbidden",
                 detail.clone(),
                 errors.clone(),
             ),

@@ -9,6 +9,7 @@ pub mod handlers;
 pub mod json;
 pub mod openapi;
 pub mod routes;
+pub mod uploads;
 pub mod views;
 
 use crate::error::ApiError;
@@ -29,6 +30,9 @@ pub struct ApiState {
     /// A path prefix the API is mounted under (e.g. `/api`), stripped before routing when
     /// present; `""` for none. The API Gateway stage is stripped on its own.
     pub base_path: String,
+    /// Raw uploads and processing jobs; `None` where the deployment has no processing pipeline
+    /// (those routes then answer 503).
+    pub processing: Option<Arc<vidpipe_pipeline::uploads::UploadService>>,
     /// Take the tenant from the `x-vidpipe-tenant` header when the request carries no JWT claims.
     /// For local development and AWS emulation only, where no authorizer runs. **Never enable it
     /// in production**: any caller could then act as any tenant.
@@ -98,6 +102,13 @@ async fn dispatch(state: &ApiState, req: &Request) -> Result<Response<Body>, Api
         Operation::DownloadGeneration => handlers::download_generation(state, &call).await,
         Operation::CreateAsset => handlers::create_asset(state, &call, req).await,
         Operation::GetAsset => handlers::get_asset(state, &call).await,
+        Operation::CreateUpload => uploads::create_upload(state, &call, req).await,
+        Operation::CompleteUpload => uploads::complete_upload(state, &call).await,
+        Operation::AbortUpload => uploads::abort_upload(state, &call).await,
+        Operation::ListProcessingJobs => uploads::list_processing_jobs(state, &call, req).await,
+        Operation::GetProcessingJob => uploads::get_processing_job(state, &call).await,
+        Operation::DownloadProcessingJob => uploads::download_processing_job(state, &call).await,
+        Operation::RetryProcessingJob => uploads::retry_processing_job(state, &call).await,
     }
 }
 

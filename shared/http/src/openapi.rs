@@ -2,11 +2,11 @@
 //! in as `openapi.json`; a test fails when the code and the file disagree, so the published
 //! contract can only change in a reviewed diff.
 
-use crate::handlers;
 use crate::views::{
     AssetUploadView, AssetView, ClipView, CreateAssetBody, DownloadLink, DownloadView, JobLinks,
     JobListView, JobView, OutputsView, Problem, RequestSummary, StageTimingView,
 };
+use crate::{handlers, uploads};
 use serde_json::Value;
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::schema::{Object, Schema, Type};
@@ -36,17 +36,31 @@ pub const DOCUMENT_PATH: &str = "openapi.json";
         handlers::download_generation,
         handlers::create_asset,
         handlers::get_asset,
+        uploads::create_upload,
+        uploads::complete_upload,
+        uploads::abort_upload,
+        uploads::list_processing_jobs,
+        uploads::get_processing_job,
+        uploads::download_processing_job,
+        uploads::retry_processing_job,
     ),
     components(schemas(
         Problem, FieldError, GenerationRequestBody, BrandBody, LogoBody, MusicBody, JobView, JobLinks,
         RequestSummary, ClipView, OutputsView, StageTimingView, JobListView, DownloadView, DownloadLink,
         CreateAssetBody, AssetUploadView, AssetView, AssetKind, job::JobStatus, job::Stage, job::ClipStatus,
         job::JobError, job::GenerationCost, job::CostLine, vidpipe_domain::quota::QuotaKind,
+        uploads::CreateUploadBody, uploads::SignedRequestView, uploads::UploadPartView, uploads::UploadLinks,
+        uploads::UploadView, uploads::StepTimingView, uploads::RenditionView, uploads::ProcessCostView,
+        uploads::ProcessErrorView, uploads::ProcessLinks, uploads::ProcessingJobView,
+        uploads::ProcessingJobListView, uploads::OutputLinkView, uploads::ProcessingDownloadView,
+        uploads::RetryView,
     )),
     modifiers(&Conventions),
     tags(
         (name = "generations", description = "Video generation jobs."),
         (name = "assets", description = "Brand assets (logos, music) uploaded for use in generations."),
+        (name = "uploads", description = "Raw videos uploaded straight to the media store, under raw/{tenant}/{project}/."),
+        (name = "processing", description = "The processing of raw uploads into trimmed, watermarked renditions."),
     ),
 )]
 pub struct ApiDoc;

@@ -15,6 +15,13 @@ pub enum Operation {
     DownloadGeneration,
     CreateAsset,
     GetAsset,
+    CreateUpload,
+    CompleteUpload,
+    AbortUpload,
+    ListProcessingJobs,
+    GetProcessingJob,
+    DownloadProcessingJob,
+    RetryProcessingJob,
 }
 
 /// One method and path template. `{name}` matches exactly one non-empty path segment.
@@ -61,6 +68,41 @@ pub static ROUTES: &[Route] = &[
         method: Method::GET,
         path: "/v1/assets/{id}",
         operation: Operation::GetAsset,
+    },
+    Route {
+        method: Method::POST,
+        path: "/v1/uploads",
+        operation: Operation::CreateUpload,
+    },
+    Route {
+        method: Method::POST,
+        path: "/v1/uploads/{id}/complete",
+        operation: Operation::CompleteUpload,
+    },
+    Route {
+        method: Method::DELETE,
+        path: "/v1/uploads/{id}",
+        operation: Operation::AbortUpload,
+    },
+    Route {
+        method: Method::GET,
+        path: "/v1/processing-jobs",
+        operation: Operation::ListProcessingJobs,
+    },
+    Route {
+        method: Method::GET,
+        path: "/v1/processing-jobs/{id}",
+        operation: Operation::GetProcessingJob,
+    },
+    Route {
+        method: Method::GET,
+        path: "/v1/processing-jobs/{id}/download",
+        operation: Operation::DownloadProcessingJob,
+    },
+    Route {
+        method: Method::POST,
+        path: "/v1/processing-jobs/{id}/retry",
+        operation: Operation::RetryProcessingJob,
     },
 ];
 

@@ -37,6 +37,7 @@ impl UploadSigner for EchoSigner {
         &self,
         key: &str,
         content_type: &str,
+        _size_bytes: u64,
         ttl: Duration,
     ) -> Result<SignedUpload, BlobError> {
         Ok(SignedUpload {
@@ -95,6 +96,7 @@ async fn api_with(provider: Option<Arc<dyn ClipProvider>>, trust_tenant_header: 
     let state = ApiState {
         service,
         uploads: Arc::new(EchoSigner),
+        processing: None,
         base_path: String::new(),
         trust_tenant_header,
     };

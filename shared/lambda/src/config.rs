@@ -7,6 +7,7 @@ use vidpipe_domain::processing::ProcessSettings;
 use vidpipe_pipeline::cursor::CURSOR_KEY_MIN_BYTES;
 use vidpipe_domain::quota::QuotaLimits;
 use vidpipe_pipeline::processing::FargateSize;
+use vidpipe_pipeline::uploads::UploadPolicy;
 
 /// Where the watermark image is looked for in the media bucket unless `VIDPIPE_WATERMARK_KEY`
 /// says otherwise.
@@ -49,6 +50,10 @@ pub struct Config {
     /// `VIDPIPE_SEGMENT_SECONDS`, `VIDPIPE_MAX_DURATION_SECONDS` and `VIDPIPE_MAX_SIZE_BYTES`
     /// replaces one.
     pub process: ProcessSettings,
+    /// Raw uploads over the API: `VIDPIPE_UPLOAD_SINGLE_PUT_MAX_BYTES` (default 100 MiB) is the
+    /// largest file sent in one PUT, `VIDPIPE_UPLOAD_PART_BYTES` (default 16 MiB, at least S3's
+    /// 5 MiB) the part size above it.
+    pub upload: UploadPolicy,
     /// `VIDPIPE_WATERMARK_KEY`: the watermark image's key in the media bucket.
     pub watermark_key: String,
     /// `VIDPIPE_WEBHOOK_URL`: a Slack-compatible webhook told of every processed upload.
@@ -278,6 +283,18 @@ impl Config {
             trust_tenant_header: flag("VIDPIPE_TRUST_TENANT_HEADER"),
             processing_state_machine_arn: get("VIDPIPE_PROCESSING_STATE_MACHINE_ARN"),
             process,
+            upload: UploadPolicy {
+                single_put_max: whole(
+                    &get,
+                    "VIDPIPE_UPLOAD_SINGLE_PUT_MAX_BYTES",
+                    UploadPolicy::default().single_put_max,
+                )?,
+                part_size: whole(
+                    &get,
+                    "VIDPIPE_UPLOAD_PART_BYTES",
+                    UploadPolicy::default().part_size,
+                )?,
+            },
             watermark_key: get("VIDPIPE_WATERMARK_KEY")
                 .unwrap_or_else(|| DEFAULT_WATERMARK_KEY.to_owned()),
             webhook_url,

@@ -8,7 +8,7 @@ use percent_encoding::percent_decode_str;
 use serde::Deserialize;
 use vidpipe_aws::sfn::{Started, start_named};
 use vidpipe_domain::ErrorClass;
-use vidpipe_domain::ports::OrchestratorError;
+use vidpipe_domain::ports::{OrchestratorError, ProcessStarter};
 use vidpipe_domain::processing::{SourcePath, SourceRef};
 use vidpipe_pipeline::processing::ProcessInput;
 
@@ -181,6 +181,40 @@ pub async fn dispatch(
     }
     SqsBatchResponse {
         batch_item_failures: failures,
+    }
+}
+
+/// Starts processing executions for the API's retries, by the same input the dispatcher gives.
+pub struct SfnProcessStarter {
+    client: aws_sdk_sfn::Client,
+    state_machine_arn: String,
+}
+
+impl SfnProcessStarter {
+    pub fn new(client: aws_sdk_sfn::Client, state_machine_arn: String) -> Self {
+        Self {
+            client,
+            state_machine_arn,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ProcessStarter for SfnProcessStarter {
+    async fn start_processing(
+        &self,
+        source: &SourceRef,
+        name: &str,
+    ) -> Result<(), OrchestratorError> {
+        // An execution of this name that already ended (or runs) is this retry: nothing to start.
+        start_named(
+            &self.client,
+            &self.state_machine_arn,
+            name,
+            execution_input(source),
+        )
+        .await
+        .map(|_| ())
     }
 }
 

@@ -15,6 +15,7 @@ use vidpipe_pipeline::cursor::CursorSeal;
 use vidpipe_pipeline::generation::{ClipLimits, FallbackPlanner, ProviderChain};
 use vidpipe_pipeline::notify::WebhookNotifier;
 use vidpipe_pipeline::processing::ProcessDeps;
+use vidpipe_pipeline::uploads::UploadService;
 use vidpipe_pipeline::{Service, StepDeps};
 
 /// The SDK clients, from one loaded configuration (credentials, region, endpoint).
@@ -186,6 +187,31 @@ pub fn service(config: &Config, aws: &Aws, deps: StepDeps) -> Result<Service, Co
     }
 }
 
+/// The API's uploads and processing jobs: records in the job table, presigning by the media
+/// bucket, retries started on the processing state machine. `None` without that state machine's
+/// ARN (the routes then answer 503).
+pub fn upload_service(config: &Config, aws: &Aws) -> Result<Option<UploadService>, ConfigError> {
+    let Some(arn) = config.processing_state_machine_arn.clone() else {
+        return Ok(None);
+    };
+    let store = Arc::new(DynamoJobStore::new(
+        aws.clients.dynamodb.clone(),
+        config.table()?,
+    ));
+    let blobs = Arc::new(aws.blob_store(config)?);
+    Ok(Some(UploadService {
+        uploads: store.clone(),
+        records: store,
+        blobs: blobs.clone(),
+        signer: blobs,
+        starter: Some(Arc::new(crate::dispatch::SfnProcessStarter::new(
+            aws.clients.sfn.clone(),
+            arn,
+        ))),
+        policy: config.upload,
+    }))
+}
+
 /// What the processing function's steps need: processing records in the job table, the media
 /// bucket, ffmpeg from the layer, the settings from the environment and the checked-in rendition
 /// profiles. The webhook (when configured) is the only notifier here: SNS and EventBridge are
@@ -202,11 +228,13 @@ pub fn process_deps(config: &Config, aws: &Aws) -> Result<ProcessDeps, ConfigErr
         }
         None => Arc::new(NoNotifier),
     };
+    let store = Arc::new(DynamoJobStore::new(
+        aws.clients.dynamodb.clone(),
+        config.table()?,
+    ));
     Ok(ProcessDeps {
-        records: Arc::new(DynamoJobStore::new(
-            aws.clients.dynamodb.clone(),
-            config.table()?,
-        )),
+        records: store.clone(),
+        uploads: Some(store),
         blobs: Arc::new(aws.blob_store(config)?),
         notifier,
         media: Arc::new(FfmpegEngine::new(tools(config))),

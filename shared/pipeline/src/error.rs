@@ -42,6 +42,10 @@ pub enum StepError {
     /// The upload cannot be processed (not media, too short, ...): the job fails with the reason.
     #[error("source rejected: {0}")]
     Rejected(#[from] Rejection),
+    /// A brand asset's stored file is not what was announced (wrong content, another size): the
+    /// job fails with the reason, which names the asset.
+    #[error("{0}")]
+    AssetRejected(String),
     /// The deployment is missing something it needs (the watermark image): an operator's fix.
     #[error("configuration error: {0}")]
     Configuration(String),
@@ -76,6 +80,7 @@ impl StepError {
             StepError::Blob(e) if e.class() == ErrorClass::Retryable => TRANSIENT,
             StepError::Orchestrator(_) => TRANSIENT,
             StepError::Rejected(_) => SOURCE_REJECTED,
+            StepError::AssetRejected(_) => ASSET_REJECTED,
             StepError::Configuration(_) => CONFIGURATION,
             StepError::Notify(NotifyError::Unavailable(_)) => TRANSIENT,
             StepError::Notify(NotifyError::Refused(_)) => INTERNAL,

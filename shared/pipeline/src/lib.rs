@@ -15,6 +15,7 @@ pub mod policy;
 pub mod processing;
 pub mod scratch;
 pub mod service;
+pub mod uploads;
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;

@@ -185,6 +185,7 @@ impl LocalStack {
     pub fn processing(&self, settings: ProcessSettings, renditions: RenditionSet) -> ProcessDeps {
         ProcessDeps {
             records: self.store.clone(),
+            uploads: Some(self.store.clone()),
             blobs: self.blobs.clone(),
             notifier: Arc::new(JsonlNotifier::new(self.notifications_path())),
             media: self.media.clone(),

@@ -339,6 +339,15 @@ impl Service {
                             field,
                             format!("asset {id} is {} bytes; the limit is {limit}", m.size_bytes),
                         )),
+                        // The URL was signed for the announced length; a store that did not
+                        // enforce it must not let another file through.
+                        Some(m) if m.size_bytes != a.size_bytes => errors.push(FieldError::new(
+                            field,
+                            format!(
+                                "asset {id} was announced as {} bytes but {} bytes were uploaded; announce it again with its real size",
+                                a.size_bytes, m.size_bytes
+                            ),
+                        )),
                         Some(_) => {}
                     }
                 }
@@ -477,35 +486,7 @@ impl Service {
             }
             Err(e) => return Err(e.into()),
         };
-        let (width, height, duration) = match kind {
-            AssetKind::Logo => {
-                let still = probe
-                    .streams
-                    .iter()
-                    .find(|s| {
-                        s.kind == StreamKind::Video && matches!(s.codec.as_str(), "png" | "mjpeg")
-                    })
-                    .filter(|_| probe.audio().is_none());
-                let s = still.ok_or_else(|| {
-                    invalid(format!(
-                        "is not a PNG or JPEG image (found {})",
-                        describe(&probe)
-                    ))
-                })?;
-                (s.width, s.height, None)
-            }
-            AssetKind::Music => {
-                let a = probe
-                    .audio()
-                    .ok_or_else(|| invalid(format!("has no audio (found {})", describe(&probe))))?;
-                let duration = probe
-                    .duration_seconds
-                    .or(a.duration_seconds)
-                    .filter(|d| *d > 0.0);
-                let d = duration.ok_or_else(|| invalid("has no measurable duration".into()))?;
-                (None, None, Some(d))
-            }
-        };
+        let (width, height, duration) = asset_content(kind, &probe).map_err(invalid)?;
         let ext = kind.extension_for(content_type).unwrap_or("bin");
         let asset = Asset {
             width,
@@ -570,7 +551,7 @@ impl Service {
         let expires_at = Utc::now() + UPLOAD_TTL;
         // Signed before the record is written: a failed signing then leaves nothing behind.
         let upload = uploads
-            .presign_put(&asset.key, content_type, UPLOAD_TTL)
+            .presign_put(&asset.key, content_type, size, UPLOAD_TTL)
             .await?;
         self.deps.jobs.put_asset(&asset).await?;
         Ok(AnnouncedAsset {
@@ -578,6 +559,41 @@ impl Service {
             upload,
             expires_at,
         })
+    }
+}
+
+/// What a probed file must be to serve as an asset of `kind`: a logo is one PNG or JPEG image
+/// and nothing else, music has audio of a measurable length. `Ok` gives the logo's size or the
+/// track's length; `Err` is the rule broken, to follow the asset's name ("is not a PNG ...").
+/// The CLI's ingest and the generation's plan step both judge by it.
+pub fn asset_content(
+    kind: AssetKind,
+    probe: &vidpipe_domain::media::ProbeInfo,
+) -> Result<(Option<u32>, Option<u32>, Option<f64>), String> {
+    match kind {
+        AssetKind::Logo => {
+            let still = probe
+                .streams
+                .iter()
+                .find(|s| {
+                    s.kind == StreamKind::Video && matches!(s.codec.as_str(), "png" | "mjpeg")
+                })
+                .filter(|_| probe.audio().is_none());
+            let s = still
+                .ok_or_else(|| format!("is not a PNG or JPEG image (found {})", describe(probe)))?;
+            Ok((s.width, s.height, None))
+        }
+        AssetKind::Music => {
+            let a = probe
+                .audio()
+                .ok_or_else(|| format!("has no audio (found {})", describe(probe)))?;
+            let duration = probe
+                .duration_seconds
+                .or(a.duration_seconds)
+                .filter(|d| *d > 0.0);
+            let d = duration.ok_or_else(|| "has no measurable duration".to_owned())?;
+            Ok((None, None, Some(d)))
+        }
     }
 }
 
@@ -657,7 +673,7 @@ mod tests {
 
     /// Remembers what it was asked to sign.
     #[derive(Default)]
-    struct Signer(Mutex<Vec<(String, String, Duration)>>);
+    struct Signer(Mutex<Vec<(String, String, u64, Duration)>>);
 
     #[async_trait]
     impl UploadSigner for Signer {
@@ -665,12 +681,13 @@ mod tests {
             &self,
             key: &str,
             content_type: &str,
+            size_bytes: u64,
             ttl: Duration,
         ) -> Result<SignedUpload, BlobError> {
             self.0
                 .lock()
                 .unwrap()
-                .push((key.into(), content_type.into(), ttl));
+                .push((key.into(), content_type.into(), size_bytes, ttl));
             Ok(SignedUpload {
                 url: format!("https://uploads.example.test/{key}"),
                 headers: vec![("Content-Type".into(), content_type.into())],
@@ -766,7 +783,7 @@ mod tests {
         assert_eq!((asset.owner.as_str(), asset.size_bytes), (OWNER, 2048));
         assert_eq!(
             *signer.0.lock().unwrap(),
-            [(asset.key.clone(), "image/png".to_owned(), UPLOAD_TTL)]
+            [(asset.key.clone(), "image/png".to_owned(), 2048, UPLOAD_TTL)]
         );
         assert!(announced.expires_at >= before + UPLOAD_TTL);
         assert!(announced.expires_at <= Utc::now() + UPLOAD_TTL);

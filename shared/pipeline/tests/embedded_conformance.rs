@@ -31,6 +31,7 @@ async fn sqlite_process_store_conforms() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = SqliteJobStore::open(dir.path().join("vidpipe.sqlite3")).expect("open");
     process_store::run_all(&store).await;
+    process_store::upload_store_run_all(&store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -188,6 +188,7 @@ async fn bench() -> Bench {
     let (media, told) = (FakeMedia::default(), Recorded::default());
     let deps = ProcessDeps {
         records: Arc::new(SqliteJobStore::open(dir.path().join("db.sqlite3")).unwrap()),
+        uploads: None,
         blobs,
         notifier: Arc::new(told.clone()),
         media: Arc::new(media.clone()),

@@ -23,6 +23,7 @@ pub async fn run_all(store: &dyn ProcessStore) {
     records_of_other_writes_stay_apart(store).await;
     a_stale_version_conflicts_and_writes_nothing(store).await;
     of_racing_writers_from_one_version_exactly_one_wins(store).await;
+    a_tenant_lists_its_own_records_newest_first_in_pages(store).await;
 }
 
 pub async fn unknown_id_is_none(store: &dyn ProcessStore) {
@@ -118,4 +119,112 @@ pub async fn of_racing_writers_from_one_version_exactly_one_wins(store: &dyn Pro
             Some(current.clone())
         );
     }
+}
+
+/// `list_process` pages one tenant's records (the `raw/{client}/` segment) newest first by
+/// creation, each page's cursor leading to the next, and refuses a cursor it did not make.
+pub async fn a_tenant_lists_its_own_records_newest_first_in_pages(store: &dyn ProcessStore) {
+    let tenant = unique("lister");
+    let other = unique("other");
+    let base = Utc::now();
+    let mut made = Vec::new();
+    for i in 0..5i64 {
+        let src = SourceRef {
+            bucket: "media".into(),
+            key: format!("raw/{tenant}/launch/take {i}.mp4"),
+            version: Some("v1".into()),
+        };
+        let job = ProcessJob::new(&src, base + TimeDelta::seconds(i));
+        let saved = store.save_process(&job).await.expect("save");
+        // A later write keeps the record's place: the order is by creation.
+        let failed = saved
+            .fail(
+                ProcessFailure {
+                    error: names::SOURCE_REJECTED.into(),
+                    reason: "the file is empty (0 bytes)".into(),
+                },
+                base + TimeDelta::seconds(100 - i),
+            )
+            .expect("fail");
+        store.save_process(&failed).await.expect("second save");
+        made.push(job.id);
+    }
+    let theirs = SourceRef {
+        bucket: "media".into(),
+        key: format!("raw/{other}/launch/take.mp4"),
+        version: None,
+    };
+    store
+        .save_process(&ProcessJob::new(&theirs, base + TimeDelta::seconds(50)))
+        .await
+        .expect("save");
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..5 {
+        let page = store
+            .list_process(&tenant, 2, cursor.as_deref())
+            .await
+            .expect("list");
+        assert!(page.jobs.len() <= 2);
+        seen.extend(page.jobs.iter().map(|j| j.id.clone()));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    made.reverse();
+    assert_eq!(
+        seen, made,
+        "newest first, every record once, no other tenant's"
+    );
+    let others = store.list_process(&other, 10, None).await.expect("list");
+    assert_eq!(others.jobs.len(), 1);
+    assert_eq!(others.next_cursor, None);
+    match store.list_process(&tenant, 2, Some("not-a-cursor")).await {
+        Err(StoreError::Backend { class, .. }) => {
+            assert_eq!(class, vidpipe_domain::ErrorClass::Permanent)
+        }
+        other => panic!("a foreign cursor must be refused, got {other:?}"),
+    }
+}
+
+/// The `UploadStore` contract: versioned saves, one record per id, `None` before the first.
+pub async fn upload_store_run_all(store: &dyn vidpipe_domain::ports::UploadStore) {
+    use vidpipe_domain::upload::{UploadId, UploadRecord, UploadStatus};
+    let key = format!("raw/{}/launch/a.mp4", unique("uploader"));
+    let id = UploadId::for_key(&key);
+    assert_eq!(store.get_upload(&id).await.expect("get"), None);
+    let now = Utc::now();
+    let record = UploadRecord {
+        id: id.clone(),
+        owner: "uploader".into(),
+        project: "launch".into(),
+        filename: "a.mp4".into(),
+        key,
+        size_bytes: 12,
+        content_type: "video/mp4".into(),
+        multipart: None,
+        status: UploadStatus::Pending,
+        created_at: now,
+        updated_at: now,
+        version: 0,
+    };
+    let saved = store.save_upload(&record).await.expect("save");
+    assert_eq!(saved.version, 1);
+    assert_eq!(
+        store.get_upload(&id).await.expect("get"),
+        Some(saved.clone())
+    );
+    assert!(matches!(
+        store.save_upload(&record).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let done = UploadRecord {
+        status: UploadStatus::Completed,
+        ..saved
+    };
+    let done = store.save_upload(&done).await.expect("second save");
+    assert_eq!(done.version, 2);
+    assert_eq!(store.get_upload(&id).await.expect("get"), Some(done));
 }

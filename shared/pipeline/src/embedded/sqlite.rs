@@ -15,8 +15,11 @@ use std::time::Duration;
 use vidpipe_domain::ErrorClass;
 use vidpipe_domain::asset::{Asset, AssetId};
 use vidpipe_domain::job::{ClipRecord, Job, JobId};
-use vidpipe_domain::ports::{JobPage, JobStore, ProcessStore, StoreError};
+use vidpipe_domain::ports::{
+    JobPage, JobStore, ProcessPage, ProcessStore, StoreError, UploadStore,
+};
 use vidpipe_domain::processing::ProcessJob;
+use vidpipe_domain::upload::{UploadId, UploadRecord};
 
 mod lease;
 mod quota;
@@ -63,6 +66,20 @@ CREATE TABLE IF NOT EXISTS process_jobs (
     id         TEXT PRIMARY KEY,
     updated_at INTEGER NOT NULL,
     doc        TEXT NOT NULL
+) STRICT;
+-- Added after schema 1 shipped, like process_jobs: who owns a processing record (the raw/{client}/
+-- segment of its key) and when it was first written, for listing a tenant's records.
+CREATE TABLE IF NOT EXISTS process_owners (
+    id         TEXT PRIMARY KEY,
+    owner      TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS process_owners_owner_created
+    ON process_owners (owner, created_at DESC, id DESC);
+-- Added after schema 1 shipped: announced raw uploads, one per key.
+CREATE TABLE IF NOT EXISTS uploads (
+    id  TEXT PRIMARY KEY,
+    doc TEXT NOT NULL
 ) STRICT;
 -- Added after schema 1 shipped, like process_jobs. Expiry in Unix milliseconds: leases last
 -- seconds to minutes, so whole seconds would round a short lease away.
@@ -440,6 +457,8 @@ impl ProcessStore for SqliteJobStore {
         })?;
         let id = saved.id.clone();
         let updated = nanos(saved.updated_at)?;
+        let created = nanos(saved.created_at)?;
+        let owner = saved.owner().map(str::to_owned);
         let doc = serde_json::to_string(&saved).map_err(decode_error)?;
         self.with_conn(move |conn| {
             let tx = conn
@@ -472,11 +491,73 @@ impl ProcessStore for SqliteJobStore {
                 params![id, updated, doc],
             )
             .map_err(sql_error)?;
+            if let Some(owner) = owner {
+                tx.execute(
+                    "INSERT INTO process_owners (id, owner, created_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (id) DO NOTHING",
+                    params![id, owner, created],
+                )
+                .map_err(sql_error)?;
+            }
             tx.commit().map_err(sql_error)?;
             Ok(())
         })
         .await?;
         Ok(saved)
+    }
+
+    async fn list_process(
+        &self,
+        owner: &str,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<ProcessPage, StoreError> {
+        let owner = owner.to_owned();
+        let limit = limit.clamp(1, MAX_PAGE);
+        let after = cursor.map(ProcessCursor::decode).transpose()?;
+        self.with_conn(move |conn| {
+            let fetch = i64::from(limit) + 1;
+            let (after_at, after_id) = match &after {
+                Some(c) => (c.created_at, c.id.clone()),
+                None => (i64::MAX, String::new()),
+            };
+            // Without a cursor every row is before (MAX, ""): the same statement serves both.
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT o.created_at, o.id, p.doc FROM process_owners o
+                     JOIN process_jobs p ON p.id = o.id
+                     WHERE o.owner = ?1
+                       AND (o.created_at < ?2 OR (o.created_at = ?2 AND o.id < ?3) OR ?4)
+                     ORDER BY o.created_at DESC, o.id DESC LIMIT ?5",
+                )
+                .map_err(sql_error)?;
+            let rows: Vec<(i64, String, String)> = stmt
+                .query_map(
+                    params![owner, after_at, after_id, after.is_none(), fetch],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .map_err(sql_error)?
+                .collect::<Result<_, _>>()
+                .map_err(sql_error)?;
+            let more = rows.len() as i64 > i64::from(limit);
+            let rows = &rows[..rows.len().min(limit as usize)];
+            let next_cursor = match rows.last() {
+                Some((created_at, id, _)) if more => Some(
+                    ProcessCursor {
+                        created_at: *created_at,
+                        id: id.clone(),
+                    }
+                    .encode(),
+                ),
+                _ => None,
+            };
+            let jobs = rows
+                .iter()
+                .map(|(_, _, doc)| serde_json::from_str(doc).map_err(decode_error))
+                .collect::<Result<Vec<ProcessJob>, _>>()?;
+            Ok(ProcessPage { jobs, next_cursor })
+        })
+        .await
     }
 
     async fn get_process(&self, id: &str) -> Result<Option<ProcessJob>, StoreError> {
@@ -492,6 +573,96 @@ impl ProcessStore for SqliteJobStore {
                 .transpose()
         })
         .await
+    }
+}
+
+#[async_trait::async_trait]
+impl UploadStore for SqliteJobStore {
+    async fn save_upload(&self, upload: &UploadRecord) -> Result<UploadRecord, StoreError> {
+        let expected = upload.version;
+        let mut saved = upload.clone();
+        saved.version = expected.checked_add(1).ok_or_else(|| {
+            StoreError::Conflict(format!("upload {} version overflow", upload.id))
+        })?;
+        let id = saved.id.to_string();
+        let doc = serde_json::to_string(&saved).map_err(encode_error)?;
+        self.with_conn(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql_error)?;
+            let current: Option<String> = tx
+                .query_row("SELECT doc FROM uploads WHERE id = ?1", [&id], |r| r.get(0))
+                .optional()
+                .map_err(sql_error)?;
+            let stored_version = match current {
+                Some(d) => {
+                    serde_json::from_str::<UploadRecord>(&d)
+                        .map_err(decode_error)?
+                        .version
+                }
+                None => 0,
+            };
+            if stored_version != expected {
+                return Err(StoreError::Conflict(format!(
+                    "upload {id} is at version {stored_version}, not {expected}"
+                )));
+            }
+            tx.execute(
+                "INSERT INTO uploads (id, doc) VALUES (?1, ?2)
+                 ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
+                params![id, doc],
+            )
+            .map_err(sql_error)?;
+            tx.commit().map_err(sql_error)?;
+            Ok(())
+        })
+        .await?;
+        Ok(saved)
+    }
+
+    async fn get_upload(&self, id: &UploadId) -> Result<Option<UploadRecord>, StoreError> {
+        let id = id.to_string();
+        self.with_conn(move |conn| {
+            let doc: Option<String> = conn
+                .query_row("SELECT doc FROM uploads WHERE id = ?1", [&id], |r| r.get(0))
+                .optional()
+                .map_err(sql_error)?;
+            doc.map(|d| serde_json::from_str(&d).map_err(decode_error))
+                .transpose()
+        })
+        .await
+    }
+}
+
+/// Where a page of processing records stopped: the last record's creation and id.
+struct ProcessCursor {
+    created_at: i64,
+    id: String,
+}
+
+impl ProcessCursor {
+    fn encode(&self) -> String {
+        hex::encode(format!("proc:{}:{}", self.created_at, self.id))
+    }
+
+    fn decode(raw: &str) -> Result<Self, StoreError> {
+        let invalid = || StoreError::Backend {
+            message: "invalid cursor".to_owned(),
+            class: ErrorClass::Permanent,
+            source: None,
+        };
+        let bytes = hex::decode(raw).map_err(|_| invalid())?;
+        let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+        let rest = text.strip_prefix("proc:").ok_or_else(invalid)?;
+        let (created_at, id) = rest.split_once(':').ok_or_else(invalid)?;
+        let created_at = created_at.parse().map_err(|_| invalid())?;
+        if id.len() != 40 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid());
+        }
+        Ok(Self {
+            created_at,
+            id: id.to_owned(),
+        })
     }
 }
 

@@ -20,10 +20,10 @@ use vidpipe_domain::job::{ClipRecord, ComposeRoute, Job, JobId, JobStatus, Outpu
 use vidpipe_domain::media::{CompositionJob, ToolVersions};
 use vidpipe_domain::plan::PlanError;
 use vidpipe_domain::ports::{
-    BlobStore, JobStore, LeaseStore, MediaEngine, Planner, QuotaStore, StoreError,
+    BlobStore, JobStore, LeaseStore, MediaEngine, MediaError, Planner, QuotaStore, StoreError,
 };
 use vidpipe_domain::timeline::Timeline;
-use vidpipe_domain::{AssetId, keys};
+use vidpipe_domain::{AssetId, AssetKind, keys};
 
 /// What every step needs, built once per process (per cold start in Lambda).
 #[derive(Clone)]
@@ -149,6 +149,7 @@ pub async fn plan(deps: &StepDeps, input: &JobRef) -> Result<PlanOutput, StepErr
         }
     }
 
+    check_brand_assets(deps, &job).await?;
     let mut plan = deps.planner.plan(&job.request).await?;
     if let Some(spec) = &job.request.narration {
         let dir = Scratch::new(deps.scratch_dir.join(id.as_str()).join("narration")).await?;
@@ -197,6 +198,67 @@ pub async fn plan(deps: &StepDeps, input: &JobRef) -> Result<PlanOutput, StepErr
     .await?;
     plan_output(deps, &job)
         .ok_or_else(|| StepError::WrongState(format!("job {id} has no plan after planning")))
+}
+
+/// Judges every brand asset the job names by its stored file, before anything uses it: a client
+/// uploads an announced asset itself, after the submit's checks, so the file can be anything.
+/// It must be the announced size (the upload URL was signed for it) and probe as its kind
+/// (a PNG or JPEG logo, music with audio), by the same rule the CLI's ingest applies. Failing,
+/// the job fails with `VidPipe.AssetRejected` and a reason naming the asset.
+async fn check_brand_assets(deps: &StepDeps, job: &Job) -> Result<(), StepError> {
+    let brand = &job.request.brand;
+    let wanted = [
+        (AssetKind::Logo, brand.logo.as_ref().map(|l| &l.asset_id)),
+        (AssetKind::Music, brand.music.as_ref().map(|m| &m.asset_id)),
+    ];
+    let mut scratch = None;
+    for (kind, id) in wanted {
+        let Some(id) = id else { continue };
+        let asset = deps
+            .jobs
+            .get_asset(id)
+            .await?
+            .ok_or_else(|| StepError::WrongState(format!("asset {id} is gone")))?;
+        let rejected = |why: String| {
+            StepError::AssetRejected(format!(
+                "the {} asset {id} ({}) {why}",
+                kind.as_str(),
+                asset.key
+            ))
+        };
+        let meta = deps
+            .blobs
+            .head(&asset.key)
+            .await?
+            .ok_or_else(|| rejected("has not been uploaded".into()))?;
+        if meta.size_bytes != asset.size_bytes {
+            return Err(rejected(format!(
+                "is {} bytes but was announced as {}",
+                meta.size_bytes, asset.size_bytes
+            )));
+        }
+        let dir = match &scratch {
+            Some(dir) => dir,
+            None => scratch
+                .insert(Scratch::new(deps.scratch_dir.join(job.id.as_str()).join("assets")).await?),
+        };
+        // The stored extension is kept: ffprobe picks some demuxers by it.
+        let ext = Path::new(&asset.key)
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("bin");
+        let local = dir.join(format!("{}.{ext}", kind.as_str()));
+        deps.blobs.get_to_file(&asset.key, &local).await?;
+        let probe = match deps.media.probe(&local).await {
+            Ok(p) => p,
+            Err(MediaError::InvalidInput(why)) => {
+                return Err(rejected(format!("is not readable media: {why}")));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        crate::service::asset_content(kind, &probe).map_err(rejected)?;
+    }
+    Ok(())
 }
 
 async fn asset_key(deps: &StepDeps, id: &AssetId) -> Result<String, StepError> {

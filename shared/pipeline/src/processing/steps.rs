@@ -22,12 +22,14 @@ use vidpipe_domain::media::{
 };
 use vidpipe_domain::ports::{
     BlobError, BlobStore, MediaError, Notifier, ProcessStore, RenditionEngine, StoreError,
+    UploadStore,
 };
 use vidpipe_domain::processing::{
     self as domain, Fit, OutputRecord, ProcessEvent, ProcessFailure, ProcessJob, ProcessSettings,
     Rejection, RenditionSet, SourcePath, SourceRef, TrimWindow,
 };
 use vidpipe_domain::steps::ProcessingStep;
+use vidpipe_domain::upload::{UploadId, UploadStatus};
 
 /// How long a presigned source URL stays valid: longer than any single step.
 const SOURCE_URL_TTL: Duration = Duration::from_secs(3600);
@@ -41,6 +43,9 @@ pub struct ProcessDeps {
     pub media: Arc<dyn RenditionEngine>,
     pub settings: ProcessSettings,
     pub renditions: RenditionSet,
+    /// Announced raw uploads: a source whose stored size is not the announced one is
+    /// rejected. `None` where nothing announces uploads (the CLI stores files itself).
+    pub uploads: Option<Arc<dyn UploadStore>>,
     /// Blob key of the watermark image (PNG or JPEG).
     pub watermark_key: String,
     /// Long sources go to the Fargate worker instead of segments.
@@ -102,6 +107,18 @@ pub async fn probe(deps: &ProcessDeps, input: &ProcessInput) -> Result<Probed, S
     let head = deps.blobs.head(&source.key).await?.ok_or(Rejection::Gone)?;
     if head.size_bytes == 0 {
         return Err(Rejection::Empty.into());
+    }
+    // The upload URL was signed for the announced length; this holds whatever the store did.
+    if let Some(uploads) = &deps.uploads
+        && let Some(announced) = uploads.get_upload(&UploadId::for_key(&source.key)).await?
+        && announced.status != UploadStatus::Aborted
+        && announced.size_bytes != head.size_bytes
+    {
+        return Err(Rejection::SizeMismatch {
+            announced: announced.size_bytes,
+            stored: head.size_bytes,
+        }
+        .into());
     }
     let media = deps.source(&source.key).await?;
     let info: ProbeInfo = match deps.media.probe_source(&media).await {
