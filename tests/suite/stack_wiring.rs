@@ -1078,6 +1078,13 @@ fn every_route_goes_to_the_api_function_behind_the_jwt_authorizer() {
         ("GET", "/v1/generations/{id}/download"),
         ("POST", "/v1/assets"),
         ("GET", "/v1/assets/{id}"),
+        ("POST", "/v1/uploads"),
+        ("POST", "/v1/uploads/{id}/complete"),
+        ("DELETE", "/v1/uploads/{id}"),
+        ("GET", "/v1/processing-jobs"),
+        ("GET", "/v1/processing-jobs/{id}"),
+        ("GET", "/v1/processing-jobs/{id}/download"),
+        ("POST", "/v1/processing-jobs/{id}/retry"),
     ]
     .iter()
     .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))

@@ -870,10 +870,10 @@ fn presigning(ttl: Duration) -> Result<PresigningConfig, BlobError> {
         .map_err(|e| BlobError::backend("invalid presigning ttl", ErrorClass::Permanent, e))
 }
 
-/// The request as a client must send it. Only the headers the signature covers and S3 reads
-/// are handed on: the content type and length, encryption, metadata. Anything else the SDK
-/// added while signing in this process (a Lambda's `x-amzn-trace-id`, the user agent) is this
-/// process's, not the client's, and would only leak.
+/// The request as a client must send it: exactly the headers the signature covers (its
+/// `X-Amz-SignedHeaders`, less `host`, which the URL carries), such as the content type and
+/// length and the encryption. Anything else the SDK added while signing in this process (a
+/// Lambda's `x-amzn-trace-id`, which SigV4 never signs) is this process's, not the client's.
 fn upload_of(presigned: &PresignedRequest) -> PresignedUpload {
     PresignedUpload {
         url: presigned.uri().to_owned(),
@@ -961,6 +961,84 @@ fn permanent(message: String) -> BlobError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A client that signs with fixed credentials and never sends anything: presigning is local.
+    fn offline_store() -> S3BlobStore {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "AKIDEXAMPLE",
+                "secret",
+                None,
+                None,
+                "test",
+            ))
+            .build();
+        S3BlobStore::new(Client::from_conf(config), "media")
+    }
+
+    #[tokio::test]
+    async fn a_presigned_put_signs_its_length_and_hands_out_only_signed_headers() {
+        let store = offline_store();
+        let up = store
+            .presign_put("raw/acme/launch/a.mp4", "video/mp4", 4096, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let query = up.url.split_once('?').unwrap().1;
+        let signed: Vec<String> = query
+            .split('&')
+            .find_map(|p| p.strip_prefix("X-Amz-SignedHeaders="))
+            .unwrap()
+            .replace("%3B", ";")
+            .split(';')
+            .map(str::to_owned)
+            .collect();
+        for h in ["content-length", "content-type", "x-amz-server-side-encryption"] {
+            assert!(signed.iter().any(|s| s == h), "{h} unsigned: {signed:?}");
+        }
+        let mut headers = up.headers.clone();
+        headers.sort();
+        assert_eq!(
+            headers,
+            [
+                ("content-length".to_owned(), "4096".to_owned()),
+                ("content-type".to_owned(), "video/mp4".to_owned()),
+                ("x-amz-server-side-encryption".to_owned(), "AES256".to_owned()),
+            ]
+        );
+        let part = store
+            .presign_part("raw/acme/launch/a.mp4", "up-1", 2, 5 << 20, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(part.url.contains("partNumber=2") && part.url.contains("uploadId=up-1"));
+        assert_eq!(part.headers, [("content-length".to_owned(), (5u64 << 20).to_string())]);
+
+        // A header the SDK (or this process) adds but SigV4 does not sign, such as a Lambda's
+        // trace id, is never handed to the client.
+        let traced = store
+            .client
+            .put_object()
+            .bucket("media")
+            .key("raw/acme/launch/b.mp4")
+            .content_length(10)
+            .customize()
+            .mutate_request(|r| {
+                r.headers_mut()
+                    .insert("x-amzn-trace-id", "Root=1-5759e988-bd862e3fe1be46a994272793");
+            })
+            .presigned(presigning(Duration::from_secs(60)).unwrap())
+            .await
+            .unwrap();
+        assert!(traced.headers().any(|(k, _)| k == "x-amzn-trace-id"));
+        let handed = upload_of(&traced);
+        assert!(
+            handed.headers.iter().all(|(k, _)| k != "x-amzn-trace-id"),
+            "{:?}",
+            handed.headers
+        );
+        assert!(handed.headers.iter().any(|(k, _)| k == "content-length"));
+    }
 
     #[test]
     fn prefixes_follow_the_key_rules() {
