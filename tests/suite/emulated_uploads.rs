@@ -465,3 +465,19 @@ fn a_garbage_logo_fails_the_generation_naming_the_asset_and_a_wrong_size_is_refu
         assert!((400..500).contains(&status), "{status}");
     }
 }
+
+#[test]
+fn a_garbage_raw_upload_fails_its_job_with_a_named_reason() {
+    let emu = stack();
+    let garbage = b"this is a shopping list, not a video\n".repeat(100);
+    let up = upload(emu, "list.mp4", &garbage, garbage.len() as u64);
+    assert_eq!(up["mode"], "single");
+    let job = job_for(emu, "raw/alice/launch/list.mp4", Duration::from_secs(600));
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(job["error"]["error"], names::SOURCE_REJECTED, "{job}");
+    let reason = job["error"]["reason"].as_str().unwrap();
+    assert!(reason.contains("not readable media"), "{reason}");
+    let id = job["id"].as_str().unwrap();
+    let r = emu.call("GET", &format!("/v1/processing-jobs/{id}/download"), ALICE, None, &[]);
+    assert_eq!(r.status, 409, "nothing to download from a failed job: {}", r.json);
+}

@@ -19,7 +19,7 @@ from .common import (DEFAULT_ESPEAK, DEFAULT_FFMPEG_DIR, DEFAULT_FONTS_DIR, DEFA
                      wait_for)
 from .functions import Watch, warm, workspace_bins
 from .moto_patches import (TASK_DEFINITIONS, EcsRunner, Forwarder, SqsPoller, install_ecs_runner, install_forwarder,
-                           install_s3_event_fields, serialized_dynamo_server)
+                           install_s3_event_fields, install_s3_list_parts_root, serialized_dynamo_server)
 from . import watermark
 from .provision import Provisioner
 from .resolver import Resolver, Unresolved
@@ -187,6 +187,7 @@ def start_moto(args: argparse.Namespace, ends: Endpoints, started: Started) -> F
     forwarder = Forwarder(ends.watch_url, args.invoke_timeout)
     install_forwarder(forwarder)
     install_s3_event_fields()
+    install_s3_list_parts_root()
     if port_open(ends.moto_port):
         raise EmulatorError(f"port {ends.moto_port} is already in use")
     started.server = server_class(ip_address="127.0.0.1", port=ends.moto_port, verbose=False)

@@ -269,6 +269,30 @@ def install_ecs_runner(runner: EcsRunner) -> None:
     m.StateTaskServiceEcs._build_sync_resolver = _build_sync_resolver  # type: ignore[method-assign]
 
 
+def install_s3_list_parts_root() -> None:
+    """Answer ListParts under the root element AWS uses.
+
+    moto 5.2.5 serialises ListParts as `<ListPartsResponse>`; S3 answers `<ListPartsResult>`, and
+    the AWS SDK for Rust refuses any other root. The API lists an upload's parts before joining
+    them, so the body's root is renamed here; nothing else in it changes.
+    """
+    from moto.s3.responses import S3Response
+
+    original = S3Response.list_parts
+
+    def list_parts(self: Any) -> Any:
+        status, headers, body = original(self)
+        if isinstance(body, bytes):
+            body = body.replace(b"<ListPartsResponse", b"<ListPartsResult").replace(
+                b"</ListPartsResponse>", b"</ListPartsResult>")
+        elif isinstance(body, str):
+            body = body.replace("<ListPartsResponse", "<ListPartsResult").replace(
+                "</ListPartsResponse>", "</ListPartsResult>")
+        return status, headers, body
+
+    S3Response.list_parts = list_parts  # type: ignore[method-assign]
+
+
 def install_s3_event_fields() -> None:
     """Give moto's S3 notifications the per-write fields AWS sends.
 
