@@ -15,6 +15,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use vidpipe_domain::names;
+use vidpipe_domain::processing::Fit;
 use vidpipe_tests::emulator::{Emulator, fetch};
 use vidpipe_tests::{ffmpeg, probe};
 
@@ -215,12 +216,13 @@ fn assert_processed(emu: &Emulator, job: &Value, dir: &Path) {
             f.duration
         );
         assert_eq!(f.audio_codec.as_deref(), Some("aac"), "{name}");
-        let expected = if name == "youtube" {
-            (640, 360)
+        let (bw, bh) = if name == "youtube" {
+            (1920, 1080)
         } else {
-            (640, 1138)
+            (1080, 1920)
         };
-        assert_eq!((f.width, f.height), expected, "{name}");
+        let fit = Fit::compute(640, 360, bw, bh);
+        assert_eq!((f.width, f.height), (fit.width, fit.height), "{name}");
     }
 }
 
@@ -478,6 +480,16 @@ fn a_garbage_raw_upload_fails_its_job_with_a_named_reason() {
     let reason = job["error"]["reason"].as_str().unwrap();
     assert!(reason.contains("not readable media"), "{reason}");
     let id = job["id"].as_str().unwrap();
-    let r = emu.call("GET", &format!("/v1/processing-jobs/{id}/download"), ALICE, None, &[]);
-    assert_eq!(r.status, 409, "nothing to download from a failed job: {}", r.json);
+    let r = emu.call(
+        "GET",
+        &format!("/v1/processing-jobs/{id}/download"),
+        ALICE,
+        None,
+        &[],
+    );
+    assert_eq!(
+        r.status, 409,
+        "nothing to download from a failed job: {}",
+        r.json
+    );
 }
