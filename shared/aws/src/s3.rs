@@ -982,7 +982,12 @@ mod tests {
     async fn a_presigned_put_signs_its_length_and_hands_out_only_signed_headers() {
         let store = offline_store();
         let up = store
-            .presign_put("raw/acme/launch/a.mp4", "video/mp4", 4096, Duration::from_secs(60))
+            .presign_put(
+                "raw/acme/launch/a.mp4",
+                "video/mp4",
+                4096,
+                Duration::from_secs(60),
+            )
             .await
             .unwrap();
         let query = up.url.split_once('?').unwrap().1;
@@ -994,7 +999,11 @@ mod tests {
             .split(';')
             .map(str::to_owned)
             .collect();
-        for h in ["content-length", "content-type", "x-amz-server-side-encryption"] {
+        for h in [
+            "content-length",
+            "content-type",
+            "x-amz-server-side-encryption",
+        ] {
             assert!(signed.iter().any(|s| s == h), "{h} unsigned: {signed:?}");
         }
         let mut headers = up.headers.clone();
@@ -1004,15 +1013,27 @@ mod tests {
             [
                 ("content-length".to_owned(), "4096".to_owned()),
                 ("content-type".to_owned(), "video/mp4".to_owned()),
-                ("x-amz-server-side-encryption".to_owned(), "AES256".to_owned()),
+                (
+                    "x-amz-server-side-encryption".to_owned(),
+                    "AES256".to_owned()
+                ),
             ]
         );
         let part = store
-            .presign_part("raw/acme/launch/a.mp4", "up-1", 2, 5 << 20, Duration::from_secs(60))
+            .presign_part(
+                "raw/acme/launch/a.mp4",
+                "up-1",
+                2,
+                5 << 20,
+                Duration::from_secs(60),
+            )
             .await
             .unwrap();
         assert!(part.url.contains("partNumber=2") && part.url.contains("uploadId=up-1"));
-        assert_eq!(part.headers, [("content-length".to_owned(), (5u64 << 20).to_string())]);
+        assert_eq!(
+            part.headers,
+            [("content-length".to_owned(), (5u64 << 20).to_string())]
+        );
 
         // A header the SDK (or this process) adds but SigV4 does not sign, such as a Lambda's
         // trace id, is never handed to the client.
@@ -1024,8 +1045,10 @@ mod tests {
             .content_length(10)
             .customize()
             .mutate_request(|r| {
-                r.headers_mut()
-                    .insert("x-amzn-trace-id", "Root=1-5759e988-bd862e3fe1be46a994272793");
+                r.headers_mut().insert(
+                    "x-amzn-trace-id",
+                    "Root=1-5759e988-bd862e3fe1be46a994272793",
+                );
             })
             .presigned(presigning(Duration::from_secs(60)).unwrap())
             .await

@@ -424,7 +424,7 @@ pub async fn create_upload(
         client: body.client,
     };
     let created = service(state)?.create(call.tenant, &body).await?;
-    let mut view = UploadView::of(&created.record, call.prefix);
+    let mut view = UploadView::of(&created.record, call.base);
     view.expires_at = Some(created.expires_at);
     match created.target {
         UploadTarget::Single(signed) => view.upload = Some(signed.into()),
@@ -473,7 +473,7 @@ pub async fn complete_upload(
 ) -> Result<Response<Body>, ApiError> {
     let id = upload_id(call)?;
     let record = service(state)?.complete(call.tenant, &id).await?;
-    json_response(StatusCode::OK, &UploadView::of(&record, call.prefix))
+    json_response(StatusCode::OK, &UploadView::of(&record, call.base))
 }
 
 #[utoipa::path(
@@ -495,7 +495,7 @@ pub async fn abort_upload(state: &ApiState, call: &Call<'_>) -> Result<Response<
     let id = upload_id(call)?;
     let record = service(state)?.abort(call.tenant, &id).await?;
     debug_assert_eq!(record.status, UploadStatus::Aborted);
-    json_response(StatusCode::OK, &UploadView::of(&record, call.prefix))
+    json_response(StatusCode::OK, &UploadView::of(&record, call.base))
 }
 
 #[utoipa::path(
@@ -554,7 +554,7 @@ pub async fn list_processing_jobs(
     };
     let mut items = Vec::with_capacity(page.jobs.len());
     for job in &page.jobs {
-        items.push(ProcessingJobView::of(job, None, call.prefix));
+        items.push(ProcessingJobView::of(job, None, call.base));
     }
     json_response(
         StatusCode::OK,
@@ -588,7 +588,7 @@ pub async fn get_processing_job(
     let manifest = uploads.manifest(&job).await;
     json_response(
         StatusCode::OK,
-        &ProcessingJobView::of(&job, manifest.as_ref(), call.prefix),
+        &ProcessingJobView::of(&job, manifest.as_ref(), call.base),
     )
 }
 
@@ -654,7 +654,7 @@ pub async fn retry_processing_job(
     debug_assert_eq!(retried.job.status, ProcessStatus::Running);
     let view = RetryView {
         execution: retried.execution,
-        job: ProcessingJobView::of(&retried.job, None, call.prefix),
+        job: ProcessingJobView::of(&retried.job, None, call.base),
     };
     let status = if retried.started {
         StatusCode::ACCEPTED

@@ -4,8 +4,8 @@
 use crate::ai_kinds::{PlannerKind, ProviderKind};
 use std::path::PathBuf;
 use vidpipe_domain::processing::ProcessSettings;
-use vidpipe_pipeline::cursor::CURSOR_KEY_MIN_BYTES;
 use vidpipe_domain::quota::QuotaLimits;
+use vidpipe_pipeline::cursor::CURSOR_KEY_MIN_BYTES;
 use vidpipe_pipeline::processing::FargateSize;
 use vidpipe_pipeline::uploads::UploadPolicy;
 
