@@ -343,7 +343,7 @@ async fn a_small_upload_gets_one_put_bound_to_its_size_under_the_tenants_prefix(
     let id = v["upload_id"].as_str().unwrap();
     assert_eq!(
         r.response.headers()["location"],
-        format!("/v1/uploads/{id}/complete").as_str()
+        format!("https://api.example.test/v1/uploads/{id}/complete").as_str()
     );
     assert_eq!(
         *api.signer.puts.lock().unwrap(),

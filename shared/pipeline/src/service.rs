@@ -562,6 +562,9 @@ impl Service {
     }
 }
 
+/// A probed asset's width and height (logos) or length in seconds (music).
+pub type AssetFacts = (Option<u32>, Option<u32>, Option<f64>);
+
 /// What a probed file must be to serve as an asset of `kind`: a logo is one PNG or JPEG image
 /// and nothing else, music has audio of a measurable length. `Ok` gives the logo's size or the
 /// track's length; `Err` is the rule broken, to follow the asset's name ("is not a PNG ...").
@@ -569,7 +572,7 @@ impl Service {
 pub fn asset_content(
     kind: AssetKind,
     probe: &vidpipe_domain::media::ProbeInfo,
-) -> Result<(Option<u32>, Option<u32>, Option<f64>), String> {
+) -> Result<AssetFacts, String> {
     match kind {
         AssetKind::Logo => {
             let still = probe
