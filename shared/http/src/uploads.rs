@@ -353,6 +353,7 @@ impl From<UploadError> for ApiError {
             UploadError::Refused(UploadRefusal::TooLarge(f)) => {
                 ApiError::Service(ServiceError::TooLarge(f))
             }
+            UploadError::InvalidCursor => ApiError::bad_request("cursor", crate::error::BAD_CURSOR),
             UploadError::NotFound(detail) => ApiError::NotFound(detail),
             UploadError::Conflict(detail) => ApiError::Conflict(detail),
             UploadError::Mismatch(v) => ApiError::Invalid(v),

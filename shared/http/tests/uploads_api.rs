@@ -21,6 +21,7 @@ use vidpipe_domain::processing::{
 };
 use vidpipe_domain::upload::UploadedPart;
 use vidpipe_http::ApiState;
+use vidpipe_pipeline::cursor::CursorSeal;
 use vidpipe_pipeline::embedded::SqliteJobStore;
 use vidpipe_pipeline::local::{LocalOptions, LocalStack};
 use vidpipe_pipeline::uploads::{DOWNLOAD_TTL, UploadPolicy, UploadService};
@@ -199,6 +200,7 @@ async fn api() -> Api {
             single_put_max: 10 * MIB,
             part_size: 5 * MIB,
         },
+        cursors: Some(CursorSeal::ephemeral().unwrap()),
     };
     let state = ApiState {
         service,
@@ -582,6 +584,21 @@ async fn processing_jobs_list_newest_first_in_pages_and_only_the_callers() {
         .call(Method::GET, "/v1/processing-jobs", BOB, None)
         .await;
     assert_eq!(r.json["items"].as_array().unwrap().len(), 1);
+    // Alice's cursor is sealed for her: opaque, and refused for Bob.
+    let r = api
+        .call(Method::GET, "/v1/processing-jobs?limit=1", ALICE, None)
+        .await;
+    let cursor = r.json["next_cursor"].as_str().unwrap().to_owned();
+    assert!(!cursor.bytes().all(|b| b.is_ascii_hexdigit()), "{cursor}");
+    let r = api
+        .call(
+            Method::GET,
+            &format!("/v1/processing-jobs?cursor={cursor}"),
+            BOB,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.json);
     let r = api
         .call(Method::GET, "/v1/processing-jobs?cursor=zz", ALICE, None)
         .await;

@@ -209,6 +209,19 @@ pub fn upload_service(config: &Config, aws: &Aws) -> Result<Option<UploadService
             arn,
         ))),
         policy: config.upload,
+        // Under the same key as generations' cursors, so every instance reads every other's.
+        cursors: Some(match &config.cursor_key {
+            Some(key) => {
+                CursorSeal::from_secret(key.material()).map_err(|e| ConfigError::Invalid {
+                    name: "VIDPIPE_CURSOR_KEY",
+                    why: e.to_string(),
+                })?
+            }
+            None => CursorSeal::ephemeral().map_err(|e| ConfigError::Invalid {
+                name: "VIDPIPE_CURSOR_KEY",
+                why: e.to_string(),
+            })?,
+        }),
     }))
 }
 

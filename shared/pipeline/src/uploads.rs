@@ -6,6 +6,7 @@
 //! `raw/` does, through S3 → SQS → the dispatcher, so there is one path into the pipeline.
 //! Only a retry starts an execution from here, of an object that was already processed once.
 
+use crate::cursor::CursorSeal;
 use crate::processing::Manifest;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -53,6 +54,9 @@ pub enum UploadError {
     /// Unknown, or another tenant's: the two are indistinguishable on purpose.
     #[error("{0}")]
     NotFound(String),
+    /// A list cursor this deployment did not seal for this tenant, or that was altered.
+    #[error("invalid list cursor")]
+    InvalidCursor,
     /// The request does not fit the record's state (completing an aborted upload, retrying a
     /// job that succeeded, downloading a failed one).
     #[error("{0}")]
@@ -124,6 +128,9 @@ pub struct UploadService {
     /// Starts retries; `None` where no processing pipeline is wired (retries then answer 503).
     pub starter: Option<Arc<dyn ProcessStarter>>,
     pub policy: UploadPolicy,
+    /// Seals list cursors as generations' are (opaque, tenant-bound); `None` hands out the
+    /// store's own cursors, which only a deployment without randomness would do.
+    pub cursors: Option<CursorSeal>,
 }
 
 impl UploadService {
@@ -295,10 +302,30 @@ impl UploadService {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<ProcessPage, UploadError> {
-        Ok(self
+        let Some(seal) = &self.cursors else {
+            return Ok(self
+                .records
+                .list_process(owner, limit.clamp(1, 100), cursor)
+                .await?);
+        };
+        let inner = cursor
+            .map(|c| seal.open(owner, c).ok_or(UploadError::InvalidCursor))
+            .transpose()?;
+        let mut page = self
             .records
-            .list_process(owner, limit.clamp(1, 100), cursor)
-            .await?)
+            .list_process(owner, limit.clamp(1, 100), inner.as_deref())
+            .await?;
+        page.next_cursor = match page.next_cursor {
+            Some(c) => Some(seal.seal(owner, &c).map_err(|e| {
+                UploadError::Store(StoreError::Backend {
+                    message: format!("cannot seal a list cursor: {e}"),
+                    class: vidpipe_domain::ErrorClass::Retryable,
+                    source: None,
+                })
+            })?),
+            None => None,
+        };
+        Ok(page)
     }
 
     /// A tenant's processing record; another tenant's is reported as missing.
