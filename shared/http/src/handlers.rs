@@ -147,27 +147,7 @@ pub async fn list_generations(
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let query = Query::of(req);
-    let limit = match query.get("limit")? {
-        None => LIST_DEFAULT_LIMIT,
-        Some(raw) => raw
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=LIST_MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "limit",
-                    format!(
-                        "must be a whole number from 1 to {LIST_MAX_LIMIT} (got {})",
-                        echo(raw)
-                    ),
-                )
-            })?,
-    };
-    let cursor = query.get("cursor")?;
-    let bad_cursor = || ApiError::bad_request("cursor", crate::error::BAD_CURSOR);
-    if cursor.is_some_and(|c| c.is_empty() || c.len() > CURSOR_MAX_CHARS) {
-        return Err(bad_cursor());
-    }
+    let (limit, cursor) = page_params(&query)?;
     let page = match state.service.list(call.tenant, limit, cursor).await {
         Ok(page) => page,
         // The JobStore contract: a cursor it cannot read is a permanent backend error of its own.
@@ -406,4 +386,35 @@ pub async fn get_asset(state: &ApiState, call: &Call<'_>) -> Result<Response<Bod
         StatusCode::OK,
         &AssetView::new(&asset, meta.map(|m| m.size_bytes)),
     )
+}
+
+/// The `limit` and `cursor` of a list route, checked alike for every list: a whole number from 1
+/// to [`LIST_MAX_LIMIT`] and a cursor of sane length (its seal is the service's to check).
+pub(crate) fn page_params(query: &Query) -> Result<(u32, Option<&str>), ApiError> {
+    let limit = match query.get("limit")? {
+        None => LIST_DEFAULT_LIMIT,
+        Some(raw) => raw
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=LIST_MAX_LIMIT).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "limit",
+                    format!(
+                        "must be a whole number from 1 to {LIST_MAX_LIMIT} (got {})",
+                        echo(raw)
+                    ),
+                )
+            })?,
+    };
+    let cursor = query.get("cursor")?;
+    if cursor.is_some_and(|c| c.is_empty() || c.len() > CURSOR_MAX_CHARS) {
+        return Err(bad_cursor());
+    }
+    Ok((limit, cursor))
+}
+
+/// The answer to a cursor this API did not issue (or issued to another tenant).
+pub(crate) fn bad_cursor() -> ApiError {
+    ApiError::bad_request("cursor", crate::error::BAD_CURSOR)
 }

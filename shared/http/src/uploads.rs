@@ -6,7 +6,7 @@
 use crate::ApiState;
 use crate::context::{self, Query};
 use crate::error::ApiError;
-use crate::handlers::{Call, json_response};
+use crate::handlers::{Call, bad_cursor, json_response, page_params};
 use crate::views::Problem;
 use chrono::{DateTime, Utc};
 use lambda_http::http::{HeaderValue, StatusCode, header};
@@ -22,10 +22,6 @@ use vidpipe_domain::upload::{UploadBody, UploadId, UploadRecord, UploadRefusal, 
 use vidpipe_pipeline::ServiceError;
 use vidpipe_pipeline::processing::Manifest;
 use vidpipe_pipeline::uploads::{UploadError, UploadService, UploadTarget};
-
-const LIST_DEFAULT_LIMIT: u32 = 20;
-const LIST_MAX_LIMIT: u32 = 100;
-const CURSOR_MAX_CHARS: usize = 1024;
 
 // ---- views ----
 
@@ -521,29 +517,7 @@ pub async fn list_processing_jobs(
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let query = Query::of(req);
-    let limit = match query.get("limit")? {
-        None => LIST_DEFAULT_LIMIT,
-        Some(raw) => raw
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=LIST_MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "limit",
-                    format!("must be a whole number from 1 to {LIST_MAX_LIMIT}"),
-                )
-            })?,
-    };
-    let cursor = query.get("cursor")?;
-    let bad_cursor = || {
-        ApiError::bad_request(
-            "cursor",
-            "is not a cursor this API issued; pass next_cursor back unchanged",
-        )
-    };
-    if cursor.is_some_and(|c| c.is_empty() || c.len() > CURSOR_MAX_CHARS) {
-        return Err(bad_cursor());
-    }
+    let (limit, cursor) = page_params(&query)?;
     let uploads = service(state)?;
     let page = match uploads.list_jobs(call.tenant, limit, cursor).await {
         Ok(page) => page,
