@@ -350,6 +350,48 @@ impl DynamoJobStore {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
+    /// One page of a tenant's items on GSI1, newest first, and the cursor to the next page.
+    /// One item past the page tells whether another page exists, so the last page carries no
+    /// cursor and no caller ever fetches an empty trailing page.
+    async fn newest_first(
+        &self,
+        gsi_pk: String,
+        mut start: Option<Item>,
+        limit: usize,
+        operation: &str,
+    ) -> Result<(Vec<Item>, Option<String>), StoreError> {
+        let want = limit + 1;
+        let mut items: Vec<Item> = Vec::with_capacity(want);
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(INDEX_GSI1)
+                .key_condition_expression("#gpk = :gpk")
+                .expression_attribute_names("#gpk", ATTR_GSI1PK)
+                .expression_attribute_values(":gpk", s(gsi_pk.clone()))
+                .scan_index_forward(false)
+                .limit(i32::try_from(want - items.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| sdk_error(operation, e))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() && items.len() < want => start = Some(key),
+                _ => break,
+            }
+        }
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next_cursor = match items.last() {
+            Some(last) if more => Some(encode_cursor(last)?),
+            _ => None,
+        };
+        Ok((items, next_cursor))
+    }
+
     async fn get_item(&self, pk: String, operation: &str) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
@@ -692,38 +734,10 @@ impl JobStore for DynamoJobStore {
     ) -> Result<JobPage, StoreError> {
         // A zero limit would hand back an empty page with a cursor forever; one is the least useful page.
         let limit = limit.clamp(1, MAX_PAGE) as usize;
-        let mut start = cursor.map(|c| decode_cursor(c, owner)).transpose()?;
-        // One item past the page tells whether another page exists, so the last page carries no
-        // cursor and no caller ever fetches an empty trailing page.
-        let want = limit + 1;
-        let mut items: Vec<Item> = Vec::with_capacity(want);
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(INDEX_GSI1)
-                .key_condition_expression("#gpk = :gpk")
-                .expression_attribute_names("#gpk", ATTR_GSI1PK)
-                .expression_attribute_values(":gpk", s(tenant_pk(owner)))
-                .scan_index_forward(false)
-                .limit(i32::try_from(want - items.len()).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| sdk_error("Query (GSI1 list jobs)", e))?;
-            items.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() && items.len() < want => start = Some(key),
-                _ => break,
-            }
-        }
-        let more = items.len() > limit;
-        items.truncate(limit);
-        let next_cursor = match items.last() {
-            Some(last) if more => Some(encode_cursor(last)?),
-            _ => None,
-        };
+        let start = cursor.map(|c| decode_cursor(c, owner)).transpose()?;
+        let (items, next_cursor) = self
+            .newest_first(tenant_pk(owner), start, limit, "Query (GSI1 list jobs)")
+            .await?;
         let jobs = items
             .iter()
             .map(job_from_item)
@@ -843,38 +857,17 @@ impl ProcessStore for DynamoJobStore {
         cursor: Option<&str>,
     ) -> Result<ProcessPage, StoreError> {
         let limit = limit.clamp(1, MAX_PAGE) as usize;
-        let mut start = cursor
+        let start = cursor
             .map(|c| decode_process_cursor(c, owner))
             .transpose()?;
-        let want = limit + 1;
-        let mut items: Vec<Item> = Vec::with_capacity(want);
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(INDEX_GSI1)
-                .key_condition_expression("#gpk = :gpk")
-                .expression_attribute_names("#gpk", ATTR_GSI1PK)
-                .expression_attribute_values(":gpk", s(process_tenant_pk(owner)))
-                .scan_index_forward(false)
-                .limit(i32::try_from(want - items.len()).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| sdk_error("Query (GSI1 list processing records)", e))?;
-            items.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() && items.len() < want => start = Some(key),
-                _ => break,
-            }
-        }
-        let more = items.len() > limit;
-        items.truncate(limit);
-        let next_cursor = match items.last() {
-            Some(last) if more => Some(encode_cursor(last)?),
-            _ => None,
-        };
+        let (items, next_cursor) = self
+            .newest_first(
+                process_tenant_pk(owner),
+                start,
+                limit,
+                "Query (GSI1 list processing records)",
+            )
+            .await?;
         let jobs = items
             .iter()
             .map(|item| decode::<ProcessJob>(item, "processing"))
