@@ -1,12 +1,16 @@
 //! Every function in template.yaml builds as a release Lambda bootstrap with cargo lambda: arm64
 //! (what the template deploys) when that target is installed, else x86_64, as the design allows.
 //! Each bootstrap must exist, be an ELF executable for that architecture, and its size is printed.
+//! Every API route's bootstrap (one Lambda per route) must fit in 6 MB on arm64: each links only
+//! the clients its route calls.
 
 use std::path::Path;
 use std::process::Command;
 
-const PACKAGES: [(&str, &str); 5] = [
-    ("vidpipe-fn-api", "vidpipe-api"),
+/// Each route's arm64 bootstrap fits in this.
+const API_SIZE_LIMIT: usize = 6 * 1000 * 1000;
+
+const PACKAGES: [(&str, &str); 4] = [
     ("vidpipe-fn-generate", "vidpipe-generate"),
     ("vidpipe-fn-worker", "vidpipe-worker"),
     ("vidpipe-fn-dispatch", "vidpipe-dispatch"),
@@ -34,6 +38,7 @@ fn every_function_builds_as_a_release_bootstrap() {
     if arm64 {
         cmd.arg("--arm64");
     }
+    cmd.args(["-p", "vidpipe-fn-api"]);
     for (package, _) in PACKAGES {
         cmd.args(["-p", package]);
     }
@@ -47,7 +52,9 @@ fn every_function_builds_as_a_release_bootstrap() {
     );
     // ELF e_machine: 0xB7 aarch64, 0x3E x86_64.
     let machine: u16 = if arm64 { 0xB7 } else { 0x3E };
-    for (_, bin) in PACKAGES {
+    let api_bins = vidpipe_lambda::api::API_FUNCTIONS.iter().map(|f| f.bin);
+    let mut oversized = Vec::new();
+    for bin in api_bins.chain(PACKAGES.iter().map(|(_, bin)| *bin)) {
         let bootstrap = root.join("target/lambda").join(bin).join("bootstrap");
         let bytes =
             std::fs::read(&bootstrap).unwrap_or_else(|e| panic!("{}: {e}", bootstrap.display()));
@@ -58,9 +65,17 @@ fn every_function_builds_as_a_release_bootstrap() {
             "{bin} has the wrong architecture"
         );
         println!(
-            "{bin:<24} {:>6.2} MB ({})",
+            "{bin:<38} {:>6.2} MB ({})",
             bytes.len() as f64 / 1e6,
             if arm64 { "arm64" } else { "x86_64" }
         );
+        if arm64 && bin.starts_with("vidpipe-api-") && bytes.len() > API_SIZE_LIMIT {
+            oversized.push(format!("{bin}: {:.2} MB", bytes.len() as f64 / 1e6));
+        }
     }
+    assert!(
+        oversized.is_empty(),
+        "route bootstraps over {} MB on arm64: {oversized:?}",
+        API_SIZE_LIMIT / 1_000_000
+    );
 }

@@ -23,15 +23,26 @@ use std::sync::OnceLock;
 use vidpipe_domain::job::ComposeRoute;
 use vidpipe_domain::names;
 use vidpipe_domain::steps::{GenerationStep, ProcessingStep};
+use vidpipe_http::routes::ROUTES;
+use vidpipe_lambda::api::{API_FUNCTIONS, Grant, function_for};
 use vidpipe_pipeline::policy::RetryPolicy;
 
-/// The functions the stack deploys: logical id, package directory, bin name.
-const FUNCTIONS: &[(&str, &str, &str)] = &[
-    ("ApiFunction", "functions/api", "vidpipe-api"),
+/// The pipelines' functions: logical id, package directory, bin name.
+const PIPELINE_FUNCTIONS: &[(&str, &str, &str)] = &[
     ("GenerateFunction", "functions/generate", "vidpipe-generate"),
     ("DispatchFunction", "functions/dispatch", "vidpipe-dispatch"),
     ("ProcessFunction", "functions/process", "vidpipe-process"),
 ];
+
+/// Every function the stack deploys: the pipelines', and one per API route (all built from
+/// functions/api, one bin each).
+fn functions() -> Vec<(&'static str, &'static str, &'static str)> {
+    API_FUNCTIONS
+        .iter()
+        .map(|f| (f.logical_id, "functions/api", f.bin))
+        .chain(PIPELINE_FUNCTIONS.iter().copied())
+        .collect()
+}
 
 const LAMBDA_INVOKE: &str = "arn:aws:states:::lambda:invoke";
 
@@ -914,13 +925,14 @@ fn package_bins(dir: &str) -> Result<Vec<String>, String> {
 /// Reports every mismatch at once, so one run lists all the functions still to write.
 #[test]
 fn every_function_is_a_workspace_package_with_its_bin() {
+    let functions_listed = functions();
     let functions = resources_of_type("AWS::Serverless::Function");
     let ids: BTreeSet<&str> = functions.iter().map(|(id, _)| id.as_str()).collect();
-    let expected: BTreeSet<&str> = FUNCTIONS.iter().map(|(id, _, _)| *id).collect();
+    let expected: BTreeSet<&str> = functions_listed.iter().map(|(id, _, _)| *id).collect();
     assert_eq!(ids, expected, "the template's functions");
     let members = workspace_members();
     let mut problems = Vec::new();
-    for (id, dir, bin) in FUNCTIONS {
+    for (id, dir, bin) in &functions_listed {
         let (_, f) = functions
             .iter()
             .find(|(i, _)| i == id)
@@ -971,7 +983,7 @@ fn every_function_has_a_log_group_with_retention() {
         .into_iter()
         .map(|(_, r)| props(r))
         .collect();
-    for (id, _, _) in FUNCTIONS {
+    for (id, _, _) in functions() {
         let want = format!("/aws/lambda/${{{id}}}");
         let group = groups
             .iter()
@@ -1069,56 +1081,42 @@ fn the_generate_function_speaks_with_the_espeak_layer() {
 }
 
 #[test]
-fn every_route_goes_to_the_api_function_behind_the_jwt_authorizer() {
-    let routes: BTreeSet<(String, String)> = [
-        ("POST", "/v1/generations"),
-        ("GET", "/v1/generations"),
-        ("GET", "/v1/generations/{id}"),
-        ("POST", "/v1/generations/{id}/cancel"),
-        ("GET", "/v1/generations/{id}/download"),
-        ("POST", "/v1/assets"),
-        ("GET", "/v1/assets/{id}"),
-        ("POST", "/v1/uploads"),
-        ("POST", "/v1/uploads/{id}/complete"),
-        ("DELETE", "/v1/uploads/{id}"),
-        ("GET", "/v1/processing-jobs"),
-        ("GET", "/v1/processing-jobs/{id}"),
-        ("GET", "/v1/processing-jobs/{id}/download"),
-        ("POST", "/v1/processing-jobs/{id}/retry"),
-    ]
-    .iter()
-    .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
-    .collect();
-    let api = &resources()["ApiFunction"];
-    let events = props(api)
-        .get("Events")
-        .and_then(Yaml::as_mapping)
-        .expect("ApiFunction Events");
-    let mut found = BTreeSet::new();
-    for (name, e) in events {
-        assert_eq!(
-            e.get("Type").and_then(Yaml::as_str),
-            Some("HttpApi"),
-            "{name:?}"
-        );
-        let p = e.get("Properties").expect("event Properties");
-        assert_eq!(
-            p.get("ApiId").and_then(referenced_id).as_deref(),
-            Some("HttpApi"),
-            "{name:?}: ApiId"
-        );
-        found.insert((
-            p.get("Method")
-                .and_then(Yaml::as_str)
-                .expect("Method")
-                .to_owned(),
-            p.get("Path")
-                .and_then(Yaml::as_str)
-                .expect("Path")
-                .to_owned(),
-        ));
+fn every_route_has_its_own_function_behind_the_jwt_authorizer() {
+    let mut served = BTreeSet::new();
+    for (id, f) in resources_of_type("AWS::Serverless::Function") {
+        let Some(events) = props(f).get("Events").and_then(Yaml::as_mapping) else {
+            continue;
+        };
+        for (name, e) in events {
+            if e.get("Type").and_then(Yaml::as_str) != Some("HttpApi") {
+                continue;
+            }
+            let p = e.get("Properties").expect("event Properties");
+            assert_eq!(
+                p.get("ApiId").and_then(referenced_id).as_deref(),
+                Some("HttpApi"),
+                "{id} {name:?}: ApiId"
+            );
+            let method = p.get("Method").and_then(Yaml::as_str).expect("Method");
+            let path = p.get("Path").and_then(Yaml::as_str).expect("Path");
+            served.insert((method.to_owned(), path.to_owned(), id.clone()));
+        }
     }
-    assert_eq!(found, routes, "ApiFunction's routes");
+    // Exactly one function per route, and it is the route's own.
+    let want: BTreeSet<(String, String, String)> = ROUTES
+        .iter()
+        .map(|r| {
+            (
+                r.method.to_string(),
+                r.path.to_owned(),
+                function_for(r.operation).logical_id.to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        served, want,
+        "HttpApi routes and the functions serving them"
+    );
     let auth = props(&resources()["HttpApi"])
         .get("Auth")
         .expect("HttpApi Auth");
@@ -1134,6 +1132,208 @@ fn every_route_goes_to_the_api_function_behind_the_jwt_authorizer() {
         authorizer.get("JwtConfiguration").is_some(),
         "the default authorizer is a JWT authorizer"
     );
+}
+
+/// A policy resource in a comparable form: a string as is, `!Ref X`, `!GetAtt X.Arn`, `!Sub ...`.
+fn resource_text(v: &Yaml) -> String {
+    match v {
+        Yaml::String(s) => s.clone(),
+        Yaml::Tagged(t) => {
+            let tag = t.tag.to_string();
+            let value = match &t.value {
+                Yaml::String(s) => s.clone(),
+                other => panic!("unexpected {tag} form in a policy: {other:?}"),
+            };
+            format!("{} {value}", tag.trim_start_matches('!'))
+        }
+        other => panic!("unexpected policy resource {other:?}"),
+    }
+}
+
+fn one_or_many(v: &Yaml) -> Vec<&Yaml> {
+    match v {
+        Yaml::Sequence(items) => items.iter().collect(),
+        one => vec![one],
+    }
+}
+
+/// Every (action, resource) a function's `Policies` allow, managed policies (`!Ref`, also under
+/// `!If`) resolved to their statements.
+fn granted(function: &str) -> BTreeSet<(String, String)> {
+    fn statements(policy: &'static Yaml, out: &mut Vec<&'static Yaml>) {
+        match policy {
+            Yaml::Tagged(t) if t.tag.to_string().trim_start_matches('!') == "If" => {
+                let branches = t.value.as_sequence().expect("!If [cond, then, else]");
+                for branch in &branches[1..] {
+                    if referenced_id(branch).as_deref() != Some("AWS::NoValue") {
+                        statements(branch, out);
+                    }
+                }
+            }
+            Yaml::Tagged(_) => {
+                let id = referenced_id(policy).expect("a !Ref to a managed policy");
+                let managed = &resources()[id.as_str()];
+                assert_eq!(
+                    managed.get("Type").and_then(Yaml::as_str),
+                    Some("AWS::IAM::ManagedPolicy"),
+                    "{id}"
+                );
+                out.extend(one_or_many(&props(managed)["PolicyDocument"]["Statement"]));
+            }
+            Yaml::Mapping(_) => out.extend(one_or_many(&policy["Statement"])),
+            other => {
+                panic!("unexpected policy {other:?} (no SAM policy templates or AWS managed names)")
+            }
+        }
+    }
+    let mut list = Vec::new();
+    for policy in one_or_many(&props(&resources()[function])["Policies"]) {
+        statements(policy, &mut list);
+    }
+    let mut out = BTreeSet::new();
+    for statement in list {
+        assert_eq!(statement["Effect"].as_str(), Some("Allow"), "{function}");
+        assert!(
+            statement.get("Condition").is_none(),
+            "{function}: no conditions expected"
+        );
+        for action in one_or_many(&statement["Action"]) {
+            for resource in one_or_many(&statement["Resource"]) {
+                out.insert((
+                    action.as_str().expect("an action").to_owned(),
+                    resource_text(resource),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// What each grant means in IAM: the only place the API's permissions are spelled out.
+fn iam_of(grant: Grant) -> Vec<(&'static str, &'static str)> {
+    const TABLE: [&str; 2] = ["GetAtt JobsTable.Arn", "Sub ${JobsTable.Arn}/index/*"];
+    let on = |actions: &[&'static str], resources: &[&'static str]| {
+        actions
+            .iter()
+            .flat_map(|a| resources.iter().map(move |r| (*a, *r)))
+            .collect::<Vec<_>>()
+    };
+    match grant {
+        Grant::TableRead => on(&["dynamodb:GetItem", "dynamodb:Query"], &TABLE),
+        Grant::TableWrite => on(
+            &[
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:Query",
+                "dynamodb:ConditionCheckItem",
+            ],
+            &TABLE,
+        ),
+        Grant::MediaRead => vec![
+            ("s3:GetObject", "Sub ${MediaBucket.Arn}/*"),
+            ("s3:ListBucket", "GetAtt MediaBucket.Arn"),
+        ],
+        Grant::AssetUpload => vec![("s3:PutObject", "Sub ${MediaBucket.Arn}/uploads/*")],
+        Grant::RawUpload => on(
+            &[
+                "s3:PutObject",
+                "s3:AbortMultipartUpload",
+                "s3:ListMultipartUploadParts",
+            ],
+            &["Sub ${MediaBucket.Arn}/raw/*"],
+        ),
+        Grant::StartGeneration => vec![("states:StartExecution", "Ref GenerationStateMachine")],
+        Grant::StopGeneration => on(
+            &["states:StopExecution", "states:DescribeExecution"],
+            &[
+                "Sub arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${GenerationStateMachine.Name}:*",
+            ],
+        ),
+        Grant::StartProcessing => vec![("states:StartExecution", "Ref ProcessingStateMachine")],
+        Grant::ProviderSecrets => vec![
+            (
+                "ssm:GetParameter",
+                "Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${ReplicateTokenParameter}",
+            ),
+            (
+                "ssm:GetParameter",
+                "Sub arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${OpenAIKeyParameter}",
+            ),
+            (
+                "secretsmanager:GetSecretValue",
+                "Sub arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:vidpipe/*",
+            ),
+        ],
+    }
+}
+
+/// Least privilege: each route's role allows exactly what its route's grants need, nothing more
+/// and nothing missing. Reports every function's difference at once.
+#[test]
+fn each_api_function_is_granted_exactly_what_its_route_needs() {
+    let mut problems = Vec::new();
+    for f in API_FUNCTIONS {
+        let want: BTreeSet<(String, String)> = f
+            .grants
+            .iter()
+            .flat_map(|g| iam_of(*g))
+            .map(|(a, r)| (a.to_owned(), r.to_owned()))
+            .collect();
+        let got = granted(f.logical_id);
+        for extra in got.difference(&want) {
+            problems.push(format!(
+                "{}: allows {extra:?} it does not need",
+                f.logical_id
+            ));
+        }
+        for missing in want.difference(&got) {
+            problems.push(format!("{}: lacks {missing:?}", f.logical_id));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "API roles:\n  {}",
+        problems.join("\n  ")
+    );
+}
+
+/// Each route's function is told only what its route uses: the cursor key only where lists are
+/// paged, quotas only where jobs are admitted, state machines only where executions start or stop.
+#[test]
+fn each_api_function_gets_only_the_settings_its_route_reads() {
+    for f in API_FUNCTIONS {
+        let vars: BTreeSet<String> = props(&resources()[f.logical_id])
+            .get("Environment")
+            .and_then(|e| e.get("Variables"))
+            .and_then(Yaml::as_mapping)
+            .map(|m| {
+                m.keys()
+                    .filter_map(|k| k.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut want = BTreeSet::new();
+        if f.bin.contains("-list-") {
+            want.insert("VIDPIPE_CURSOR_KEY");
+        }
+        if f.grants.contains(&Grant::StartGeneration) {
+            want.extend([
+                "VIDPIPE_STATE_MACHINE_ARN",
+                "VIDPIPE_MAX_CONCURRENT_JOBS",
+                "VIDPIPE_DAILY_OUTPUT_MINUTES",
+            ]);
+        }
+        if f.grants.contains(&Grant::StopGeneration) {
+            want.insert("VIDPIPE_STATE_MACHINE_ARN");
+        }
+        if f.grants.contains(&Grant::StartProcessing) {
+            want.insert("VIDPIPE_PROCESSING_STATE_MACHINE_ARN");
+        }
+        let want: BTreeSet<String> = want.into_iter().map(str::to_owned).collect();
+        assert_eq!(vars, want, "{}'s own environment", f.logical_id);
+    }
 }
 
 // ------------------------------------------------------------------------------------------

@@ -64,7 +64,7 @@ fn every_provider_and_planner_value_configures_at_cold_start() {
     let mut checked = 0;
     for provider in &providers {
         for planner in &planners {
-            for function in ["GenerateFunction", "ApiFunction"] {
+            for function in ["GenerateFunction", "CancelGenerationFunction"] {
                 let ctx = format!("{function} with Provider={provider} Planner={planner}");
                 let mut env =
                     function_env(function, &[("Provider", provider), ("Planner", planner)]);
@@ -81,6 +81,21 @@ fn every_provider_and_planner_value_configures_at_cold_start() {
                     .collect();
                 assert_eq!(config.providers, expected, "{ctx}");
                 assert_eq!(config.planner.as_str(), planner, "{ctx}");
+                let lookup = |k: &str| config.ai_env.get(k);
+                if function == "CancelGenerationFunction" {
+                    // The cancel route builds only the providers whose calls can be cancelled.
+                    let cancellers = ai::cancellers(&config.providers, &lookup)
+                        .unwrap_or_else(|e| panic!("{ctx}: {e}"));
+                    let names: Vec<&str> = cancellers.iter().map(|p| p.name()).collect();
+                    let want: Vec<&str> = expected
+                        .iter()
+                        .filter(|k| **k == ProviderKind::Replicate)
+                        .map(|k| k.as_str())
+                        .collect();
+                    assert_eq!(names, want, "{ctx}");
+                    checked += 1;
+                    continue;
+                }
                 let bedrock = BedrockDeps {
                     sdk: sdk(),
                     reel_output: Some(ReelOutput {
@@ -88,7 +103,6 @@ fn every_provider_and_planner_value_configures_at_cold_start() {
                         bucket: "media".into(),
                     }),
                 };
-                let lookup = |k: &str| config.ai_env.get(k);
                 let setup = ai::build(
                     config.planner,
                     &config.providers,

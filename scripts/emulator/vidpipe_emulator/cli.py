@@ -18,6 +18,7 @@ from . import __doc__ as PACKAGE_DOC
 from .common import (DEFAULT_ESPEAK, DEFAULT_FFMPEG_DIR, DEFAULT_FONTS_DIR, DEFAULT_ROOT, REGION, EmulatorError, free_port, http_ok, log, port_open,
                      wait_for)
 from .functions import Watch, warm, workspace_bins
+from .gateway import Gateway, routes_of
 from .moto_patches import (TASK_DEFINITIONS, EcsRunner, Forwarder, SqsPoller, install_ecs_runner, install_forwarder,
                            install_s3_event_fields, install_s3_list_parts_root, serialized_dynamo_server)
 from . import watermark
@@ -121,8 +122,11 @@ class Started:
     def __init__(self) -> None:
         self.server: Any = None
         self.watch: Watch | None = None
+        self.gateway: Gateway | None = None
 
     def stop(self) -> None:
+        if self.gateway:
+            self.gateway.stop()
         if self.watch:
             self.watch.stop()
         if self.server:
@@ -178,7 +182,11 @@ def start(args: argparse.Namespace, root: Path, template_path: Path, ends: Endpo
             watermark.seed(prov.client("s3"), bucket, key)
     bin_of = register_bins(prov, forwarder)
     urls = start_functions(args, root, ends, fn_env, bin_of, prov.esms, life.stop, started)
-    return ready_line(prov, ends, fn_env, bin_of, urls, outputs)
+    routes = routes_of(load_yaml(template_path))
+    if ends.watch_url and routes:
+        started.gateway = Gateway(routes, dict(prov.function_names), forwarder.invoke, free_port())
+        started.gateway.start()
+    return ready_line(prov, ends, fn_env, bin_of, urls, outputs, started.gateway)
 
 
 def start_moto(args: argparse.Namespace, ends: Endpoints, started: Started) -> Forwarder:
@@ -301,15 +309,23 @@ def start_watch(args: argparse.Namespace, root: Path, ends: Endpoints, fn_env: d
         task_bins = {c["entry_point"][0] for td in TASK_DEFINITIONS.values()
                      for c in td["containers"].values() if c["entry_point"]}
         warm(root, sorted({b for b in bin_of.values() if b in available} | (task_bins & set(available))),
-             proc_env, args.warm_timeout)
+             proc_env, args.warm_timeout, available)
     started.watch = Watch(root, ends.watch_port, proc_env, args.invoke_timeout, reload=args.reload)  # type: ignore[arg-type]
     started.watch.start(args.startup_timeout)
     log(f"cargo lambda watch listening on {ends.watch_url}")
 
 
 def ready_line(prov: Provisioner, ends: Endpoints, fn_env: dict[str, str], bin_of: dict[str, str],
-               urls: dict[str, str], outputs: dict[str, Any]) -> dict:
+               urls: dict[str, str], outputs: dict[str, Any], gateway: Gateway | None = None) -> dict:
     api_fn = _api_function(prov.t, prov)
+    # The HTTP API as callers reach it: the gateway, one function per route; failing that (a
+    # template without HttpApi routes), the API function's URL.
+    if gateway:
+        api = gateway.url
+    elif watch_url := ends.watch_url:
+        api = f"{watch_url}/lambda-url/{bin_of.get(api_fn, api_fn)}" if api_fn else None
+    else:
+        api = None
     buckets = {lid: phys for lid, typ, phys in prov.created if typ == "AWS::S3::Bucket"}
     tables = {lid: phys for lid, typ, phys in prov.created if typ == "AWS::DynamoDB::Table"}
     watch_url = ends.watch_url
@@ -317,7 +333,7 @@ def ready_line(prov: Provisioner, ends: Endpoints, fn_env: dict[str, str], bin_o
         "ready": True,
         "moto": ends.moto_url,
         "watch": watch_url,
-        "api": f"{watch_url}/lambda-url/{bin_of.get(api_fn, api_fn)}" if (watch_url and api_fn) else None,
+        "api": api,
         "bucket": fn_env.get("VIDPIPE_BUCKET") or next(iter(buckets.values()), None),
         "table": fn_env.get("VIDPIPE_TABLE") or next(iter(tables.values()), None),
         "buckets": buckets,

@@ -28,24 +28,32 @@ def workspace_bins(root: Path) -> dict[str, str]:
     return bins
 
 
-def warm(root: Path, bins: list[str], env: dict[str, str], timeout: float) -> None:
-    """Compile what `cargo lambda watch` will run, the way it runs it (`cargo run --bin X` in the dev
-    profile, same target dir), one bin at a time so feature resolution matches exactly."""
+def warm(root: Path, bins: list[str], env: dict[str, str], timeout: float,
+         packages: dict[str, str] | None = None) -> None:
+    """Compile what `cargo lambda watch` will run, the way it runs it (`cargo build --bin X` in the dev
+    profile, same target dir). Bins of one package build in one cargo run (their features resolve
+    alike, and their links run in parallel); packages one at a time, so each resolves as it will run."""
     deadline = time.monotonic() + timeout
+    groups: dict[str, list[str]] = {}
     for b in bins:
+        groups.setdefault((packages or {}).get(b, b), []).append(b)
+    for package, group in groups.items():
         t = time.monotonic()
-        log(f"warm: cargo build --bin {b}")
+        log(f"warm: cargo build {' '.join('--bin ' + b for b in group)}")
         left = deadline - time.monotonic()
         if left <= 0:
-            raise EmulatorError(f"--warm: out of time ({timeout:.0f}s) before building {b}")
+            raise EmulatorError(f"--warm: out of time ({timeout:.0f}s) before building {package}")
+        args = ["cargo", "build", "--manifest-path", "Cargo.toml"]
+        for b in group:
+            args += ["--bin", b]
         try:
-            proc = subprocess.run(["cargo", "build", "--manifest-path", "Cargo.toml", "--bin", b], cwd=root, env=env,
-                                  stdout=sys.stderr, stderr=sys.stderr, timeout=left, start_new_session=True)
+            proc = subprocess.run(args, cwd=root, env=env, stdout=sys.stderr, stderr=sys.stderr, timeout=left,
+                                  start_new_session=True)
         except subprocess.TimeoutExpired:
-            raise EmulatorError(f"--warm: building {b} took longer than {timeout:.0f}s")
+            raise EmulatorError(f"--warm: building {package} took longer than {timeout:.0f}s")
         if proc.returncode != 0:
-            raise EmulatorError(f"--warm: cargo build --bin {b} failed (exit {proc.returncode})")
-        log(f"warm: {b} built in {time.monotonic() - t:.1f}s")
+            raise EmulatorError(f"--warm: cargo build of {', '.join(group)} failed (exit {proc.returncode})")
+        log(f"warm: {len(group)} bin(s) of {package} built in {time.monotonic() - t:.1f}s")
 
 
 class Watch:

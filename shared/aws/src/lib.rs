@@ -13,6 +13,7 @@ pub mod dynamo;
 mod error;
 pub mod polly;
 pub mod s3;
+pub mod s3_scoped;
 pub mod secrets;
 pub mod sfn;
 
@@ -20,4 +21,5 @@ pub use config::AwsClients;
 pub use dynamo::DynamoJobStore;
 pub use polly::PollyNarrator;
 pub use s3::{Encryption, MultipartOptions, PresignedUpload, S3BlobStore};
+pub use s3_scoped::{S3PutSigner, S3ReadOnly};
 pub use sfn::SfnOrchestrator;

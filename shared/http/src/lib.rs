@@ -39,13 +39,24 @@ pub struct ApiState {
     pub trust_tenant_header: bool,
 }
 
-/// Answers one request. Never fails: every error becomes a problem response.
+/// Answers one request, on any route. Never fails: every error becomes a problem response.
 pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
+    answer(state, None, req).await
+}
+
+/// Answers one request in the function deployed for `only` (one Lambda per route). API Gateway
+/// sends it nothing else; anything else that reaches it (a misrouted integration, a function URL)
+/// is answered as a route that does not exist here rather than served with a role not meant for it.
+pub async fn handle_only(state: &ApiState, only: Operation, req: Request) -> Response<Body> {
+    answer(state, Some(only), req).await
+}
+
+async fn answer(state: &ApiState, only: Option<Operation>, req: Request) -> Response<Body> {
     let started = Instant::now();
     let request_id = context::request_id(&req);
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let mut response = match dispatch(state, &req).await {
+    let mut response = match dispatch(state, only, &req).await {
         Ok(response) => response,
         Err(e) => {
             if e.is_server_error() {
@@ -71,7 +82,11 @@ pub async fn handle(state: &ApiState, req: Request) -> Response<Body> {
     response
 }
 
-async fn dispatch(state: &ApiState, req: &Request) -> Result<Response<Body>, ApiError> {
+async fn dispatch(
+    state: &ApiState,
+    only: Option<Operation>,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
     let path = req.uri().path();
     let stage = context::stage(req)
         .map(|s| format!("/{s}"))
@@ -87,6 +102,9 @@ async fn dispatch(state: &ApiState, req: &Request) -> Result<Response<Body>, Api
         Matched::WrongMethod { allow } => return Err(ApiError::MethodNotAllowed { allow }),
         Matched::NotFound => return Err(ApiError::RouteNotFound),
     };
+    if only.is_some_and(|only| only != operation) {
+        return Err(ApiError::RouteNotFound);
+    }
     let tenant = context::tenant(req, state.trust_tenant_header)?;
     let base = context::base(req, prefix);
     let call = Call {

@@ -159,6 +159,22 @@ pub fn build(
     })
 }
 
+/// The configured providers whose running calls a cancel can stop: only Replicate's predictions
+/// can be cancelled (Bedrock's async invocations and the synchronous providers cannot), so the
+/// cancel route's function builds only it and links none of the others.
+pub fn cancellers(
+    providers: &[ProviderKind],
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<Arc<dyn ClipProvider>>, ConfigError> {
+    let mut list: Vec<Arc<dyn ClipProvider>> = Vec::new();
+    if providers.contains(&ProviderKind::Replicate) {
+        list.push(Arc::new(
+            ReplicateProvider::from_lookup(lookup).map_err(replicate_error)?,
+        ));
+    }
+    Ok(list)
+}
+
 mod bedrock {
     use super::BedrockDeps;
     use crate::config::ConfigError;

@@ -5,6 +5,7 @@
 
 pub mod ai;
 pub mod ai_kinds;
+pub mod api;
 pub mod config;
 pub mod diagnostic;
 pub mod dispatch;

@@ -87,9 +87,7 @@ pub async fn with_media(config: &Config, aws: &Aws) -> Result<StepDeps, ConfigEr
 /// captions, fonts and image decoders from their bootstraps: a branch chosen at run time would
 /// keep both sides. The AI providers stay: the API cancels their running calls.
 pub async fn without_media(config: &Config, aws: &Aws) -> Result<StepDeps, ConfigError> {
-    let absent = Arc::new(NoMedia {
-        provider: ProceduralProvider::NAME,
-    });
+    let absent = Arc::new(NoMedia::new());
     // Narration happens in the plan step only: the API and bookkeeping steps link no narrator.
     deps(config, aws, absent.clone(), absent, None).await
 }
@@ -275,11 +273,17 @@ impl Notifier for NoNotifier {
 /// Stands in for the engine and provider in functions deployed without the FFmpeg layer. Their
 /// steps never render; if one ever did, it fails with the tool-missing error the ASL already
 /// treats as permanent, naming where media work runs.
-struct NoMedia {
+pub(crate) struct NoMedia {
     provider: &'static str,
 }
 
 impl NoMedia {
+    pub(crate) fn new() -> Self {
+        Self {
+            provider: ProceduralProvider::NAME,
+        }
+    }
+
     fn missing(&self) -> MediaError {
         MediaError::ToolMissing {
             tool: "ffmpeg".into(),

@@ -504,25 +504,31 @@ async fn acquire(
 
 /// Best effort: a lease left behind expires on its own.
 async fn release(deps: &StepDeps, provider: &dyn ClipProvider, job: &Job, scene: u32) {
+    release_named(deps, provider.name(), job, scene).await;
+}
+
+async fn release_named(deps: &StepDeps, provider: &str, job: &Job, scene: u32) {
     if let Some(leases) = &deps.leases
-        && let Err(e) = leases.release(provider.name(), &holder(job, scene)).await
+        && let Err(e) = leases.release(provider, &holder(job, scene)).await
     {
-        tracing::warn!(error = %e, provider = provider.name(), "lease release failed");
+        tracing::warn!(error = %e, provider, "lease release failed");
     }
 }
 
-/// Stops every provider call a job still has running (cancel), and frees their slots.
+/// Stops every provider call a job still has running (cancel), and frees their slots. The slot
+/// is freed by the provider's name even where no client for it is wired (the cancel route builds
+/// only the providers that can cancel), so a cancel never leaves a slot held until it expires.
 pub async fn cancel_outstanding(deps: &StepDeps, job: &Job) {
     for clip in &job.clips {
-        let Some(provider) = deps.providers.by_name(&clip.provider) else {
-            continue;
-        };
-        if let Some(handle) = &clip.handle
+        if let Some(provider) = deps.providers.by_name(&clip.provider)
+            && let Some(handle) = &clip.handle
             && clip.status != ClipStatus::Done
             && let Err(e) = provider.cancel(handle).await
         {
             tracing::warn!(error = %public_reason(&e.to_string()), provider = provider.name(), "cancel of a provider call failed");
         }
-        release(deps, provider.as_ref(), job, clip.index).await;
+        if !clip.provider.is_empty() {
+            release_named(deps, &clip.provider, job, clip.index).await;
+        }
     }
 }

@@ -1,0 +1,9 @@
+//! `GET /v1/processing-jobs/{id}`: one processing job, its renditions and manifest. One Lambda per route; everything but the wiring is in `vidpipe_http`.
+
+use vidpipe_http::routes::Operation;
+use vidpipe_lambda::api::{RecordsAndMedia, serve};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    serve::<RecordsAndMedia>(Operation::GetProcessingJob).await
+}

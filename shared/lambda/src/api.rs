@@ -1,0 +1,611 @@
+//! One Lambda per API route. Each route's bootstrap is a thin `main.rs` that names its route and
+//! its [`Wiring`]; the wiring builds only the clients that route calls, so the linker leaves the
+//! rest of the SDK out of the bootstrap, and [`API_FUNCTIONS`] states what the route's role
+//! grants, which `tests/suite/stack_wiring.rs` holds `template.yaml` to exactly.
+
+use crate::config::{Config, ConfigError};
+use crate::wiring::NoMedia;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use vidpipe_aws::{
+    DynamoJobStore, Encryption, S3BlobStore, S3PutSigner, S3ReadOnly, SfnOrchestrator,
+};
+use vidpipe_domain::ErrorClass;
+use vidpipe_domain::plan::RulesPlanner;
+use vidpipe_domain::ports::{
+    BlobError, BlobMeta, BlobStore, ClipProvider, Orchestrator, OrchestratorError, SignedUpload,
+    UploadSigner,
+};
+use vidpipe_http::ApiState;
+use vidpipe_http::routes::Operation;
+use vidpipe_pipeline::cursor::CursorSeal;
+use vidpipe_pipeline::generation::{ClipLimits, ProviderChain};
+use vidpipe_pipeline::uploads::UploadService;
+use vidpipe_pipeline::{Service, StepDeps};
+
+/// What a route's function may touch. Its role in `template.yaml` grants exactly these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Grant {
+    /// Read job, asset, upload and processing records.
+    TableRead,
+    /// Write them too, tenants' quota counters included.
+    TableWrite,
+    /// HEAD and GET media objects, and presign GETs of them.
+    MediaRead,
+    /// Presigned PUTs of brand assets under `uploads/`.
+    AssetUpload,
+    /// Presigned and multipart uploads of raw footage under `raw/`.
+    RawUpload,
+    /// Start generation executions.
+    StartGeneration,
+    /// Stop (and describe) generation executions.
+    StopGeneration,
+    /// Start processing executions (retries).
+    StartProcessing,
+    /// Read the provider tokens: cancelling a provider's running call needs its token.
+    ProviderSecrets,
+}
+
+/// A route's function: its template logical id, its binary and what its role grants.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiFunction {
+    pub operation: Operation,
+    pub logical_id: &'static str,
+    pub bin: &'static str,
+    pub grants: &'static [Grant],
+}
+
+use Grant::*;
+
+const RECORDS: &[Grant] = &[TableRead];
+const RECORDS_AND_MEDIA: &[Grant] = &[TableRead, MediaRead];
+const ASSETS: &[Grant] = &[TableWrite, AssetUpload];
+const SUBMIT: &[Grant] = &[TableWrite, MediaRead, StartGeneration];
+const CANCEL: &[Grant] = &[TableWrite, StopGeneration, ProviderSecrets];
+const UPLOADS: &[Grant] = &[TableWrite, MediaRead, RawUpload];
+const RETRY: &[Grant] = &[TableWrite, MediaRead, StartProcessing];
+
+macro_rules! function {
+    ($op:ident, $id:literal, $bin:literal, $grants:expr) => {
+        ApiFunction {
+            operation: Operation::$op,
+            logical_id: $id,
+            bin: $bin,
+            grants: $grants,
+        }
+    };
+}
+
+/// Every route's function, in route-table order.
+pub static API_FUNCTIONS: &[ApiFunction] = &[
+    function!(
+        SubmitGeneration,
+        "SubmitGenerationFunction",
+        "vidpipe-api-submit-generation",
+        SUBMIT
+    ),
+    function!(
+        ListGenerations,
+        "ListGenerationsFunction",
+        "vidpipe-api-list-generations",
+        RECORDS
+    ),
+    function!(
+        GetGeneration,
+        "GetGenerationFunction",
+        "vidpipe-api-get-generation",
+        RECORDS
+    ),
+    function!(
+        CancelGeneration,
+        "CancelGenerationFunction",
+        "vidpipe-api-cancel-generation",
+        CANCEL
+    ),
+    function!(
+        DownloadGeneration,
+        "DownloadGenerationFunction",
+        "vidpipe-api-download-generation",
+        RECORDS_AND_MEDIA
+    ),
+    function!(
+        CreateAsset,
+        "CreateAssetFunction",
+        "vidpipe-api-create-asset",
+        ASSETS
+    ),
+    function!(
+        GetAsset,
+        "GetAssetFunction",
+        "vidpipe-api-get-asset",
+        RECORDS_AND_MEDIA
+    ),
+    function!(
+        CreateUpload,
+        "CreateUploadFunction",
+        "vidpipe-api-create-upload",
+        UPLOADS
+    ),
+    function!(
+        CompleteUpload,
+        "CompleteUploadFunction",
+        "vidpipe-api-complete-upload",
+        UPLOADS
+    ),
+    function!(
+        AbortUpload,
+        "AbortUploadFunction",
+        "vidpipe-api-abort-upload",
+        UPLOADS
+    ),
+    function!(
+        ListProcessingJobs,
+        "ListProcessingJobsFunction",
+        "vidpipe-api-list-processing-jobs",
+        RECORDS
+    ),
+    function!(
+        GetProcessingJob,
+        "GetProcessingJobFunction",
+        "vidpipe-api-get-processing-job",
+        RECORDS_AND_MEDIA
+    ),
+    function!(
+        DownloadProcessingJob,
+        "DownloadProcessingJobFunction",
+        "vidpipe-api-download-processing-job",
+        RECORDS_AND_MEDIA
+    ),
+    function!(
+        RetryProcessingJob,
+        "RetryProcessingJobFunction",
+        "vidpipe-api-retry-processing-job",
+        RETRY
+    ),
+];
+
+/// The function deployed for a route.
+pub fn function_for(operation: Operation) -> &'static ApiFunction {
+    API_FUNCTIONS
+        .iter()
+        .find(|f| f.operation == operation)
+        .expect("every operation has a function (checked by the route table's tests)")
+}
+
+/// Builds a route's [`ApiState`] from the clients its grants allow, and nothing else.
+pub trait Wiring {
+    /// What the wiring's clients call; must equal the route's [`ApiFunction::grants`].
+    const GRANTS: &'static [Grant];
+    fn state(config: &Config) -> impl Future<Output = Result<ApiState, ConfigError>> + Send;
+}
+
+/// The whole life of one route's function: configuration and clients once per cold start, then
+/// one request per invocation.
+pub async fn serve<W: Wiring>(operation: Operation) -> Result<(), lambda_http::Error> {
+    crate::init_tracing();
+    let function = function_for(operation);
+    if W::GRANTS != function.grants {
+        // A main.rs naming the wrong wiring would run with clients its role cannot use.
+        return Err(ConfigError::Invalid {
+            name: "wiring",
+            why: format!(
+                "{} is wired for {:?} but its role grants {:?}",
+                function.bin,
+                W::GRANTS,
+                function.grants
+            ),
+        }
+        .into());
+    }
+    let config = Config::from_env()?;
+    let state = W::state(&config).await?;
+    let state = &state;
+    lambda_http::run(lambda_http::service_fn(move |req| async move {
+        Ok::<_, Infallible>(vidpipe_http::handle_only(state, operation, req).await)
+    }))
+    .await
+}
+
+/// Job, asset and processing records only.
+pub struct Records;
+/// Records, and media objects to read and presign.
+pub struct RecordsAndMedia;
+/// Records written, brand assets presigned for upload.
+pub struct Assets;
+/// Jobs admitted (quotas counted), their assets checked, executions started.
+pub struct Submit;
+/// Jobs cancelled: executions stopped, providers' running calls cancelled, quota released.
+pub struct Cancel;
+/// Raw uploads announced, completed and aborted.
+pub struct Uploads;
+/// Failed processing jobs started again from their raw object.
+pub struct Retry;
+
+impl Wiring for Records {
+    const GRANTS: &'static [Grant] = RECORDS;
+    async fn state(config: &Config) -> Result<ApiState, ConfigError> {
+        let clients = Clients::load(config).await;
+        let store = clients.store(config)?;
+        state(
+            config,
+            store.clone(),
+            Arc::new(Unwired),
+            Arc::new(Unwired),
+            Some(store),
+            None,
+        )
+    }
+}
+
+impl Wiring for RecordsAndMedia {
+    const GRANTS: &'static [Grant] = RECORDS_AND_MEDIA;
+    async fn state(config: &Config) -> Result<ApiState, ConfigError> {
+        let clients = Clients::load(config).await;
+        let store = clients.store(config)?;
+        let media: Arc<dyn BlobStore> = Arc::new(S3ReadOnly(clients.bucket(config)?));
+        state(
+            config,
+            store.clone(),
+            media,
+            Arc::new(Unwired),
+            Some(store),
+            None,
+        )
+    }
+}
+
+impl Wiring for Assets {
+    const GRANTS: &'static [Grant] = ASSETS;
+    async fn state(config: &Config) -> Result<ApiState, ConfigError> {
+        let clients = Clients::load(config).await;
+        let store = clients.store(config)?;
+        let mut state = state(
+            config,
+            store,
+            Arc::new(Unwired),
+            Arc::new(Unwired),
+            None,
+            None,
+        )?;
+        state.uploads = Arc::new(S3PutSigner(clients.bucket(config)?));
+        Ok(state)
+    }
+}
+
+impl Wiring for Submit {
+    const GRANTS: &'static [Grant] = SUBMIT;
+    async fn state(config: &Config) -> Result<ApiState, ConfigError> {
+        let clients = Clients::load(config).await;
+        let store = clients.store(config)?;
+        let media: Arc<dyn BlobStore> = Arc::new(S3ReadOnly(clients.bucket(config)?));
+        let arn = config
+            .state_machine_arn
+            .clone()
+            .ok_or(ConfigError::Missing("VIDPIPE_STATE_MACHINE_ARN"))?;
+        let sfn = vidpipe_aws::config::sfn_client(&clients.sdk);
+        let orchestrator = Arc::new(SfnOrchestrator::new(sfn, arn));
+        state(config, store, media, orchestrator, None, None)
+    }
+}
+
+impl Wiring for Cancel {
+    const GRANTS: &'static [Grant] = CANCEL;
+    async fn state(config: &Config) -> Result<ApiState, ConfigError> {
+        let clients = Clients::load(config).await;
+        let store = clients.store(config)?;
+        let arn = config
+            .state_machine_arn
+            .clone()
+            .ok_or(ConfigError::Missing("VIDPIPE_STATE_MACHINE_ARN"))?;
+        let sfn = vidpipe_aws::config::sfn_client(&clients.sdk);
+        let orchestrator = Arc::new(SfnOrchestrator::new(sfn, arn));
+        let env = |k: &str| config.ai_env.get(k);
+        let secrets = crate::ai::SecretValues::resolve(&env, &clients.sdk).await?;
+        let cancellers = crate::ai::cancellers(&config.providers, &secrets.over(&env))?;
+        state(
+            config,
+            store,
+            Arc::new(Unwired),
+            orchestrator,
+            None,
+            Some(cancellers),
+        )
+    }
+}
+
+impl Wiring for Uploads {
+    const GRANTS: &'static [Grant] = UPLOADS;
+    async fn state(config: &Config) -> Result<ApiState, ConfigError> {
+        let clients = Clients::load(config).await;
+        let store = clients.store(config)?;
+        let bucket = clients.bucket(config)?;
+        let mut state = state(
+            config,
+            store.clone(),
+            Arc::new(Unwired),
+            Arc::new(Unwired),
+            None,
+            None,
+        )?;
+        state.processing = Some(Arc::new(UploadService {
+            uploads: store.clone(),
+            records: store,
+            blobs: Arc::new(S3ReadOnly(bucket.clone())),
+            signer: Arc::new(bucket),
+            starter: None,
+            policy: config.upload,
+            cursors: Some(cursor_seal(config)?),
+        }));
+        Ok(state)
+    }
+}
+
+impl Wiring for Retry {
+    const GRANTS: &'static [Grant] = RETRY;
+    async fn state(config: &Config) -> Result<ApiState, ConfigError> {
+        let clients = Clients::load(config).await;
+        let store = clients.store(config)?;
+        let arn = config
+            .processing_state_machine_arn
+            .clone()
+            .ok_or(ConfigError::Missing("VIDPIPE_PROCESSING_STATE_MACHINE_ARN"))?;
+        let sfn = vidpipe_aws::config::sfn_client(&clients.sdk);
+        let mut state = state(
+            config,
+            store.clone(),
+            Arc::new(Unwired),
+            Arc::new(Unwired),
+            None,
+            None,
+        )?;
+        state.processing = Some(Arc::new(UploadService {
+            uploads: store.clone(),
+            records: store,
+            blobs: Arc::new(S3ReadOnly(clients.bucket(config)?)),
+            signer: Arc::new(Unwired),
+            starter: Some(Arc::new(crate::dispatch::SfnProcessStarter::new(sfn, arn))),
+            policy: config.upload,
+            cursors: Some(cursor_seal(config)?),
+        }));
+        Ok(state)
+    }
+}
+
+/// The SDK configuration, and the clients built from it only when a wiring asks: building a
+/// client links its endpoint rules, which for S3 alone are a sizeable share of a bootstrap.
+struct Clients {
+    sdk: aws_config::SdkConfig,
+}
+
+impl Clients {
+    async fn load(config: &Config) -> Self {
+        Self {
+            sdk: vidpipe_aws::config::load_sdk_config(config.endpoint_url.as_deref()).await,
+        }
+    }
+
+    fn store(&self, config: &Config) -> Result<Arc<DynamoJobStore>, ConfigError> {
+        Ok(Arc::new(DynamoJobStore::new(
+            vidpipe_aws::config::dynamodb_client(&self.sdk),
+            config.table()?,
+        )))
+    }
+
+    fn bucket(&self, config: &Config) -> Result<S3BlobStore, ConfigError> {
+        let encryption = match &config.kms_key_id {
+            Some(key) => Encryption::Kms {
+                key_id: Some(key.clone()),
+            },
+            None => Encryption::S3Managed,
+        };
+        Ok(
+            S3BlobStore::new(vidpipe_aws::config::s3_client(&self.sdk), config.bucket()?)
+                .with_encryption(encryption),
+        )
+    }
+}
+
+/// The API state over a job store, the media bucket as far as the route may touch it, and the
+/// orchestrator if it starts or stops executions. `processing_reads` wires the processing routes'
+/// record reads; `cancellers` are the providers whose running calls a cancel stops.
+fn state(
+    config: &Config,
+    store: Arc<DynamoJobStore>,
+    media: Arc<dyn BlobStore>,
+    orchestrator: Arc<dyn Orchestrator>,
+    processing_reads: Option<Arc<DynamoJobStore>>,
+    cancellers: Option<Vec<Arc<dyn ClipProvider>>>,
+) -> Result<ApiState, ConfigError> {
+    let absent = Arc::new(NoMedia::new());
+    let providers = match cancellers {
+        Some(list) if !list.is_empty() => list,
+        _ => vec![absent.clone() as Arc<dyn ClipProvider>],
+    };
+    let deps = StepDeps {
+        jobs: store.clone(),
+        blobs: media.clone(),
+        planner: Arc::new(RulesPlanner),
+        providers: ProviderChain::new(providers),
+        narrators: None,
+        leases: Some(store.clone()),
+        quotas: Some(store),
+        clip_limits: ClipLimits::default(),
+        media: absent,
+        scratch_dir: config.scratch_dir.clone(),
+        worker_threshold_frames: config.compose_worker_threshold_frames,
+        memory_mb: config.memory_mb,
+    };
+    let service = Service::new(deps, orchestrator)
+        .with_quota_limits(config.quota_limits)
+        .with_cursor_seal(cursor_seal(config)?);
+    let processing = match processing_reads {
+        Some(records) => Some(Arc::new(UploadService {
+            uploads: records.clone(),
+            records,
+            blobs: media,
+            signer: Arc::new(Unwired),
+            starter: None,
+            policy: config.upload,
+            cursors: Some(cursor_seal(config)?),
+        })),
+        None => None,
+    };
+    Ok(ApiState {
+        service: Arc::new(service),
+        uploads: Arc::new(Unwired),
+        processing,
+        base_path: String::new(),
+        trust_tenant_header: config.trust_tenant_header,
+    })
+}
+
+/// The stack's cursor key, shared by every route's function so a cursor one issued pages on
+/// another; without one (a development setup), a key of this instance's own.
+fn cursor_seal(config: &Config) -> Result<CursorSeal, ConfigError> {
+    let sealed = match &config.cursor_key {
+        Some(key) => CursorSeal::from_secret(key.material()),
+        None => {
+            tracing::warn!(
+                "VIDPIPE_CURSOR_KEY is unset: list cursors page only on the instance that issued them"
+            );
+            CursorSeal::ephemeral()
+        }
+    };
+    sealed.map_err(|e| ConfigError::Invalid {
+        name: "VIDPIPE_CURSOR_KEY",
+        why: e.to_string(),
+    })
+}
+
+/// What a route's function has no client for: the media bucket, uploads, the orchestrator. Only a
+/// wiring mistake reaches it (the route's role could not make the call either), and it fails as
+/// a permanent error naming what is missing.
+struct Unwired;
+
+impl Unwired {
+    fn blob(what: &str) -> BlobError {
+        BlobError::Backend {
+            message: format!("this route's function has no media bucket access ({what})"),
+            class: ErrorClass::Permanent,
+            source: None,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl BlobStore for Unwired {
+    async fn put_file(&self, key: &str, _: &std::path::Path, _: &str) -> Result<(), BlobError> {
+        Err(Self::blob(key))
+    }
+    async fn put_bytes(&self, key: &str, _: Vec<u8>, _: &str) -> Result<(), BlobError> {
+        Err(Self::blob(key))
+    }
+    async fn get_to_file(&self, key: &str, _: &std::path::Path) -> Result<(), BlobError> {
+        Err(Self::blob(key))
+    }
+    async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, BlobError> {
+        Err(Self::blob(key))
+    }
+    async fn head(&self, key: &str) -> Result<Option<BlobMeta>, BlobError> {
+        Err(Self::blob(key))
+    }
+    async fn copy(&self, from: &str, _: &str) -> Result<(), BlobError> {
+        Err(Self::blob(from))
+    }
+    async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        Err(Self::blob(key))
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<BlobMeta>, BlobError> {
+        Err(Self::blob(prefix))
+    }
+    async fn presign_get(&self, key: &str, _: std::time::Duration) -> Result<String, BlobError> {
+        Err(Self::blob(key))
+    }
+    async fn media_source(
+        &self,
+        key: &str,
+        _: std::time::Duration,
+    ) -> Result<vidpipe_domain::media::MediaSource, BlobError> {
+        Err(Self::blob(key))
+    }
+}
+
+#[async_trait::async_trait]
+impl UploadSigner for Unwired {
+    async fn presign_put(
+        &self,
+        key: &str,
+        _: &str,
+        _: u64,
+        _: std::time::Duration,
+    ) -> Result<SignedUpload, BlobError> {
+        Err(Self::blob(key))
+    }
+}
+
+#[async_trait::async_trait]
+impl Orchestrator for Unwired {
+    async fn start(&self, job: &vidpipe_domain::job::JobId) -> Result<(), OrchestratorError> {
+        Err(unwired_orchestrator(job))
+    }
+    async fn cancel(&self, job: &vidpipe_domain::job::JobId) -> Result<(), OrchestratorError> {
+        Err(unwired_orchestrator(job))
+    }
+}
+
+fn unwired_orchestrator(job: &vidpipe_domain::job::JobId) -> OrchestratorError {
+    OrchestratorError::Backend {
+        message: format!("this route's function starts and stops no executions (job {job})"),
+        class: ErrorClass::Permanent,
+        source: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_has_exactly_one_function_with_a_distinct_name() {
+        let routes = vidpipe_http::routes::ROUTES;
+        assert_eq!(API_FUNCTIONS.len(), routes.len());
+        for (route, function) in routes.iter().zip(API_FUNCTIONS) {
+            assert_eq!(route.operation, function.operation, "route-table order");
+            assert!(function.logical_id.ends_with("Function"));
+            assert!(function.bin.starts_with("vidpipe-api-"));
+        }
+        let mut ids: Vec<_> = API_FUNCTIONS.iter().map(|f| f.logical_id).collect();
+        let mut bins: Vec<_> = API_FUNCTIONS.iter().map(|f| f.bin).collect();
+        ids.sort();
+        ids.dedup();
+        bins.sort();
+        bins.dedup();
+        assert_eq!(ids.len(), API_FUNCTIONS.len());
+        assert_eq!(bins.len(), API_FUNCTIONS.len());
+    }
+
+    #[test]
+    fn read_routes_write_nothing() {
+        for f in API_FUNCTIONS {
+            let reads = matches!(
+                f.operation,
+                Operation::ListGenerations
+                    | Operation::GetGeneration
+                    | Operation::DownloadGeneration
+                    | Operation::GetAsset
+                    | Operation::ListProcessingJobs
+                    | Operation::GetProcessingJob
+                    | Operation::DownloadProcessingJob
+            );
+            assert_eq!(reads, !f.grants.contains(&TableWrite), "{}", f.bin);
+            if reads {
+                assert!(
+                    f.grants.iter().all(|g| matches!(g, TableRead | MediaRead)),
+                    "{} may only read",
+                    f.bin
+                );
+            }
+        }
+    }
+}
