@@ -225,7 +225,7 @@ pub struct Retry;
 impl Wiring for Records {
     const GRANTS: &'static [Grant] = RECORDS;
     async fn state(config: &Config) -> Result<ApiState, ConfigError> {
-        let clients = Clients::load(config).await;
+        let clients = Clients::load(config);
         let store = clients.store(config)?;
         state(
             config,
@@ -241,7 +241,7 @@ impl Wiring for Records {
 impl Wiring for RecordsAndMedia {
     const GRANTS: &'static [Grant] = RECORDS_AND_MEDIA;
     async fn state(config: &Config) -> Result<ApiState, ConfigError> {
-        let clients = Clients::load(config).await;
+        let clients = Clients::load(config);
         let store = clients.store(config)?;
         let media: Arc<dyn BlobStore> = Arc::new(S3ReadOnly(clients.bucket(config)?));
         state(
@@ -258,7 +258,7 @@ impl Wiring for RecordsAndMedia {
 impl Wiring for Assets {
     const GRANTS: &'static [Grant] = ASSETS;
     async fn state(config: &Config) -> Result<ApiState, ConfigError> {
-        let clients = Clients::load(config).await;
+        let clients = Clients::load(config);
         let store = clients.store(config)?;
         let mut state = state(
             config,
@@ -276,7 +276,7 @@ impl Wiring for Assets {
 impl Wiring for Submit {
     const GRANTS: &'static [Grant] = SUBMIT;
     async fn state(config: &Config) -> Result<ApiState, ConfigError> {
-        let clients = Clients::load(config).await;
+        let clients = Clients::load(config);
         let store = clients.store(config)?;
         let media: Arc<dyn BlobStore> = Arc::new(S3ReadOnly(clients.bucket(config)?));
         let arn = config
@@ -292,7 +292,7 @@ impl Wiring for Submit {
 impl Wiring for Cancel {
     const GRANTS: &'static [Grant] = CANCEL;
     async fn state(config: &Config) -> Result<ApiState, ConfigError> {
-        let clients = Clients::load(config).await;
+        let clients = Clients::load(config);
         let store = clients.store(config)?;
         let arn = config
             .state_machine_arn
@@ -317,7 +317,7 @@ impl Wiring for Cancel {
 impl Wiring for Uploads {
     const GRANTS: &'static [Grant] = UPLOADS;
     async fn state(config: &Config) -> Result<ApiState, ConfigError> {
-        let clients = Clients::load(config).await;
+        let clients = Clients::load(config);
         let store = clients.store(config)?;
         let bucket = clients.bucket(config)?;
         let mut state = state(
@@ -344,7 +344,7 @@ impl Wiring for Uploads {
 impl Wiring for Retry {
     const GRANTS: &'static [Grant] = RETRY;
     async fn state(config: &Config) -> Result<ApiState, ConfigError> {
-        let clients = Clients::load(config).await;
+        let clients = Clients::load(config);
         let store = clients.store(config)?;
         let arn = config
             .processing_state_machine_arn
@@ -379,9 +379,9 @@ struct Clients {
 }
 
 impl Clients {
-    async fn load(config: &Config) -> Self {
+    fn load(config: &Config) -> Self {
         Self {
-            sdk: vidpipe_aws::config::load_sdk_config(config.endpoint_url.as_deref()).await,
+            sdk: vidpipe_aws::config::lambda_sdk_config(config.endpoint_url.as_deref()),
         }
     }
 
@@ -465,12 +465,8 @@ fn state(
 fn cursor_seal(config: &Config) -> Result<CursorSeal, ConfigError> {
     let sealed = match &config.cursor_key {
         Some(key) => CursorSeal::from_secret(key.material()),
-        None => {
-            tracing::warn!(
-                "VIDPIPE_CURSOR_KEY is unset: list cursors page only on the instance that issued them"
-            );
-            CursorSeal::ephemeral()
-        }
+        // Only the list routes are given the key; the others issue no cursors.
+        None => CursorSeal::ephemeral(),
     };
     sealed.map_err(|e| ConfigError::Invalid {
         name: "VIDPIPE_CURSOR_KEY",

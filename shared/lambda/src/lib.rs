@@ -43,8 +43,26 @@ pub async fn serve_dispatch() -> Result<(), lambda_runtime::Error> {
     .await
 }
 
-/// JSON logs when Lambda asks for them (`AWS_LAMBDA_LOG_FORMAT=JSON`), level from
-/// `AWS_LAMBDA_LOG_LEVEL`/`RUST_LOG`.
+/// JSON logs when Lambda asks for them (`AWS_LAMBDA_LOG_FORMAT=JSON`), at the level
+/// `AWS_LAMBDA_LOG_LEVEL` (else `RUST_LOG`, else INFO) names. Lambda's log controls set one level
+/// per function, so a plain level filter does what the runtime's default subscriber does, without
+/// its per-target directive parser: that parser is a regex engine, about 180 kB of every bootstrap.
 pub fn init_tracing() {
-    lambda_runtime::tracing::init_default_subscriber();
+    use lambda_runtime::tracing::subscriber;
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .and_then(|l| l.parse::<subscriber::filter::LevelFilter>().ok())
+        .unwrap_or(subscriber::filter::LevelFilter::INFO);
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let fmt = subscriber::fmt()
+        .with_target(false)
+        .without_time()
+        .with_max_level(level);
+    // A second init (tests wiring twice) keeps the first subscriber.
+    let _ = if json {
+        fmt.json().try_init()
+    } else {
+        fmt.try_init()
+    };
 }
