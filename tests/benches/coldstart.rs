@@ -5,7 +5,9 @@
 //! Build the bootstraps first, then run:
 //!   cargo lambda build --release [--arm64]      (bootstraps in target/lambda/<bin>/bootstrap)
 //!   cargo bench -p vidpipe-tests --bench coldstart
-//! Only bootstraps this machine can execute are timed; sizes are reported for all.
+//! Only bootstraps this machine can execute are timed; sizes are reported for all. With arm64
+//! bootstraps under target/lambda, build the host's too (`cargo build --release --bin ...`, into
+//! target/release) to time them: sizes come from the former, times from the latter.
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -195,8 +197,8 @@ async fn cold_start(bootstrap: &Path, event: &[u8]) -> Option<(Duration, &'stati
 
 fn find_bootstrap(root: &Path, bin: &str) -> Option<PathBuf> {
     [
-        root.join("target/lambda").join(bin).join("bootstrap"),
-        root.join("target/release").join(bin),
+        target_dir(root).join("lambda").join(bin).join("bootstrap"),
+        target_dir(root).join("release").join(bin),
     ]
     .into_iter()
     .find(|p| p.is_file())
@@ -266,7 +268,13 @@ async fn main() {
         let size_note = size_target.map_or(String::new(), |t| {
             format!("  size/target {:.2}", size as f64 / t as f64)
         });
-        if ms_target.is_none() || !runs_here(&path) || bin == "vidpipe-worker" {
+        // Sizes are the deployable build's (arm64 under target/lambda when built so); the timing
+        // needs one this machine runs: the same bin built for the host, if that is the other.
+        let runnable = std::iter::once(path.clone())
+            .chain(std::iter::once(target_dir(&root).join("release").join(bin)))
+            .find(|p| runs_here(p));
+        let Some(runnable) = runnable.filter(|_| ms_target.is_some() && bin != "vidpipe-worker")
+        else {
             println!(
                 "{bin:<38} {:>10.2} {:>12} {:>12} {:>9}{size_note}",
                 size as f64 / 1e6,
@@ -275,11 +283,11 @@ async fn main() {
                 "-"
             );
             continue;
-        }
+        };
         let mut times = Vec::with_capacity(RUNS);
         let mut kind = "";
         for _ in 0..RUNS {
-            if let Some((d, k)) = cold_start(&path, event).await {
+            if let Some((d, k)) = cold_start(&runnable, event).await {
                 times.push(d.as_secs_f64() * 1000.0);
                 kind = k;
             }
@@ -297,4 +305,11 @@ async fn main() {
             size as f64 / 1e6
         );
     }
+}
+
+/// Where cargo builds: `CARGO_TARGET_DIR` when set (a shared target), else the workspace's.
+fn target_dir(root: &Path) -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
 }

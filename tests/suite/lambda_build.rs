@@ -55,7 +55,7 @@ fn every_function_builds_as_a_release_bootstrap() {
     let api_bins = vidpipe_lambda::api::API_FUNCTIONS.iter().map(|f| f.bin);
     let mut oversized = Vec::new();
     for bin in api_bins.chain(PACKAGES.iter().map(|(_, bin)| *bin)) {
-        let bootstrap = root.join("target/lambda").join(bin).join("bootstrap");
+        let bootstrap = target_dir(root).join("lambda").join(bin).join("bootstrap");
         let bytes =
             std::fs::read(&bootstrap).unwrap_or_else(|e| panic!("{}: {e}", bootstrap.display()));
         assert_eq!(&bytes[..4], b"\x7fELF", "{bin} is not an ELF executable");
@@ -78,4 +78,11 @@ fn every_function_builds_as_a_release_bootstrap() {
         "route bootstraps over {} MB on arm64: {oversized:?}",
         API_SIZE_LIMIT / 1_000_000
     );
+}
+
+/// Where cargo builds: `CARGO_TARGET_DIR` when set (a shared target), else the workspace's.
+fn target_dir(root: &Path) -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
 }
