@@ -48,9 +48,15 @@ pub fn cached_clip(provider: &str, digest: &str) -> String {
 }
 
 /// Content-addressed narration cache: one scene's speech, and beside it (`.json`) its measured
-/// length and word times.
+/// length, word times and loudness.
 pub fn cached_speech(narrator: &str, digest: &str, ext: &str) -> String {
     format!("cache/narration/{narrator}/{digest}.{ext}")
+}
+
+/// Content-addressed loudness measurements (a music asset's, by the SHA-256 of its bytes), so
+/// a file is listened to once however many jobs use it.
+pub fn cached_loudness(digest: &str) -> String {
+    format!("cache/loudness/{digest}.json")
 }
 
 pub fn speech(job: &JobId, index: u32, ext: &str) -> String {

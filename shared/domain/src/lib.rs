@@ -6,6 +6,7 @@ pub mod captions;
 pub mod error;
 pub mod job;
 pub mod keys;
+pub mod loudness;
 pub mod media;
 pub mod mp3;
 pub mod names;

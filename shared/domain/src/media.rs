@@ -146,13 +146,21 @@ pub struct CompositionJob {
     /// Local path of each timeline clip, in timeline order.
     pub clips: Vec<PathBuf>,
     pub logo: Option<PathBuf>,
-    pub music: Option<PathBuf>,
-    /// Local path of each narration cue's audio, in `timeline.narration` order.
-    pub narration: Vec<PathBuf>,
+    pub music: Option<MeasuredAudio>,
+    /// Each narration cue's audio, in `timeline.narration` order.
+    pub narration: Vec<MeasuredAudio>,
     /// Where caption images and other scratch files may be written.
     pub work_dir: PathBuf,
     pub final_path: PathBuf,
     pub thumbnail_path: PathBuf,
+}
+
+/// A local audio file and its loudness, measured where the file was made or first seen: the
+/// compose levels it from this figure and never measures it again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeasuredAudio {
+    pub path: PathBuf,
+    pub loudness: crate::loudness::Loudness,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -65,6 +65,10 @@ pub struct SceneSpeech {
     pub duration_ms: u32,
     /// Byte offsets into the scene's `narration`.
     pub words: Vec<WordTiming>,
+    /// Its loudness once through, measured when it was spoken (or first taken from a cache
+    /// that had none); `None` in plans made before speech was measured there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loudness: Option<crate::loudness::Loudness>,
 }
 
 /// Who narrated a plan and how fast it is played.

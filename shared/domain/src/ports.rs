@@ -505,6 +505,18 @@ pub trait MediaEngine: Send + Sync {
         progress: &(dyn Fn(f64) + Send + Sync),
     ) -> Result<(), MediaError>;
     async fn versions(&self) -> Result<ToolVersions, MediaError>;
+    /// The EBU R128 loudness of `path`'s first audio stream, with its gating blocks: measured
+    /// once where the audio is made or first seen, and kept with it, so a compose only
+    /// computes gains. An engine without the means to listen says so.
+    async fn loudness(&self, path: &Path) -> Result<crate::loudness::Loudness, MediaError> {
+        Err(MediaError::ToolMissing {
+            tool: "loudness".into(),
+            hint: format!(
+                "this media engine cannot measure the loudness of {}",
+                path.display()
+            ),
+        })
+    }
     /// Turns a still (PNG, JPEG, WebP) into `spec`'s clip: exactly `spec.frames` frames at its
     /// size and rate, with a slow Ken Burns move ([`crate::media::Motion`]); the still is
     /// scaled to cover the frame first, whatever its own shape.

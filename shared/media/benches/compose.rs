@@ -7,7 +7,7 @@
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
 use std::time::Instant;
-use vidpipe_domain::media::{ClipSpec, CompositionJob};
+use vidpipe_domain::media::{ClipSpec, CompositionJob, MeasuredAudio};
 use vidpipe_domain::narration::{SceneSpeech, SpeechSpec, lines_to_speak, narrate_plan};
 use vidpipe_domain::plan::RulesPlanner;
 use vidpipe_domain::ports::Narrator;
@@ -150,6 +150,7 @@ async fn variant(tools: &Tools, d: &Path, narrated: bool) -> (Timeline, Composit
         }),
     };
     let request = body.validate().expect("valid request");
+    let engine = FfmpegEngine::new(tools.clone());
     let mut plan = RulesPlanner.plan(&request).expect("plan");
     let mut speech_files = Vec::new();
     if narrated {
@@ -173,12 +174,15 @@ async fn variant(tools: &Tools, d: &Path, narrated: bool) -> (Timeline, Composit
             };
             let speech = narrator.speak(&spec, &path).await.expect("speak");
             let seconds = engine_probe_seconds(tools, &path).await;
+            // Measured where it is made, as the pipeline does: not part of the compose.
+            let loudness = engine.loudness(&path).await.expect("speech loudness");
             speeches.push(Some(SceneSpeech {
                 key: path.to_string_lossy().into_owned(),
                 duration_ms: (seconds * 1000.0).round() as u32,
                 words: speech.words,
+                loudness: Some(loudness.summary()),
             }));
-            speech_files.push(path);
+            speech_files.push(MeasuredAudio { path, loudness });
         }
         narrate_plan(&mut plan, &request, "espeak", None, speeches).expect("narration fits");
     }
@@ -241,6 +245,11 @@ async fn variant(tools: &Tools, d: &Path, narrated: bool) -> (Timeline, Composit
     .await
     .expect("music");
 
+    // Measured where it is first seen, as the pipeline does: not part of the compose.
+    let music = MeasuredAudio {
+        loudness: engine.loudness(&music).await.expect("music loudness"),
+        path: music,
+    };
     let job = CompositionJob {
         timeline: timeline.clone(),
         clips,

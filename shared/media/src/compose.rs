@@ -5,13 +5,14 @@
 use async_trait::async_trait;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use vidpipe_domain::loudness::Loudness;
 use vidpipe_domain::media::{ClipSpec, CompositionJob, Motion, ProbeInfo, ToolVersions};
 use vidpipe_domain::ports::{MediaEngine, MediaError};
 use vidpipe_domain::{Corner, Timeline, TransitionKind};
 
 use crate::captions::{self, CaptionImage};
 use crate::filtergraph::{Chain, Filter, Graph, Pad, Xfade, blur_pad, fmt_num};
-use crate::loudness::{self, LoudnessInput, MixModel};
+use crate::loudness::MixModel;
 use crate::run::{self, Progress, os};
 use crate::tools::Tools;
 
@@ -59,6 +60,11 @@ impl MediaEngine for FfmpegEngine {
     async fn versions(&self) -> Result<ToolVersions, MediaError> {
         crate::run::versions(&self.tools).await
     }
+
+    async fn loudness(&self, path: &Path) -> Result<Loudness, MediaError> {
+        crate::loudness::measure(&self.tools, path).await
+    }
+
     async fn animate_still(
         &self,
         image: &Path,
@@ -136,42 +142,31 @@ async fn compose(
         }
     }
 
-    let mut sources = Vec::with_capacity(job.clips.len());
-    for path in &job.clips {
-        let info = crate::probe::probe(tools, path).await?;
-        let v = info.video().ok_or_else(|| {
-            MediaError::InvalidInput(format!("{} has no video stream", path.display()))
-        })?;
-        let (w, h) = (v.width.unwrap_or(0), v.height.unwrap_or(0));
-        if w == 0 || h == 0 {
-            return Err(MediaError::InvalidInput(format!(
-                "{} has no frame size",
-                path.display()
-            )));
+    // Probing the clips, rasterising the captions and fitting the logo are independent: done
+    // at once, they cost the longest of them before ffmpeg starts rather than their sum.
+    let logo = async {
+        match (&job.logo, &tl.logo) {
+            (Some(path), Some(overlay)) => {
+                prepare_logo(tools, path, overlay.spec.scale, tl.width, &job.work_dir)
+                    .await
+                    .map(Some)
+            }
+            _ => Ok(None),
         }
-        // ffmpeg autorotates on decode, so a quarter-turned clip arrives with its sides swapped.
-        let quarter = v.rotation.rem_euclid(180) == 90;
-        sources.push(ClipSource {
-            path: path.clone(),
-            width: if quarter { h } else { w },
-            height: if quarter { w } else { h },
-        });
-    }
-
-    let captions = render_captions(tl, &job.work_dir).await?;
-    let logo = match (&job.logo, &tl.logo) {
-        (Some(path), Some(overlay)) => {
-            Some(prepare_logo(tools, path, overlay.spec.scale, tl.width, &job.work_dir).await?)
-        }
-        _ => None,
     };
-    let levels = measure_levels(tools, job).await?;
+    let (sources, captions, logo) = tokio::try_join!(
+        probe_clips(tools, &job.clips),
+        render_captions(tl, &job.work_dir),
+        logo
+    )?;
+    let levels = AudioLevels::of(job);
+    let narration: Vec<&Path> = job.narration.iter().map(|n| n.path.as_path()).collect();
     let plan = ComposePlan {
         timeline: tl,
         sources: &sources,
         logo: logo.as_ref(),
-        music: job.music.as_deref(),
-        narration: &job.narration,
+        music: job.music.as_ref().map(|m| m.path.as_path()),
+        narration: &narration,
         captions: &captions,
         levels: &levels,
     };
@@ -191,39 +186,65 @@ async fn compose(
     Ok(())
 }
 
-/// The measured loudness of the audio inputs the compose levels with plain gains.
+/// Each clip's display size (after rotation), every clip probed at once.
+async fn probe_clips(tools: &Tools, clips: &[PathBuf]) -> Result<Vec<ClipSource>, MediaError> {
+    let mut probes = tokio::task::JoinSet::new();
+    for (i, path) in clips.iter().enumerate() {
+        let (tools, path) = (tools.clone(), path.clone());
+        probes.spawn(async move { (i, crate::probe::probe(&tools, &path).await) });
+    }
+    let mut sources: Vec<Option<ClipSource>> = clips.iter().map(|_| None).collect();
+    while let Some(done) = probes.join_next().await {
+        let (i, info) = done.map_err(|e| MediaError::Io(std::io::Error::other(e)))?;
+        let path = &clips[i];
+        let info = info?;
+        let v = info.video().ok_or_else(|| {
+            MediaError::InvalidInput(format!("{} has no video stream", path.display()))
+        })?;
+        let (w, h) = (v.width.unwrap_or(0), v.height.unwrap_or(0));
+        if w == 0 || h == 0 {
+            return Err(MediaError::InvalidInput(format!(
+                "{} has no frame size",
+                path.display()
+            )));
+        }
+        // ffmpeg autorotates on decode, so a quarter-turned clip arrives with its sides swapped.
+        let quarter = v.rotation.rem_euclid(180) == 90;
+        sources[i] = Some(ClipSource {
+            path: path.clone(),
+            width: if quarter { h } else { w },
+            height: if quarter { w } else { h },
+        });
+    }
+    Ok(sources.into_iter().flatten().collect())
+}
+
+/// The loudness of the audio inputs as the compose plays them, from the figures measured when
+/// each was made or first seen: the compose levels them with plain gains.
 #[derive(Debug, Clone, Default, PartialEq)]
 struct AudioLevels {
-    /// The music bed as played (looped to the video's length); `None` when silent or absent.
+    /// The music bed as played (looped or cut to the video's length); `None` when silent or absent.
     music_lufs: Option<f64>,
     /// Each narration file, in the timeline's order.
     speech_lufs: Vec<Option<f64>>,
 }
 
-/// Measures the music bed and every narration file in one short audio-only ffmpeg run.
-async fn measure_levels(tools: &Tools, job: &CompositionJob) -> Result<AudioLevels, MediaError> {
-    let tl = &job.timeline;
-    let music = job.music.as_ref().filter(|_| tl.music.is_some());
-    let mut inputs: Vec<LoudnessInput> = music
-        .map(|p| LoudnessInput {
-            path: p.clone(),
-            looped_to_seconds: Some(tl.duration_seconds),
-        })
-        .into_iter()
-        .collect();
-    inputs.extend(job.narration.iter().map(|p| LoudnessInput {
-        path: p.clone(),
-        looped_to_seconds: None,
-    }));
-    let mut measured = loudness::integrated_lufs(tools, &inputs).await?.into_iter();
-    Ok(AudioLevels {
-        music_lufs: if music.is_some() {
-            measured.next().flatten()
-        } else {
-            None
-        },
-        speech_lufs: measured.collect(),
-    })
+impl AudioLevels {
+    fn of(job: &CompositionJob) -> AudioLevels {
+        let tl = &job.timeline;
+        AudioLevels {
+            music_lufs: job
+                .music
+                .as_ref()
+                .filter(|_| tl.music.is_some())
+                .and_then(|m| m.loudness.played_for(tl.duration_seconds)),
+            speech_lufs: job
+                .narration
+                .iter()
+                .map(|n| n.loudness.integrated_lufs)
+                .collect(),
+        }
+    }
 }
 
 /// The gain that brings a measured level to `target`; none for silence, and never more than
@@ -395,7 +416,7 @@ struct ComposePlan<'a> {
     sources: &'a [ClipSource],
     logo: Option<&'a LogoInput>,
     music: Option<&'a Path>,
-    narration: &'a [PathBuf],
+    narration: &'a [&'a Path],
     captions: &'a [CaptionOverlay],
     levels: &'a AudioLevels,
 }
@@ -413,10 +434,16 @@ impl ComposePlan<'_> {
             next_input - 1
         };
 
+        // The clips are the pipeline's own intermediates (x264 ultrafast: no CABAC, no B-frames),
+        // which one thread decodes many times faster than the encoder consumes them. Frame
+        // threads would only add decoder copies and frame pools: every clip is open from the
+        // start, and each threaded decoder holds frames of its own, which cost page faults
+        // (kernel time) when they are first touched.
+        let one_thread = [os("-threads"), os("1")];
         let clip_inputs: Vec<usize> = self
             .sources
             .iter()
-            .map(|s| input(&mut args, &[], os(&s.path)))
+            .map(|s| input(&mut args, &one_thread, os(&s.path)))
             .collect();
         let logo_input = self.logo.map(|l| input(&mut args, &[], os(&l.path)));
         let duration = tl.duration_seconds;
@@ -517,6 +544,9 @@ impl ComposePlan<'_> {
                 .to([thumb.clone()]),
         );
 
+        // The audio is a graph of its own: ffmpeg runs each graph on its own thread, so the
+        // mix no longer waits its turn behind the video filters.
+        let mut ga = Graph::new();
         let aout = Pad::new("aout");
         let mut audio = Chain::new([Pad::audio(audio_input)]);
         if let (Some(_), Some(bed)) = (self.music, tl.music.as_ref()) {
@@ -548,7 +578,7 @@ impl ComposePlan<'_> {
             }
         }
         if !narration_inputs.is_empty() {
-            audio = self.mix_narration(&mut g, audio, &narration_inputs);
+            audio = self.mix_narration(&mut ga, audio, &narration_inputs);
         }
         if self.music.is_some() || !narration_inputs.is_empty() {
             audio = audio.then(limiter());
@@ -563,9 +593,14 @@ impl ComposePlan<'_> {
             )
             .then(Filter::new("apad").num("whole_dur", duration))
             .then(Filter::new("atrim").num("end", duration));
-        g.push(audio.to([aout.clone()]));
+        ga.push(audio.to([aout.clone()]));
 
-        args.extend([os("-filter_complex"), os(g.to_string())]);
+        args.extend([
+            os("-filter_complex"),
+            os(g.to_string()),
+            os("-filter_complex"),
+            os(ga.to_string()),
+        ]);
         args.extend([
             os("-map"),
             os(vout.map_arg()),

@@ -1,115 +1,66 @@
-//! Loudness of a composition's audio inputs, measured before the compose (EBU R128 integrated,
-//! by ffmpeg's `ebur128` in one short audio-only run), and the mix level predicted from it.
+//! Loudness: measuring an audio file once (EBU R128 by ffmpeg's `ebur128`, block by block), and
+//! predicting the mix level from the stored figures of its parts.
 //!
-//! Knowing each input's level lets the compose's single render use plain gains where it used
-//! to run `loudnorm` three times (voice, music, mix): `loudnorm` works at 192 kHz and cost about
-//! 0.8 s of CPU per 30 s stereo pass, more than every other audio filter together.
+//! The compose levels its inputs with plain gains computed from figures measured when each
+//! input was made or first seen, so its one ffmpeg run never has to listen first. (It used to
+//! run `loudnorm` three times, voice, music and mix: `loudnorm` works at 192 kHz and cost about
+//! 0.8 s of CPU per 30 s stereo pass, more than every other audio filter together.)
 
-use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::Path;
+use vidpipe_domain::loudness::Loudness;
 use vidpipe_domain::ports::MediaError;
 
-use crate::filtergraph::{Chain, Filter, Graph, Pad};
 use crate::run::{self, os};
 use crate::tools::Tools;
 
-/// Below this an input is silence for our purposes (ebur128 reports -70 LUFS for digital
-/// silence, the absolute gate).
-const SILENT_LUFS: f64 = -69.0;
+/// The measuring filter's instance name, which ffmpeg puts in front of its log lines.
+const INSTANCE: &str = "ebur128@measure";
 
-/// One file to measure.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LoudnessInput {
-    pub path: PathBuf,
-    /// Measure it looped to exactly this long (a music bed as the compose plays it); `None`
-    /// measures the file once through.
-    pub looped_to_seconds: Option<f64>,
-}
+/// Blocks logged before the first full 400 ms window: ebur128 logs every 100 ms from the
+/// start, but gates only complete blocks.
+const PARTIAL_BLOCKS: usize = 3;
 
-/// Integrated loudness (LUFS) of each input, in order; `None` for one that is silent.
-pub async fn integrated_lufs(
-    tools: &Tools,
-    inputs: &[LoudnessInput],
-) -> Result<Vec<Option<f64>>, MediaError> {
-    if inputs.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut args: Vec<OsString> = Vec::new();
-    for input in inputs {
-        if let Some(secs) = input.looped_to_seconds {
-            args.extend([
-                os("-stream_loop"),
-                os("-1"),
-                os("-t"),
-                os(format!("{secs}")),
-            ]);
-        }
-        args.extend([os("-i"), os(&input.path)]);
-    }
-    // Each input through its own named ebur128 (the name tags its summary in the log), then
-    // all of them concatenated into one null output so every input is read to its end.
-    let mut g = Graph::new();
-    let pads: Vec<Pad> = (0..inputs.len())
-        .map(|k| {
-            let pad = Pad::new(format!("m{k}"));
-            g.push(
-                Chain::new([Pad::audio(k)])
-                    .then(Filter::new(tag(k)).opt("framelog", "quiet"))
-                    .then(
-                        Filter::new("aformat")
-                            .opt("sample_fmts", "fltp")
-                            .opt("sample_rates", 48_000)
-                            .opt("channel_layouts", "mono"),
-                    )
-                    .to([pad.clone()]),
-            );
-            pad
-        })
-        .collect();
-    let n = pads.len();
-    g.push(
-        Chain::new(pads)
-            .then(Filter::new("concat").opt("n", n).opt("v", 0).opt("a", 1))
-            .to([Pad::new("out")]),
-    );
-    args.extend([
-        os("-filter_complex"),
-        os(g.to_string()),
+/// Measures `path`'s first audio stream: the momentary loudness of every gating block, and from
+/// them the integrated loudness, as one short audio-only ffmpeg run.
+pub async fn measure(tools: &Tools, path: &Path) -> Result<Loudness, MediaError> {
+    let args = [
+        os("-i"),
+        os(path),
         os("-map"),
-        os("[out]"),
+        os("0:a:0"),
+        os("-af"),
+        os(format!("{INSTANCE}=framelog=info")),
         os("-f"),
         os("null"),
         os("-"),
-    ]);
-    // Each summary is about a dozen lines and comes at the end of the log.
-    let log = run::ffmpeg_log(tools, args, 20 * n + 40).await?;
-    (0..n)
-        .map(|k| {
-            summary_integrated(&log, &tag(k)).ok_or_else(|| MediaError::ToolFailed {
-                tool: "ffmpeg".into(),
-                status: "no ebur128 summary".into(),
-                stderr_tail: format!("no loudness for {}", inputs[k].path.display()),
-            })
-        })
-        .map(|r| r.map(|lufs| (lufs > SILENT_LUFS).then_some(lufs)))
-        .collect()
+    ];
+    let mut blocks = Vec::new();
+    let mut summary = false;
+    run::ffmpeg_scan(tools, args, |line| {
+        if let Some(m) = block_loudness(line) {
+            blocks.push(m);
+        } else if line.starts_with(&format!("[{INSTANCE} @")) && line.contains("Summary:") {
+            summary = true;
+        }
+    })
+    .await?;
+    if !summary {
+        return Err(MediaError::ToolFailed {
+            tool: "ffmpeg".into(),
+            status: "no ebur128 summary".into(),
+            stderr_tail: format!("no loudness for {}", path.display()),
+        });
+    }
+    Ok(Loudness::from_blocks(
+        blocks.into_iter().skip(PARTIAL_BLOCKS).collect(),
+    ))
 }
 
-/// The filter with an instance name, which ffmpeg puts in front of its log lines.
-fn tag(k: usize) -> String {
-    format!("ebur128@loud{k}")
-}
-
-/// The `I:` value of the summary that the filter instance `name` logged.
-fn summary_integrated(log: &str, name: &str) -> Option<f64> {
-    let start = log.find(&format!("[{name} @"))?;
-    let rest = &log[start..];
-    let summary = &rest[rest.find("Summary:")?..];
-    summary
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("I:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
+/// The `M:` figure of one of the measuring filter's per-block lines.
+fn block_loudness(line: &str) -> Option<f32> {
+    let rest = line.strip_prefix(&format!("[{INSTANCE} @"))?;
+    let m = &rest[rest.find(" M:")? + 3..];
+    m.split_whitespace().next()?.parse().ok()
 }
 
 /// What the mix is made of, at the levels the compose gives them.
@@ -162,13 +113,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_each_named_summary() {
-        let log = "\
-[ebur128@loud1 @ 0x1] Summary:\n\n  Integrated loudness:\n    I:         -21.0 LUFS\n    Threshold: -31.2 LUFS\n\
-[ebur128@loud0 @ 0x2] Summary:\n\n  Integrated loudness:\n    I:         -70.0 LUFS\n";
-        assert_eq!(summary_integrated(log, &tag(1)), Some(-21.0));
-        assert_eq!(summary_integrated(log, &tag(0)), Some(-70.0));
-        assert_eq!(summary_integrated(log, &tag(2)), None);
+    fn reads_the_block_lines_of_its_own_filter() {
+        let line = "[ebur128@measure @ 0x7f23] t: 0.399977   TARGET:-23 LUFS    M: -21.8 S:-120.7     I: -21.8 LUFS       LRA:   0.0 LU";
+        assert_eq!(block_loudness(line), Some(-21.8));
+        let early = "[ebur128@measure @ 0x7f23] t: 0.1  TARGET:-23 LUFS    M:-120.7 S:-120.7     I: -70.0 LUFS       LRA:   0.0 LU";
+        assert_eq!(block_loudness(early), Some(-120.7));
+        assert_eq!(block_loudness("[ebur128@measure @ 0x7f23] Summary:"), None);
+        assert_eq!(
+            block_loudness("[Parsed_ebur128_0 @ 0x1] t: 0.4 TARGET:-23 LUFS M: -21.8 S:-120.7"),
+            None,
+            "another instance's line"
+        );
     }
 
     #[test]

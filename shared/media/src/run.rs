@@ -142,12 +142,13 @@ where
 }
 
 /// Runs ffmpeg (with the same common flags as [`ffmpeg`], minus progress) for what it logs:
-/// returns the last `keep` lines of stderr, for analysis filters that report there (ebur128).
-pub(crate) async fn ffmpeg_log<I, S>(
+/// every stderr line goes to `each_line` as it comes, for analysis filters that report there
+/// (ebur128's per-block lines), so a long input's log is never held whole.
+pub(crate) async fn ffmpeg_scan<I, S>(
     tools: &Tools,
     args: I,
-    keep: usize,
-) -> Result<String, MediaError>
+    mut each_line: impl FnMut(&str) + Send,
+) -> Result<(), MediaError>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
@@ -164,16 +165,9 @@ where
         .spawn()
         .map_err(|e| spawn_error("ffmpeg", &tools.ffmpeg, e))?;
     let stderr = child.stderr.take().expect("stderr is piped");
-    let (log, status) = tokio::join!(last_lines(stderr, keep), child.wait());
-    let status = status?;
-    if status.success() {
-        Ok(log)
-    } else {
-        let tail: Vec<&str> = log.lines().collect();
-        let from = tail.len().saturating_sub(STDERR_TAIL_LINES);
-        check("ffmpeg", status, tail[from..].join("\n"))?;
-        Ok(log)
-    }
+    let read = scan_lines(stderr, &mut each_line);
+    let (tail, status) = tokio::join!(read, child.wait());
+    check("ffmpeg", status?, tail)
 }
 
 /// Convenience for building argument vectors that mix `&str`, `String` and paths.
@@ -194,14 +188,16 @@ fn check(tool: &str, status: ExitStatus, stderr_tail: String) -> Result<(), Medi
 }
 
 async fn tail_lines(stream: impl AsyncRead + Unpin) -> String {
-    last_lines(stream, STDERR_TAIL_LINES).await
+    scan_lines(stream, |_| {}).await
 }
 
-async fn last_lines(stream: impl AsyncRead + Unpin, keep: usize) -> String {
-    let mut tail: VecDeque<String> = VecDeque::with_capacity(keep.min(1024));
+/// Hands every line of `stream` to `each_line` and returns the last few, for errors.
+async fn scan_lines(stream: impl AsyncRead + Unpin, mut each_line: impl FnMut(&str)) -> String {
+    let mut tail: VecDeque<String> = VecDeque::with_capacity(STDERR_TAIL_LINES);
     let mut lines = BufReader::new(stream).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        if tail.len() == keep {
+        each_line(&line);
+        if tail.len() == STDERR_TAIL_LINES {
             tail.pop_front();
         }
         tail.push_back(line);

@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use std::sync::Mutex;
+use vidpipe_domain::media::MeasuredAudio;
 use vidpipe_domain::ports::MediaEngine;
 use vidpipe_domain::request::{LogoBody, MusicBody};
 use vidpipe_media::FfmpegEngine;
@@ -398,7 +399,11 @@ async fn music_case(music_seconds: f64) {
     });
     let clips = clips_for(&tl, dir.path(), (320, 180));
     let mut j = job(tl.clone(), clips, dir.path());
-    j.music = Some(write_music(&dir.path().join("music.m4a"), music_seconds));
+    let path = write_music(&dir.path().join("music.m4a"), music_seconds);
+    j.music = Some(MeasuredAudio {
+        loudness: engine().loudness(&path).await.unwrap(),
+        path,
+    });
     engine().compose(&j, &|_| {}).await.unwrap();
     assert_deliverable(&j);
     // Audible throughout the middle: a looped bed has no silent gap after the source ends.

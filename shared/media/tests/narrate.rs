@@ -85,23 +85,26 @@ mod composed {
     //! nothing of the voice lies above 11 kHz and the bed is a 14 kHz tone), and EBU R128.
     use super::*;
     use vidpipe_domain::Timeline;
-    use vidpipe_domain::media::CompositionJob;
+    use vidpipe_domain::media::{CompositionJob, MeasuredAudio};
     use vidpipe_domain::narration::{SceneSpeech, lines_to_speak, narrate_plan};
     use vidpipe_domain::plan::RulesPlanner;
     use vidpipe_domain::ports::MediaEngine;
     use vidpipe_domain::request::{
         BrandBody, CaptionStyleBody, CaptionsBody, GenerationRequestBody, MusicBody, NarrationBody,
     };
-    use vidpipe_media::FfmpegEngine;
+    use vidpipe_media::{FfmpegEngine, Tools};
     use vidpipe_testkit::{ebur128, ffmpeg, frame_at, loudness_through, sounding, write_video};
 
     /// Speaks the rules plan's lines with espeak-ng, fits the plan, and composes it at
-    /// `size` with a 14 kHz music bed and captions in `style`.
+    /// `size` with a 14 kHz music bed and captions in `style`. Speech and music are measured
+    /// beforehand, as the pipeline measures them where they are made or first seen; the compose
+    /// runs ffmpeg through [`counting_ffmpeg`], so a test can count its runs.
     async fn narrated_composition(
         d: &std::path::Path,
         style: Option<&str>,
         size: (u32, u32),
     ) -> (Timeline, CompositionJob) {
+        let engine = FfmpegEngine::new(tools());
         let body = GenerationRequestBody {
             prompt: Some("The tide comes in. Gulls call over the harbour.".into()),
             duration_seconds: Some(12.0),
@@ -143,12 +146,14 @@ mod composed {
             let path = d.join(format!("speech_{i}.wav"));
             let speech = narrator().speak(&spec(line, None), &path).await.unwrap();
             let ms = (probe(&path).duration * 1000.0).round() as u32;
+            let loudness = engine.loudness(&path).await.unwrap();
             speeches.push(Some(SceneSpeech {
                 key: path.to_string_lossy().into_owned(),
                 duration_ms: ms,
                 words: speech.words,
+                loudness: Some(loudness.summary()),
             }));
-            files.push(path);
+            files.push(MeasuredAudio { path, loudness });
         }
         narrate_plan(&mut plan, &request, "espeak", None, speeches).unwrap();
         let keys: Vec<String> = (0..2).map(|i| format!("clip_{i}.mp4")).collect();
@@ -182,13 +187,16 @@ mod composed {
             timeline: tl.clone(),
             clips,
             logo: None,
-            music: Some(music),
+            music: Some(MeasuredAudio {
+                loudness: engine.loudness(&music).await.unwrap(),
+                path: music,
+            }),
             narration: files,
             work_dir: d.join("work"),
             final_path: d.join("final.mp4"),
             thumbnail_path: d.join("thumb.jpg"),
         };
-        FfmpegEngine::new(tools())
+        FfmpegEngine::new(counting_ffmpeg(d))
             .compose(&job, &|_| {})
             .await
             .unwrap();
@@ -196,10 +204,47 @@ mod composed {
         (tl, job)
     }
 
+    /// The real tools, but `ffmpeg` is a script in `d` that notes each run in `d/ffmpeg_runs`
+    /// before handing over to the real binary with the same arguments.
+    fn counting_ffmpeg(d: &std::path::Path) -> Tools {
+        use std::os::unix::fs::PermissionsExt;
+        let real = tools();
+        let script = d.join("counting-ffmpeg");
+        let quote =
+            |p: &std::path::Path| format!("'{}'", p.display().to_string().replace('\'', "'\\''"));
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho run >> {}\nexec {} \"$@\"\n",
+                quote(&d.join("ffmpeg_runs")),
+                quote(&real.ffmpeg)
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Tools {
+            ffmpeg: script,
+            ffprobe: real.ffprobe,
+        }
+    }
+
+    fn ffmpeg_runs(d: &std::path::Path) -> usize {
+        std::fs::read_to_string(d.join("ffmpeg_runs"))
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    }
+
     #[tokio::test]
     async fn speech_sits_in_its_scenes_music_ducks_under_it_and_the_mix_meets_its_targets() {
         let dir = tempfile::tempdir().unwrap();
         let (tl, job) = narrated_composition(dir.path(), None, (320, 180)).await;
+        // Levelled from the stored measurements: the compose listened to nothing first.
+        assert_eq!(
+            ffmpeg_runs(dir.path()),
+            1,
+            "one ffmpeg run for the whole compose"
+        );
+        assert!(std::fs::metadata(&job.thumbnail_path).unwrap().len() > 0);
         let facts = probe(&job.final_path);
         assert_eq!(facts.audio_codec.as_deref(), Some("aac"));
         assert!(

@@ -12,6 +12,7 @@
 //! | [`manifest`] | `metadata.json`, written beside the composition |
 
 pub mod clips;
+mod levels;
 pub mod manifest;
 pub mod narration;
 pub mod planning;

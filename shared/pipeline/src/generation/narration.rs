@@ -11,6 +11,7 @@ use std::sync::Arc;
 use vidpipe_domain::Plan;
 use vidpipe_domain::job::Job;
 use vidpipe_domain::keys;
+use vidpipe_domain::loudness::Loudness;
 use vidpipe_domain::narration::{
     AudioFormat, SceneSpeech, SpeechSpec, WordTiming, lines_to_speak, narrate_plan,
 };
@@ -55,6 +56,9 @@ struct CachedSpeech {
     format: AudioFormat,
     duration_ms: u32,
     words: Vec<WordTiming>,
+    /// Measured when the line was spoken; entries cached before that get it at their next use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    loudness: Option<Loudness>,
 }
 
 /// Speaks the plan's lines with the request's narrator and fits the plan to them.
@@ -100,7 +104,7 @@ pub(crate) async fn narrate(
 }
 
 /// One line: from the cache when this narrator said exactly this before, else spoken, measured
-/// and cached. The job gets its own copy, as clips do.
+/// (length and loudness) and cached. The job gets its own copy, as clips do.
 async fn speak_cached(
     deps: &StepDeps,
     narrator: &dyn Narrator,
@@ -129,7 +133,20 @@ async fn speak_cached(
         Err(e) => return Err(e.into()),
     };
     let cached = match cached {
-        Some(c) => c,
+        Some(c) if c.loudness.is_some() => c,
+        // Cached before speech was measured where it is made: measured now, once, and kept.
+        Some(mut c) => {
+            let ext = c.format.extension();
+            let local = dir.join(format!("speech_{index:03}.{ext}"));
+            deps.blobs
+                .get_to_file(&keys::cached_speech(narrator.name(), &digest, ext), &local)
+                .await?;
+            c.loudness = Some(deps.media.loudness(&local).await?);
+            deps.blobs
+                .put_bytes(&meta_key, serde_json::to_vec(&c)?, "application/json")
+                .await?;
+            c
+        }
         None => {
             let local = dir.join(format!("speech_{index:03}"));
             let speech = narrator.speak(spec, &local).await?;
@@ -162,6 +179,7 @@ async fn speak_cached(
                 format: speech.format,
                 duration_ms,
                 words,
+                loudness: Some(deps.media.loudness(&local).await?),
             };
             // The metadata goes last: its presence says the audio is complete.
             deps.blobs
@@ -179,6 +197,8 @@ async fn speak_cached(
         key,
         duration_ms: cached.duration_ms,
         words: cached.words,
+        // A line is played once through: the plan keeps the figure, not the blocks.
+        loudness: cached.loudness.as_ref().map(Loudness::summary),
     })
 }
 

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 use vidpipe_domain::job::{ClipRecord, ComposeRoute, Job, JobId, JobStatus, Outputs};
-use vidpipe_domain::media::{CompositionJob, ToolVersions};
+use vidpipe_domain::media::{CompositionJob, MeasuredAudio, ToolVersions};
 use vidpipe_domain::plan::PlanError;
 use vidpipe_domain::ports::{
     BlobStore, JobStore, LeaseStore, MediaEngine, MediaError, Planner, QuotaStore, StoreError,
@@ -257,6 +257,10 @@ async fn check_brand_assets(deps: &StepDeps, job: &Job) -> Result<(), StepError>
             Err(e) => return Err(e.into()),
         };
         crate::service::asset_content(kind, &probe).map_err(rejected)?;
+        if kind == AssetKind::Music {
+            // First seen here: measured now (or found measured), so the compose only levels it.
+            super::levels::music_loudness(deps, &local).await?;
+        }
     }
     Ok(())
 }
@@ -367,12 +371,32 @@ async fn compose_in(
         }
     };
     let logo = fetch(logo_key.clone(), "logo").await?;
-    let music = fetch(music_key.clone(), "music").await?;
+    let music = match fetch(music_key.clone(), "music").await? {
+        Some(path) => Some(MeasuredAudio {
+            loudness: super::levels::music_loudness(deps, &path).await?,
+            path,
+        }),
+        None => None,
+    };
     let timeline = Timeline::build(&job.request, plan, &clip_keys, logo_key, music_key);
     let mut narration = Vec::with_capacity(timeline.narration.len());
     for cue in &timeline.narration {
         let name = format!("narration_{:03}", cue.index);
-        narration.extend(fetch(Some(cue.key.clone()), &name).await?);
+        let Some(path) = fetch(Some(cue.key.clone()), &name).await? else {
+            continue;
+        };
+        let measured = plan
+            .scenes
+            .iter()
+            .find(|s| s.index == cue.index)
+            .and_then(|s| s.speech.as_ref())
+            .and_then(|s| s.loudness.clone());
+        let loudness = match measured {
+            Some(l) => l,
+            // A plan made before speech was measured when spoken.
+            None => deps.media.loudness(&path).await?,
+        };
+        narration.push(MeasuredAudio { path, loudness });
     }
     let composition = CompositionJob {
         timeline: timeline.clone(),
