@@ -4,13 +4,16 @@
 //! why.
 
 use async_trait::async_trait;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use vidpipe_domain::asset::AssetKind;
 use vidpipe_domain::names;
 use vidpipe_domain::narration::{Speech, SpeechSpec};
 use vidpipe_domain::ports::{Narrator, ProviderError};
-use vidpipe_domain::request::{GenerationRequestBody, NarrationBody, NarratorKind};
+use vidpipe_domain::request::{
+    BrandBody, GenerationRequestBody, MusicBody, NarrationBody, NarratorKind,
+};
 use vidpipe_domain::{JobStatus, Timeline};
 use vidpipe_media::EspeakNarrator;
 use vidpipe_pipeline::generation::narration::Narrators;
@@ -114,14 +117,93 @@ async fn each_scene_speaks_its_line_inside_its_window_and_a_repeat_comes_from_th
         assert!(!caption.words.is_empty());
     }
 
-    // The same lines again, under another seed (so new clips): every line comes from the cache.
+    // Each line was measured when it was spoken: the cache keeps its loudness beside it, and
+    // the plan the figure the compose levels it with.
+    let records = speech_records(&stack);
+    assert_eq!(records.len(), 3);
+    for (_, record) in &records {
+        let lufs = record["loudness"]["integrated_lufs"].as_f64();
+        assert!(lufs.is_some_and(|l| (-40.0..0.0).contains(&l)), "{record}");
+        assert!(!record["loudness"]["blocks"].as_array().unwrap().is_empty());
+    }
+    for scene in &plan.scenes {
+        let speech = scene.speech.as_ref().unwrap();
+        assert!(
+            speech.loudness.as_ref().unwrap().blocks.is_empty(),
+            "the plan keeps the figure"
+        );
+    }
+    // An entry cached before speech was measured there: the next use measures it and keeps it.
+    let (old_path, mut old) = records[0].clone();
+    let measured = old["loudness"].take();
+    old.as_object_mut().unwrap().remove("loudness");
+    std::fs::write(&old_path, serde_json::to_vec(&old).unwrap()).unwrap();
+
+    // The same lines again, under another seed (so new clips) and over a music bed: every line
+    // comes from the cache, and the bed is measured once, where the job first sees it.
+    let media = tempfile::tempdir().unwrap();
+    let bed = write_music(&media.path().join("bed.m4a"), 3.0);
+    let music = stack
+        .service()
+        .ingest_asset(OWNER, AssetKind::Music, &bed, "music")
+        .await
+        .unwrap();
     let again = GenerationRequestBody {
         seed: Some(1),
+        brand: Some(BrandBody {
+            music: Some(MusicBody {
+                asset_id: Some(music.id.to_string()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
         ..body
     };
     let job = run_job(&stack, OWNER, &again).await;
     assert_eq!(job.status, JobStatus::Completed, "{:?}", job.error);
     assert_eq!(narrator.1.load(Ordering::SeqCst), 3, "no line spoken twice");
+    let remeasured: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&old_path).unwrap()).unwrap();
+    let (was, now) = (
+        measured["integrated_lufs"].as_f64().unwrap(),
+        remeasured["loudness"]["integrated_lufs"].as_f64().unwrap(),
+    );
+    assert!((was - now).abs() < 0.05, "{was} then {now}");
+    let beds = std::fs::read_dir(stack.blob_path("cache/loudness"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    assert_eq!(beds.len(), 1, "one bed, measured once by its bytes");
+    let bed: vidpipe_domain::loudness::Loudness =
+        serde_json::from_slice(&std::fs::read(beds[0].path()).unwrap()).unwrap();
+    assert!(
+        bed.integrated_lufs.is_some() && bed.blocks.len() >= 20,
+        "{bed:?}"
+    );
+    let video = stack.blob_path(&job.outputs.as_ref().unwrap().final_key);
+    let r = ebur128(&video);
+    assert!((r.integrated - (-14.0)).abs() <= 1.5, "{r:?}");
+    assert!(r.true_peak <= -1.0, "{r:?}");
+}
+
+/// The narration cache's metadata records (path, JSON), in a stable order.
+fn speech_records(
+    stack: &vidpipe_pipeline::local::LocalStack,
+) -> Vec<(PathBuf, serde_json::Value)> {
+    let dir = stack.blob_path("cache/narration/espeak");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| {
+            let v = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+            (p, v)
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,7 @@ use vidpipe_domain::media::{ClipSpec, CompositionJob, Motion, ProbeInfo, ToolVer
 use vidpipe_domain::ports::{MediaEngine, MediaError};
 use vidpipe_domain::{Corner, Timeline, TransitionKind};
 
-use crate::captions::{self, CaptionImage};
+use crate::captions;
 use crate::filtergraph::{Chain, Filter, Graph, Pad, Xfade, blur_pad, fmt_num};
 use crate::loudness::MixModel;
 use crate::run::{self, Progress, os};
@@ -282,43 +282,105 @@ async fn is_nonempty(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// Caption images and the cue each belongs to.
+/// The caption images of a composition, packed into sheets: a karaoke caption is an image per
+/// word, and as separate inputs each cost ffmpeg a demuxer, a decoder and two threads, and the
+/// run a start-up probe (about 0.2 s for twenty words). A sheet is one input; each image is
+/// cropped back out of it in the graph, which moves no pixels.
+struct Captions {
+    sheets: Vec<PathBuf>,
+    overlays: Vec<CaptionOverlay>,
+}
+
+/// A sheet grows downwards to at most this many rows (far under ffmpeg's image size limits).
+const SHEET_MAX_HEIGHT: u32 = 8192;
+
+/// One caption image: where it is in its sheet (its left edge at 0), where it goes on the
+/// frame, and when it shows.
 struct CaptionOverlay {
-    image: CaptionImage,
+    sheet: usize,
+    top: u32,
+    width: u32,
+    height: u32,
+    x: u32,
+    y: u32,
     start: f64,
     end: f64,
 }
 
-async fn render_captions(
-    tl: &Timeline,
-    work_dir: &Path,
-) -> Result<Vec<CaptionOverlay>, MediaError> {
+async fn render_captions(tl: &Timeline, work_dir: &Path) -> Result<Captions, MediaError> {
     let cues = tl.captions.clone();
     let (w, h) = (tl.width, tl.height);
     let opts = tl.caption_style;
     let dir = work_dir.to_owned();
     // Rasterising is CPU work measured in milliseconds per caption; keep it off the reactor anyway.
     tokio::task::spawn_blocking(move || {
-        let mut out = Vec::new();
+        let mut shown = Vec::new();
         for cue in &cues {
-            for shown in caption_frames(cue, &opts, w, h) {
-                let dest = dir.join(format!("caption_{:04}.pam", out.len()));
-                let text = &cue.text[shown.text.clone()];
-                if let Some(image) =
-                    captions::write_caption(text, &opts, shown.highlight, w, h, &dest)?
-                {
-                    out.push(CaptionOverlay {
-                        image,
-                        start: shown.start,
-                        end: shown.end,
-                    });
+            for frame in caption_frames(cue, &opts, w, h) {
+                let text = &cue.text[frame.text.clone()];
+                if let Some(image) = captions::render_caption(text, &opts, frame.highlight, w, h) {
+                    shown.push((image, frame.start, frame.end));
                 }
             }
         }
-        Ok(out)
+        let heights: Vec<u32> = shown.iter().map(|(image, ..)| image.height()).collect();
+        let sheets = pack_sheets(&heights, SHEET_MAX_HEIGHT);
+        let mut overlays = Vec::with_capacity(shown.len());
+        let mut paths = Vec::with_capacity(sheets.len());
+        for (s, members) in sheets.iter().enumerate() {
+            let width = members
+                .iter()
+                .map(|&k| shown[k].0.width())
+                .max()
+                .unwrap_or(1);
+            let height = members.iter().map(|&k| shown[k].0.height()).sum();
+            let mut sheet = image::RgbaImage::new(width, height);
+            let mut top = 0;
+            for &k in members {
+                let (image, start, end) = &shown[k];
+                image::imageops::replace(&mut sheet, image, 0, i64::from(top));
+                let (x, y) = captions::caption_position(&opts, image.width(), image.height(), w, h);
+                overlays.push(CaptionOverlay {
+                    sheet: s,
+                    top,
+                    width: image.width(),
+                    height: image.height(),
+                    x,
+                    y,
+                    start: *start,
+                    end: *end,
+                });
+                top += image.height();
+            }
+            let path = dir.join(format!("captions_{s:02}.pam"));
+            captions::write_pam(&sheet, &path)?;
+            paths.push(path);
+        }
+        Ok(Captions {
+            sheets: paths,
+            overlays,
+        })
     })
     .await
     .map_err(|e| MediaError::Io(std::io::Error::other(e)))?
+}
+
+/// Images (by height, in order) onto sheets at most `max` tall: a new sheet whenever the next
+/// image would make this one taller (an image taller than `max` alone on its own).
+fn pack_sheets(heights: &[u32], max: u32) -> Vec<Vec<usize>> {
+    let mut sheets: Vec<Vec<usize>> = Vec::new();
+    let mut height = 0;
+    for (k, &h) in heights.iter().enumerate() {
+        match sheets.last_mut() {
+            Some(sheet) if height + h <= max => sheet.push(k),
+            _ => {
+                sheets.push(vec![k]);
+                height = 0;
+            }
+        }
+        height += h;
+    }
+    sheets
 }
 
 /// One caption image to show: which part of the cue's text, which word of it highlighted
@@ -417,7 +479,7 @@ struct ComposePlan<'a> {
     logo: Option<&'a LogoInput>,
     music: Option<&'a Path>,
     narration: &'a [&'a Path],
-    captions: &'a [CaptionOverlay],
+    captions: &'a Captions,
     levels: &'a AudioLevels,
 }
 
@@ -461,10 +523,11 @@ impl ComposePlan<'_> {
             .iter()
             .map(|p| input(&mut args, &[], os(p)))
             .collect();
-        let caption_inputs: Vec<usize> = self
+        let sheet_inputs: Vec<usize> = self
             .captions
+            .sheets
             .iter()
-            .map(|c| input(&mut args, &[], os(&c.image.path)))
+            .map(|p| input(&mut args, &[], os(p)))
             .collect();
 
         let mut g = Graph::new();
@@ -480,17 +543,49 @@ impl ComposePlan<'_> {
 
         let mut video = join_clips(&mut g, tl, clip_pads);
 
-        for (k, (cap, &input)) in self.captions.iter().zip(&caption_inputs).enumerate() {
-            let (x, y) = cap.image.position(tl.width, tl.height);
+        let overlays = &self.captions.overlays;
+        // Each sheet split once per image on it, each copy cropped to its image.
+        for (s, &input) in sheet_inputs.iter().enumerate() {
+            let on_sheet: Vec<usize> = (0..overlays.len())
+                .filter(|&k| overlays[k].sheet == s)
+                .collect();
+            let copies: Vec<Pad> = on_sheet
+                .iter()
+                .map(|k| Pad::new(format!("sheet{k}")))
+                .collect();
+            let split = Chain::new([Pad::video(input)]);
+            g.push(
+                match copies.len() {
+                    1 => split.then(Filter::new("null")),
+                    n => split.then(Filter::new("split").arg(n)),
+                }
+                .to(copies.clone()),
+            );
+            for (&k, copy) in on_sheet.iter().zip(copies) {
+                let cap = &overlays[k];
+                g.push(
+                    Chain::new([copy])
+                        .then(
+                            Filter::new("crop")
+                                .opt("w", cap.width)
+                                .opt("h", cap.height)
+                                .opt("x", 0)
+                                .opt("y", cap.top),
+                        )
+                        .to([Pad::new(format!("capimg{k}"))]),
+                );
+            }
+        }
+        for (k, cap) in overlays.iter().enumerate() {
             // Half-open window: at a handover frame exactly one caption shows.
             let enable = format!("gte(t,{})*lt(t,{})", fmt_num(cap.start), fmt_num(cap.end));
             let out = Pad::new(format!("cap{k}"));
             g.push(
-                Chain::new([video, Pad::video(input)])
+                Chain::new([video, Pad::new(format!("capimg{k}"))])
                     .then(
                         Filter::new("overlay")
-                            .opt("x", x)
-                            .opt("y", y)
+                            .opt("x", cap.x)
+                            .opt("y", cap.y)
                             .opt("enable", enable),
                     )
                     .to([out.clone()]),
@@ -1082,4 +1177,20 @@ fn logo_position(corner: Corner, frame_w: u32, frame_h: u32, w: u32, h: u32) -> 
 
 fn even(v: u32) -> u32 {
     (v & !1).max(2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caption_images_are_packed_in_order_onto_sheets_no_taller_than_the_limit() {
+        assert_eq!(pack_sheets(&[], 100), Vec::<Vec<usize>>::new());
+        assert_eq!(pack_sheets(&[40, 40, 20], 100), vec![vec![0, 1, 2]]);
+        assert_eq!(
+            pack_sheets(&[40, 40, 30, 60, 50], 100),
+            vec![vec![0, 1], vec![2, 3], vec![4]]
+        );
+        assert_eq!(pack_sheets(&[150, 10], 100), vec![vec![0], vec![1]]);
+    }
 }
