@@ -5,7 +5,7 @@
 #
 #   scripts/setup.sh          everything: the embedded pipeline, plus the AWS emulation and
 #                             validation tools the test suite uses (moto, cargo-lambda, SAM CLI,
-#                             cfn-lint, asl-validator) in .tools/
+#                             cfn-lint, schemathesis, asl-validator) in .tools/
 #   scripts/setup.sh core     only what the embedded pipeline needs (ffmpeg, caption fonts,
 #                             espeak-ng)
 #
@@ -63,7 +63,7 @@ venv="$tools/venv"
 stamp="$venv/.requirements.sha256"
 want="$(sha256sum scripts/tools/requirements.txt | cut -d' ' -f1)"
 if [[ ! -x "$venv/bin/python" || ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
-  log "installing Python tools into $venv (moto, SAM CLI, cfn-lint, cargo-lambda)"
+  log "installing Python tools into $venv (moto, SAM CLI, cfn-lint, cargo-lambda, schemathesis)"
   python3 -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r scripts/tools/requirements.txt
   echo "$want" > "$stamp"

@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use vidpipe_domain::names;
 use vidpipe_domain::processing::Fit;
-use vidpipe_tests::emulator::{Emulator, fetch};
+use vidpipe_tests::emulator::{Emulator, fetch, send_signed};
 use vidpipe_tests::{ffmpeg, probe};
 
 const MIB: u64 = 1024 * 1024;
@@ -77,31 +77,6 @@ fn source_video(dir: &Path, name: &str, bitrate: &str) -> Vec<u8> {
     std::fs::read(path).unwrap()
 }
 
-/// Sends one presigned request as handed out: its method, URL and every header.
-fn send(req: &Value, bytes: &[u8]) -> u16 {
-    let mut r = ureq::request(
-        req["method"].as_str().unwrap(),
-        req["url"].as_str().unwrap(),
-    );
-    for (k, v) in req["headers"].as_object().unwrap() {
-        // ureq sets the length of the body itself; it must agree with the signed one.
-        if k != "content-length" {
-            r = r.set(k, v.as_str().unwrap());
-        } else {
-            assert_eq!(
-                v.as_str().unwrap(),
-                bytes.len().to_string(),
-                "signed length"
-            );
-        }
-    }
-    match r.send_bytes(bytes) {
-        Ok(resp) => resp.status(),
-        Err(ureq::Error::Status(code, _)) => code,
-        Err(e) => panic!("PUT: {e}"),
-    }
-}
-
 /// Announces and uploads `bytes` as `file` under `project`, then completes. Returns the upload.
 fn upload(emu: &Emulator, file: &str, bytes: &[u8], announced: u64) -> Value {
     let body = json!({"project": "launch", "filename": file, "size_bytes": announced, "content_type": "video/mp4"});
@@ -118,7 +93,7 @@ fn upload(emu: &Emulator, file: &str, bytes: &[u8], announced: u64) -> Value {
                     || k.starts_with("x-amz-server-side-encryption")),
                 "only the headers the client must send: {headers:?}"
             );
-            assert_eq!(send(&up["upload"], bytes), 200);
+            assert_eq!(send_signed(&up["upload"], bytes), 200);
         }
         "multipart" => {
             let part_size = up["part_size"].as_u64().unwrap() as usize;
@@ -126,7 +101,7 @@ fn upload(emu: &Emulator, file: &str, bytes: &[u8], announced: u64) -> Value {
                 let n = p["part_number"].as_u64().unwrap() as usize;
                 let start = (n - 1) * part_size;
                 let end = (start + p["size_bytes"].as_u64().unwrap() as usize).min(bytes.len());
-                assert_eq!(send(p, &bytes[start..end]), 200, "part {n}");
+                assert_eq!(send_signed(p, &bytes[start..end]), 200, "part {n}");
             }
         }
         other => panic!("mode {other}"),
@@ -323,7 +298,7 @@ fn a_raw_upload_of_another_size_fails_its_job_and_a_retry_runs_it_again() {
         .as_object_mut()
         .unwrap()
         .insert("content-length".into(), bytes.len().to_string().into());
-    let status = send(&req, &bytes);
+    let status = send_signed(&req, &bytes);
     if status != 200 {
         // The store enforced the signed length itself.
         assert!((400..500).contains(&status), "{status}");
@@ -415,7 +390,7 @@ fn a_garbage_logo_fails_the_generation_naming_the_asset_and_a_wrong_size_is_refu
     };
     let put = |asset: &Value, bytes: &[u8]| {
         let req = json!({"method": "PUT", "url": asset["upload_url"], "headers": asset["headers"]});
-        send(&req, bytes)
+        send_signed(&req, bytes)
     };
     let generate = |asset_id: &str| {
         let body = json!({
@@ -456,7 +431,7 @@ fn a_garbage_logo_fails_the_generation_naming_the_asset_and_a_wrong_size_is_refu
     assert_ne!(bytes.len(), 100);
     let mut req = json!({"method": "PUT", "url": asset["upload_url"], "headers": asset["headers"]});
     req["headers"]["content-length"] = bytes.len().to_string().into();
-    let status = send(&req, &bytes);
+    let status = send_signed(&req, &bytes);
     if status == 200 {
         let r = generate(asset["asset_id"].as_str().unwrap());
         assert_eq!(r.status, 422, "{}", r.json);

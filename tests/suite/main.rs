@@ -20,6 +20,8 @@ mod emulated_ai;
 mod emulated_failure;
 mod emulated_generate;
 mod emulated_process;
+mod emulated_quotas;
+mod emulated_schemathesis;
 mod emulated_uploads;
 mod error_name_literals;
 mod espeak_layer;

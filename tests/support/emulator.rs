@@ -123,6 +123,14 @@ impl Emulator {
         let status = resp.status();
         let content_type = resp.header("content-type").unwrap_or_default().to_owned();
         let location = resp.header("location").map(str::to_owned);
+        let headers = resp
+            .headers_names()
+            .into_iter()
+            .filter_map(|name| {
+                let value = resp.header(&name)?.to_owned();
+                Some((name.to_ascii_lowercase(), value))
+            })
+            .collect();
         let text = resp.into_string().unwrap_or_default();
         let json = if text.is_empty() {
             serde_json::Value::Null
@@ -133,6 +141,7 @@ impl Emulator {
             status,
             content_type,
             location,
+            headers,
             json,
         }
     }
@@ -250,7 +259,46 @@ pub struct Response {
     pub content_type: String,
     /// The `Location` header, when the answer has one.
     pub location: Option<String>,
+    /// Every header, its name lowercased.
+    pub headers: Vec<(String, String)>,
     pub json: serde_json::Value,
+}
+
+impl Response {
+    /// A header's value, by its name in any case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends one presigned request as the API handed it out (`method`, `url`, `headers`) with `bytes`
+/// as the body; the status the store answered.
+pub fn send_signed(req: &serde_json::Value, bytes: &[u8]) -> u16 {
+    let mut r = ureq::request(
+        req["method"].as_str().unwrap(),
+        req["url"].as_str().unwrap(),
+    );
+    for (k, v) in req["headers"].as_object().unwrap() {
+        // ureq sets the length of the body itself; it must agree with the signed one.
+        if k != "content-length" {
+            r = r.set(k, v.as_str().unwrap());
+        } else {
+            assert_eq!(
+                v.as_str().unwrap(),
+                bytes.len().to_string(),
+                "signed length"
+            );
+        }
+    }
+    match r.send_bytes(bytes) {
+        Ok(resp) => resp.status(),
+        Err(ureq::Error::Status(code, _)) => code,
+        Err(e) => panic!("PUT: {e}"),
+    }
 }
 
 /// Fetches a URL (a presigned S3 URL on the emulator) to bytes.
