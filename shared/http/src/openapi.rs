@@ -9,13 +9,15 @@ use crate::views::{
 use crate::{handlers, uploads};
 use serde_json::Value;
 use utoipa::openapi::path::{Operation, PathItem};
-use utoipa::openapi::schema::{Object, Schema, Type};
+use utoipa::openapi::schema::{Object, Schema, SchemaType, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 use vidpipe_domain::request::{
-    AspectRatio, BrandBody, Corner, Fps, LogoBody, MusicBody, Resolution, TransitionKind,
+    self as rules, AspectRatio, BrandBody, Corner, Fps, LogoBody, MusicBody, NarratorKind,
+    PollyEngine, Resolution, TransitionKind,
 };
+use vidpipe_domain::{CaptionPosition, CaptionSize, CaptionStyle, processing, upload};
 use vidpipe_domain::{GenerationRequestBody, asset::AssetKind, error::FieldError, job};
 
 /// Where the checked-in document lives, relative to this crate.
@@ -55,7 +57,7 @@ pub const DOCUMENT_PATH: &str = "openapi.json";
         uploads::ProcessingJobListView, uploads::OutputLinkView, uploads::ProcessingDownloadView,
         uploads::RetryView,
     )),
-    modifiers(&Conventions),
+    modifiers(&Conventions, &Rules),
     tags(
         (name = "generations", description = "Video generation jobs."),
         (name = "assets", description = "Brand assets (logos, music) uploaded for use in generations."),
@@ -176,6 +178,200 @@ impl Modify for Conventions {
             property.enum_values = Some(values);
         }
     }
+}
+
+/// The request bodies' rules that a schema can state, from the domain's own constants and tables:
+/// which fields are required, numeric ranges, lengths, patterns and closed sets. The body types
+/// keep every field optional so that a missing one is a named 422 rather than a parse failure;
+/// the document still says what a request must hold to be accepted, so a client (or a fuzzer)
+/// reading it builds requests the API takes. Rules that tie fields together (how many scenes
+/// fit a duration, which content types a kind takes) stay in the descriptions and the 422s.
+struct Rules;
+
+impl Modify for Rules {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let c = doc.components.get_or_insert_with(Default::default);
+        let asset_id = r"^ast_[0-9a-f]{32}$";
+        let names = |all: &[&str]| all.iter().map(|v| Value::from(*v)).collect::<Vec<_>>();
+
+        let body = "GenerationRequestBody";
+        require(c, body, &["prompt", "duration_seconds", "aspect_ratio"]);
+        field(c, body, "prompt", |p| {
+            p.min_length = Some(1);
+            p.max_length = Some(rules::PROMPT_MAX_CHARS);
+            // Not blank: the prompt is trimmed before its length is checked.
+            p.pattern = Some(r"\S".into());
+        });
+        field(c, body, "duration_seconds", |p| {
+            range(p, rules::DURATION_MIN_SECONDS, rules::DURATION_MAX_SECONDS);
+            p.multiple_of = Some(1.into());
+        });
+        field(c, body, "clip_count", |p| {
+            range(p, 1, rules::CLIP_COUNT_MAX)
+        });
+        // 0 for a cut, else TRANSITION_MIN_SECONDS and up: a range cannot say which.
+        field(c, body, "transition_duration_seconds", |p| {
+            range(p, 0.0, rules::TRANSITION_MAX_SECONDS)
+        });
+
+        require(c, "LogoBody", &["asset_id"]);
+        field(c, "LogoBody", "asset_id", |p| {
+            p.pattern = Some(asset_id.into())
+        });
+        field(c, "LogoBody", "opacity", |p| range(p, 0.0, 1.0));
+        field(c, "LogoBody", "scale", |p| range(p, 0.02, 0.5));
+        require(c, "MusicBody", &["asset_id"]);
+        field(c, "MusicBody", "asset_id", |p| {
+            p.pattern = Some(asset_id.into())
+        });
+        field(c, "MusicBody", "volume", |p| range(p, 0.0, 1.0));
+        for fade in ["fade_in_seconds", "fade_out_seconds"] {
+            field(c, "MusicBody", fade, |p| range(p, 0.0, 10.0));
+        }
+
+        // Optional fields with a closed set: one of the set, or null.
+        let closed = |all: Vec<&'static str>| {
+            move |p: &mut Object| {
+                let mut values: Vec<Value> = all.into_iter().map(Value::from).collect();
+                values.push(Value::Null);
+                p.enum_values = Some(values);
+            }
+        };
+        let styles = CaptionStyle::ALL.iter().map(|v| v.as_str()).collect();
+        field(c, "CaptionStyleBody", "style", closed(styles));
+        let positions = CaptionPosition::ALL.iter().map(|v| v.as_str()).collect();
+        field(c, "CaptionStyleBody", "position", closed(positions));
+        let sizes = CaptionSize::ALL.iter().map(|v| v.as_str()).collect();
+        field(c, "CaptionStyleBody", "size", closed(sizes));
+        let narrators = NarratorKind::ALL.iter().map(|v| v.as_str()).collect();
+        field(c, "NarrationBody", "provider", closed(narrators));
+        let engines = PollyEngine::ALL.iter().map(|v| v.as_str()).collect();
+        field(c, "NarrationBody", "engine", closed(engines));
+        field(c, "NarrationBody", "voice", |p| {
+            p.pattern = Some(format!("^[A-Za-z0-9_+.-]{{1,{}}}$", rules::VOICE_MAX_CHARS));
+        });
+
+        let asset = "CreateAssetBody";
+        require(c, asset, &["kind", "content_type", "size_bytes"]);
+        let accepted: Vec<&str> = vidpipe_domain::AssetKind::ALL
+            .iter()
+            .flat_map(|k| k.content_types().iter().map(|(ct, _)| *ct))
+            .collect();
+        field(c, asset, "content_type", |p| {
+            p.enum_values = Some(names(&accepted))
+        });
+        field(c, asset, "size_bytes", |p| p.minimum = Some(1.into()));
+
+        let up = "CreateUploadBody";
+        require(
+            c,
+            up,
+            &["project", "filename", "size_bytes", "content_type"],
+        );
+        field(c, up, "project", |p| {
+            p.pattern = Some(format!(
+                "^[a-z0-9][a-z0-9_-]{{0,{}}}$",
+                upload::PROJECT_MAX_CHARS - 1
+            ));
+        });
+        field(c, up, "filename", |p| {
+            p.min_length = Some(1);
+            // Bytes of UTF-8 in the API; a schema counts characters, so this is the bound
+            // for ASCII names and the description says the rest.
+            p.max_length = Some(upload::FILENAME_MAX_BYTES);
+            // Not starting with a dot or a space, no '/', '\' or control character, and a
+            // video extension in any case. ('..' inside a name is refused too; a pattern
+            // without lookahead cannot say so.)
+            let ext: Vec<String> = processing::VIDEO_EXTENSIONS
+                .iter()
+                .map(|e| {
+                    e.chars()
+                        .map(|ch| format!("[{ch}{}]", ch.to_ascii_uppercase()))
+                        .collect()
+                })
+                .collect();
+            p.pattern = Some(format!(
+                r"^[^./\\\s\x00-\x1f\x7f][^/\\\x00-\x1f\x7f]*\.(?:{})$",
+                ext.join("|")
+            ));
+        });
+        field(c, up, "size_bytes", |p| {
+            p.minimum = Some(1.into());
+            p.maximum = Some(utoipa::Number::UInt(upload::MAX_UPLOAD_BYTES as usize));
+        });
+        field(c, up, "content_type", |p| {
+            p.pattern = Some(r"^video/[A-Za-z0-9!#$&^_.+-]+$".into())
+        });
+    }
+}
+
+/// The object schema `name` in the components; the document is generated in a test, so a
+/// renamed type fails there rather than losing its rules quietly.
+fn object<'a>(c: &'a mut utoipa::openapi::Components, name: &str) -> &'a mut Object {
+    match c.schemas.get_mut(name) {
+        Some(RefOr::T(Schema::Object(o))) => o,
+        _ => panic!("the OpenAPI components have no object schema {name}"),
+    }
+}
+
+/// Applies `rule` to `schema.field`, an inline property.
+fn field(
+    c: &mut utoipa::openapi::Components,
+    schema: &str,
+    name: &str,
+    rule: impl FnOnce(&mut Object),
+) {
+    match object(c, schema).properties.get_mut(name) {
+        Some(RefOr::T(Schema::Object(p))) => rule(p),
+        _ => panic!("{schema} has no inline property {name}"),
+    }
+}
+
+/// Marks `fields` of `schema` required and no longer nullable: `null` is a missing value to the
+/// API, answered with the same 422.
+fn require(c: &mut utoipa::openapi::Components, schema: &str, fields: &[&str]) {
+    let object = object(c, schema);
+    for name in fields {
+        let property = object
+            .properties
+            .get_mut(*name)
+            .unwrap_or_else(|| panic!("{schema} has no property {name}"));
+        match property {
+            RefOr::T(Schema::Object(p)) => {
+                if let SchemaType::Array(types) = &p.schema_type {
+                    let kept: Vec<Type> = types
+                        .iter()
+                        .filter(|t| **t != Type::Null)
+                        .cloned()
+                        .collect();
+                    p.schema_type = match kept.as_slice() {
+                        [one] => SchemaType::Type(one.clone()),
+                        _ => SchemaType::Array(kept),
+                    };
+                }
+                if let Some(values) = &mut p.enum_values {
+                    values.retain(|v| !v.is_null());
+                }
+            }
+            // `Option<Ref>` is `oneOf: [null, ref]`; required, it is the ref alone.
+            RefOr::T(Schema::OneOf(one_of)) => {
+                let not_null = one_of.items.iter().find(|item| {
+                    !matches!(item, RefOr::T(Schema::Object(o)) if o.schema_type == SchemaType::Type(Type::Null))
+                });
+                let Some(item) = not_null.cloned() else {
+                    panic!("{schema}.{name} is only null");
+                };
+                *property = item;
+            }
+            _ => {}
+        }
+        object.required.push((*name).to_owned());
+    }
+}
+
+fn range(p: &mut Object, min: impl Into<utoipa::Number>, max: impl Into<utoipa::Number>) {
+    p.minimum = Some(min.into());
+    p.maximum = Some(max.into());
 }
 
 fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
