@@ -1280,6 +1280,70 @@ fn every_route_is_documented_and_every_documented_operation_is_routed() {
     assert_eq!(documented.len(), ROUTES.len());
 }
 
+/// The fields the document marks required are exactly the ones the API names as missing when a
+/// body gives none, and a documented body with only those fields (and the domain's own values
+/// for them) is accepted: the schema's rules are the API's, not a guess at them.
+#[tokio::test]
+async fn the_documented_required_fields_are_the_ones_the_api_asks_for() {
+    let api = api().await;
+    let doc: Value =
+        serde_json::from_str(&vidpipe_http::openapi::document_json()).expect("the document");
+    let required = |schema: &str| -> Vec<String> {
+        let mut names: Vec<String> = doc["components"]["schemas"][schema]["required"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{schema} documents no required fields"))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    for (path, schema, minimal, accepted) in [
+        (
+            "/v1/generations",
+            "GenerationRequestBody",
+            json!({"prompt": "A kite over dunes", "duration_seconds": 5, "aspect_ratio": "1:1"}),
+            202,
+        ),
+        (
+            "/v1/assets",
+            "CreateAssetBody",
+            json!({"kind": "logo", "content_type": "image/png", "size_bytes": 1}),
+            201,
+        ),
+    ] {
+        let r = send(&api, event(Method::POST, path).json(&json!({}))).await;
+        let mut named: Vec<String> = r.problem(422)["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap().to_owned())
+            .collect();
+        named.sort();
+        assert_eq!(named, required(schema), "{path}");
+        let mut fields: Vec<String> = minimal.as_object().unwrap().keys().cloned().collect();
+        fields.sort();
+        assert_eq!(
+            fields,
+            required(schema),
+            "{path}: the minimal body is the required fields"
+        );
+        send(&api, event(Method::POST, path).json(&minimal))
+            .await
+            .ok(accepted);
+    }
+    // A nested object's required field: a logo without its asset.
+    let body =
+        json!({"prompt": "p", "duration_seconds": 5, "aspect_ratio": "1:1", "brand": {"logo": {}}});
+    send(&api, event(Method::POST, "/v1/generations").json(&body))
+        .await
+        .names(422, "brand.logo.asset_id");
+    assert_eq!(
+        doc["components"]["schemas"]["LogoBody"]["required"],
+        json!(["asset_id"])
+    );
+}
+
 /// Asset refusals read exactly as they always have, wherever their rules live: problem type,
 /// detail and each field's rule.
 #[tokio::test]
