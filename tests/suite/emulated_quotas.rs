@@ -1,5 +1,5 @@
 //! Per-tenant quotas through the API on emulated AWS. The stack is started with the template's
-//! own parameters set low (`MaxConcurrentJobsPerTenant=2`, `DailyOutputMinutesPerTenant=1`), so
+//! own parameters set low (`MaxConcurrentJobsPerTenant=2`, `DailyOutputMinutesPerTenant=4`), so
 //! the limits reach the API function the way a deployment sets them. A tenant over a quota gets
 //! `429` with `Retry-After` and a problem naming the quota, its limit, usage and request; nothing
 //! is recorded for the refused request, another tenant is unaffected, an idempotent replay is
@@ -10,15 +10,18 @@ use serde_json::{Value, json};
 use vidpipe_tests::emulator::{Emulator, Response};
 
 const LIMIT: u64 = 2;
+/// Room for alice's three accepted minutes, and less than the longest request (300 s).
+const DAILY_MINUTES: &str = "4";
 
 fn body(seed: u64) -> Value {
-    // Long enough (several clips) that no job can end between the submits below.
+    // A minute of video in ten clips: no job can end between its submit and the cancel below,
+    // even on a loaded machine.
     json!({
         "prompt": "Harbour cranes at night. Containers swing. A ship leaves.",
-        "duration_seconds": 15,
+        "duration_seconds": 60,
         "aspect_ratio": "16:9",
         "resolution": "720p",
-        "clip_count": 3,
+        "clip_count": 10,
         "seed": seed
     })
 }
@@ -81,7 +84,7 @@ fn over_a_quota_is_429_naming_it_with_retry_after_and_other_tenants_are_unaffect
         &[],
         &[
             ("MaxConcurrentJobsPerTenant", "2"),
-            ("DailyOutputMinutesPerTenant", "1"),
+            ("DailyOutputMinutesPerTenant", DAILY_MINUTES),
         ],
     );
     let (alice, bob, carol) = ("quota-alice", "quota-bob", "quota-carol");
@@ -127,16 +130,16 @@ fn over_a_quota_is_429_naming_it_with_retry_after_and_other_tenants_are_unaffect
     let r = submit(&emu, alice, &body(3), None);
     assert_quota_problem(&r, "concurrent_jobs");
 
-    // The daily budget: 61 s of output is over a 1-minute day whatever else runs, and waiting
+    // The daily budget: 241 s of output is over a 4-minute day whatever else runs, and waiting
     // for it means waiting for the next UTC day (rounded up by a second).
     let mut long = body(4);
-    long["duration_seconds"] = json!(61);
+    long["duration_seconds"] = json!(241);
     let before = Utc::now();
     let r = submit(&emu, carol, &long, None);
     let retry_after = assert_quota_problem(&r, "daily_output_minutes");
-    assert_eq!(r.json["limit"], 1.0, "{}", r.json);
+    assert_eq!(r.json["limit"], 4.0, "{}", r.json);
     assert_eq!(r.json["used"], 0.0, "{}", r.json);
-    assert!(r.json["requested"].as_f64().unwrap() > 1.0, "{}", r.json);
+    assert_eq!(r.json["requested"], 4.02, "241 s in minutes: {}", r.json);
     let to_midnight = 86_400 - u64::from(before.num_seconds_from_midnight());
     assert!(
         retry_after <= to_midnight + 1 && retry_after + 5 >= to_midnight,
@@ -144,9 +147,15 @@ fn over_a_quota_is_429_naming_it_with_retry_after_and_other_tenants_are_unaffect
     );
     assert!(generations(&emu, carol).is_empty());
 
-    // Nothing keeps rendering once the test's point is made.
-    for id in &live {
-        cancel(&emu, alice, id);
+    // Nothing keeps rendering once the test's point is made (a job that already ended is 409).
+    for (tenant, id) in live.iter().map(|id| (alice, id)).chain([(bob, &bobs)]) {
+        let r = emu.call(
+            "POST",
+            &format!("/v1/generations/{id}/cancel"),
+            tenant,
+            None,
+            &[],
+        );
+        assert!(matches!(r.status, 202 | 409), "{}", r.json);
     }
-    cancel(&emu, bob, &bobs);
 }

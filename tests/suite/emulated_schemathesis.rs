@@ -11,9 +11,8 @@
 //! parameters, half the time, so the read, cancel, download, complete, abort and retry routes
 //! answer on live records as well as on unknown ids.
 //!
-//! One accommodation, in `tests/support/schemathesis_hooks.py`: a JSON body that is not UTF-8 is
-//! not generated, because the emulated function URL answers it with its own 500 before the
-//! function runs (the API's answer to such a body is tested in process).
+//! schemathesis's probes with methods no API route has skip TRACE and QUERY, which the emulated
+//! gateway answers itself (see [`config`]).
 //!
 //! The stack runs with a concurrent-jobs quota of 1 and a daily output budget of 3 minutes: a
 //! fuzzed generation may ask for 300 s of 1080p, and the quotas bound how much of that two cores
@@ -196,13 +195,57 @@ fn seed(emu: &Emulator, dir: &Path) -> Seeded {
     }
 }
 
+/// Calls every route once, waiting as long as it takes: each route is its own function, which
+/// the emulator starts (`cargo run`) on its first call, and that waits for cargo's lock on the
+/// target dir while anything else builds there. A cold start is not what the run judges.
+fn warm_every_route(emu: &Emulator) {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(900))
+        .build();
+    let unknown = "0";
+    for route in [
+        ("POST", "/v1/generations".to_owned()),
+        ("GET", "/v1/generations".to_owned()),
+        ("GET", format!("/v1/generations/{unknown}")),
+        ("POST", format!("/v1/generations/{unknown}/cancel")),
+        ("GET", format!("/v1/generations/{unknown}/download")),
+        ("POST", "/v1/assets".to_owned()),
+        ("GET", format!("/v1/assets/{unknown}")),
+        ("POST", "/v1/uploads".to_owned()),
+        ("POST", format!("/v1/uploads/{unknown}/complete")),
+        ("DELETE", format!("/v1/uploads/{unknown}")),
+        ("GET", "/v1/processing-jobs".to_owned()),
+        ("GET", format!("/v1/processing-jobs/{unknown}")),
+        ("GET", format!("/v1/processing-jobs/{unknown}/download")),
+        ("POST", format!("/v1/processing-jobs/{unknown}/retry")),
+    ] {
+        let (method, path) = route;
+        let answer = agent
+            .request(method, &format!("{}{path}", emu.api))
+            .set("x-vidpipe-tenant", TENANT)
+            .call();
+        let status = match answer {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(code, _)) => code,
+            Err(e) => panic!("{method} {path}: {e}"),
+        };
+        // Bodiless POSTs are refused; unknown ids are not found; nothing is a 5xx.
+        assert!((200..500).contains(&status), "{method} {path}: {status}");
+    }
+}
+
 /// schemathesis's configuration: the seeded ids as dictionaries bound to each route's `{id}`.
 fn config(seeded: &Seeded) -> String {
     let list = |ids: &[String]| {
         let quoted: Vec<String> = ids.iter().map(|i| format!("{i:?}")).collect();
         format!("[{}]", quoted.join(", "))
     };
-    let mut toml = String::new();
+    // Every method schemathesis probes a path with but TRACE and QUERY: the emulated HTTP API
+    // gateway (a Python HTTP server) has no handler for them and answers a 501 of its own before
+    // any function runs; API Gateway, too, answers them itself in AWS.
+    let mut toml = String::from(
+        "[phases.coverage]\nunexpected-methods = [\"get\", \"put\", \"post\", \"delete\", \"options\", \"patch\"]\n\n",
+    );
     for (name, ids, path) in [
         (
             "generations",
@@ -245,6 +288,7 @@ fn schemathesis_finds_no_server_error_and_no_answer_off_the_documented_schema() 
         ],
     );
     let dir = tempfile::tempdir().unwrap();
+    warm_every_route(&emu);
     let seeded = seed(&emu, dir.path());
     let cfg = dir.path().join("schemathesis.toml");
     std::fs::write(&cfg, config(&seeded)).unwrap();
@@ -268,10 +312,6 @@ fn schemathesis_finds_no_server_error_and_no_answer_off_the_documented_schema() 
         .args(["--report", "har", "--report-har-path"])
         .arg(&har)
         .args(["--no-color", "--output-truncate", "false"])
-        .env(
-            "SCHEMATHESIS_HOOKS",
-            root().join("tests/support/schemathesis_hooks.py"),
-        )
         .current_dir(dir.path())
         .output()
         .expect("run schemathesis");

@@ -672,8 +672,7 @@ async fn unreadable_bodies_are_refused_with_the_right_status() {
         .await
         .problem(400);
     // Bytes that are not UTF-8 (a base64 body in the event, binary to lambda_http): 400 too,
-    // never a 5xx. The emulated function URL cannot carry them, so schemathesis's run on the
-    // emulated stack leaves them to this test.
+    // never a 5xx.
     let binary = |bytes: &[u8]| {
         let mut req = post().raw("", Some("application/json")).request();
         *req.body_mut() = Body::Binary(bytes.to_vec());
