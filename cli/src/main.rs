@@ -50,6 +50,10 @@ struct Cli {
         default_value_t = 0
     )]
     daily_output_minutes: u32,
+    /// Accept http://127.0.0.1 (loopback) webhook targets, for local receivers. Development
+    /// only: private and link-local targets stay refused.
+    #[arg(long, global = true, env = "VIDPIPE_WEBHOOK_ALLOW_LOOPBACK")]
+    webhook_allow_loopback: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -116,6 +120,10 @@ struct GenerateArgs {
     /// Polly's engine: standard, neural, long-form or generative.
     #[arg(long)]
     narration_engine: Option<String>,
+    /// An https URL told when the job completes or fails, signed per Standard Webhooks with
+    /// this machine's secret (kept in the state's SQLite file).
+    #[arg(long)]
+    webhook_url: Option<String>,
     /// PNG or JPEG logo.
     #[arg(long)]
     logo: Option<PathBuf>,
@@ -211,6 +219,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             cli.max_concurrent_jobs,
             cli.daily_output_minutes,
         ),
+        webhooks: vidpipe_pipeline::webhooks::WebhookSettings {
+            url_rules: vidpipe_domain::webhook::UrlRules {
+                allow_loopback: cli.webhook_allow_loopback,
+            },
+            ..Default::default()
+        },
         ..LocalOptions::default()
     };
     match &cli.command {
@@ -282,6 +296,7 @@ async fn generate(stack: LocalStack, args: &GenerateArgs) -> Result<ExitCode> {
             voice: args.voice.clone(),
             engine: args.narration_engine.clone(),
         }),
+        webhook_url: args.webhook_url.clone(),
     };
 
     // Subscribe before submitting: the run starts inside submit and its first events follow at once.

@@ -19,6 +19,7 @@ pub mod request;
 pub mod steps;
 pub mod timeline;
 pub mod upload;
+pub mod webhook;
 
 pub use asset::{Asset, AssetId, AssetKind};
 pub use captions::{CaptionOptions, CaptionPosition, CaptionSize, CaptionStyle};

@@ -686,6 +686,56 @@ pub trait ProcessStore: Send + Sync {
     ) -> Result<Option<crate::processing::ProcessJob>, StoreError>;
 }
 
+/// Tenants' webhook signing secrets ([`crate::webhook::TenantSecrets`]), one record per tenant.
+///
+/// Contract: `save_secrets` writes only if the stored version equals `secrets.version` (0: none
+/// yet) and returns the record one version higher, else `Conflict`, writing nothing; of several
+/// writers racing from one version exactly one wins. `get_secrets` returns the last record
+/// saved, or `None`. Tenants are apart; an empty tenant is refused (`Backend`, permanent).
+#[async_trait]
+pub trait WebhookSecretStore: Send + Sync {
+    async fn get_secrets(
+        &self,
+        tenant: &str,
+    ) -> Result<Option<crate::webhook::TenantSecrets>, StoreError>;
+    async fn save_secrets(
+        &self,
+        secrets: &crate::webhook::TenantSecrets,
+    ) -> Result<crate::webhook::TenantSecrets, StoreError>;
+}
+
+/// Every attempt to deliver a webhook ([`crate::webhook::DeliveryAttempt`]).
+///
+/// Contract: `record_attempt` keeps the attempt under its job (`kind`, `job_id`); recording the
+/// same attempt id again replaces it, so a repeat is harmless. `attempts` returns every attempt
+/// of one job, oldest first (by `attempted_at`, then id), with every field as recorded; a job
+/// with none gives an empty list. Generation and processing jobs are apart even under the same
+/// id; an empty job id is refused (`Backend`, permanent).
+#[async_trait]
+pub trait DeliveryLog: Send + Sync {
+    async fn record_attempt(
+        &self,
+        attempt: &crate::webhook::DeliveryAttempt,
+    ) -> Result<(), StoreError>;
+    async fn attempts(
+        &self,
+        kind: crate::webhook::JobKind,
+        job_id: &str,
+    ) -> Result<Vec<crate::webhook::DeliveryAttempt>, StoreError>;
+}
+
+/// An empty tenant or job id names nothing: every adapter refuses it alike.
+pub fn check_webhook_name(what: &str, value: &str) -> Result<(), StoreError> {
+    if value.is_empty() {
+        return Err(StoreError::Backend {
+            message: format!("webhook {what} must not be empty"),
+            class: ErrorClass::Permanent,
+            source: None,
+        });
+    }
+    Ok(())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
     /// The receiver could not be reached or answered 5xx/429: a retry may succeed.

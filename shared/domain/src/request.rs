@@ -342,6 +342,10 @@ pub struct GenerationRequest {
     pub caption_style: CaptionOptions,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub narration: Option<NarrationSpec>,
+    /// Where the job's `completed` or `failed` delivery goes, signed with the tenant's secret;
+    /// without one, the deployment's default target (if any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<crate::webhook::WebhookUrl>,
 }
 
 impl GenerationRequest {
@@ -373,6 +377,10 @@ pub struct GenerationRequestBody {
     pub seed: Option<u64>,
     pub brand: Option<BrandBody>,
     pub narration: Option<NarrationBody>,
+    /// An `https` URL told when the job completes or fails, in a delivery signed per Standard
+    /// Webhooks with the tenant's secret (`GET /v1/webhook-secret`). Private, loopback and
+    /// link-local targets are refused, here and again after DNS when delivering.
+    pub webhook_url: Option<String>,
 }
 
 /// Captions as the body gives them: a switch, or a style (which turns them on).
@@ -513,8 +521,18 @@ impl Checker {
 }
 
 impl GenerationRequestBody {
-    /// Checks every rule and returns the request, or every violation with its field.
+    /// Checks every rule and returns the request, or every violation with its field. A
+    /// webhook URL must be public `https`.
     pub fn validate(&self) -> Result<GenerationRequest, ValidationErrors> {
+        self.validate_with(crate::webhook::UrlRules::default())
+    }
+
+    /// [`Self::validate`] under a deployment's webhook URL rules (a development stack accepts
+    /// `http` to loopback).
+    pub fn validate_with(
+        &self,
+        webhook_rules: crate::webhook::UrlRules,
+    ) -> Result<GenerationRequest, ValidationErrors> {
         let mut c = Checker::default();
 
         let prompt = c
@@ -638,6 +656,13 @@ impl GenerationRequestBody {
             _ => None,
         };
 
+        let webhook_url = self.webhook_url.as_deref().and_then(|u| {
+            c.parsed(
+                "webhook_url",
+                crate::webhook::WebhookUrl::parse(u, webhook_rules),
+            )
+        });
+
         if !c.errors.is_empty() {
             return Err(ValidationErrors { errors: c.errors });
         }
@@ -666,6 +691,7 @@ impl GenerationRequestBody {
                 brand,
                 caption_style,
                 narration,
+                webhook_url,
             }),
             _ => Err(ValidationErrors::single("request", "is incomplete")),
         }

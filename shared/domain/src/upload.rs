@@ -103,6 +103,9 @@ pub struct UploadBody {
     /// The `raw/{client}/` segment. Optional: it is always the caller's tenant, and naming any
     /// other is refused (403).
     pub client: Option<String>,
+    /// Told when the processing of this file completes or fails (see
+    /// [`crate::webhook::WebhookUrl`]).
+    pub webhook_url: Option<String>,
 }
 
 /// A validated announcement.
@@ -113,6 +116,7 @@ pub struct UploadSpec {
     pub size_bytes: u64,
     /// The essence (`video/mp4`), lower case, without parameters.
     pub content_type: String,
+    pub webhook_url: Option<crate::webhook::WebhookUrl>,
 }
 
 /// Why an announcement is refused, by the status each maps to.
@@ -136,6 +140,15 @@ impl UploadBody {
     /// Checks every field against the rules and `tenant`, reporting every broken rule of the
     /// body at once; the type and size refusals come after, as their statuses differ.
     pub fn validate(&self, tenant: &str) -> Result<UploadSpec, UploadRefusal> {
+        self.validate_with(tenant, crate::webhook::UrlRules::default())
+    }
+
+    /// [`Self::validate`] under a deployment's webhook URL rules.
+    pub fn validate_with(
+        &self,
+        tenant: &str,
+        webhook_rules: crate::webhook::UrlRules,
+    ) -> Result<UploadSpec, UploadRefusal> {
         let mut errors = Vec::new();
         if let Some(client) = &self.client
             && client != tenant
@@ -198,6 +211,19 @@ impl UploadBody {
                     .to_ascii_lowercase(),
             ),
         };
+        let webhook_url = match &self.webhook_url {
+            None => None,
+            Some(u) => match crate::webhook::WebhookUrl::parse(u, webhook_rules) {
+                Ok(url) => Some(url),
+                Err(rule) => {
+                    errors.push(FieldError::new("webhook_url", rule));
+                    None
+                }
+            },
+        };
+        if !errors.is_empty() {
+            return Err(UploadRefusal::Invalid(ValidationErrors { errors }));
+        }
         let (Some(project), Some(filename), Some(size_bytes), Some(content_type)) =
             (project, filename, size_bytes, content_type)
         else {
@@ -229,6 +255,7 @@ impl UploadBody {
             filename,
             size_bytes,
             content_type,
+            webhook_url,
         })
     }
 }
@@ -348,6 +375,9 @@ pub struct UploadRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multipart: Option<MultipartState>,
     pub status: UploadStatus,
+    /// Where the processing of this file is reported, signed with the owner's secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<crate::webhook::WebhookUrl>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Optimistic concurrency, as on processing records: 0 before the first write.
@@ -374,6 +404,7 @@ mod tests {
             size_bytes: Some(1000),
             content_type: Some("Video/QuickTime; codecs=x".into()),
             client: None,
+            webhook_url: None,
         }
     }
 

@@ -1,7 +1,7 @@
 //! vidpipe's application layer: the two pipelines' steps, which every runner calls (embedded,
 //! Lambda, Fargate), and what they share: job submission and cancellation, asset ingest, the
-//! clip cache, retry policies, scratch folders, failure reasons, the embedded adapters and the
-//! conformance suites of the ports.
+//! clip cache, retry policies, scratch folders, failure reasons, signed webhooks, the embedded
+//! adapters and the conformance suites of the ports.
 
 pub mod cursor;
 pub mod embedded;
@@ -16,6 +16,7 @@ pub mod processing;
 pub mod scratch;
 pub mod service;
 pub mod uploads;
+pub mod webhooks;
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;

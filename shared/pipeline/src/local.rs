@@ -11,6 +11,7 @@ use crate::generation::{
 use crate::notify::JsonlNotifier;
 use crate::processing::ProcessDeps;
 use crate::service::Service;
+use crate::webhooks::{WebhookError, WebhookSettings, Webhooks};
 use std::path::PathBuf;
 use std::sync::Arc;
 use vidpipe_domain::plan::RulesPlanner;
@@ -40,6 +41,9 @@ pub struct LocalOptions {
     /// Per-tenant quotas, counted in the SQLite file so that every process on the machine
     /// shares them (default: unlimited).
     pub quota_limits: QuotaLimits,
+    /// Webhook settings (default: no default target, public https targets only); secrets and
+    /// the delivery log live in the SQLite file.
+    pub webhooks: WebhookSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +54,8 @@ pub enum LocalError {
     Blob(#[from] BlobError),
     #[error(transparent)]
     Media(#[from] MediaError),
+    #[error(transparent)]
+    Webhooks(#[from] WebhookError),
     #[error("cannot prepare {path}: {source}")]
     Io {
         path: PathBuf,
@@ -129,6 +135,11 @@ impl LocalStack {
             // One machine has no Fargate: every job composes in process.
             worker_threshold_frames: None,
             memory_mb: None,
+            webhooks: Some(Arc::new(Webhooks::new(
+                store.clone(),
+                store.clone(),
+                options.webhooks.clone(),
+            )?)),
         };
         if options.max_concurrency > 0 {
             config.max_concurrency = options.max_concurrency;
@@ -196,6 +207,7 @@ impl LocalStack {
             worker_size: None,
             memory_mb: None,
             scratch_dir: self.paths.base.join("scratch"),
+            webhooks: self.service.deps.webhooks.clone(),
         }
     }
 

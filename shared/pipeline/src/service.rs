@@ -152,7 +152,7 @@ impl Service {
         body: &GenerationRequestBody,
         idempotency_key: Option<&str>,
     ) -> Result<Submitted, ServiceError> {
-        let request = body.validate()?;
+        let request = body.validate_with(self.webhook_rules())?;
         self.check_assets(owner, &request).await?;
         let job = Job::new(
             owner,
@@ -199,6 +199,16 @@ impl Service {
             return Err(e.into());
         }
         Ok(Submitted::Created(job))
+    }
+
+    /// Which `webhook_url`s a request may name: the deployment's rules, public https alone
+    /// where webhooks are not wired.
+    pub fn webhook_rules(&self) -> vidpipe_domain::webhook::UrlRules {
+        self.deps
+            .webhooks
+            .as_ref()
+            .map(|w| w.settings.url_rules)
+            .unwrap_or_default()
     }
 
     /// Claims `job`'s share of its tenant's quotas: `Ok(Err(..))` is a refusal. At the

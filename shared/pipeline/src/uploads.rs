@@ -131,6 +131,8 @@ pub struct UploadService {
     /// Seals list cursors as generations' are (opaque, tenant-bound); `None` hands out the
     /// store's own cursors, which only a deployment without randomness would do.
     pub cursors: Option<CursorSeal>,
+    /// Which `webhook_url`s an announcement may name (a development stack allows loopback).
+    pub webhook_rules: vidpipe_domain::webhook::UrlRules,
 }
 
 impl UploadService {
@@ -142,7 +144,7 @@ impl UploadService {
         owner: &str,
         body: &UploadBody,
     ) -> Result<CreatedUpload, UploadError> {
-        let spec = body.validate(owner)?;
+        let spec = body.validate_with(owner, self.webhook_rules)?;
         let key = upload::raw_key(owner, &spec.project, &spec.filename);
         let id = UploadId::for_key(&key);
         let earlier = self.uploads.get_upload(&id).await?;
@@ -199,6 +201,7 @@ impl UploadService {
             content_type: spec.content_type,
             multipart,
             status: UploadStatus::Pending,
+            webhook_url: spec.webhook_url,
             created_at: now,
             updated_at: now,
             version: earlier.map_or(0, |e| e.version),

@@ -1,12 +1,12 @@
 //! Runs the port conformance suites against the embedded adapters (SQLite job store, filesystem
-//! blob store, SQLite lease and quota stores), plus the many-writers race on one job's state.
+//! blob store, SQLite lease, quota and webhook stores), plus the many-writers race on one job's state.
 
 use chrono::Utc;
 use std::sync::Arc;
 use vidpipe_domain::ports::{BlobError, BlobStore, JobStore, StoreError};
 use vidpipe_domain::{ErrorClass, JobStatus};
 use vidpipe_pipeline::conformance::{
-    blob_store, job_store, lease_store, process_store, quota_store,
+    blob_store, job_store, lease_store, process_store, quota_store, webhook_store,
 };
 use vidpipe_pipeline::embedded::{EmbeddedPaths, FsBlobStore, SqliteJobStore};
 
@@ -52,6 +52,17 @@ async fn sqlite_quota_store_conforms() {
     let a = Arc::new(SqliteJobStore::open(&db).expect("open first handle"));
     let b = Arc::new(SqliteJobStore::open(&db).expect("open second handle"));
     quota_store::run_all(a, b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_webhook_stores_conform() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("vidpipe.sqlite3");
+    // Two handles on one file, as the API and a pipeline step rotating and reading would be.
+    let a = Arc::new(SqliteJobStore::open(&db).expect("open first handle"));
+    let b = Arc::new(SqliteJobStore::open(&db).expect("open second handle"));
+    webhook_store::secret_store_run_all(a.clone(), b).await;
+    webhook_store::delivery_log_run_all(&*a).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -199,6 +199,7 @@ async fn bench() -> Bench {
         worker_size: None,
         memory_mb: None,
         scratch_dir: dir.path().join("scratch"),
+        webhooks: None,
     };
     let source = SourceRef {
         bucket: "local".into(),

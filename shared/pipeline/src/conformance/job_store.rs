@@ -85,6 +85,7 @@ fn rich_job(owner: &str) -> Job {
             voice: Some("Joanna".into()),
             engine: Some("long-form".into()),
         }),
+        webhook_url: Some("https://hooks.example.com/vidpipe/done".into()),
         seed: Some(4242),
         brand: Some(BrandBody {
             logo: Some(LogoBody {

@@ -13,6 +13,7 @@ pub mod narrator;
 pub mod planner;
 pub mod process_store;
 pub mod quota_store;
+pub mod webhook_store;
 
 /// A short random tag that keeps one check's owners and keys apart from every other check's.
 pub(crate) fn unique(label: &str) -> String {

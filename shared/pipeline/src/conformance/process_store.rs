@@ -206,6 +206,14 @@ pub async fn upload_store_run_all(store: &dyn vidpipe_domain::ports::UploadStore
         content_type: "video/mp4".into(),
         multipart: None,
         status: UploadStatus::Pending,
+        // Kept whole, as every field is.
+        webhook_url: Some(
+            vidpipe_domain::webhook::WebhookUrl::parse(
+                "https://hooks.example.com/vidpipe?team=a",
+                Default::default(),
+            )
+            .expect("a public https URL"),
+        ),
         created_at: now,
         updated_at: now,
         version: 0,

@@ -1,7 +1,8 @@
 //! The embedded `JobStore`: one SQLite file, with the same conditional-write semantics as the
 //! DynamoDB table (optimistic versions, atomic idempotency keys, clips stored apart from the job).
 //! The same file holds processing records (`ProcessStore`), provider leases (`LeaseStore`, in
-//! `sqlite/lease.rs`) and tenant quotas (`QuotaStore`, in `sqlite/quota.rs`).
+//! `sqlite/lease.rs`), tenant quotas (`QuotaStore`, in `sqlite/quota.rs`) and webhook secrets
+//! and deliveries (`WebhookSecretStore`, `DeliveryLog`, in `sqlite/webhook.rs`).
 //!
 //! rusqlite is blocking, so every call runs on `spawn_blocking`. Each handle owns one connection
 //! behind a mutex; two handles opened on the same file are two independent writers, and SQLite's
@@ -23,6 +24,7 @@ use vidpipe_domain::upload::{UploadId, UploadRecord};
 
 mod lease;
 mod quota;
+mod webhook;
 
 /// How long a writer waits for another connection's write lock before giving up with a
 /// retryable error. Long enough that ordinary contention between handles never surfaces.
@@ -105,6 +107,22 @@ CREATE TABLE IF NOT EXISTS quota_days (
     day    TEXT NOT NULL,
     used   INTEGER NOT NULL,
     PRIMARY KEY (tenant, day)
+) STRICT, WITHOUT ROWID;
+-- Added after schema 1 shipped, like quota_days: each tenant's webhook secrets (the version
+-- column is the authority, as on jobs) and every delivery attempt (attempted_at in Unix
+-- nanoseconds, which orders exactly).
+CREATE TABLE IF NOT EXISTS webhook_secrets (
+    tenant  TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    doc     TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS webhook_attempts (
+    kind         TEXT NOT NULL,
+    job_id       TEXT NOT NULL,
+    id           TEXT NOT NULL,
+    attempted_at INTEGER NOT NULL,
+    doc          TEXT NOT NULL,
+    PRIMARY KEY (kind, job_id, id)
 ) STRICT, WITHOUT ROWID;
 ";
 

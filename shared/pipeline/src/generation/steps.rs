@@ -51,6 +51,9 @@ pub struct StepDeps {
     /// The function's memory where steps run in Lambda, for the compute cost; `None` on one
     /// machine, where compute costs nothing extra.
     pub memory_mb: Option<u32>,
+    /// Signed webhooks: secrets, the delivery log and the default target. `None` where no
+    /// job is ever reported (tests of other parts).
+    pub webhooks: Option<Arc<crate::webhooks::Webhooks>>,
 }
 
 pub(crate) async fn load(deps: &StepDeps, id: &JobId) -> Result<Job, StepError> {
@@ -516,6 +519,9 @@ pub async fn finalize(deps: &StepDeps, input: &ComposeOutput) -> Result<Finalize
             "application/json",
         )
         .await?;
+    // Last, once everything it links to is written. A retried finalize finds the delivery in
+    // the log and sends nothing twice.
+    tell_webhook(deps, &job).await;
     Ok(FinalizeOutput {
         job_id: id.clone(),
         status: job.status,
@@ -540,5 +546,22 @@ pub async fn record_failure(deps: &StepDeps, input: &FailureInput) -> Result<Job
     .await?;
     // Also when the job had ended already: a repeat finds no claim and changes nothing.
     release_quota(deps, &job).await;
+    // Also on a repeat: a first invocation that recorded but never delivered is made good, and
+    // one that delivered is found in the log.
+    if job.status == JobStatus::Failed {
+        tell_webhook(deps, &job).await;
+    }
     Ok(job)
+}
+
+/// Tells the job's webhook target how it ended; bounded in time and never failing the step.
+async fn tell_webhook(deps: &StepDeps, job: &Job) {
+    if let Some(webhooks) = &deps.webhooks {
+        // The job as stored, with its clips; the caller's copy may predate them.
+        let job = match deps.jobs.get(&job.id).await {
+            Ok(Some(stored)) => stored,
+            _ => job.clone(),
+        };
+        webhooks.tell_generation(deps.blobs.as_ref(), &job).await;
+    }
 }

@@ -55,6 +55,8 @@ pub struct ProcessDeps {
     /// The function's memory, for cost figures; `None` on one machine.
     pub memory_mb: Option<u32>,
     pub scratch_dir: PathBuf,
+    /// Signed webhooks to the upload's `webhook_url` or the default target; `None` for none.
+    pub webhooks: Option<Arc<crate::webhooks::Webhooks>>,
 }
 
 impl ProcessDeps {
@@ -550,7 +552,18 @@ pub async fn publish(deps: &ProcessDeps, rendered: &Rendered) -> Result<ProcessE
     .await?;
     let event = ProcessEvent::of(&job);
     notify(deps, &event).await;
+    tell_webhook(deps, &job, Some(&manifest)).await;
     Ok(event)
+}
+
+/// Tells the upload's webhook target how the run ended; bounded, never failing the step, and
+/// sent once per run and outcome (a repeated step finds its delivery in the log).
+async fn tell_webhook(deps: &ProcessDeps, job: &ProcessJob, manifest: Option<&Manifest>) {
+    if let Some(webhooks) = &deps.webhooks {
+        webhooks
+            .tell_processing(deps.blobs.as_ref(), deps.uploads.as_deref(), job, manifest)
+            .await;
+    }
 }
 
 /// Delivers to the configured notifier, retrying passing failures. A notification that still
@@ -613,6 +626,9 @@ pub async fn record_failure(
     let event = ProcessEvent::of(&job);
     if wrote {
         notify(deps, &event).await;
+    }
+    if job.status == domain::ProcessStatus::Failed {
+        tell_webhook(deps, &job, None).await;
     }
     Ok(event)
 }
