@@ -16,10 +16,13 @@
 //! | tenant's active jobs | `QUOTA#<tenant>` | `ACTIVE` | `active` (string set of job ids) |
 //! | tenant's day | `QUOTA#<tenant>` | `DAY#<YYYY-MM-DD>` | `used` (seconds), `expires_at` |
 //! | quota claim | `QUOTA#<tenant>` | `CLAIM#<job>` | `job`, `day`, `seconds`, `claimed_at` (epoch ms) |
+//! | tenant's webhook secrets | `WHSEC#<tenant>` | `META` | `doc`, `owner`, `version` |
+//! | webhook delivery attempt | `HOOK#<kind>#<job id>` | `ATTEMPT#<attempt id>` | `doc`, `attempted_at`, `webhook_id`, `outcome`, `expires_at` |
 //!
 //! `GSI1` (`GSI1PK` = `TENANT#<owner>`, `GSI1SK` = `<created_at, RFC 3339 with nanoseconds>#<id>`,
 //! projection ALL) lists a tenant's jobs newest first. Every item carries `entity` (`job`, `clip`,
-//! `asset`, `idempotency`, `process`, `lease`, `quota`) so a raw scan is readable.
+//! `asset`, `idempotency`, `process`, `lease`, `quota`, `webhook_secret`, `webhook_attempt`) so a
+//! raw scan is readable. Webhook secrets and attempts are in `dynamo/webhook.rs`.
 //!
 //! Lease pools ([`LeaseStore`](vidpipe_domain::ports::LeaseStore), in `dynamo/lease.rs`) keep all
 //! of a pool's leases in one item, so a grant is one conditional write on its `version`.
@@ -67,8 +70,12 @@ use vidpipe_domain::upload::{UploadId, UploadRecord};
 
 mod lease;
 mod quota;
+mod webhook;
 
 pub use lease::{ATTR_HOLDERS, ATTR_POOL, LEASE_TTL_MARGIN, SK_LEASE, lease_pk};
+pub use webhook::{
+    ATTR_ATTEMPTED_AT, ATTR_OUTCOME, ATTR_WEBHOOK_ID, delivery_pk, delivery_sk, webhook_secret_pk,
+};
 pub use quota::{
     ATTR_ACTIVE, ATTR_CLAIMED_AT, ATTR_DAY, ATTR_SECONDS, ATTR_USED, SK_QUOTA_ACTIVE,
     quota_claim_sk, quota_day_sk, quota_pk,

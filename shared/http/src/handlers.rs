@@ -44,7 +44,7 @@ pub struct Call<'a> {
 }
 
 impl Call<'_> {
-    fn job_id(&self) -> Result<JobId, ApiError> {
+    pub(crate) fn job_id(&self) -> Result<JobId, ApiError> {
         let raw = self.id.unwrap_or_default();
         JobId::parse(raw).map_err(|_| ApiError::NotFound(format!("No generation {}.", echo(raw))))
     }

@@ -11,6 +11,7 @@ pub mod openapi;
 pub mod routes;
 pub mod uploads;
 pub mod views;
+pub mod webhooks;
 
 use crate::error::ApiError;
 use crate::handlers::Call;
@@ -127,6 +128,14 @@ async fn dispatch(
         Operation::GetProcessingJob => uploads::get_processing_job(state, &call).await,
         Operation::DownloadProcessingJob => uploads::download_processing_job(state, &call).await,
         Operation::RetryProcessingJob => uploads::retry_processing_job(state, &call).await,
+        Operation::GetWebhookSecret => webhooks::get_webhook_secret(state, &call).await,
+        Operation::RotateWebhookSecret => webhooks::rotate_webhook_secret(state, &call).await,
+        Operation::ListGenerationDeliveries => {
+            webhooks::list_generation_deliveries(state, &call).await
+        }
+        Operation::ListProcessingDeliveries => {
+            webhooks::list_processing_deliveries(state, &call).await
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use crate::views::{
     AssetUploadView, AssetView, ClipView, CreateAssetBody, DownloadLink, DownloadView, JobLinks,
     JobListView, JobView, OutputsView, Problem, RequestSummary, StageTimingView,
 };
-use crate::{handlers, uploads};
+use crate::{handlers, uploads, webhooks};
 use serde_json::Value;
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::schema::{Object, Schema, SchemaType, Type};
@@ -18,7 +18,7 @@ use vidpipe_domain::request::{
     PollyEngine, Resolution, TransitionKind,
 };
 use vidpipe_domain::{CaptionPosition, CaptionSize, CaptionStyle, processing, upload};
-use vidpipe_domain::{GenerationRequestBody, asset::AssetKind, error::FieldError, job};
+use vidpipe_domain::{GenerationRequestBody, asset::AssetKind, error::FieldError, job, webhook};
 
 /// Where the checked-in document lives, relative to this crate.
 pub const DOCUMENT_PATH: &str = "openapi.json";
@@ -45,6 +45,10 @@ pub const DOCUMENT_PATH: &str = "openapi.json";
         uploads::get_processing_job,
         uploads::download_processing_job,
         uploads::retry_processing_job,
+        webhooks::get_webhook_secret,
+        webhooks::rotate_webhook_secret,
+        webhooks::list_generation_deliveries,
+        webhooks::list_processing_deliveries,
     ),
     components(schemas(
         Problem, FieldError, GenerationRequestBody, BrandBody, LogoBody, MusicBody, JobView, JobLinks,
@@ -56,6 +60,10 @@ pub const DOCUMENT_PATH: &str = "openapi.json";
         uploads::ProcessErrorView, uploads::ProcessLinks, uploads::ProcessingJobView,
         uploads::ProcessingJobListView, uploads::OutputLinkView, uploads::ProcessingDownloadView,
         uploads::RetryView,
+        webhooks::WebhookSecretView, webhooks::PreviousSecretView, webhooks::DeliveryView,
+        webhooks::DeliveryListView, webhook::DeliveryOutcome, webhook::JobKind, webhook::WebhookEvent,
+        webhook::WebhookFormat, webhook::WebhookPayload, webhook::WebhookJob, webhook::WebhookOutput,
+        webhook::WebhookFailure,
     )),
     modifiers(&Conventions, &Rules),
     tags(
@@ -63,6 +71,7 @@ pub const DOCUMENT_PATH: &str = "openapi.json";
         (name = "assets", description = "Brand assets (logos, music) uploaded for use in generations."),
         (name = "uploads", description = "Raw videos uploaded straight to the media store, under raw/{tenant}/{project}/."),
         (name = "processing", description = "The processing of raw uploads into trimmed, watermarked renditions."),
+        (name = "webhooks", description = "Signed webhook deliveries: a job's `webhook_url` (or the deployment's default) is POSTed a `WebhookPayload` when the job completes or fails, signed per Standard Webhooks with the tenant's secret."),
     ),
 )]
 pub struct ApiDoc;

@@ -22,6 +22,10 @@ pub enum Operation {
     GetProcessingJob,
     DownloadProcessingJob,
     RetryProcessingJob,
+    GetWebhookSecret,
+    RotateWebhookSecret,
+    ListGenerationDeliveries,
+    ListProcessingDeliveries,
 }
 
 /// One method and path template. `{name}` matches exactly one non-empty path segment.
@@ -103,6 +107,26 @@ pub static ROUTES: &[Route] = &[
         method: Method::POST,
         path: "/v1/processing-jobs/{id}/retry",
         operation: Operation::RetryProcessingJob,
+    },
+    Route {
+        method: Method::GET,
+        path: "/v1/webhook-secret",
+        operation: Operation::GetWebhookSecret,
+    },
+    Route {
+        method: Method::POST,
+        path: "/v1/webhook-secret/rotate",
+        operation: Operation::RotateWebhookSecret,
+    },
+    Route {
+        method: Method::GET,
+        path: "/v1/generations/{id}/deliveries",
+        operation: Operation::ListGenerationDeliveries,
+    },
+    Route {
+        method: Method::GET,
+        path: "/v1/processing-jobs/{id}/deliveries",
+        operation: Operation::ListProcessingDeliveries,
     },
 ];
 

@@ -43,6 +43,10 @@ pub struct CreateUploadBody {
     /// Optional; must be your own tenant (uploads always go under `raw/{tenant}/`). Any other
     /// value is refused with 403.
     pub client: Option<String>,
+    /// Optional: an `https` URL told when this file's processing completes or fails, in a
+    /// delivery signed per Standard Webhooks with your secret (`GET /v1/webhook-secret`).
+    /// Private, loopback and link-local targets are refused.
+    pub webhook_url: Option<String>,
 }
 
 /// One request to send: the method, the URL and exactly these headers (they are signed).
@@ -361,7 +365,7 @@ impl From<UploadError> for ApiError {
     }
 }
 
-fn service(state: &ApiState) -> Result<&Arc<UploadService>, ApiError> {
+pub(crate) fn service(state: &ApiState) -> Result<&Arc<UploadService>, ApiError> {
     state.processing.as_ref().ok_or_else(|| {
         // A deployment without the uploads wiring: a passing 503 rather than a bug's 500.
         ApiError::Service(ServiceError::Orchestrator(OrchestratorError::Backend {
@@ -377,7 +381,7 @@ fn upload_id(call: &Call<'_>) -> Result<UploadId, ApiError> {
     UploadId::parse(raw).map_err(|_| ApiError::NotFound(format!("No upload {raw:?}.")))
 }
 
-fn process_id(call: &Call<'_>) -> Result<String, ApiError> {
+pub(crate) fn process_id(call: &Call<'_>) -> Result<String, ApiError> {
     let raw = call.id.unwrap_or_default();
     if raw.len() == 40 && raw.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(raw.to_ascii_lowercase())
@@ -419,6 +423,7 @@ pub async fn create_upload(
         size_bytes: body.size_bytes,
         content_type: body.content_type,
         client: body.client,
+        webhook_url: body.webhook_url,
     };
     let created = service(state)?.create(call.tenant, &body).await?;
     let mut view = UploadView::of(&created.record, call.base);

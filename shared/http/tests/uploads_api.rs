@@ -201,6 +201,7 @@ async fn api() -> Api {
             part_size: 5 * MIB,
         },
         cursors: Some(CursorSeal::ephemeral().unwrap()),
+        webhook_rules: Default::default(),
     };
     let state = ApiState {
         service,

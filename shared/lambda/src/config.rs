@@ -8,6 +8,8 @@ use vidpipe_domain::quota::QuotaLimits;
 use vidpipe_pipeline::cursor::CURSOR_KEY_MIN_BYTES;
 use vidpipe_pipeline::processing::FargateSize;
 use vidpipe_pipeline::uploads::UploadPolicy;
+use vidpipe_pipeline::webhooks::{WebhookSettings, WebhookTarget};
+use vidpipe_domain::webhook::{UrlRules, WebhookFormat, WebhookUrl};
 
 /// Where the watermark image is looked for in the media bucket unless `VIDPIPE_WATERMARK_KEY`
 /// says otherwise.
@@ -56,8 +58,16 @@ pub struct Config {
     pub upload: UploadPolicy,
     /// `VIDPIPE_WATERMARK_KEY`: the watermark image's key in the media bucket.
     pub watermark_key: String,
-    /// `VIDPIPE_WEBHOOK_URL`: a Slack-compatible webhook told of every processed upload.
+    /// `VIDPIPE_WEBHOOK_URL`: the default webhook target, told of every generation and
+    /// processing job whose request or upload names no `webhook_url`; checked by the same rules.
     pub webhook_url: Option<String>,
+    /// `VIDPIPE_WEBHOOK_FORMAT`: the default target's body, `slack` (default: a Slack-compatible
+    /// incoming webhook, as this variable always meant) or `standard` (the signed payload alone).
+    /// Deliveries to a request's own `webhook_url` are always `standard`.
+    pub webhook_format: WebhookFormat,
+    /// `VIDPIPE_WEBHOOK_ALLOW_LOOPBACK=1`: development and emulation only. Webhook targets may be
+    /// `http` to loopback (a local receiver); private and link-local stay refused.
+    pub webhook_allow_loopback: bool,
     /// `VIDPIPE_PROCESS_WORKER=1`: long uploads go to the Fargate worker instead of segments.
     pub process_worker: bool,
     /// `VIDPIPE_COMPOSE_WORKER_THRESHOLD_FRAMES`, set only where the stack has a Fargate worker:
@@ -77,6 +87,29 @@ pub struct Config {
     /// `VIDPIPE_DAILY_OUTPUT_MINUTES` (minutes of requested output per tenant per UTC day):
     /// whole numbers, `0` or unset for unlimited. Read by the API, which admits jobs.
     pub quota_limits: QuotaLimits,
+}
+
+impl Config {
+    /// The webhook settings: the default target and which targets are allowed; delivery
+    /// bounds are the pipeline's defaults (60 s at most per delivery, six attempts).
+    pub fn webhook_settings(&self) -> WebhookSettings {
+        let url_rules = UrlRules {
+            allow_loopback: self.webhook_allow_loopback,
+        };
+        WebhookSettings {
+            // Checked when the configuration was read.
+            default_target: self
+                .webhook_url
+                .as_deref()
+                .and_then(|u| WebhookUrl::parse(u, url_rules).ok())
+                .map(|url| WebhookTarget {
+                    url,
+                    format: self.webhook_format,
+                }),
+            url_rules,
+            ..WebhookSettings::default()
+        }
+    }
 }
 
 /// Key material for list cursors. `Debug` shows no byte of it.
@@ -212,15 +245,28 @@ impl Config {
             max_size_bytes: whole(&get, "VIDPIPE_MAX_SIZE_BYTES", defaults.max_size_bytes)?,
             ..defaults
         };
+        let webhook_allow_loopback = flag("VIDPIPE_WEBHOOK_ALLOW_LOOPBACK");
         let webhook_url = get("VIDPIPE_WEBHOOK_URL");
-        if let Some(url) = &webhook_url
-            && !(url.starts_with("https://") || url.starts_with("http://"))
-        {
-            return Err(ConfigError::Invalid {
+        if let Some(url) = &webhook_url {
+            WebhookUrl::parse(
+                url,
+                UrlRules {
+                    allow_loopback: webhook_allow_loopback,
+                },
+            )
+            // The rule only: the URL itself may hold the receiver's credential.
+            .map_err(|why| ConfigError::Invalid {
                 name: "VIDPIPE_WEBHOOK_URL",
-                why: "must be an http(s) URL".into(),
-            });
+                why: why.split(" (got").next().unwrap_or_default().to_owned(),
+            })?;
         }
+        let webhook_format = match get("VIDPIPE_WEBHOOK_FORMAT") {
+            None => WebhookFormat::Slack,
+            Some(raw) => WebhookFormat::parse(&raw).map_err(|why| ConfigError::Invalid {
+                name: "VIDPIPE_WEBHOOK_FORMAT",
+                why,
+            })?,
+        };
         let positive = |name| positive::<u32>(&get, name);
         let worker_size = match (
             positive("VIDPIPE_WORKER_CPU")?,
@@ -298,6 +344,8 @@ impl Config {
             watermark_key: get("VIDPIPE_WATERMARK_KEY")
                 .unwrap_or_else(|| DEFAULT_WATERMARK_KEY.to_owned()),
             webhook_url,
+            webhook_format,
+            webhook_allow_loopback,
             process_worker: flag("VIDPIPE_PROCESS_WORKER"),
             compose_worker_threshold_frames,
             memory_mb,
@@ -486,10 +534,34 @@ mod tests {
         assert_eq!(c.process.max_size_bytes, 1_000_000);
         assert_eq!(c.watermark_key, "brand/mark.png");
         assert_eq!(c.webhook_url.as_deref(), Some("https://hooks.example/x"));
+        let target = c.webhook_settings().default_target.unwrap();
+        assert_eq!(
+            (target.url.as_str(), target.format),
+            ("https://hooks.example/x", WebhookFormat::Slack)
+        );
+        assert!(!c.webhook_settings().url_rules.allow_loopback);
         assert!(c.process_worker);
         assert_eq!(c.compose_worker_threshold_frames, None);
         assert_eq!(c.memory_mb, Some(3008));
         assert!(c.processing_state_machine_arn.is_some());
+    }
+
+    #[test]
+    fn loopback_webhooks_need_the_development_flag() {
+        let local = [("VIDPIPE_WEBHOOK_URL", "http://127.0.0.1:9000/hook")];
+        assert!(config(&local).is_err());
+        let c = config(&[
+            local[0],
+            ("VIDPIPE_WEBHOOK_ALLOW_LOOPBACK", "1"),
+            ("VIDPIPE_WEBHOOK_FORMAT", "standard"),
+        ])
+        .unwrap();
+        let settings = c.webhook_settings();
+        assert!(settings.url_rules.allow_loopback);
+        assert_eq!(
+            settings.default_target.unwrap().format,
+            WebhookFormat::Standard
+        );
     }
 
     #[test]
@@ -516,6 +588,9 @@ mod tests {
             ("VIDPIPE_MAX_DURATION_SECONDS", "inf"),
             ("VIDPIPE_MAX_SIZE_BYTES", "1.5"),
             ("VIDPIPE_WEBHOOK_URL", "hooks.example/x"),
+            ("VIDPIPE_WEBHOOK_URL", "http://hooks.example/x"),
+            ("VIDPIPE_WEBHOOK_URL", "https://169.254.169.254/latest"),
+            ("VIDPIPE_WEBHOOK_FORMAT", "xml"),
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "lots"),
             ("VIDPIPE_WORKER_CPU", "0"),
         ] {

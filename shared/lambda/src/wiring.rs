@@ -13,9 +13,9 @@ use vidpipe_domain::processing::{ProcessEvent, RenditionSet};
 use vidpipe_media::{FfmpegEngine, ProceduralProvider, Tools};
 use vidpipe_pipeline::cursor::CursorSeal;
 use vidpipe_pipeline::generation::{ClipLimits, FallbackPlanner, ProviderChain};
-use vidpipe_pipeline::notify::WebhookNotifier;
 use vidpipe_pipeline::processing::ProcessDeps;
 use vidpipe_pipeline::uploads::UploadService;
+use vidpipe_pipeline::webhooks::Webhooks;
 use vidpipe_pipeline::{Service, StepDeps};
 
 /// The SDK clients, from one loaded configuration (credentials, region, endpoint).
@@ -147,7 +147,8 @@ async fn deps(
             .map(|build| build(&lookup, &aws.sdk))
             .transpose()?,
         leases: Some(store.clone()),
-        quotas: Some(store),
+        quotas: Some(store.clone()),
+        webhooks: Some(webhooks(config, &store)?),
         clip_limits,
         media,
         scratch_dir: config.scratch_dir.clone(),
@@ -207,6 +208,7 @@ pub fn upload_service(config: &Config, aws: &Aws) -> Result<Option<UploadService
             arn,
         ))),
         policy: config.upload,
+        webhook_rules: config.webhook_settings().url_rules,
         // Under the same key as generations' cursors, so every instance reads every other's.
         cursors: Some(match &config.cursor_key {
             Some(key) => {
@@ -228,26 +230,17 @@ pub fn upload_service(config: &Config, aws: &Aws) -> Result<Option<UploadService
 /// profiles. The webhook (when configured) is the only notifier here: SNS and EventBridge are
 /// sent by the state machine itself, from the event the step returns.
 pub fn process_deps(config: &Config, aws: &Aws) -> Result<ProcessDeps, ConfigError> {
-    let notifier: Arc<dyn Notifier> = match &config.webhook_url {
-        Some(url) => {
-            Arc::new(
-                WebhookNotifier::new(url.clone()).map_err(|e| ConfigError::Invalid {
-                    name: "VIDPIPE_WEBHOOK_URL",
-                    why: e.to_string(),
-                })?,
-            )
-        }
-        None => Arc::new(NoNotifier),
-    };
     let store = Arc::new(DynamoJobStore::new(
         aws.clients.dynamodb.clone(),
         config.table()?,
     ));
     Ok(ProcessDeps {
+        webhooks: Some(webhooks(config, &store)?),
         records: store.clone(),
         uploads: Some(store),
         blobs: Arc::new(aws.blob_store(config)?),
-        notifier,
+        // SNS and EventBridge are sent by the state machine, webhooks by `webhooks`.
+        notifier: Arc::new(NoNotifier),
         media: Arc::new(FfmpegEngine::new(tools(config))),
         settings: config.process.clone(),
         renditions: RenditionSet::default_set(),
@@ -259,8 +252,18 @@ pub fn process_deps(config: &Config, aws: &Aws) -> Result<ProcessDeps, ConfigErr
     })
 }
 
-/// Tells nobody: used when no webhook is configured, because the state machine already
-/// publishes every outcome to SNS and EventBridge.
+/// Signed webhooks over the table: tenants' secrets and the delivery log beside the jobs.
+pub fn webhooks(config: &Config, store: &Arc<DynamoJobStore>) -> Result<Arc<Webhooks>, ConfigError> {
+    Webhooks::new(store.clone(), store.clone(), config.webhook_settings())
+        .map(Arc::new)
+        .map_err(|e| ConfigError::Invalid {
+            name: "VIDPIPE_WEBHOOK_URL",
+            why: e.to_string(),
+        })
+}
+
+/// Tells nobody: the state machine itself publishes every outcome to SNS and EventBridge, and
+/// webhooks are delivered apart.
 pub struct NoNotifier;
 
 #[async_trait::async_trait]

@@ -1,10 +1,9 @@
-//! `Notifier` adapters: a JSON-lines file (one machine), a Slack-compatible webhook, several at
-//! once, or none. In AWS the state machine publishes to SNS and EventBridge itself; the webhook
-//! is the one notification a function sends.
+//! `Notifier` adapters: a JSON-lines file (one machine), or several at once. In AWS the state
+//! machine publishes to SNS and EventBridge itself. Webhooks (Slack-compatible or signed
+//! Standard Webhooks) are [`crate::webhooks`]: per tenant, signed, retried and logged.
 
 use async_trait::async_trait;
 use std::path::PathBuf;
-use std::time::Duration;
 use vidpipe_domain::ports::{Notifier, NotifyError};
 use vidpipe_domain::processing::ProcessEvent;
 
@@ -59,51 +58,6 @@ impl Notifier for JsonlNotifier {
         file.write_all(&line)
             .await
             .map_err(|e| NotifyError::Unavailable(e.to_string()))
-    }
-}
-
-/// POSTs `{"text": summary, "vidpipe": event}` to a Slack-compatible incoming webhook: Slack,
-/// Mattermost and Teams' Slack mode show `text` and ignore the rest; other receivers get the
-/// whole event.
-pub struct WebhookNotifier {
-    url: String,
-    client: reqwest::Client,
-}
-
-impl WebhookNotifier {
-    pub fn new(url: impl Into<String>) -> Result<Self, NotifyError> {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| NotifyError::Refused(format!("cannot build the webhook client: {e}")))?;
-        Ok(Self {
-            url: url.into(),
-            client,
-        })
-    }
-}
-
-#[async_trait]
-impl Notifier for WebhookNotifier {
-    async fn notify(&self, event: &ProcessEvent) -> Result<(), NotifyError> {
-        let body = serde_json::json!({ "text": event.summary(), "vidpipe": event });
-        let response = self
-            .client
-            .post(&self.url)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| NotifyError::Unavailable(e.without_url().to_string()))?;
-        let status = response.status();
-        if status.is_success() {
-            Ok(())
-        } else if status.is_server_error() || status.as_u16() == 429 {
-            Err(NotifyError::Unavailable(format!(
-                "webhook answered {status}"
-            )))
-        } else {
-            Err(NotifyError::Refused(format!("webhook answered {status}")))
-        }
     }
 }
 

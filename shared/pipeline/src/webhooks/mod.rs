@@ -405,14 +405,14 @@ impl Webhooks {
             .body(body.to_vec())
             .timeout(timeout)
             .send();
+        let no_answer = || Verdict::Retry {
+            status: None,
+            error: format!("no answer within {:.1} s", timeout.as_secs_f64()),
+            after: None,
+        };
         let response = match tokio::time::timeout(timeout, request).await {
-            Err(_) => {
-                return Verdict::Retry {
-                    status: None,
-                    error: format!("no answer within {:.1} s", timeout.as_secs_f64()),
-                    after: None,
-                };
-            }
+            Err(_) => return no_answer(),
+            Ok(Err(e)) if e.is_timeout() => return no_answer(),
             Ok(Err(e)) => {
                 if let Some(refused) = guard::refusal_in(&e) {
                     return Verdict::Stop {
@@ -420,9 +420,7 @@ impl Webhooks {
                         error: refused.to_string(),
                     };
                 }
-                let what = if e.is_timeout() {
-                    "timed out"
-                } else if e.is_connect() {
+                let what = if e.is_connect() {
                     "no connection"
                 } else {
                     "request failed"
