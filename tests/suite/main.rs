@@ -16,6 +16,7 @@ mod embedded_generate;
 mod embedded_narration;
 mod embedded_process;
 mod embedded_validation;
+mod embedded_webhooks;
 mod emulated_ai;
 mod emulated_failure;
 mod emulated_generate;

@@ -73,12 +73,12 @@ mod quota;
 mod webhook;
 
 pub use lease::{ATTR_HOLDERS, ATTR_POOL, LEASE_TTL_MARGIN, SK_LEASE, lease_pk};
-pub use webhook::{
-    ATTR_ATTEMPTED_AT, ATTR_OUTCOME, ATTR_WEBHOOK_ID, delivery_pk, delivery_sk, webhook_secret_pk,
-};
 pub use quota::{
     ATTR_ACTIVE, ATTR_CLAIMED_AT, ATTR_DAY, ATTR_SECONDS, ATTR_USED, SK_QUOTA_ACTIVE,
     quota_claim_sk, quota_day_sk, quota_pk,
+};
+pub use webhook::{
+    ATTR_ATTEMPTED_AT, ATTR_OUTCOME, ATTR_WEBHOOK_ID, delivery_pk, delivery_sk, webhook_secret_pk,
 };
 
 /// Partition key of the table.

@@ -472,6 +472,39 @@ mod tests {
     }
 
     #[test]
+    fn a_webhook_url_must_be_public_https_unless_the_deployment_allows_loopback() {
+        let with = |url: &str| UploadBody {
+            webhook_url: Some(url.into()),
+            ..body()
+        };
+        let spec = with("https://hooks.example.com/done")
+            .validate("acme")
+            .unwrap();
+        assert_eq!(
+            spec.webhook_url.map(String::from).as_deref(),
+            Some("https://hooks.example.com/done")
+        );
+        for bad in [
+            "http://hooks.example.com/",
+            "https://10.0.0.1/",
+            "http://127.0.0.1:9/",
+        ] {
+            match with(bad).validate("acme") {
+                Err(UploadRefusal::Invalid(v)) => assert_eq!(v.errors[0].field, "webhook_url"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        let dev = crate::webhook::UrlRules {
+            allow_loopback: true,
+        };
+        assert!(
+            with("http://127.0.0.1:9/")
+                .validate_with("acme", dev)
+                .is_ok()
+        );
+    }
+
+    #[test]
     fn other_tenants_types_and_sizes_are_refused_by_kind() {
         let other = UploadBody {
             client: Some("bob".into()),

@@ -47,7 +47,10 @@ impl WebhookUrl {
         let url = url::Url::parse(raw)
             .map_err(|e| format!("must be an absolute https URL ({e}) (got {})", echo(raw)))?;
         let host = url.host().ok_or_else(|| {
-            format!("must be an absolute https URL with a host (got {})", echo(raw))
+            format!(
+                "must be an absolute https URL with a host (got {})",
+                echo(raw)
+            )
         })?;
         if !url.username().is_empty() || url.password().is_some() {
             return Err("must not carry a user name or password".into());
@@ -398,10 +401,7 @@ impl WebhookFormat {
         match raw {
             "standard" => Ok(Self::Standard),
             "slack" => Ok(Self::Slack),
-            other => Err(format!(
-                "must be standard or slack (got {})",
-                echo(other)
-            )),
+            other => Err(format!("must be standard or slack (got {})", echo(other))),
         }
     }
 }
@@ -591,8 +591,8 @@ mod tests {
 
     #[test]
     fn the_origin_leaves_out_path_and_query() {
-        let u = WebhookUrl::parse("https://hooks.slack.com/services/T0/B0/SECRET?x=1", STRICT)
-            .unwrap();
+        let u =
+            WebhookUrl::parse("https://hooks.slack.com/services/T0/B0/SECRET?x=1", STRICT).unwrap();
         assert_eq!(u.origin(), "https://hooks.slack.com");
         let u = WebhookUrl::parse("http://127.0.0.1:9/x", DEV).unwrap();
         assert_eq!(u.origin(), "http://127.0.0.1:9");
@@ -600,7 +600,11 @@ mod tests {
 
     #[test]
     fn public_addresses_pass_and_embedded_v4_is_judged_as_v4() {
-        for ok in ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "::ffff:93.184.216.34"] {
+        for ok in [
+            "93.184.216.34",
+            "2606:2800:220:1:248:1893:25c8:1946",
+            "::ffff:93.184.216.34",
+        ] {
             assert_eq!(forbidden_ip(ok.parse().unwrap(), false), None, "{ok}");
         }
         assert_eq!(
@@ -643,7 +647,9 @@ mod tests {
             s = s.rotate(WebhookSecret::from_key(&[i; 32]), t0).unwrap();
         }
         assert_eq!(s.signing_secrets(t0).len(), MAX_PREVIOUS_SECRETS + 1);
-        let refused = s.rotate(WebhookSecret::from_key(&[99; 32]), t0).unwrap_err();
+        let refused = s
+            .rotate(WebhookSecret::from_key(&[99; 32]), t0)
+            .unwrap_err();
         assert_eq!(refused.next_at, t0 + ROTATION_OVERLAP);
         // Once they expire, rotation is possible again and the expired ones are dropped.
         let after = s
@@ -655,7 +661,10 @@ mod tests {
     #[test]
     fn webhook_ids_are_stable_per_job_event_and_run() {
         let a = webhook_id(JobKind::Generation, "job_1", 0, WebhookEvent::Completed);
-        assert_eq!(a, webhook_id(JobKind::Generation, "job_1", 0, WebhookEvent::Completed));
+        assert_eq!(
+            a,
+            webhook_id(JobKind::Generation, "job_1", 0, WebhookEvent::Completed)
+        );
         assert!(a.starts_with("msg_") && a.len() == 36);
         for other in [
             webhook_id(JobKind::Generation, "job_1", 0, WebhookEvent::Failed),

@@ -241,6 +241,8 @@ pub async fn list_processing_deliveries(
     call: &Call<'_>,
 ) -> Result<Response<Body>, ApiError> {
     let id = crate::uploads::process_id(call)?;
-    let job = crate::uploads::service(state)?.job(call.tenant, &id).await?;
+    let job = crate::uploads::service(state)?
+        .job(call.tenant, &id)
+        .await?;
     deliveries(state, JobKind::Processing, &job.id).await
 }

@@ -1518,7 +1518,7 @@ async fn type_errors_are_worded_for_people_and_name_the_path() {
         (
             json!({"colour": "red"}),
             "colour",
-            "is not a field here; the fields are prompt, duration_seconds, aspect_ratio, resolution, fps, clip_count, transition, transition_duration_seconds, captions, seed, brand, narration",
+            "is not a field here; the fields are prompt, duration_seconds, aspect_ratio, resolution, fps, clip_count, transition, transition_duration_seconds, captions, seed, brand, narration, webhook_url",
         ),
     ];
     for (patch, field, rule) in generation {
@@ -1801,4 +1801,89 @@ async fn links_follow_the_way_the_caller_came_in() {
     )
     .await;
     assert_eq!(r.ok(200)["links"]["self"], format!("/v1/generations/{id}"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Webhooks
+
+#[tokio::test]
+async fn each_tenant_has_its_own_secret_and_rotation_keeps_the_old_one_a_day() {
+    let api = api().await;
+    let first = send(&api, event(Method::GET, "/v1/webhook-secret")).await;
+    let secret = first.ok(200)["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    assert_eq!(first.json["previous"], json!([]));
+    // Made once: asked again, the same secret.
+    let again = send(&api, event(Method::GET, "/v1/webhook-secret")).await;
+    assert_eq!(again.ok(200)["secret"], secret.as_str());
+    let bobs = send(&api, event(Method::GET, "/v1/webhook-secret").tenant(BOB)).await;
+    assert_ne!(bobs.ok(200)["secret"], secret.as_str());
+
+    let rotated = send(&api, event(Method::POST, "/v1/webhook-secret/rotate")).await;
+    let view = rotated.ok(200);
+    assert_ne!(view["secret"], secret.as_str());
+    assert_eq!(view["previous"][0]["secret"], secret.as_str());
+    let rotated_at: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(view["rotated_at"].clone()).unwrap();
+    let expires_at: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(view["previous"][0]["expires_at"].clone()).unwrap();
+    assert_eq!(expires_at - rotated_at, chrono::TimeDelta::hours(24));
+    // Bob's secret is untouched by Alice's rotation.
+    let bobs_after = send(&api, event(Method::GET, "/v1/webhook-secret").tenant(BOB)).await;
+    assert_eq!(bobs_after.ok(200)["secret"], bobs.json["secret"]);
+    // Wrong method on the rotation.
+    send(&api, event(Method::GET, "/v1/webhook-secret/rotate"))
+        .await
+        .problem(405);
+}
+
+#[tokio::test]
+async fn webhook_urls_are_checked_at_submit_and_deliveries_are_tenant_scoped() {
+    let api = api().await;
+    for bad in [
+        "http://hooks.example.com/x",
+        "https://169.254.169.254/latest/meta-data",
+        "https://10.0.0.1/hook",
+        "https://[::1]/hook",
+        "not a url",
+    ] {
+        let mut b = body();
+        b["webhook_url"] = json!(bad);
+        let r = send(&api, event(Method::POST, "/v1/generations").json(&b)).await;
+        let problem = r.problem(422);
+        assert_eq!(
+            problem["errors"][0]["field"], "webhook_url",
+            "{bad}: {problem}"
+        );
+    }
+    let mut b = body();
+    b["webhook_url"] = json!("https://hooks.example.com/vidpipe");
+    let job = submit(&api, ALICE, &b).await;
+    let id = job["id"].as_str().unwrap();
+    let path = format!("/v1/generations/{id}/deliveries");
+    let r = send(&api, event(Method::GET, &path)).await;
+    let list = r.ok(200);
+    assert_eq!(list["job_id"], id);
+    assert_eq!(list["kind"], "generation");
+    // Still running: nothing sent yet.
+    assert_eq!(list["items"], json!([]));
+    send(&api, event(Method::GET, &path).tenant(BOB))
+        .await
+        .problem(404);
+    send(
+        &api,
+        event(Method::GET, "/v1/generations/job_nope/deliveries"),
+    )
+    .await
+    .problem(404);
+    // No processing pipeline on this deployment: its deliveries route says so, passing.
+    let r = send(
+        &api,
+        event(
+            Method::GET,
+            "/v1/processing-jobs/0123456789abcdef0123456789abcdef01234567/deliveries",
+        ),
+    )
+    .await;
+    r.problem(503);
 }

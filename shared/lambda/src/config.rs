@@ -5,11 +5,11 @@ use crate::ai_kinds::{PlannerKind, ProviderKind};
 use std::path::PathBuf;
 use vidpipe_domain::processing::ProcessSettings;
 use vidpipe_domain::quota::QuotaLimits;
+use vidpipe_domain::webhook::{UrlRules, WebhookFormat, WebhookUrl};
 use vidpipe_pipeline::cursor::CURSOR_KEY_MIN_BYTES;
 use vidpipe_pipeline::processing::FargateSize;
 use vidpipe_pipeline::uploads::UploadPolicy;
 use vidpipe_pipeline::webhooks::{WebhookSettings, WebhookTarget};
-use vidpipe_domain::webhook::{UrlRules, WebhookFormat, WebhookUrl};
 
 /// Where the watermark image is looked for in the media bucket unless `VIDPIPE_WATERMARK_KEY`
 /// says otherwise.

@@ -253,7 +253,10 @@ pub fn process_deps(config: &Config, aws: &Aws) -> Result<ProcessDeps, ConfigErr
 }
 
 /// Signed webhooks over the table: tenants' secrets and the delivery log beside the jobs.
-pub fn webhooks(config: &Config, store: &Arc<DynamoJobStore>) -> Result<Arc<Webhooks>, ConfigError> {
+pub fn webhooks(
+    config: &Config,
+    store: &Arc<DynamoJobStore>,
+) -> Result<Arc<Webhooks>, ConfigError> {
     Webhooks::new(store.clone(), store.clone(), config.webhook_settings())
         .map(Arc::new)
         .map_err(|e| ConfigError::Invalid {

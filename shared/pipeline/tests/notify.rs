@@ -42,7 +42,10 @@ async fn the_jsonl_file_reads_back_every_event_in_order_and_fanout_tries_all() {
     second.error = None;
 
     // The refusing notifier comes first; the file still gets the event, and the error is returned.
-    let fanout = Fanout(vec![Box::new(Refusing), Box::new(JsonlNotifier::new(&file))]);
+    let fanout = Fanout(vec![
+        Box::new(Refusing),
+        Box::new(JsonlNotifier::new(&file)),
+    ]);
     assert!(matches!(
         fanout.notify(&failed_event()).await,
         Err(NotifyError::Refused(_))

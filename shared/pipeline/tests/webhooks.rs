@@ -143,7 +143,11 @@ async fn a_500_then_200_is_one_delivery_with_one_id_and_two_logged_attempts() {
     let body: WebhookPayload = serde_json::from_slice(&received[1].body).unwrap();
     assert_eq!(body, d.payload);
 
-    let log = h.hooks.attempts(JobKind::Generation, "job_retry").await.unwrap();
+    let log = h
+        .hooks
+        .attempts(JobKind::Generation, "job_retry")
+        .await
+        .unwrap();
     let seen: Vec<_> = log
         .iter()
         .map(|a| (a.attempt, a.status, a.outcome, a.webhook_id.as_str()))
@@ -180,7 +184,12 @@ async fn a_429_is_retried_after_its_retry_after() {
     let started = Instant::now();
     let report = h
         .hooks
-        .deliver(&delivery(&server.uri(), DEV, "job_429", WebhookFormat::Standard))
+        .deliver(&delivery(
+            &server.uri(),
+            DEV,
+            "job_429",
+            WebhookFormat::Standard,
+        ))
         .await;
     let elapsed = started.elapsed();
     assert_eq!(report, DeliveryReport::Delivered { attempts: 2 });
@@ -189,7 +198,11 @@ async fn a_429_is_retried_after_its_retry_after() {
         elapsed >= Duration::from_millis(950),
         "retried after {elapsed:?}"
     );
-    let log = h.hooks.attempts(JobKind::Generation, "job_429").await.unwrap();
+    let log = h
+        .hooks
+        .attempts(JobKind::Generation, "job_429")
+        .await
+        .unwrap();
     assert_eq!(log[0].status, Some(429));
     assert!(log[1].attempted_at - log[0].attempted_at >= TimeDelta::milliseconds(950));
 }
@@ -215,7 +228,10 @@ async fn other_4xx_answers_are_given_up_at_once_and_a_5xx_storm_after_max_attemp
             WebhookFormat::Standard,
         ))
         .await;
-    assert!(matches!(gone, DeliveryReport::GaveUp { attempts: 1, .. }), "{gone:?}");
+    assert!(
+        matches!(gone, DeliveryReport::GaveUp { attempts: 1, .. }),
+        "{gone:?}"
+    );
     let down = h
         .hooks
         .deliver(&delivery(
@@ -225,11 +241,24 @@ async fn other_4xx_answers_are_given_up_at_once_and_a_5xx_storm_after_max_attemp
             WebhookFormat::Standard,
         ))
         .await;
-    assert!(matches!(down, DeliveryReport::GaveUp { attempts: 4, .. }), "{down:?}");
+    assert!(
+        matches!(down, DeliveryReport::GaveUp { attempts: 4, .. }),
+        "{down:?}"
+    );
     let received = server.received_requests().await.unwrap();
-    assert_eq!(received.iter().filter(|r| r.url.path() == "/gone").count(), 1);
-    assert_eq!(received.iter().filter(|r| r.url.path() == "/down").count(), 4);
-    let log = h.hooks.attempts(JobKind::Generation, "job_down").await.unwrap();
+    assert_eq!(
+        received.iter().filter(|r| r.url.path() == "/gone").count(),
+        1
+    );
+    assert_eq!(
+        received.iter().filter(|r| r.url.path() == "/down").count(),
+        4
+    );
+    let log = h
+        .hooks
+        .attempts(JobKind::Generation, "job_down")
+        .await
+        .unwrap();
     let outcomes: Vec<_> = log.iter().map(|a| a.outcome).collect();
     assert_eq!(
         outcomes,
@@ -259,15 +288,27 @@ async fn timeouts_are_retried_within_the_total_budget() {
     let started = Instant::now();
     let report = h
         .hooks
-        .deliver(&delivery(&server.uri(), DEV, "job_slow", WebhookFormat::Standard))
+        .deliver(&delivery(
+            &server.uri(),
+            DEV,
+            "job_slow",
+            WebhookFormat::Standard,
+        ))
         .await;
     let elapsed = started.elapsed();
-    assert!(matches!(report, DeliveryReport::GaveUp { .. }), "{report:?}");
+    assert!(
+        matches!(report, DeliveryReport::GaveUp { .. }),
+        "{report:?}"
+    );
     assert!(
         elapsed < Duration::from_millis(2500),
         "the delivery took {elapsed:?}, past its budget"
     );
-    let log = h.hooks.attempts(JobKind::Generation, "job_slow").await.unwrap();
+    let log = h
+        .hooks
+        .attempts(JobKind::Generation, "job_slow")
+        .await
+        .unwrap();
     assert!(log.len() >= 2, "timeouts are retried: {log:?}");
     assert!(log.iter().all(|a| a.status.is_none()
         && a.error.as_deref().is_some_and(|e| e.contains("no answer"))
@@ -295,7 +336,8 @@ async fn private_loopback_and_link_local_targets_are_refused() {
         assert!(WebhookUrl::parse(url, STRICT).is_err(), "{url} accepted");
     }
     // A hostname is judged by what it resolves to: localhost is loopback.
-    let named = WebhookUrl::parse("https://localhost:9/hook", STRICT).expect("a name passes the URL rules");
+    let named =
+        WebhookUrl::parse("https://localhost:9/hook", STRICT).expect("a name passes the URL rules");
     match guard::check_target(&named, STRICT).await {
         Err(TargetRefused::Forbidden { why, .. }) => assert_eq!(why, "loopback"),
         other => panic!("localhost must be refused, got {other:?}"),
@@ -303,7 +345,10 @@ async fn private_loopback_and_link_local_targets_are_refused() {
     // The development flag admits loopback, and nothing else.
     assert!(guard::check_target(&named, DEV).await.is_ok());
     for host in ["10.1.2.3", "192.168.0.1", "169.254.169.254", "fc00::1"] {
-        assert!(guard::resolve_checked(host, true).await.is_err(), "{host} admitted");
+        assert!(
+            guard::resolve_checked(host, true).await.is_err(),
+            "{host} admitted"
+        );
     }
 }
 
@@ -332,9 +377,16 @@ async fn a_refused_target_is_never_contacted_even_at_connection_time() {
     );
     // A URL stored while loopback was allowed is checked again under today's rules.
     let stored = delivery(&server.uri(), DEV, "job_stored", WebhookFormat::Standard);
-    assert!(matches!(h.hooks.deliver(&stored).await, DeliveryReport::GaveUp { .. }));
+    assert!(matches!(
+        h.hooks.deliver(&stored).await,
+        DeliveryReport::GaveUp { .. }
+    ));
     assert!(server.received_requests().await.unwrap().is_empty());
-    let log = h.hooks.attempts(JobKind::Generation, "job_ssrf").await.unwrap();
+    let log = h
+        .hooks
+        .attempts(JobKind::Generation, "job_ssrf")
+        .await
+        .unwrap();
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].outcome, DeliveryOutcome::GaveUp);
 
@@ -353,7 +405,10 @@ async fn a_refused_target_is_never_contacted_even_at_connection_time() {
         .await
         .expect_err("a loopback answer must not be connected to");
     assert!(
-        matches!(guard::refusal_in(&err), Some(TargetRefused::Forbidden { .. })),
+        matches!(
+            guard::refusal_in(&err),
+            Some(TargetRefused::Forbidden { .. })
+        ),
         "{err:?}"
     );
     assert!(server.received_requests().await.unwrap().is_empty());
@@ -375,18 +430,30 @@ async fn during_a_rotation_both_secrets_verify_and_after_it_only_the_new_one() {
     assert_eq!(overlap, TimeDelta::hours(24));
 
     let d = delivery(&server.uri(), DEV, "job_rotated", WebhookFormat::Standard);
-    assert!(matches!(h.hooks.deliver(&d).await, DeliveryReport::Delivered { .. }));
+    assert!(matches!(
+        h.hooks.deliver(&d).await,
+        DeliveryReport::Delivered { .. }
+    ));
     let first = &server.received_requests().await.unwrap()[0];
     assert_eq!(header(first, "webhook-signature").split(' ').count(), 2);
-    assert!(verifies(old.current.expose(), first), "the old secret verifies");
-    assert!(verifies(rotated.current.expose(), first), "the new secret verifies");
+    assert!(
+        verifies(old.current.expose(), first),
+        "the old secret verifies"
+    );
+    assert!(
+        verifies(rotated.current.expose(), first),
+        "the new secret verifies"
+    );
 
     // Once the overlap has passed, the old secret signs nothing.
     let mut expired = h.store.get_secrets("acme").await.unwrap().unwrap();
     expired.previous[0].expires_at = Utc::now() - TimeDelta::seconds(1);
     h.store.save_secrets(&expired).await.unwrap();
     let d = delivery(&server.uri(), DEV, "job_after", WebhookFormat::Standard);
-    assert!(matches!(h.hooks.deliver(&d).await, DeliveryReport::Delivered { .. }));
+    assert!(matches!(
+        h.hooks.deliver(&d).await,
+        DeliveryReport::Delivered { .. }
+    ));
     let second = &server.received_requests().await.unwrap()[1];
     assert!(!verifies(old.current.expose(), second));
     assert!(verifies(rotated.current.expose(), second));
@@ -401,7 +468,10 @@ async fn the_slack_format_carries_a_text_and_the_payload_and_is_signed_too() {
         .await;
     let h = harness(settings(DEV));
     let d = delivery(&server.uri(), DEV, "job_slack", WebhookFormat::Slack);
-    assert!(matches!(h.hooks.deliver(&d).await, DeliveryReport::Delivered { attempts: 1 }));
+    assert!(matches!(
+        h.hooks.deliver(&d).await,
+        DeliveryReport::Delivered { attempts: 1 }
+    ));
     let received = &server.received_requests().await.unwrap()[0];
     let body: serde_json::Value = serde_json::from_slice(&received.body).unwrap();
     assert_eq!(
@@ -412,6 +482,10 @@ async fn the_slack_format_carries_a_text_and_the_payload_and_is_signed_too() {
     assert_eq!(echoed, d.payload);
     let secret = h.hooks.tenant_secrets("acme").await.unwrap().current;
     assert!(verifies(secret.expose(), received));
-    let log = h.hooks.attempts(JobKind::Generation, "job_slack").await.unwrap();
+    let log = h
+        .hooks
+        .attempts(JobKind::Generation, "job_slack")
+        .await
+        .unwrap();
     assert_eq!(log[0].format, WebhookFormat::Slack);
 }

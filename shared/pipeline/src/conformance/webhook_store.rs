@@ -66,7 +66,10 @@ pub async fn saves_are_versioned_and_read_back_whole(
     assert_eq!(saved.version, 1);
     assert_eq!(get(other, &tenant).await, Some(saved.clone()));
     let rotated = saved.rotate(secret(2), t0).expect("rotate");
-    let saved = other.save_secrets(&rotated).await.expect("save the rotation");
+    let saved = other
+        .save_secrets(&rotated)
+        .await
+        .expect("save the rotation");
     assert_eq!(saved.version, 2);
     let read = get(store, &tenant).await.expect("stored");
     assert_eq!(read, saved, "the rotation and its overlap read back whole");
@@ -137,7 +140,11 @@ pub async fn racing_first_saves_give_one_winner(
     let barrier = Arc::new(tokio::sync::Barrier::new(RACERS as usize));
     let tasks: Vec<_> = (0..RACERS)
         .map(|i| {
-            let handle = if i % 2 == 0 { store.clone() } else { other.clone() };
+            let handle = if i % 2 == 0 {
+                store.clone()
+            } else {
+                other.clone()
+            };
             let (tenant, barrier) = (tenant.clone(), barrier.clone());
             tokio::spawn(async move {
                 barrier.wait().await;
@@ -199,7 +206,12 @@ pub async fn attempts_read_back_whole_and_oldest_first(log: &dyn DeliveryLog) {
     assert!(attempts(log, JobKind::Generation, &job).await.is_empty());
     let t0 = now_ms();
     let first = attempt(JobKind::Generation, &job, 1, t0);
-    let mut second = attempt(JobKind::Generation, &job, 2, t0 + TimeDelta::milliseconds(1500));
+    let mut second = attempt(
+        JobKind::Generation,
+        &job,
+        2,
+        t0 + TimeDelta::milliseconds(1500),
+    );
     second.status = Some(200);
     second.error = None;
     second.outcome = DeliveryOutcome::Delivered;
@@ -223,7 +235,10 @@ pub async fn recording_an_attempt_again_replaces_it(log: &dyn DeliveryLog) {
     let mut a = attempt(JobKind::Processing, &job, 1, now_ms());
     record(log, &a).await;
     record(log, &a).await;
-    assert_eq!(attempts(log, JobKind::Processing, &job).await, vec![a.clone()]);
+    assert_eq!(
+        attempts(log, JobKind::Processing, &job).await,
+        vec![a.clone()]
+    );
     a.outcome = DeliveryOutcome::GaveUp;
     record(log, &a).await;
     assert_eq!(attempts(log, JobKind::Processing, &job).await, vec![a]);

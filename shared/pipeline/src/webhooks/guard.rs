@@ -76,8 +76,8 @@ pub async fn check_target(
     rules: UrlRules,
 ) -> Result<Vec<SocketAddr>, TargetRefused> {
     let checked = WebhookUrl::parse(url.as_str(), rules).map_err(TargetRefused::Url)?;
-    let parsed = reqwest::Url::parse(checked.as_str())
-        .map_err(|e| TargetRefused::Url(e.to_string()))?;
+    let parsed =
+        reqwest::Url::parse(checked.as_str()).map_err(|e| TargetRefused::Url(e.to_string()))?;
     let host = parsed
         .host_str()
         .ok_or_else(|| TargetRefused::Url("no host".into()))?;

@@ -28,9 +28,7 @@ use ring::rand::SecureRandom;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vidpipe_domain::job::Job;
-use vidpipe_domain::ports::{
-    BlobStore, DeliveryLog, StoreError, UploadStore, WebhookSecretStore,
-};
+use vidpipe_domain::ports::{BlobStore, DeliveryLog, StoreError, UploadStore, WebhookSecretStore};
 use vidpipe_domain::processing::ProcessJob;
 use vidpipe_domain::upload::UploadId;
 use vidpipe_domain::webhook::{
@@ -108,10 +106,15 @@ pub struct Delivery {
 /// What a delivery came to (also in the delivery log, attempt by attempt).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryReport {
-    Delivered { attempts: u32 },
+    Delivered {
+        attempts: u32,
+    },
     /// The log shows this `webhook-id` delivered already: nothing was sent.
     AlreadyDelivered,
-    GaveUp { attempts: u32, error: String },
+    GaveUp {
+        attempts: u32,
+        error: String,
+    },
 }
 
 /// Secrets, the log, the settings and the guarded HTTP client, built once per process.
@@ -156,7 +159,9 @@ impl Webhooks {
 
     fn fresh_secret(&self) -> Result<WebhookSecret, WebhookError> {
         let mut key = [0u8; SECRET_BYTES];
-        self.random.fill(&mut key).map_err(|_| WebhookError::Random)?;
+        self.random
+            .fill(&mut key)
+            .map_err(|_| WebhookError::Random)?;
         Ok(WebhookSecret::from_key(&key))
     }
 
@@ -205,16 +210,15 @@ impl Webhooks {
     }
 
     /// Tells a generation's target that it completed or failed. Never fails: the outcome is in
-    /// the log and the trace.
-    pub async fn tell_generation(&self, blobs: &dyn BlobStore, job: &Job) {
-        let Some(target) = self.target_for(job.request.webhook_url.as_ref()) else {
-            return;
-        };
-        let Some(payload) =
-            payload::generation_payload(job, blobs, self.settings.link_ttl).await
-        else {
-            return;
-        };
+    /// the log and the trace, and `None` says there was nothing to tell (no target, or a job
+    /// that has not ended so).
+    pub async fn tell_generation(
+        &self,
+        blobs: &dyn BlobStore,
+        job: &Job,
+    ) -> Option<DeliveryReport> {
+        let target = self.target_for(job.request.webhook_url.as_ref())?;
+        let payload = payload::generation_payload(job, blobs, self.settings.link_ttl).await?;
         let delivery = Delivery {
             tenant: job.owner.clone(),
             kind: JobKind::Generation,
@@ -223,7 +227,7 @@ impl Webhooks {
             target,
             payload,
         };
-        self.deliver(&delivery).await;
+        Some(self.deliver(&delivery).await)
     }
 
     /// Tells a processing job's target (its upload's `webhook_url`, else the default) that it
@@ -235,8 +239,8 @@ impl Webhooks {
         uploads: Option<&dyn UploadStore>,
         job: &ProcessJob,
         manifest: Option<&Manifest>,
-    ) {
-        let Some(tenant) = job.owner() else { return };
+    ) -> Option<DeliveryReport> {
+        let tenant = job.owner()?;
         let announced = match uploads {
             Some(store) => match store.get_upload(&UploadId::for_key(&job.source.key)).await {
                 Ok(record) => record.and_then(|r| r.webhook_url),
@@ -247,14 +251,9 @@ impl Webhooks {
             },
             None => None,
         };
-        let Some(target) = self.target_for(announced.as_ref()) else {
-            return;
-        };
-        let Some(payload) =
-            payload::processing_payload(job, manifest, blobs, self.settings.link_ttl).await
-        else {
-            return;
-        };
+        let target = self.target_for(announced.as_ref())?;
+        let payload =
+            payload::processing_payload(job, manifest, blobs, self.settings.link_ttl).await?;
         let delivery = Delivery {
             tenant: tenant.to_owned(),
             kind: JobKind::Processing,
@@ -263,7 +262,7 @@ impl Webhooks {
             target,
             payload,
         };
-        self.deliver(&delivery).await;
+        Some(self.deliver(&delivery).await)
     }
 
     /// Every recorded attempt of a job's deliveries, oldest first.
@@ -303,7 +302,9 @@ impl Webhooks {
             Ok(s) => s,
             Err(e) => {
                 let error = format!("no signing secret: {e}");
-                attempt.record(Instant::now(), None, &error, DeliveryOutcome::GaveUp).await;
+                attempt
+                    .record(Instant::now(), None, &error, DeliveryOutcome::GaveUp)
+                    .await;
                 return DeliveryReport::GaveUp { attempts: 0, error };
             }
         };
@@ -311,7 +312,9 @@ impl Webhooks {
             Ok(b) => b,
             Err(e) => {
                 let error = format!("cannot encode the payload: {e}");
-                attempt.record(Instant::now(), None, &error, DeliveryOutcome::GaveUp).await;
+                attempt
+                    .record(Instant::now(), None, &error, DeliveryOutcome::GaveUp)
+                    .await;
                 return DeliveryReport::GaveUp { attempts: 0, error };
             }
         };
@@ -333,14 +336,23 @@ impl Webhooks {
                 },
                 Ok(_) => {
                     let remaining = deadline.saturating_duration_since(started);
-                    self.send(&id, &body, &secrets, &d.target, remaining.min(s.attempt_timeout))
-                        .await
+                    self.send(
+                        &id,
+                        &body,
+                        &secrets,
+                        &d.target,
+                        remaining.min(s.attempt_timeout),
+                    )
+                    .await
                 }
             };
             let (status, error, outcome, wait) = match verdict {
-                Verdict::Delivered { status } => {
-                    (Some(status), String::new(), DeliveryOutcome::Delivered, None)
-                }
+                Verdict::Delivered { status } => (
+                    Some(status),
+                    String::new(),
+                    DeliveryOutcome::Delivered,
+                    None,
+                ),
                 Verdict::Stop { status, error } => (status, error, DeliveryOutcome::GaveUp, None),
                 Verdict::Retry {
                     status,
@@ -512,8 +524,7 @@ impl Attempt<'_> {
             target: self.d.target.url.origin(),
             format: self.d.target.format,
             attempt: self.number,
-            attempted_at: Utc::now()
-                - chrono::TimeDelta::from_std(elapsed).unwrap_or_default(),
+            attempted_at: Utc::now() - chrono::TimeDelta::from_std(elapsed).unwrap_or_default(),
             duration_ms: elapsed.as_millis() as u64,
             status,
             error: (!error.is_empty()).then(|| error.to_owned()),
@@ -538,7 +549,11 @@ fn body(d: &Delivery) -> Result<Vec<u8>, serde_json::Error> {
 
 /// `Retry-After` as seconds or an HTTP date; `None` when absent or unreadable.
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let raw = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let raw = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(seconds) = raw.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }

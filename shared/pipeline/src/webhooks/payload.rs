@@ -73,7 +73,12 @@ pub async fn generation_payload(
                 "video/mp4",
                 Some(o.size_bytes),
             ),
-            ("thumbnail".to_owned(), o.thumbnail_key.clone(), "image/jpeg", None),
+            (
+                "thumbnail".to_owned(),
+                o.thumbnail_key.clone(),
+                "image/jpeg",
+                None,
+            ),
         ],
         _ => Vec::new(),
     };
@@ -94,10 +99,7 @@ pub async fn generation_payload(
             outputs,
             links_expire_at,
             cost_usd: job.cost.as_ref().map(|c| c.total_usd),
-            cost: job
-                .cost
-                .as_ref()
-                .and_then(|c| serde_json::to_value(c).ok()),
+            cost: job.cost.as_ref().and_then(|c| serde_json::to_value(c).ok()),
             timings,
             error: job.error.as_ref().map(|e| WebhookFailure {
                 error: e.code.clone(),

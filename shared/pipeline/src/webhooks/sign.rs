@@ -6,7 +6,12 @@ use ring::hmac;
 use vidpipe_domain::webhook::WebhookSecret;
 
 /// The `webhook-signature` header value for one delivery attempt.
-pub fn signature_header(id: &str, timestamp: i64, body: &[u8], secrets: &[&WebhookSecret]) -> String {
+pub fn signature_header(
+    id: &str,
+    timestamp: i64,
+    body: &[u8],
+    secrets: &[&WebhookSecret],
+) -> String {
     secrets
         .iter()
         .map(|secret| {

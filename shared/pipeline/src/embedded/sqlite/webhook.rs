@@ -100,7 +100,11 @@ impl DeliveryLog for SqliteJobStore {
         .await
     }
 
-    async fn attempts(&self, kind: JobKind, job_id: &str) -> Result<Vec<DeliveryAttempt>, StoreError> {
+    async fn attempts(
+        &self,
+        kind: JobKind,
+        job_id: &str,
+    ) -> Result<Vec<DeliveryAttempt>, StoreError> {
         check_webhook_name("job id", job_id)?;
         let job = job_id.to_owned();
         self.with_conn(move |conn| {
