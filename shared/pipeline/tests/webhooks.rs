@@ -7,6 +7,7 @@
 use chrono::{TimeDelta, Utc};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use vidpipe_domain::names;
 use vidpipe_domain::ports::WebhookSecretStore;
 use vidpipe_domain::webhook::{
     DeliveryOutcome, JobKind, UrlRules, WebhookEvent, WebhookFailure, WebhookFormat, WebhookJob,
@@ -73,7 +74,7 @@ fn payload(job: &str, event: WebhookEvent) -> WebhookPayload {
             cost: None,
             timings: [("planning".to_owned(), 0.5)].into(),
             error: Some(WebhookFailure {
-                error: "VidPipe.PlanFailed".into(),
+                error: names::PLAN_FAILED.into(),
                 reason: "the plan did not fit".into(),
             }),
             created_at: now,
@@ -476,7 +477,10 @@ async fn the_slack_format_carries_a_text_and_the_payload_and_is_signed_too() {
     let body: serde_json::Value = serde_json::from_slice(&received.body).unwrap();
     assert_eq!(
         body["text"],
-        "vidpipe: generation job_slack failed: VidPipe.PlanFailed: the plan did not fit"
+        format!(
+            "vidpipe: generation job_slack failed: {}: the plan did not fit",
+            names::PLAN_FAILED
+        )
     );
     let echoed: WebhookPayload = serde_json::from_value(body["vidpipe"].clone()).unwrap();
     assert_eq!(echoed, d.payload);
