@@ -69,6 +69,10 @@ pub struct RequestSummary {
     /// The narrator asked for (`espeak`, `polly`, `openai`, or `default`), when narrated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub narration: Option<String>,
+    /// Where the job's webhook goes, when the request named one: its scheme, host and port
+    /// (the path may be the receiver's credential, so it is not echoed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_target: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -159,6 +163,7 @@ impl JobView {
                     n.narrator
                         .map_or_else(|| "default".to_owned(), |k| k.to_string())
                 }),
+                webhook_target: r.webhook_url.as_ref().map(|u| u.origin()),
             },
             clips: job
                 .clips

@@ -1859,6 +1859,10 @@ async fn webhook_urls_are_checked_at_submit_and_deliveries_are_tenant_scoped() {
     let mut b = body();
     b["webhook_url"] = json!("https://hooks.example.com/vidpipe");
     let job = submit(&api, ALICE, &b).await;
+    assert_eq!(
+        job["request"]["webhook_target"],
+        "https://hooks.example.com"
+    );
     let id = job["id"].as_str().unwrap();
     let path = format!("/v1/generations/{id}/deliveries");
     let r = send(&api, event(Method::GET, &path)).await;

@@ -514,6 +514,25 @@ async fn an_abandoned_multipart_upload_is_aborted_and_cannot_complete() {
 #[tokio::test]
 async fn announcements_are_refused_by_the_rule_they_break() {
     let api = api().await;
+    // A webhook target must be public https.
+    for bad in [
+        "http://hooks.example.com/x",
+        "https://192.168.1.1/x",
+        "https://[fc00::1]/x",
+    ] {
+        let mut body = upload_body("w.mp4", 10);
+        body["webhook_url"] = json!(bad);
+        let r = api
+            .call(Method::POST, "/v1/uploads", ALICE, Some(body))
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{bad}: {}",
+            r.json
+        );
+        assert_eq!(r.json["errors"][0]["field"], "webhook_url");
+    }
     let post = |body: Value| api.call(Method::POST, "/v1/uploads", ALICE, Some(body));
     let r = post(json!({})).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -734,12 +753,33 @@ async fn another_tenants_processing_job_is_not_found_on_every_route() {
             Method::POST,
             format!("/v1/processing-jobs/{}/retry", alices.id),
         ),
+        (
+            Method::GET,
+            format!("/v1/processing-jobs/{}/deliveries", alices.id),
+        ),
         (Method::GET, "/v1/processing-jobs/not-an-id".to_owned()),
+        (
+            Method::GET,
+            "/v1/processing-jobs/not-an-id/deliveries".to_owned(),
+        ),
     ] {
         let r = api.call(method, &path, BOB, None).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}: {}", r.json);
     }
     assert!(api.starter.0.lock().unwrap().is_empty());
+    // The owner reads the job's delivery log (nothing was sent for a seeded job).
+    let r = api
+        .call(
+            Method::GET,
+            &format!("/v1/processing-jobs/{}/deliveries", alices.id),
+            ALICE,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+    assert_eq!(r.json["kind"], "processing");
+    assert_eq!(r.json["job_id"], alices.id.as_str());
+    assert_eq!(r.json["items"], json!([]));
     let unchanged = api.records.get_process(&alices.id).await.unwrap().unwrap();
     assert_eq!(unchanged.status, ProcessStatus::Failed);
 }
