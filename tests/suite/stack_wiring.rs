@@ -1895,3 +1895,36 @@ fn long_uploads_use_the_fargate_worker_only_when_the_stack_has_one() {
         );
     }
 }
+
+/// The steps that deliver webhooks (generation's finalize and record-failure, processing's
+/// publish and record-failure) wait for a delivery's retries: the deliverer's whole budget, and
+/// one attempt past it, fit inside each such task's timeout, so a slow receiver can never time
+/// a finished job's step out.
+#[test]
+fn webhook_deliveries_fit_inside_the_tasks_that_send_them() {
+    use vidpipe_domain::steps::{GenerationStep, ProcessingStep};
+    let settings = vidpipe_pipeline::webhooks::WebhookSettings::default();
+    let worst = (settings.total_budget + settings.attempt_timeout).as_secs();
+    let delivering = [
+        GenerationStep::Finalize.as_str(),
+        GenerationStep::RecordFailure.as_str(),
+        ProcessingStep::Publish.as_str(),
+        ProcessingStep::RecordFailure.as_str(),
+    ];
+    let mut seen = 0;
+    for sm in state_machines() {
+        for (name, state, _) in all_states(&sm.asl) {
+            if !is_lambda_task(state) || !delivering.contains(&task_step(state)) {
+                continue;
+            }
+            seen += 1;
+            let timeout = state["TimeoutSeconds"].as_u64().expect("a task timeout");
+            assert!(
+                timeout > worst,
+                "{} {name}: TimeoutSeconds {timeout} does not cover a webhook delivery's {worst} s",
+                sm.asl_path
+            );
+        }
+    }
+    assert!(seen >= 4, "found {seen} delivering tasks");
+}

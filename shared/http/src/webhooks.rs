@@ -201,7 +201,7 @@ async fn deliveries(
     tag = "webhooks",
     operation_id = "listGenerationDeliveries",
     summary = "Every webhook delivery attempt of a generation",
-    description = "Each attempt with its time, duration, the receiver's status or the error, and whether another attempt followed. 5xx, 429 (after its `Retry-After`), timeouts and connection failures are retried with backoff and jitter for about a minute; other answers are not.",
+    description = "Each attempt with its time, duration, the receiver's status or the error, and whether another attempt followed. 5xx, 429 (after its `Retry-After`), timeouts and connection failures are retried with backoff and jitter for up to 30 seconds; other answers are not.",
     params(("id" = String, Path, description = "Generation id.")),
     responses(
         (status = 200, description = "The attempts, oldest first (empty when nothing was sent).", body = DeliveryListView,

@@ -91,7 +91,7 @@ pub struct Config {
 
 impl Config {
     /// The webhook settings: the default target and which targets are allowed; delivery
-    /// bounds are the pipeline's defaults (60 s at most per delivery, six attempts).
+    /// bounds are the pipeline's defaults (30 s at most per delivery, five attempts).
     pub fn webhook_settings(&self) -> WebhookSettings {
         let url_rules = UrlRules {
             allow_loopback: self.webhook_allow_loopback,

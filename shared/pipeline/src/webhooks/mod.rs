@@ -68,10 +68,11 @@ impl Default for WebhookSettings {
         Self {
             default_target: None,
             url_rules: UrlRules::default(),
-            max_attempts: 6,
+            max_attempts: 5,
             attempt_timeout: Duration::from_secs(10),
-            // Well inside the shortest step timeout of either state machine.
-            total_budget: Duration::from_secs(60),
+            // Half the shortest timeout of a task that delivers (generation's RecordFailure,
+            // 60 s), leaving the rest for the step's own work.
+            total_budget: Duration::from_secs(30),
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(20),
             link_ttl: Duration::from_secs(24 * 60 * 60),
@@ -324,7 +325,20 @@ impl Webhooks {
         loop {
             tries += 1;
             let started = Instant::now();
-            let verdict = match guard::check_target(&d.target.url, s.url_rules).await {
+            let remaining = deadline.saturating_duration_since(started);
+            // The lookup too is bounded: a resolver that hangs must not hold the step.
+            let checked = tokio::time::timeout(
+                remaining.min(s.attempt_timeout),
+                guard::check_target(&d.target.url, s.url_rules),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(guard::TargetRefused::Unresolvable {
+                    host: d.target.url.origin(),
+                    reason: "the lookup took too long".into(),
+                })
+            });
+            let verdict = match checked {
                 Err(refused) if refused.is_passing() => Verdict::Retry {
                     status: None,
                     error: refused.to_string(),
@@ -335,7 +349,8 @@ impl Webhooks {
                     error: refused.to_string(),
                 },
                 Ok(_) => {
-                    let remaining = deadline.saturating_duration_since(started);
+                    // What the lookup left of the budget.
+                    let remaining = deadline.saturating_duration_since(Instant::now());
                     self.send(
                         &id,
                         &body,
