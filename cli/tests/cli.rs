@@ -131,3 +131,77 @@ fn unknown_job_is_an_error() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no job"));
 }
+
+/// `vidpipe generate --webhook-url` tells a local receiver once, signed with this machine's
+/// secret (kept in the state's SQLite file); without `--webhook-allow-loopback` such a target is
+/// refused before anything runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generate_tells_its_webhook_once_signed() {
+    use vidpipe_domain::ports::WebhookSecretStore;
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let home = tempfile::tempdir().unwrap();
+    let hook = format!("{}/hook", server.uri());
+    let run = |extra: Vec<String>| {
+        let home = home.path().to_owned();
+        let hook = hook.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut args = vec![
+                "generate".to_owned(),
+                "--prompt".into(),
+                "A paper boat on a puddle".into(),
+                "--duration".into(),
+                "5".into(),
+                "--aspect".into(),
+                "1:1".into(),
+                "--resolution".into(),
+                "720p".into(),
+                "--clips".into(),
+                "1".into(),
+                "--webhook-url".into(),
+                hook,
+                "--json".into(),
+            ];
+            args.extend(extra);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            vidpipe(&home, &args)
+        })
+    };
+
+    let refused = run(Vec::new()).await.unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("webhook_url"), "{err}");
+    assert!(server.received_requests().await.unwrap().is_empty());
+
+    let out = run(vec!["--webhook-allow-loopback".into()]).await.unwrap();
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let received = server.received_requests().await.unwrap();
+    assert_eq!(received.len(), 1, "exactly one delivery");
+    let store =
+        vidpipe_pipeline::embedded::SqliteJobStore::open(home.path().join("vidpipe.sqlite3"))
+            .unwrap();
+    let secret = store
+        .get_secrets("local")
+        .await
+        .unwrap()
+        .expect("made on first use");
+    standardwebhooks::Webhook::new(secret.current.expose())
+        .unwrap()
+        .verify(&received[0].body, &received[0].headers)
+        .expect("the delivery verifies under the machine's secret");
+    let payload: serde_json::Value = serde_json::from_slice(&received[0].body).unwrap();
+    assert_eq!(payload["type"], "completed");
+    assert_eq!(payload["data"]["job_id"], v["job_id"]);
+}
