@@ -65,6 +65,9 @@ const SUBMIT: &[Grant] = &[TableWrite, MediaRead, StartGeneration];
 const CANCEL: &[Grant] = &[TableWrite, StopGeneration, ProviderSecrets];
 const UPLOADS: &[Grant] = &[TableWrite, MediaRead, RawUpload];
 const RETRY: &[Grant] = &[TableWrite, MediaRead, StartProcessing];
+/// `GET /v1/webhook-secret` makes the secret on first use, and the rotation writes it. (The
+/// deliveries routes only read: [`Records`].)
+pub const WEBHOOK_SECRETS: &[Grant] = &[TableWrite];
 
 macro_rules! function {
     ($op:ident, $id:literal, $bin:literal, $grants:expr) => {
@@ -335,6 +338,7 @@ impl Wiring for Uploads {
             signer: Arc::new(bucket),
             starter: None,
             policy: config.upload,
+            webhook_rules: config.webhook_settings().url_rules,
             cursors: Some(cursor_seal(config)?),
         }));
         Ok(state)
@@ -366,9 +370,29 @@ impl Wiring for Retry {
             signer: Arc::new(Unwired),
             starter: Some(Arc::new(crate::dispatch::SfnProcessStarter::new(sfn, arn))),
             policy: config.upload,
+            webhook_rules: config.webhook_settings().url_rules,
             cursors: Some(cursor_seal(config)?),
         }));
         Ok(state)
+    }
+}
+
+/// A tenant's webhook secret, read (made on first use) and rotated: the table, nothing else.
+pub struct WebhookSecrets;
+
+impl Wiring for WebhookSecrets {
+    const GRANTS: &'static [Grant] = WEBHOOK_SECRETS;
+    async fn state(config: &Config) -> Result<ApiState, ConfigError> {
+        let clients = Clients::load(config);
+        let store = clients.store(config)?;
+        state(
+            config,
+            store,
+            Arc::new(Unwired),
+            Arc::new(Unwired),
+            None,
+            None,
+        )
     }
 }
 
@@ -429,7 +453,10 @@ fn state(
         providers: ProviderChain::new(providers),
         narrators: None,
         leases: Some(store.clone()),
-        quotas: Some(store),
+        quotas: Some(store.clone()),
+        // Submit and upload announcements check webhook URLs by the stack's rules; the webhook
+        // routes read the tenant's secrets and deliveries from the same table.
+        webhooks: Some(crate::wiring::webhooks(config, &store)?),
         clip_limits: ClipLimits::default(),
         media: absent,
         scratch_dir: config.scratch_dir.clone(),
@@ -447,6 +474,7 @@ fn state(
             signer: Arc::new(Unwired),
             starter: None,
             policy: config.upload,
+            webhook_rules: config.webhook_settings().url_rules,
             cursors: Some(cursor_seal(config)?),
         })),
         None => None,

@@ -123,7 +123,7 @@ pub struct Webhooks {
     pub secrets: Arc<dyn WebhookSecretStore>,
     pub log: Arc<dyn DeliveryLog>,
     pub settings: WebhookSettings,
-    client: reqwest::Client,
+    client: std::sync::OnceLock<reqwest::Client>,
     random: ring::rand::SystemRandom,
 }
 
@@ -136,26 +136,35 @@ impl Webhooks {
         log: Arc<dyn DeliveryLog>,
         settings: WebhookSettings,
     ) -> Result<Self, WebhookError> {
-        let client = reqwest::Client::builder()
-            // Every name is resolved and checked by the guard, and the connection goes to what
-            // it checked; a proxy would resolve for us, so none is used.
-            .dns_resolver(Arc::new(guard::GuardedResolver {
-                allow_loopback: settings.url_rules.allow_loopback,
-            }))
-            .no_proxy()
-            // A redirect could lead anywhere; a receiver that moved says so with its 3xx.
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(settings.attempt_timeout)
-            .user_agent("vidpipe-webhooks/1")
-            .build()
-            .map_err(|e| WebhookError::Client(e.to_string()))?;
         Ok(Self {
             secrets,
             log,
             settings,
-            client,
+            client: std::sync::OnceLock::new(),
             random: ring::rand::SystemRandom::new(),
         })
+    }
+
+    /// The guarded HTTP client, built on first delivery: the API's routes only read and rotate
+    /// secrets, and never pay for (nor link) a client they do not use.
+    fn client(&self) -> Result<&reqwest::Client, WebhookError> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        let client = reqwest::Client::builder()
+            // Every name is resolved and checked by the guard, and the connection goes to what
+            // it checked; a proxy would resolve for us, so none is used.
+            .dns_resolver(Arc::new(guard::GuardedResolver {
+                allow_loopback: self.settings.url_rules.allow_loopback,
+            }))
+            .no_proxy()
+            // A redirect could lead anywhere; a receiver that moved says so with its 3xx.
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(self.settings.attempt_timeout)
+            .user_agent("vidpipe-webhooks/1")
+            .build()
+            .map_err(|e| WebhookError::Client(e.to_string()))?;
+        Ok(self.client.get_or_init(|| client))
     }
 
     fn fresh_secret(&self) -> Result<WebhookSecret, WebhookError> {
@@ -422,8 +431,16 @@ impl Webhooks {
         let now = Utc::now();
         let timestamp = now.timestamp();
         let signature = sign::signature_header(id, timestamp, body, &secrets.signing_secrets(now));
-        let request = self
-            .client
+        let client = match self.client() {
+            Ok(c) => c,
+            Err(e) => {
+                return Verdict::Stop {
+                    status: None,
+                    error: e.to_string(),
+                };
+            }
+        };
+        let request = client
             .post(target.url.as_str())
             .header("content-type", "application/json")
             .header("webhook-id", id)
