@@ -166,6 +166,30 @@ pub static API_FUNCTIONS: &[ApiFunction] = &[
         "vidpipe-api-retry-processing-job",
         RETRY
     ),
+    function!(
+        GetWebhookSecret,
+        "GetWebhookSecretFunction",
+        "vidpipe-api-get-webhook-secret",
+        WEBHOOK_SECRETS
+    ),
+    function!(
+        RotateWebhookSecret,
+        "RotateWebhookSecretFunction",
+        "vidpipe-api-rotate-webhook-secret",
+        WEBHOOK_SECRETS
+    ),
+    function!(
+        ListGenerationDeliveries,
+        "ListGenerationDeliveriesFunction",
+        "vidpipe-api-list-generation-deliveries",
+        RECORDS
+    ),
+    function!(
+        ListProcessingDeliveries,
+        "ListProcessingDeliveriesFunction",
+        "vidpipe-api-list-processing-deliveries",
+        RECORDS
+    ),
 ];
 
 /// The function deployed for a route.
@@ -621,6 +645,8 @@ mod tests {
                     | Operation::ListProcessingJobs
                     | Operation::GetProcessingJob
                     | Operation::DownloadProcessingJob
+                    | Operation::ListGenerationDeliveries
+                    | Operation::ListProcessingDeliveries
             );
             assert_eq!(reads, !f.grants.contains(&TableWrite), "{}", f.bin);
             if reads {
