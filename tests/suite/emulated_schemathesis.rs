@@ -11,9 +11,6 @@
 //! parameters, half the time, so the read, cancel, download, complete, abort and retry routes
 //! answer on live records as well as on unknown ids.
 //!
-//! schemathesis's probes with methods no API route has skip TRACE and QUERY, which the emulated
-//! gateway answers itself (see [`config`]).
-//!
 //! The stack runs with a concurrent-jobs quota of 1 and a daily output budget of 3 minutes: a
 //! fuzzed generation may ask for 300 s of 1080p, and the quotas bound how much of that two cores
 //! render while the run goes on; the 429s they answer are judged like any other response.
@@ -240,12 +237,7 @@ fn config(seeded: &Seeded) -> String {
         let quoted: Vec<String> = ids.iter().map(|i| format!("{i:?}")).collect();
         format!("[{}]", quoted.join(", "))
     };
-    // Every method schemathesis probes a path with but TRACE and QUERY: the emulated HTTP API
-    // gateway (a Python HTTP server) has no handler for them and answers a 501 of its own before
-    // any function runs; API Gateway, too, answers them itself in AWS.
-    let mut toml = String::from(
-        "[phases.coverage]\nunexpected-methods = [\"get\", \"put\", \"post\", \"delete\", \"options\", \"patch\"]\n\n",
-    );
+    let mut toml = String::new();
     for (name, ids, path) in [
         (
             "generations",

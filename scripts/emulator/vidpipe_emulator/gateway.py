@@ -136,6 +136,13 @@ class Gateway:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _any
 
+            def __getattr__(self, name: str) -> Any:
+                # Any other method (TRACE, QUERY, ...) is matched like the rest: API Gateway
+                # answers an unrouted one with its 404, never a 501 of its own.
+                if name.startswith("do_"):
+                    return self._any
+                raise AttributeError(name)
+
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, name="gateway", daemon=True).start()
