@@ -8,9 +8,7 @@ use crate::wiring::NoMedia;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
-use vidpipe_aws::{
-    DynamoJobStore, Encryption, S3BlobStore, S3PutSigner, S3ReadOnly, SfnOrchestrator,
-};
+use vidpipe_aws::{DynamoJobStore, S3BlobStore, S3PutSigner, S3ReadOnly, SfnOrchestrator};
 use vidpipe_domain::ErrorClass;
 use vidpipe_domain::plan::RulesPlanner;
 use vidpipe_domain::ports::{
@@ -441,16 +439,7 @@ impl Clients {
     }
 
     fn bucket(&self, config: &Config) -> Result<S3BlobStore, ConfigError> {
-        let encryption = match &config.kms_key_id {
-            Some(key) => Encryption::Kms {
-                key_id: Some(key.clone()),
-            },
-            None => Encryption::S3Managed,
-        };
-        Ok(
-            S3BlobStore::new(vidpipe_aws::config::s3_client(&self.sdk), config.bucket()?)
-                .with_encryption(encryption),
-        )
+        crate::wiring::media_bucket(vidpipe_aws::config::s3_client(&self.sdk), config)
     }
 }
 

@@ -17,9 +17,7 @@ pub mod wiring;
 pub use ai_kinds::{PlannerKind, ProviderKind};
 pub use config::{Config, ConfigError};
 pub use diagnostic::StepFailure;
-pub use wiring::{
-    Aws, NoNotifier, process_deps, service, upload_service, with_media, without_media,
-};
+pub use wiring::{Aws, NoNotifier, process_deps, with_media};
 
 /// The whole life of the upload dispatcher: configuration and clients once per cold start, then
 /// one SQS batch per invocation (see [`dispatch`]).

@@ -3,7 +3,7 @@
 use crate::ai::{BedrockDeps, ReelOutput, SecretValues};
 use crate::config::{Config, ConfigError};
 use std::sync::Arc;
-use vidpipe_aws::{AwsClients, DynamoJobStore, Encryption, S3BlobStore, SfnOrchestrator};
+use vidpipe_aws::{AwsClients, DynamoJobStore, Encryption, S3BlobStore};
 use vidpipe_domain::media::{CompositionJob, ProbeInfo, ToolVersions};
 use vidpipe_domain::plan::RulesPlanner;
 use vidpipe_domain::ports::{
@@ -11,12 +11,10 @@ use vidpipe_domain::ports::{
 };
 use vidpipe_domain::processing::{ProcessEvent, RenditionSet};
 use vidpipe_media::{FfmpegEngine, ProceduralProvider, Tools};
-use vidpipe_pipeline::cursor::CursorSeal;
+use vidpipe_pipeline::StepDeps;
 use vidpipe_pipeline::generation::{ClipLimits, FallbackPlanner, ProviderChain};
 use vidpipe_pipeline::processing::ProcessDeps;
-use vidpipe_pipeline::uploads::UploadService;
 use vidpipe_pipeline::webhooks::Webhooks;
-use vidpipe_pipeline::{Service, StepDeps};
 
 /// The SDK clients, from one loaded configuration (credentials, region, endpoint).
 #[derive(Clone)]
@@ -36,14 +34,22 @@ impl Aws {
     }
 
     pub fn blob_store(&self, config: &Config) -> Result<S3BlobStore, ConfigError> {
-        let encryption = match &config.kms_key_id {
-            Some(key) => Encryption::Kms {
-                key_id: Some(key.clone()),
-            },
-            None => Encryption::S3Managed,
-        };
-        Ok(S3BlobStore::new(self.clients.s3.clone(), config.bucket()?).with_encryption(encryption))
+        media_bucket(self.clients.s3.clone(), config)
     }
+}
+
+/// The media bucket over an S3 client, encrypting with the stack's KMS key when it has one.
+pub(crate) fn media_bucket(
+    s3: aws_sdk_s3::Client,
+    config: &Config,
+) -> Result<S3BlobStore, ConfigError> {
+    let encryption = match &config.kms_key_id {
+        Some(key) => Encryption::Kms {
+            key_id: Some(key.clone()),
+        },
+        None => Encryption::S3Managed,
+    };
+    Ok(S3BlobStore::new(s3, config.bucket()?).with_encryption(encryption))
 }
 
 /// Where ffmpeg should be. Functions without the layer (plan, record-failure, the API) never run
@@ -80,16 +86,6 @@ pub async fn with_media(config: &Config, aws: &Aws) -> Result<StepDeps, ConfigEr
         Some(narrators),
     )
     .await
-}
-
-/// What the API and the bookkeeping steps need. They never render, and a separate function
-/// (rather than a flag) is what lets the linker drop the engine, the procedural provider,
-/// captions, fonts and image decoders from their bootstraps: a branch chosen at run time would
-/// keep both sides. The AI providers stay: the API cancels their running calls.
-pub async fn without_media(config: &Config, aws: &Aws) -> Result<StepDeps, ConfigError> {
-    let absent = Arc::new(NoMedia::new());
-    // Narration happens in the plan step only: the API and bookkeeping steps link no narrator.
-    deps(config, aws, absent.clone(), absent, None).await
 }
 
 /// Builds the narrators once the secrets are read (an OpenAI-compatible narrator needs its key).
@@ -155,74 +151,6 @@ async fn deps(
         worker_threshold_frames: config.compose_worker_threshold_frames,
         memory_mb: config.memory_mb,
     })
-}
-
-/// The API's service: the step dependencies plus Step Functions as the orchestrator.
-pub fn service(config: &Config, aws: &Aws, deps: StepDeps) -> Result<Service, ConfigError> {
-    let arn = config
-        .state_machine_arn
-        .clone()
-        .ok_or(ConfigError::Missing("VIDPIPE_STATE_MACHINE_ARN"))?;
-    let service = Service::new(
-        deps,
-        Arc::new(SfnOrchestrator::new(aws.clients.sfn.clone(), arn)),
-    )
-    .with_quota_limits(config.quota_limits);
-    match &config.cursor_key {
-        Some(key) => {
-            let seal =
-                CursorSeal::from_secret(key.material()).map_err(|e| ConfigError::Invalid {
-                    name: "VIDPIPE_CURSOR_KEY",
-                    why: e.to_string(),
-                })?;
-            Ok(service.with_cursor_seal(seal))
-        }
-        None => {
-            tracing::warn!(
-                "VIDPIPE_CURSOR_KEY is unset: list cursors page only on the instance that issued them"
-            );
-            Ok(service)
-        }
-    }
-}
-
-/// The API's uploads and processing jobs: records in the job table, presigning by the media
-/// bucket, retries started on the processing state machine. `None` without that state machine's
-/// ARN (the routes then answer 503).
-pub fn upload_service(config: &Config, aws: &Aws) -> Result<Option<UploadService>, ConfigError> {
-    let Some(arn) = config.processing_state_machine_arn.clone() else {
-        return Ok(None);
-    };
-    let store = Arc::new(DynamoJobStore::new(
-        aws.clients.dynamodb.clone(),
-        config.table()?,
-    ));
-    let blobs = Arc::new(aws.blob_store(config)?);
-    Ok(Some(UploadService {
-        uploads: store.clone(),
-        records: store,
-        blobs: blobs.clone(),
-        signer: blobs,
-        starter: Some(Arc::new(crate::dispatch::SfnProcessStarter::new(
-            aws.clients.sfn.clone(),
-            arn,
-        ))),
-        policy: config.upload,
-        webhook_rules: config.webhook_settings().url_rules,
-        // Under the same key as generations' cursors, so every instance reads every other's.
-        cursors: Some(match &config.cursor_key {
-            Some(key) => {
-                CursorSeal::from_secret(key.material()).map_err(|e| ConfigError::Invalid {
-                    name: "VIDPIPE_CURSOR_KEY",
-                    why: e.to_string(),
-                })?
-            }
-            None => CursorSeal::ephemeral().map_err(|e| ConfigError::Invalid {
-                name: "VIDPIPE_CURSOR_KEY",
-                why: e.to_string(),
-            })?,
-        }),
-    }))
 }
 
 /// What the processing function's steps need: processing records in the job table, the media
