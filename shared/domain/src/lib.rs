@@ -4,6 +4,7 @@
 pub mod asset;
 pub mod captions;
 pub mod error;
+pub mod events;
 pub mod job;
 pub mod keys;
 pub mod loudness;

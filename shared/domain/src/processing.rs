@@ -620,6 +620,81 @@ pub struct ProcessJob {
     /// Retries asked for over the API; retry `n` runs as execution [`ProcessJob::retry_name`].
     #[serde(default, skip_serializing_if = "is_zero")]
     pub retries: u32,
+    /// Where the current run is, for live progress. Absent on records written before it existed
+    /// and on runs that have not been probed yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<StageProgress>,
+}
+
+/// The stages of a processing run as subscribers see them. Trim and watermark happen inside the
+/// rendition pass (one ffmpeg decode does all three), so a run enters them as the pass starts;
+/// the thumbnail stage is entered once the thumbnail is stored beside the renditions.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcessStage {
+    Probe,
+    Trim,
+    Watermark,
+    Renditions,
+    Thumbnail,
+    Publish,
+}
+
+impl ProcessStage {
+    pub const ALL: [ProcessStage; 6] = [
+        ProcessStage::Probe,
+        ProcessStage::Trim,
+        ProcessStage::Watermark,
+        ProcessStage::Renditions,
+        ProcessStage::Thumbnail,
+        ProcessStage::Publish,
+    ];
+
+    /// The serde name: what records and events call the stage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProcessStage::Probe => "probe",
+            ProcessStage::Trim => "trim",
+            ProcessStage::Watermark => "watermark",
+            ProcessStage::Renditions => "renditions",
+            ProcessStage::Thumbnail => "thumbnail",
+            ProcessStage::Publish => "publish",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+
+    /// Percent of the run at which the stage starts and ends. The rendition encodes dominate
+    /// wall time, so they carry the largest share; trim and watermark are entered together with
+    /// them and carry none of their own.
+    pub fn span(self) -> (f64, f64) {
+        match self {
+            ProcessStage::Probe => (0.0, 5.0),
+            ProcessStage::Trim => (5.0, 5.0),
+            ProcessStage::Watermark => (5.0, 5.0),
+            ProcessStage::Renditions => (5.0, 85.0),
+            ProcessStage::Thumbnail => (85.0, 90.0),
+            ProcessStage::Publish => (90.0, 100.0),
+        }
+    }
+}
+
+impl std::fmt::Display for ProcessStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The stage a run is in, when it entered it, and how far into it (0..=1) it is.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StageProgress {
+    pub stage: ProcessStage,
+    pub started_at: DateTime<Utc>,
+    #[serde(default)]
+    pub fraction: f64,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -666,6 +741,11 @@ impl ProcessJob {
     /// A new run of this record: cleared of any earlier run's outcome. Allowed from any status.
     pub fn start_run(&self, now: DateTime<Utc>) -> Result<ProcessJob, ProcessTransitionError> {
         let mut next = self.moved(ProcessStatus::Running, now)?;
+        next.step = Some(StageProgress {
+            stage: ProcessStage::Probe,
+            started_at: now,
+            fraction: 0.0,
+        });
         next.error = None;
         next.outputs.clear();
         next.thumbnail_key = None;
@@ -687,6 +767,54 @@ impl ProcessJob {
         next.manifest_key = Some(manifest_key);
         next.error = None;
         Ok(next)
+    }
+
+    /// The running run entered `stage` (or moved within it to `fraction`). `None` when there is
+    /// nothing to write: the run is not running, is already past that point, or the fraction
+    /// moved by less than `min_step` (so a progress callback does not write on every frame).
+    pub fn advanced(
+        &self,
+        stage: ProcessStage,
+        fraction: f64,
+        min_step: f64,
+        now: DateTime<Utc>,
+    ) -> Option<ProcessJob> {
+        if self.status != ProcessStatus::Running {
+            return None;
+        }
+        let fraction = fraction.clamp(0.0, 1.0);
+        let step = match self.step {
+            Some(cur) if cur.stage > stage => return None,
+            Some(cur) if cur.stage == stage => {
+                if fraction < cur.fraction + min_step && fraction < 1.0 || fraction <= cur.fraction
+                {
+                    return None;
+                }
+                StageProgress { fraction, ..cur }
+            }
+            _ => StageProgress {
+                stage,
+                started_at: now,
+                fraction,
+            },
+        };
+        let mut next = self.clone();
+        next.step = Some(step);
+        next.updated_at = now;
+        Some(next)
+    }
+
+    /// Percent of the run done, from its stage and the fraction within it; derived, never
+    /// stored. A failed run keeps the percent it had reached.
+    pub fn progress(&self) -> f64 {
+        match (self.status, self.step) {
+            (ProcessStatus::Succeeded, _) => 100.0,
+            (_, None) => 0.0,
+            (_, Some(s)) => {
+                let (lo, hi) = s.stage.span();
+                lo + (hi - lo) * s.fraction.clamp(0.0, 1.0)
+            }
+        }
     }
 
     /// The run failed for `failure`. Refused once the run succeeded.
@@ -747,6 +875,7 @@ impl ProcessJob {
             updated_at: now,
             version: 0,
             retries: 0,
+            step: None,
         }
     }
 }
