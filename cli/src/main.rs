@@ -5,6 +5,7 @@
 mod ai;
 mod output;
 mod process;
+mod serve;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -67,6 +68,8 @@ enum Command {
     Jobs(JobsCommand),
     /// Process a raw video as an upload would be: trim, watermark, platform renditions, thumbnail.
     Process(Box<process::ProcessArgs>),
+    /// Serve the HTTP API, live progress and the web app on this machine (open the URL it prints).
+    Serve(Box<serve::ServeArgs>),
 }
 
 #[derive(Args)]
@@ -239,6 +242,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             jobs(&stack, cmd).await
         }
         Command::Process(args) => process::process(LocalStack::open(options(1)).await?, args).await,
+        Command::Serve(args) => serve::serve(options(2), args).await,
     }
 }
 

@@ -162,7 +162,7 @@ impl LocalStack {
         &self.service
     }
 
-    pub fn orchestrator(&self) -> &EmbeddedOrchestrator {
+    pub fn orchestrator(&self) -> &Arc<EmbeddedOrchestrator> {
         &self.orchestrator
     }
 
@@ -181,6 +181,25 @@ impl LocalStack {
     /// Where a blob key lives on disk.
     pub fn blob_path(&self, key: &str) -> PathBuf {
         self.blobs.path_of(key)
+    }
+
+    /// The SQLite file's store (jobs, processing records, uploads).
+    pub fn store(&self) -> &Arc<SqliteJobStore> {
+        &self.store
+    }
+
+    /// The filesystem blob store.
+    pub fn blobs(&self) -> &Arc<FsBlobStore> {
+        &self.blobs
+    }
+
+    /// The same service (store, orchestrator, quotas) seeing the blobs through `blobs`: `vidpipe
+    /// serve` hands the API a view whose download links are its own signed URLs rather than the
+    /// `file://` paths the CLI prints. Jobs still run on the stack's own runner and store.
+    pub fn service_with_blobs(&self, blobs: Arc<dyn BlobStore>) -> Service {
+        let mut deps = self.service.deps.clone();
+        deps.blobs = blobs;
+        Service::new(deps, self.orchestrator.clone()).with_quota_limits(self.service.quota_limits)
     }
 }
 

@@ -5,7 +5,7 @@ mod fs;
 mod sqlite;
 
 pub use fs::{FsBlobStore, RESERVED_SEGMENT, file_url};
-pub use sqlite::SqliteJobStore;
+pub use sqlite::{SqliteJobStore, Unfinished};
 
 use std::path::PathBuf;
 

@@ -126,6 +126,13 @@ CREATE TABLE IF NOT EXISTS webhook_attempts (
 ) STRICT, WITHOUT ROWID;
 ";
 
+/// Ids of unfinished work across every tenant (see [`SqliteJobStore::unfinished`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unfinished {
+    pub jobs: Vec<String>,
+    pub processing: Vec<String>,
+}
+
 /// SQLite-backed job and asset records. Not `Clone` on purpose: a clone would share the
 /// connection, so wrap a handle in an `Arc` to share it, and `open` again for an independent one.
 pub struct SqliteJobStore {
@@ -197,6 +204,32 @@ impl SqliteJobStore {
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
+    }
+
+    /// Every tenant's unfinished work: generation jobs in no terminal state, and processing
+    /// records still running. A process that runs jobs in process (`vidpipe serve`) asks at
+    /// start-up, when none of these can still be running, to record them as failed.
+    pub async fn unfinished(&self) -> Result<Unfinished, StoreError> {
+        self.with_conn(|conn| {
+            let ids = |sql: &str| -> Result<Vec<String>, StoreError> {
+                let mut stmt = conn.prepare(sql).map_err(sql_error)?;
+                let rows = stmt
+                    .query_map([], |r| r.get::<_, String>(0))
+                    .map_err(sql_error)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(sql_error)
+            };
+            Ok(Unfinished {
+                jobs: ids(
+                    "SELECT id FROM jobs WHERE status NOT IN ('completed', 'failed', 'cancelled') \
+                     ORDER BY created_at",
+                )?,
+                processing: ids(
+                    "SELECT id FROM process_jobs WHERE json_extract(doc, '$.status') = 'running' \
+                     ORDER BY updated_at",
+                )?,
+            })
+        })
+        .await
     }
 
     /// Runs `f` with this handle's connection on the blocking pool.

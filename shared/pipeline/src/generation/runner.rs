@@ -303,6 +303,38 @@ impl EmbeddedOrchestrator {
     }
 }
 
+impl EmbeddedOrchestrator {
+    /// Waits up to `grace` for every run still going to end on its own, then aborts the ones
+    /// that have not and returns their ids, so the caller can record why they stopped. A
+    /// process that is shutting down calls it once, after it has stopped starting jobs.
+    pub async fn drain(&self, grace: Duration) -> Vec<JobId> {
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let running: Vec<JobId> = self
+                .runs
+                .lock()
+                .expect("runs lock")
+                .iter()
+                .filter(|(_, h)| h.as_ref().is_some_and(|h| !h.is_finished()))
+                .map(|(id, _)| id.clone())
+                .collect();
+            if running.is_empty() {
+                return running;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let runs = self.runs.lock().expect("runs lock");
+                for id in &running {
+                    if let Some(Some(handle)) = runs.get(id) {
+                        handle.abort();
+                    }
+                }
+                return running;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
 #[async_trait]
 impl Orchestrator for EmbeddedOrchestrator {
     async fn start(&self, job: &JobId) -> Result<(), OrchestratorError> {

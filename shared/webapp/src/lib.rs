@@ -1,0 +1,166 @@
+//! The web app as the binary carries it: the files `scripts/web-build.sh` writes to `web/dist`,
+//! embedded at compile time, and the `/app-config.json` document that tells the app where the
+//! API and the live-progress socket are and how to sign in. `vidpipe serve` and the stack's app
+//! function both serve these, so the page is the same everywhere.
+//!
+//! When `web/dist` is absent (the app was never built), the crate still compiles, and
+//! [`asset`] answers the index with a small page saying how to build it.
+
+use rust_embed::RustEmbed;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+
+#[derive(RustEmbed)]
+#[folder = "../../web/dist"]
+#[allow_missing = true]
+struct Dist;
+
+/// One file to answer with.
+#[derive(Debug, Clone)]
+pub struct Asset {
+    pub body: Cow<'static, [u8]>,
+    pub content_type: String,
+    /// Vite names built files by content (`assets/index-3f2a1b.js`): those may be cached for
+    /// good; everything else (the index, the app config) must be revalidated.
+    pub immutable: bool,
+    /// A hex SHA-256 of the body, for `ETag`.
+    pub etag: String,
+}
+
+/// What answers a path the app does not have but the browser asked for as a page: the app's
+/// router decides what `/jobs/123` shows, so every page path gets the index.
+pub const INDEX: &str = "index.html";
+
+/// Shown when the binary was built without the app (`web/dist` missing).
+pub const NOT_BUILT_PAGE: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>vidpipe: app not built</title></head><body style=\"font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem\">\
+<h1>vidpipe: app not built</h1>\
+<p>This binary was built without the web app. Build it with <code>scripts/web-build.sh</code> \
+(which writes <code>web/dist</code>), then rebuild vidpipe. The API is served all the same under \
+<code>/v1/</code>.</p></body></html>\n";
+
+/// Whether the binary carries the built app.
+pub fn is_built() -> bool {
+    Dist::get(INDEX).is_some()
+}
+
+/// The embedded file at `path` (no leading `/`; `""` is the index). A path with no file and no
+/// extension is a page of the app and gets the index; a missing file with an extension (a
+/// script, an image) is `None`, so it is a 404 rather than HTML the browser cannot use.
+pub fn asset(path: &str) -> Option<Asset> {
+    let path = path.trim_start_matches('/');
+    let path = if path.is_empty() { INDEX } else { path };
+    if let Some(file) = Dist::get(path) {
+        return Some(Asset {
+            content_type: file.metadata.mimetype().to_owned(),
+            immutable: path.starts_with("assets/"),
+            etag: hex(&file.metadata.sha256_hash()),
+            body: file.data,
+        });
+    }
+    let last = path.rsplit('/').next().unwrap_or_default();
+    if last.contains('.') && path != INDEX {
+        return None;
+    }
+    Some(match Dist::get(INDEX) {
+        Some(file) => Asset {
+            content_type: "text/html; charset=utf-8".into(),
+            immutable: false,
+            etag: hex(&file.metadata.sha256_hash()),
+            body: file.data,
+        },
+        None => Asset {
+            body: Cow::Borrowed(NOT_BUILT_PAGE.as_bytes()),
+            content_type: "text/html; charset=utf-8".into(),
+            immutable: false,
+            etag: String::new(),
+        },
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `GET /app-config.json`: where the app finds the API and the socket, and how it signs in.
+/// The shape is shared with the web app and the stack (see the live-progress contract).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppConfig {
+    /// Prefix of the API's `/v1/...` paths: `""` for the same origin.
+    pub api_base: String,
+    /// The live-progress WebSocket, `ws://.../v1/live` or the stack's `wss://...`; `None` where
+    /// the deployment has none (the app then polls).
+    pub websocket_url: Option<String>,
+    pub auth: AuthConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "lowercase")]
+pub enum AuthConfig {
+    /// `vidpipe serve` on loopback: no sign-in at all.
+    Local,
+    /// `vidpipe serve` on another address: the token it printed at start-up, sent as
+    /// `Authorization: Bearer` (and `?token=` on the socket).
+    Token,
+    /// The stack: OIDC authorization code with PKCE against `issuer`, for `client_id`.
+    Oidc {
+        issuer: String,
+        client_id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        audience: Option<String>,
+    },
+}
+
+impl AppConfig {
+    pub fn to_json(&self) -> String {
+        // Strings and options only: encoding cannot fail.
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_config_has_the_contract_shape() {
+        let local = AppConfig {
+            api_base: String::new(),
+            websocket_url: Some("ws://127.0.0.1:8080/v1/live".into()),
+            auth: AuthConfig::Local,
+        };
+        assert_eq!(
+            serde_json::to_value(&local).unwrap(),
+            serde_json::json!({"api_base": "", "websocket_url": "ws://127.0.0.1:8080/v1/live", "auth": {"mode": "local"}})
+        );
+        let oidc = AppConfig {
+            api_base: "https://api.example".into(),
+            websocket_url: Some("wss://ws.example".into()),
+            auth: AuthConfig::Oidc {
+                issuer: "https://issuer.example".into(),
+                client_id: "abc".into(),
+                audience: Some("vidpipe".into()),
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(&oidc).unwrap()["auth"],
+            serde_json::json!({"mode": "oidc", "issuer": "https://issuer.example", "client_id": "abc", "audience": "vidpipe"})
+        );
+    }
+
+    #[test]
+    fn pages_get_the_index_and_missing_files_do_not() {
+        let index = asset("").expect("the index, built or not");
+        assert!(index.content_type.starts_with("text/html"));
+        assert_eq!(
+            asset("jobs/123").expect("a page path").body,
+            index.body,
+            "an app route is the index"
+        );
+        assert!(asset("assets/missing-file.js").is_none());
+        if !is_built() {
+            assert_eq!(index.body.as_ref(), NOT_BUILT_PAGE.as_bytes());
+        }
+    }
+}
