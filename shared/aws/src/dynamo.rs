@@ -18,11 +18,13 @@
 //! | quota claim | `QUOTA#<tenant>` | `CLAIM#<job>` | `job`, `day`, `seconds`, `claimed_at` (epoch ms) |
 //! | tenant's webhook secrets | `WHSEC#<tenant>` | `META` | `doc`, `owner`, `version` |
 //! | webhook delivery attempt | `HOOK#<kind>#<job id>` | `ATTEMPT#<attempt id>` | `doc`, `attempted_at`, `webhook_id`, `outcome`, `expires_at` |
+//! | batch of generation requests | `BATCH#<id>` | `META` | `doc`, `owner`, `created_at`, `item_count`, `expires_at` |
 //!
 //! `GSI1` (`GSI1PK` = `TENANT#<owner>`, `GSI1SK` = `<created_at, RFC 3339 with nanoseconds>#<id>`,
 //! projection ALL) lists a tenant's jobs newest first. Every item carries `entity` (`job`, `clip`,
-//! `asset`, `idempotency`, `process`, `lease`, `quota`, `webhook_secret`, `webhook_attempt`) so a
-//! raw scan is readable. Webhook secrets and attempts are in `dynamo/webhook.rs`.
+//! `asset`, `idempotency`, `process`, `lease`, `quota`, `webhook_secret`, `webhook_attempt`,
+//! `batch`) so a raw scan is readable. Webhook secrets and attempts are in `dynamo/webhook.rs`,
+//! batches in `dynamo/batch.rs`.
 //!
 //! Lease pools ([`LeaseStore`](vidpipe_domain::ports::LeaseStore), in `dynamo/lease.rs`) keep all
 //! of a pool's leases in one item, so a grant is one conditional write on its `version`.
@@ -68,6 +70,7 @@ use vidpipe_domain::ports::{
 use vidpipe_domain::processing::{ProcessJob, ProcessStatus};
 use vidpipe_domain::upload::{UploadId, UploadRecord};
 
+mod batch;
 mod lease;
 mod quota;
 mod webhook;

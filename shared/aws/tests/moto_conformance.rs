@@ -32,7 +32,7 @@ use vidpipe_domain::ports::{
 };
 use vidpipe_domain::processing::{ProcessFailure, ProcessJob, ProcessStatus, SourceRef};
 use vidpipe_pipeline::conformance::{
-    blob_store, job_store, lease_store, process_store, quota_store, webhook_store,
+    batch_store, blob_store, job_store, lease_store, process_store, quota_store, webhook_store,
 };
 
 const TABLE: &str = "vidpipe-test";
@@ -253,6 +253,16 @@ async fn dynamo_webhook_stores_conform() {
     let b = Arc::new(job_store_on(&moto).await);
     webhook_store::secret_store_run_all(a.clone(), b).await;
     webhook_store::delivery_log_run_all(&*a).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamo_batch_store_conforms() {
+    let moto = Moto::start().await;
+    table_on(&moto).await;
+    // Two clients, as the batch route writing and the batch read route reading would be.
+    let a = job_store_on(&moto).await;
+    let b = job_store_on(&moto).await;
+    batch_store::run_all(&a, &b).await;
 }
 
 /// A tenant's quotas are items under `QUOTA#<tenant>`: `ACTIVE` with the set of claimed jobs,

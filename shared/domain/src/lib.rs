@@ -2,6 +2,7 @@
 //! and the port traits the adapters implement. Nothing here touches AWS, the network or processes.
 
 pub mod asset;
+pub mod batch;
 pub mod captions;
 pub mod error;
 pub mod events;

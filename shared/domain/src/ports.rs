@@ -724,6 +724,21 @@ pub trait DeliveryLog: Send + Sync {
     ) -> Result<Vec<crate::webhook::DeliveryAttempt>, StoreError>;
 }
 
+/// Batches of generation requests ([`crate::batch::Batch`]), one record per batch.
+///
+/// Contract: `put_batch` writes a new batch whole (every item, every field); an id already
+/// stored is `AlreadyExists`, writing nothing, so a batch is never half replaced. `get_batch`
+/// returns the batch as written, items in their order, or `None`. The store does not judge
+/// owners: callers compare `owner` (another tenant's batch reads as absent).
+#[async_trait]
+pub trait BatchStore: Send + Sync {
+    async fn put_batch(&self, batch: &crate::batch::Batch) -> Result<(), StoreError>;
+    async fn get_batch(
+        &self,
+        id: &crate::batch::BatchId,
+    ) -> Result<Option<crate::batch::Batch>, StoreError>;
+}
+
 /// An empty tenant or job id names nothing: every adapter refuses it alike.
 pub fn check_webhook_name(what: &str, value: &str) -> Result<(), StoreError> {
     if value.is_empty() {

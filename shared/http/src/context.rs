@@ -165,16 +165,21 @@ pub fn idempotency_key(req: &Request) -> Result<Option<String>, ApiError> {
         return Ok(None);
     };
     let key = value.to_str().ok().map(str::trim).unwrap_or_default();
-    if key.is_empty()
-        || key.len() > IDEMPOTENCY_KEY_MAX
-        || !key.bytes().all(|b| b.is_ascii_graphic())
-    {
+    if !is_idempotency_key(key) {
         return Err(ApiError::bad_request(
             "Idempotency-Key",
-            format!("must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters"),
+            IDEMPOTENCY_KEY_RULE,
         ));
     }
     Ok(Some(key.to_owned()))
+}
+
+/// The rule an idempotency key breaks, in a header or a batch item.
+pub const IDEMPOTENCY_KEY_RULE: &str = "must be 1 to 255 visible ASCII characters";
+
+/// 1..=255 visible ASCII characters, scoped to the tenant wherever it is given.
+pub fn is_idempotency_key(key: &str) -> bool {
+    !key.is_empty() && key.len() <= IDEMPOTENCY_KEY_MAX && key.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// The query string's parameters. A parameter given twice is refused rather than guessed at.
@@ -201,12 +206,30 @@ impl Query {
 /// JSON (415), malformed JSON (400), and a well-formed body of the wrong shape (422), naming the
 /// field's path in the last case.
 pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    let value = json_document(req, MAX_BODY_BYTES)?;
+    if let Some(path) = first_array(&value, String::new()) {
+        let field = if path.is_empty() {
+            "body".to_owned()
+        } else {
+            echo_unquoted(&path)
+        };
+        return Err(ApiError::invalid(
+            &field,
+            "must not be an array: no field of this API takes a list",
+        ));
+    }
+    json::typed(&value).map_err(|e| ApiError::Invalid(ValidationErrors { errors: vec![e] }))
+}
+
+/// Reads a JSON body as one document, of any shape: refuses a body over `max_bytes` (413), a
+/// content type other than JSON (415), an empty body, malformed JSON or a key given twice (400).
+pub fn json_document(req: &Request, max_bytes: usize) -> Result<serde_json::Value, ApiError> {
     // Text, binary (base64 in the event, decoded by lambda_http) and empty bodies alike.
     let bytes: &[u8] = req.body().as_ref();
-    if bytes.len() > MAX_BODY_BYTES {
+    if bytes.len() > max_bytes {
         return Err(ApiError::TooLarge {
             detail: format!(
-                "The body is {} bytes; the limit is {MAX_BODY_BYTES}.",
+                "The body is {} bytes; the limit is {max_bytes}.",
                 bytes.len()
             ),
             errors: vec![],
@@ -236,8 +259,8 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     }
     // Syntax and repeated keys first (400), then shape (422). Going through a `Value` also lets
     // arrays be refused: serde reads an array as a struct's fields by position, which no caller
-    // means, and none of the API's bodies has an array field.
-    let value = json::parse(bytes).map_err(|e| match e {
+    // means, and none of the single requests' bodies has an array field.
+    json::parse(bytes).map_err(|e| match e {
         json::ReadError::Syntax(why) => ApiError::BadRequest {
             detail: format!("The body is not valid JSON: {why}."),
             errors: vec![],
@@ -246,23 +269,11 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
             detail: format!("The body gives the key {path} more than once."),
             errors: vec![FieldError::new(path, "is given more than once")],
         },
-    })?;
-    if let Some(path) = first_array(&value, String::new()) {
-        let field = if path.is_empty() {
-            "body".to_owned()
-        } else {
-            echo_unquoted(&path)
-        };
-        return Err(ApiError::invalid(
-            &field,
-            "must not be an array: no field of this API takes a list",
-        ));
-    }
-    json::typed(&value).map_err(|e| ApiError::Invalid(ValidationErrors { errors: vec![e] }))
+    })
 }
 
 /// The dotted path of the first array in `value`, if any.
-fn first_array(value: &serde_json::Value, path: String) -> Option<String> {
+pub(crate) fn first_array(value: &serde_json::Value, path: String) -> Option<String> {
     match value {
         serde_json::Value::Array(_) => Some(path),
         serde_json::Value::Object(fields) => fields.iter().find_map(|(name, v)| {

@@ -196,57 +196,72 @@ impl ApiError {
                 vec![],
             ),
             ApiError::Internal(_) => internal(),
-            ApiError::Service(e) => match e {
-                ServiceError::Invalid(v) => validation(v),
-                ServiceError::NotFound(id) => spec(
-                    StatusCode::NOT_FOUND,
-                    "not-found",
-                    "Not found",
-                    format!("No generation {id}."),
-                    vec![],
-                ),
-                ServiceError::AlreadyFinished { id, status } => spec(
-                    StatusCode::CONFLICT,
-                    "conflict",
-                    "Conflict",
-                    format!("Generation {id} is already {status}."),
-                    vec![],
-                ),
-                ServiceError::IdempotencyConflict { key, existing } => ApiError::Conflict(format!(
-                    "Idempotency-Key {} was already used with a different request (generation {existing}).",
-                    echo(key)
-                ))
-                .spec(),
-                ServiceError::UnsupportedContentType(e) => ApiError::UnsupportedMediaType {
-                    detail: field_detail(e),
-                    errors: vec![e.clone()],
-                }
-                .spec(),
-                ServiceError::TooLarge(e) => ApiError::TooLarge {
-                    detail: field_detail(e),
-                    errors: vec![e.clone()],
-                }
-                .spec(),
-                ServiceError::InvalidCursor => ApiError::bad_request("cursor", BAD_CURSOR).spec(),
-                ServiceError::CursorKey(_) => internal(),
-                ServiceError::QuotaExceeded(q) => ProblemSpec {
-                    status: StatusCode::TOO_MANY_REQUESTS,
-                    slug: "quota-exceeded",
-                    title: "Quota exceeded",
-                    detail: format!("{}.", capitalised(&q.to_string())),
-                    errors: vec![],
-                    retry_after: Some(q.retry_after),
-                    allow: Vec::new(),
-                    quota: Some(q.clone()),
-                },
-                ServiceError::Store(s) => by_class(s.class()),
-                ServiceError::Blob(b) => by_class(b.class()),
-                ServiceError::Orchestrator(o) => by_class(orchestrator_class(o)),
-                // Media and step failures belong to jobs, not to API calls: reaching one here is a
-                // server fault whatever its class.
-                ServiceError::Media(_) | ServiceError::Step(_) => internal(),
-            },
+            ApiError::Service(e) => service_spec(e),
         }
+    }
+}
+
+/// The status mapping of a service error, for a whole request or one item of a batch.
+pub fn service_spec(e: &ServiceError) -> ProblemSpec {
+    let spec = |status, slug, title, detail: String, errors: Vec<FieldError>| ProblemSpec {
+        status,
+        slug,
+        title,
+        detail,
+        errors,
+        retry_after: None,
+        allow: Vec::new(),
+        quota: None,
+    };
+    match e {
+        ServiceError::Invalid(v) => validation(v),
+        ServiceError::NotFound(id) => spec(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not found",
+            format!("No generation {id}."),
+            vec![],
+        ),
+        ServiceError::AlreadyFinished { id, status } => spec(
+            StatusCode::CONFLICT,
+            "conflict",
+            "Conflict",
+            format!("Generation {id} is already {status}."),
+            vec![],
+        ),
+        ServiceError::IdempotencyConflict { key, existing } => ApiError::Conflict(format!(
+            "Idempotency-Key {} was already used with a different request (generation {existing}).",
+            echo(key)
+        ))
+        .spec(),
+        ServiceError::UnsupportedContentType(e) => ApiError::UnsupportedMediaType {
+            detail: field_detail(e),
+            errors: vec![e.clone()],
+        }
+        .spec(),
+        ServiceError::TooLarge(e) => ApiError::TooLarge {
+            detail: field_detail(e),
+            errors: vec![e.clone()],
+        }
+        .spec(),
+        ServiceError::InvalidCursor => ApiError::bad_request("cursor", BAD_CURSOR).spec(),
+        ServiceError::CursorKey(_) => internal(),
+        ServiceError::QuotaExceeded(q) => ProblemSpec {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            slug: "quota-exceeded",
+            title: "Quota exceeded",
+            detail: format!("{}.", capitalised(&q.to_string())),
+            errors: vec![],
+            retry_after: Some(q.retry_after),
+            allow: Vec::new(),
+            quota: Some(q.clone()),
+        },
+        ServiceError::Store(s) => by_class(s.class()),
+        ServiceError::Blob(b) => by_class(b.class()),
+        ServiceError::Orchestrator(o) => by_class(orchestrator_class(o)),
+        // Media and step failures belong to jobs, not to API calls: reaching one here is a
+        // server fault whatever its class.
+        ServiceError::Media(_) | ServiceError::Step(_) => internal(),
     }
 }
 

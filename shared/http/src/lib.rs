@@ -3,6 +3,7 @@
 //! binary builds an [`ApiState`] once per cold start and passes every request here; it holds no
 //! logic of its own, so everything the API does is testable in process.
 
+pub mod batches;
 pub mod context;
 pub mod error;
 pub mod handlers;
@@ -136,6 +137,10 @@ async fn dispatch(
         Operation::ListProcessingDeliveries => {
             webhooks::list_processing_deliveries(state, &call).await
         }
+        Operation::SubmitGenerationBatch => {
+            batches::submit_generation_batch(state, &call, req).await
+        }
+        Operation::GetGenerationBatch => batches::get_generation_batch(state, &call).await,
     }
 }
 

@@ -6,7 +6,7 @@ use crate::views::{
     AssetUploadView, AssetView, ClipView, CreateAssetBody, DownloadLink, DownloadView, JobLinks,
     JobListView, JobView, OutputsView, Problem, RequestSummary, StageTimingView,
 };
-use crate::{handlers, uploads, webhooks};
+use crate::{batches, handlers, uploads, webhooks};
 use serde_json::Value;
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::schema::{Object, Schema, SchemaType, Type};
@@ -49,6 +49,8 @@ pub const DOCUMENT_PATH: &str = "openapi.json";
         webhooks::rotate_webhook_secret,
         webhooks::list_generation_deliveries,
         webhooks::list_processing_deliveries,
+        batches::submit_generation_batch,
+        batches::get_generation_batch,
     ),
     components(schemas(
         Problem, FieldError, GenerationRequestBody, BrandBody, LogoBody, MusicBody, JobView, JobLinks,
@@ -64,6 +66,9 @@ pub const DOCUMENT_PATH: &str = "openapi.json";
         webhooks::DeliveryListView, webhook::DeliveryOutcome, webhook::JobKind, webhook::WebhookEvent,
         webhook::WebhookFormat, webhook::WebhookPayload, webhook::WebhookJob, webhook::WebhookOutput,
         webhook::WebhookFailure,
+        batches::BatchBody, batches::BatchItemBody, batches::BatchItemResult, batches::BatchItemView,
+        batches::BatchLinks, batches::BatchView, vidpipe_domain::batch::ItemError,
+        vidpipe_domain::batch::BatchCounts,
     )),
     modifiers(&Conventions, &Rules),
     tags(
@@ -259,6 +264,28 @@ impl Modify for Rules {
         field(c, "NarrationBody", "voice", |p| {
             p.pattern = Some(format!("^[A-Za-z0-9_+.-]{{1,{}}}$", rules::VOICE_MAX_CHARS));
         });
+
+        // A batch item is a request with one field more. Written out as the request's own object
+        // (its rules included) rather than an `allOf`, which the request's closed property set
+        // would make unsatisfiable.
+        let mut item = object(c, body).clone();
+        let key = match c.schemas.get("BatchItemBody") {
+            Some(RefOr::T(Schema::AllOf(all))) => all.items.iter().find_map(|part| match part {
+                RefOr::T(Schema::Object(o)) => {
+                    o.properties.get(crate::batches::ITEM_KEY_FIELD).cloned()
+                }
+                _ => None,
+            }),
+            _ => None,
+        }
+        .expect("BatchItemBody derives idempotency_key beside the request");
+        item.properties
+            .insert(crate::batches::ITEM_KEY_FIELD.to_owned(), key);
+        item.description = Some(
+            "One item of a batch: a generation request (the body of `POST /v1/generations`), optionally with its own `idempotency_key`.".into(),
+        );
+        c.schemas
+            .insert("BatchItemBody".to_owned(), RefOr::T(Schema::Object(item)));
 
         let asset = "CreateAssetBody";
         require(c, asset, &["kind", "content_type", "size_bytes"]);

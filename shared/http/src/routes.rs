@@ -26,6 +26,8 @@ pub enum Operation {
     RotateWebhookSecret,
     ListGenerationDeliveries,
     ListProcessingDeliveries,
+    SubmitGenerationBatch,
+    GetGenerationBatch,
 }
 
 /// One method and path template. `{name}` matches exactly one non-empty path segment.
@@ -127,6 +129,16 @@ pub static ROUTES: &[Route] = &[
         method: Method::GET,
         path: "/v1/processing-jobs/{id}/deliveries",
         operation: Operation::ListProcessingDeliveries,
+    },
+    Route {
+        method: Method::POST,
+        path: "/v1/generations/batch",
+        operation: Operation::SubmitGenerationBatch,
+    },
+    Route {
+        method: Method::GET,
+        path: "/v1/generations/batches/{id}",
+        operation: Operation::GetGenerationBatch,
     },
 ];
 
@@ -235,6 +247,32 @@ mod tests {
         assert_eq!(found("/prodv1/generations", &["/prod"]), Matched::NotFound);
         assert_eq!(found("/v1/generations//download", &[]), Matched::NotFound);
         assert_eq!(found("/v1/generations/x/y", &[]), Matched::NotFound);
+    }
+
+    #[test]
+    fn batch_routes_are_told_apart_from_a_generation_id() {
+        let post = route(&Method::POST, "/v1/generations/batch", &[]);
+        assert!(matches!(
+            post,
+            Matched::Found {
+                operation: Operation::SubmitGenerationBatch,
+                id: None,
+                ..
+            }
+        ));
+        let get = route(
+            &Method::GET,
+            "/v1/generations/batches/bat_0190c5d37e1a7b3c9d4e5f6a7b8c9d0e",
+            &[],
+        );
+        assert!(matches!(
+            get,
+            Matched::Found {
+                operation: Operation::GetGenerationBatch,
+                id: Some("bat_0190c5d37e1a7b3c9d4e5f6a7b8c9d0e"),
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -188,6 +188,20 @@ pub static API_FUNCTIONS: &[ApiFunction] = &[
         "vidpipe-api-list-processing-deliveries",
         RECORDS
     ),
+    // A batch submits its items exactly as single submissions are submitted (the batch record
+    // is one more table write), so it needs what a submit needs and nothing more.
+    function!(
+        SubmitGenerationBatch,
+        "SubmitGenerationBatchFunction",
+        "vidpipe-api-submit-generation-batch",
+        SUBMIT
+    ),
+    function!(
+        GetGenerationBatch,
+        "GetGenerationBatchFunction",
+        "vidpipe-api-get-generation-batch",
+        RECORDS
+    ),
 ];
 
 /// The function deployed for a route.
@@ -478,6 +492,7 @@ fn state(
     };
     let service = Service::new(deps, orchestrator)
         .with_quota_limits(config.quota_limits)
+        .with_batches(store.clone())
         .with_cursor_seal(cursor_seal(config)?);
     let processing = match processing_reads {
         Some(records) => Some(Arc::new(UploadService {
@@ -636,6 +651,7 @@ mod tests {
                     | Operation::DownloadProcessingJob
                     | Operation::ListGenerationDeliveries
                     | Operation::ListProcessingDeliveries
+                    | Operation::GetGenerationBatch
             );
             assert_eq!(reads, !f.grants.contains(&TableWrite), "{}", f.bin);
             if reads {

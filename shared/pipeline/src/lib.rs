@@ -3,6 +3,7 @@
 //! clip cache, retry policies, scratch folders, failure reasons, signed webhooks, the embedded
 //! adapters and the conformance suites of the ports.
 
+pub mod batch;
 pub mod cursor;
 pub mod embedded;
 pub mod error;

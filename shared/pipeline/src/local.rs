@@ -146,8 +146,9 @@ impl LocalStack {
         }
         let runner = Arc::new(EmbeddedRunner::new(deps.clone(), config));
         let orchestrator = Arc::new(EmbeddedOrchestrator::new(runner));
-        let service =
-            Service::new(deps, orchestrator.clone()).with_quota_limits(options.quota_limits);
+        let service = Service::new(deps, orchestrator.clone())
+            .with_quota_limits(options.quota_limits)
+            .with_batches(store.clone());
         Ok(Self {
             paths,
             blobs,

@@ -116,6 +116,8 @@ pub struct Service {
     cursors: Option<CursorSeal>,
     /// Every tenant's limits, counted in `deps.quotas` (unlimited by default).
     pub quota_limits: QuotaLimits,
+    /// Where batches of requests are recorded (`crate::batch`); `None` where none are taken.
+    pub batches: Option<Arc<dyn vidpipe_domain::ports::BatchStore>>,
 }
 
 impl Service {
@@ -128,7 +130,14 @@ impl Service {
             orchestrator,
             cursors: CursorSeal::ephemeral().ok(),
             quota_limits: QuotaLimits::UNLIMITED,
+            batches: None,
         }
+    }
+
+    /// The same service, recording batches of requests in `store`.
+    pub fn with_batches(mut self, store: Arc<dyn vidpipe_domain::ports::BatchStore>) -> Self {
+        self.batches = Some(store);
+        self
     }
 
     pub fn with_cursor_seal(mut self, seal: CursorSeal) -> Self {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use vidpipe_domain::ports::{BlobError, BlobStore, JobStore, StoreError};
 use vidpipe_domain::{ErrorClass, JobStatus};
 use vidpipe_pipeline::conformance::{
-    blob_store, job_store, lease_store, process_store, quota_store, webhook_store,
+    batch_store, blob_store, job_store, lease_store, process_store, quota_store, webhook_store,
 };
 use vidpipe_pipeline::embedded::{EmbeddedPaths, FsBlobStore, SqliteJobStore};
 
@@ -63,6 +63,16 @@ async fn sqlite_webhook_stores_conform() {
     let b = Arc::new(SqliteJobStore::open(&db).expect("open second handle"));
     webhook_store::secret_store_run_all(a.clone(), b).await;
     webhook_store::delivery_log_run_all(&*a).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_batch_store_conforms() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("vidpipe.sqlite3");
+    // Two handles on one file, as the API recording a batch and another process reading it.
+    let a = SqliteJobStore::open(&db).expect("open first handle");
+    let b = SqliteJobStore::open(&db).expect("open second handle");
+    batch_store::run_all(&a, &b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,6 +5,7 @@
 //! fresh ids, owners and key prefixes, so one backend (a SQLite file, a moto server) can host
 //! every check, and reruns, without cleanup.
 
+pub mod batch_store;
 pub mod blob_store;
 pub mod clip_provider;
 pub mod job_store;

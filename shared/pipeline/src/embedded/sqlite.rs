@@ -2,7 +2,8 @@
 //! DynamoDB table (optimistic versions, atomic idempotency keys, clips stored apart from the job).
 //! The same file holds processing records (`ProcessStore`), provider leases (`LeaseStore`, in
 //! `sqlite/lease.rs`), tenant quotas (`QuotaStore`, in `sqlite/quota.rs`) and webhook secrets
-//! and deliveries (`WebhookSecretStore`, `DeliveryLog`, in `sqlite/webhook.rs`).
+//! and deliveries (`WebhookSecretStore`, `DeliveryLog`, in `sqlite/webhook.rs`) and batches of
+//! generation requests (`BatchStore`, in `sqlite/batch.rs`).
 //!
 //! rusqlite is blocking, so every call runs on `spawn_blocking`. Each handle owns one connection
 //! behind a mutex; two handles opened on the same file are two independent writers, and SQLite's
@@ -22,6 +23,7 @@ use vidpipe_domain::ports::{
 use vidpipe_domain::processing::ProcessJob;
 use vidpipe_domain::upload::{UploadId, UploadRecord};
 
+mod batch;
 mod lease;
 mod quota;
 mod webhook;
@@ -124,6 +126,14 @@ CREATE TABLE IF NOT EXISTS webhook_attempts (
     doc          TEXT NOT NULL,
     PRIMARY KEY (kind, job_id, id)
 ) STRICT, WITHOUT ROWID;
+-- Added after schema 1 shipped, like webhook_secrets: batches of generation requests, each
+-- written once with every item's outcome (created_at in Unix nanoseconds).
+CREATE TABLE IF NOT EXISTS batches (
+    id         TEXT PRIMARY KEY,
+    owner      TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    doc        TEXT NOT NULL
+) STRICT;
 ";
 
 /// Ids of unfinished work across every tenant (see [`SqliteJobStore::unfinished`]).
