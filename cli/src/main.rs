@@ -3,6 +3,8 @@
 //! work is in `vidpipe_pipeline`.
 
 mod ai;
+mod batch;
+mod batch_rows;
 mod output;
 mod process;
 mod serve;
@@ -20,7 +22,7 @@ use vidpipe_domain::request::{
 use vidpipe_pipeline::local::{LocalOptions, LocalStack};
 
 /// Owner of everything created from this machine's command line.
-const LOCAL_OWNER: &str = "local";
+pub(crate) const LOCAL_OWNER: &str = "local";
 
 #[derive(Parser)]
 #[command(
@@ -70,6 +72,8 @@ enum Command {
     Process(Box<process::ProcessArgs>),
     /// Serve the HTTP API, live progress and the web app on this machine (open the URL it prints).
     Serve(Box<serve::ServeArgs>),
+    /// Generate every request of a JSON Lines or CSV file, resuming where an earlier run stopped.
+    Batch(Box<batch::BatchArgs>),
 }
 
 #[derive(Args)]
@@ -243,6 +247,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Process(args) => process::process(LocalStack::open(options(1)).await?, args).await,
         Command::Serve(args) => serve::serve(options(2), args).await,
+        Command::Batch(args) => {
+            let stack = LocalStack::open(options(batch::CLIPS_PER_JOB)).await?;
+            batch::batch(stack, args).await
+        }
     }
 }
 
