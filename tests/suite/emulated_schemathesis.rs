@@ -215,6 +215,8 @@ fn warm_every_route(emu: &Emulator) {
         ("GET", format!("/v1/processing-jobs/{unknown}")),
         ("GET", format!("/v1/processing-jobs/{unknown}/download")),
         ("POST", format!("/v1/processing-jobs/{unknown}/retry")),
+        ("POST", "/v1/generations/batch".to_owned()),
+        ("GET", format!("/v1/generations/batches/{unknown}")),
     ] {
         let (method, path) = route;
         let answer = agent

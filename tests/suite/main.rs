@@ -18,6 +18,7 @@ mod embedded_process;
 mod embedded_validation;
 mod embedded_webhooks;
 mod emulated_ai;
+mod emulated_batch;
 mod emulated_failure;
 mod emulated_generate;
 mod emulated_process;

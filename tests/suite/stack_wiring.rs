@@ -1299,6 +1299,47 @@ fn each_api_function_is_granted_exactly_what_its_route_needs() {
     );
 }
 
+/// A batch submits its items exactly as single submissions are submitted, so its function has the
+/// single submit's role and settings, no more; reading a batch back is read-only, like reading a
+/// generation. The batch paths are literal segments, so API Gateway (and the emulated gateway)
+/// never hands `/v1/generations/batch` to the `{id}` routes.
+#[test]
+fn the_batch_routes_have_a_submits_role_and_a_reads_role() {
+    use vidpipe_http::routes::Operation;
+    let id = |op| function_for(op).logical_id;
+    let env = |op| {
+        props(&resources()[id(op)])
+            .get("Environment")
+            .cloned()
+            .unwrap_or(Yaml::Null)
+    };
+    let (single, batch) = (
+        Operation::SubmitGeneration,
+        Operation::SubmitGenerationBatch,
+    );
+    assert_eq!(granted(id(batch)), granted(id(single)));
+    assert_eq!(env(batch), env(single));
+    assert!(!granted(id(batch)).is_empty());
+    let (read, batch_read) = (Operation::GetGeneration, Operation::GetGenerationBatch);
+    assert_eq!(granted(id(batch_read)), granted(id(read)));
+    assert!(
+        granted(id(batch_read))
+            .iter()
+            .all(|(action, _)| action == "dynamodb:GetItem" || action == "dynamodb:Query"),
+        "{:?}",
+        granted(id(batch_read))
+    );
+    let path = |op| {
+        vidpipe_http::routes::ROUTES
+            .iter()
+            .find(|r| r.operation == op)
+            .map(|r| r.path)
+            .unwrap()
+    };
+    assert!(!path(batch).contains('{'));
+    assert!(path(batch_read).starts_with("/v1/generations/batches/"));
+}
+
 /// Each route's function is told only what its route uses: the cursor key only where lists are
 /// paged, quotas only where jobs are admitted, state machines only where executions start or stop.
 #[test]
