@@ -72,6 +72,10 @@ pub struct ItemError {
     pub detail: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// When the refusal passes with time (a quota, a throttled store): seconds to wait before
+    /// sending the item again, as `Retry-After` would say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_seconds: Option<u64>,
 }
 
 /// What became of one item.

@@ -256,6 +256,7 @@ pub fn item_error(e: &ServiceError) -> ItemError {
         kind: spec.slug.to_owned(),
         detail: spec.detail,
         errors: spec.errors,
+        retry_after_seconds: spec.retry_after.map(|d| d.as_secs()),
     }
 }
 
@@ -265,7 +266,7 @@ pub fn item_error(e: &ServiceError) -> ItemError {
     tag = "generations",
     operation_id = "submitGenerationBatch",
     summary = "Start up to 50 generations at once",
-    description = "Each item is a generation request (the body of `POST /v1/generations`) with an optional `idempotency_key` of its own, and is judged alone, in order: validated, its assets checked, the tenant's quotas claimed, its job recorded and started. One item's refusal refuses nothing else. Each item's `result` is `created`, `replayed` (its key made a job before, for the same request) or `error`, whose `errors` name fields from the batch body's root (`items[3].duration_seconds`). Under a quota the earliest items are admitted. The batch is recorded and can be read back at its `links.self`.",
+    description = "Each item is a generation request (the body of `POST /v1/generations`) with an optional `idempotency_key` of its own, and is judged alone, in order: validated, its assets checked, the tenant's quotas claimed, its job recorded and started. One item's refusal refuses nothing else. Each item's `result` is `created`, `replayed` (its key made a job before, for the same request) or `error`, whose `errors` name fields from the batch body's root (`items[3].duration_seconds`). Under a quota the earliest items are admitted, and a refused item says when to try it again (`retry_after_seconds`). The `Idempotency-Key` header is not read here: each item carries its own. The batch is recorded and can be read back at its `links.self`.",
     request_body(content = BatchBody, content_type = "application/json"),
     responses(
         (status = 201, description = "The batch, every item with its result.", body = BatchView,

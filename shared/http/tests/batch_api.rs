@@ -414,6 +414,7 @@ async fn quotas_apply_per_item_and_the_earliest_items_are_admitted() {
     for refused in &r.json["items"].as_array().unwrap()[2..] {
         assert_eq!(refused["error"]["status"], 429, "{refused}");
         assert_eq!(refused["error"]["kind"], "quota-exceeded", "{refused}");
+        assert_eq!(refused["error"]["retry_after_seconds"], 30, "{refused}");
     }
     assert_eq!(job_ids(&api, ALICE).await.len(), 2);
 }

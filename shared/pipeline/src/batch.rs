@@ -75,10 +75,10 @@ impl Service {
                         Some(job),
                     ),
                     Err(e) => {
-                        if matches!(describe(&e).status, 500..=599) {
+                        let error = under_item(index, describe(&e));
+                        if error.status >= 500 {
                             tracing::warn!(owner, index, error = %e, "a batch item failed");
                         }
-                        let error = under_item(index, describe(&e));
                         (idempotency_key, ItemOutcome::Error { error }, None)
                     }
                 },
@@ -149,5 +149,6 @@ pub fn unreadable(index: usize, errors: Vec<FieldError>) -> ItemError {
             fields.join(", ")
         ),
         errors: v.errors,
+        retry_after_seconds: None,
     }
 }

@@ -38,6 +38,7 @@ fn refusal(index: usize) -> ItemOutcome {
                 // Any Unicode a rule may quote survives the roundtrip.
                 FieldError::new(format!("items[{index}].prompt"), "« too long » — 字幕 🎬"),
             ],
+            retry_after_seconds: None,
         },
     }
 }
@@ -93,6 +94,7 @@ pub async fn a_batch_reads_back_whole_in_order(store: &dyn BatchStore, other: &d
                     kind: "quota-exceeded".into(),
                     detail: "Over the concurrent_jobs quota.".into(),
                     errors: vec![],
+                    retry_after_seconds: Some(30),
                 },
             },
         },
