@@ -7,7 +7,7 @@
 //! Before the run the tenant is given one of everything a view can show, so the 200s are judged
 //! on real records and not only on empty lists: a completed, a cancelled and a failed generation,
 //! an uploaded logo, a processed upload (renditions, steps, cost) and a failed one, a pending and
-//! an aborted upload. Their ids are offered to schemathesis as dictionaries for the `{id}`
+//! an aborted upload, a batch (its one item refused). Their ids are offered to schemathesis as dictionaries for the `{id}`
 //! parameters, half the time, so the read, cancel, download, complete, abort and retry routes
 //! answer on live records as well as on unknown ids.
 //!
@@ -39,6 +39,7 @@ struct Seeded {
     assets: Vec<String>,
     uploads: Vec<String>,
     processing_jobs: Vec<String>,
+    batches: Vec<String>,
 }
 
 fn submit(emu: &Emulator, body: &Value) -> String {
@@ -143,6 +144,17 @@ fn seed(emu: &Emulator, dir: &Path) -> Seeded {
     assert_eq!(r.status, 202, "{}", r.json);
     let done = emu.wait_for(&cancelled, TENANT, Duration::from_secs(120), ended);
     assert_eq!(done["status"], "cancelled", "{done}");
+    // A batch whose one item is refused: recorded, and no job to hold the tenant's one slot.
+    let r = emu.call(
+        "POST",
+        "/v1/generations/batch",
+        TENANT,
+        Some(&json!({"items": [small(json!({"duration_seconds": 4}))]})),
+        &[],
+    );
+    assert_eq!(r.status, 201, "{}", r.json);
+    assert_eq!(r.json["counts"]["failed"], 1, "{}", r.json);
+    let batch = r.json["batch_id"].as_str().unwrap().to_owned();
 
     // A clip just longer than the trims (3 s intro, 5 s outro), small so it processes fast.
     let clip = dir.join("take.mp4");
@@ -189,6 +201,7 @@ fn seed(emu: &Emulator, dir: &Path) -> Seeded {
         assets: vec![logo, fake_logo],
         uploads: ids(&[&good, &bad, &pending, &aborted]),
         processing_jobs: vec![succeeded, rejected],
+        batches: vec![batch],
     }
 }
 
@@ -252,6 +265,11 @@ fn config(seeded: &Seeded) -> String {
             "processing_jobs",
             &seeded.processing_jobs,
             "^/v1/processing-jobs/\\\\{id\\\\}",
+        ),
+        (
+            "batches",
+            &seeded.batches,
+            "^/v1/generations/batches/\\\\{id\\\\}",
         ),
     ] {
         toml.push_str(&format!(
