@@ -10,11 +10,13 @@ use crate::batch_rows::{self, ResultsWriter, Row, RowResult, RowStatus};
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use std::collections::HashSet;
-use std::path::PathBuf;
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Semaphore, broadcast};
+use vidpipe_domain::asset::AssetKind;
 use vidpipe_domain::error::FieldError;
 use vidpipe_domain::job::{JobId, JobStatus};
 use vidpipe_http::batches::read_item;
@@ -28,7 +30,8 @@ use vidpipe_pipeline::local::LocalStack;
 pub struct BatchArgs {
     /// Requests, one per row: JSON Lines (the API's request objects, each may carry an
     /// `idempotency_key`), or CSV when the name ends in `.csv` (a header naming the fields,
-    /// nested ones by dotted path such as `captions.style` or `brand.logo.opacity`).
+    /// nested ones by dotted path such as `captions.style` or `brand.logo.opacity`). `logo` and
+    /// `music` name local files, relative to FILE.
     pub file: PathBuf,
     /// Jobs run at once.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=16))]
@@ -73,6 +76,14 @@ pub async fn batch(stack: LocalStack, args: &BatchArgs) -> Result<ExitCode> {
     overall.set_message(format!("({} already done)", skipped.len()));
 
     let stack = Arc::new(stack);
+    // Relative `logo` and `music` paths are the file's neighbours.
+    let base = Arc::new(
+        std::path::absolute(&args.file)
+            .ok()
+            .and_then(|f| f.parent().map(Path::to_path_buf))
+            .unwrap_or_default(),
+    );
+    let assets: Arc<Assets> = Arc::default();
     let running: Arc<Mutex<HashSet<JobId>>> = Arc::default();
     let limit = Arc::new(Semaphore::new(args.concurrency as usize));
     let mut tasks = tokio::task::JoinSet::new();
@@ -83,13 +94,18 @@ pub async fn batch(stack: LocalStack, args: &BatchArgs) -> Result<ExitCode> {
             running.clone(),
             writer.clone(),
         );
+        let (base, assets) = (base.clone(), assets.clone());
         let (multi, overall) = (multi.clone(), overall.clone());
         tasks.spawn(async move {
             let _permit = limit
                 .acquire_owned()
                 .await
                 .expect("the semaphore is never closed");
-            let result = run_row(&stack, &row, &multi, &running).await;
+            let files = Files {
+                base: &base,
+                assets: &assets,
+            };
+            let result = run_row(&stack, &row, &files, &multi, &running).await;
             writer
                 .lock()
                 .expect("results writer")
@@ -204,10 +220,99 @@ fn line(r: &RowResult) -> String {
     format!("row {}: {status}{job} {what}", r.row)
 }
 
+/// Brand assets already ingested from a file, by path: rows naming the same logo share it.
+type Assets = tokio::sync::Mutex<HashMap<(&'static str, PathBuf), String>>;
+
+/// Where a row's `logo` and `music` files are found, and what was ingested from them.
+struct Files<'a> {
+    base: &'a Path,
+    assets: &'a Assets,
+}
+
+/// The fields a row may give as a local file, ingested as the brand asset the request names.
+const FILE_FIELDS: [(&str, AssetKind); 2] =
+    [("logo", AssetKind::Logo), ("music", AssetKind::Music)];
+
+/// The row with its `logo` and `music` files (paths, relative to the batch file) ingested as
+/// brand assets and named at `brand.logo.asset_id` / `brand.music.asset_id`.
+async fn with_assets(
+    stack: &LocalStack,
+    files: &Files<'_>,
+    value: &Value,
+) -> std::result::Result<Value, Vec<FieldError>> {
+    let Value::Object(fields) = value else {
+        return Ok(value.clone());
+    };
+    let mut fields = fields.clone();
+    let mut errors = Vec::new();
+    for (name, kind) in FILE_FIELDS {
+        let Some(given) = fields.remove(name) else {
+            continue;
+        };
+        let Value::String(path) = given else {
+            errors.push(FieldError::new(name, "must be a file path"));
+            continue;
+        };
+        let path = files.base.join(path);
+        let named = fields
+            .get("brand")
+            .and_then(|b| b.get(name))
+            .and_then(|a| a.get("asset_id"))
+            .is_some();
+        if named {
+            errors.push(FieldError::new(
+                name,
+                format!("names a file and brand.{name}.asset_id names an asset; give one"),
+            ));
+            continue;
+        }
+        let mut cache = files.assets.lock().await;
+        let id = match cache.get(&(name, path.clone())) {
+            Some(id) => id.clone(),
+            None => match stack
+                .service()
+                .ingest_asset(LOCAL_OWNER, kind, &path, name)
+                .await
+            {
+                Ok(asset) => {
+                    let id = asset.id.to_string();
+                    cache.insert((name, path), id.clone());
+                    id
+                }
+                Err(ServiceError::Invalid(v)) => {
+                    errors.extend(v.errors);
+                    continue;
+                }
+                Err(e) => {
+                    errors.push(FieldError::new(name, e.to_string()));
+                    continue;
+                }
+            },
+        };
+        let brand = fields
+            .entry("brand")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Value::Object(brand) = brand {
+            let spec = brand
+                .entry(name)
+                .or_insert_with(|| Value::Object(Default::default()));
+            if let Value::Object(spec) = spec {
+                spec.insert("asset_id".into(), Value::String(id));
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(Value::Object(fields))
+    } else {
+        Err(errors)
+    }
+}
+
 /// Reads, submits and waits for one row.
 async fn run_row(
     stack: &LocalStack,
     row: &Row,
+    files: &Files<'_>,
     multi: &MultiProgress,
     running: &Mutex<HashSet<JobId>>,
 ) -> RowResult {
@@ -230,8 +335,15 @@ async fn run_row(
             return result;
         }
     };
+    let value = match with_assets(stack, files, value).await {
+        Ok(v) => v,
+        Err(errors) => {
+            result.errors = errors;
+            return result;
+        }
+    };
     // Read as the API reads an item; its paths are the item's, told here without `items[i]`.
-    let (body, key) = match read_item(row.number - 1, value) {
+    let (body, key) = match read_item(row.number - 1, &value) {
         BatchEntry::Read {
             body,
             idempotency_key,

@@ -163,6 +163,9 @@ const COLUMNS: &[(&str, Cell)] = &[
     ("brand.music.fade_in_seconds", Cell::Number),
     ("brand.music.fade_out_seconds", Cell::Number),
     ("webhook_url", Cell::Text),
+    // Local files, ingested as the brand assets the request names (see `batch`).
+    ("logo", Cell::Text),
+    ("music", Cell::Text),
     ("idempotency_key", Cell::Text),
 ];
 

@@ -279,3 +279,75 @@ fn rows_with_idempotency_keys_replay_their_jobs_when_the_results_are_lost() {
     }
     assert_eq!(jobs(&home).len(), 3);
 }
+
+#[test]
+fn a_csv_logo_column_names_a_file_ingested_once_and_drawn_where_the_request_puts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    // Magenta: nothing the procedural provider draws comes near it.
+    vidpipe_tests::write_logo(&dir.path().join("logo.png"), 200, 200, [255, 0, 255]);
+    let file = dir.path().join("branded.csv");
+    let row = |n: usize, logo: &str| {
+        let brand = if logo.is_empty() { ",," } else { ",0.2,1" };
+        format!("Row {n}. A calm bay.,5,1:1,720p,24,1,cut,false,{n},{logo}{brand}\n")
+    };
+    let text = format!(
+        "prompt,duration,aspect,resolution,fps,clips,transition,captions,seed,logo,brand.logo.scale,brand.logo.opacity\n{}{}{}{}",
+        row(1, "logo.png"),
+        row(2, "logo.png"),
+        row(3, "missing.png"),
+        row(4, ""),
+    );
+    std::fs::write(&file, text).unwrap();
+    let out = vidpipe(
+        &home,
+        &[
+            "batch",
+            file.to_str().unwrap(),
+            "--concurrency",
+            "2",
+            "--json",
+        ],
+    );
+    let v = json(&out);
+    let items = v["items"].as_array().unwrap();
+    let status: Vec<&str> = items
+        .iter()
+        .map(|i| i["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        status,
+        ["completed", "completed", "invalid", "completed"],
+        "{v}"
+    );
+    assert_eq!(items[2]["errors"][0]["field"], "logo", "{}", items[2]);
+
+    // Both branded rows name one asset: the file was ingested once.
+    let all = jobs(&home);
+    let logo_of = |job_id: &Value| {
+        all.iter()
+            .find(|j| &j["job_id"] == job_id)
+            .map(|j| j["request"]["brand"]["logo"]["asset_id"].clone())
+            .unwrap()
+    };
+    let (a, b) = (logo_of(&items[0]["job_id"]), logo_of(&items[1]["job_id"]));
+    assert!(a.as_str().is_some_and(|id| id.starts_with("ast_")), "{a}");
+    assert_eq!(a, b);
+    assert!(logo_of(&items[3]["job_id"]).is_null());
+
+    // The logo is drawn top right at a fifth of the width (144 px of 720): its middle is magenta,
+    // where the unbranded row's frame is not.
+    let at = |item: &Value| {
+        let frame = vidpipe_tests::frame_at(Path::new(item["final"].as_str().unwrap()), 2.5);
+        vidpipe_tests::region_mean(&frame, 610, 60, 24, 24)
+    };
+    let (branded, plain) = (at(&items[0]), at(&items[3]));
+    assert!(
+        branded[0] > 200.0 && branded[1] < 60.0 && branded[2] > 200.0,
+        "{branded:?}"
+    );
+    assert!(
+        !(plain[0] > 200.0 && plain[1] < 60.0 && plain[2] > 200.0),
+        "{plain:?}"
+    );
+}

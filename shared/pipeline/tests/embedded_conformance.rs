@@ -1,5 +1,6 @@
 //! Runs the port conformance suites against the embedded adapters (SQLite job store, filesystem
-//! blob store, SQLite lease, quota and webhook stores), plus the many-writers race on one job's state.
+//! blob store, SQLite lease, quota, webhook and batch stores), plus the many-writers race on one
+//! job's state.
 
 use chrono::Utc;
 use std::sync::Arc;
