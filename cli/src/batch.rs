@@ -15,6 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::{Semaphore, broadcast};
 use vidpipe_domain::asset::AssetKind;
 use vidpipe_domain::error::FieldError;
@@ -46,6 +47,9 @@ pub struct BatchArgs {
 
 /// Clips generated at once within one job: the batch's own concurrency is the bound that counts.
 pub const CLIPS_PER_JOB: usize = 1;
+
+/// How long an interrupted batch waits for its cancelled jobs to stop before it exits anyway.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
 
 pub async fn batch(stack: LocalStack, args: &BatchArgs) -> Result<ExitCode> {
     let rows = batch_rows::read(&args.file)?;
@@ -97,10 +101,10 @@ pub async fn batch(stack: LocalStack, args: &BatchArgs) -> Result<ExitCode> {
         let (base, assets) = (base.clone(), assets.clone());
         let (multi, overall) = (multi.clone(), overall.clone());
         tasks.spawn(async move {
-            let _permit = limit
-                .acquire_owned()
-                .await
-                .expect("the semaphore is never closed");
+            // Closed on Ctrl-C: a row still waiting then starts nothing.
+            let Ok(_permit) = limit.acquire_owned().await else {
+                return Ok(None);
+            };
             let files = Files {
                 base: &base,
                 assets: &assets,
@@ -116,29 +120,52 @@ pub async fn batch(stack: LocalStack, args: &BatchArgs) -> Result<ExitCode> {
             if multi.is_hidden() || multi.println(line(&result)).is_err() {
                 eprintln!("{}", line(&result));
             }
-            Ok::<_, anyhow::Error>(result)
+            Ok::<_, anyhow::Error>(Some(result))
         });
     }
 
     let mut ran = Vec::new();
     let finished = async {
         while let Some(done) = tasks.join_next().await {
-            ran.push(done.context("a row's task crashed")??);
+            ran.extend(done.context("a row's task crashed")??);
         }
         Ok::<_, anyhow::Error>(())
     };
     tokio::select! {
         r = finished => r?,
         _ = tokio::signal::ctrl_c() => {
-            // The running jobs are cancelled; their rows have no result, so a re-run does them.
-            let ids: Vec<JobId> = running.lock().expect("running").iter().cloned().collect();
-            for id in &ids {
-                let _ = stack.service().cancel(LOCAL_OWNER, id).await;
+            // Nothing new starts; the running jobs are cancelled (a job submitted meanwhile too)
+            // and their rows given a moment to record it. A row that records nothing, or not a
+            // final result, runs again on the next run.
+            limit.close();
+            let mut cancelled = HashSet::new();
+            let deadline = tokio::time::Instant::now() + INTERRUPT_GRACE;
+            loop {
+                let ids: Vec<JobId> = running
+                    .lock()
+                    .expect("running")
+                    .iter()
+                    .filter(|id| !cancelled.contains(*id))
+                    .cloned()
+                    .collect();
+                for id in ids {
+                    let _ = stack.service().cancel(LOCAL_OWNER, &id).await;
+                    cancelled.insert(id);
+                }
+                let next = tokio::time::timeout(Duration::from_millis(100), tasks.join_next());
+                match next.await {
+                    Ok(None) => break,
+                    _ if tokio::time::Instant::now() >= deadline => {
+                        tasks.abort_all();
+                        break;
+                    }
+                    _ => {}
+                }
             }
             overall.abandon_with_message("interrupted");
             eprintln!(
                 "interrupted: {} running job(s) cancelled; run the same command again to resume ({})",
-                ids.len(),
+                cancelled.len(),
                 results_path.display()
             );
             return Ok(ExitCode::from(130));

@@ -351,3 +351,79 @@ fn a_csv_logo_column_names_a_file_ingested_once_and_drawn_where_the_request_puts
         "{plain:?}"
     );
 }
+
+#[test]
+fn ctrl_c_cancels_the_running_jobs_and_the_rerun_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let file = dir.path().join("stop.jsonl");
+    let rows = 6;
+    let text: String = (1..=rows)
+        .map(|n| jsonl_row(n, &format!("Row {n}. Snow on a station roof.")))
+        .collect();
+    std::fs::write(&file, &text).unwrap();
+    let results = dir.path().join("stop.jsonl.results.jsonl");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vidpipe"))
+        .arg("--home")
+        .arg(&home)
+        .args(["batch", file.to_str().unwrap(), "--concurrency", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start vidpipe batch");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while results_lines(&results) < 2 {
+        assert!(Instant::now() < deadline, "two rows did not finish in time");
+        assert!(child.try_wait().unwrap().is_none(), "the batch ended first");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let out = child.wait_with_output().unwrap();
+    let recorded = std::fs::read_to_string(&results).unwrap();
+    let finished = recorded
+        .lines()
+        .filter(|l| l.contains("\"completed\""))
+        .count();
+    if out.status.code() == Some(0) {
+        // The last row ended just before the signal: nothing was left to stop.
+        assert_eq!(finished, rows);
+        return;
+    }
+    // A stopped row records at most that its job was cancelled, which is not final.
+    for line in recorded.lines().filter(|l| !l.contains("\"completed\"")) {
+        assert!(line.contains("cancelled"), "{line}");
+    }
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("run the same command again"));
+    eprintln!("interrupted after {finished} of {rows} rows");
+    let after = jobs(&home);
+    assert_eq!(completed(&after), finished);
+    // Every job the batch started and did not finish was cancelled, none left running.
+    assert!(
+        after
+            .iter()
+            .all(|j| j["status"] == "completed" || j["status"] == "cancelled"),
+        "{after:?}"
+    );
+
+    let v = json(&vidpipe(
+        &home,
+        &["batch", file.to_str().unwrap(), "--json"],
+    ));
+    assert_eq!(v["skipped"].as_u64(), Some(finished as u64), "{v}");
+    assert_eq!(
+        v["completed"].as_u64(),
+        Some((rows - finished) as u64),
+        "{v}"
+    );
+    assert_eq!(completed(&jobs(&home)), rows);
+}
