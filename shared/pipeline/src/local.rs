@@ -200,7 +200,11 @@ impl LocalStack {
     pub fn service_with_blobs(&self, blobs: Arc<dyn BlobStore>) -> Service {
         let mut deps = self.service.deps.clone();
         deps.blobs = blobs;
-        Service::new(deps, self.orchestrator.clone()).with_quota_limits(self.service.quota_limits)
+        let mut service = Service::new(deps, self.orchestrator.clone())
+            .with_quota_limits(self.service.quota_limits);
+        // Batches are recorded in the same store.
+        service.batches = self.service.batches.clone();
+        service
     }
 }
 
