@@ -5,7 +5,8 @@
 #
 #   scripts/setup.sh          everything: the embedded pipeline, plus the AWS emulation and
 #                             validation tools the test suite uses (moto, cargo-lambda, SAM CLI,
-#                             cfn-lint, schemathesis, asl-validator) in .tools/
+#                             cfn-lint, schemathesis, asl-validator) in .tools/, and Debian's
+#                             chromium and chromium-driver for the browser tests
 #   scripts/setup.sh core     only what the embedded pipeline needs (ffmpeg, caption fonts,
 #                             espeak-ng)
 #
@@ -67,6 +68,12 @@ if [[ ! -x "$venv/bin/python" || ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]
   python3 -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r scripts/tools/requirements.txt
   echo "$want" > "$stamp"
+fi
+
+# The browser tests' Chromium and its WebDriver (Debian's packages, whose versions match).
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  log "installing chromium and chromium-driver (browser tests)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >&2
 fi
 
 # Node tools (asl-validator), likewise.
