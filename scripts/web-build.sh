@@ -28,7 +28,8 @@ fi
 src_sum="$( { find src -type f -print0 | sort -z | xargs -0 sha256sum;
               sha256sum index.html package-lock.json tsconfig.json vite.config.ts ../shared/http/openapi.json; } \
             | sha256sum | cut -d' ' -f1)"
-dist_stamp="dist/.vidpipe-src.sha256"
+# The stamp sits outside dist/, so it is not embedded and served with the app.
+dist_stamp="node_modules/.vidpipe-dist.sha256"
 if [[ "${1:-}" != "--force" && -f "$dist_stamp" && -f dist/index.html && "$(cat "$dist_stamp")" == "$src_sum" ]]; then
   exit 0
 fi
