@@ -10,14 +10,14 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use thirtyfour::prelude::*;
 use vidpipe_tests::{ebur128, frame_at, probe, test_clip, write_logo, write_music};
 
-/// One scenario at a time: each starts a server, a driver and a browser.
-static TURN: Mutex<()> = Mutex::new(());
+/// One scenario at a time: each starts a server, a driver and a browser. (An async lock: each
+/// test's runtime waits on it without blocking, and a failed test does not poison it.)
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -355,7 +355,7 @@ fn download(url: &str, to: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prompt_streams_stages_to_100_then_plays_and_downloads_an_mp4() {
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = TURN.lock().await;
     let serve = Serve::start();
     let b = Browser::start(1280, 900).await;
     open_create(&b, &serve).await;
@@ -479,7 +479,7 @@ async fn prompt_streams_stages_to_100_then_plays_and_downloads_an_mp4() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_duration_is_shown_beside_the_field_and_creates_no_job() {
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = TURN.lock().await;
     let serve = Serve::start();
     let b = Browser::start(1280, 900).await;
     open_create(&b, &serve).await;
@@ -534,7 +534,7 @@ async fn invalid_duration_is_shown_beside_the_field_and_creates_no_job() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploaded_logo_lands_in_the_corner_and_music_is_heard() {
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = TURN.lock().await;
     let serve = Serve::start();
     let media = tempfile::tempdir().unwrap();
     // Magenta: a colour the procedural provider's frames do not have in bulk.
@@ -635,7 +635,7 @@ async fn uploaded_logo_lands_in_the_corner_and_music_is_heard() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn process_tab_upload_gives_three_playable_renditions() {
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = TURN.lock().await;
     let serve = Serve::start();
     let media = tempfile::tempdir().unwrap();
     // Longer than the 3 s intro plus the 5 s outro that processing trims.
@@ -702,7 +702,7 @@ async fn process_tab_upload_gives_three_playable_renditions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_mid_run_shows_cancelled() {
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = TURN.lock().await;
     let serve = Serve::start();
     let b = Browser::start(1280, 900).await;
     open_create(&b, &serve).await;
@@ -787,7 +787,7 @@ async fn assert_keyboard_reaches_everything(b: &Browser, screen: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn phone_viewport_has_no_horizontal_scroll_and_every_control_is_keyboard_reachable() {
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = TURN.lock().await;
     let serve = Serve::start();
     let b = Browser::start(390, 844).await;
     for (screen, ready) in [

@@ -31,6 +31,7 @@ export function Watch({ id }: { id: string }) {
   const [now, setNow] = useState(Date.now());
   const [cancelling, setCancelling] = useState(false);
   const finishedAt = useRef<number | null>(null);
+  const cancelAsked = useRef(false);
 
   function absorb(j: JobView) {
     setJob(j);
@@ -95,13 +96,18 @@ export function Watch({ id }: { id: string }) {
     };
   }, [id]);
 
-  // Poll while the socket is not open, and tick the clock while the job runs.
+  // Poll every 3 s while the socket is not open (every second after a cancel, which ends the job
+  // on the runner's next check), and every 15 s even when it is, so a lost event cannot stall the
+  // page; tick the clock while the job runs.
   useEffect(() => {
     if (TERMINAL.has(status)) return;
     const tick = window.setInterval(() => setNow(Date.now()), 1000);
+    let n = 0;
     const poll = window.setInterval(() => {
-      if (live().state !== "open") void refresh();
-    }, 3000);
+      n++;
+      const every = cancelAsked.current ? 1 : live().state !== "open" ? 3 : 15;
+      if (n % every === 0) void refresh();
+    }, 1000);
     return () => {
       window.clearInterval(tick);
       window.clearInterval(poll);
@@ -110,6 +116,7 @@ export function Watch({ id }: { id: string }) {
 
   async function cancel() {
     setCancelling(true);
+    cancelAsked.current = true;
     try {
       absorb(await api.cancelGeneration(id));
     } catch (e) {
