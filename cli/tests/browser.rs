@@ -32,15 +32,24 @@ impl Drop for Proc {
     }
 }
 
-/// `vidpipe serve` on a free loopback port, with its own home.
+/// `vidpipe serve` on a free loopback port, with its own home; or, with
+/// `VIDPIPE_BROWSER_BASE_URL`, a server already running there (which must answer without
+/// credentials and start empty).
 struct Serve {
-    _proc: Proc,
+    _proc: Option<Proc>,
     url: String,
-    _home: tempfile::TempDir,
+    _home: Option<tempfile::TempDir>,
 }
 
 impl Serve {
     fn start() -> Serve {
+        if let Ok(url) = std::env::var("VIDPIPE_BROWSER_BASE_URL") {
+            return Serve {
+                _proc: None,
+                url: url.trim_end_matches('/').to_owned(),
+                _home: None,
+            };
+        }
         let home = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_vidpipe"))
             .arg("--home")
@@ -85,9 +94,9 @@ impl Serve {
             }
         };
         Serve {
-            _proc: proc,
+            _proc: Some(proc),
             url,
-            _home: home,
+            _home: Some(home),
         }
     }
 

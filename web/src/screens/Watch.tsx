@@ -145,10 +145,16 @@ export function Watch({ id }: { id: string }) {
       </header>
       {job && <p class="prompt-line">“{job.request.prompt}”</p>}
       <ErrorBox error={error} />
-      {failure && (
-        <div class="error-box" role="alert" id="failure">
-          Failed: {failure}
-        </div>
+      {status === "cancelled" ? (
+        <p class="note" role="status" id="cancelled">
+          Cancelled. Nothing more will be generated for this job.
+        </p>
+      ) : (
+        failure && (
+          <div class="error-box" role="alert" id="failure">
+            Failed: {failure}
+          </div>
+        )
       )}
 
       <ol class="stages" aria-label="Stages">
