@@ -1,5 +1,6 @@
 // Sign-in. Locally (`auth.mode` local) there is nothing to do: the server acts as the local
-// tenant. Against the stack it is OIDC authorization code + PKCE with the issuer's discovery
+// tenant. `token` (`vidpipe serve` on a non-loopback address): the token it printed at start-up,
+// typed in once per tab. Against the stack it is OIDC authorization code + PKCE with the issuer's discovery
 // document; the access token lives in sessionStorage (gone with the tab, never in localStorage)
 // and is sent as a Bearer header and as the WebSocket subprotocol `bearer.<token>`.
 import type { AuthConfig } from "./config";
@@ -88,10 +89,15 @@ export async function signIn(cfg: Extract<AuthConfig, { mode: "oidc" }>): Promis
   return new Promise<never>(() => {});
 }
 
+/** Keeps a token typed in by hand (`token` mode); it lasts as long as the tab. */
+export function setToken(value: string): void {
+  sessionStorage.setItem(TOKEN_KEY, JSON.stringify({ access_token: value, expires_at: Date.now() + 30 * 86_400_000 }));
+}
+
 /** Finishes a sign-in if the URL carries a code, then makes sure a token is at hand. */
 export async function initAuth(cfg: AuthConfig): Promise<void> {
   current = cfg;
-  if (cfg.mode === "local") return;
+  if (cfg.mode === "local" || cfg.mode === "token") return;
   const params = new URLSearchParams(location.search);
   const code = params.get("code");
   const err = params.get("error");
@@ -133,6 +139,8 @@ export async function initAuth(cfg: AuthConfig): Promise<void> {
 export async function onUnauthorized(): Promise<void> {
   sessionStorage.removeItem(TOKEN_KEY);
   if (current.mode === "oidc") await signIn(current);
+  // A refused typed-in token: start again from the token form (unless it is the form asking).
+  if (current.mode === "token" && !document.getElementById("f-token")) location.reload();
 }
 
 export function authMode(): AuthConfig["mode"] {

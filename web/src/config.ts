@@ -3,13 +3,15 @@
 
 export type AuthConfig =
   | { mode: "local" }
+  // `vidpipe serve` on a non-loopback address: the token it printed at start-up, typed in once.
+  | { mode: "token" }
   | { mode: "oidc"; issuer: string; client_id: string; audience?: string; scope?: string };
 
 export interface AppConfig {
   /** "" means the page's own origin. */
   api_base: string;
-  /** Absolute ws(s):// URL, or "" / a path to derive from the page's origin. */
-  websocket_url: string;
+  /** Absolute ws(s):// URL; null where the deployment has no socket (the app then polls). */
+  websocket_url: string | null;
   auth: AuthConfig;
 }
 
@@ -23,14 +25,14 @@ export async function loadConfig(): Promise<AppConfig> {
     throw new ConfigError(`The app's configuration could not be fetched: ${String(e)}`);
   }
   if (!res.ok) throw new ConfigError(`The app's configuration answered ${res.status}.`);
-  const raw = (await res.json()) as Partial<AppConfig>;
+  const raw = (await res.json()) as Partial<Omit<AppConfig, "websocket_url">> & { websocket_url?: string | null };
   const auth = (raw.auth ?? { mode: "local" }) as AuthConfig;
-  if (auth.mode !== "local" && auth.mode !== "oidc") {
+  if (auth.mode !== "local" && auth.mode !== "token" && auth.mode !== "oidc") {
     throw new ConfigError(`Unknown auth mode in the app's configuration.`);
   }
   return {
     api_base: (raw.api_base ?? "").replace(/\/+$/, ""),
-    websocket_url: socketUrl(raw.websocket_url ?? ""),
+    websocket_url: raw.websocket_url == null ? null : socketUrl(raw.websocket_url),
     auth,
   };
 }

@@ -1,7 +1,7 @@
 // The live-progress socket (`/v1/live` locally, the WebSocket API in the stack): one connection
 // per page, subscriptions by job id, repeats dropped by `seq`, and a reconnect with backoff
 // that subscribes again (the server then sends the catch-up sequence).
-import { token } from "./auth";
+import { authMode, token } from "./auth";
 
 export type JobKind = "generation" | "processing";
 
@@ -39,7 +39,8 @@ export class LiveSocket {
   private timer: number | undefined;
   state: SocketState = "closed";
 
-  constructor(private readonly url: string) {}
+  /** `url` null: the deployment has no socket; the screens poll instead. */
+  constructor(private readonly url: string | null) {}
 
   private setState(s: SocketState) {
     this.state = s;
@@ -52,10 +53,18 @@ export class LiveSocket {
   }
 
   private connect() {
-    if (this.ws || this.listeners.size === 0) return;
+    if (this.ws || this.listeners.size === 0 || this.url == null) return;
     const t = token();
     this.setState("connecting");
-    const ws = t ? new WebSocket(this.url, [`bearer.${t}`]) : new WebSocket(this.url);
+    // `vidpipe serve` takes its start-up token as ?token=; the stack's OIDC token goes as the
+    // subprotocol `bearer.<token>` (a browser cannot set headers on a socket).
+    let ws: WebSocket;
+    if (!t) ws = new WebSocket(this.url);
+    else if (authMode() === "token") {
+      const u = new URL(this.url);
+      u.searchParams.set("token", t);
+      ws = new WebSocket(u.toString());
+    } else ws = new WebSocket(this.url, [`bearer.${t}`]);
     this.ws = ws;
     ws.onopen = () => {
       this.retry = 0;
@@ -123,7 +132,7 @@ export class LiveSocket {
 
 let shared: LiveSocket | null = null;
 
-export function initLive(url: string): void {
+export function initLive(url: string | null): void {
   shared = new LiveSocket(url);
 }
 

@@ -1,8 +1,8 @@
 // Entry: read /app-config.json, sign in if the deployment asks for it, then render the app.
 import { render } from "preact";
-import { useEffect, useRef } from "preact/hooks";
-import { setApiBase } from "./api";
-import { authMode, initAuth } from "./auth";
+import { useEffect, useRef, useState } from "preact/hooks";
+import { api, ApiProblem, setApiBase } from "./api";
+import { authMode, initAuth, setToken, token } from "./auth";
 import { loadConfig } from "./config";
 import { initLive } from "./live";
 import { href, useRoute, type Route } from "./router";
@@ -59,6 +59,40 @@ function App() {
   );
 }
 
+/** `token` mode: asks once for the token `vidpipe serve` printed, and checks it with the API. */
+function TokenForm({ onDone }: { onDone: () => void }) {
+  const [value, setValue] = useState("");
+  const [error, setError] = useState<string | null>(null);
+  async function submit(e: Event) {
+    e.preventDefault();
+    setToken(value.trim());
+    try {
+      await api.listGenerations(1);
+      onDone();
+    } catch (err) {
+      setError(err instanceof ApiProblem && err.status === 401 ? "That token was refused." : String(err));
+    }
+  }
+  return (
+    <main id="main">
+      <form class="token" onSubmit={submit} aria-labelledby="token-title">
+        <h1 id="token-title">Sign in</h1>
+        <div class="field">
+          <label for="f-token">Token</label>
+          <input id="f-token" type="password" autoComplete="off" value={value} onInput={(e) => setValue(e.currentTarget.value)} aria-describedby="err-token" />
+          <small class="hint">The token <code>vidpipe serve</code> printed when it started.</small>
+          <p class="field-error" id="err-token" role={error ? "alert" : undefined} hidden={!error}>
+            {error}
+          </p>
+        </div>
+        <button type="submit" class="primary">
+          Sign in
+        </button>
+      </form>
+    </main>
+  );
+}
+
 async function boot() {
   const root = document.getElementById("app")!;
   try {
@@ -66,7 +100,9 @@ async function boot() {
     setApiBase(cfg.api_base);
     await initAuth(cfg.auth);
     initLive(cfg.websocket_url);
-    render(<App />, root);
+    if (cfg.auth.mode === "token" && !token()) {
+      render(<TokenForm onDone={() => render(<App />, root)} />, root);
+    } else render(<App />, root);
   } catch (e) {
     root.innerHTML = "";
     const p = document.createElement("p");
