@@ -322,12 +322,16 @@ async fn submit(b: &Browser) -> String {
     id.as_str().unwrap().to_owned()
 }
 
-/// Waits for the result screen, then for its player to have data and to advance when played.
-async fn assert_player_plays(b: &Browser, css: &str) {
+/// Checks that a `<video>` plays: with `buffered`, it must first reach readyState >= 3 on its own
+/// (a `preload="auto"` player); then, played muted, its `currentTime` must advance.
+async fn assert_player_plays(b: &Browser, css: &str, buffered: bool) {
+    let ready = if buffered { 3 } else { 1 };
     b.until(
-        &format!("{css} to have enough data (readyState >= 3)"),
+        &format!("{css} to reach readyState >= {ready}"),
         Duration::from_secs(60),
-        &format!("const v = document.querySelector('{css}'); return !!v && v.readyState >= 3"),
+        &format!(
+            "const v = document.querySelector('{css}'); return !!v && v.readyState >= {ready}"
+        ),
     )
     .await;
     let t0 = b
@@ -337,6 +341,12 @@ async fn assert_player_plays(b: &Browser, css: &str) {
         .await
         .as_f64()
         .unwrap();
+    b.until(
+        &format!("{css} to have data while playing (readyState >= 3)"),
+        Duration::from_secs(30),
+        &format!("return document.querySelector('{css}').readyState >= 3"),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (t1, err) = {
         let v = b
@@ -446,7 +456,7 @@ async fn prompt_streams_stages_to_100_then_plays_and_downloads_an_mp4() {
         "completed over the socket: {live:?}"
     );
 
-    assert_player_plays(&b, "#player").await;
+    assert_player_plays(&b, "#player", true).await;
     b.shot("03-result").await;
 
     // The download link fetches the job's MP4, which ffprobe accepts.
@@ -686,7 +696,7 @@ async fn process_tab_upload_gives_three_playable_renditions() {
         .await;
     assert_eq!(names, serde_json::json!(["reels", "tiktok", "youtube"]));
     for name in ["youtube", "reels", "tiktok"] {
-        assert_player_plays(&b, &format!("li[data-rendition={name}] video")).await;
+        assert_player_plays(&b, &format!("li[data-rendition={name}] video"), false).await;
     }
     // Each tile names its probe facts, and they are the API's.
     let job = serve.get_json(&format!("/v1/processing-jobs/{id}"));

@@ -46,7 +46,7 @@ export function History() {
         <ul class="history" id="history-list">
           {items.map((j) => (
             <li key={j.id} data-job={j.id}>
-              <a href={href({ name: RUNNING.has(j.status) ? "watch" : "result", id: j.id })}>
+              <a href={href({ name: j.status === "completed" ? "result" : "watch", id: j.id })}>
                 <span class="history-prompt">{j.request.prompt}</span>
               </a>
               <StatusChip status={j.status} />
