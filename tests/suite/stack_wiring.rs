@@ -34,6 +34,30 @@ const PIPELINE_FUNCTIONS: &[(&str, &str, &str)] = &[
     ("ProcessFunction", "functions/process", "vidpipe-process"),
 ];
 
+/// The live-progress functions: the WebSocket API's three routes and the stream pusher.
+const LIVE_FUNCTIONS: &[(&str, &str, &str)] = &[
+    (
+        "LiveConnectFunction",
+        "functions/live",
+        "vidpipe-live-connect",
+    ),
+    (
+        "LiveDisconnectFunction",
+        "functions/live",
+        "vidpipe-live-disconnect",
+    ),
+    (
+        "LiveMessageFunction",
+        "functions/live",
+        "vidpipe-live-message",
+    ),
+    (
+        "LivePusherFunction",
+        "functions/live",
+        "vidpipe-live-pusher",
+    ),
+];
+
 /// Every function the stack deploys: the pipelines', and one per API route (all built from
 /// functions/api, one bin each).
 fn functions() -> Vec<(&'static str, &'static str, &'static str)> {
@@ -41,6 +65,7 @@ fn functions() -> Vec<(&'static str, &'static str, &'static str)> {
         .iter()
         .map(|f| (f.logical_id, "functions/api", f.bin))
         .chain(PIPELINE_FUNCTIONS.iter().copied())
+        .chain(LIVE_FUNCTIONS.iter().copied())
         .collect()
 }
 
@@ -1379,6 +1404,222 @@ fn each_api_function_gets_only_the_settings_its_route_reads() {
         }
         let want: BTreeSet<String> = want.into_iter().map(str::to_owned).collect();
         assert_eq!(vars, want, "{}'s own environment", f.logical_id);
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Live progress: the WebSocket API, its functions and the pusher on the jobs stream
+// ------------------------------------------------------------------------------------------
+
+fn live_table(actions: &[&str]) -> Vec<(String, String)> {
+    actions
+        .iter()
+        .map(|a| (format!("dynamodb:{a}"), "GetAtt LiveTable.Arn".to_owned()))
+        .collect()
+}
+
+/// Least privilege for the live functions: exactly the calls `DynamoLiveStore` makes on each
+/// route's path, job reads only where a job's tenant or state is read, PostToConnection only
+/// where frames are sent, and no access to the job records' writes anywhere.
+#[test]
+fn each_live_function_is_granted_exactly_what_it_calls() {
+    let posts = (
+        "execute-api:ManageConnections".to_owned(),
+        "Sub arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${LiveApi}/${Stage}/POST/@connections/*"
+            .to_owned(),
+    );
+    let reads_jobs: Vec<(String, String)> = iam_of(Grant::TableRead)
+        .into_iter()
+        .chain(iam_of(Grant::MediaRead))
+        .map(|(a, r)| (a.to_owned(), r.to_owned()))
+        .collect();
+    let want: [(&str, Vec<(String, String)>); 4] = [
+        ("LiveConnectFunction", live_table(&["PutItem"])),
+        (
+            "LiveDisconnectFunction",
+            live_table(&["Query", "DeleteItem"]),
+        ),
+        (
+            "LiveMessageFunction",
+            live_table(&["GetItem", "PutItem", "UpdateItem", "DeleteItem"])
+                .into_iter()
+                .chain(reads_jobs.clone())
+                .chain([posts.clone()])
+                .collect(),
+        ),
+        (
+            "LivePusherFunction",
+            live_table(&["Query", "UpdateItem", "DeleteItem"])
+                .into_iter()
+                .chain(reads_jobs)
+                .chain([posts])
+                .collect(),
+        ),
+    ];
+    let mut problems = Vec::new();
+    for (id, want) in want {
+        let want: BTreeSet<(String, String)> = want.into_iter().collect();
+        let got = granted(id);
+        for extra in got.difference(&want) {
+            problems.push(format!("{id}: allows {extra:?} it does not need"));
+        }
+        for missing in want.difference(&got) {
+            problems.push(format!("{id}: lacks {missing:?}"));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "live roles:\n  {}",
+        problems.join("\n  ")
+    );
+}
+
+/// The WebSocket API routes `$connect`, `$disconnect` and `$default` each to its own function
+/// (proxy integration, invoke permission for that route only); the connect function is the one
+/// told the JWT issuer and audiences; every live function knows the live table and the stage's
+/// management endpoint; the stack outputs the socket's URL.
+#[test]
+fn the_websocket_routes_reach_their_own_functions() {
+    let api = props(&resources()["LiveApi"]);
+    assert_eq!(api["ProtocolType"].as_str(), Some("WEBSOCKET"));
+    let integrations: BTreeMap<String, String> =
+        resources_of_type("AWS::ApiGatewayV2::Integration")
+            .into_iter()
+            .map(|(id, r)| {
+                assert_eq!(
+                    props(r)["IntegrationType"].as_str(),
+                    Some("AWS_PROXY"),
+                    "{id}"
+                );
+                let uri = resource_text(&props(r)["IntegrationUri"]);
+                let function = LIVE_FUNCTIONS
+                    .iter()
+                    .map(|(f, _, _)| *f)
+                    .find(|f| uri.contains(&format!("${{{f}.Arn}}")))
+                    .unwrap_or_else(|| panic!("{id} integrates no live function: {uri}"));
+                (id, function.to_owned())
+            })
+            .collect();
+    let mut routes = BTreeMap::new();
+    for (id, r) in resources_of_type("AWS::ApiGatewayV2::Route") {
+        let p = props(r);
+        assert_eq!(
+            p.get("ApiId").and_then(referenced_id).as_deref(),
+            Some("LiveApi"),
+            "{id}"
+        );
+        let target = resource_text(&p["Target"]);
+        let integration = target
+            .trim_start_matches("Sub integrations/${")
+            .trim_end_matches('}');
+        let key = p["RouteKey"].as_str().expect("RouteKey").to_owned();
+        routes.insert(key, integrations[integration].clone());
+    }
+    let want: BTreeMap<String, String> = [
+        ("$connect", "LiveConnectFunction"),
+        ("$disconnect", "LiveDisconnectFunction"),
+        ("$default", "LiveMessageFunction"),
+    ]
+    .into_iter()
+    .map(|(k, f)| (k.to_owned(), f.to_owned()))
+    .collect();
+    assert_eq!(routes, want, "WebSocket routes and their functions");
+    let permitted: BTreeSet<(String, String)> = resources_of_type("AWS::Lambda::Permission")
+        .into_iter()
+        .filter_map(|(_, r)| {
+            let p = props(r);
+            let function = p.get("FunctionName").and_then(referenced_id)?;
+            let source = resource_text(&p["SourceArn"]);
+            let route = source.rsplit('/').next()?.to_owned();
+            source.contains("${LiveApi}").then_some((route, function))
+        })
+        .collect();
+    let want_permitted: BTreeSet<(String, String)> = want.into_iter().collect();
+    assert_eq!(
+        permitted, want_permitted,
+        "invoke permissions, one route each"
+    );
+
+    for (id, _, _) in LIVE_FUNCTIONS {
+        let vars: BTreeSet<String> = props(&resources()[*id])
+            .get("Environment")
+            .and_then(|e| e.get("Variables"))
+            .and_then(Yaml::as_mapping)
+            .map(|m| {
+                m.keys()
+                    .filter_map(|k| k.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut want: BTreeSet<String> = ["VIDPIPE_LIVE_TABLE", "VIDPIPE_LIVE_ENDPOINT"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        if *id == "LiveConnectFunction" {
+            want.extend([
+                "VIDPIPE_JWT_ISSUER".to_owned(),
+                "VIDPIPE_JWT_AUDIENCE".to_owned(),
+            ]);
+        }
+        assert_eq!(vars, want, "{id}'s own environment");
+    }
+    let outputs = template().get("Outputs").expect("Outputs");
+    let url = resource_text(&outputs["WebSocketUrl"]["Value"]);
+    assert!(url.starts_with("Sub wss://${LiveApi}."), "{url}");
+}
+
+/// The pusher reads the jobs table's stream (keys only), reports partial batch failures and
+/// gives up on a record after bounded retries, bisecting, so a bad batch never stalls the
+/// stream; only job, clip and processing items reach it.
+#[test]
+fn the_pusher_is_fed_by_the_jobs_stream_without_blocking_it() {
+    let table = props(&resources()["JobsTable"]);
+    assert_eq!(
+        table["StreamSpecification"]["StreamViewType"].as_str(),
+        Some("KEYS_ONLY")
+    );
+    let events = props(&resources()["LivePusherFunction"])["Events"]
+        .as_mapping()
+        .expect("the pusher's Events");
+    assert_eq!(events.len(), 1, "one event source");
+    let (_, e) = events.iter().next().unwrap();
+    assert_eq!(e["Type"].as_str(), Some("DynamoDB"));
+    let p = &e["Properties"];
+    assert_eq!(resource_text(&p["Stream"]), "GetAtt JobsTable.StreamArn");
+    assert_eq!(p["BisectBatchOnFunctionError"].as_bool(), Some(true));
+    let retries = p["MaximumRetryAttempts"].as_i64().expect("bounded retries");
+    assert!((0..=5).contains(&retries), "{retries} retries");
+    let age = p["MaximumRecordAgeInSeconds"]
+        .as_i64()
+        .expect("bounded age");
+    assert!((60..=900).contains(&age), "records kept {age}s");
+    assert_eq!(
+        p["FunctionResponseTypes"][0].as_str(),
+        Some("ReportBatchItemFailures")
+    );
+    let pattern: Json = serde_json::from_str(
+        p["FilterCriteria"]["Filters"][0]["Pattern"]
+            .as_str()
+            .expect("a filter pattern"),
+    )
+    .expect("the pattern is JSON");
+    let prefixes: Vec<&str> = pattern["dynamodb"]["Keys"]["PK"]["S"]
+        .as_array()
+        .expect("PK prefixes")
+        .iter()
+        .filter_map(|v| v["prefix"].as_str())
+        .collect();
+    assert_eq!(prefixes, ["JOB#", "PROC#"]);
+    // The prefixes are the store's: a job and its clips, a processing record.
+    let job = vidpipe_domain::job::JobId::generate();
+    assert!(vidpipe_aws::dynamo::job_pk(&job).starts_with(prefixes[0]));
+    assert!(vidpipe_aws::dynamo::process_pk("ab").starts_with(prefixes[1]));
+    for pk in [
+        vidpipe_aws::dynamo::job_pk(&job),
+        vidpipe_aws::dynamo::process_pk("ab"),
+    ] {
+        let keys = serde_json::json!({"PK": {"S": pk}});
+        assert!(vidpipe_lambda::live::job_of_keys(&keys).is_some(), "{pk}");
     }
 }
 

@@ -72,10 +72,14 @@ use vidpipe_domain::upload::{UploadId, UploadRecord};
 
 mod batch;
 mod lease;
+mod live;
 mod quota;
 mod webhook;
 
 pub use lease::{ATTR_HOLDERS, ATTR_POOL, LEASE_TTL_MARGIN, SK_LEASE, lease_pk};
+pub use live::{
+    ATTR_SEQ, ATTR_SNAPSHOT, DynamoLiveStore, connection_pk, create_live_table, subscription_pk,
+};
 pub use quota::{
     ATTR_ACTIVE, ATTR_CLAIMED_AT, ATTR_DAY, ATTR_SECONDS, ATTR_USED, SK_QUOTA_ACTIVE,
     quota_claim_sk, quota_day_sk, quota_pk,

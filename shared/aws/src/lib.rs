@@ -9,6 +9,7 @@
 
 pub mod bedrock;
 pub mod config;
+pub mod connections;
 pub mod dynamo;
 mod error;
 pub mod polly;

@@ -21,7 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vidpipe_aws::config::{dynamodb_client, emulator_sdk_config, s3_client, sfn_client};
-use vidpipe_aws::dynamo::{self, DynamoJobStore};
+use vidpipe_aws::dynamo::{self, DynamoJobStore, DynamoLiveStore};
 use vidpipe_aws::sfn::{Started, start_named};
 use vidpipe_aws::{Encryption, MultipartOptions, S3BlobStore, SfnOrchestrator};
 use vidpipe_domain::ErrorClass;
@@ -32,10 +32,12 @@ use vidpipe_domain::ports::{
 };
 use vidpipe_domain::processing::{ProcessFailure, ProcessJob, ProcessStatus, SourceRef};
 use vidpipe_pipeline::conformance::{
-    batch_store, blob_store, job_store, lease_store, process_store, quota_store, webhook_store,
+    batch_store, blob_store, job_store, lease_store, live_store, process_store, quota_store,
+    webhook_store,
 };
 
 const TABLE: &str = "vidpipe-test";
+const LIVE_TABLE: &str = "vidpipe-live-test";
 const BUCKET: &str = "vidpipe-test";
 
 /// A moto server of our own, on a free port; killed when dropped, even if the test panics.
@@ -263,6 +265,22 @@ async fn dynamo_batch_store_conforms() {
     let a = job_store_on(&moto).await;
     let b = job_store_on(&moto).await;
     batch_store::run_all(&a, &b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamo_live_store_conforms() {
+    let moto = Moto::start().await;
+    let a = dynamodb_client(&moto.sdk().await);
+    vidpipe_aws::dynamo::create_live_table(&a, LIVE_TABLE)
+        .await
+        .expect("create the live table");
+    // Two clients, as the subscribe function and the pusher would be.
+    let b = dynamodb_client(&moto.sdk().await);
+    live_store::run_all(
+        Arc::new(DynamoLiveStore::new(a, LIVE_TABLE)),
+        Arc::new(DynamoLiveStore::new(b, LIVE_TABLE)),
+    )
+    .await;
 }
 
 /// A tenant's quotas are items under `QUOTA#<tenant>`: `ACTIVE` with the set of claimed jobs,

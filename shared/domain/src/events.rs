@@ -13,23 +13,8 @@ use crate::processing::{ProcessJob, ProcessStage, ProcessStatus};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// Which pipeline a job belongs to.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobKind {
-    Generation,
-    Processing,
-}
-
-impl JobKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobKind::Generation => "generation",
-            JobKind::Processing => "processing",
-        }
-    }
-}
+/// Which pipeline a job belongs to: the webhooks' kind, one type for both.
+pub use crate::webhook::JobKind;
 
 /// One output a completed job offers. The domain knows its store key; the sender turns the key
 /// into a link (presigned on AWS, a `/v1/...` download route on one machine), and only the name

@@ -813,3 +813,68 @@ pub trait RenditionEngine: Send + Sync {
         output: &Path,
     ) -> Result<(), MediaError>;
 }
+
+/// One open live-progress connection (a WebSocket) and whose it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveConnection {
+    /// The gateway's connection id (API Gateway's `connectionId`).
+    pub id: String,
+    pub tenant: String,
+    pub connected_at: chrono::DateTime<chrono::Utc>,
+    /// When the store may forget it (a DynamoDB TTL): API Gateway closes any connection after
+    /// two hours, so nothing outlives that by much.
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A connection's subscription to one job, with what it has been told of it so far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveSubscription {
+    pub connection_id: String,
+    pub tenant: String,
+    pub job_id: String,
+    pub snapshot: crate::events::LiveSnapshot,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Where the live-progress gateway keeps its connections and their subscriptions. Snapshots are
+/// saved under a check on the `seq` they were computed from, so two pushers racing on one
+/// subscription cannot both tell the same events with different numbers.
+#[async_trait]
+pub trait LiveStore: Send + Sync {
+    async fn put_connection(&self, connection: &LiveConnection) -> Result<(), StoreError>;
+    async fn get_connection(&self, id: &str) -> Result<Option<LiveConnection>, StoreError>;
+    /// Forgets the connection and every subscription it had; a connection already gone is fine.
+    async fn remove_connection(&self, id: &str) -> Result<(), StoreError>;
+    /// Creates or replaces the subscription of `connection_id` to `job_id`.
+    async fn subscribe(&self, subscription: &LiveSubscription) -> Result<(), StoreError>;
+    /// A subscription that does not exist is fine.
+    async fn unsubscribe(&self, connection_id: &str, job_id: &str) -> Result<(), StoreError>;
+    /// Every subscription to `job_id`, in no particular order.
+    async fn subscribers(&self, job_id: &str) -> Result<Vec<LiveSubscription>, StoreError>;
+    /// Replaces the subscription's snapshot if the stored one still has `seq == expected_seq`.
+    /// `Conflict` when it moved on or the subscription is gone.
+    async fn save_snapshot(
+        &self,
+        connection_id: &str,
+        job_id: &str,
+        expected_seq: u64,
+        snapshot: &crate::events::LiveSnapshot,
+    ) -> Result<(), StoreError>;
+}
+
+/// Why a live-progress frame could not be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The connection is closed for good (API Gateway's `GoneException`, HTTP 410).
+    #[error("connection {0} is gone")]
+    Gone(String),
+    #[error("sending to {connection}: {message}")]
+    Failed { connection: String, message: String },
+}
+
+/// Sends one text frame to one live-progress connection (API Gateway's `PostToConnection`, a
+/// local WebSocket).
+#[async_trait]
+pub trait LiveSender: Send + Sync {
+    async fn send(&self, connection_id: &str, text: &str) -> Result<(), SendError>;
+}

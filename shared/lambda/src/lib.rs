@@ -10,6 +10,8 @@ pub mod config;
 pub mod diagnostic;
 pub mod dispatch;
 pub mod generation;
+pub mod jwt;
+pub mod live;
 pub mod narrators;
 pub mod process;
 pub mod wiring;

@@ -10,6 +10,7 @@ pub mod error;
 pub mod failure;
 pub mod generation;
 pub mod handoff;
+pub mod live;
 pub mod local;
 pub mod notify;
 pub mod policy;

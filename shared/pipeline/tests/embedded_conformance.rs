@@ -7,7 +7,8 @@ use std::sync::Arc;
 use vidpipe_domain::ports::{BlobError, BlobStore, JobStore, StoreError};
 use vidpipe_domain::{ErrorClass, JobStatus};
 use vidpipe_pipeline::conformance::{
-    batch_store, blob_store, job_store, lease_store, process_store, quota_store, webhook_store,
+    batch_store, blob_store, job_store, lease_store, live_store, process_store, quota_store,
+    webhook_store,
 };
 use vidpipe_pipeline::embedded::{EmbeddedPaths, FsBlobStore, SqliteJobStore};
 
@@ -298,4 +299,11 @@ async fn the_rules_planner_and_procedural_provider_conform() {
         dir.path(),
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_live_store_conforms() {
+    // One process's store: both handles are the same map.
+    let store = Arc::new(vidpipe_pipeline::live::MemoryLiveStore::default());
+    live_store::run_all(store.clone(), store).await;
 }

@@ -458,3 +458,86 @@ async fn dot_dot_keys_are_rejected_sources_not_internal_errors() {
     }
     assert!(b.media.0.lock().unwrap().renders.is_empty());
 }
+
+/// Each step leaves the record at its live stage, so a subscriber following the record is told
+/// every stage in order, a percent that only rises, and the completion with every rendition.
+#[tokio::test]
+async fn the_steps_record_their_live_stage_for_subscribers() {
+    use vidpipe_domain::events::{LiveEvent, LiveSnapshot, processing_events};
+    use vidpipe_domain::processing::ProcessStage;
+    let b = bench().await;
+    let record = || async {
+        b.deps
+            .records
+            .get_process(&b.source.id())
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let mut states = Vec::new();
+    let probed = processing::probe(
+        &b.deps,
+        &ProcessInput {
+            source: b.source.clone(),
+        },
+    )
+    .await
+    .expect("probe");
+    states.push(record().await);
+    let rendered = processing::transcode(&b.deps, &probed, &|_| {})
+        .await
+        .expect("transcode");
+    states.push(record().await);
+    processing::publish(&b.deps, &rendered)
+        .await
+        .expect("publish");
+    states.push(record().await);
+    let stages: Vec<Option<ProcessStage>> =
+        states.iter().map(|s| s.step.map(|p| p.stage)).collect();
+    assert_eq!(
+        stages,
+        [
+            Some(ProcessStage::Probe),
+            Some(ProcessStage::Thumbnail),
+            Some(ProcessStage::Publish)
+        ]
+    );
+    let mut told: Option<LiveSnapshot> = None;
+    let mut events = Vec::new();
+    for s in &states {
+        let (e, next) = processing_events(told.as_ref(), s);
+        events.extend(e);
+        told = Some(next);
+    }
+    let names: Vec<String> = events
+        .iter()
+        .map(|e| match e {
+            LiveEvent::Stage { stage, .. } => stage.clone(),
+            LiveEvent::Progress { percent, .. } => format!("{percent}%"),
+            LiveEvent::Completed { downloads, .. } => format!(
+                "completed:{}",
+                downloads
+                    .iter()
+                    .map(|d| d.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            other => other.type_name().to_owned(),
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "probe",
+            "0%",
+            "trim",
+            "watermark",
+            "renditions",
+            "thumbnail",
+            "90%",
+            "publish",
+            "100%",
+            "completed:youtube,reels,tiktok,thumbnail"
+        ]
+    );
+}

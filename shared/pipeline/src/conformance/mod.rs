@@ -10,6 +10,7 @@ pub mod blob_store;
 pub mod clip_provider;
 pub mod job_store;
 pub mod lease_store;
+pub mod live_store;
 pub mod narrator;
 pub mod planner;
 pub mod process_store;

@@ -26,7 +26,7 @@ use vidpipe_domain::ports::{
 };
 use vidpipe_domain::processing::{
     self as domain, Fit, OutputRecord, ProcessEvent, ProcessFailure, ProcessJob, ProcessSettings,
-    Rejection, RenditionSet, SourcePath, SourceRef, TrimWindow,
+    ProcessStage, Rejection, RenditionSet, SourcePath, SourceRef, TrimWindow,
 };
 use vidpipe_domain::steps::ProcessingStep;
 use vidpipe_domain::upload::{UploadId, UploadStatus};
@@ -99,6 +99,26 @@ where
     }
     unreachable!("the last attempt returns")
 }
+
+/// Records that the run entered `stage` (or got `fraction` of the way through it) for live
+/// progress. Best effort: the outputs do not depend on it, so a failed write is logged and the
+/// step goes on. Only a running, stored record moves, so this never touches an outcome (the
+/// Fargate worker calls it too, and still never records how the run ended).
+async fn mark_stage(deps: &ProcessDeps, source: &SourceRef, stage: ProcessStage, fraction: f64) {
+    let result = update_record(deps, source, |j| {
+        if j.version == 0 {
+            return Ok(None);
+        }
+        Ok(j.advanced(stage, fraction, PROGRESS_STEP, Utc::now()))
+    })
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, source_id = %source.id(), %stage, "live progress not recorded");
+    }
+}
+
+/// The smallest move of a stage's fraction worth a record write (and a pushed event).
+const PROGRESS_STEP: f64 = 0.1;
 
 /// Step 1: reads the upload where it lies (no download), checks it, picks the route and starts
 /// the record's run. Rejections are `VidPipe.SourceRejected`: permanent, recorded by the Catch.
@@ -239,6 +259,8 @@ pub(super) async fn transcode_as(
     progress: &(dyn Fn(f64) + Send + Sync),
 ) -> Result<Rendered, StepError> {
     let started = Instant::now();
+    // The single pass trims, watermarks and encodes in one decode: the run enters all three.
+    mark_stage(deps, &probed.source, ProcessStage::Renditions, 0.0).await;
     let dir = deps.scratch(&probed.source_id, "single").await?;
     let mark = watermark(deps).await?;
     let source = deps.source(&probed.source.key).await?;
@@ -254,13 +276,37 @@ pub(super) async fn transcode_as(
         audio: Some(probed.has_audio),
         work_dir: dir.path(),
     };
-    deps.media.render(&job, Some(progress)).await?;
+    // ffmpeg reports progress synchronously; a watch channel hands the latest figure to a task
+    // that records it, so the render never waits on the store (as generation's compose does).
+    let (tx, mut rx) = tokio::sync::watch::channel(0.0f64);
+    let report = move |f: f64| {
+        progress(f);
+        let _ = tx.send(f);
+    };
+    let render = deps.media.render(&job, Some(&report));
+    let persist = async {
+        let mut saved = 0.0f64;
+        while rx.changed().await.is_ok() {
+            let f = *rx.borrow_and_update();
+            if f - saved >= PROGRESS_STEP {
+                saved = f;
+                mark_stage(deps, &probed.source, ProcessStage::Renditions, f).await;
+            }
+        }
+    };
+    tokio::pin!(render);
+    tokio::pin!(persist);
+    tokio::select! {
+        r = &mut render => r?,
+        () = &mut persist => render.await?,
+    }
     let files: Vec<PathBuf> = targets.iter().map(|t| t.output.clone()).collect();
     publish_encodings(deps, probed, &files).await?;
     let thumbnail_key = probed.path.thumbnail_key();
     deps.blobs
         .put_file(&thumbnail_key, &thumb.output, "image/jpeg")
         .await?;
+    mark_stage(deps, &probed.source, ProcessStage::Thumbnail, 1.0).await;
     let mut timings = probed.timings.clone();
     timings.push(Timing::since(step, started));
     Ok(Rendered {
@@ -277,6 +323,7 @@ pub(super) async fn transcode_as(
 /// reordered tail frames of B-frame sources.
 pub async fn split(deps: &ProcessDeps, probed: &Probed) -> Result<Split, StepError> {
     let started = Instant::now();
+    mark_stage(deps, &probed.source, ProcessStage::Renditions, 0.0).await;
     let dir = deps.scratch(&probed.source_id, "split").await?;
     let source = deps.source(&probed.source.key).await?;
     let tasks: Vec<SegmentTask> = probed
@@ -449,6 +496,8 @@ pub async fn assemble(deps: &ProcessDeps, input: &AssembleInput) -> Result<Rende
         });
     }
     timings.push(Timing::since(ProcessingStep::Assemble, started));
+    // The thumbnail was stored by the split; the run is past it once every rendition is.
+    mark_stage(deps, &probed.source, ProcessStage::Thumbnail, 1.0).await;
     Ok(Rendered {
         probed: probed.clone(),
         thumbnail_key: split.thumbnail_key.clone(),
@@ -461,6 +510,7 @@ pub async fn assemble(deps: &ProcessDeps, input: &AssembleInput) -> Result<Rende
 pub async fn publish(deps: &ProcessDeps, rendered: &Rendered) -> Result<ProcessEvent, StepError> {
     let started = Instant::now();
     let probed = &rendered.probed;
+    mark_stage(deps, &probed.source, ProcessStage::Publish, 0.0).await;
     let mut outputs = Vec::new();
     // Renditions that share an encode (reels, tiktok) are the same bytes: probed once.
     let mut probes: Vec<(_, ProbeInfo)> = Vec::new();

@@ -1,0 +1,8 @@
+//! `$disconnect`: forgets the connection and its subscriptions. One Lambda per route; the work is in `vidpipe_pipeline::live`.
+
+use vidpipe_lambda::live::{LiveRoute, serve_live};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    serve_live(LiveRoute::Disconnect).await
+}
