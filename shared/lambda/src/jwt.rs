@@ -228,8 +228,10 @@ mod tests {
 
     const ISSUER: &str = "https://issuer.example";
 
+    /// A 2048-bit RSA key made for this test only (RSAPrivateKey DER), standing in for the
+    /// identity provider's signing key.
     fn key() -> RsaKeyPair {
-        RsaKeyPair::from_pkcs8(include_bytes!("../tests/fixtures/jwt-test-key.pk8")).unwrap()
+        RsaKeyPair::from_der(include_bytes!("../tests/fixtures/jwt-test-key.der")).unwrap()
     }
 
     fn jwks(kid: &str) -> String {
