@@ -86,7 +86,9 @@ async fn a_provider_that_always_fails_ends_the_job_failed_with_its_reason() {
         stack
             .deps()
             .blobs
-            .head(&keys::final_video(&job.id))
+            .head(&keys::final_video(
+                &vidpipe_domain::CompositionId::first_of(&job.id)
+            ))
             .await
             .unwrap()
             .is_none()

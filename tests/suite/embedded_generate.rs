@@ -3,7 +3,7 @@
 
 use vidpipe_domain::asset::AssetKind;
 use vidpipe_domain::request::{BrandBody, GenerationRequestBody, LogoBody, MusicBody};
-use vidpipe_domain::{ClipStatus, Job, JobStatus};
+use vidpipe_domain::{ClipStatus, CompositionId, CompositionStatus, Job, JobStatus};
 use vidpipe_pipeline::local::LocalStack;
 use vidpipe_tests::*;
 
@@ -104,6 +104,24 @@ async fn prompt_becomes_a_measured_mp4_with_brand_captions_and_thumbnail() {
     }
 
     let outputs = job.outputs.clone().unwrap();
+    // The first compose is the job's first composition: recorded, completed, in its own folder.
+    let versions = stack.deps().jobs.compositions(&job.id).await.unwrap();
+    assert_eq!(versions.len(), 1);
+    let first = &versions[0];
+    assert_eq!(first.id, CompositionId::first_of(&job.id));
+    assert_eq!(first.parent_composition_id, None);
+    assert_eq!(first.status, CompositionStatus::Completed);
+    assert_eq!(first.outputs.as_ref(), Some(&outputs));
+    assert!(
+        outputs
+            .final_key
+            .starts_with(&format!("compositions/{}/", first.id))
+    );
+    let clip_keys: Vec<_> = job.clips.iter().filter_map(|c| c.key.clone()).collect();
+    assert_eq!(
+        first.clip_keys, clip_keys,
+        "it refers to every clip of the job"
+    );
     let final_path = stack.blob_path(&outputs.final_key);
     let f = probe(&final_path);
     let frame = 1.0 / 30.0;

@@ -8,6 +8,7 @@
 //! |---|---|---|---|
 //! | job | `JOB#<id>` | `META` | `doc`, `status`, `owner`, `version`, `created_at`, `updated_at`, `idempotency_key`?, `GSI1PK`, `GSI1SK`, `expires_at`? |
 //! | clip | `JOB#<id>` | `CLIP#NNN` | `doc`, `job_id`, `clip_index`, `status`, `updated_at`, `expires_at` |
+//! | composition | `JOB#<id>` | `COMP#<composition id>` | `doc`, `job_id`, `composition_id`, `parent_composition_id`?, `status`, `created_at`, `updated_at`, `expires_at` |
 //! | asset | `ASSET#<id>` | `META` | `doc`, `owner`, `kind`, `created_at` |
 //! | idempotency guard | `IDEM#<owner>#<key>` | `META` | `job_id`, `owner`, `idempotency_key`, `created_at`, `expires_at`? |
 //! | processing record | `PROC#<source id>` | `META` | `doc`, `status`, `bucket`, `source_key`, `created_at`, `updated_at`, `expires_at`?, `GSI1PK` = `PROCS#<client>`, `GSI1SK` |
@@ -23,8 +24,8 @@
 //! `GSI1` (`GSI1PK` = `TENANT#<owner>`, `GSI1SK` = `<created_at, RFC 3339 with nanoseconds>#<id>`,
 //! projection ALL) lists a tenant's jobs newest first. Every item carries `entity` (`job`, `clip`,
 //! `asset`, `idempotency`, `process`, `lease`, `quota`, `webhook_secret`, `webhook_attempt`,
-//! `batch`) so a raw scan is readable. Webhook secrets and attempts are in `dynamo/webhook.rs`,
-//! batches in `dynamo/batch.rs`.
+//! `batch`, `composition`) so a raw scan is readable. Webhook secrets and attempts are in
+//! `dynamo/webhook.rs`, batches in `dynamo/batch.rs`, compositions in `dynamo/composition.rs`.
 //!
 //! Lease pools ([`LeaseStore`](vidpipe_domain::ports::LeaseStore), in `dynamo/lease.rs`) keep all
 //! of a pool's leases in one item, so a grant is one conditional write on its `version`.
@@ -71,11 +72,13 @@ use vidpipe_domain::processing::{ProcessJob, ProcessStatus};
 use vidpipe_domain::upload::{UploadId, UploadRecord};
 
 mod batch;
+mod composition;
 mod lease;
 mod live;
 mod quota;
 mod webhook;
 
+pub use composition::{ATTR_COMPOSITION_ID, ATTR_PARENT_COMPOSITION_ID, composition_sk};
 pub use lease::{ATTR_HOLDERS, ATTR_POOL, LEASE_TTL_MARGIN, SK_LEASE, lease_pk};
 pub use live::{
     ATTR_SEQ, ATTR_SNAPSHOT, DynamoLiveStore, connection_pk, create_live_table, subscription_pk,

@@ -32,8 +32,8 @@ use vidpipe_domain::ports::{
 };
 use vidpipe_domain::processing::{ProcessFailure, ProcessJob, ProcessStatus, SourceRef};
 use vidpipe_pipeline::conformance::{
-    batch_store, blob_store, job_store, lease_store, live_store, process_store, quota_store,
-    webhook_store,
+    batch_store, blob_store, composition_store, job_store, lease_store, live_store, process_store,
+    quota_store, webhook_store,
 };
 
 const TABLE: &str = "vidpipe-test";
@@ -281,6 +281,16 @@ async fn dynamo_live_store_conforms() {
         Arc::new(DynamoLiveStore::new(b, LIVE_TABLE)),
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamo_composition_store_conforms() {
+    let moto = Moto::start().await;
+    table_on(&moto).await;
+    // Two clients, as the compose step writing and the API listing would be.
+    let a = job_store_on(&moto).await;
+    let b = job_store_on(&moto).await;
+    composition_store::run_all(&a, &a, &b).await;
 }
 
 /// A tenant's quotas are items under `QUOTA#<tenant>`: `ACTIVE` with the set of claimed jobs,

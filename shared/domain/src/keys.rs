@@ -2,6 +2,7 @@
 //! and the filesystem store mirrors it exactly.
 
 use crate::asset::AssetId;
+use crate::composition::CompositionId;
 use crate::job::JobId;
 
 pub fn upload(owner: &str, asset: &AssetId, ext: &str) -> String {
@@ -16,20 +17,20 @@ pub fn generation_thumbnail(job: &JobId, index: u32) -> String {
     format!("generations/{job}/thumbnails/clip_{index:03}.jpg")
 }
 
-/// The composition of a job shares the job's id: one job renders one composition.
-pub fn final_video(composition: &JobId) -> String {
+/// A job's compositions each have their own folder (its first is [`CompositionId::first_of`]).
+pub fn final_video(composition: &CompositionId) -> String {
     format!("compositions/{composition}/final.mp4")
 }
 
-pub fn thumbnail(composition: &JobId) -> String {
+pub fn thumbnail(composition: &CompositionId) -> String {
     format!("compositions/{composition}/thumbnail.jpg")
 }
 
-pub fn timeline(composition: &JobId) -> String {
+pub fn timeline(composition: &CompositionId) -> String {
     format!("compositions/{composition}/timeline.json")
 }
 
-pub fn metadata(composition: &JobId) -> String {
+pub fn metadata(composition: &CompositionId) -> String {
     format!("compositions/{composition}/metadata.json")
 }
 

@@ -4,6 +4,7 @@
 pub mod asset;
 pub mod batch;
 pub mod captions;
+pub mod composition;
 pub mod error;
 pub mod events;
 pub mod job;
@@ -25,6 +26,7 @@ pub mod webhook;
 
 pub use asset::{Asset, AssetId, AssetKind};
 pub use captions::{CaptionOptions, CaptionPosition, CaptionSize, CaptionStyle};
+pub use composition::{Composition, CompositionId, CompositionStatus};
 pub use error::{ErrorClass, FieldError, ValidationErrors};
 pub use job::{
     ClipRecord, ClipStatus, Job, JobError, JobId, JobStatus, Outputs, Stage, StageTiming,

@@ -83,8 +83,10 @@ pub struct JobPage {
 ///   its own (`Backend` with class permanent) rather than a silent first page.
 /// - `put_asset` creates an asset record (`AlreadyExists` on a repeat id); `get_asset` reads it.
 /// - `find_idempotent` names the job an (owner, idempotency key) pair made, or `None`.
+///
+/// A job's compositions are kept beside it, by the same store ([`CompositionStore`]).
 #[async_trait]
-pub trait JobStore: Send + Sync {
+pub trait JobStore: CompositionStore + Send + Sync {
     async fn create(&self, job: &Job) -> Result<Job, StoreError>;
     async fn get(&self, id: &JobId) -> Result<Option<Job>, StoreError>;
     async fn save(&self, job: &Job) -> Result<Job, StoreError>;
@@ -98,6 +100,32 @@ pub trait JobStore: Send + Sync {
     async fn put_asset(&self, asset: &Asset) -> Result<(), StoreError>;
     async fn get_asset(&self, id: &AssetId) -> Result<Option<Asset>, StoreError>;
     async fn find_idempotent(&self, owner: &str, key: &str) -> Result<Option<JobId>, StoreError>;
+}
+
+/// A job's compositions ([`crate::composition::Composition`]), kept beside the job.
+///
+/// Contract:
+/// - `put_composition` upserts one composition by (job, id); repeating it is harmless. The job
+///   must exist (`NotFound` otherwise), and the composition's `job_id` names it.
+/// - `get_composition` returns the composition of that job with that id, or `None` (also when
+///   the id belongs to another job).
+/// - `compositions` returns every composition of a job, oldest first (by `created_at`, then id),
+///   each with every field as written; a job with none gives an empty list.
+#[async_trait]
+pub trait CompositionStore: Send + Sync {
+    async fn put_composition(
+        &self,
+        composition: &crate::composition::Composition,
+    ) -> Result<(), StoreError>;
+    async fn get_composition(
+        &self,
+        job: &JobId,
+        id: &crate::composition::CompositionId,
+    ) -> Result<Option<crate::composition::Composition>, StoreError>;
+    async fn compositions(
+        &self,
+        job: &JobId,
+    ) -> Result<Vec<crate::composition::Composition>, StoreError>;
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use vidpipe_domain::ports::{BlobError, BlobStore, JobStore, StoreError};
 use vidpipe_domain::{ErrorClass, JobStatus};
 use vidpipe_pipeline::conformance::{
-    batch_store, blob_store, job_store, lease_store, live_store, process_store, quota_store,
-    webhook_store,
+    batch_store, blob_store, composition_store, job_store, lease_store, live_store, process_store,
+    quota_store, webhook_store,
 };
 use vidpipe_pipeline::embedded::{EmbeddedPaths, FsBlobStore, SqliteJobStore};
 
@@ -75,6 +75,15 @@ async fn sqlite_batch_store_conforms() {
     let a = SqliteJobStore::open(&db).expect("open first handle");
     let b = SqliteJobStore::open(&db).expect("open second handle");
     batch_store::run_all(&a, &b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_composition_store_conforms() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("vidpipe.sqlite3");
+    let a = SqliteJobStore::open(&db).expect("open first handle");
+    let b = SqliteJobStore::open(&db).expect("open second handle");
+    composition_store::run_all(&a, &a, &b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,6 +9,7 @@ use super::unique;
 use chrono::{DateTime, Duration as TimeDelta, Utc};
 use std::collections::HashSet;
 use vidpipe_domain::asset::{Asset, AssetId, AssetKind};
+use vidpipe_domain::composition::CompositionId;
 use vidpipe_domain::job::{ClipRecord, ClipStatus, Job, JobId, JobStatus, Outputs};
 use vidpipe_domain::plan::RulesPlanner;
 use vidpipe_domain::ports::{JobStore, StoreError};
@@ -124,11 +125,12 @@ fn rich_job(owner: &str) -> Job {
             .expect("the rules planner plans the sample"),
     );
     job.compose_fraction = 0.375;
+    let first = CompositionId::first_of(&job.id);
     job.outputs = Some(Outputs {
-        final_key: keys::final_video(&job.id),
-        thumbnail_key: keys::thumbnail(&job.id),
-        timeline_key: keys::timeline(&job.id),
-        metadata_key: keys::metadata(&job.id),
+        final_key: keys::final_video(&first),
+        thumbnail_key: keys::thumbnail(&first),
+        timeline_key: keys::timeline(&first),
+        metadata_key: keys::metadata(&first),
         duration_seconds: 20.0,
         size_bytes: 1_234_567,
     });

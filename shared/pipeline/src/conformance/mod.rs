@@ -8,6 +8,7 @@
 pub mod batch_store;
 pub mod blob_store;
 pub mod clip_provider;
+pub mod composition_store;
 pub mod job_store;
 pub mod lease_store;
 pub mod live_store;

@@ -2,8 +2,9 @@
 //! DynamoDB table (optimistic versions, atomic idempotency keys, clips stored apart from the job).
 //! The same file holds processing records (`ProcessStore`), provider leases (`LeaseStore`, in
 //! `sqlite/lease.rs`), tenant quotas (`QuotaStore`, in `sqlite/quota.rs`) and webhook secrets
-//! and deliveries (`WebhookSecretStore`, `DeliveryLog`, in `sqlite/webhook.rs`) and batches of
-//! generation requests (`BatchStore`, in `sqlite/batch.rs`).
+//! and deliveries (`WebhookSecretStore`, `DeliveryLog`, in `sqlite/webhook.rs`), batches of
+//! generation requests (`BatchStore`, in `sqlite/batch.rs`) and a job's compositions
+//! (`CompositionStore`, in `sqlite/composition.rs`).
 //!
 //! rusqlite is blocking, so every call runs on `spawn_blocking`. Each handle owns one connection
 //! behind a mutex; two handles opened on the same file are two independent writers, and SQLite's
@@ -24,6 +25,7 @@ use vidpipe_domain::processing::ProcessJob;
 use vidpipe_domain::upload::{UploadId, UploadRecord};
 
 mod batch;
+mod composition;
 mod lease;
 mod quota;
 mod webhook;
@@ -134,6 +136,15 @@ CREATE TABLE IF NOT EXISTS batches (
     created_at INTEGER NOT NULL,
     doc        TEXT NOT NULL
 ) STRICT;
+-- Added after schema 1 shipped, like webhook_attempts: a job's compositions (its versions),
+-- created_at in Unix nanoseconds for exact ordering.
+CREATE TABLE IF NOT EXISTS compositions (
+    job_id     TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    id         TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    doc        TEXT NOT NULL,
+    PRIMARY KEY (job_id, id)
+) STRICT, WITHOUT ROWID;
 ";
 
 /// Ids of unfinished work across every tenant (see [`SqliteJobStore::unfinished`]).

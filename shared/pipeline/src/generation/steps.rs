@@ -16,6 +16,7 @@ use chrono::Utc;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
+use vidpipe_domain::composition::{Composition, CompositionId, CompositionStatus};
 use vidpipe_domain::job::{ClipRecord, ComposeRoute, Job, JobId, JobStatus, Outputs};
 use vidpipe_domain::media::{CompositionJob, MeasuredAudio, ToolVersions};
 use vidpipe_domain::plan::PlanError;
@@ -312,37 +313,108 @@ pub async fn compose(
         .clone()
         .ok_or_else(|| StepError::WrongState(format!("job {id} has no plan")))?;
 
+    // The job's first composition, recorded before its render so the versions list shows it
+    // while it renders; a repeated step finds it and renders into the same folder again.
+    let composition_id = CompositionId::first_of(id);
+    if deps
+        .jobs
+        .get_composition(id, &composition_id)
+        .await?
+        .is_none()
+    {
+        let clip_keys = plan
+            .scenes
+            .iter()
+            .map(|s| keys::clip(id, s.index))
+            .collect();
+        let first = Composition::rendering(
+            composition_id.clone(),
+            id.clone(),
+            &job.owner,
+            None,
+            clip_keys,
+            Utc::now(),
+        );
+        deps.jobs.put_composition(&first).await?;
+    }
+
     let dir = Scratch::new(deps.scratch_dir.join(id.as_str()).join("compose")).await?;
-    let (probe, tools) = compose_in(deps, &job, &plan, dir.path(), on_progress).await?;
+    let clip_keys: Vec<String> = plan
+        .scenes
+        .iter()
+        .map(|s| keys::clip(id, s.index))
+        .collect();
+    let source_size = job.request.frame_size();
+    let (probe, tools) = compose_in(
+        deps,
+        &job,
+        &plan,
+        ComposeSource {
+            composition_id: &composition_id,
+            clip_keys: &clip_keys,
+            clip_size: source_size,
+        },
+        dir.path(),
+        on_progress,
+    )
+    .await?;
     Ok(ComposeOutput {
         job_id: id.clone(),
-        final_key: keys::final_video(id),
-        thumbnail_key: keys::thumbnail(id),
-        timeline_key: keys::timeline(id),
+        composition_id: Some(composition_id.clone()),
+        final_key: keys::final_video(&composition_id),
+        thumbnail_key: keys::thumbnail(&composition_id),
+        timeline_key: keys::timeline(&composition_id),
         probe,
         tools,
         compose_seconds: started.elapsed().as_secs_f64(),
     })
 }
 
-async fn compose_in(
+/// What a composition is made from: its id (its folder), the stored clips in timeline order
+/// (`clip_keys[i]` is `plan.scenes[i]`'s), and the frame size those clips were made at.
+pub(crate) struct ComposeSource<'a> {
+    pub composition_id: &'a CompositionId,
+    pub clip_keys: &'a [String],
+    pub clip_size: (u32, u32),
+}
+
+/// Renders `plan` (as `job.request` asks) into `source.composition_id`'s folder. Clips made at
+/// another frame size than the request's (a recompose to another aspect or resolution) are
+/// fitted to it first, locally: the stored clips stay as they were made.
+pub(crate) async fn compose_in(
     deps: &StepDeps,
     job: &Job,
     plan: &vidpipe_domain::Plan,
+    source: ComposeSource<'_>,
     dir: &std::path::Path,
     on_progress: &(dyn Fn(f64) + Send + Sync),
 ) -> Result<(OutputProbe, ToolVersions), StepError> {
     let id = &job.id;
-    let clip_keys: Vec<String> = plan
-        .scenes
-        .iter()
-        .map(|s| keys::clip(id, s.index))
-        .collect();
+    let composition_id = source.composition_id;
+    let clip_keys = source.clip_keys;
+    let (width, height) = job.request.frame_size();
     let mut clips = Vec::with_capacity(clip_keys.len());
     for (i, key) in clip_keys.iter().enumerate() {
         let local = dir.join(format!("clip_{i:03}.mp4"));
         deps.blobs.get_to_file(key, &local).await?;
-        clips.push(local);
+        if source.clip_size == (width, height) {
+            clips.push(local);
+            continue;
+        }
+        let scene = &plan.scenes[i];
+        let spec = vidpipe_domain::media::ClipSpec {
+            scene_index: scene.index,
+            visual_prompt: scene.visual_prompt.clone(),
+            seed: job.request.seed,
+            width,
+            height,
+            fps: plan.fps,
+            frames: scene.frames,
+            first_frame: None,
+        };
+        let fitted = dir.join(format!("clip_{i:03}_fit.mp4"));
+        deps.media.fit_clip(&local, &spec, &fitted).await?;
+        clips.push(fitted);
     }
     let brand = &job.request.brand;
     let logo_key = match &brand.logo {
@@ -381,7 +453,7 @@ async fn compose_in(
         }),
         None => None,
     };
-    let timeline = Timeline::build(&job.request, plan, &clip_keys, logo_key, music_key);
+    let timeline = Timeline::build(&job.request, plan, clip_keys, logo_key, music_key);
     let mut narration = Vec::with_capacity(timeline.narration.len());
     for cue in &timeline.narration {
         let name = format!("narration_{:03}", cue.index);
@@ -452,18 +524,22 @@ async fn compose_in(
     let size = tokio::fs::metadata(&composition.final_path).await?.len();
     let probe = OutputProbe::from_probe(&deps.media.probe(&composition.final_path).await?, size)?;
     deps.blobs
-        .put_file(&keys::final_video(id), &composition.final_path, "video/mp4")
+        .put_file(
+            &keys::final_video(composition_id),
+            &composition.final_path,
+            "video/mp4",
+        )
         .await?;
     deps.blobs
         .put_file(
-            &keys::thumbnail(id),
+            &keys::thumbnail(composition_id),
             &composition.thumbnail_path,
             "image/jpeg",
         )
         .await?;
     deps.blobs
         .put_bytes(
-            &keys::timeline(id),
+            &keys::timeline(composition_id),
             serde_json::to_vec_pretty(&timeline)?,
             "application/json",
         )
@@ -474,11 +550,16 @@ async fn compose_in(
 /// Writes metadata.json and completes the job.
 pub async fn finalize(deps: &StepDeps, input: &ComposeOutput) -> Result<FinalizeOutput, StepError> {
     let id = &input.job_id;
+    // A compose output from before compositions were recorded names none: it was the first.
+    let composition_id = input
+        .composition_id
+        .clone()
+        .unwrap_or_else(|| CompositionId::first_of(id));
     let outputs = Outputs {
         final_key: input.final_key.clone(),
         thumbnail_key: input.thumbnail_key.clone(),
         timeline_key: input.timeline_key.clone(),
-        metadata_key: keys::metadata(id),
+        metadata_key: keys::metadata(&composition_id),
         duration_seconds: input.probe.duration_seconds,
         size_bytes: input.probe.size_bytes,
     };
@@ -519,6 +600,7 @@ pub async fn finalize(deps: &StepDeps, input: &ComposeOutput) -> Result<Finalize
             "application/json",
         )
         .await?;
+    record_composition(deps, &job, &composition_id, &outputs).await?;
     // Last, once everything it links to is written. A retried finalize finds the delivery in
     // the log and sends nothing twice.
     tell_webhook(deps, &job).await;
@@ -527,6 +609,57 @@ pub async fn finalize(deps: &StepDeps, input: &ComposeOutput) -> Result<Finalize
         status: job.status,
         outputs,
     })
+}
+
+/// Marks the job's composition completed with its outputs (recording it whole if the compose
+/// step that rendered it predates composition records). Repeating it rewrites the same record.
+async fn record_composition(
+    deps: &StepDeps,
+    job: &Job,
+    composition_id: &CompositionId,
+    outputs: &Outputs,
+) -> Result<(), StepError> {
+    let now = Utc::now();
+    let mut composition = match deps.jobs.get_composition(&job.id, composition_id).await? {
+        Some(c) => c,
+        None => Composition::rendering(
+            composition_id.clone(),
+            job.id.clone(),
+            &job.owner,
+            None,
+            job.clips.iter().filter_map(|c| c.key.clone()).collect(),
+            job.created_at,
+        ),
+    };
+    if composition.status == CompositionStatus::Completed
+        && composition.outputs.as_ref() == Some(outputs)
+    {
+        return Ok(());
+    }
+    composition.status = CompositionStatus::Completed;
+    composition.outputs = Some(outputs.clone());
+    composition.error = None;
+    composition.updated_at = now;
+    deps.jobs.put_composition(&composition).await?;
+    Ok(())
+}
+
+/// Marks a composition still rendering as failed, with the reason; one that ended keeps its end.
+pub(crate) async fn fail_composition(
+    deps: &StepDeps,
+    job: &JobId,
+    composition_id: &CompositionId,
+    error: &vidpipe_domain::JobError,
+) -> Result<(), StepError> {
+    if let Some(mut c) = deps.jobs.get_composition(job, composition_id).await?
+        && c.status == CompositionStatus::Rendering
+    {
+        c.status = CompositionStatus::Failed;
+        c.error = Some(error.clone());
+        c.updated_at = Utc::now();
+        deps.jobs.put_composition(&c).await?;
+    }
+    Ok(())
 }
 
 /// Records why a job failed, as one readable sentence under its error name (the Fargate
@@ -544,6 +677,11 @@ pub async fn record_failure(deps: &StepDeps, input: &FailureInput) -> Result<Job
         Ok(Some(j.fail(&code, &message, Utc::now())?))
     })
     .await?;
+    if job.status == JobStatus::Failed
+        && let Some(error) = &job.error
+    {
+        fail_composition(deps, &job.id, &CompositionId::first_of(&job.id), error).await?;
+    }
     // Also when the job had ended already: a repeat finds no claim and changes nothing.
     release_quota(deps, &job).await;
     // Also on a repeat: a first invocation that recorded but never delivered is made good, and

@@ -76,6 +76,10 @@ impl OutputProbe {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ComposeOutput {
     pub job_id: JobId,
+    /// The composition rendered; absent in outputs written before compositions were recorded
+    /// (the job's first, then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub composition_id: Option<vidpipe_domain::composition::CompositionId>,
     pub final_key: String,
     pub thumbnail_key: String,
     pub timeline_key: String,

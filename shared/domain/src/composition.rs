@@ -1,0 +1,373 @@
+//! Compositions as versions of a job's video. A job's first compose records its first
+//! composition; each recompose renders another one from the same clips and records which one it
+//! was made from (`parent_composition_id`), so the versions form a chain back to the first.
+//! Every composition's files live under `compositions/{composition_id}/` (see [`crate::keys`]).
+
+use crate::job::{JobError, JobId, Outputs};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// `cmp_` followed by a UUIDv7 in simple form, like a [`JobId`]: sortable by creation time.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CompositionId(String);
+
+impl CompositionId {
+    pub fn generate() -> Self {
+        Self(format!("cmp_{}", uuid::Uuid::now_v7().simple()))
+    }
+
+    /// The id of a job's first composition: derived from the job's own id, so a compose step
+    /// that runs twice (a retry, a duplicate delivery) writes the same composition both times.
+    pub fn first_of(job: &JobId) -> Self {
+        Self(format!("cmp_{}", &job.as_str()[4..]))
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let ok = raw.len() == 36
+            && raw.starts_with("cmp_")
+            && raw[4..]
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(format!("not a composition id: {}", crate::error::echo(raw)))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for CompositionId {
+    type Error = String;
+    fn try_from(v: String) -> Result<Self, String> {
+        Self::parse(&v)
+    }
+}
+
+impl From<CompositionId> for String {
+    fn from(c: CompositionId) -> String {
+        c.0
+    }
+}
+
+impl fmt::Display for CompositionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CompositionStatus {
+    /// Recorded before its render; a recompose is `rendering` until its files are written.
+    Rendering,
+    Completed,
+    Failed,
+}
+
+impl CompositionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CompositionStatus::Rendering => "rendering",
+            CompositionStatus::Completed => "completed",
+            CompositionStatus::Failed => "failed",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        self != CompositionStatus::Rendering
+    }
+}
+
+/// One rendered (or rendering) version of a job's video.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Composition {
+    pub id: CompositionId,
+    pub job_id: JobId,
+    /// The tenant, as on the job.
+    pub owner: String,
+    /// The composition this one was made from; `None` for the job's first.
+    pub parent_composition_id: Option<CompositionId>,
+    pub status: CompositionStatus,
+    /// The blob keys of the clips the composition is made of, in timeline order: what it keeps
+    /// alive (see [`Composition::refers_to`]).
+    pub clip_keys: Vec<String>,
+    /// What was changed from the parent, as the caller asked for it (absent on a first compose).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edits: Option<serde_json::Value>,
+    /// Set once completed: every key is under `compositions/{id}/`.
+    pub outputs: Option<Outputs>,
+    pub error: Option<JobError>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Composition {
+    /// A composition about to be rendered.
+    pub fn rendering(
+        id: CompositionId,
+        job_id: JobId,
+        owner: impl Into<String>,
+        parent: Option<CompositionId>,
+        clip_keys: Vec<String>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id,
+            job_id,
+            owner: owner.into(),
+            parent_composition_id: parent,
+            status: CompositionStatus::Rendering,
+            clip_keys,
+            edits: None,
+            outputs: None,
+            error: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// The composition's files: the seed's layout, one folder per composition.
+    pub fn output_keys(&self) -> (String, String, String, String) {
+        (
+            crate::keys::final_video(&self.id),
+            crate::keys::thumbnail(&self.id),
+            crate::keys::timeline(&self.id),
+            crate::keys::metadata(&self.id),
+        )
+    }
+
+    pub fn refers_to(&self, clip_key: &str) -> bool {
+        self.clip_keys.iter().any(|k| k == clip_key)
+    }
+}
+
+/// The chain of versions from `id` back to the first: `id` first, its parent next. Stops at a
+/// missing parent or a cycle (which a store never holds, but a chain is never walked forever).
+pub fn lineage<'a>(versions: &'a [Composition], id: &CompositionId) -> Vec<&'a Composition> {
+    let mut chain: Vec<&Composition> = Vec::new();
+    let mut next = Some(id);
+    while let Some(want) = next {
+        let Some(found) = versions.iter().find(|c| &c.id == want) else {
+            break;
+        };
+        if chain.iter().any(|c| c.id == found.id) {
+            break;
+        }
+        chain.push(found);
+        next = found.parent_composition_id.as_ref();
+    }
+    chain
+}
+
+/// What a recompose changes, as the caller sends it: every field optional, absent keeps the
+/// parent's choice. Applied to the job's request and plan by [`RecomposeEdits::apply`], which
+/// never touches a clip: the same clips are laid out again.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecomposeEdits {
+    /// `16:9`, `9:16`, `1:1` or `4:5`: the clips are fitted to it (blur-padded where the shapes
+    /// differ), not regenerated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aspect_ratio: Option<String>,
+    /// `720p` or `1080p`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<String>,
+    /// One of the xfade set or `cut`; keeps the parent's transition length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transition: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub captions: Option<bool>,
+    /// An uploaded music asset to lay under the video instead of the parent's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub music_asset_id: Option<String>,
+    /// An uploaded logo asset to show instead of the parent's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo_asset_id: Option<String>,
+    /// The scenes in their new order, by scene index: a permutation of the parent's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<Vec<u32>>,
+    /// The version to start from; the job's latest completed composition when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_composition_id: Option<String>,
+}
+
+/// A recompose's request, plan and clips, with the edits applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recomposition {
+    pub request: crate::request::GenerationRequest,
+    pub plan: crate::plan::Plan,
+    /// `clip_keys[i]` is the clip of `plan.scenes[i]`.
+    pub clip_keys: Vec<String>,
+}
+
+impl RecomposeEdits {
+    /// Applies the edits to the parent's request, plan and clips, or names every field that is
+    /// wrong. Music and logo ids are checked for form only: the caller looks the assets up.
+    pub fn apply(
+        &self,
+        request: &crate::request::GenerationRequest,
+        plan: &crate::plan::Plan,
+        clip_keys: &[String],
+    ) -> Result<Recomposition, crate::error::ValidationErrors> {
+        use crate::error::{FieldError, ValidationErrors};
+        use crate::request::{AspectRatio, Resolution, TransitionKind};
+        let mut errors = Vec::new();
+        let mut request = request.clone();
+        let mut plan = plan.clone();
+        let mut clip_keys = clip_keys.to_vec();
+        if let Some(raw) = &self.aspect_ratio {
+            match raw.parse::<AspectRatio>() {
+                Ok(a) => request.aspect_ratio = a,
+                Err(e) => errors.push(FieldError::new("aspect_ratio", e)),
+            }
+        }
+        if let Some(raw) = &self.resolution {
+            match raw.parse::<Resolution>() {
+                Ok(r) => request.resolution = r,
+                Err(e) => errors.push(FieldError::new("resolution", e)),
+            }
+        }
+        if let Some(raw) = &self.transition {
+            match raw.parse::<TransitionKind>() {
+                Ok(kind) => {
+                    // The parent's length, or the default where the parent cut.
+                    let seconds = if plan.transition.duration_seconds > 0.0 {
+                        plan.transition.duration_seconds
+                    } else {
+                        crate::request::DEFAULT_TRANSITION_SECONDS
+                    };
+                    let t = if kind == TransitionKind::Cut {
+                        crate::request::Transition::CUT
+                    } else {
+                        crate::request::Transition {
+                            kind,
+                            duration_seconds: seconds,
+                        }
+                    };
+                    let shortest = plan.scenes.iter().map(|s| s.frames).min().unwrap_or(0);
+                    if plan.scenes.len() > 1 && t.overlap_frames(request.fps) * 2 > shortest {
+                        errors.push(FieldError::new(
+                            "transition",
+                            format!(
+                                "overlaps more than half of the shortest scene ({shortest} frames)"
+                            ),
+                        ));
+                    }
+                    request.transition = t;
+                    plan.transition = t;
+                }
+                Err(e) => errors.push(FieldError::new("transition", e)),
+            }
+        }
+        if let Some(on) = self.captions {
+            request.captions = on;
+        }
+        for (field, raw) in [
+            ("music_asset_id", &self.music_asset_id),
+            ("logo_asset_id", &self.logo_asset_id),
+        ] {
+            if let Some(raw) = raw
+                && let Err(e) = crate::asset::AssetId::parse(raw)
+            {
+                errors.push(FieldError::new(field, e));
+            }
+        }
+        if let Some(raw) = &self.parent_composition_id
+            && let Err(e) = CompositionId::parse(raw)
+        {
+            errors.push(FieldError::new("parent_composition_id", e));
+        }
+        if let Some(order) = &self.order {
+            let mut want: Vec<u32> = plan.scenes.iter().map(|s| s.index).collect();
+            let mut got = order.clone();
+            want.sort_unstable();
+            got.sort_unstable();
+            if want != got {
+                errors.push(FieldError::new(
+                    "order",
+                    format!("must list each scene index once (0..{})", plan.scenes.len()),
+                ));
+            } else {
+                let pos = |index: u32| {
+                    plan.scenes
+                        .iter()
+                        .position(|s| s.index == index)
+                        .expect("a permutation of the scenes")
+                };
+                let picks: Vec<usize> = order.iter().map(|&i| pos(i)).collect();
+                plan.scenes = picks.iter().map(|&p| plan.scenes[p].clone()).collect();
+                clip_keys = picks.iter().map(|&p| clip_keys[p].clone()).collect();
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ValidationErrors { errors });
+        }
+        plan.total_frames = plan.composed_frames();
+        Ok(Recomposition {
+            request,
+            plan,
+            clip_keys,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_first_composition_id_is_the_jobs_own_and_parses() {
+        let job = JobId::generate();
+        let first = CompositionId::first_of(&job);
+        assert_eq!(&first.as_str()[4..], &job.as_str()[4..]);
+        assert_eq!(CompositionId::parse(first.as_str()), Ok(first.clone()));
+        assert_eq!(CompositionId::first_of(&job), first, "deterministic");
+        assert!(CompositionId::parse(job.as_str()).is_err());
+        assert!(CompositionId::parse("cmp_../../x").is_err());
+    }
+
+    #[test]
+    fn lineage_walks_parents_and_survives_a_cycle() {
+        let job = JobId::generate();
+        let now = Utc::now();
+        let a = Composition::rendering(
+            CompositionId::first_of(&job),
+            job.clone(),
+            "o",
+            None,
+            vec![],
+            now,
+        );
+        let b = Composition::rendering(
+            CompositionId::generate(),
+            job.clone(),
+            "o",
+            Some(a.id.clone()),
+            vec![],
+            now,
+        );
+        let c = Composition::rendering(
+            CompositionId::generate(),
+            job.clone(),
+            "o",
+            Some(b.id.clone()),
+            vec![],
+            now,
+        );
+        let all = vec![a.clone(), b.clone(), c.clone()];
+        let ids: Vec<_> = lineage(&all, &c.id).iter().map(|x| x.id.clone()).collect();
+        assert_eq!(ids, vec![c.id.clone(), b.id.clone(), a.id.clone()]);
+        let mut looped = a.clone();
+        looped.parent_composition_id = Some(c.id.clone());
+        let all = vec![looped, b, c.clone()];
+        assert_eq!(lineage(&all, &c.id).len(), 3);
+    }
+}
