@@ -10,12 +10,14 @@
 //! | [`worker`] | the Fargate worker's hand-off: what it leaves in `temp/` and how finalize and RecordFailure read it |
 //! | [`runner`] | the embedded runner, walking the same steps in the ASL's order |
 //! | [`manifest`] | `metadata.json`, written beside the composition |
+//! | [`recompose`] | a finished job's clips laid out again, with edits, as a new composition |
 
 pub mod clips;
 mod levels;
 pub mod manifest;
 pub mod narration;
 pub mod planning;
+pub mod recompose;
 pub mod runner;
 pub mod steps;
 pub mod types;

@@ -1,0 +1,291 @@
+//! Recompose: a finished job's clips laid out again with edits (another aspect or resolution,
+//! transition, captions, music, logo, scene order) into a new composition that names its parent.
+//! No planning and no provider call: the clips are the job's own, read from the store (and
+//! fitted locally when the frame changes); only the composer runs.
+
+use super::steps::{ComposeSource, StepDeps, compose_in, fail_composition, load};
+use crate::error::StepError;
+use crate::scratch::Scratch;
+use chrono::Utc;
+use vidpipe_domain::composition::{
+    Composition, CompositionId, CompositionStatus, RecomposeEdits, Recomposition,
+};
+use vidpipe_domain::job::{JobError, JobId, JobStatus, Outputs, Stage};
+use vidpipe_domain::request::{LogoSpec, MusicSpec};
+use vidpipe_domain::{AssetId, AssetKind, ValidationErrors, keys};
+
+/// Why a recompose was refused before anything rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum RecomposeError {
+    #[error("job {0} not found")]
+    JobNotFound(JobId),
+    #[error("composition {0} not found")]
+    CompositionNotFound(String),
+    /// Only a completed job has clips to lay out again.
+    #[error("job {job} is {status}; only a completed job can be recomposed")]
+    NotCompleted { job: JobId, status: JobStatus },
+    #[error("invalid edits")]
+    Invalid(ValidationErrors),
+    #[error(transparent)]
+    Step(#[from] StepError),
+}
+
+impl From<vidpipe_domain::ports::StoreError> for RecomposeError {
+    fn from(e: vidpipe_domain::ports::StoreError) -> Self {
+        RecomposeError::Step(e.into())
+    }
+}
+
+/// Checks the edits against the job and records the new composition as `rendering`; nothing is
+/// rendered yet. The returned composition is what [`render`] then makes.
+pub async fn prepare(
+    deps: &StepDeps,
+    owner: &str,
+    job_id: &JobId,
+    edits: &RecomposeEdits,
+) -> Result<Composition, RecomposeError> {
+    let job = match deps.jobs.get(job_id).await? {
+        Some(j) if j.owner == owner => j,
+        // Another tenant's job is as absent as a missing one.
+        _ => return Err(RecomposeError::JobNotFound(job_id.clone())),
+    };
+    if job.status != JobStatus::Completed || job.plan.is_none() {
+        return Err(RecomposeError::NotCompleted {
+            job: job.id.clone(),
+            status: job.status,
+        });
+    }
+    let versions = deps.jobs.compositions(job_id).await?;
+    let parent = match &edits.parent_composition_id {
+        Some(raw) => versions
+            .iter()
+            .find(|c| c.id.as_str() == raw)
+            .ok_or_else(|| RecomposeError::CompositionNotFound(raw.clone()))?,
+        None => versions
+            .iter()
+            .rev()
+            .find(|c| c.status == CompositionStatus::Completed)
+            .ok_or_else(|| RecomposeError::CompositionNotFound("(none completed)".into()))?,
+    };
+    if parent.status != CompositionStatus::Completed {
+        return Err(RecomposeError::CompositionNotFound(format!(
+            "{} is {}",
+            parent.id,
+            parent.status.as_str()
+        )));
+    }
+    // Validated now, so a bad edit is refused before a composition is recorded.
+    let (request, plan) = parent_setup(deps, &job, parent).await?;
+    let done = edits
+        .apply(&request, &plan, &parent.clip_keys)
+        .map_err(RecomposeError::Invalid)?;
+    for (field, raw, kind) in [
+        ("music_asset_id", &edits.music_asset_id, AssetKind::Music),
+        ("logo_asset_id", &edits.logo_asset_id, AssetKind::Logo),
+    ] {
+        if let Some(raw) = raw {
+            let id = AssetId::parse(raw)
+                .map_err(|e| RecomposeError::Invalid(ValidationErrors::single(field, e)))?;
+            match deps.jobs.get_asset(&id).await? {
+                Some(a) if a.owner == owner && a.kind == kind => {}
+                _ => {
+                    return Err(RecomposeError::Invalid(ValidationErrors::single(
+                        field,
+                        format!("no {} asset {id}", kind.as_str()),
+                    )));
+                }
+            }
+        }
+    }
+    let mut composition = Composition::rendering(
+        CompositionId::generate(),
+        job.id.clone(),
+        owner,
+        Some(parent.id.clone()),
+        done.clip_keys,
+        Utc::now(),
+    );
+    composition.edits = Some(serde_json::to_value(edits).map_err(StepError::from)?);
+    deps.jobs.put_composition(&composition).await?;
+    Ok(composition)
+}
+
+/// The request and plan a completed composition was rendered from: the job's own for the first,
+/// else the parent's recorded setup (its edits applied over its own parent, back to the first).
+async fn parent_setup(
+    deps: &StepDeps,
+    job: &vidpipe_domain::Job,
+    parent: &Composition,
+) -> Result<(vidpipe_domain::GenerationRequest, vidpipe_domain::Plan), RecomposeError> {
+    let versions = deps.jobs.compositions(&job.id).await?;
+    let chain = vidpipe_domain::composition::lineage(&versions, &parent.id);
+    let mut request = job.request.clone();
+    let mut plan = job
+        .plan
+        .clone()
+        .expect("checked: a completed job has a plan");
+    let mut clip_keys: Vec<String> = plan
+        .scenes
+        .iter()
+        .map(|s| keys::clip(&job.id, s.index))
+        .collect();
+    // Oldest first: each version's edits were applied over its parent's result.
+    for c in chain.iter().rev() {
+        let Some(raw) = &c.edits else { continue };
+        let edits: RecomposeEdits = serde_json::from_value(raw.clone()).map_err(StepError::from)?;
+        let done = edits
+            .apply(&request, &plan, &clip_keys)
+            .map_err(RecomposeError::Invalid)?;
+        request = with_assets(done.request, &edits);
+        plan = done.plan;
+        clip_keys = done.clip_keys;
+    }
+    Ok((request, plan))
+}
+
+/// The brand with the edits' music and logo in place of the parent's, keeping the parent's
+/// placement and levels (or the defaults where the parent had none).
+fn with_assets(
+    mut request: vidpipe_domain::GenerationRequest,
+    edits: &RecomposeEdits,
+) -> vidpipe_domain::GenerationRequest {
+    if let Some(id) = edits
+        .music_asset_id
+        .as_deref()
+        .and_then(|r| AssetId::parse(r).ok())
+    {
+        request.brand.music = Some(match request.brand.music.take() {
+            Some(m) => MusicSpec { asset_id: id, ..m },
+            None => MusicSpec {
+                asset_id: id,
+                volume: 0.8,
+                fade_in_seconds: 0.0,
+                fade_out_seconds: 1.0,
+            },
+        });
+    }
+    if let Some(id) = edits
+        .logo_asset_id
+        .as_deref()
+        .and_then(|r| AssetId::parse(r).ok())
+    {
+        request.brand.logo = Some(match request.brand.logo.take() {
+            Some(l) => LogoSpec { asset_id: id, ..l },
+            None => LogoSpec {
+                asset_id: id,
+                position: vidpipe_domain::Corner::BottomRight,
+                opacity: 0.85,
+                scale: 0.12,
+            },
+        });
+    }
+    request
+}
+
+/// Renders a prepared composition and records how it ended. On success the job's outputs point
+/// at the new version (the job stays completed); on failure the composition says why and the
+/// job keeps its earlier outputs.
+pub async fn render(
+    deps: &StepDeps,
+    composition: &Composition,
+    on_progress: &(dyn Fn(f64) + Send + Sync),
+) -> Result<Composition, StepError> {
+    match render_in(deps, composition, on_progress).await {
+        Ok(done) => Ok(done),
+        Err(e) => {
+            let error = JobError {
+                code: e.error_type().to_owned(),
+                message: crate::failure::public_reason(&e.to_string()),
+                stage: Some(Stage::Composing),
+            };
+            fail_composition(deps, &composition.job_id, &composition.id, &error).await?;
+            Err(e)
+        }
+    }
+}
+
+async fn render_in(
+    deps: &StepDeps,
+    composition: &Composition,
+    on_progress: &(dyn Fn(f64) + Send + Sync),
+) -> Result<Composition, StepError> {
+    let job = load(deps, &composition.job_id).await?;
+    let parent = match &composition.parent_composition_id {
+        Some(p) => deps
+            .jobs
+            .get_composition(&job.id, p)
+            .await?
+            .ok_or_else(|| StepError::WrongState(format!("composition {p} is gone")))?,
+        None => {
+            return Err(StepError::WrongState(format!(
+                "{} has no parent",
+                composition.id
+            )));
+        }
+    };
+    let edits: RecomposeEdits = match &composition.edits {
+        Some(raw) => serde_json::from_value(raw.clone())?,
+        None => RecomposeEdits::default(),
+    };
+    let (request, plan) = parent_setup(deps, &job, &parent)
+        .await
+        .map_err(|e| StepError::WrongState(e.to_string()))?;
+    let clip_size = job.request.frame_size();
+    let Recomposition {
+        request,
+        plan,
+        clip_keys,
+    } = edits
+        .apply(&request, &plan, &parent.clip_keys)
+        .map_err(|e| StepError::WrongState(format!("edits no longer apply: {e:?}")))?;
+    let mut edited = job.clone();
+    edited.request = with_assets(request, &edits);
+    edited.plan = Some(plan.clone());
+
+    let dir = Scratch::new(
+        deps.scratch_dir
+            .join(job.id.as_str())
+            .join(composition.id.as_str()),
+    )
+    .await?;
+    let (probe, _tools) = compose_in(
+        deps,
+        &edited,
+        &plan,
+        ComposeSource {
+            composition_id: &composition.id,
+            clip_keys: &clip_keys,
+            clip_size,
+        },
+        dir.path(),
+        on_progress,
+    )
+    .await?;
+    let outputs = Outputs {
+        final_key: keys::final_video(&composition.id),
+        thumbnail_key: keys::thumbnail(&composition.id),
+        timeline_key: keys::timeline(&composition.id),
+        metadata_key: keys::metadata(&composition.id),
+        duration_seconds: probe.duration_seconds,
+        size_bytes: probe.size_bytes,
+    };
+    deps.blobs
+        .put_bytes(
+            &outputs.metadata_key,
+            serde_json::to_vec_pretty(&serde_json::json!({
+                "job_id": job.id,
+                "composition_id": composition.id,
+                "parent_composition_id": composition.parent_composition_id,
+                "edits": composition.edits,
+                "probe": probe,
+            }))?,
+            "application/json",
+        )
+        .await?;
+    let mut done = composition.clone();
+    done.status = CompositionStatus::Completed;
+    done.outputs = Some(outputs);
+    done.updated_at = Utc::now();
+    deps.jobs.put_composition(&done).await?;
+    Ok(done)
+}

@@ -1,0 +1,190 @@
+//! Recompose on one machine: a finished job's clips laid out again as new versions, with no
+//! provider call (counted), each version judged by ffprobe and naming its parent.
+
+use async_trait::async_trait;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use vidpipe_domain::composition::{CompositionStatus, RecomposeEdits, lineage};
+use vidpipe_domain::media::ClipSpec;
+use vidpipe_domain::ports::{ClipProvider, ProviderError};
+use vidpipe_domain::request::GenerationRequestBody;
+use vidpipe_domain::{CompositionId, JobStatus};
+use vidpipe_media::ProceduralProvider;
+use vidpipe_pipeline::generation::recompose::{self, RecomposeError};
+use vidpipe_tests::*;
+
+const OWNER: &str = "local";
+
+/// Renders procedurally and counts every call: the clip cache sits in front of it, so a call
+/// here is a clip the pipeline asked a provider for.
+struct Counting {
+    calls: AtomicU32,
+    inner: ProceduralProvider,
+}
+
+#[async_trait]
+impl ClipProvider for Counting {
+    fn name(&self) -> &str {
+        "counting"
+    }
+    async fn generate(&self, spec: &ClipSpec, dest: &Path) -> Result<(), ProviderError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.generate(spec, dest).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recompose_to_portrait_calls_no_provider_and_versions_chain() {
+    let home = tempfile::tempdir().unwrap();
+    let provider = Arc::new(Counting {
+        calls: AtomicU32::new(0),
+        inner: ProceduralProvider::new(tools()),
+    });
+    let stack = stack_with(home.path(), Some(provider.clone())).await;
+    let body = GenerationRequestBody {
+        prompt: Some("Harbour at dusk. Boats come in. Lights go on.".into()),
+        duration_seconds: Some(6.0),
+        aspect_ratio: Some("16:9".into()),
+        resolution: Some("1080p".into()),
+        fps: Some(24),
+        clip_count: Some(3),
+        ..Default::default()
+    };
+    let s = stack.service().submit(OWNER, &body, None).await.unwrap();
+    let job = stack
+        .orchestrator()
+        .wait(&s.job().id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.status, JobStatus::Completed);
+    let generated = provider.calls.load(Ordering::SeqCst);
+    assert_eq!(generated, 3, "one call per scene to make the job");
+    let deps = stack.deps();
+    let first = CompositionId::first_of(&job.id);
+
+    // To 9:16: the same clips, fitted; no provider call at all.
+    let edits = RecomposeEdits {
+        aspect_ratio: Some("9:16".into()),
+        ..Default::default()
+    };
+    let prepared = recompose::prepare(deps, OWNER, &job.id, &edits)
+        .await
+        .unwrap();
+    assert_eq!(prepared.status, CompositionStatus::Rendering);
+    assert_eq!(prepared.parent_composition_id.as_ref(), Some(&first));
+    let portrait = recompose::render(deps, &prepared, &|_| {}).await.unwrap();
+    assert_eq!(
+        provider.calls.load(Ordering::SeqCst),
+        generated,
+        "0 provider calls"
+    );
+    let o = portrait.outputs.clone().unwrap();
+    assert!(
+        o.final_key
+            .starts_with(&format!("compositions/{}/", portrait.id))
+    );
+    let f = probe(&stack.blob_path(&o.final_key));
+    assert_eq!((f.width, f.height), (1080, 1920));
+    assert_eq!(f.video_frames, Some(144), "6 s at 24 fps, as the parent");
+    assert_eq!(
+        (f.video_codec.as_str(), f.pix_fmt.as_str()),
+        ("h264", "yuv420p")
+    );
+    let thumb = probe(&stack.blob_path(&o.thumbnail_key));
+    assert_eq!((thumb.width, thumb.height), (360, 640));
+    // The parent's files are untouched: the job's first version is still 16:9.
+    let parent = probe(&stack.blob_path(&job.outputs.clone().unwrap().final_key));
+    assert_eq!((parent.width, parent.height), (1920, 1080));
+
+    // From the portrait version: cut instead of fade, scenes reversed. Still no provider call,
+    // and the cut makes it longer by the two overlaps the fades took.
+    let edits = RecomposeEdits {
+        transition: Some("cut".into()),
+        order: Some(vec![2, 1, 0]),
+        parent_composition_id: Some(portrait.id.to_string()),
+        ..Default::default()
+    };
+    let prepared = recompose::prepare(deps, OWNER, &job.id, &edits)
+        .await
+        .unwrap();
+    let reordered = recompose::render(deps, &prepared, &|_| {}).await.unwrap();
+    assert_eq!(
+        provider.calls.load(Ordering::SeqCst),
+        generated,
+        "0 provider calls"
+    );
+    let plan = job.plan.clone().unwrap();
+    let clip_frames: u32 = plan.scenes.iter().map(|s| s.frames).sum();
+    let f = probe(&stack.blob_path(&reordered.outputs.clone().unwrap().final_key));
+    assert_eq!(
+        (f.width, f.height),
+        (1080, 1920),
+        "the parent's aspect is kept"
+    );
+    assert_eq!(f.video_frames, Some(u64::from(clip_frames)));
+    let mut reversed = portrait.clip_keys.clone();
+    reversed.reverse();
+    assert_eq!(reordered.clip_keys, reversed);
+
+    // The versions list: oldest first, each naming its parent, back to the job's first.
+    let versions = deps.jobs.compositions(&job.id).await.unwrap();
+    let ids: Vec<_> = versions.iter().map(|c| c.id.clone()).collect();
+    assert_eq!(
+        ids,
+        vec![first.clone(), portrait.id.clone(), reordered.id.clone()]
+    );
+    assert!(
+        versions
+            .iter()
+            .all(|c| c.status == CompositionStatus::Completed)
+    );
+    let chain: Vec<_> = lineage(&versions, &reordered.id)
+        .iter()
+        .map(|c| c.id.clone())
+        .collect();
+    assert_eq!(chain, vec![reordered.id, portrait.id, first]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_edits_are_refused_by_field_before_anything_is_recorded() {
+    let home = tempfile::tempdir().unwrap();
+    let stack = stack(home.path()).await;
+    let body = GenerationRequestBody {
+        prompt: Some("A kite over a beach".into()),
+        duration_seconds: Some(5.0),
+        aspect_ratio: Some("16:9".into()),
+        resolution: Some("720p".into()),
+        clip_count: Some(2),
+        ..Default::default()
+    };
+    let s = stack.service().submit(OWNER, &body, None).await.unwrap();
+    let job = stack
+        .orchestrator()
+        .wait(&s.job().id)
+        .await
+        .unwrap()
+        .unwrap();
+    let deps = stack.deps();
+    let edits = RecomposeEdits {
+        aspect_ratio: Some("2:1".into()),
+        transition: Some("spin".into()),
+        order: Some(vec![0, 0]),
+        music_asset_id: Some("nope".into()),
+        ..Default::default()
+    };
+    match recompose::prepare(deps, OWNER, &job.id, &edits).await {
+        Err(RecomposeError::Invalid(v)) => {
+            for field in ["aspect_ratio", "transition", "order", "music_asset_id"] {
+                assert!(v.names(field), "{field} named in {v:?}");
+            }
+        }
+        other => panic!("expected invalid edits: {other:?}"),
+    }
+    match recompose::prepare(deps, "someone-else", &job.id, &RecomposeEdits::default()).await {
+        Err(RecomposeError::JobNotFound(_)) => {}
+        other => panic!("another tenant's job: {other:?}"),
+    }
+    assert_eq!(deps.jobs.compositions(&job.id).await.unwrap().len(), 1);
+}
