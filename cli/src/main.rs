@@ -7,6 +7,7 @@ mod batch;
 mod batch_rows;
 mod output;
 mod process;
+mod recompose;
 mod serve;
 
 use anyhow::{Context, Result, bail};
@@ -74,6 +75,11 @@ enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Generate every request of a JSON Lines or CSV file, resuming where an earlier run stopped.
     Batch(Box<batch::BatchArgs>),
+    /// Render a completed job again with edits (aspect, resolution, transition, captions, music,
+    /// logo) as a new version, from its own clips: no provider is called.
+    Recompose(Box<recompose::RecomposeArgs>),
+    /// List a job's compositions (its versions), oldest first, each with its parent.
+    Compositions(recompose::CompositionsArgs),
 }
 
 #[derive(Args)]
@@ -250,6 +256,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Batch(args) => {
             let stack = LocalStack::open(options(batch::CLIPS_PER_JOB)).await?;
             batch::batch(stack, args).await
+        }
+        Command::Recompose(args) => {
+            recompose::recompose(LocalStack::open(options(1)).await?, args).await
+        }
+        Command::Compositions(args) => {
+            recompose::compositions(LocalStack::open(options(1)).await?, args).await
         }
     }
 }

@@ -205,3 +205,82 @@ async fn generate_tells_its_webhook_once_signed() {
     assert_eq!(payload["type"], "completed");
     assert_eq!(payload["data"]["job_id"], v["job_id"]);
 }
+
+#[test]
+fn recompose_prints_the_generate_fields_and_compositions_lists_the_chain() {
+    let home = tempfile::tempdir().unwrap();
+    let out = vidpipe(
+        home.path(),
+        &[
+            "generate",
+            "--prompt",
+            "A red kite over dunes",
+            "--duration",
+            "5",
+            "--aspect",
+            "16:9",
+            "--resolution",
+            "720p",
+            "--clips",
+            "2",
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let g: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = g["job_id"].as_str().unwrap();
+
+    let out = vidpipe(
+        home.path(),
+        &[
+            "recompose",
+            id,
+            "--aspect",
+            "1:1",
+            "--transition",
+            "cut",
+            "--no-captions",
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["job_id"], id);
+    assert_eq!(r["status"], "completed");
+    let first = format!("cmp_{}", &id[4..]);
+    assert_eq!(r["parent_composition_id"], first.as_str());
+    let cid = r["composition_id"].as_str().unwrap();
+    assert_ne!(cid, first);
+    let f = probe(std::path::Path::new(r["final"].as_str().unwrap()));
+    assert_eq!((f.width, f.height), (720, 720));
+    assert!((r["duration_seconds"].as_f64().unwrap() - f.duration).abs() < 1e-6);
+    let t = probe(std::path::Path::new(r["thumbnail"].as_str().unwrap()));
+    assert_eq!((t.width, t.height), (640, 640));
+
+    let list = vidpipe(home.path(), &["compositions", id, "--json"]);
+    assert!(list.status.success());
+    let l: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let ids: Vec<_> = l
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["composition_id"].clone())
+        .collect();
+    assert_eq!(ids, vec![serde_json::json!(first), serde_json::json!(cid)]);
+    assert_eq!(l[0]["parent_composition_id"], serde_json::Value::Null);
+    assert_eq!(l[1]["parent_composition_id"], first.as_str());
+    let text = vidpipe(home.path(), &["compositions", id]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains(cid));
+
+    let bad = vidpipe(home.path(), &["recompose", id, "--aspect", "2:1"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("aspect_ratio"));
+}

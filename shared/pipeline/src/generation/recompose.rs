@@ -144,7 +144,7 @@ async fn parent_setup(
 }
 
 /// The brand with the edits' music and logo in place of the parent's, keeping the parent's
-/// placement and levels (or the defaults where the parent had none).
+/// placement and levels (or a request's defaults where the parent had none).
 fn with_assets(
     mut request: vidpipe_domain::GenerationRequest,
     edits: &RecomposeEdits,
@@ -159,8 +159,8 @@ fn with_assets(
             None => MusicSpec {
                 asset_id: id,
                 volume: 0.8,
-                fade_in_seconds: 0.0,
-                fade_out_seconds: 1.0,
+                fade_in_seconds: 1.0,
+                fade_out_seconds: 2.0,
             },
         });
     }
@@ -173,8 +173,8 @@ fn with_assets(
             Some(l) => LogoSpec { asset_id: id, ..l },
             None => LogoSpec {
                 asset_id: id,
-                position: vidpipe_domain::Corner::BottomRight,
-                opacity: 0.85,
+                position: vidpipe_domain::Corner::TopRight,
+                opacity: 0.9,
                 scale: 0.12,
             },
         });
