@@ -11,3 +11,8 @@ scripts/web-build.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked "$@"
+# The bounded load run of `vidpipe serve` (ignored by default: minutes of CPU), with the whole
+# suite only.
+if [ "$#" -eq 0 ]; then
+  cargo test --locked -p vidpipe-tests --test suite serve_load -- --ignored --nocapture
+fi

@@ -8,6 +8,7 @@
 //! - `stack_wiring`: template.yaml, the ASL and the Rust code agree; `lambda_build`: every
 //!   function builds as a release bootstrap.
 //! - `error_name_literals`: no Rust file but `vidpipe_domain::names` spells an error name.
+//! - `serve_*`: `vidpipe serve` (API parity, live socket, uploads, watch folder, restarts).
 //! - `espeak_layer`: the espeak-ng Lambda layer's tree speaks on its own and fits the runtime.
 
 mod embedded_ai;
@@ -29,6 +30,12 @@ mod emulated_uploads;
 mod error_name_literals;
 mod espeak_layer;
 mod lambda_build;
+mod serve_api;
+mod serve_live;
+mod serve_load;
+mod serve_restart;
+mod serve_support;
+mod serve_uploads;
 mod stack_wiring;
 mod template_ai;
 mod template_quotas;

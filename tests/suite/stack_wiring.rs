@@ -58,14 +58,18 @@ const LIVE_FUNCTIONS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Every function the stack deploys: the pipelines', and one per API route (all built from
-/// functions/api, one bin each).
+/// The web app's function: the page and `/app-config.json`, behind the HTTP API.
+const APP_FUNCTION: (&str, &str, &str) = ("AppFunction", "functions/app", "vidpipe-app");
+
+/// Every function the stack deploys: the pipelines', one per API route (all built from
+/// functions/api, one bin each), the live-progress ones and the web app's.
 fn functions() -> Vec<(&'static str, &'static str, &'static str)> {
     API_FUNCTIONS
         .iter()
         .map(|f| (f.logical_id, "functions/api", f.bin))
         .chain(PIPELINE_FUNCTIONS.iter().copied())
         .chain(LIVE_FUNCTIONS.iter().copied())
+        .chain([APP_FUNCTION])
         .collect()
 }
 
@@ -1109,6 +1113,10 @@ fn the_generate_function_speaks_with_the_espeak_layer() {
 fn every_route_has_its_own_function_behind_the_jwt_authorizer() {
     let mut served = BTreeSet::new();
     for (id, f) in resources_of_type("AWS::Serverless::Function") {
+        // The page is not an API route (see the test below).
+        if id == APP_FUNCTION.0 {
+            continue;
+        }
         let Some(events) = props(f).get("Events").and_then(Yaml::as_mapping) else {
             continue;
         };
@@ -1157,6 +1165,64 @@ fn every_route_has_its_own_function_behind_the_jwt_authorizer() {
         authorizer.get("JwtConfiguration").is_some(),
         "the default authorizer is a JWT authorizer"
     );
+}
+
+/// The web app's function answers `GET /` and `GET /{proxy+}` without a JWT (the page loads
+/// before it signs in), only those, holds no grants, and is told the OIDC issuer, the client id
+/// (the WebAppClientId parameter, else the first audience) and the socket's URL.
+#[test]
+fn the_app_function_serves_the_page_unauthenticated_and_is_granted_nothing() {
+    let f = &resources()[APP_FUNCTION.0];
+    let events = props(f)
+        .get("Events")
+        .and_then(Yaml::as_mapping)
+        .expect("the app function's events");
+    let mut routes = BTreeSet::new();
+    for (name, e) in events {
+        assert_eq!(
+            e.get("Type").and_then(Yaml::as_str),
+            Some("HttpApi"),
+            "{name:?}"
+        );
+        let p = &e["Properties"];
+        assert_eq!(
+            p.get("ApiId").and_then(referenced_id).as_deref(),
+            Some("HttpApi")
+        );
+        assert_eq!(
+            p["Auth"]["Authorizer"].as_str(),
+            Some("NONE"),
+            "{name:?}: the page is public"
+        );
+        routes.insert((
+            p["Method"].as_str().unwrap().to_owned(),
+            p["Path"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let want: BTreeSet<(String, String)> = [("GET", "/"), ("GET", "/{proxy+}")]
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(routes, want);
+    assert!(
+        granted(APP_FUNCTION.0).is_empty(),
+        "the app function needs no AWS access"
+    );
+    let env = &props(f)["Environment"]["Variables"];
+    for name in [
+        "VIDPIPE_OIDC_ISSUER",
+        "VIDPIPE_OIDC_CLIENT_ID",
+        "VIDPIPE_OIDC_AUDIENCE",
+        "VIDPIPE_WEBSOCKET_URL",
+    ] {
+        assert!(env.get(name).is_some(), "AppFunction sets {name}");
+    }
+    let client_id = format!("{:?}", env["VIDPIPE_OIDC_CLIENT_ID"]);
+    assert!(client_id.contains("WebAppClientId"), "{client_id}");
+    let params = template()["Parameters"].as_mapping().expect("Parameters");
+    for p in ["WebAppClientId", "WebAppWebSocketUrl"] {
+        assert!(params.contains_key(Yaml::String(p.into())), "parameter {p}");
+    }
 }
 
 /// A policy resource in a comparable form: a string as is, `!Ref X`, `!GetAtt X.Arn`, `!Sub ...`.

@@ -96,6 +96,16 @@ impl Files {
         })
     }
 
+    /// A signed download URL for `key`, valid for `ttl`.
+    pub fn signed_get(&self, key: &str, ttl: Duration) -> String {
+        self.url(&Grant {
+            method: "GET",
+            key: key.to_owned(),
+            expires: Self::expiry(ttl),
+            ..Grant::default()
+        })
+    }
+
     pub fn public_origin(&self) -> &str {
         &self.origin
     }
@@ -402,12 +412,7 @@ impl BlobStore for SignedBlobs {
     }
     async fn presign_get(&self, key: &str, ttl: Duration) -> Result<String, BlobError> {
         validate_key(key)?;
-        Ok(self.files.url(&Grant {
-            method: "GET",
-            key: key.to_owned(),
-            expires: Files::expiry(ttl),
-            ..Grant::default()
-        }))
+        Ok(self.files.signed_get(key, ttl))
     }
     async fn media_source(&self, key: &str, ttl: Duration) -> Result<MediaSource, BlobError> {
         self.files.blobs.media_source(key, ttl).await

@@ -9,8 +9,10 @@
 pub mod access;
 pub mod api;
 pub mod files;
+pub mod live;
 pub mod processing;
 pub mod recovery;
+pub mod watch;
 pub mod web;
 
 use crate::access::Access;
@@ -74,6 +76,8 @@ pub enum ServeError {
     Local(#[from] vidpipe_pipeline::local::LocalError),
     #[error(transparent)]
     Recovery(#[from] recovery::RecoveryError),
+    #[error(transparent)]
+    Watch(#[from] watch::WatchError),
     #[error("the server stopped: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -83,6 +87,7 @@ pub struct Shared {
     pub api: ApiState,
     pub access: Access,
     pub files: Arc<Files>,
+    pub live: Arc<live::Live>,
 }
 
 /// A bound, not yet serving, server: its URL and token are known, so the caller can print them
@@ -157,7 +162,17 @@ impl Server {
             // The bridge sets the tenant itself; a header must never choose it.
             trust_tenant_header: false,
         };
-        let shared = Arc::new(Shared { api, access, files });
+        let live = Arc::new(live::Live::new(
+            stack.clone(),
+            processing.clone(),
+            files.clone(),
+        ));
+        let shared = Arc::new(Shared {
+            api,
+            access,
+            files,
+            live,
+        });
         Ok(Server {
             listener,
             url,
@@ -196,9 +211,24 @@ impl Server {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
+        let watcher = match &self.options.watch {
+            Some(dir) => Some(
+                watch::Watcher::start(dir.clone(), self.stack.clone(), self.processing.clone())
+                    .await?,
+            ),
+            None => None,
+        };
         let app = router(self.shared.clone());
-        let served = axum::serve(self.listener, app).with_graceful_shutdown(shutdown);
+        let live = self.shared.live.clone();
+        let served = axum::serve(self.listener, app).with_graceful_shutdown(async move {
+            shutdown.await;
+            // Open sockets would hold a graceful shutdown forever: they are told to close.
+            live.close_all();
+        });
         let result = served.await.map_err(ServeError::Serve);
+        if let Some(w) = watcher {
+            w.stop().await;
+        }
         recovery::drain(&self.stack, &self.processing, self.options.shutdown_grace).await;
         result
     }
@@ -218,6 +248,7 @@ fn url_authority(addr: SocketAddr) -> String {
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/app-config.json", axum::routing::get(web::app_config))
+        .route("/v1/live", axum::routing::get(live::upgrade))
         .route(
             "/files/{*key}",
             axum::routing::get(files::get)

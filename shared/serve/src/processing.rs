@@ -10,9 +10,12 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use vidpipe_domain::ports::{OrchestratorError, ProcessStarter};
-use vidpipe_domain::processing::SourceRef;
+use vidpipe_domain::processing::{
+    ProcessJob, ProcessStage, ProcessStatus, SourceRef, StageProgress,
+};
+use vidpipe_domain::steps::ProcessingStep;
 use vidpipe_pipeline::local::LOCAL_BUCKET;
-use vidpipe_pipeline::processing::{ProcessDeps, ProcessInput, run_embedded};
+use vidpipe_pipeline::processing::{ProcessDeps, ProcessInput, ProcessProgress, run_embedded};
 
 pub struct LocalProcessing {
     deps: ProcessDeps,
@@ -22,6 +25,9 @@ pub struct LocalProcessing {
     /// The record id of every processing record that may have changed: the live socket reads
     /// the record again when its id passes by.
     changes: broadcast::Sender<String>,
+    /// Where each running record's run is, from the runner's progress reports: live progress
+    /// for records whose steps do not store it themselves.
+    steps: Arc<Mutex<HashMap<String, StageProgress>>>,
 }
 
 impl LocalProcessing {
@@ -32,6 +38,7 @@ impl LocalProcessing {
             concurrency: concurrency.max(1),
             runs: Mutex::new(HashMap::new()),
             changes,
+            steps: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -69,10 +76,36 @@ impl LocalProcessing {
         let concurrency = self.concurrency;
         let changes = self.changes.clone();
         let id = source.id();
+        let steps = self.steps.clone();
+        steps.lock().expect("steps lock").remove(&id);
         let handle = tokio::spawn(async move {
             let tell = changes.clone();
             let record = id.clone();
-            let progress = Arc::new(move |_| {
+            let segments = Mutex::new((0u32, 0u32));
+            let progress = Arc::new(move |p: ProcessProgress| {
+                let at = {
+                    let mut seg = segments.lock().expect("segments lock");
+                    stage_of(&p, &mut seg)
+                };
+                if let Some((stage, fraction)) = at {
+                    let mut steps = steps.lock().expect("steps lock");
+                    let now = chrono::Utc::now();
+                    let next = match steps.get(&record) {
+                        Some(cur) if cur.stage > stage => None,
+                        Some(cur) if cur.stage == stage => Some(StageProgress {
+                            fraction: fraction.max(cur.fraction),
+                            ..*cur
+                        }),
+                        _ => Some(StageProgress {
+                            stage,
+                            started_at: now,
+                            fraction,
+                        }),
+                    };
+                    if let Some(next) = next {
+                        steps.insert(record.clone(), next);
+                    }
+                }
                 let _ = tell.send(record.clone());
             });
             match run_embedded(&deps, &input, concurrency, progress).await {
@@ -87,6 +120,14 @@ impl LocalProcessing {
         });
         runs.insert(name.to_owned(), (source.clone(), handle));
         true
+    }
+
+    /// Where the record's current run is, as its progress reports said; `None` once it ended.
+    pub fn step_of(&self, job: &ProcessJob) -> Option<StageProgress> {
+        if job.status != ProcessStatus::Running {
+            return None;
+        }
+        self.steps.lock().expect("steps lock").get(&job.id).copied()
     }
 
     /// Waits up to `grace` for every run to end, then aborts the rest and returns their
@@ -117,6 +158,40 @@ impl LocalProcessing {
                     .collect();
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// The subscriber's stage for a runner report, and the fraction into it. Trim and watermark are
+/// part of the rendition pass, so every encoding step is the renditions stage; segments count
+/// as fractions of it.
+fn stage_of(p: &ProcessProgress, segments: &mut (u32, u32)) -> Option<(ProcessStage, f64)> {
+    match p {
+        ProcessProgress::Step(step) => match step {
+            ProcessingStep::Probe => Some((ProcessStage::Probe, 0.0)),
+            ProcessingStep::Transcode
+            | ProcessingStep::WorkerTranscode
+            | ProcessingStep::Split
+            | ProcessingStep::RenderSegment
+            | ProcessingStep::EncodeAudio => Some((ProcessStage::Renditions, 0.0)),
+            ProcessingStep::Assemble => Some((ProcessStage::Renditions, 1.0)),
+            ProcessingStep::Publish => Some((ProcessStage::Publish, 0.0)),
+            ProcessingStep::RecordFailure => None,
+        },
+        ProcessProgress::Fraction(f) => Some((ProcessStage::Renditions, f.clamp(0.0, 1.0))),
+        ProcessProgress::SegmentsPlanned(n) => {
+            *segments = (*n as u32, 0);
+            None
+        }
+        ProcessProgress::SegmentDone(_) => {
+            segments.1 += 1;
+            let (planned, done) = *segments;
+            (planned > 0).then(|| {
+                (
+                    ProcessStage::Renditions,
+                    f64::from(done) / f64::from(planned),
+                )
+            })
         }
     }
 }

@@ -112,10 +112,117 @@ pub enum AuthConfig {
     },
 }
 
+/// A setting [`AppConfig::from_env`] could not use.
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {why}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub why: String,
+}
+
 impl AppConfig {
+    /// The stack's app function's settings (from the template's parameters): the OIDC issuer
+    /// (`VIDPIPE_OIDC_ISSUER`), the web app's client id (`VIDPIPE_OIDC_CLIENT_ID`), the audience
+    /// (`VIDPIPE_OIDC_AUDIENCE`, optional) and the live socket (`VIDPIPE_WEBSOCKET_URL`,
+    /// optional). The API is the same origin as the app (`api_base` `""`): the function sits
+    /// behind the HTTP API itself.
+    pub fn from_env() -> Result<AppConfig, ConfigError> {
+        let var = |name: &'static str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let need = |name: &'static str| {
+            var(name).ok_or(ConfigError {
+                name,
+                why: "must be set".into(),
+            })
+        };
+        let issuer = need("VIDPIPE_OIDC_ISSUER")?;
+        if !issuer.starts_with("https://") {
+            return Err(ConfigError {
+                name: "VIDPIPE_OIDC_ISSUER",
+                why: "must be an https URL".into(),
+            });
+        }
+        Ok(AppConfig {
+            api_base: String::new(),
+            websocket_url: var("VIDPIPE_WEBSOCKET_URL"),
+            auth: AuthConfig::Oidc {
+                issuer,
+                client_id: need("VIDPIPE_OIDC_CLIENT_ID")?,
+                audience: var("VIDPIPE_OIDC_AUDIENCE"),
+            },
+        })
+    }
+
     pub fn to_json(&self) -> String {
         // Strings and options only: encoding cannot fail.
         serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
+    }
+}
+
+/// A framework-neutral answer, for the stack's app function.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Answers a `GET` of `path`: `/app-config.json` from `config_json`, else the app's file (any
+/// page path gets the index). Paths under `/v1/` are the API's: one that reached the app has no
+/// route, and is a 404 problem as the API would give.
+pub fn respond(path: &str, if_none_match: Option<&str>, config_json: &str) -> Reply {
+    let plain = |status: u16, content_type: &str, body: Vec<u8>| Reply {
+        status,
+        headers: vec![
+            ("content-type", content_type.to_owned()),
+            ("cache-control", "no-store".to_owned()),
+        ],
+        body,
+    };
+    if path == "/v1" || path.starts_with("/v1/") {
+        let problem = serde_json::json!({
+            "type": "about:blank",
+            "title": "Not found",
+            "status": 404,
+            "detail": "No such route; see the OpenAPI document for the API's routes.",
+            "instance": path,
+        });
+        return plain(
+            404,
+            "application/problem+json",
+            problem.to_string().into_bytes(),
+        );
+    }
+    if path == "/app-config.json" {
+        return plain(200, "application/json", config_json.as_bytes().to_vec());
+    }
+    let Some(asset) = asset(path) else {
+        return plain(404, "text/plain; charset=utf-8", b"not found\n".to_vec());
+    };
+    let etag = format!("\"{}\"", asset.etag);
+    let cache = if asset.immutable {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    let mut headers = vec![
+        ("cache-control", cache.to_owned()),
+        ("x-content-type-options", "nosniff".to_owned()),
+    ];
+    if !asset.etag.is_empty() {
+        headers.push(("etag", etag.clone()));
+        if if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == etag)) {
+            return Reply {
+                status: 304,
+                headers,
+                body: Vec::new(),
+            };
+        }
+    }
+    headers.push(("content-type", asset.content_type));
+    Reply {
+        status: 200,
+        headers,
+        body: asset.body.into_owned(),
     }
 }
 
@@ -147,6 +254,24 @@ mod tests {
             serde_json::to_value(&oidc).unwrap()["auth"],
             serde_json::json!({"mode": "oidc", "issuer": "https://issuer.example", "client_id": "abc", "audience": "vidpipe"})
         );
+    }
+
+    #[test]
+    fn the_function_answers_config_app_and_api_misses() {
+        let config = r#"{"api_base":""}"#;
+        let r = respond("/app-config.json", None, config);
+        assert_eq!((r.status, r.body.as_slice()), (200, config.as_bytes()));
+        let r = respond("/v1/unknown", None, config);
+        assert_eq!(r.status, 404);
+        assert!(
+            r.headers
+                .contains(&("content-type", "application/problem+json".into()))
+        );
+        let page = respond("/history", None, config);
+        assert_eq!(page.status, 200);
+        if let Some((_, etag)) = page.headers.iter().find(|(n, _)| *n == "etag") {
+            assert_eq!(respond("/", Some(etag), config).status, 304);
+        }
     }
 
     #[test]
