@@ -130,7 +130,7 @@ async fn one_client(
             },
             _ = poll.tick() => {
                 turn += 1;
-                let url = if turn % 2 == 0 { &list_url } else { &job_url };
+                let url = if turn.is_multiple_of(2) { &list_url } else { &job_url };
                 let t = Instant::now();
                 match http.get(url).send().await {
                     Ok(r) => {

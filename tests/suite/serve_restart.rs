@@ -10,6 +10,8 @@ use std::time::Duration;
 use vidpipe_serve::ServeOptions;
 
 /// Starts `vidpipe serve --port 0` on `home` and returns the child and the URL it printed.
+// The caller kills and waits for the child; only a failed start (a panic) leaves it unreaped.
+#[allow(clippy::zombie_processes)]
 fn start(home: &std::path::Path) -> (Child, String, Vec<String>) {
     let mut child = Command::new(vidpipe_binary())
         .args(["--home"])
