@@ -62,6 +62,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/generations/batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start up to 50 generations at once
+         * @description Each item is a generation request (the body of `POST /v1/generations`) with an optional `idempotency_key` of its own, and is judged alone, in order: validated, its assets checked, the tenant's quotas claimed, its job recorded and started. One item's refusal refuses nothing else. Each item's `result` is `created`, `replayed` (its key made a job before, for the same request) or `error`, whose `errors` name fields from the batch body's root (`items[3].duration_seconds`). Under a quota the earliest items are admitted, and a refused item says when to try it again (`retry_after_seconds`). The `Idempotency-Key` header is not read here: each item carries its own. The batch is recorded and can be read back at its `links.self`.
+         */
+        post: operations["submitGenerationBatch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/generations/batches/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A batch's items, with each job's status now */
+        get: operations["getGenerationBatch"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/generations/{id}": {
         parameters: {
             query?: never;
@@ -378,6 +415,91 @@ export interface components {
             /** Format: int32 */
             width?: number | null;
         };
+        /** @description A batch of generation requests. */
+        BatchBody: {
+            /** @description 1 to 50 requests, judged one by one in this order. */
+            items: components["schemas"]["BatchItemBody"][];
+        };
+        /** @description How many items ended each way. */
+        BatchCounts: {
+            /** Format: int32 */
+            created: number;
+            /** Format: int32 */
+            failed: number;
+            /** Format: int32 */
+            replayed: number;
+        };
+        /** @description One item of a batch: a generation request (the body of `POST /v1/generations`), optionally with its own `idempotency_key`. */
+        BatchItemBody: {
+            /** @enum {string} */
+            aspect_ratio: "16:9" | "9:16" | "1:1" | "4:5";
+            brand?: null | components["schemas"]["BrandBody"];
+            captions?: null | components["schemas"]["CaptionsBody"];
+            /** Format: int64 */
+            clip_count?: number | null;
+            /** Format: double */
+            duration_seconds: number;
+            /**
+             * Format: int64
+             * @enum {integer|null}
+             */
+            fps?: 24 | 25 | 30 | null;
+            /**
+             * @description 1 to 255 visible ASCII characters, scoped to the tenant like the `Idempotency-Key`
+             *     header: the same key with the same request replays the first job, with another request
+             *     it is refused (409) for this item alone.
+             */
+            idempotency_key?: string | null;
+            narration?: null | components["schemas"]["NarrationBody"];
+            prompt: string;
+            /** @enum {string|null} */
+            resolution?: "720p" | "1080p" | null;
+            /** Format: int64 */
+            seed?: number | null;
+            /** @enum {string|null} */
+            transition?: "cut" | "fade" | "fadeblack" | "fadewhite" | "dissolve" | "wipeleft" | "wiperight" | "wipeup" | "wipedown" | "slideleft" | "slideright" | "slideup" | "slidedown" | "circleopen" | "circleclose" | "radial" | "smoothleft" | "smoothright" | "pixelize" | "zoomin" | null;
+            /** Format: double */
+            transition_duration_seconds?: number | null;
+            /**
+             * @description An `https` URL told when the job completes or fails, in a delivery signed per Standard
+             *     Webhooks with the tenant's secret (`GET /v1/webhook-secret`). Private, loopback and
+             *     link-local targets are refused, here and again after DNS when delivering.
+             */
+            webhook_url?: string | null;
+        };
+        /**
+         * @description What became of an item.
+         * @enum {string}
+         */
+        BatchItemResult: "created" | "replayed" | "error";
+        /** @description One item of a batch: its job (created or replayed) with its status now, or why it has none. */
+        BatchItemView: {
+            error?: null | components["schemas"]["ItemError"];
+            idempotency_key?: string | null;
+            /**
+             * Format: int32
+             * @description Position in the request's `items`, from 0.
+             */
+            index: number;
+            job_id?: string | null;
+            links?: null | components["schemas"]["JobLinks"];
+            /** Format: double */
+            progress_percent?: number | null;
+            result: components["schemas"]["BatchItemResult"];
+            status?: null | components["schemas"]["JobStatus"];
+        };
+        BatchLinks: {
+            self: string;
+        };
+        /** @description A batch and each of its items, in request order. */
+        BatchView: {
+            batch_id: string;
+            counts: components["schemas"]["BatchCounts"];
+            /** Format: date-time */
+            created_at: string;
+            items: components["schemas"]["BatchItemView"][];
+            links: components["schemas"]["BatchLinks"];
+        };
         BrandBody: {
             logo?: null | components["schemas"]["LogoBody"];
             music?: null | components["schemas"]["MusicBody"];
@@ -603,6 +725,24 @@ export interface components {
              *     link-local targets are refused, here and again after DNS when delivering.
              */
             webhook_url?: string | null;
+        };
+        /**
+         * @description Why one item of a batch made no job, as the API would have answered it alone: the HTTP status,
+         *     the problem's slug (`validation`, `quota-exceeded`, `conflict`, ...), one sentence, and every
+         *     field it broke, addressed from the batch body's root (`items[3].duration_seconds`).
+         */
+        ItemError: {
+            detail: string;
+            errors?: components["schemas"]["FieldError"][];
+            kind: string;
+            /**
+             * Format: int64
+             * @description When the refusal passes with time (a quota, a throttled store): seconds to wait before
+             *     sending the item again, as `Retry-After` would say.
+             */
+            retry_after_seconds?: number | null;
+            /** Format: int32 */
+            status: number;
         };
         /** @description Why a job failed: a stable code (the error's type name) and a human reason. */
         JobError: {
@@ -1387,6 +1527,158 @@ export interface operations {
                 headers: {
                     /** @description Seconds to wait: 30 for `concurrent_jobs`, until the next 00:00 UTC for `daily_output_minutes`. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error; the detail is generic, the request_id finds the log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service is temporarily unavailable. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    submitGenerationBatch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BatchBody"];
+            };
+        };
+        responses: {
+            /** @description The batch, every item with its result. */
+            201: {
+                headers: {
+                    /** @description The batch's URL. */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchView"];
+                };
+            };
+            /** @description Malformed JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No authenticated tenant. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body over 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not an object with `items`, an array of 1 to 50 requests; the field is named in `errors`. Nothing was submitted. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error; the detail is generic, the request_id finds the log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service is temporarily unavailable. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getGenerationBatch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Batch id (`bat_` and 32 hex digits). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The batch. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchView"];
+                };
+            };
+            /** @description No authenticated tenant. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such batch for this tenant. */
+            404: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
