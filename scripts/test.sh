@@ -9,10 +9,12 @@ source scripts/env.sh
 # The web app's dist/ is embedded in `vidpipe serve`, so it is built before cargo compiles it.
 scripts/web-build.sh
 cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --features vidpipe-cli/browser-tests --locked -- -D warnings
 cargo test --workspace --locked "$@"
 # The bounded load run of `vidpipe serve` (ignored by default: minutes of CPU), with the whole
 # suite only.
 if [ "$#" -eq 0 ]; then
   cargo test --locked -p vidpipe-tests --test suite serve_load -- --ignored --nocapture
+  # The browser tests, in a build of their own (see cli/Cargo.toml's browser-tests feature).
+  cargo test --locked -p vidpipe-cli --features browser-tests --test browser
 fi

@@ -94,6 +94,27 @@ fn digest(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// The value with every object's keys in sorted order, whatever order serde_json's maps keep
+/// (a dependency may turn on its `preserve_order`).
+fn canonical(value: &serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            serde_json::Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), canonical(v)))
+                    .collect(),
+            )
+        }
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.iter().map(canonical).collect())
+        }
+        other => other.clone(),
+    }
+}
+
 /// One request object per non-blank line. A line that is not JSON is a row of its own that
 /// cannot run, so the rows after it keep their numbers.
 pub fn read_jsonl(text: &str) -> Vec<Row> {
@@ -110,9 +131,9 @@ pub fn read_jsonl(text: &str) -> Vec<Row> {
                 };
                 FieldError::new("body", why)
             });
-            // The parsed value's canonical text (keys sorted), so spacing is not an edit.
+            // The parsed value's canonical text, so spacing and key order are not edits.
             let hash = match &content {
-                Ok(v) => digest(v.to_string().as_bytes()),
+                Ok(v) => digest(canonical(v).to_string().as_bytes()),
                 Err(_) => digest(line.trim().as_bytes()),
             };
             Row {
