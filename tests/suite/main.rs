@@ -33,6 +33,7 @@ mod lambda_build;
 mod serve_api;
 mod serve_live;
 mod serve_load;
+mod serve_recompose;
 mod serve_restart;
 mod serve_support;
 mod serve_uploads;

@@ -1456,8 +1456,16 @@ fn each_api_function_gets_only_the_settings_its_route_reads() {
             want.insert("VIDPIPE_CURSOR_KEY");
         }
         if f.grants.contains(&Grant::StartGeneration) {
+            want.insert("VIDPIPE_STATE_MACHINE_ARN");
+        }
+        // Quotas only where jobs are admitted: a recompose starts an execution for a job
+        // already counted.
+        if matches!(
+            f.operation,
+            vidpipe_http::routes::Operation::SubmitGeneration
+                | vidpipe_http::routes::Operation::SubmitGenerationBatch
+        ) {
             want.extend([
-                "VIDPIPE_STATE_MACHINE_ARN",
                 "VIDPIPE_MAX_CONCURRENT_JOBS",
                 "VIDPIPE_DAILY_OUTPUT_MINUTES",
             ]);

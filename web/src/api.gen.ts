@@ -136,6 +136,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/generations/{id}/compositions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A generation's versions, oldest first, each with its parent and its own download */
+        get: operations["listCompositions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/generations/{id}/deliveries": {
         parameters: {
             query?: never;
@@ -167,6 +184,26 @@ export interface paths {
         get: operations["downloadGeneration"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/generations/{id}/recompose": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Render a new version of a completed generation with edits
+         * @description Lays the generation's clips out again with the edits (another aspect or resolution, transition, captions on or off, new music or logo, scene order) as a new composition that records `parent_composition_id`: the generation's latest completed version unless the body names one. Nothing is planned again and no clip is regenerated. Every field is optional; absent keeps the parent's choice. The new version renders in the background: follow it in `links.compositions`. Once it completes, the generation's own outputs and download point at it.
+         */
+        post: operations["recomposeGeneration"];
         delete?: never;
         options?: never;
         head?: never;
@@ -542,6 +579,63 @@ export interface components {
             /** @description The provider that made the clip (or is making it). */
             provider: string;
             status: components["schemas"]["ClipStatus"];
+        };
+        /** @description A completed composition's files: presigned GETs. */
+        CompositionDownloads: {
+            /**
+             * Format: date-time
+             * @description When both URLs stop working.
+             */
+            expires_at: string;
+            thumbnail: components["schemas"]["DownloadLink"];
+            /** @description The final MP4. */
+            video: components["schemas"]["DownloadLink"];
+        };
+        /** @description Where to go next with a composition. */
+        CompositionLinks: {
+            /** @description The generation's versions, this one among them. */
+            compositions: string;
+            /** @description The generation it is a version of. */
+            generation: string;
+            /** @description Where to POST edits for another version. */
+            recompose: string;
+        };
+        /** @description A generation's versions, oldest first. */
+        CompositionListView: {
+            items: components["schemas"]["CompositionView"][];
+            job_id: string;
+        };
+        /** @enum {string} */
+        CompositionStatus: "rendering" | "completed" | "failed";
+        /** @description One version of a generation's video. */
+        CompositionView: {
+            /** @description Its ancestors, parent first, back to the generation's first composition. */
+            ancestors: string[];
+            /** @description `cmp_` and 32 hex digits; a generation's first composition shares its job id's digits. */
+            composition_id: string;
+            /** Format: date-time */
+            created_at: string;
+            downloads?: null | components["schemas"]["CompositionDownloads"];
+            /**
+             * Format: double
+             * @description Once completed.
+             */
+            duration_seconds?: number | null;
+            /** @description The edits it was made with, as sent (absent on the first). */
+            edits?: Record<string, never> | null;
+            error?: null | components["schemas"]["JobError"];
+            job_id: string;
+            links: components["schemas"]["CompositionLinks"];
+            /** @description The version it was made from; `null` for the generation's first. */
+            parent_composition_id?: string | null;
+            /**
+             * Format: int64
+             * @description Once completed: the final MP4's size.
+             */
+            size_bytes?: number | null;
+            status: components["schemas"]["CompositionStatus"];
+            /** Format: date-time */
+            updated_at: string;
         };
         CostLine: {
             basis: string;
@@ -989,6 +1083,31 @@ export interface components {
          * @enum {string}
          */
         QuotaKind: "concurrent_jobs" | "daily_output_minutes";
+        /**
+         * @description What a recompose changes, as the caller sends it: every field optional, absent keeps the
+         *     parent's choice. Applied to the job's request and plan by [`RecomposeEdits::apply`], which
+         *     never touches a clip: the same clips are laid out again.
+         */
+        RecomposeEdits: {
+            /**
+             * @description `16:9`, `9:16`, `1:1` or `4:5`: the clips are fitted to it (blur-padded where the shapes
+             *     differ), not regenerated.
+             */
+            aspect_ratio?: string | null;
+            captions?: boolean | null;
+            /** @description An uploaded logo asset to show instead of the parent's. */
+            logo_asset_id?: string | null;
+            /** @description An uploaded music asset to lay under the video instead of the parent's. */
+            music_asset_id?: string | null;
+            /** @description The scenes in their new order, by scene index: a permutation of the parent's. */
+            order?: number[] | null;
+            /** @description The version to start from; the job's latest completed composition when absent. */
+            parent_composition_id?: string | null;
+            /** @description `720p` or `1080p`. */
+            resolution?: string | null;
+            /** @description One of the xfade set or `cut`; keeps the parent's transition length. */
+            transition?: string | null;
+        };
         /** @description One rendition as measured by ffprobe after it was written. */
         RenditionView: {
             audio_codec?: string | null;
@@ -1838,6 +1957,126 @@ export interface operations {
             };
         };
     };
+    listCompositions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Generation id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every version; a completed one carries presigned URLs valid for one hour. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "ancestors": [],
+                     *           "composition_id": "cmp_0190c5d37e1a7b3c9d4e5f6a7b8c9d0e",
+                     *           "created_at": "2026-12-01T09:30:00Z",
+                     *           "downloads": {
+                     *             "expires_at": "2026-12-01T11:00:00Z",
+                     *             "thumbnail": {
+                     *               "content_type": "image/jpeg",
+                     *               "size_bytes": null,
+                     *               "url": "https://media.s3.amazonaws.com/compositions/cmp_0190c5d37e1a7b3c9d4e5f6a7b8c9d0e/thumbnail.jpg?X-Amz-Signature=..."
+                     *             },
+                     *             "video": {
+                     *               "content_type": "video/mp4",
+                     *               "size_bytes": 9812004,
+                     *               "url": "https://media.s3.amazonaws.com/compositions/cmp_0190c5d37e1a7b3c9d4e5f6a7b8c9d0e/final.mp4?X-Amz-Signature=..."
+                     *             }
+                     *           },
+                     *           "duration_seconds": 30,
+                     *           "error": null,
+                     *           "job_id": "job_0190c5d37e1a7b3c9d4e5f6a7b8c9d0e",
+                     *           "links": {
+                     *             "compositions": "/v1/generations/job_0190c5d37e1a7b3c9d4e5f6a7b8c9d0e/compositions",
+                     *             "generation": "/v1/generations/job_0190c5d37e1a7b3c9d4e5f6a7b8c9d0e",
+                     *             "recompose": "/v1/generations/job_0190c5d37e1a7b3c9d4e5f6a7b8c9d0e/recompose"
+                     *           },
+                     *           "parent_composition_id": null,
+                     *           "size_bytes": 9812004,
+                     *           "status": "completed",
+                     *           "updated_at": "2026-12-01T09:31:10Z"
+                     *         },
+                     *         {
+                     *           "ancestors": [
+                     *             "cmp_0190c5d37e1a7b3c9d4e5f6a7b8c9d0e"
+                     *           ],
+                     *           "composition_id": "cmp_0193a1f0c2d47e8f9a0b1c2d3e4f5a6b",
+                     *           "created_at": "2026-12-01T10:00:00Z",
+                     *           "duration_seconds": null,
+                     *           "edits": {
+                     *             "aspect_ratio": "9:16"
+                     *           },
+                     *           "error": null,
+                     *           "job_id": "job_0190c5d37e1a7b3c9d4e5f6a7b8c9d0e",
+                     *           "links": {
+                     *             "compositions": "/v1/generations/job_0190c5d37e1a7b3c9d4e5f6a7b8c9d0e/compositions",
+                     *             "generation": "/v1/generations/job_0190c5d37e1a7b3c9d4e5f6a7b8c9d0e",
+                     *             "recompose": "/v1/generations/job_0190c5d37e1a7b3c9d4e5f6a7b8c9d0e/recompose"
+                     *           },
+                     *           "parent_composition_id": "cmp_0190c5d37e1a7b3c9d4e5f6a7b8c9d0e",
+                     *           "size_bytes": null,
+                     *           "status": "rendering",
+                     *           "updated_at": "2026-12-01T10:00:00Z"
+                     *         }
+                     *       ],
+                     *       "job_id": "job_0190c5d37e1a7b3c9d4e5f6a7b8c9d0e"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["CompositionListView"];
+                };
+            };
+            /** @description No authenticated tenant. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such generation for this tenant. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error; the detail is generic, the request_id finds the log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service is temporarily unavailable. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     listGenerationDeliveries: {
         parameters: {
             query?: never;
@@ -1974,6 +2213,154 @@ export interface operations {
             };
             /** @description The job has not completed. */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error; the detail is generic, the request_id finds the log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service is temporarily unavailable. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    recomposeGeneration: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Generation id (`job_` and 32 hex digits). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "aspect_ratio": "9:16",
+                 *       "captions": false,
+                 *       "order": [
+                 *         2,
+                 *         0,
+                 *         1
+                 *       ],
+                 *       "transition": "fade"
+                 *     }
+                 */
+                "application/json": components["schemas"]["RecomposeEdits"];
+            };
+        };
+        responses: {
+            /** @description Accepted: the new version is recorded and rendering. */
+            202: {
+                headers: {
+                    /** @description The generation's versions. */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "ancestors": [
+                     *         "cmp_0190c5d37e1a7b3c9d4e5f6a7b8c9d0e"
+                     *       ],
+                     *       "composition_id": "cmp_0193a1f0c2d47e8f9a0b1c2d3e4f5a6b",
+                     *       "created_at": "2026-12-01T10:00:00Z",
+                     *       "duration_seconds": null,
+                     *       "edits": {
+                     *         "aspect_ratio": "9:16"
+                     *       },
+                     *       "error": null,
+                     *       "job_id": "job_0190c5d37e1a7b3c9d4e5f6a7b8c9d0e",
+                     *       "links": {
+                     *         "compositions": "/v1/generations/job_0190c5d37e1a7b3c9d4e5f6a7b8c9d0e/compositions",
+                     *         "generation": "/v1/generations/job_0190c5d37e1a7b3c9d4e5f6a7b8c9d0e",
+                     *         "recompose": "/v1/generations/job_0190c5d37e1a7b3c9d4e5f6a7b8c9d0e/recompose"
+                     *       },
+                     *       "parent_composition_id": "cmp_0190c5d37e1a7b3c9d4e5f6a7b8c9d0e",
+                     *       "size_bytes": null,
+                     *       "status": "rendering",
+                     *       "updated_at": "2026-12-01T10:00:00Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["CompositionView"];
+                };
+            };
+            /** @description Malformed JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No authenticated tenant. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such generation for this tenant. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The generation has not completed. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body over 64 KiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid edits, each named by its JSON path (`aspect_ratio`, `order[1]`, `parent_composition_id`, ...). Nothing was recorded. */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -14,6 +14,7 @@ use aws_sdk_sfn::operation::start_execution::StartExecutionError;
 use aws_sdk_sfn::operation::stop_execution::StopExecutionError;
 use aws_sdk_sfn::types::ExecutionStatus;
 use vidpipe_domain::ErrorClass;
+use vidpipe_domain::composition::CompositionId;
 use vidpipe_domain::job::JobId;
 use vidpipe_domain::ports::{Orchestrator, OrchestratorError};
 
@@ -118,6 +119,13 @@ impl SfnOrchestrator {
         serde_json::json!({ "job_id": job.as_str() }).to_string()
     }
 
+    /// The execution input for a recompose: the job and the composition to render. The state
+    /// machine's first choice sees `composition_id` and skips planning.
+    pub fn composition_input(job: &JobId, composition: &CompositionId) -> String {
+        serde_json::json!({ "job_id": job.as_str(), "composition_id": composition.as_str() })
+            .to_string()
+    }
+
     /// Whether the job's execution is still running; `None` if it never started.
     pub async fn is_running(&self, job: &JobId) -> Result<Option<bool>, OrchestratorError> {
         match self
@@ -162,6 +170,24 @@ impl Orchestrator for SfnOrchestrator {
             }
             Err(e) => Err(sdk_error("StartExecution", e)),
         }
+    }
+
+    async fn start_composition(
+        &self,
+        job: &JobId,
+        composition: &CompositionId,
+    ) -> Result<(), OrchestratorError> {
+        self.execution_arn(job)?;
+        // Named by the composition (as unique as a job id, and of the same form), so a repeated
+        // start of the same recompose starts nothing new.
+        start_named(
+            &self.client,
+            &self.state_machine_arn,
+            composition.as_str(),
+            Self::composition_input(job, composition),
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn cancel(&self, job: &JobId) -> Result<(), OrchestratorError> {

@@ -238,6 +238,21 @@ pub enum OrchestratorError {
 pub trait Orchestrator: Send + Sync {
     async fn start(&self, job: &JobId) -> Result<(), OrchestratorError>;
     async fn cancel(&self, job: &JobId) -> Result<(), OrchestratorError>;
+    /// Starts rendering `composition`, already recorded as `rendering`, of the completed `job`
+    /// (a recompose): no planning, generation only for the scenes it replaces. Idempotent per
+    /// composition id, as `start` is per job. The default refuses, for orchestrators that only
+    /// run whole jobs.
+    async fn start_composition(
+        &self,
+        job: &JobId,
+        composition: &crate::composition::CompositionId,
+    ) -> Result<(), OrchestratorError> {
+        Err(OrchestratorError::Backend {
+            message: format!("this orchestrator renders no compositions ({composition} of {job})"),
+            class: ErrorClass::Permanent,
+            source: None,
+        })
+    }
 }
 
 /// Turns a request into scenes. Contract: the plan has `clip_count` scenes whose frames, minus

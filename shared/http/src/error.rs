@@ -229,6 +229,7 @@ pub fn service_spec(e: &ServiceError) -> ProblemSpec {
             format!("Generation {id} is already {status}."),
             vec![],
         ),
+        ServiceError::Conflict(detail) => ApiError::Conflict(detail.clone()).spec(),
         ServiceError::IdempotencyConflict { key, existing } => ApiError::Conflict(format!(
             "Idempotency-Key {} was already used with a different request (generation {existing}).",
             echo(key)

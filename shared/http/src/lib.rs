@@ -4,6 +4,7 @@
 //! logic of its own, so everything the API does is testable in process.
 
 pub mod batches;
+pub mod compositions;
 pub mod context;
 pub mod error;
 pub mod handlers;
@@ -141,6 +142,10 @@ async fn dispatch(
             batches::submit_generation_batch(state, &call, req).await
         }
         Operation::GetGenerationBatch => batches::get_generation_batch(state, &call).await,
+        Operation::RecomposeGeneration => {
+            compositions::recompose_generation(state, &call, req).await
+        }
+        Operation::ListCompositions => compositions::list_compositions(state, &call).await,
     }
 }
 

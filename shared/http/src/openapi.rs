@@ -6,7 +6,7 @@ use crate::views::{
     AssetUploadView, AssetView, ClipView, CreateAssetBody, DownloadLink, DownloadView, JobLinks,
     JobListView, JobView, OutputsView, Problem, RequestSummary, StageTimingView,
 };
-use crate::{batches, handlers, uploads, webhooks};
+use crate::{batches, compositions, handlers, uploads, webhooks};
 use serde_json::Value;
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::schema::{Object, Schema, SchemaType, Type};
@@ -51,6 +51,8 @@ pub const DOCUMENT_PATH: &str = "openapi.json";
         webhooks::list_processing_deliveries,
         batches::submit_generation_batch,
         batches::get_generation_batch,
+        compositions::recompose_generation,
+        compositions::list_compositions,
     ),
     components(schemas(
         Problem, FieldError, GenerationRequestBody, BrandBody, LogoBody, MusicBody, JobView, JobLinks,
@@ -69,6 +71,9 @@ pub const DOCUMENT_PATH: &str = "openapi.json";
         batches::BatchBody, batches::BatchItemBody, batches::BatchItemResult, batches::BatchItemView,
         batches::BatchLinks, batches::BatchView, vidpipe_domain::batch::ItemError,
         vidpipe_domain::batch::BatchCounts,
+        vidpipe_domain::composition::RecomposeEdits, vidpipe_domain::composition::CompositionStatus,
+        compositions::CompositionLinks, compositions::CompositionDownloads,
+        compositions::CompositionView, compositions::CompositionListView,
     )),
     modifiers(&Conventions, &Rules),
     tags(

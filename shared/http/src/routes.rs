@@ -28,6 +28,8 @@ pub enum Operation {
     ListProcessingDeliveries,
     SubmitGenerationBatch,
     GetGenerationBatch,
+    RecomposeGeneration,
+    ListCompositions,
 }
 
 /// One method and path template. `{name}` matches exactly one non-empty path segment.
@@ -139,6 +141,16 @@ pub static ROUTES: &[Route] = &[
         method: Method::GET,
         path: "/v1/generations/batches/{id}",
         operation: Operation::GetGenerationBatch,
+    },
+    Route {
+        method: Method::POST,
+        path: "/v1/generations/{id}/recompose",
+        operation: Operation::RecomposeGeneration,
+    },
+    Route {
+        method: Method::GET,
+        path: "/v1/generations/{id}/compositions",
+        operation: Operation::ListCompositions,
     },
 ];
 

@@ -63,6 +63,9 @@ const SUBMIT: &[Grant] = &[TableWrite, MediaRead, StartGeneration];
 const CANCEL: &[Grant] = &[TableWrite, StopGeneration, ProviderSecrets];
 const UPLOADS: &[Grant] = &[TableWrite, MediaRead, RawUpload];
 const RETRY: &[Grant] = &[TableWrite, MediaRead, StartProcessing];
+/// A recompose records a composition (the job's assets checked by their records) and starts its
+/// execution; it admits no job, so it holds no quota settings.
+const RECOMPOSE: &[Grant] = &[TableWrite, StartGeneration];
 /// `GET /v1/webhook-secret` makes the secret on first use, and the rotation writes it. (The
 /// deliveries routes only read: [`Records`].)
 pub const WEBHOOK_SECRETS: &[Grant] = &[TableWrite];
@@ -202,6 +205,19 @@ pub static API_FUNCTIONS: &[ApiFunction] = &[
         "vidpipe-api-get-generation-batch",
         RECORDS
     ),
+    function!(
+        RecomposeGeneration,
+        "RecomposeGenerationFunction",
+        "vidpipe-api-recompose-generation",
+        RECOMPOSE
+    ),
+    // Each completed version carries presigned URLs, as a generation's download does.
+    function!(
+        ListCompositions,
+        "ListCompositionsFunction",
+        "vidpipe-api-list-compositions",
+        RECORDS_AND_MEDIA
+    ),
 ];
 
 /// The function deployed for a route.
@@ -256,6 +272,8 @@ pub struct Assets;
 pub struct Submit;
 /// Jobs cancelled: executions stopped, providers' running calls cancelled, quota released.
 pub struct Cancel;
+/// Compositions recorded for completed jobs, their executions started.
+pub struct Recompose;
 /// Raw uploads announced, completed and aborted.
 pub struct Uploads;
 /// Failed processing jobs started again from their raw object.
@@ -325,6 +343,21 @@ impl Wiring for Submit {
         let sfn = vidpipe_aws::config::sfn_client(&clients.sdk);
         let orchestrator = Arc::new(SfnOrchestrator::new(sfn, arn));
         state(config, store, media, orchestrator, None, None)
+    }
+}
+
+impl Wiring for Recompose {
+    const GRANTS: &'static [Grant] = RECOMPOSE;
+    async fn state(config: &Config) -> Result<ApiState, ConfigError> {
+        let clients = Clients::load(config);
+        let store = clients.store(config)?;
+        let arn = config
+            .state_machine_arn
+            .clone()
+            .ok_or(ConfigError::Missing("VIDPIPE_STATE_MACHINE_ARN"))?;
+        let sfn = vidpipe_aws::config::sfn_client(&clients.sdk);
+        let orchestrator = Arc::new(SfnOrchestrator::new(sfn, arn));
+        state(config, store, Arc::new(Unwired), orchestrator, None, None)
     }
 }
 
@@ -652,6 +685,7 @@ mod tests {
                     | Operation::ListGenerationDeliveries
                     | Operation::ListProcessingDeliveries
                     | Operation::GetGenerationBatch
+                    | Operation::ListCompositions
             );
             assert_eq!(reads, !f.grants.contains(&TableWrite), "{}", f.bin);
             if reads {

@@ -18,6 +18,7 @@ pub mod processing;
 pub mod scratch;
 pub mod service;
 pub mod uploads;
+pub mod versions;
 pub mod webhooks;
 
 #[cfg(any(test, feature = "conformance"))]

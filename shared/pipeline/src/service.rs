@@ -40,6 +40,9 @@ pub enum ServiceError {
     NotFound(String),
     #[error("job {id} already {status}")]
     AlreadyFinished { id: String, status: JobStatus },
+    /// The job is not in a state the request needs (a recompose of a job not completed).
+    #[error("{0}")]
+    Conflict(String),
     /// The idempotency key already made `existing` from a different request.
     #[error("idempotency key {key:?} was already used with a different request (job {existing})")]
     IdempotencyConflict { key: String, existing: JobId },

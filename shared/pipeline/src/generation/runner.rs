@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Semaphore, broadcast};
 use tokio::task::{JoinHandle, JoinSet};
+use vidpipe_domain::composition::{Composition, CompositionId};
 use vidpipe_domain::job::{Job, JobId, JobStatus};
 use vidpipe_domain::ports::{Orchestrator, OrchestratorError};
 
@@ -116,6 +117,28 @@ impl EmbeddedRunner {
     fn emit(&self, e: RunEvent) {
         // No subscriber is fine: events are for watchers, the job record is the truth.
         let _ = self.events.send(e);
+    }
+
+    /// Renders a recorded composition of a completed job (a recompose) and returns how it ended.
+    /// A composition that already ended is returned as it is; a failure is recorded on the
+    /// composition, never on the job, which keeps its earlier outputs.
+    pub async fn run_composition(
+        &self,
+        job_id: &JobId,
+        composition_id: &CompositionId,
+    ) -> Result<Composition, StepError> {
+        let composition = self
+            .deps
+            .jobs
+            .get_composition(job_id, composition_id)
+            .await?
+            .ok_or_else(|| {
+                StepError::WrongState(format!("composition {composition_id} is gone"))
+            })?;
+        if composition.status.is_terminal() {
+            return Ok(composition);
+        }
+        super::recompose::render(&self.deps, &composition, &|_| {}).await
     }
 
     /// Runs the job to an end and returns its final record. Failures are recorded on the job
@@ -263,6 +286,7 @@ impl EmbeddedRunner {
 }
 
 type RunHandle = JoinHandle<Result<Job, StepError>>;
+type RenderHandle = JoinHandle<Result<Composition, StepError>>;
 
 /// In-process orchestration: each started job runs as a tokio task. Starting a job id twice
 /// starts nothing new, as a Step Functions execution name would ensure.
@@ -270,6 +294,8 @@ pub struct EmbeddedOrchestrator {
     runner: Arc<EmbeddedRunner>,
     /// Every job started here; the first `wait` takes the handle.
     runs: Mutex<HashMap<JobId, Option<RunHandle>>>,
+    /// Every recompose started here, by composition, with its job.
+    renders: Mutex<HashMap<CompositionId, (JobId, Option<RenderHandle>)>>,
 }
 
 impl EmbeddedOrchestrator {
@@ -277,6 +303,7 @@ impl EmbeddedOrchestrator {
         Self {
             runner,
             runs: Mutex::new(HashMap::new()),
+            renders: Mutex::new(HashMap::new()),
         }
     }
 
@@ -304,6 +331,25 @@ impl EmbeddedOrchestrator {
 }
 
 impl EmbeddedOrchestrator {
+    /// Waits for a started recompose to end. `None` if this orchestrator never started it or it
+    /// was already waited for.
+    pub async fn wait_composition(
+        &self,
+        composition: &CompositionId,
+    ) -> Option<Result<Composition, StepError>> {
+        let handle = self
+            .renders
+            .lock()
+            .expect("renders lock")
+            .get_mut(composition)?
+            .1
+            .take()?;
+        Some(match handle.await {
+            Ok(r) => r,
+            Err(e) => Err(StepError::Internal(format!("render crashed: {e}"))),
+        })
+    }
+
     /// Waits up to `grace` for every run still going to end on its own, then aborts the ones
     /// that have not and returns their ids, so the caller can record why they stopped. A
     /// process that is shutting down calls it once, after it has stopped starting jobs.
@@ -318,14 +364,43 @@ impl EmbeddedOrchestrator {
                 .filter(|(_, h)| h.as_ref().is_some_and(|h| !h.is_finished()))
                 .map(|(id, _)| id.clone())
                 .collect();
-            if running.is_empty() {
+            let rendering: Vec<(CompositionId, JobId)> = self
+                .renders
+                .lock()
+                .expect("renders lock")
+                .iter()
+                .filter(|(_, (_, h))| h.as_ref().is_some_and(|h| !h.is_finished()))
+                .map(|(id, (job, _))| (id.clone(), job.clone()))
+                .collect();
+            if running.is_empty() && rendering.is_empty() {
                 return running;
             }
             if tokio::time::Instant::now() >= deadline {
-                let runs = self.runs.lock().expect("runs lock");
-                for id in &running {
-                    if let Some(Some(handle)) = runs.get(id) {
-                        handle.abort();
+                {
+                    let runs = self.runs.lock().expect("runs lock");
+                    for id in &running {
+                        if let Some(Some(handle)) = runs.get(id) {
+                            handle.abort();
+                        }
+                    }
+                    let renders = self.renders.lock().expect("renders lock");
+                    for (id, _) in &rendering {
+                        if let Some((_, Some(handle))) = renders.get(id) {
+                            handle.abort();
+                        }
+                    }
+                }
+                // A stopped recompose is the composition's failure, not its completed job's.
+                let error = vidpipe_domain::JobError {
+                    code: "Interrupted".into(),
+                    message: "the server stopped before the render ended".into(),
+                    stage: Some(vidpipe_domain::job::Stage::Composing),
+                };
+                for (id, job) in &rendering {
+                    if let Err(e) =
+                        steps::fail_composition(self.runner.deps(), job, id, &error).await
+                    {
+                        tracing::warn!(composition = %id, error = %e, "could not record the stop");
                     }
                 }
                 return running;
@@ -347,6 +422,29 @@ impl Orchestrator for EmbeddedOrchestrator {
         runs.insert(
             job.clone(),
             Some(tokio::spawn(async move { runner.run(&id).await })),
+        );
+        Ok(())
+    }
+
+    async fn start_composition(
+        &self,
+        job: &JobId,
+        composition: &CompositionId,
+    ) -> Result<(), OrchestratorError> {
+        let mut renders = self.renders.lock().expect("renders lock");
+        if renders.contains_key(composition) {
+            return Ok(());
+        }
+        let runner = self.runner.clone();
+        let (job_id, id) = (job.clone(), composition.clone());
+        renders.insert(
+            composition.clone(),
+            (
+                job.clone(),
+                Some(tokio::spawn(async move {
+                    runner.run_composition(&job_id, &id).await
+                })),
+            ),
         );
         Ok(())
     }

@@ -1,0 +1,74 @@
+//! A job's versions through the service, as the API offers them: a recompose recorded and
+//! started on the orchestrator (in process, or the state machine), and the versions listed.
+//! The rendering itself is [`crate::generation::recompose`]'s.
+
+use crate::generation::recompose::{self, RecomposeError};
+use crate::service::{Service, ServiceError};
+use vidpipe_domain::ValidationErrors;
+use vidpipe_domain::composition::{Composition, RecomposeEdits};
+use vidpipe_domain::job::{JobError, JobId};
+
+impl Service {
+    /// Checks the edits against the tenant's completed job, records the new composition as
+    /// `rendering` and starts its render. The composition returned is the one recorded.
+    pub async fn recompose(
+        &self,
+        owner: &str,
+        job: &JobId,
+        edits: &RecomposeEdits,
+    ) -> Result<Composition, ServiceError> {
+        let composition = recompose::prepare(&self.deps, owner, job, edits)
+            .await
+            .map_err(refusal)?;
+        if let Err(e) = self
+            .orchestrator
+            .start_composition(job, &composition.id)
+            .await
+        {
+            // A render that can never start must not stay `rendering` forever.
+            let error = JobError {
+                code: vidpipe_domain::names::START_FAILED.to_owned(),
+                message: e.to_string(),
+                stage: None,
+            };
+            let mut failed = composition.clone();
+            failed.status = vidpipe_domain::composition::CompositionStatus::Failed;
+            failed.error = Some(error);
+            failed.updated_at = chrono::Utc::now();
+            self.deps.jobs.put_composition(&failed).await?;
+            return Err(e.into());
+        }
+        Ok(composition)
+    }
+
+    /// The tenant's job's compositions, oldest first; `None` for a job it does not have.
+    pub async fn compositions(
+        &self,
+        owner: &str,
+        job: &JobId,
+    ) -> Result<Option<Vec<Composition>>, ServiceError> {
+        if self.get(owner, job).await?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(self.deps.jobs.compositions(job).await?))
+    }
+}
+
+/// A refused recompose in the service's terms: a missing job is 404, a job or parent that is
+/// not ready is a conflict, a bad edit names its field.
+fn refusal(e: RecomposeError) -> ServiceError {
+    match e {
+        RecomposeError::JobNotFound(id) => ServiceError::NotFound(id.to_string()),
+        RecomposeError::NotCompleted { job, status } => ServiceError::Conflict(format!(
+            "Generation {job} is {status}; only a completed generation can be recomposed."
+        )),
+        RecomposeError::CompositionNotFound(what) => {
+            ServiceError::Invalid(ValidationErrors::single(
+                "parent_composition_id",
+                format!("no completed composition of this generation: {what}"),
+            ))
+        }
+        RecomposeError::Invalid(errors) => ServiceError::Invalid(errors),
+        RecomposeError::Step(e) => ServiceError::Step(e),
+    }
+}
