@@ -23,6 +23,7 @@ mod emulated_ai;
 mod emulated_batch;
 mod emulated_failure;
 mod emulated_generate;
+mod emulated_live;
 mod emulated_process;
 mod emulated_quotas;
 mod emulated_schemathesis;

@@ -1219,6 +1219,16 @@ fn the_app_function_serves_the_page_unauthenticated_and_is_granted_nothing() {
     }
     let client_id = format!("{:?}", env["VIDPIPE_OIDC_CLIENT_ID"]);
     assert!(client_id.contains("WebAppClientId"), "{client_id}");
+    // The socket the app is told of: the parameter when given, else this stack's own stage,
+    // the very URL of the WebSocketUrl output.
+    let socket = format!("{:?}", env["VIDPIPE_WEBSOCKET_URL"]);
+    assert!(socket.contains("WebAppWebSocketUrlGiven"), "{socket}");
+    let output = format!("{:?}", template()["Outputs"]["WebSocketUrl"]["Value"]);
+    let own = output
+        .split('"')
+        .find(|s| s.starts_with("wss://"))
+        .unwrap_or_else(|| panic!("WebSocketUrl output: {output}"));
+    assert!(socket.contains(own), "{socket} names {own}");
     let params = template()["Parameters"].as_mapping().expect("Parameters");
     for p in ["WebAppClientId", "WebAppWebSocketUrl"] {
         assert!(params.contains_key(Yaml::String(p.into())), "parameter {p}");

@@ -28,9 +28,15 @@ impl Emulator {
 
     /// Starts a stack with template parameters overridden (`Name`, `value`) as well.
     pub fn start_with(env: &[(&str, &str)], params: &[(&str, &str)]) -> Emulator {
+        Emulator::start_args(env, params, &[])
+    }
+
+    /// The same with more of `scripts/emulator/up`'s flags (e.g. `--stream-repeat 2`).
+    pub fn start_args(env: &[(&str, &str)], params: &[(&str, &str)], args: &[&str]) -> Emulator {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         let mut cmd = Command::new(root.join("scripts/emulator/up"));
         cmd.arg("--warm");
+        cmd.args(args);
         for (k, v) in params {
             cmd.arg("--param").arg(format!("{k}={v}"));
         }

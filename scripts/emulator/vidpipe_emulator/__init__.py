@@ -17,6 +17,9 @@ Logs go to stderr. See README.md beside this package. The modules, by concern:
   provision     one moto resource per template resource, in dependency order
   moto_patches  what moto is taught: Lambda forwarding, ECS tasks as processes, S3 event fields,
                 SQS event source mappings, serialized DynamoDB
+  gateway       the HTTP API: one function per route, payload 2.0
+  websocket     the WebSocket API ($connect, $disconnect, $default) and its @connections API
+  streams       DynamoDB stream mappings: filter, batch, invoke with the DynamodbEvent shape
   functions     the cargo side: workspace bins, --warm builds, `cargo lambda watch`
   cli           flags, startup in order, the ready line, shutdown
 """

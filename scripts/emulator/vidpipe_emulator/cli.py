@@ -19,6 +19,8 @@ from .common import (DEFAULT_ESPEAK, DEFAULT_FFMPEG_DIR, DEFAULT_FONTS_DIR, DEFA
                      wait_for)
 from .functions import Watch, warm, workspace_bins
 from .gateway import Gateway, routes_of
+from .streams import StreamFeeder
+from .websocket import WebSocketGateway
 from .moto_patches import (TASK_DEFINITIONS, EcsRunner, Forwarder, SqsPoller, install_ecs_runner, install_forwarder,
                            install_s3_event_fields, install_s3_list_parts_root, serialized_dynamo_server)
 from . import watermark
@@ -51,6 +53,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--startup-timeout", type=float, default=60, help="seconds for moto and watch to listen")
     ap.add_argument("--invoke-timeout", type=float, default=900,
                     help="seconds a forwarded invoke may take (includes a first-invoke compile)")
+    ap.add_argument("--stream-repeat", type=int, default=1, metavar="N",
+                    help="deliver every DynamoDB stream batch N times (at-least-once delivery, for tests)")
     ap.add_argument("--stdin", choices=["auto", "watch", "ignore"], default="auto",
                     help="exit on stdin EOF: auto = unless stdin is /dev/null")
     return ap.parse_args(argv)
@@ -123,10 +127,14 @@ class Started:
         self.server: Any = None
         self.watch: Watch | None = None
         self.gateway: Gateway | None = None
+        self.websocket: WebSocketGateway | None = None
+        self.feeders: list[StreamFeeder] = []
 
     def stop(self) -> None:
         if self.gateway:
             self.gateway.stop()
+        if self.websocket:
+            self.websocket.stop()
         if self.watch:
             self.watch.stop()
         if self.server:
@@ -175,6 +183,17 @@ def start(args: argparse.Namespace, root: Path, template_path: Path, ends: Endpo
     prov = provision(args, root, template_path, ends)
     outputs = template_outputs(prov.t, prov.r)
     fn_env = function_environment(prov.function_env, ends.moto_url)
+    ws_api = prov.websocket_api()
+    if ws_api and ends.watch_url:
+        started.websocket = WebSocketGateway(ws_api, forwarder.invoke, free_port(), free_port())
+        # The functions post to the stage's management API and the web app is told the socket's
+        # URL: both point at the emulated gateway instead of execute-api.
+        local = {f"https://{ws_api['id']}.execute-api.{REGION}.amazonaws.com/":
+                 started.websocket.manage_url.rsplit("/", 1)[0] + "/",
+                 f"wss://{ws_api['id']}.execute-api.{REGION}.amazonaws.com/":
+                 started.websocket.url.rsplit("/", 1)[0] + "/"}
+        fn_env = {k: _localize(v, local) for k, v in fn_env.items()}
+        outputs = {k: _localize(v, local) if isinstance(v, str) else v for k, v in outputs.items()}
     if not args.no_watermark:
         bucket = fn_env.get("VIDPIPE_BUCKET")
         key = fn_env.get("VIDPIPE_WATERMARK_KEY")
@@ -186,7 +205,22 @@ def start(args: argparse.Namespace, root: Path, template_path: Path, ends: Endpo
     if ends.watch_url and routes:
         started.gateway = Gateway(routes, dict(prov.function_names), forwarder.invoke, free_port())
         started.gateway.start()
-    return ready_line(prov, ends, fn_env, bin_of, urls, outputs, started.gateway)
+    if ends.watch_url:
+        for esm in prov.stream_esms:
+            if esm["enabled"]:
+                feeder = StreamFeeder(esm, ends.moto_url, forwarder.invoke, life.stop, args.stream_repeat)
+                feeder.start()
+                started.feeders.append(feeder)
+                log(f"stream feeder: {esm['arn'].split('/')[1]} -> {esm['function']} (batch {esm['batch']}, "
+                    f"window {esm['window']:g}s, {len(esm['filters'])} filter(s), repeat {args.stream_repeat})")
+    if started.websocket:
+        started.websocket.extra_stats = lambda: {"streams": [f.snapshot() for f in started.feeders]}
+        started.websocket.start()
+    ready = ready_line(prov, ends, fn_env, bin_of, urls, outputs, started.gateway)
+    ready["websocket"] = started.websocket.url if started.websocket else None
+    ready["websocket_management"] = started.websocket.manage_url if started.websocket else None
+    ready["websocket_stats"] = started.websocket.stats_url if started.websocket else None
+    return ready
 
 
 def start_moto(args: argparse.Namespace, ends: Endpoints, started: Started) -> Forwarder:
@@ -224,6 +258,13 @@ def provision(args: argparse.Namespace, root: Path, template_path: Path, ends: E
     for lid, typ, why in prov.skipped:
         log(f"skipped  {typ:38} {lid:34} {why}")
     return prov
+
+
+def _localize(value: str, prefixes: dict[str, str]) -> str:
+    for remote, local in prefixes.items():
+        if value.startswith(remote):
+            return local + value[len(remote):]
+    return value
 
 
 def template_outputs(template: dict, resolver: Resolver) -> dict[str, Any]:

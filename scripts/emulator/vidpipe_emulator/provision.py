@@ -54,6 +54,11 @@ class Provisioner:
         self.skipped: list[tuple[str, str, str]] = []   # (logical, type, why)
         self.deferred: list[Callable[[], None]] = []
         self.esms: list[dict] = []                       # SQS event source mappings we poll ourselves
+        self.stream_esms: list[dict] = []                # DynamoDB stream mappings the feeder runs
+        self.websocket_apis: dict[str, dict] = {}        # WEBSOCKET APIs the gateway serves, by logical id
+        self.ws_integrations: dict[str, str] = {}        # integration id -> function name
+        self.ws_routes: list[tuple[str, str, str]] = []  # (api id, route key, target)
+        self.ws_stages: dict[str, str] = {}              # api id -> stage name
         self.state_machines: dict[str, str] = {}
         self.function_env: dict[str, dict[str, str]] = {}
         self.function_names: dict[str, str] = {}
@@ -443,12 +448,23 @@ class Provisioner:
             self.skipped.append((lid, "AWS::Lambda::EventSourceMapping", "--no-watch: invokes have nowhere to go"))
             return None
         if ":dynamodb:" in src:
-            # moto's own DynamoDB stream trigger would invoke the function inside every write
-            # (through docker); the live-progress pusher is not fed by the emulator yet.
+            # Not created in moto: its own stream trigger would invoke the function inside every
+            # write (through docker) and forget the records. The harness's feeder polls the stream
+            # through the DynamoDB Streams API instead (streams.py), as Lambda's poller does.
             self.r.refs[lid] = lid
-            self.r.attrs[lid] = {}
+            self.r.attrs[lid] = {"Id": lid}
+            filters = [json.loads(f["Pattern"]) if isinstance(f.get("Pattern"), str) else f.get("Pattern") or {}
+                       for f in ((p.get("FilterCriteria") or {}).get("Filters") or [])]
+            self.stream_esms.append({
+                "id": lid, "arn": src, "function": p["FunctionName"], "batch": int(p.get("BatchSize", 100)),
+                "window": float(p.get("MaximumBatchingWindowInSeconds", 0)),
+                "start": p.get("StartingPosition", "LATEST"), "filters": filters,
+                "retries": int(p.get("MaximumRetryAttempts", -1)),
+                "bisect": bool(p.get("BisectBatchOnFunctionError", False)),
+                "partial": "ReportBatchItemFailures" in (p.get("FunctionResponseTypes") or []),
+                "enabled": bool(p.get("Enabled", True))})
             self.skipped.append((lid, "AWS::Lambda::EventSourceMapping",
-                                 f"DynamoDB stream -> {p.get('FunctionName')}: no stream feeder in the emulator yet"))
+                                 f"DynamoDB stream -> {p['FunctionName']}: fed by the emulator's stream feeder"))
             return None
         if ":sqs:" in src:
             # Created in moto for listing, but polled by the harness itself: moto's own SQS trigger
@@ -467,6 +483,65 @@ class Provisioner:
         self.r.refs[lid] = esm["UUID"]
         self.r.attrs[lid] = {"Id": esm["UUID"]}
         return f"{src.split(':')[-1]} -> {p['FunctionName']}"
+
+    # -- the WebSocket API: served by the emulator's gateway (websocket.py), not by moto ---------
+    def h_ApiGatewayV2_Api(self, lid: str, p: dict, _d: dict) -> None:
+        if p.get("ProtocolType") != "WEBSOCKET":
+            # HTTP APIs are served from the SAM events by gateway.py.
+            self.synth(lid, "AWS::ApiGatewayV2::Api", p)
+            self.skipped.append((lid, "AWS::ApiGatewayV2::Api", "not emulated"))
+            return None
+        api_id = hashlib.sha1(f"{self.stack}-{lid}".encode()).hexdigest()[:10]
+        self.websocket_apis[lid] = {"id": api_id, "name": p.get("Name", lid),
+                                    "selection": p.get("RouteSelectionExpression", "$request.body.action")}
+        self.r.refs[lid] = api_id
+        self.r.attrs[lid] = {"ApiId": api_id, "ApiEndpoint": f"wss://{api_id}.execute-api.{REGION}.amazonaws.com"}
+        self.skipped.append((lid, "AWS::ApiGatewayV2::Api", "WEBSOCKET: served by the emulator's WebSocket gateway"))
+        return None
+
+    def h_ApiGatewayV2_Integration(self, lid: str, p: dict, _d: dict) -> None:
+        uri = str(p.get("IntegrationUri", ""))
+        m = re.search(r":function:([^/:]+)", uri)
+        self.r.refs[lid] = lid
+        self.r.attrs[lid] = {}
+        if m:
+            self.ws_integrations[lid] = m.group(1)
+        self.skipped.append((lid, "AWS::ApiGatewayV2::Integration", "served by the emulator's gateways"))
+        return None
+
+    def h_ApiGatewayV2_Route(self, lid: str, p: dict, _d: dict) -> None:
+        self.ws_routes.append((str(p.get("ApiId")), str(p.get("RouteKey")), str(p.get("Target", ""))))
+        self.r.refs[lid] = lid
+        self.r.attrs[lid] = {}
+        self.skipped.append((lid, "AWS::ApiGatewayV2::Route", "served by the emulator's gateways"))
+        return None
+
+    def h_ApiGatewayV2_Stage(self, lid: str, p: dict, _d: dict) -> None:
+        self.ws_stages[str(p.get("ApiId"))] = str(p.get("StageName", "$default"))
+        self.r.refs[lid] = str(p.get("StageName", "$default"))
+        self.r.attrs[lid] = {}
+        self.skipped.append((lid, "AWS::ApiGatewayV2::Stage", "served by the emulator's gateways"))
+        return None
+
+    def websocket_api(self) -> dict | None:
+        """The template's WebSocket API as the gateway serves it: its id, stage, and each route
+        key's function (registered name). None without one; more than one is refused."""
+        if not self.websocket_apis:
+            return None
+        if len(self.websocket_apis) > 1:
+            raise EmulatorError(f"more than one WEBSOCKET API: {sorted(self.websocket_apis)}; the gateway serves one")
+        api = dict(next(iter(self.websocket_apis.values())))
+        routes = {}
+        for api_id, key, target in self.ws_routes:
+            if api_id != api["id"]:
+                continue
+            integration = target.split("/", 1)[1] if target.startswith("integrations/") else target
+            if integration not in self.ws_integrations:
+                raise EmulatorError(f"WebSocket route {key}: target {target!r} names no Lambda integration")
+            routes[key] = self.ws_integrations[integration]
+        api["routes"] = routes
+        api["stage"] = self.ws_stages.get(api["id"], "$default")
+        return api
 
     def h_StepFunctions_StateMachine(self, lid: str, p: dict, _d: dict) -> str:
         if "DefinitionString" in p:
