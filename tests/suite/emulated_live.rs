@@ -9,6 +9,7 @@
 //!   download the video; another tenant's subscribe is refused word for word as a missing job's;
 //!   a client that vanished without `$disconnect` is removed on GoneException and the job still
 //!   completes; a connect without a tenant is refused before any upgrade;
+//! - the web app's `/app-config.json` names the stack's own socket;
 //! - a processing job's subscriber gets its six stages in order to `completed` with one link per
 //!   rendition and the thumbnail.
 
@@ -194,6 +195,15 @@ fn live_items_of(emu: &Emulator, connection: &str) -> Vec<Value> {
 fn a_generation_is_told_in_order_to_completed_and_only_to_its_tenant() {
     let emu = stack();
     let ws_url = emu.ready["websocket"].as_str().unwrap().to_owned();
+    // The web app is told this stack's own socket (WebAppWebSocketUrl is empty).
+    let config = emu.call("GET", "/app-config.json", ALICE, None, &[]);
+    assert_eq!(config.status, 200, "{}", config.json);
+    assert_eq!(
+        config.json["websocket_url"],
+        ws_url.as_str(),
+        "{}",
+        config.json
+    );
     runtime().block_on(async {
         // No tenant: the connect function answers 401 and the gateway never upgrades.
         match tokio_tungstenite::connect_async(ws_url.as_str()).await {

@@ -47,8 +47,11 @@ def routes_of(template: dict) -> list[Route]:
             p = ev.get("Properties") or {}
             method, path = str(p.get("Method", "ANY")).upper(), str(p.get("Path", "$default"))
             regex = "^" + re.sub(r"\\\{([A-Za-z0-9_]+)\\\}", r"(?P<\1>[^/]+)", re.escape(path)) + "$"
+            # A greedy `{name+}` (last in the path) takes the rest of it, slashes included.
+            regex = re.sub(r"\\\{([A-Za-z0-9_]+)\\\+\\\}", r"(?P<\1>.+)", regex)
             routes.append(Route(method, path, lid, re.compile(regex)))
-    return routes
+    # API Gateway prefers the most specific route: greedy ones only when nothing else matches.
+    return sorted(routes, key=lambda r: "+}" in r.path)
 
 
 def match(routes: list[Route], method: str, path: str) -> tuple[Route, dict[str, str]] | None:
