@@ -9,7 +9,9 @@
 #   5. asl_moto_processing.py --quick
 #                             the same for processing.asl.json (step payloads, single pass and
 #                             segment Map, SNS + EventBridge delivered, failure path);
-#                             skip 4 and 5 with VIDPIPE_SKIP_MOTO=1, run the back-off scenarios
+#   6. emulator_live.py       the emulator's stream feeder and WebSocket gateway with stand-in
+#                             functions (filter, partial failure, repeat; 401, 410, DELETE)
+#                             skip 4 to 6 with VIDPIPE_SKIP_MOTO=1, run the back-off scenarios
 #                             too with VIDPIPE_MOTO_FULL=1
 # Exits non-zero if any check fails; runs them all first so one run shows every problem.
 # Takes about 20 s (sam validate ~3 s, cfn-lint ~2 s, asl-validator <1 s, moto ~9 s + ~5 s).
@@ -55,6 +57,7 @@ if [[ "${VIDPIPE_SKIP_MOTO:-0}" != 1 ]]; then
   [[ "${VIDPIPE_MOTO_FULL:-0}" == 1 ]] && moto_args=()
   run "generation.asl.json in moto" .tools/venv/bin/python scripts/check/asl_moto.py "${moto_args[@]}"
   run "processing.asl.json in moto" .tools/venv/bin/python scripts/check/asl_moto_processing.py "${moto_args[@]}"
+  run "emulator live progress" .tools/venv/bin/python scripts/check/emulator_live.py
 fi
 
 if ((${#failed[@]})); then
