@@ -116,8 +116,20 @@ impl Live {
             .map(|p| AnyJob::Processing(Box::new(p))))
     }
 
-    /// `$default`: one client frame. Answers go back on the same connection.
+    /// `$default`: one client frame. Answers go back on the same connection. A client that went
+    /// away while being answered (its catch-up, say) is removed here, as the pusher would: the
+    /// frame was handled, so it is no error.
     pub async fn message(&self, connection_id: &str, text: &str) -> Result<(), LiveError> {
+        match self.answer(connection_id, text).await {
+            Err(LiveError::Send(SendError::Gone(_))) => {
+                self.store.remove_connection(connection_id).await?;
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    async fn answer(&self, connection_id: &str, text: &str) -> Result<(), LiveError> {
         let msg = match ClientMessage::parse(text) {
             Ok(m) => m,
             Err(why) => return self.tell(connection_id, &LiveEvent::error(why, None)).await,

@@ -277,3 +277,25 @@ async fn a_late_subscriber_catches_up_and_a_bad_frame_is_answered() {
         .unwrap();
     assert!(w.store.subscribers(&id).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_client_gone_during_its_catch_up_is_removed_and_the_frame_is_not_an_error() {
+    let w = world();
+    let job = w
+        .jobs
+        .create(&Job::new("alice", request(), None, Utc::now()))
+        .await
+        .unwrap();
+    w.live.connect("leaving", "alice").await.unwrap();
+    w.sent.gone.lock().unwrap().insert("leaving".to_owned());
+    let id = job.id.to_string();
+    w.live
+        .message(
+            "leaving",
+            &format!(r#"{{"action":"subscribe","job_id":"{id}"}}"#),
+        )
+        .await
+        .expect("a gone client is removed, not failed");
+    assert!(w.store.get_connection("leaving").await.unwrap().is_none());
+    assert!(w.store.subscribers(&id).await.unwrap().is_empty());
+}
