@@ -9,7 +9,7 @@ use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use vidpipe_domain::asset::AssetKind;
-use vidpipe_domain::composition::{Composition, RecomposeEdits};
+use vidpipe_domain::composition::{Composition, RecomposeEdits, SceneEdit};
 use vidpipe_domain::job::JobId;
 use vidpipe_pipeline::generation::recompose::{self, RecomposeError};
 use vidpipe_pipeline::local::LocalStack;
@@ -37,9 +37,29 @@ pub struct RecomposeArgs {
     /// A new logo (PNG or JPEG).
     #[arg(long)]
     logo: Option<PathBuf>,
+    /// Replace scene I (its index in the job's plan, from 0) with a clip of a new prompt, made
+    /// through the provider chain and its cache; repeat for more scenes. Only these scenes are
+    /// generated.
+    #[arg(long = "replace-scene", value_name = "I=PROMPT")]
+    replace_scene: Vec<String>,
     /// Print the result as JSON (the fields of `generate --json` plus the composition ids).
     #[arg(long)]
     json: bool,
+}
+
+/// `I=PROMPT` as a scene edit.
+fn scene_edit(raw: &str) -> Result<SceneEdit> {
+    let (index, prompt) = raw
+        .split_once('=')
+        .context("--replace-scene takes I=PROMPT, e.g. 1='a lighthouse at night'")?;
+    let index = index
+        .trim()
+        .parse()
+        .with_context(|| format!("--replace-scene: {index:?} is not a scene index"))?;
+    Ok(SceneEdit {
+        index,
+        prompt: prompt.to_owned(),
+    })
 }
 
 #[derive(Args)]
@@ -79,6 +99,16 @@ pub async fn recompose(stack: LocalStack, args: &RecomposeArgs) -> Result<ExitCo
         logo_asset_id: asset(&args.logo, AssetKind::Logo, "--logo").await?,
         order: None,
         parent_composition_id: None,
+        scenes: if args.replace_scene.is_empty() {
+            None
+        } else {
+            Some(
+                args.replace_scene
+                    .iter()
+                    .map(|r| scene_edit(r))
+                    .collect::<Result<_>>()?,
+            )
+        },
     };
     let deps = stack.deps();
     let prepared = match recompose::prepare(deps, LOCAL_OWNER, &id, &edits).await {
@@ -93,7 +123,11 @@ pub async fn recompose(stack: LocalStack, args: &RecomposeArgs) -> Result<ExitCo
         }
         Err(e) => return Err(e.into()),
     };
-    let done = recompose::render(deps, &prepared, &|_| {})
+    // Through the runner: the replaced scenes' clips first (the clip step, with its retries),
+    // then the render.
+    let done = stack
+        .runner()
+        .run_composition(&id, &prepared.id)
         .await
         .with_context(|| format!("recompose {} of {id}", prepared.id))?;
     let outputs = done

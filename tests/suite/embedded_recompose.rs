@@ -188,3 +188,125 @@ async fn bad_edits_are_refused_by_field_before_anything_is_recorded() {
     }
     assert_eq!(deps.jobs.compositions(&job.id).await.unwrap().len(), 1);
 }
+
+/// Replacing one scene generates that scene alone (one provider call, counted), leaves the job's
+/// own clip of it alone, and a second version asking for the same prompt finds it in the cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replacing_one_scene_calls_the_provider_once() {
+    let home = tempfile::tempdir().unwrap();
+    let provider = Arc::new(Counting {
+        calls: AtomicU32::new(0),
+        inner: ProceduralProvider::new(tools()),
+    });
+    let stack = stack_with(home.path(), Some(provider.clone())).await;
+    let body = GenerationRequestBody {
+        prompt: Some("A quiet lake. A heron lands.".into()),
+        duration_seconds: Some(5.0),
+        aspect_ratio: Some("16:9".into()),
+        resolution: Some("720p".into()),
+        fps: Some(24),
+        clip_count: Some(2),
+        ..Default::default()
+    };
+    let s = stack.service().submit(OWNER, &body, None).await.unwrap();
+    let job = stack
+        .orchestrator()
+        .wait(&s.job().id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.status, JobStatus::Completed);
+    let made = provider.calls.load(Ordering::SeqCst);
+    assert_eq!(made, 2);
+    let deps = stack.deps();
+    let first = CompositionId::first_of(&job.id);
+    let own_clip = std::fs::read(stack.blob_path(&vidpipe_domain::keys::clip(&job.id, 1))).unwrap();
+
+    let edits = RecomposeEdits {
+        scenes: Some(vec![vidpipe_domain::composition::SceneEdit {
+            index: 1,
+            prompt: "A red lighthouse in a storm".into(),
+        }]),
+        ..Default::default()
+    };
+    let prepared = recompose::prepare(deps, OWNER, &job.id, &edits)
+        .await
+        .unwrap();
+    let replaced_key = vidpipe_domain::keys::composition_clip(&prepared.id, 1);
+    assert_eq!(
+        prepared.clip_keys,
+        vec![vidpipe_domain::keys::clip(&job.id, 0), replaced_key.clone()]
+    );
+    let done = stack
+        .runner()
+        .run_composition(&job.id, &prepared.id)
+        .await
+        .unwrap();
+    assert_eq!(done.status, CompositionStatus::Completed);
+    assert_eq!(
+        provider.calls.load(Ordering::SeqCst),
+        made + 1,
+        "exactly one provider call: the replaced scene"
+    );
+    assert!(done.clips.iter().any(|c| c.index == 1 && !c.cache_hit));
+    let f = probe(&stack.blob_path(&done.outputs.clone().unwrap().final_key));
+    assert_eq!((f.width, f.height), (1280, 720));
+    assert_eq!(f.video_frames, Some(120), "5 s at 24 fps, as the parent");
+    assert!((f.duration - 5.0).abs() < 0.1, "{}", f.duration);
+    // The new clip is another picture; the job's own clip of the scene is untouched.
+    let new_clip = std::fs::read(stack.blob_path(&replaced_key)).unwrap();
+    assert_ne!(new_clip, own_clip);
+    assert_eq!(
+        std::fs::read(stack.blob_path(&vidpipe_domain::keys::clip(&job.id, 1))).unwrap(),
+        own_clip
+    );
+
+    // The same prompt again, from that version: the cache has it, no call.
+    let again = RecomposeEdits {
+        parent_composition_id: Some(done.id.to_string()),
+        ..edits.clone()
+    };
+    let prepared = recompose::prepare(deps, OWNER, &job.id, &again)
+        .await
+        .unwrap();
+    let second = stack
+        .runner()
+        .run_composition(&job.id, &prepared.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        provider.calls.load(Ordering::SeqCst),
+        made + 1,
+        "a cache hit"
+    );
+    assert!(second.clips.iter().all(|c| c.cache_hit));
+
+    let versions = deps.jobs.compositions(&job.id).await.unwrap();
+    let chain: Vec<_> = lineage(&versions, &second.id)
+        .iter()
+        .map(|c| c.id.clone())
+        .collect();
+    assert_eq!(chain, vec![second.id.clone(), done.id.clone(), first]);
+
+    // A scene the plan lacks, and a scene named twice, are refused by path.
+    let bad = RecomposeEdits {
+        scenes: Some(vec![
+            vidpipe_domain::composition::SceneEdit {
+                index: 7,
+                prompt: "x".into(),
+            },
+            vidpipe_domain::composition::SceneEdit {
+                index: 0,
+                prompt: " ".into(),
+            },
+        ]),
+        ..Default::default()
+    };
+    match recompose::prepare(deps, OWNER, &job.id, &bad).await {
+        Err(RecomposeError::Invalid(v)) => {
+            assert!(v.names("scenes[0].index"), "{v:?}");
+            assert!(v.names("scenes[1].prompt"), "{v:?}");
+        }
+        other => panic!("expected invalid edits: {other:?}"),
+    }
+}

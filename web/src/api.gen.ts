@@ -201,7 +201,7 @@ export interface paths {
         put?: never;
         /**
          * Render a new version of a completed generation with edits
-         * @description Lays the generation's clips out again with the edits (another aspect or resolution, transition, captions on or off, new music or logo, scene order) as a new composition that records `parent_composition_id`: the generation's latest completed version unless the body names one. Nothing is planned again and no clip is regenerated. Every field is optional; absent keeps the parent's choice. The new version renders in the background: follow it in `links.compositions`. Once it completes, the generation's own outputs and download point at it.
+         * @description Lays the generation's clips out again with the edits (another aspect or resolution, transition, captions on or off, new music or logo, scene order, scenes replaced by a new prompt) as a new composition that records `parent_composition_id`: the generation's latest completed version unless the body names one. Nothing is planned again; only the scenes listed in `scenes` are generated (through the provider chain and its cache), every other clip is reused. Every field is optional; absent keeps the parent's choice. The new version renders in the background: follow it in `links.compositions`. Once it completes, the generation's own outputs and download point at it.
          */
         post: operations["recomposeGeneration"];
         delete?: never;
@@ -1105,6 +1105,11 @@ export interface components {
             parent_composition_id?: string | null;
             /** @description `720p` or `1080p`. */
             resolution?: string | null;
+            /**
+             * @description Scenes to replace, by scene index, each with a new prompt: only these are generated
+             *     (through the provider chain and its cache); every other clip is reused.
+             */
+            scenes?: components["schemas"]["SceneEdit"][] | null;
             /** @description One of the xfade set or `cut`; keeps the parent's transition length. */
             transition?: string | null;
         };
@@ -1157,6 +1162,16 @@ export interface components {
             /** @description The Step Functions execution running the retry: the same for every request while it runs. */
             execution: string;
             job: components["schemas"]["ProcessingJobView"];
+        };
+        /** @description One scene replaced in a recompose. */
+        SceneEdit: {
+            /**
+             * Format: int32
+             * @description The scene's index in the job's plan (from 0), whatever its place in the order.
+             */
+            index: number;
+            /** @description What the new clip shows: 1 to 2000 characters. */
+            prompt: string;
         };
         /** @description One request to send: the method, the URL and exactly these headers (they are signed). */
         SignedRequestView: {
@@ -2262,6 +2277,12 @@ export interface operations {
                  *         2,
                  *         0,
                  *         1
+                 *       ],
+                 *       "scenes": [
+                 *         {
+                 *           "index": 1,
+                 *           "prompt": "A red lighthouse in a storm"
+                 *         }
                  *       ],
                  *       "transition": "fade"
                  *     }

@@ -3,7 +3,7 @@
 //! was made from (`parent_composition_id`), so the versions form a chain back to the first.
 //! Every composition's files live under `compositions/{composition_id}/` (see [`crate::keys`]).
 
-use crate::job::{JobError, JobId, Outputs};
+use crate::job::{ClipRecord, JobError, JobId, Outputs};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -101,6 +101,10 @@ pub struct Composition {
     /// What was changed from the parent, as the caller asked for it (absent on a first compose).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edits: Option<serde_json::Value>,
+    /// The clips of the scenes it replaced (by a new prompt), as they are being made: the
+    /// provider's progress, kept here rather than on the job, whose clips stay the parent's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clips: Vec<ClipRecord>,
     /// Set once completed: every key is under `compositions/{id}/`.
     pub outputs: Option<Outputs>,
     pub error: Option<JobError>,
@@ -126,6 +130,7 @@ impl Composition {
             status: CompositionStatus::Rendering,
             clip_keys,
             edits: None,
+            clips: Vec::new(),
             outputs: None,
             error: None,
             created_at: now,
@@ -141,6 +146,16 @@ impl Composition {
             crate::keys::timeline(&self.id),
             crate::keys::metadata(&self.id),
         )
+    }
+
+    /// The scenes this version replaced with a new prompt, by scene index.
+    pub fn replaced_scenes(&self) -> Vec<u32> {
+        self.edits
+            .as_ref()
+            .and_then(|e| serde_json::from_value::<RecomposeEdits>(e.clone()).ok())
+            .and_then(|e| e.scenes)
+            .map(|s| s.iter().map(|s| s.index).collect())
+            .unwrap_or_default()
     }
 
     pub fn refers_to(&self, clip_key: &str) -> bool {
@@ -197,7 +212,25 @@ pub struct RecomposeEdits {
     /// The version to start from; the job's latest completed composition when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_composition_id: Option<String>,
+    /// Scenes to replace, by scene index, each with a new prompt: only these are generated
+    /// (through the provider chain and its cache); every other clip is reused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenes: Option<Vec<SceneEdit>>,
 }
+
+/// One scene replaced in a recompose.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SceneEdit {
+    /// The scene's index in the job's plan (from 0), whatever its place in the order.
+    pub index: u32,
+    /// What the new clip shows: 1 to 2000 characters.
+    pub prompt: String,
+}
+
+/// Longest prompt a replaced scene takes, as a request's own prompt.
+pub const SCENE_PROMPT_MAX_CHARS: usize = 2000;
 
 /// A recompose's request, plan and clips, with the edits applied.
 #[derive(Debug, Clone, PartialEq)]
@@ -284,6 +317,30 @@ impl RecomposeEdits {
             && let Err(e) = CompositionId::parse(raw)
         {
             errors.push(FieldError::new("parent_composition_id", e));
+        }
+        for (i, scene) in self.scenes.iter().flatten().enumerate() {
+            let field = |name: &str| format!("scenes[{i}].{name}");
+            let chars = scene.prompt.trim().chars().count();
+            if chars == 0 || chars > SCENE_PROMPT_MAX_CHARS {
+                errors.push(FieldError::new(
+                    field("prompt"),
+                    format!("must be 1 to {SCENE_PROMPT_MAX_CHARS} characters"),
+                ));
+            }
+            let repeated = self
+                .scenes
+                .iter()
+                .flatten()
+                .take(i)
+                .any(|s| s.index == scene.index);
+            match plan.scenes.iter_mut().find(|s| s.index == scene.index) {
+                _ if repeated => errors.push(FieldError::new(field("index"), "is replaced twice")),
+                Some(target) => target.visual_prompt = scene.prompt.trim().to_owned(),
+                None => errors.push(FieldError::new(
+                    field("index"),
+                    format!("no scene {} (0..{})", scene.index, plan.scenes.len()),
+                )),
+            }
         }
         if let Some(order) = &self.order {
             let mut want: Vec<u32> = plan.scenes.iter().map(|s| s.index).collect();

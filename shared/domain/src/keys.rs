@@ -13,6 +13,11 @@ pub fn clip(job: &JobId, index: u32) -> String {
     format!("generations/{job}/clips/clip_{index:03}.mp4")
 }
 
+/// A scene a recompose replaced: the composition's own clip, beside its outputs.
+pub fn composition_clip(composition: &CompositionId, index: u32) -> String {
+    format!("compositions/{composition}/clips/clip_{index:03}.mp4")
+}
+
 pub fn generation_thumbnail(job: &JobId, index: u32) -> String {
     format!("generations/{job}/thumbnails/clip_{index:03}.jpg")
 }

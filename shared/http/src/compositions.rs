@@ -115,10 +115,10 @@ const EXAMPLE_SECOND: &str = "cmp_0193a1f0c2d47e8f9a0b1c2d3e4f5a6b";
     tag = "generations",
     operation_id = "recomposeGeneration",
     summary = "Render a new version of a completed generation with edits",
-    description = "Lays the generation's clips out again with the edits (another aspect or resolution, transition, captions on or off, new music or logo, scene order) as a new composition that records `parent_composition_id`: the generation's latest completed version unless the body names one. Nothing is planned again and no clip is regenerated. Every field is optional; absent keeps the parent's choice. The new version renders in the background: follow it in `links.compositions`. Once it completes, the generation's own outputs and download point at it.",
+    description = "Lays the generation's clips out again with the edits (another aspect or resolution, transition, captions on or off, new music or logo, scene order, scenes replaced by a new prompt) as a new composition that records `parent_composition_id`: the generation's latest completed version unless the body names one. Nothing is planned again; only the scenes listed in `scenes` are generated (through the provider chain and its cache), every other clip is reused. Every field is optional; absent keeps the parent's choice. The new version renders in the background: follow it in `links.compositions`. Once it completes, the generation's own outputs and download point at it.",
     params(("id" = String, Path, description = "Generation id (`job_` and 32 hex digits).")),
     request_body(content = RecomposeEdits, content_type = "application/json",
-        example = json!({"aspect_ratio": "9:16", "transition": "fade", "captions": false, "order": [2, 0, 1]})),
+        example = json!({"aspect_ratio": "9:16", "transition": "fade", "captions": false, "order": [2, 0, 1], "scenes": [{"index": 1, "prompt": "A red lighthouse in a storm"}]})),
     responses(
         (status = 202, description = "Accepted: the new version is recorded and rendering.", body = CompositionView,
             headers(("Location" = String, description = "The generation's versions.")),

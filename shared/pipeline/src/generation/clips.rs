@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vidpipe_domain::ErrorClass;
-use vidpipe_domain::job::{ClipRecord, ClipStatus, Job, JobStatus};
+use vidpipe_domain::composition::{Composition, CompositionId, RecomposeEdits};
+use vidpipe_domain::job::{ClipRecord, ClipStatus, Job, JobId, JobStatus};
 use vidpipe_domain::keys;
 use vidpipe_domain::media::{ClipSpec, Motion};
 use vidpipe_domain::plan::Scene;
@@ -99,6 +100,44 @@ fn spec_for(job: &Job, scene: &Scene, fps: u32) -> ClipSpec {
     }
 }
 
+/// Whose clip is being made: a job's scene, or a scene a recompose replaced. `name` tells the
+/// provider calls, leases and first frames of the two apart.
+struct Work {
+    job_id: JobId,
+    name: String,
+    composition: Option<CompositionId>,
+}
+
+/// Keeps a clip's progress: on the job for its own scenes, on the composition for a replaced one
+/// (read again first, so the write keeps what else changed on it).
+async fn save(deps: &StepDeps, work: &Work, record: &ClipRecord) -> Result<(), StepError> {
+    let Some(c) = &work.composition else {
+        deps.jobs.put_clip(&work.job_id, record).await?;
+        return Ok(());
+    };
+    let mut composition = deps
+        .jobs
+        .get_composition(&work.job_id, c)
+        .await?
+        .ok_or_else(|| StepError::WrongState(format!("composition {c} is gone")))?;
+    composition.clips.retain(|r| r.index != record.index);
+    composition.clips.push(record.clone());
+    composition.clips.sort_by_key(|r| r.index);
+    composition.updated_at = Utc::now();
+    deps.jobs.put_composition(&composition).await?;
+    Ok(())
+}
+
+/// The new prompt a composition gives scene `index`, if it replaces it.
+fn replacement_prompt(composition: &Composition, index: u32) -> Option<String> {
+    let edits: RecomposeEdits = serde_json::from_value(composition.edits.clone()?).ok()?;
+    edits
+        .scenes?
+        .into_iter()
+        .find(|s| s.index == index)
+        .map(|s| s.prompt.trim().to_owned())
+}
+
 fn cache_key(provider: &dyn ClipProvider, spec: &ClipSpec) -> String {
     keys::cached_clip(
         provider.name(),
@@ -108,12 +147,12 @@ fn cache_key(provider: &dyn ClipProvider, spec: &ClipSpec) -> String {
 
 /// Names one clip across retries and resubmissions; providers that bill per call carry it so a
 /// resubmission finds the call already made.
-fn identity(job: &Job, scene: u32) -> String {
-    format!("{}-{scene:03}", job.id)
+fn identity(work: &str, scene: u32) -> String {
+    format!("{work}-{scene:03}")
 }
 
-fn holder(job: &Job, scene: u32) -> String {
-    format!("{}/{scene}", job.id)
+fn holder(work: &str, scene: u32) -> String {
+    format!("{work}/{scene}")
 }
 
 fn waiting(out: ClipOutput, wait: Duration) -> ClipOutput {
@@ -131,9 +170,32 @@ pub async fn generate_clip(deps: &StepDeps, task: &ClipTask) -> Result<ClipOutpu
     let id = &task.job_id;
     let job = load(deps, id).await?;
     ensure_live(&job)?;
-    let key = keys::clip(id, task.scene_index);
-    let existing = job
-        .clips
+    let work = match &task.composition_id {
+        None => Work {
+            job_id: id.clone(),
+            name: id.to_string(),
+            composition: None,
+        },
+        Some(c) => Work {
+            job_id: id.clone(),
+            name: c.to_string(),
+            composition: Some(c.clone()),
+        },
+    };
+    let composition = match &work.composition {
+        None => None,
+        Some(c) => Some(
+            deps.jobs
+                .get_composition(id, c)
+                .await?
+                .ok_or_else(|| StepError::WrongState(format!("composition {c} is gone")))?,
+        ),
+    };
+    let (key, records) = match &composition {
+        None => (keys::clip(id, task.scene_index), &job.clips),
+        Some(c) => (keys::composition_clip(&c.id, task.scene_index), &c.clips),
+    };
+    let existing = records
         .iter()
         .find(|c| c.index == task.scene_index)
         .cloned();
@@ -150,23 +212,46 @@ pub async fn generate_clip(deps: &StepDeps, task: &ClipTask) -> Result<ClipOutpu
     {
         return Ok(out(&done.provider, done.cache_hit));
     }
-    if job.status != JobStatus::Generating {
-        return Err(StepError::WrongState(format!(
-            "job {id} is {}, not generating",
-            job.status
-        )));
+    // A job's clips are made while it generates; a replaced scene's while its composition
+    // renders, the job itself long completed.
+    match &composition {
+        None if job.status != JobStatus::Generating => {
+            return Err(StepError::WrongState(format!(
+                "job {id} is {}, not generating",
+                job.status
+            )));
+        }
+        Some(c) if job.status != JobStatus::Completed || c.status.is_terminal() => {
+            return Err(StepError::WrongState(format!(
+                "composition {} of job {id} ({}) is {}, not rendering",
+                c.id,
+                job.status,
+                c.status.as_str()
+            )));
+        }
+        _ => {}
     }
     let plan = job
         .plan
         .as_ref()
         .ok_or_else(|| StepError::WrongState(format!("job {id} has no plan")))?;
-    let scene = plan
+    let mut scene = plan
         .scenes
         .iter()
         .find(|s| s.index == task.scene_index)
         .ok_or_else(|| {
             StepError::WrongState(format!("job {id} has no scene {}", task.scene_index))
+        })?
+        .clone();
+    if let Some(c) = &composition {
+        scene.visual_prompt = replacement_prompt(c, scene.index).ok_or_else(|| {
+            StepError::WrongState(format!(
+                "composition {} replaces no scene {}",
+                c.id, scene.index
+            ))
         })?;
+    }
+    let scene = &scene;
     let spec = spec_for(&job, scene, plan.fps);
     let mut record = existing.unwrap_or_else(|| {
         ClipRecord::pending(
@@ -179,7 +264,7 @@ pub async fn generate_clip(deps: &StepDeps, task: &ClipTask) -> Result<ClipOutpu
     let dir = Scratch::new(
         deps.scratch_dir
             .join(id.as_str())
-            .join(format!("clip_{:03}", scene.index)),
+            .join(format!("{}_clip_{:03}", work.name, scene.index)),
     )
     .await?;
     let mut at = deps.providers.position(&record.provider);
@@ -206,7 +291,7 @@ pub async fn generate_clip(deps: &StepDeps, task: &ClipTask) -> Result<ClipOutpu
         let provider = deps.providers.0[at].clone();
         let step = advance(
             deps,
-            &job,
+            &work,
             &spec,
             provider.as_ref(),
             &mut record,
@@ -228,14 +313,14 @@ pub async fn generate_clip(deps: &StepDeps, task: &ClipTask) -> Result<ClipOutpu
                 record.handle = None;
                 record.error = None;
                 record.updated_at = Utc::now();
-                deps.jobs.put_clip(id, &record).await?;
-                release(deps, provider.as_ref(), &job, scene.index).await;
+                save(deps, &work, &record).await?;
+                release(deps, provider.as_ref(), &work.name, scene.index).await;
                 return Ok(out(provider.name(), cache_hit));
             }
             Ok(Advance::Wait(wait)) => {
                 record.status = ClipStatus::Generating;
                 record.updated_at = Utc::now();
-                deps.jobs.put_clip(id, &record).await?;
+                save(deps, &work, &record).await?;
                 return Ok(waiting(out(provider.name(), false), wait));
             }
             Err(e) => {
@@ -252,27 +337,27 @@ pub async fn generate_clip(deps: &StepDeps, task: &ClipTask) -> Result<ClipOutpu
                     record.status = ClipStatus::Generating;
                     record.error = Some(reason);
                     record.updated_at = Utc::now();
-                    deps.jobs.put_clip(id, &record).await?;
+                    save(deps, &work, &record).await?;
                     return Ok(waiting(out(provider.name(), false), *after));
                 }
                 if retry_here || at + 1 == deps.providers.0.len() {
                     let status = if retry_here {
                         ClipStatus::Generating
                     } else {
-                        release(deps, provider.as_ref(), &job, scene.index).await;
+                        release(deps, provider.as_ref(), &work.name, scene.index).await;
                         ClipStatus::Failed
                     };
                     record.status = status;
                     record.error = Some(reason);
                     record.updated_at = Utc::now();
-                    deps.jobs.put_clip(id, &record).await?;
+                    save(deps, &work, &record).await?;
                     return Err(e);
                 }
                 // This provider is done with: the next one in the chain makes the clip.
                 if let Some(handle) = record.handle.take() {
                     let _ = provider.cancel(&handle).await;
                 }
-                release(deps, provider.as_ref(), &job, scene.index).await;
+                release(deps, provider.as_ref(), &work.name, scene.index).await;
                 at += 1;
                 let note = format!("{}: {reason}", provider.name());
                 record.fallback = Some(match record.fallback.take() {
@@ -297,7 +382,7 @@ enum Advance {
 /// submit. Errors leave `record` saying how far it got.
 async fn advance(
     deps: &StepDeps,
-    job: &Job,
+    work: &Work,
     spec: &ClipSpec,
     provider: &dyn ClipProvider,
     record: &mut ClipRecord,
@@ -325,18 +410,18 @@ async fn advance(
             polled
         }
         None => {
-            if !acquire(deps, provider, job, spec.scene_index).await? {
+            if !acquire(deps, provider, &work.name, spec.scene_index).await? {
                 return Ok(Advance::Wait(deps.clip_limits.slot_wait));
             }
             record.attempts += 1;
             let mut spec = spec.clone();
             if provider.wants_first_frame() && spec.first_frame.is_none() {
-                let (frame, cost) = first_frame(deps, job, &spec, dir).await?;
+                let (frame, cost) = first_frame(deps, work, &spec, dir).await?;
                 spec.first_frame = Some(frame);
                 record.cost = add_cost(record.cost.take(), cost);
             }
             provider
-                .submit(&spec, &identity(job, spec.scene_index), &raw)
+                .submit(&spec, &identity(&work.name, spec.scene_index), &raw)
                 .await
         }
     };
@@ -365,18 +450,23 @@ async fn advance(
 /// The clip's cache key leaves it out: it follows from the spec and the chain.
 async fn first_frame(
     deps: &StepDeps,
-    job: &Job,
+    work: &Work,
     spec: &ClipSpec,
     dir: &Path,
 ) -> Result<(String, Option<ProviderCost>), StepError> {
-    let key = keys::temp(&job.id, &format!("first_frame_{:03}", spec.scene_index));
+    // A replaced scene's still is its composition's own: the job's is of the old prompt.
+    let name = match &work.composition {
+        None => format!("first_frame_{:03}", spec.scene_index),
+        Some(c) => format!("{c}_first_frame_{:03}", spec.scene_index),
+    };
+    let key = keys::temp(&work.job_id, &name);
     let mut cost = None;
     if deps.blobs.head(&key).await?.is_none() {
         let still = dir.join("first_frame");
         let mut made = false;
         let mut reasons = Vec::new();
         for maker in deps.providers.0.iter().filter(|p| p.makes_stills()) {
-            let id = format!("{}-first-frame", identity(job, spec.scene_index));
+            let id = format!("{}-first-frame", identity(&work.name, spec.scene_index));
             match maker.submit(spec, &id, &still).await {
                 Ok(ClipProgress::Ready {
                     media: ClipMedia::Image,
@@ -486,7 +576,7 @@ fn add_cost(a: Option<ProviderCost>, b: Option<ProviderCost>) -> Option<Provider
 async fn acquire(
     deps: &StepDeps,
     provider: &dyn ClipProvider,
-    job: &Job,
+    work: &str,
     scene: u32,
 ) -> Result<bool, StepError> {
     let Some(leases) = &deps.leases else {
@@ -495,7 +585,7 @@ async fn acquire(
     Ok(leases
         .acquire(
             provider.name(),
-            &holder(job, scene),
+            &holder(work, scene),
             deps.clip_limits.per_provider,
             deps.clip_limits.lease_ttl,
         )
@@ -503,13 +593,13 @@ async fn acquire(
 }
 
 /// Best effort: a lease left behind expires on its own.
-async fn release(deps: &StepDeps, provider: &dyn ClipProvider, job: &Job, scene: u32) {
-    release_named(deps, provider.name(), job, scene).await;
+async fn release(deps: &StepDeps, provider: &dyn ClipProvider, work: &str, scene: u32) {
+    release_named(deps, provider.name(), work, scene).await;
 }
 
-async fn release_named(deps: &StepDeps, provider: &str, job: &Job, scene: u32) {
+async fn release_named(deps: &StepDeps, provider: &str, work: &str, scene: u32) {
     if let Some(leases) = &deps.leases
-        && let Err(e) = leases.release(provider, &holder(job, scene)).await
+        && let Err(e) = leases.release(provider, &holder(work, scene)).await
     {
         tracing::warn!(error = %e, provider, "lease release failed");
     }
@@ -528,7 +618,7 @@ pub async fn cancel_outstanding(deps: &StepDeps, job: &Job) {
             tracing::warn!(error = %public_reason(&e.to_string()), provider = provider.name(), "cancel of a provider call failed");
         }
         if !clip.provider.is_empty() {
-            release_named(deps, &clip.provider, job, clip.index).await;
+            release_named(deps, &clip.provider, job.id.as_str(), clip.index).await;
         }
     }
 }

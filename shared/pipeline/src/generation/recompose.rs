@@ -97,12 +97,28 @@ pub async fn prepare(
             }
         }
     }
+    let id = CompositionId::generate();
+    // A replaced scene's clip is the new composition's own; the rest are the parent's.
+    let replaced: Vec<u32> = edits.scenes.iter().flatten().map(|s| s.index).collect();
+    let clip_keys = done
+        .plan
+        .scenes
+        .iter()
+        .zip(done.clip_keys)
+        .map(|(scene, key)| {
+            if replaced.contains(&scene.index) {
+                keys::composition_clip(&id, scene.index)
+            } else {
+                key
+            }
+        })
+        .collect();
     let mut composition = Composition::rendering(
-        CompositionId::generate(),
+        id,
         job.id.clone(),
         owner,
         Some(parent.id.clone()),
-        done.clip_keys,
+        clip_keys,
         Utc::now(),
     );
     composition.edits = Some(serde_json::to_value(edits).map_err(StepError::from)?);
@@ -231,13 +247,12 @@ async fn render_in(
         .await
         .map_err(|e| StepError::WrongState(e.to_string()))?;
     let clip_size = job.request.frame_size();
-    let Recomposition {
-        request,
-        plan,
-        clip_keys,
-    } = edits
+    let Recomposition { request, plan, .. } = edits
         .apply(&request, &plan, &parent.clip_keys)
         .map_err(|e| StepError::WrongState(format!("edits no longer apply: {e:?}")))?;
+    // As recorded when prepared: the parent's clips, and this version's own for the scenes it
+    // replaced (made by the clip step before this render).
+    let clip_keys = composition.clip_keys.clone();
     let mut edited = job.clone();
     edited.request = with_assets(request, &edits);
     edited.plan = Some(plan.clone());

@@ -138,6 +138,32 @@ impl EmbeddedRunner {
         if composition.status.is_terminal() {
             return Ok(composition);
         }
+        // The Map again, fed only the scenes this version replaces (often none).
+        let tasks: Vec<ClipTask> = composition
+            .replaced_scenes()
+            .into_iter()
+            .map(|scene_index| ClipTask {
+                job_id: job_id.clone(),
+                scene_index,
+                composition_id: Some(composition_id.clone()),
+            })
+            .collect();
+        if let Err(e) = self.generate_all(tasks).await {
+            let error = vidpipe_domain::JobError {
+                code: e.error_type().to_owned(),
+                message: crate::failure::public_reason(&e.to_string()),
+                stage: Some(vidpipe_domain::job::Stage::Generating),
+            };
+            steps::fail_composition(&self.deps, job_id, composition_id, &error).await?;
+            return Err(e);
+        }
+        // Read again: the clip step recorded the replaced scenes' clips on it.
+        let composition = self
+            .deps
+            .jobs
+            .get_composition(job_id, composition_id)
+            .await?
+            .unwrap_or(composition);
         super::recompose::render(&self.deps, &composition, &|_| {}).await
     }
 

@@ -127,6 +127,7 @@ fn plan_output(deps: &StepDeps, job: &Job) -> Option<PlanOutput> {
             .map(|s| ClipTask {
                 job_id: job.id.clone(),
                 scene_index: s.index,
+                composition_id: None,
             })
             .collect(),
     })

@@ -16,6 +16,10 @@ pub struct JobRef {
 pub struct ClipTask {
     pub job_id: JobId,
     pub scene_index: u32,
+    /// Set for a scene a recompose replaces: the clip is that composition's, made from its new
+    /// prompt, and the job's own clip of the scene is left alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub composition_id: Option<vidpipe_domain::composition::CompositionId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
