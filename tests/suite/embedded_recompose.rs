@@ -34,6 +34,36 @@ impl ClipProvider for Counting {
     }
 }
 
+/// A directory whose `ffmpeg` logs each run's arguments (one line a run) to the returned file and
+/// then execs the real one, so a test counts the processes the pipeline starts.
+fn counting_ffmpeg(home: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let real = tools();
+    let bin = home.join("counted-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = home.join("ffmpeg-runs.log");
+    let script = format!(
+        "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+        log.display(),
+        real.ffmpeg.display()
+    );
+    let wrapper = bin.join("ffmpeg");
+    std::fs::write(&wrapper, script).unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink(&real.ffprobe, bin.join("ffprobe")).unwrap();
+    (bin, log)
+}
+
+/// The media runs logged so far; `-version` (asked for the tool versions) renders nothing.
+fn ffmpeg_runs(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.trim() != "-version")
+        .map(str::to_owned)
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recompose_to_portrait_calls_no_provider_and_versions_chain() {
     let home = tempfile::tempdir().unwrap();
@@ -41,7 +71,17 @@ async fn recompose_to_portrait_calls_no_provider_and_versions_chain() {
         calls: AtomicU32::new(0),
         inner: ProceduralProvider::new(tools()),
     });
-    let stack = stack_with(home.path(), Some(provider.clone())).await;
+    let (bin, ffmpeg_log) = counting_ffmpeg(home.path());
+    let stack = stack_with_options(
+        home.path(),
+        vidpipe_pipeline::local::LocalOptions {
+            ffmpeg_dir: Some(bin),
+            max_concurrency: 2,
+            ..Default::default()
+        },
+        Some(provider.clone()),
+    )
+    .await;
     let body = GenerationRequestBody {
         prompt: Some("Harbour at dusk. Boats come in. Lights go on.".into()),
         duration_seconds: Some(6.0),
@@ -74,7 +114,19 @@ async fn recompose_to_portrait_calls_no_provider_and_versions_chain() {
         .unwrap();
     assert_eq!(prepared.status, CompositionStatus::Rendering);
     assert_eq!(prepared.parent_composition_id.as_ref(), Some(&first));
+    let before = ffmpeg_runs(&ffmpeg_log);
     let portrait = recompose::render(deps, &prepared, &|_| {}).await.unwrap();
+    let runs = &ffmpeg_runs(&ffmpeg_log)[before.len()..];
+    assert_eq!(
+        runs.len(),
+        1,
+        "the clips are refitted inside the one compose: {runs:#?}"
+    );
+    assert!(
+        runs[0].contains("crop=w=608:h=1080,scale=w=1080:h=1920"),
+        "each 16:9 clip covers the 9:16 frame: {}",
+        runs[0]
+    );
     assert_eq!(
         provider.calls.load(Ordering::SeqCst),
         generated,

@@ -36,4 +36,4 @@ pub use request::{
     AspectRatio, Brand, ClipCount, Corner, Fps, GenerationRequest, GenerationRequestBody, LogoSpec,
     MusicSpec, Prompt, Resolution, Transition, TransitionKind,
 };
-pub use timeline::{CaptionCue, Timeline, TimelineClip};
+pub use timeline::{CaptionCue, ClipFit, Timeline, TimelineClip};

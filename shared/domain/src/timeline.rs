@@ -13,6 +13,27 @@ pub struct TimelineClip {
     pub key: String,
     pub start_frame: u32,
     pub frames: u32,
+    /// How a clip of another shape than the frame is fitted; a clip of the frame's shape is
+    /// only scaled. Timelines recorded before the field existed were contained.
+    #[serde(default, skip_serializing_if = "ClipFit::is_contain")]
+    pub fit: ClipFit,
+}
+
+/// Fitting a clip of another shape into the frame.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClipFit {
+    /// The whole picture, centred on a blurred copy of itself (blur-pad).
+    #[default]
+    Contain,
+    /// The frame filled, the picture's overflow cropped evenly from both sides.
+    Cover,
+}
+
+impl ClipFit {
+    pub fn is_contain(&self) -> bool {
+        *self == ClipFit::Contain
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,6 +131,7 @@ impl Timeline {
                 key: clip_keys[i].clone(),
                 start_frame: start,
                 frames: scene.frames,
+                fit: ClipFit::default(),
             });
             // A scene's window runs from the middle of the transition before it to the middle
             // of the one after: captions change hands there, so two never overlap, and the

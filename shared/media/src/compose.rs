@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use vidpipe_domain::loudness::Loudness;
 use vidpipe_domain::media::{ClipSpec, CompositionJob, Motion, ProbeInfo, ToolVersions};
 use vidpipe_domain::ports::{MediaEngine, MediaError};
-use vidpipe_domain::{Corner, Timeline, TransitionKind};
+use vidpipe_domain::{ClipFit, Corner, Timeline, TransitionKind};
 
 use crate::captions;
-use crate::filtergraph::{Chain, Filter, Graph, Pad, Xfade, blur_pad, fmt_num};
+use crate::filtergraph::{Chain, Filter, Graph, Pad, Xfade, blur_pad, cover, fmt_num};
 use crate::loudness::MixModel;
 use crate::run::{self, Progress, os};
 use crate::tools::Tools;
@@ -533,9 +533,7 @@ impl ComposePlan<'_> {
             .zip(self.sources)
             .zip(&tl.clips)
             .enumerate()
-            .map(|(i, ((&input, src), clip))| {
-                normalise_clip(&mut g, tl, i, input, src, clip.frames)
-            })
+            .map(|(i, ((&input, src), clip))| normalise_clip(&mut g, tl, i, input, src, clip))
             .collect();
 
         let mut video = join_clips(&mut g, tl, clip_pads);
@@ -872,14 +870,17 @@ fn delivery_format() -> Filter {
 
 /// One clip at the timeline's size, rate and timebase, exactly `frames` long. A clip that
 /// already matches is not scaled at all: scaling 1080p frames is most of a compose's filter cost.
+/// A clip of another shape is fitted as the timeline says, here in the one pass (a recompose to
+/// another aspect decodes each stored clip once, with no fitting run before it).
 fn normalise_clip(
     g: &mut Graph,
     tl: &Timeline,
     i: usize,
     input: usize,
     src: &ClipSource,
-    frames: u32,
+    clip: &vidpipe_domain::TimelineClip,
 ) -> Pad {
+    let frames = clip.frames;
     let (w, h) = (tl.width, tl.height);
     // `fps` gives every clip the same 1/fps timebase, which xfade requires; the early trim
     // keeps the scalers from touching frames that would be thrown away.
@@ -906,6 +907,8 @@ fn normalise_clip(
         g.push(tail(head).to([out.clone()]));
     } else if same_aspect {
         g.push(tail(head.then(Filter::new("scale").opt("w", w).opt("h", h))).to([out.clone()]));
+    } else if clip.fit == ClipFit::Cover {
+        g.push(tail(cover(head, (src.width, src.height), (w, h))).to([out.clone()]));
     } else {
         let s = (w as f64 / src.width as f64).min(h as f64 / src.height as f64);
         let fw = even(((src.width as f64 * s).round() as u32).min(w));

@@ -281,6 +281,35 @@ pub fn blur_pad(
     )
 }
 
+/// Cover: fills a `w`x`h` box with a `sw`x`sh` picture, cropping its overflow evenly from both
+/// sides. The crop comes first, so the scaler reads only the pixels that are kept (a 16:9 frame
+/// into 9:16 keeps a third of its width).
+pub fn cover(head: Chain, (sw, sh): (u32, u32), (w, h): (u32, u32)) -> Chain {
+    let (cw, ch) = cover_crop((sw, sh), (w, h));
+    let head = if (cw, ch) == (sw, sh) {
+        head
+    } else {
+        // Without x and y, crop centres the window.
+        head.then(Filter::new("crop").opt("w", cw).opt("h", ch))
+    };
+    head.then(Filter::new("scale").opt("w", w).opt("h", h))
+}
+
+/// The centred window of a `sw`x`sh` picture with the box's shape: full height of a wider
+/// picture, full width of a taller one; even sides, as yuv420p needs.
+pub fn cover_crop((sw, sh): (u32, u32), (w, h): (u32, u32)) -> (u32, u32) {
+    let even = |v: u64| ((v / 2 * 2).max(2)) as u32;
+    let (sw64, sh64, w64, h64) = (sw as u64, sh as u64, w as u64, h as u64);
+    if sw64 * h64 > sh64 * w64 {
+        // Wider than the box: keep the height, the width rounded to the nearest even pixel.
+        let cw = (sh64 * w64 + h64 / 2) / h64;
+        (even(cw.min(sw64)), even(sh64))
+    } else {
+        let ch = (sw64 * h64 + w64 / 2) / w64;
+        (even(sw64), even(ch.min(sh64)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,6 +367,21 @@ mod tests {
     #[test]
     fn pad_names_cannot_break_out() {
         assert_eq!(Pad::new("a];[b").to_string(), "[a___b]");
+    }
+
+    #[test]
+    fn cover_crops_the_centred_window_of_the_box_shape() {
+        // 16:9 into 9:16: full height, a third of the width, even.
+        assert_eq!(cover_crop((1920, 1080), (1080, 1920)), (608, 1080));
+        // Into 1:1 and 4:5.
+        assert_eq!(cover_crop((1920, 1080), (1080, 1080)), (1080, 1080));
+        assert_eq!(cover_crop((1920, 1080), (1080, 1350)), (864, 1080));
+        // Taller than the box: full width.
+        assert_eq!(cover_crop((1080, 1920), (1920, 1080)), (1080, 608));
+        // The same shape is not cropped at all.
+        assert_eq!(cover_crop((1280, 720), (1920, 1080)), (1280, 720));
+        let c = cover(Chain::new([Pad::video(0)]), (1920, 1080), (1080, 1920));
+        assert_eq!(c.to_string(), "[0:v]crop=w=608:h=1080,scale=w=1080:h=1920");
     }
 
     #[test]

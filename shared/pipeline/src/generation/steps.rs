@@ -381,7 +381,8 @@ pub(crate) struct ComposeSource<'a> {
 
 /// Renders `plan` (as `job.request` asks) into `source.composition_id`'s folder. Clips made at
 /// another frame size than the request's (a recompose to another aspect or resolution) are
-/// fitted to it first, locally: the stored clips stay as they were made.
+/// scaled and cropped to cover the frame inside the composer's one pass: the stored clips stay
+/// as they were made and no fitting run comes before the compose.
 pub(crate) async fn compose_in(
     deps: &StepDeps,
     job: &Job,
@@ -393,29 +394,12 @@ pub(crate) async fn compose_in(
     let id = &job.id;
     let composition_id = source.composition_id;
     let clip_keys = source.clip_keys;
-    let (width, height) = job.request.frame_size();
+    let refit = source.clip_size != job.request.frame_size();
     let mut clips = Vec::with_capacity(clip_keys.len());
     for (i, key) in clip_keys.iter().enumerate() {
         let local = dir.join(format!("clip_{i:03}.mp4"));
         deps.blobs.get_to_file(key, &local).await?;
-        if source.clip_size == (width, height) {
-            clips.push(local);
-            continue;
-        }
-        let scene = &plan.scenes[i];
-        let spec = vidpipe_domain::media::ClipSpec {
-            scene_index: scene.index,
-            visual_prompt: scene.visual_prompt.clone(),
-            seed: job.request.seed,
-            width,
-            height,
-            fps: plan.fps,
-            frames: scene.frames,
-            first_frame: None,
-        };
-        let fitted = dir.join(format!("clip_{i:03}_fit.mp4"));
-        deps.media.fit_clip(&local, &spec, &fitted).await?;
-        clips.push(fitted);
+        clips.push(local);
     }
     let brand = &job.request.brand;
     let logo_key = match &brand.logo {
@@ -454,7 +438,12 @@ pub(crate) async fn compose_in(
         }),
         None => None,
     };
-    let timeline = Timeline::build(&job.request, plan, clip_keys, logo_key, music_key);
+    let mut timeline = Timeline::build(&job.request, plan, clip_keys, logo_key, music_key);
+    if refit {
+        for clip in &mut timeline.clips {
+            clip.fit = vidpipe_domain::ClipFit::Cover;
+        }
+    }
     let mut narration = Vec::with_capacity(timeline.narration.len());
     for cue in &timeline.narration {
         let name = format!("narration_{:03}", cue.index);
