@@ -188,8 +188,8 @@ pub fn lineage<'a>(versions: &'a [Composition], id: &CompositionId) -> Vec<&'a C
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecomposeEdits {
-    /// `16:9`, `9:16`, `1:1` or `4:5`: the clips are fitted to it (blur-padded where the shapes
-    /// differ), not regenerated.
+    /// `16:9`, `9:16`, `1:1` or `4:5`: the clips are fitted to it (scaled and cropped to cover
+    /// the frame where the shapes differ), not regenerated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aspect_ratio: Option<String>,
     /// `720p` or `1080p`.
