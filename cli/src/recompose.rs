@@ -31,6 +31,16 @@ pub struct RecomposeArgs {
     captions: bool,
     #[arg(long = "no-captions", overrides_with = "captions")]
     no_captions: bool,
+    /// Keep the voice-over, or speak the scenes' lines where the parent had none.
+    #[arg(long, overrides_with = "no_narration")]
+    narration: bool,
+    /// Drop the voice-over.
+    #[arg(long = "no-narration", overrides_with = "narration")]
+    no_narration: bool,
+    /// Another voice of the narrator (espeak-ng: en-us, en-gb, fr, ...): the lines are spoken
+    /// again, no clip is regenerated.
+    #[arg(long)]
+    voice: Option<String>,
     /// A new music track (any audio ffmpeg reads).
     #[arg(long)]
     music: Option<PathBuf>,
@@ -109,6 +119,12 @@ pub async fn recompose(stack: LocalStack, args: &RecomposeArgs) -> Result<ExitCo
                     .collect::<Result<_>>()?,
             )
         },
+        narration: if args.no_narration {
+            Some(false)
+        } else {
+            args.narration.then_some(true)
+        },
+        voice: args.voice.clone(),
     };
     let deps = stack.deps();
     let prepared = match recompose::prepare(deps, LOCAL_OWNER, &id, &edits).await {

@@ -65,10 +65,9 @@ async fn main() {
     let warm = recompose::render(deps, &warm, &|_| {})
         .await
         .expect("recompose");
-    let timeline: Timeline = serde_json::from_slice(
-        &std::fs::read(stack.blob_path(&keys::timeline(&warm.id))).unwrap(),
-    )
-    .unwrap();
+    let timeline: Timeline =
+        serde_json::from_slice(&std::fs::read(stack.blob_path(&keys::timeline(&warm.id))).unwrap())
+            .unwrap();
     assert_eq!((timeline.width, timeline.height), (1080, 1920));
     let work = home.path().join("bench");
     std::fs::create_dir_all(&work).unwrap();

@@ -17,6 +17,7 @@ mod embedded_generate;
 mod embedded_narration;
 mod embedded_process;
 mod embedded_recompose;
+mod embedded_recompose_voice;
 mod embedded_validation;
 mod embedded_webhooks;
 mod emulated_ai;

@@ -216,6 +216,13 @@ pub struct RecomposeEdits {
     /// (through the provider chain and its cache); every other clip is reused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scenes: Option<Vec<SceneEdit>>,
+    /// `false` drops the voice-over (captions fall back to the scenes' own); `true` keeps it, or
+    /// speaks the scenes' lines where the parent had none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub narration: Option<bool>,
+    /// Another voice of the configured narrator: the lines are spoken again, no clip is made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice: Option<String>,
 }
 
 /// One scene replaced in a recompose.
@@ -242,6 +249,16 @@ pub struct Recomposition {
 }
 
 impl RecomposeEdits {
+    /// Whether the lines must be spoken again over `applied` (the plan [`apply`] returned): a new
+    /// voice, or narration turned on over a parent that had none. The clips stay as they are.
+    ///
+    /// [`apply`]: RecomposeEdits::apply
+    pub fn speaks_again(&self, applied: &crate::plan::Plan) -> bool {
+        self.narration != Some(false)
+            && (self.voice.is_some()
+                || (self.narration == Some(true) && applied.narration.is_none()))
+    }
+
     /// Applies the edits to the parent's request, plan and clips, or names every field that is
     /// wrong. Music and logo ids are checked for form only: the caller looks the assets up.
     pub fn apply(
@@ -302,6 +319,39 @@ impl RecomposeEdits {
         }
         if let Some(on) = self.captions {
             request.captions = on;
+        }
+        if let Some(raw) = &self.voice {
+            let v = raw.trim();
+            let ok = !v.is_empty()
+                && v.chars().count() <= crate::request::VOICE_MAX_CHARS
+                && v.chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '+' | '-' | '.'));
+            if !ok {
+                errors.push(FieldError::new(
+                    "voice",
+                    format!(
+                        "must be 1 to {} letters, digits or _+-.",
+                        crate::request::VOICE_MAX_CHARS
+                    ),
+                ));
+            } else if self.narration == Some(false) {
+                errors.push(FieldError::new("voice", "needs narration on"));
+            } else {
+                request.narration.get_or_insert_default().voice = Some(v.to_owned());
+            }
+        }
+        match self.narration {
+            Some(false) => {
+                request.narration = None;
+                plan.narration = None;
+                for scene in &mut plan.scenes {
+                    scene.speech = None;
+                }
+            }
+            Some(true) if request.narration.is_none() => {
+                request.narration = Some(Default::default());
+            }
+            _ => {}
         }
         for (field, raw) in [
             ("music_asset_id", &self.music_asset_id),

@@ -39,6 +39,12 @@ pub fn metadata(composition: &CompositionId) -> String {
     format!("compositions/{composition}/metadata.json")
 }
 
+/// A recomposed version's own speech (another voice than the job's): the job's speech files stay
+/// those its earlier versions play.
+pub fn composition_speech(composition: &CompositionId, index: u32, ext: &str) -> String {
+    format!("compositions/{composition}/narration/scene_{index:03}.{ext}")
+}
+
 pub fn plan(job: &JobId) -> String {
     format!("generations/{job}/plan.json")
 }

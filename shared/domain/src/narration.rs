@@ -217,6 +217,60 @@ pub fn narrate_plan(
     Ok(())
 }
 
+/// Gives speech to a plan whose scene lengths are fixed (a recompose: its clips are made): each
+/// scene keeps its frames and the speech is played at the slowest tempo, from 1.0 up to
+/// [`MAX_TEMPO`], at which every line fits its window with the lead and tail silences.
+pub fn narrate_fixed(
+    plan: &mut crate::plan::Plan,
+    narrator: &str,
+    voice: Option<String>,
+    speeches: Vec<Option<SceneSpeech>>,
+) -> Result<(), PlanError> {
+    assert_eq!(
+        plan.scenes.len(),
+        speeches.len(),
+        "one speech slot per scene"
+    );
+    let (fps, overlap, n) = (plan.fps as f64, plan.overlap_frames(), plan.scenes.len());
+    let mut tempo: f64 = 1.0;
+    let (mut speech_ms, mut room_ms) = (0u32, 0u32);
+    for (i, (scene, speech)) in plan.scenes.iter().zip(&speeches).enumerate() {
+        let Some(speech) = speech else { continue };
+        let window = scene
+            .frames
+            .saturating_sub(shared_half_overlaps(i, n, overlap)) as f64
+            / fps;
+        let room = window - SPEECH_LEAD_SECONDS - SPEECH_TAIL_SECONDS;
+        let seconds = speech.duration_ms as f64 / 1000.0;
+        speech_ms += speech.duration_ms;
+        room_ms += (room.max(0.0) * 1000.0).round() as u32;
+        // A frame's worth of slack: the window is counted in whole frames when played.
+        let usable = room - 1.0 / fps;
+        tempo = tempo.max(if usable > 0.0 {
+            seconds / usable
+        } else {
+            f64::INFINITY
+        });
+    }
+    let tempo = (tempo * 1000.0).ceil() / 1000.0;
+    if tempo > MAX_TEMPO {
+        return Err(PlanError::NarrationTooLong {
+            speech_ms: (speech_ms as f64 / MAX_TEMPO).round() as u32,
+            room_ms,
+            max_tempo_percent: (MAX_TEMPO * 100.0).round() as u32,
+        });
+    }
+    for (scene, speech) in plan.scenes.iter_mut().zip(speeches) {
+        scene.speech = speech;
+    }
+    plan.narration = Some(PlanNarration {
+        narrator: narrator.to_owned(),
+        voice,
+        tempo,
+    });
+    Ok(())
+}
+
 /// Each scene's line to speak: its narration, or nothing where it repeats the scene before
 /// (a prompt with fewer ideas than scenes spreads one idea over several; it is said once).
 pub fn lines_to_speak(plan: &crate::plan::Plan) -> Vec<Option<&str>> {

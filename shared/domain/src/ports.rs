@@ -422,6 +422,12 @@ pub trait Narrator: Send + Sync {
         spec: &crate::narration::SpeechSpec,
         dest: &Path,
     ) -> Result<crate::narration::Speech, ProviderError>;
+
+    /// The voice names this narrator accepts, to refuse an unknown one before anything is
+    /// spoken; `None` when it cannot list them (the name is then only checked for form).
+    async fn voices(&self) -> Result<Option<Vec<String>>, ProviderError> {
+        Ok(None)
+    }
 }
 
 /// Leases that bound how many calls run at once against one provider, across every job and

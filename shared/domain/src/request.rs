@@ -154,7 +154,7 @@ string_enum!(
 );
 
 /// A voice-over for the video: each scene's narration line spoken in that scene.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NarrationSpec {
     /// `None`: the deployment's narrator (espeak-ng offline unless one is configured).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -122,6 +122,36 @@ fn on_path(name: &Path) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// The names `-v` takes from `espeak-ng --voices`: each row's language (column 2), voice name
+/// (column 4) and other languages (`(fr 5)` after the file: `fr` picks `fr-fr`), after the
+/// header row.
+fn parse_voice_table(table: &str) -> Vec<String> {
+    let mut names: Vec<String> = table
+        .lines()
+        .skip(1)
+        .flat_map(|row| {
+            let cols: Vec<&str> = row.split_whitespace().collect();
+            // Written `(zh-cmn 5)(zh 5)`: a name and a priority in each pair of brackets.
+            let others: Vec<String> = cols
+                .iter()
+                .skip(5)
+                .flat_map(|c| c.split(['(', ')']))
+                .filter(|c| !c.is_empty() && !c.chars().all(|ch| ch.is_ascii_digit()))
+                .map(str::to_owned)
+                .collect();
+            [cols.get(1), cols.get(3)]
+                .into_iter()
+                .flatten()
+                .map(|s| (*s).to_owned())
+                .chain(others)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// An espeak-ng voice for the text's script, so a Japanese prompt is not read with English
 /// letter names. Latin text gets American English.
 pub fn voice_for_text(text: &str) -> &'static str {
@@ -160,6 +190,33 @@ impl Narrator for EspeakNarrator {
 
     fn cache_identity(&self) -> String {
         format!("espeak-ng-{}:{}wpm", self.version, self.words_per_minute)
+    }
+
+    /// The language codes and voice names of `espeak-ng --voices` (`en-us`, `English_(America)`).
+    async fn voices(&self) -> Result<Option<Vec<String>>, ProviderError> {
+        let mut command = Command::new(&self.binary);
+        if let Some(data) = &self.data {
+            command.arg(format!("--path={}", data.display()));
+        }
+        let out = command
+            .arg("--voices")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|e| MediaError::ToolMissing {
+                tool: "espeak-ng".into(),
+                hint: format!("{}: {e}", self.binary.display()),
+            })?;
+        if !out.status.success() {
+            return Err(ProviderError::Failed(format!(
+                "espeak-ng --voices: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(Some(parse_voice_table(&String::from_utf8_lossy(
+            &out.stdout,
+        ))))
     }
 
     async fn speak(&self, spec: &SpeechSpec, dest: &Path) -> Result<Speech, ProviderError> {
@@ -226,6 +283,28 @@ impl Narrator for EspeakNarrator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_voice_table_gives_languages_and_names() {
+        let table = "Pty Language       Age/Gender VoiceName          File                 Other Languages\n \
+                     5  af              --/M      Afrikaans          gmw/af\n \
+                     2  en-us           --/M      English_(America)  gmw/en-US            (en 3)\n \
+                     5  cmn             --/M      Chinese_(Mandarin) sit/cmn              (zh-cmn 5)(zh 5)\n";
+        assert_eq!(
+            parse_voice_table(table),
+            vec![
+                "Afrikaans",
+                "Chinese_(Mandarin)",
+                "English_(America)",
+                "af",
+                "cmn",
+                "en",
+                "en-us",
+                "zh",
+                "zh-cmn"
+            ]
+        );
+    }
 
     #[test]
     fn voices_follow_the_script() {

@@ -73,6 +73,30 @@ pub(crate) async fn narrate(
         StepError::Configuration("this deployment has no narrator configured".into())
     })?;
     let narrator = narrators.pick(spec.narrator)?;
+    let speeches = speak_lines(deps, narrator.as_ref(), spec, plan, dir, |index, ext| {
+        keys::speech(&job.id, index, ext)
+    })
+    .await?;
+    narrate_plan(
+        plan,
+        &job.request,
+        narrator.name(),
+        spec.voice.clone(),
+        speeches,
+    )?;
+    Ok(())
+}
+
+/// Each scene's line (see [`lines_to_speak`]) spoken, or `None` where there is none to say;
+/// `key(index, ext)` names the copy the scene's speech is played from.
+async fn speak_lines(
+    deps: &StepDeps,
+    narrator: &dyn Narrator,
+    spec: &NarrationSpec,
+    plan: &Plan,
+    dir: &Path,
+    key: impl Fn(u32, &str) -> String,
+) -> Result<Vec<Option<SceneSpeech>>, StepError> {
     tokio::fs::create_dir_all(dir).await?;
     let lines: Vec<Option<String>> = lines_to_speak(plan)
         .into_iter()
@@ -90,28 +114,81 @@ pub(crate) async fn narrate(
             engine: spec.engine.map(|e| e.to_string()),
         };
         speeches.push(Some(
-            speak_cached(deps, narrator.as_ref(), job, scene.index, &speech, dir).await?,
+            speak_cached(deps, narrator, scene.index, &speech, dir, &key).await?,
         ));
     }
-    narrate_plan(
-        plan,
-        &job.request,
-        narrator.name(),
-        spec.voice.clone(),
-        speeches,
-    )?;
+    Ok(speeches)
+}
+
+/// A recompose's speech: the lines of `plan` (whose scene lengths are its clips', kept) spoken
+/// with `spec`'s narrator and voice into `composition`'s own folder, the plan's narration
+/// replaced and its tempo fitted. Lines said before in that voice come from the cache.
+pub(crate) async fn respeak(
+    deps: &StepDeps,
+    job: &Job,
+    spec: &NarrationSpec,
+    plan: &mut Plan,
+    composition: &vidpipe_domain::CompositionId,
+) -> Result<(), StepError> {
+    let narrators = deps.narrators.as_ref().ok_or_else(|| {
+        StepError::Configuration("this deployment has no narrator configured".into())
+    })?;
+    let narrator = narrators.pick(spec.narrator)?;
+    let dir = crate::scratch::Scratch::new(
+        deps.scratch_dir
+            .join(job.id.as_str())
+            .join(format!("{composition}-speech")),
+    )
+    .await?;
+    let speeches = speak_lines(deps, narrator.as_ref(), spec, plan, dir.path(), |i, ext| {
+        keys::composition_speech(composition, i, ext)
+    })
+    .await?;
+    vidpipe_domain::narration::narrate_fixed(plan, narrator.name(), spec.voice.clone(), speeches)?;
     Ok(())
 }
 
+/// Why `voice` is not one of the narrator's that `spec` picks (the deployment's default where
+/// the request named none), or `None` when it is, or when the narrator cannot list its voices.
+pub(crate) async fn unknown_voice(
+    deps: &StepDeps,
+    spec: Option<&NarrationSpec>,
+    voice: &str,
+) -> Result<Option<String>, StepError> {
+    let Some(narrators) = deps.narrators.as_ref() else {
+        return Ok(Some("no narrator is configured here".into()));
+    };
+    let narrator = narrators.pick(spec.and_then(|s| s.narrator))?;
+    let Some(voices) = narrator.voices().await? else {
+        return Ok(None);
+    };
+    // espeak-ng's `voice+variant` (en-us+f3) is its voice with another timbre.
+    let base = voice.split('+').next().unwrap_or(voice);
+    if voices
+        .iter()
+        .any(|v| v.eq_ignore_ascii_case(voice) || v.eq_ignore_ascii_case(base))
+    {
+        return Ok(None);
+    }
+    let some: Vec<&str> = voices.iter().take(8).map(String::as_str).collect();
+    Ok(Some(format!(
+        "{} has no voice {voice:?} (it has {}, for example {})",
+        narrator.name(),
+        voices.len(),
+        some.join(", ")
+    )))
+}
+
 /// One line: from the cache when this narrator said exactly this before, else spoken, measured
-/// (length and loudness) and cached. The job gets its own copy, as clips do.
+/// (length and loudness) and cached. The job (or the recomposed version) gets its own copy, at
+/// `key(index, ext)`, as clips are copied.
 async fn speak_cached(
     deps: &StepDeps,
     narrator: &dyn Narrator,
-    job: &Job,
     index: u32,
     spec: &SpeechSpec,
     dir: &Path,
+    key: &impl Fn(u32, &str) -> String,
 ) -> Result<SceneSpeech, StepError> {
     let digest = {
         let mut h = Sha256::new();
@@ -189,7 +266,7 @@ async fn speak_cached(
         }
     };
     let ext = cached.format.extension();
-    let key = keys::speech(&job.id, index, ext);
+    let key = key(index, ext);
     deps.blobs
         .copy(&keys::cached_speech(narrator.name(), &digest, ext), &key)
         .await?;

@@ -113,6 +113,15 @@ pub async fn prepare(
             }
         })
         .collect();
+    if let Some(voice) = &edits.voice
+        && let Some(reason) =
+            super::narration::unknown_voice(deps, done.request.narration.as_ref(), voice.trim())
+                .await?
+    {
+        return Err(RecomposeError::Invalid(ValidationErrors::single(
+            "voice", reason,
+        )));
+    }
     let mut composition = Composition::rendering(
         id,
         job.id.clone(),
@@ -149,14 +158,34 @@ async fn parent_setup(
     for c in chain.iter().rev() {
         let Some(raw) = &c.edits else { continue };
         let edits: RecomposeEdits = serde_json::from_value(raw.clone()).map_err(StepError::from)?;
-        let done = edits
+        let mut done = edits
             .apply(&request, &plan, &clip_keys)
             .map_err(RecomposeError::Invalid)?;
+        // That version's speech, from the cache (it was spoken when the version was made).
+        speak_again(deps, job, &edits, &done.request, &mut done.plan, &c.id).await?;
         request = with_assets(done.request, &edits);
         plan = done.plan;
         clip_keys = done.clip_keys;
     }
     Ok((request, plan))
+}
+
+/// A new voice, or narration turned on over a parent without it: the lines spoken again into
+/// `composition`'s folder (no clip is made) and the plan's speech replaced.
+async fn speak_again(
+    deps: &StepDeps,
+    job: &vidpipe_domain::Job,
+    edits: &RecomposeEdits,
+    request: &vidpipe_domain::GenerationRequest,
+    plan: &mut vidpipe_domain::Plan,
+    composition: &CompositionId,
+) -> Result<(), StepError> {
+    match &request.narration {
+        Some(spec) if edits.speaks_again(plan) => {
+            super::narration::respeak(deps, job, spec, plan, composition).await
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The brand with the edits' music and logo in place of the parent's, keeping the parent's
@@ -253,6 +282,8 @@ async fn render_in(
     // As recorded when prepared: the parent's clips, and this version's own for the scenes it
     // replaced (made by the clip step before this render).
     let clip_keys = composition.clip_keys.clone();
+    let mut plan = plan;
+    speak_again(deps, &job, &edits, &request, &mut plan, &composition.id).await?;
     let mut edited = job.clone();
     edited.request = with_assets(request, &edits);
     edited.plan = Some(plan.clone());
