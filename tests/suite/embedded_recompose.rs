@@ -123,7 +123,7 @@ async fn recompose_to_portrait_calls_no_provider_and_versions_chain() {
         "the clips are refitted inside the one compose: {runs:#?}"
     );
     assert!(
-        runs[0].contains("crop=w=608:h=1080,scale=w=1080:h=1920"),
+        runs[0].contains("crop=w=608:h=1080,scale=w=1080:h=1920:flags=bilinear"),
         "each 16:9 clip covers the 9:16 frame: {}",
         runs[0]
     );

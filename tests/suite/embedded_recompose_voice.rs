@@ -1,6 +1,7 @@
 //! Narration edits of a recompose on one machine: another voice speaks the lines again with no
 //! clip-provider call, its captions follow the new speech, an unknown voice is refused by field,
-//! and narration turned off leaves no voice in the mix (each judged by ebur128).
+//! and narration turned off leaves no voice in the mix (each judged by ebur128). A version
+//! recorded late renews the job's clips it plays.
 
 use async_trait::async_trait;
 use std::path::Path;
@@ -109,6 +110,24 @@ async fn another_voice_speaks_again_without_clips_and_no_narration_is_silent() {
         other => panic!("an unknown voice: {other:?}"),
     }
 
+    // The job's clips made 100 days ago, as far as the store's age goes: a version recorded now
+    // renews them, so `generations/`'s 90-day expiry cannot take them from under it.
+    let day = std::time::Duration::from_secs(86_400);
+    let aged = std::time::SystemTime::now() - 100 * day;
+    let clip_files: Vec<_> = parent_tl
+        .clips
+        .iter()
+        .map(|c| stack.blob_path(&c.key))
+        .collect();
+    for f in &clip_files {
+        std::fs::File::options()
+            .write(true)
+            .open(f)
+            .unwrap()
+            .set_modified(aged)
+            .unwrap();
+    }
+
     // Another voice: spoken again, no clip made, the captions on the new speech.
     let edits = RecomposeEdits {
         voice: Some("fr".into()),
@@ -117,6 +136,15 @@ async fn another_voice_speaks_again_without_clips_and_no_narration_is_silent() {
     let prepared = recompose::prepare(deps, OWNER, &job.id, &edits)
         .await
         .unwrap();
+    for f in &clip_files {
+        let age = std::fs::metadata(f)
+            .unwrap()
+            .modified()
+            .unwrap()
+            .elapsed()
+            .unwrap_or_default();
+        assert!(age < day, "{} renewed: {age:?} old", f.display());
+    }
     let voiced = recompose::render(deps, &prepared, &|_| {}).await.unwrap();
     assert_eq!(
         clips.1.load(Ordering::SeqCst),

@@ -749,6 +749,46 @@ impl BlobStore for S3BlobStore {
         }
     }
 
+    /// A copy onto itself: S3's lifecycle counts an object's age from its last write, so the
+    /// copy restarts it. S3 refuses a self-copy that changes nothing, hence the REPLACE
+    /// directive, restating the content type and metadata the object had.
+    async fn renew(&self, key: &str) -> Result<(), BlobError> {
+        validate_key(key)?;
+        let head = match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(h) => h,
+            Err(e)
+                if e.as_service_error().is_some_and(|s| s.is_not_found())
+                    || status_of(&e) == Some(404) =>
+            {
+                return Err(BlobError::NotFound(key.to_owned()));
+            }
+            Err(e) => return Err(sdk_error(&format!("HeadObject {key:?}"), e)),
+        };
+        let (sse, kms_key) = self.sse();
+        self.client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .copy_source(format!("{}/{}", self.bucket, encode_copy_source(key)))
+            .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+            .set_content_type(head.content_type)
+            .set_metadata(head.metadata)
+            .checksum_algorithm(ChecksumAlgorithm::Crc32)
+            .server_side_encryption(sse)
+            .set_ssekms_key_id(kms_key)
+            .send()
+            .await
+            .map_err(|e| sdk_error(&format!("CopyObject {key:?} onto itself"), e))?;
+        Ok(())
+    }
+
     async fn delete(&self, key: &str) -> Result<(), BlobError> {
         validate_key(key)?;
         // S3 answers 204 whether or not the key existed, which is the contract.

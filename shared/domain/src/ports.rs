@@ -213,6 +213,17 @@ pub trait BlobStore: Send + Sync {
     async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, BlobError>;
     async fn head(&self, key: &str) -> Result<Option<BlobMeta>, BlobError>;
     async fn copy(&self, from: &str, to: &str) -> Result<(), BlobError>;
+    /// Restarts `key`'s age for the store's expiry rules, its bytes and content type kept: a
+    /// composition made late renews the clips it plays, so `generations/`'s 90-day rule never
+    /// expires what a recorded composition refers to. A missing key is `NotFound`. Stores that
+    /// cannot write (or do not keep objects) refuse.
+    async fn renew(&self, key: &str) -> Result<(), BlobError> {
+        Err(BlobError::Backend {
+            message: format!("renew {key:?}: this store cannot renew objects"),
+            class: crate::error::ErrorClass::Permanent,
+            source: None,
+        })
+    }
     async fn delete(&self, key: &str) -> Result<(), BlobError>;
     async fn list(&self, prefix: &str) -> Result<Vec<BlobMeta>, BlobError>;
     async fn presign_get(&self, key: &str, ttl: Duration) -> Result<String, BlobError>;

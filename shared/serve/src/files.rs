@@ -404,6 +404,9 @@ impl BlobStore for SignedBlobs {
     async fn copy(&self, from: &str, to: &str) -> Result<(), BlobError> {
         self.files.blobs.copy(from, to).await
     }
+    async fn renew(&self, key: &str) -> Result<(), BlobError> {
+        self.files.blobs.renew(key).await
+    }
     async fn delete(&self, key: &str) -> Result<(), BlobError> {
         self.files.blobs.delete(key).await
     }

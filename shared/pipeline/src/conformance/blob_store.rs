@@ -22,6 +22,7 @@ pub async fn run_all(store: &dyn BlobStore) {
     overwrite_replaces_the_whole_object(store).await;
     readers_never_see_a_partial_object(store).await;
     copy_duplicates_an_object(store).await;
+    renew_keeps_the_object(store).await;
     delete_is_idempotent(store).await;
     list_is_sorted_and_bounded_by_the_prefix(store).await;
     invalid_keys_are_rejected(store).await;
@@ -272,6 +273,29 @@ pub async fn readers_never_see_a_partial_object(store: &dyn BlobStore) {
         }
     };
     tokio::join!(writer, reader);
+}
+
+/// Renewing restarts an object's age (which only the backend's own clock shows) and changes
+/// nothing a reader sees: same bytes, same content type. A missing key is `NotFound`.
+pub async fn renew_keeps_the_object(store: &dyn BlobStore) {
+    let prefix = fresh_prefix();
+    let key = format!("{prefix}/generations/clips/clip_000.mp4");
+    let original = pattern(30_000, 9);
+    must_put(store, &key, original.clone(), "video/mp4").await;
+    store.renew(&key).await.expect("renew an existing object");
+    store.renew(&key).await.expect("renew again");
+    assert_eq!(
+        must_get(store, &key).await,
+        original,
+        "renew keeps the bytes"
+    );
+    let head = store.head(&key).await.expect("head").expect("still there");
+    assert_eq!(head.content_type.as_deref(), Some("video/mp4"));
+    assert_eq!(head.size_bytes, original.len() as u64);
+    match store.renew(&format!("{prefix}/missing.mp4")).await {
+        Err(BlobError::NotFound(_)) => {}
+        other => panic!("renew of a missing key must be NotFound, got {other:?}"),
+    }
 }
 
 pub async fn copy_duplicates_an_object(store: &dyn BlobStore) {

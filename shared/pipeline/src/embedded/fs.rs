@@ -258,6 +258,28 @@ impl BlobStore for FsBlobStore {
         }))
     }
 
+    /// The file's modification time is the object's age here, as S3's last write is there.
+    async fn renew(&self, key: &str) -> Result<(), BlobError> {
+        Self::check(key)?;
+        self.require_object(key).await?;
+        let path = self.path_of(key);
+        tokio::task::spawn_blocking(move || {
+            std::fs::File::options()
+                .write(true)
+                .open(&path)?
+                .set_modified(std::time::SystemTime::now())
+        })
+        .await
+        .map_err(|e| io_error(&format!("cannot renew {key:?}"), std::io::Error::other(e)))?
+        .map_err(|e| {
+            if is_absent(&e) {
+                BlobError::NotFound(key.to_owned())
+            } else {
+                io_error(&format!("cannot renew {key:?}"), e)
+            }
+        })
+    }
+
     async fn copy(&self, from: &str, to: &str) -> Result<(), BlobError> {
         Self::check(from)?;
         Self::check(to)?;

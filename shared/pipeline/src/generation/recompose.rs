@@ -132,6 +132,17 @@ pub async fn prepare(
     );
     composition.edits = Some(serde_json::to_value(edits).map_err(StepError::from)?);
     deps.jobs.put_composition(&composition).await?;
+    // The job's generated files this version plays start a new 90 days under `generations/`'s
+    // expiry, so no recorded composition outlives its clips.
+    let speech = done.plan.scenes.iter().filter_map(|s| s.speech.as_ref());
+    for key in composition
+        .clip_keys
+        .iter()
+        .chain(speech.map(|s| &s.key))
+        .filter(|k| k.starts_with("generations/"))
+    {
+        deps.blobs.renew(key).await.map_err(StepError::from)?;
+    }
     Ok(composition)
 }
 
