@@ -292,8 +292,8 @@ pub fn cover(head: Chain, (sw, sh): (u32, u32), (w, h): (u32, u32)) -> Chain {
         // Without x and y, crop centres the window.
         head.then(Filter::new("crop").opt("w", cw).opt("h", ch))
     };
-    // Bilinear: an upscale of a crop (608x1080 to 1080x1920) looks the same as with the default
-    // bicubic after the x264 encode, and takes the refit's cost from 13% of a compose to under 10%.
+    // Bilinear rather than the default bicubic: in the recompose bench (30 s 1080p into 9:16)
+    // it took the refitting compose from 1.13x to 1.06x a plain compose's ffmpeg CPU seconds.
     head.then(
         Filter::new("scale")
             .opt("w", w)
