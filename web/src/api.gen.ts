@@ -1090,8 +1090,8 @@ export interface components {
          */
         RecomposeEdits: {
             /**
-             * @description `16:9`, `9:16`, `1:1` or `4:5`: the clips are fitted to it (blur-padded where the shapes
-             *     differ), not regenerated.
+             * @description `16:9`, `9:16`, `1:1` or `4:5`: the clips are fitted to it (scaled and cropped to cover
+             *     the frame where the shapes differ), not regenerated.
              */
             aspect_ratio?: string | null;
             captions?: boolean | null;
@@ -1099,6 +1099,11 @@ export interface components {
             logo_asset_id?: string | null;
             /** @description An uploaded music asset to lay under the video instead of the parent's. */
             music_asset_id?: string | null;
+            /**
+             * @description `false` drops the voice-over (captions fall back to the scenes' own); `true` keeps it, or
+             *     speaks the scenes' lines where the parent had none.
+             */
+            narration?: boolean | null;
             /** @description The scenes in their new order, by scene index: a permutation of the parent's. */
             order?: number[] | null;
             /** @description The version to start from; the job's latest completed composition when absent. */
@@ -1112,6 +1117,8 @@ export interface components {
             scenes?: components["schemas"]["SceneEdit"][] | null;
             /** @description One of the xfade set or `cut`; keeps the parent's transition length. */
             transition?: string | null;
+            /** @description Another voice of the configured narrator: the lines are spoken again, no clip is made. */
+            voice?: string | null;
         };
         /** @description One rendition as measured by ffprobe after it was written. */
         RenditionView: {
