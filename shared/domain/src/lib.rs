@@ -5,6 +5,7 @@ pub mod asset;
 pub mod batch;
 pub mod captions;
 pub mod composition;
+pub mod edit;
 pub mod error;
 pub mod events;
 pub mod job;
