@@ -3,6 +3,7 @@
 
 pub mod captions;
 pub mod compose;
+pub mod edit_render;
 pub mod filtergraph;
 pub mod loudness;
 pub mod motion;

@@ -204,7 +204,7 @@ fn still_graph_args(spec: &ClipSpec, motion: Motion) -> Vec<OsString> {
 /// [`ZOOM`] and slide the view across the margin that magnification leaves. `PanLeft` moves
 /// the picture leftwards in the frame (the view travels right over the still), `PanRight` the
 /// reverse.
-fn view_corners(motion: Motion, frames: u32) -> [String; 8] {
+pub(crate) fn view_corners(motion: Motion, frames: u32) -> [String; 8] {
     let t = format!("(on/{})", frames.saturating_sub(1).max(1));
     let zoom = fmt_num(ZOOM);
     let z = match motion {
