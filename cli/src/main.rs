@@ -5,6 +5,7 @@
 mod ai;
 mod batch;
 mod batch_rows;
+mod compose;
 mod output;
 mod process;
 mod recompose;
@@ -80,6 +81,9 @@ enum Command {
     Recompose(Box<recompose::RecomposeArgs>),
     /// List a job's compositions (its versions), oldest first, each with its parent.
     Compositions(recompose::CompositionsArgs),
+    /// Render a JSON timeline document (tracks of clips, soundtrack, captions) in one pass, or
+    /// with --dry-run only validate it and predict its duration, route and cost.
+    Compose(Box<compose::ComposeArgs>),
 }
 
 #[derive(Args)]
@@ -263,6 +267,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Compositions(args) => {
             recompose::compositions(LocalStack::open(options(1)).await?, args).await
         }
+        Command::Compose(args) => compose::compose(LocalStack::open(options(1)).await?, args).await,
     }
 }
 

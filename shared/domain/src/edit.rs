@@ -256,6 +256,20 @@ fn peak(layers: &[Layer]) -> (usize, u32) {
     (best, at)
 }
 
+/// A render of an edit on one machine: the edit, the local file behind each layer (`None` for a
+/// title), each audio clip and the soundtrack, and where the outputs go.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EditJob {
+    pub edit: Edit,
+    pub layer_files: Vec<Option<std::path::PathBuf>>,
+    pub audio_files: Vec<std::path::PathBuf>,
+    pub soundtrack_file: Option<std::path::PathBuf>,
+    pub final_path: std::path::PathBuf,
+    pub thumbnail_path: std::path::PathBuf,
+    /// Scratch for the stills and title images the renderer writes.
+    pub work_dir: std::path::PathBuf,
+}
+
 /// Validates a timeline document and normalises it. Every violation is reported, each with its
 /// JSON path.
 pub fn validate(doc: &Value) -> Result<Edit, ValidationErrors> {

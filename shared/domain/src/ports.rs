@@ -372,6 +372,13 @@ pub trait ClipProvider: Send + Sync {
         false
     }
 
+    /// What one call for `spec` would cost, before making it (a dry run's estimate); `None`
+    /// when the provider publishes no price.
+    fn estimate_usd(&self, spec: &ClipSpec) -> Option<f64> {
+        let _ = spec;
+        None
+    }
+
     async fn generate(&self, spec: &ClipSpec, dest: &Path) -> Result<(), ProviderError> {
         let _ = (spec, dest);
         Err(ProviderError::Failed(format!(
@@ -597,6 +604,18 @@ pub trait MediaEngine: Send + Sync {
         spec: &ClipSpec,
         output: &Path,
     ) -> Result<(), MediaError>;
+
+    /// Renders a timeline document in one pass (see [`crate::edit`]).
+    async fn render_edit(
+        &self,
+        job: &crate::edit::EditJob,
+        progress: &(dyn Fn(f64) + Send + Sync),
+    ) -> Result<(), MediaError> {
+        let _ = (job, progress);
+        Err(MediaError::InvalidInput(
+            "this media engine cannot render timeline documents".into(),
+        ))
+    }
 }
 
 /// A URL a client can upload one object to, and the headers it must send with it: they are part

@@ -83,6 +83,14 @@ impl MediaEngine for FfmpegEngine {
     ) -> Result<(), MediaError> {
         crate::motion::fit_clip(&self.tools, input, spec, output).await
     }
+
+    async fn render_edit(
+        &self,
+        job: &vidpipe_domain::edit::EditJob,
+        progress: &(dyn Fn(f64) + Send + Sync),
+    ) -> Result<(), MediaError> {
+        crate::edit_render::render_edit(&self.tools, job, progress).await
+    }
 }
 
 /// The common output options for an H.264/AAC MP4 as the product publishes it.

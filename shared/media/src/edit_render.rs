@@ -9,7 +9,7 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use vidpipe_domain::edit::{Edit, Fit, Layer, LayerTransition, Visual};
+use vidpipe_domain::edit::{Edit, EditJob, Fit, Layer, LayerTransition, Visual};
 use vidpipe_domain::ports::MediaError;
 
 use crate::captions;
@@ -17,24 +17,6 @@ use crate::compose::{AUDIO_RATE, h264_aac_output_args};
 use crate::filtergraph::{Chain, Filter, Graph, Pad, Xfade, blur_pad, fmt_num};
 use crate::run::{self, Progress, os};
 use crate::tools::Tools;
-
-/// The files a render reads, besides the document: one per layer that shows a file (videos,
-/// images and generated clips; `None` for titles), one per audio clip, and the soundtrack.
-#[derive(Debug, Clone, Default)]
-pub struct EditFiles {
-    pub layers: Vec<Option<PathBuf>>,
-    pub audio: Vec<PathBuf>,
-    pub soundtrack: Option<PathBuf>,
-}
-
-/// Where the render writes.
-#[derive(Debug, Clone)]
-pub struct EditOutputs {
-    pub final_path: PathBuf,
-    pub thumbnail_path: PathBuf,
-    /// Scratch for the stills and title images handed to ffmpeg.
-    pub work_dir: PathBuf,
-}
 
 /// The ducking compressor keyed on the voice, as the generation composer sets it: a fast attack
 /// so the first syllable is clear, a slow release so the music does not pump between words.
@@ -47,41 +29,40 @@ fn duck() -> Filter {
         .num("knee", 4.0)
 }
 
-/// Renders `edit` from `files` to `out` in one ffmpeg run.
+/// Renders `job.edit` from its files in one ffmpeg run.
 pub async fn render_edit(
     tools: &Tools,
-    edit: &Edit,
-    files: &EditFiles,
-    out: &EditOutputs,
+    job: &EditJob,
     progress: &(dyn Fn(f64) + Send + Sync),
 ) -> Result<(), MediaError> {
-    if files.layers.len() != edit.layers.len() || files.audio.len() != edit.audio.len() {
+    let edit = &job.edit;
+    if job.layer_files.len() != edit.layers.len() || job.audio_files.len() != edit.audio.len() {
         return Err(MediaError::InvalidInput(format!(
             "the edit has {} layers and {} audio clips but {} and {} files were given",
             edit.layers.len(),
             edit.audio.len(),
-            files.layers.len(),
-            files.audio.len()
+            job.layer_files.len(),
+            job.audio_files.len()
         )));
     }
-    if edit.soundtrack.is_some() != files.soundtrack.is_some() {
+    if edit.soundtrack.is_some() != job.soundtrack_file.is_some() {
         return Err(MediaError::InvalidInput(
             "the soundtrack and its file must come together".into(),
         ));
     }
-    tokio::fs::create_dir_all(&out.work_dir).await?;
-    for p in [&out.final_path, &out.thumbnail_path] {
+    tokio::fs::create_dir_all(&job.work_dir).await?;
+    for p in [&job.final_path, &job.thumbnail_path] {
         if let Some(parent) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
             tokio::fs::create_dir_all(parent).await?;
         }
     }
     let mut sources = Vec::with_capacity(edit.layers.len());
-    for (i, (layer, file)) in edit.layers.iter().zip(&files.layers).enumerate() {
-        sources.push(prepare_source(tools, edit, i, layer, file.as_deref(), &out.work_dir).await?);
+    for (i, (layer, file)) in edit.layers.iter().zip(&job.layer_files).enumerate() {
+        sources.push(prepare_source(tools, edit, i, layer, file.as_deref(), &job.work_dir).await?);
     }
-    let captions = prepare_captions(edit, &out.work_dir).await?;
-    let args = graph_args(edit, &sources, &captions, files, out);
-    let _ = tokio::fs::remove_file(&out.thumbnail_path).await;
+    let captions = prepare_captions(edit, &job.work_dir).await?;
+    let args = graph_args(edit, &sources, &captions, job);
+    let _ = tokio::fs::remove_file(&job.thumbnail_path).await;
     run::ffmpeg(
         tools,
         args,
@@ -287,8 +268,7 @@ fn graph_args(
     edit: &Edit,
     sources: &[Source],
     captions: &[CaptionInput],
-    files: &EditFiles,
-    out: &EditOutputs,
+    job: &EditJob,
 ) -> Vec<OsString> {
     let (fw, fh, fps) = (edit.output.width, edit.output.height, edit.output.fps);
     let seconds = |frames: u32| frames as f64 / fps as f64;
@@ -316,12 +296,12 @@ fn graph_args(
         .iter()
         .map(|c| input(&mut args, &[], os(&c.path)))
         .collect();
-    let bed_input = files
-        .soundtrack
+    let bed_input = job
+        .soundtrack_file
         .as_ref()
         .map(|p| input(&mut args, &[os("-stream_loop"), os("-1")], os(p)));
-    let voice_inputs: Vec<usize> = files
-        .audio
+    let voice_inputs: Vec<usize> = job
+        .audio_files
         .iter()
         .map(|p| input(&mut args, &[], os(p)))
         .collect();
@@ -540,7 +520,7 @@ fn graph_args(
     args.extend([
         os("-frames:v"),
         os(edit.total_frames.to_string()),
-        os(&out.final_path),
+        os(&job.final_path),
         os("-map"),
         os(thumb.map_arg()),
         os("-frames:v"),
@@ -549,7 +529,7 @@ fn graph_args(
         os("1"),
         os("-q:v"),
         os("3"),
-        os(&out.thumbnail_path),
+        os(&job.thumbnail_path),
     ]);
     args
 }

@@ -42,6 +42,11 @@ impl ClipProvider for ProceduralProvider {
         Self::NAME
     }
 
+    /// Drawn locally: free.
+    fn estimate_usd(&self, _spec: &ClipSpec) -> Option<f64> {
+        Some(0.0)
+    }
+
     async fn generate(&self, spec: &ClipSpec, dest: &Path) -> Result<(), ProviderError> {
         if spec.width < 2 || spec.height < 2 || spec.width % 2 == 1 || spec.height % 2 == 1 {
             return Err(ProviderError::Rejected(format!(

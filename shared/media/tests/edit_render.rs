@@ -8,21 +8,31 @@ use common::*;
 use image::{Rgb, RgbImage, Rgba, RgbaImage};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use vidpipe_domain::edit::{Edit, validate};
-use vidpipe_media::edit_render::{EditFiles, EditOutputs, render_edit};
+use vidpipe_domain::edit::{Edit, EditJob, validate};
+use vidpipe_media::edit_render::render_edit;
 
 const A: &str = "ast_0123456789abcdef0123456789abcdef";
 
+/// The files a document's layers, voices and soundtrack read.
+#[derive(Default)]
+struct EditFiles {
+    layers: Vec<Option<PathBuf>>,
+    audio: Vec<PathBuf>,
+    soundtrack: Option<PathBuf>,
+}
+
 async fn render(dir: &Path, doc: Value, files: EditFiles) -> (Edit, PathBuf) {
     let edit = validate(&doc).expect("a valid document");
-    let out = EditOutputs {
+    let out = EditJob {
+        edit: edit.clone(),
+        layer_files: files.layers,
+        audio_files: files.audio,
+        soundtrack_file: files.soundtrack,
         final_path: dir.join("final.mp4"),
         thumbnail_path: dir.join("thumb.jpg"),
         work_dir: dir.join("work"),
     };
-    render_edit(&tools(), &edit, &files, &out, &|_| {})
-        .await
-        .expect("render");
+    render_edit(&tools(), &out, &|_| {}).await.expect("render");
     let facts = probe(&out.final_path);
     assert_eq!(
         (facts.width, facts.height),

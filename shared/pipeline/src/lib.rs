@@ -5,6 +5,7 @@
 
 pub mod batch;
 pub mod cursor;
+pub mod edit;
 pub mod embedded;
 pub mod error;
 pub mod failure;

@@ -1,0 +1,490 @@
+//! Timeline documents as a service: a posted document is validated (its shape by
+//! [`vidpipe_domain::edit`], its assets and earlier generations against the tenant's records),
+//! then either dry-run (the normalised edit, predicted duration, route, the provider calls it
+//! would make with their cache hits, an estimated cost; nothing is written) or rendered in one
+//! ffmpeg pass to `compositions/{composition_id}/`. `generate` assets go through the provider
+//! chain with the same clip cache as generations, so an unchanged prompt is never paid twice.
+
+use crate::error::StepError;
+use crate::generation::StepDeps;
+use crate::scratch::Scratch;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use vidpipe_domain::composition::CompositionId;
+use vidpipe_domain::edit::{self, Edit, EditJob, Layer, MediaRef, Visual};
+use vidpipe_domain::job::{ComposeRoute, JobStatus};
+use vidpipe_domain::media::{ClipSpec, Motion};
+use vidpipe_domain::ports::{ClipMedia, ClipProgress, ClipProvider, ProviderError};
+use vidpipe_domain::{AssetKind, FieldError, ValidationErrors, keys};
+
+/// Why a document was refused or its render failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    /// The document, or what it names, is invalid: every error with its JSON path.
+    #[error("invalid timeline")]
+    Invalid(ValidationErrors),
+    #[error(transparent)]
+    Step(#[from] StepError),
+}
+
+macro_rules! step_errors {
+    ($($t:ty),*) => {$(
+        impl From<$t> for EditError {
+            fn from(e: $t) -> Self {
+                EditError::Step(e.into())
+            }
+        }
+    )*};
+}
+step_errors!(
+    vidpipe_domain::ports::StoreError,
+    vidpipe_domain::ports::BlobError,
+    vidpipe_domain::ports::MediaError,
+    ProviderError,
+    std::io::Error
+);
+
+/// A `generate` asset's clip: who makes it, and whether the cache already holds it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProviderCall {
+    /// The clip's JSON path in the document.
+    pub path: String,
+    pub provider: String,
+    pub prompt: String,
+    pub frames: u32,
+    pub cache_hit: bool,
+    #[serde(skip)]
+    pub cache_key: String,
+    #[serde(skip)]
+    pub spec: ClipSpec,
+}
+
+/// What a render would cost: provider calls (cache hits are free) and compute.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CostEstimate {
+    /// `None` when some provider that would be called publishes no price.
+    pub provider_usd: Option<f64>,
+    /// `None` on one machine, where compute costs nothing extra.
+    pub compute_usd: Option<f64>,
+    pub total_usd: Option<f64>,
+    pub basis: Vec<String>,
+}
+
+/// A dry run's answer. Nothing was rendered, called or recorded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DryRun {
+    pub timeline: Edit,
+    pub duration_seconds: f64,
+    pub total_frames: u32,
+    pub route: ComposeRoute,
+    pub provider_calls: Vec<ProviderCall>,
+    pub estimated_cost: CostEstimate,
+}
+
+/// A finished render.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rendered {
+    pub composition_id: CompositionId,
+    pub status: &'static str,
+    pub final_key: String,
+    pub thumbnail_key: String,
+    pub duration_seconds: f64,
+    pub route: ComposeRoute,
+    pub provider_calls: Vec<ProviderCall>,
+    pub render_seconds: f64,
+}
+
+/// Compose throughput the estimate assumes: output seconds rendered per second of a function's
+/// time at 1080p (measured on the compose benchmark, about realtime on 2 vCPUs), scaled by pixels.
+const RENDER_SECONDS_PER_OUTPUT_SECOND_1080P: f64 = 1.0;
+
+/// Validates the document and everything it names for `owner`.
+pub async fn check(
+    deps: &StepDeps,
+    owner: &str,
+    doc: &serde_json::Value,
+) -> Result<Edit, EditError> {
+    let edit = edit::validate(doc).map_err(EditError::Invalid)?;
+    let mut errors = Vec::new();
+    for layer in &edit.layers {
+        match &layer.visual {
+            Visual::Image { source } | Visual::Video { source } => {
+                let video = matches!(layer.visual, Visual::Video { .. });
+                if let Err(e) = resolve_ref(deps, owner, source, video).await? {
+                    errors.push(FieldError::new(ref_path(&layer.path, source), e));
+                }
+            }
+            Visual::Title { .. } | Visual::Generate { .. } => {}
+        }
+    }
+    for clip in &edit.audio {
+        if let Err(e) = music_asset(deps, owner, &clip.asset_id).await? {
+            errors.push(FieldError::new(format!("{}.asset.asset_id", clip.path), e));
+        }
+    }
+    if let Some(s) = &edit.soundtrack
+        && let Err(e) = music_asset(deps, owner, &s.asset_id).await?
+    {
+        errors.push(FieldError::new("soundtrack.asset_id", e));
+    }
+    if errors.is_empty() {
+        Ok(edit)
+    } else {
+        Err(EditError::Invalid(ValidationErrors { errors }))
+    }
+}
+
+fn ref_path(clip: &str, r: &MediaRef) -> String {
+    match r {
+        MediaRef::Asset(_) => format!("{clip}.asset.asset_id"),
+        MediaRef::Generation { .. } => format!("{clip}.asset.generation"),
+    }
+}
+
+/// The store key behind a picture reference, or why there is none.
+async fn resolve_ref(
+    deps: &StepDeps,
+    owner: &str,
+    r: &MediaRef,
+    video: bool,
+) -> Result<Result<String, String>, EditError> {
+    Ok(match r {
+        MediaRef::Asset(id) => {
+            if video {
+                Err("a video comes from a generation ({job_id, scene}); uploaded assets are \
+                     images and audio"
+                    .to_owned())
+            } else {
+                match deps.jobs.get_asset(id).await? {
+                    Some(a) if a.owner == owner && a.kind == AssetKind::Logo => Ok(a.key),
+                    Some(a) if a.owner == owner => {
+                        Err(format!("asset {id} is {}, not an image", a.kind.as_str()))
+                    }
+                    _ => Err(format!("no image asset {id}")),
+                }
+            }
+        }
+        MediaRef::Generation { job_id, scene } => match deps.jobs.get(job_id).await? {
+            Some(j) if j.owner == owner => {
+                let scenes = j.plan.as_ref().map_or(0, |p| p.scenes.len() as u32);
+                if j.status != JobStatus::Completed {
+                    Err(format!("generation {job_id} is {}, not completed", j.status))
+                } else if *scene >= scenes {
+                    Err(format!("generation {job_id} has {scenes} scenes (got scene {scene})"))
+                } else if video {
+                    Ok(keys::clip(job_id, *scene))
+                } else {
+                    Ok(keys::generation_thumbnail(job_id, *scene))
+                }
+            }
+            _ => Err(format!("no generation {job_id}")),
+        },
+    })
+}
+
+async fn music_asset(
+    deps: &StepDeps,
+    owner: &str,
+    id: &vidpipe_domain::AssetId,
+) -> Result<Result<String, String>, EditError> {
+    Ok(match deps.jobs.get_asset(id).await? {
+        Some(a) if a.owner == owner && a.kind == AssetKind::Music => Ok(a.key),
+        Some(a) if a.owner == owner => Err(format!("asset {id} is {}, not audio", a.kind.as_str())),
+        _ => Err(format!("no audio asset {id}")),
+    })
+}
+
+/// The clip a `generate` layer asks for: the edit's frame, rate and the layer's length.
+fn spec_for(edit: &Edit, i: usize, layer: &Layer, prompt: &str, seed: u64) -> ClipSpec {
+    ClipSpec {
+        scene_index: i as u32,
+        visual_prompt: prompt.to_owned(),
+        seed,
+        width: edit.output.width,
+        height: edit.output.height,
+        fps: edit.output.fps,
+        frames: layer.frames,
+        first_frame: None,
+    }
+}
+
+fn cache_key(provider: &dyn ClipProvider, spec: &ClipSpec) -> String {
+    keys::cached_clip(
+        provider.name(),
+        &spec.cache_digest(&provider.cache_identity()),
+    )
+}
+
+/// Each `generate` layer's clip: from any provider of the chain whose cached clip exists (as a
+/// generation reuses one), else from the chain's first.
+async fn provider_calls(deps: &StepDeps, edit: &Edit) -> Result<Vec<ProviderCall>, EditError> {
+    let mut calls = Vec::new();
+    for (i, layer) in edit.layers.iter().enumerate() {
+        let Visual::Generate { prompt, seed } = &layer.visual else {
+            continue;
+        };
+        let spec = spec_for(edit, i, layer, prompt, *seed);
+        let mut hit = None;
+        for name in deps.providers.names() {
+            let provider = deps.providers.by_name(&name).expect("a named provider");
+            let key = cache_key(provider.as_ref(), &spec);
+            if deps.blobs.head(&key).await?.is_some() {
+                hit = Some((name, key));
+                break;
+            }
+        }
+        let first = deps.providers.first();
+        let (provider, cache_key, cache_hit) = match hit {
+            Some((name, key)) => (name, key, true),
+            None => (
+                first.name().to_owned(),
+                cache_key(first.as_ref(), &spec),
+                false,
+            ),
+        };
+        calls.push(ProviderCall {
+            path: layer.path.clone(),
+            provider,
+            prompt: prompt.clone(),
+            frames: layer.frames,
+            cache_hit,
+            cache_key,
+            spec,
+        });
+    }
+    Ok(calls)
+}
+
+fn estimate(deps: &StepDeps, edit: &Edit, calls: &[ProviderCall]) -> CostEstimate {
+    let mut basis = Vec::new();
+    let mut provider_usd = Some(0.0);
+    for call in calls {
+        if call.cache_hit {
+            basis.push(format!("{}: cached clip, $0", call.path));
+            continue;
+        }
+        let price = deps
+            .providers
+            .by_name(&call.provider)
+            .and_then(|p| p.estimate_usd(&call.spec));
+        match price {
+            Some(usd) => {
+                basis.push(format!("{}: {} ${usd:.4}", call.path, call.provider));
+                provider_usd = provider_usd.map(|t| t + usd);
+            }
+            None => {
+                basis.push(format!("{}: {} publishes no price", call.path, call.provider));
+                provider_usd = None;
+            }
+        }
+    }
+    let pixels = (edit.output.width * edit.output.height) as f64 / (1920.0 * 1080.0);
+    let render_seconds = edit.duration_seconds * RENDER_SECONDS_PER_OUTPUT_SECOND_1080P * pixels;
+    let compute_usd = deps.memory_mb.map(|mb| {
+        let usd = render_seconds * mb as f64 / 1024.0
+            * crate::processing::manifest::LAMBDA_ARM64_USD_PER_GB_SECOND;
+        basis.push(format!(
+            "compose: about {render_seconds:.1} s at {mb} MB (${usd:.5})"
+        ));
+        usd
+    });
+    let total_usd = provider_usd.map(|p| p + compute_usd.unwrap_or(0.0));
+    CostEstimate {
+        provider_usd,
+        compute_usd,
+        total_usd,
+        basis,
+    }
+}
+
+/// Validates and predicts, touching nothing: no job, no composition, no provider call.
+pub async fn dry_run(
+    deps: &StepDeps,
+    owner: &str,
+    doc: &serde_json::Value,
+) -> Result<DryRun, EditError> {
+    let edit = check(deps, owner, doc).await?;
+    let calls = provider_calls(deps, &edit).await?;
+    Ok(DryRun {
+        duration_seconds: edit.duration_seconds,
+        total_frames: edit.total_frames,
+        route: ComposeRoute::for_frames(edit.total_frames, deps.worker_threshold_frames),
+        estimated_cost: estimate(deps, &edit, &calls),
+        provider_calls: calls,
+        timeline: edit,
+    })
+}
+
+/// Longest a `generate` clip is waited for before the render gives up on that provider.
+const GENERATE_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+
+/// Makes (or takes from the cache) one `generate` clip, at `dest`.
+async fn generate(
+    deps: &StepDeps,
+    call: &mut ProviderCall,
+    dir: &Path,
+    dest: &Path,
+) -> Result<(), EditError> {
+    if call.cache_hit && deps.blobs.head(&call.cache_key).await?.is_some() {
+        deps.blobs.get_to_file(&call.cache_key, dest).await?;
+        return Ok(());
+    }
+    let mut last = None;
+    for name in deps.providers.names() {
+        let provider = deps.providers.by_name(&name).expect("a named provider");
+        let raw = dir.join(format!("raw_{}", call.spec.scene_index));
+        match make(provider.as_ref(), &call.spec, &raw).await {
+            Ok(ClipMedia::Video) => {
+                deps.media.fit_clip(&raw, &call.spec, dest).await?;
+            }
+            Ok(ClipMedia::Image) => {
+                let motion = Motion::ALL[call.spec.scene_index as usize % Motion::ALL.len()];
+                deps.media
+                    .animate_still(&raw, &call.spec, motion, dest)
+                    .await?;
+            }
+            Err(e) => {
+                tracing::warn!(provider = %name, path = %call.path, error = %e, "generate failed; next provider");
+                last = Some(e);
+                continue;
+            }
+        }
+        let key = cache_key(provider.as_ref(), &call.spec);
+        deps.blobs.put_file(&key, dest, "video/mp4").await?;
+        call.provider = name;
+        call.cache_key = key;
+        return Ok(());
+    }
+    Err(last
+        .unwrap_or_else(|| ProviderError::Failed("no provider".into()))
+        .into())
+}
+
+/// Submits and polls one provider to the end (bounded by [`GENERATE_TIMEOUT`]).
+async fn make(
+    provider: &dyn ClipProvider,
+    spec: &ClipSpec,
+    dest: &Path,
+) -> Result<ClipMedia, ProviderError> {
+    let identity = format!("edit-{}", spec.cache_digest(&provider.cache_identity()));
+    let started = Instant::now();
+    let mut progress = provider.submit(spec, &identity, dest).await?;
+    loop {
+        match progress {
+            ClipProgress::Ready { media, .. } => return Ok(media),
+            ClipProgress::Pending { handle, poll_after } => {
+                if started.elapsed() > GENERATE_TIMEOUT {
+                    let _ = provider.cancel(&handle).await;
+                    return Err(ProviderError::Failed(format!(
+                        "{} did not finish in {} s",
+                        provider.name(),
+                        GENERATE_TIMEOUT.as_secs()
+                    )));
+                }
+                tokio::time::sleep(poll_after.clamp(Duration::from_millis(200), Duration::from_secs(30)))
+                    .await;
+                progress = provider.poll(&handle, dest).await?;
+            }
+        }
+    }
+}
+
+/// Renders a document: validates it, fetches and makes its media, runs the one pass and stores
+/// the outputs under `compositions/{composition_id}/`.
+pub async fn render(
+    deps: &StepDeps,
+    owner: &str,
+    doc: &serde_json::Value,
+    progress: &(dyn Fn(f64) + Send + Sync),
+) -> Result<Rendered, EditError> {
+    let started = Instant::now();
+    let edit = check(deps, owner, doc).await?;
+    let mut calls = provider_calls(deps, &edit).await?;
+    let id = CompositionId::generate();
+    let dir = Scratch::new(deps.scratch_dir.join("edits").join(id.as_str())).await?;
+    let path = dir.path().to_owned();
+    let mut layer_files: Vec<Option<PathBuf>> = Vec::with_capacity(edit.layers.len());
+    let mut next_call = 0;
+    for (i, layer) in edit.layers.iter().enumerate() {
+        let file = match &layer.visual {
+            Visual::Title { .. } => None,
+            Visual::Image { source } | Visual::Video { source } => {
+                let video = matches!(layer.visual, Visual::Video { .. });
+                let key = resolve_ref(deps, owner, source, video)
+                    .await?
+                    .map_err(|e| {
+                        EditError::Invalid(ValidationErrors::single(ref_path(&layer.path, source), e))
+                    })?;
+                let local = path.join(format!("layer_{i:02}"));
+                deps.blobs.get_to_file(&key, &local).await?;
+                Some(local)
+            }
+            Visual::Generate { .. } => {
+                let local = path.join(format!("generated_{i:02}.mp4"));
+                generate(deps, &mut calls[next_call], &path, &local).await?;
+                next_call += 1;
+                Some(local)
+            }
+        };
+        layer_files.push(file);
+    }
+    let mut audio_files = Vec::with_capacity(edit.audio.len());
+    for (k, clip) in edit.audio.iter().enumerate() {
+        let key = music_key(deps, owner, &clip.asset_id, &format!("{}.asset.asset_id", clip.path)).await?;
+        let local = path.join(format!("audio_{k:02}"));
+        deps.blobs.get_to_file(&key, &local).await?;
+        audio_files.push(local);
+    }
+    let soundtrack_file = match &edit.soundtrack {
+        Some(s) => {
+            let key = music_key(deps, owner, &s.asset_id, "soundtrack.asset_id").await?;
+            let local = path.join("soundtrack");
+            deps.blobs.get_to_file(&key, &local).await?;
+            Some(local)
+        }
+        None => None,
+    };
+    let job = EditJob {
+        edit: edit.clone(),
+        layer_files,
+        audio_files,
+        soundtrack_file,
+        final_path: path.join("final.mp4"),
+        thumbnail_path: path.join("thumbnail.jpg"),
+        work_dir: path.join("work"),
+    };
+    deps.media.render_edit(&job, progress).await?;
+    let (final_key, thumbnail_key) = (keys::final_video(&id), keys::thumbnail(&id));
+    deps.blobs
+        .put_file(&final_key, &job.final_path, "video/mp4")
+        .await?;
+    deps.blobs
+        .put_file(&thumbnail_key, &job.thumbnail_path, "image/jpeg")
+        .await?;
+    let timeline = serde_json::to_vec_pretty(&edit).map_err(StepError::from)?;
+    deps.blobs
+        .put_bytes(&keys::timeline(&id), timeline, "application/json")
+        .await?;
+    Ok(Rendered {
+        composition_id: id,
+        status: "completed",
+        final_key,
+        thumbnail_key,
+        duration_seconds: edit.duration_seconds,
+        route: ComposeRoute::for_frames(edit.total_frames, deps.worker_threshold_frames),
+        provider_calls: calls,
+        render_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+async fn music_key(
+    deps: &StepDeps,
+    owner: &str,
+    id: &vidpipe_domain::AssetId,
+    path: &str,
+) -> Result<String, EditError> {
+    music_asset(deps, owner, id)
+        .await?
+        .map_err(|e| EditError::Invalid(ValidationErrors::single(path, e)))
+}
