@@ -152,9 +152,11 @@ async fn resolve_ref(
     Ok(match r {
         MediaRef::Asset(id) => {
             if video {
-                Err("a video comes from a generation ({job_id, scene}); uploaded assets are \
+                Err(
+                    "a video comes from a generation ({job_id, scene}); uploaded assets are \
                      images and audio"
-                    .to_owned())
+                        .to_owned(),
+                )
             } else {
                 match deps.jobs.get_asset(id).await? {
                     Some(a) if a.owner == owner && a.kind == AssetKind::Logo => Ok(a.key),
@@ -169,9 +171,14 @@ async fn resolve_ref(
             Some(j) if j.owner == owner => {
                 let scenes = j.plan.as_ref().map_or(0, |p| p.scenes.len() as u32);
                 if j.status != JobStatus::Completed {
-                    Err(format!("generation {job_id} is {}, not completed", j.status))
+                    Err(format!(
+                        "generation {job_id} is {}, not completed",
+                        j.status
+                    ))
                 } else if *scene >= scenes {
-                    Err(format!("generation {job_id} has {scenes} scenes (got scene {scene})"))
+                    Err(format!(
+                        "generation {job_id} has {scenes} scenes (got scene {scene})"
+                    ))
                 } else if video {
                     Ok(keys::clip(job_id, *scene))
                 } else {
@@ -274,7 +281,10 @@ fn estimate(deps: &StepDeps, edit: &Edit, calls: &[ProviderCall]) -> CostEstimat
                 provider_usd = provider_usd.map(|t| t + usd);
             }
             None => {
-                basis.push(format!("{}: {} publishes no price", call.path, call.provider));
+                basis.push(format!(
+                    "{}: {} publishes no price",
+                    call.path, call.provider
+                ));
                 provider_usd = None;
             }
         }
@@ -382,8 +392,10 @@ async fn make(
                         GENERATE_TIMEOUT.as_secs()
                     )));
                 }
-                tokio::time::sleep(poll_after.clamp(Duration::from_millis(200), Duration::from_secs(30)))
-                    .await;
+                tokio::time::sleep(
+                    poll_after.clamp(Duration::from_millis(200), Duration::from_secs(30)),
+                )
+                .await;
                 progress = provider.poll(&handle, dest).await?;
             }
         }
@@ -414,7 +426,10 @@ pub async fn render(
                 let key = resolve_ref(deps, owner, source, video)
                     .await?
                     .map_err(|e| {
-                        EditError::Invalid(ValidationErrors::single(ref_path(&layer.path, source), e))
+                        EditError::Invalid(ValidationErrors::single(
+                            ref_path(&layer.path, source),
+                            e,
+                        ))
                     })?;
                 let local = path.join(format!("layer_{i:02}"));
                 deps.blobs.get_to_file(&key, &local).await?;
@@ -431,7 +446,13 @@ pub async fn render(
     }
     let mut audio_files = Vec::with_capacity(edit.audio.len());
     for (k, clip) in edit.audio.iter().enumerate() {
-        let key = music_key(deps, owner, &clip.asset_id, &format!("{}.asset.asset_id", clip.path)).await?;
+        let key = music_key(
+            deps,
+            owner,
+            &clip.asset_id,
+            &format!("{}.asset.asset_id", clip.path),
+        )
+        .await?;
         let local = path.join(format!("audio_{k:02}"));
         deps.blobs.get_to_file(&key, &local).await?;
         audio_files.push(local);
