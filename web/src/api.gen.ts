@@ -41,6 +41,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/compositions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Render a JSON timeline, or dry-run it
+         * @description A timeline document: `output` (`aspect` 16:9, 9:16, 1:1 or 4:5; `resolution` 360p to 1080p; `fps` 24, 25 or 30; `background` #rrggbb), `tracks` (the first drawn on top), each with `clips`: an `asset` (`video` or `image` from an uploaded asset's `asset_id` or an earlier generation's `{job_id, scene}`; `title` text drawn by the caption engine; `audio` by `asset_id`; `generate`, a `prompt` the provider chain turns into a clip through the clip cache), `start` and `length` in seconds, `fit` (cover, contain with blurred bands, crop), `position`, `scale`, `opacity`, `transition` (`in`, `out` from the xfade set, `duration`) and `effect` (zoom-in, zoom-out, pan-left, pan-right); a `soundtrack` (`asset_id`, `volume`, `fade_in`, `fade_out`, `ducking` under the audio clips) and `captions` (`style`, `position`, `size`, `cues` of `text`, `start`, `length`). Clips on one track may not overlap; at most 6 visual clips may be on screen at once (one render pass). With `dry_run=true` nothing is rendered, called or recorded: the answer is the normalised timeline (defaults filled, times in frames), `duration_seconds`, `route` (lambda or worker, as a generation's compose), the `provider_calls` it would make with their `cache_hit`, and `estimated_cost`.
+         */
+        post: operations["createComposition"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/generations": {
         parameters: {
             query?: never;
@@ -1479,6 +1499,242 @@ export interface operations {
             };
             /** @description No such asset for this tenant. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error; the detail is generic, the request_id finds the log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service is temporarily unavailable. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createComposition: {
+        parameters: {
+            query?: {
+                /** @description `true`: validate and predict only. */
+                dry_run?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "captions": {
+                 *         "cues": [
+                 *           {
+                 *             "length": 3,
+                 *             "start": 3.5,
+                 *             "text": "Everything 30% off"
+                 *           }
+                 *         ],
+                 *         "style": "boxed"
+                 *       },
+                 *       "output": {
+                 *         "aspect": "9:16",
+                 *         "background": "#101820",
+                 *         "fps": 30,
+                 *         "resolution": "720p"
+                 *       },
+                 *       "soundtrack": {
+                 *         "asset_id": "ast_0190c5d37e1a7b3c9d4e5f6a7b8c9d10",
+                 *         "ducking": true,
+                 *         "fade_out": 1,
+                 *         "volume": 0.7
+                 *       },
+                 *       "tracks": [
+                 *         {
+                 *           "clips": [
+                 *             {
+                 *               "asset": {
+                 *                 "style": {
+                 *                   "style": "bold-outline"
+                 *                 },
+                 *                 "text": "Summer sale",
+                 *                 "type": "title"
+                 *               },
+                 *               "length": 2,
+                 *               "position": "top",
+                 *               "start": 0.5,
+                 *               "transition": {
+                 *                 "duration": 0.3,
+                 *                 "in": "fade",
+                 *                 "out": "fade"
+                 *               }
+                 *             }
+                 *           ]
+                 *         },
+                 *         {
+                 *           "clips": [
+                 *             {
+                 *               "asset": {
+                 *                 "asset_id": "ast_0190c5d37e1a7b3c9d4e5f6a7b8c9d0e",
+                 *                 "type": "image"
+                 *               },
+                 *               "effect": "zoom-in",
+                 *               "fit": "contain",
+                 *               "length": 3,
+                 *               "start": 0
+                 *             },
+                 *             {
+                 *               "asset": {
+                 *                 "prompt": "Waves rolling onto a beach at sunset",
+                 *                 "type": "generate"
+                 *               },
+                 *               "length": 4,
+                 *               "start": 3,
+                 *               "transition": {
+                 *                 "duration": 0.5,
+                 *                 "in": "wipeleft"
+                 *               }
+                 *             }
+                 *           ]
+                 *         },
+                 *         {
+                 *           "clips": [
+                 *             {
+                 *               "asset": {
+                 *                 "asset_id": "ast_0190c5d37e1a7b3c9d4e5f6a7b8c9d0f",
+                 *                 "type": "audio"
+                 *               },
+                 *               "length": 3,
+                 *               "start": 1
+                 *             }
+                 *           ]
+                 *         }
+                 *       ]
+                 *     }
+                 */
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description Dry run: the normalised timeline and its predictions. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "dry_run": true,
+                     *       "duration_seconds": 7,
+                     *       "estimated_cost": {
+                     *         "basis": [
+                     *           "tracks[1].clips[1]: procedural $0.0000"
+                     *         ],
+                     *         "compute_usd": 0.00006,
+                     *         "provider_usd": 0,
+                     *         "total_usd": 0.00006
+                     *       },
+                     *       "provider_calls": [
+                     *         {
+                     *           "cache_hit": false,
+                     *           "frames": 120,
+                     *           "path": "tracks[1].clips[1]",
+                     *           "prompt": "Waves rolling onto a beach at sunset",
+                     *           "provider": "procedural"
+                     *         }
+                     *       ],
+                     *       "route": "lambda",
+                     *       "timeline": {
+                     *         "output": {
+                     *           "aspect": "9:16",
+                     *           "background": "#101820",
+                     *           "fps": 30,
+                     *           "height": 1280,
+                     *           "resolution": "720p",
+                     *           "width": 720
+                     *         }
+                     *       },
+                     *       "total_frames": 210
+                     *     }
+                     */
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Rendered. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "composition_id": "cmp_0190c5d37e1a7b3c9d4e5f6a7b8c9d0e",
+                     *       "duration_seconds": 7,
+                     *       "links": {
+                     *         "final": "https://…/compositions/cmp_…/final.mp4",
+                     *         "thumbnail": "https://…/thumbnail.jpg"
+                     *       },
+                     *       "provider_calls": [],
+                     *       "route": "lambda",
+                     *       "status": "completed"
+                     *     }
+                     */
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Malformed JSON, a bad `dry_run`, or a render asked of a deployment that only dry-runs timelines (the AWS stack; `vidpipe serve` renders). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No authenticated tenant. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body over 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The timeline breaks a rule; each field is named by its JSON path in `errors` (`tracks[1].clips[3].length`). Nothing was rendered. */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -605,6 +605,11 @@ pub trait MediaEngine: Send + Sync {
         output: &Path,
     ) -> Result<(), MediaError>;
 
+    /// Whether [`Self::render_edit`] works here (the stack's API functions hold no ffmpeg).
+    fn renders_edits(&self) -> bool {
+        false
+    }
+
     /// Renders a timeline document in one pass (see [`crate::edit`]).
     async fn render_edit(
         &self,

@@ -11,6 +11,7 @@ pub mod handlers;
 pub mod json;
 pub mod openapi;
 pub mod routes;
+pub mod timelines;
 pub mod uploads;
 pub mod views;
 pub mod webhooks;
@@ -146,6 +147,7 @@ async fn dispatch(
             compositions::recompose_generation(state, &call, req).await
         }
         Operation::ListCompositions => compositions::list_compositions(state, &call).await,
+        Operation::CreateComposition => timelines::create_composition(state, &call, req).await,
     }
 }
 

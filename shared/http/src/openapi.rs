@@ -6,7 +6,7 @@ use crate::views::{
     AssetUploadView, AssetView, ClipView, CreateAssetBody, DownloadLink, DownloadView, JobLinks,
     JobListView, JobView, OutputsView, Problem, RequestSummary, StageTimingView,
 };
-use crate::{batches, compositions, handlers, uploads, webhooks};
+use crate::{batches, compositions, handlers, timelines, uploads, webhooks};
 use serde_json::Value;
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::schema::{Object, Schema, SchemaType, Type};
@@ -53,6 +53,7 @@ pub const DOCUMENT_PATH: &str = "openapi.json";
         batches::get_generation_batch,
         compositions::recompose_generation,
         compositions::list_compositions,
+        timelines::create_composition,
     ),
     components(schemas(
         Problem, FieldError, GenerationRequestBody, BrandBody, LogoBody, MusicBody, JobView, JobLinks,
@@ -79,6 +80,7 @@ pub const DOCUMENT_PATH: &str = "openapi.json";
     modifiers(&Conventions, &Rules),
     tags(
         (name = "generations", description = "Video generation jobs."),
+        (name = "compositions", description = "JSON timelines rendered in one pass, or dry-run."),
         (name = "assets", description = "Brand assets (logos, music) uploaded for use in generations."),
         (name = "uploads", description = "Raw videos uploaded straight to the media store, under raw/{tenant}/{project}/."),
         (name = "processing", description = "The processing of raw uploads into trimmed, watermarked renditions."),

@@ -30,6 +30,7 @@ pub enum Operation {
     GetGenerationBatch,
     RecomposeGeneration,
     ListCompositions,
+    CreateComposition,
 }
 
 /// One method and path template. `{name}` matches exactly one non-empty path segment.
@@ -151,6 +152,11 @@ pub static ROUTES: &[Route] = &[
         method: Method::GET,
         path: "/v1/generations/{id}/compositions",
         operation: Operation::ListCompositions,
+    },
+    Route {
+        method: Method::POST,
+        path: "/v1/compositions",
+        operation: Operation::CreateComposition,
     },
 ];
 

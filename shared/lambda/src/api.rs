@@ -218,6 +218,14 @@ pub static API_FUNCTIONS: &[ApiFunction] = &[
         "vidpipe-api-list-compositions",
         RECORDS_AND_MEDIA
     ),
+    // Validates a timeline and predicts it: reads the tenant's assets and generations, and HEADs
+    // the clip cache. It renders nothing in the stack, so it writes nothing.
+    function!(
+        CreateComposition,
+        "CreateCompositionFunction",
+        "vidpipe-api-create-composition",
+        RECORDS_AND_MEDIA
+    ),
 ];
 
 /// The function deployed for a route.
@@ -686,6 +694,7 @@ mod tests {
                     | Operation::ListProcessingDeliveries
                     | Operation::GetGenerationBatch
                     | Operation::ListCompositions
+                    | Operation::CreateComposition
             );
             assert_eq!(reads, !f.grants.contains(&TableWrite), "{}", f.bin);
             if reads {

@@ -84,6 +84,10 @@ impl MediaEngine for FfmpegEngine {
         crate::motion::fit_clip(&self.tools, input, spec, output).await
     }
 
+    fn renders_edits(&self) -> bool {
+        true
+    }
+
     async fn render_edit(
         &self,
         job: &vidpipe_domain::edit::EditJob,
