@@ -231,6 +231,18 @@ async fn every_aspect_at_both_resolutions_has_the_exact_size() {
         );
         let t = probe(&stack.blob_path(&o.thumbnail_key));
         assert_eq!((t.width, t.height), thumb, "{aspect} {res} thumbnail");
+        // Each clip's tile picture is 320 px wide and the clip's shape.
+        let tile = (320, (320 * size.1 / size.0 + 1) & !1);
+        for clip in &job.clips {
+            let key = clip.thumbnail_key.as_deref().expect("a tile picture");
+            let p = probe(&stack.blob_path(key));
+            assert_eq!(
+                (p.width, p.height),
+                tile,
+                "{aspect} {res} clip {}",
+                clip.index
+            );
+        }
     }
 }
 
@@ -254,6 +266,34 @@ async fn a_second_identical_request_reuses_every_clip_from_the_cache() {
     assert_completed(&second);
     assert_eq!(second.cache_hits(), 3, "{:?}", second.clips);
     assert_ne!(first.id, second.id);
+    // Made or reused, every clip gets its own tile picture: a JPEG of its middle frame, 320 px
+    // wide and square like the clip, under the job's own folder.
+    for job in [&first, &second] {
+        for clip in &job.clips {
+            let key = clip.thumbnail_key.as_deref().expect("a tile picture");
+            assert_eq!(
+                key,
+                format!(
+                    "generations/{}/thumbnails/clip_{:03}.jpg",
+                    job.id, clip.index
+                )
+            );
+            let p = probe(&stack.blob_path(key));
+            assert_eq!((p.width, p.height), (320, 320), "clip {}", clip.index);
+            assert_eq!(p.video_codec, "mjpeg");
+            // The tile is the clip's middle frame, scaled (a frame away differs by ~15).
+            let clip_file = stack.blob_path(clip.key.as_deref().unwrap());
+            let middle = frame_at(&clip_file, probe(&clip_file).duration / 2.0);
+            let middle = image::imageops::resize(&middle, 320, 320, image::imageops::Triangle);
+            let tile = image::open(stack.blob_path(key)).unwrap().to_rgb8();
+            let diff = region_diff(&tile, &middle, 0, 0, 320, 320);
+            assert!(
+                diff < 5.0,
+                "clip {}: tile vs middle frame diff {diff}",
+                clip.index
+            );
+        }
+    }
 
     let (a, z) = (first.outputs.unwrap(), second.outputs.unwrap());
     let (fa, fz) = (

@@ -577,6 +577,7 @@ async fn dynamo_items_follow_the_single_table_layout() {
         polls: 0,
         compute_ms: 0,
         bytes: 0,
+        thumbnail_key: Some("generations/x/thumbnails/clip_004.jpg".into()),
     };
     store.put_clip(&job.id, &clip).await.expect("put_clip");
     let clip_item = raw_item(&client, &pk, "CLIP#004").await;

@@ -54,6 +54,11 @@ pub enum LiveEvent {
         provider: String,
         fallback: Option<String>,
         cache_hit: bool,
+        /// The finished clip's picture for its tile (named `thumbnail`), linked like a
+        /// completed job's downloads; only on `done`, and absent for clips made before clips
+        /// had pictures.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        thumbnail: Option<Download>,
         seq: u64,
     },
     /// Percent done, 0..=100, never lower than an earlier one for the same job.
@@ -149,19 +154,28 @@ impl LiveEvent {
 
     /// Fills each download's link from its key (a no-op on other events).
     pub fn fill_downloads(&mut self, mut url_for: impl FnMut(&str) -> String) {
-        if let LiveEvent::Completed { downloads, .. } = self {
-            for d in downloads {
-                d.url = url_for(&d.key);
+        match self {
+            LiveEvent::Completed { downloads, .. } => {
+                for d in downloads {
+                    d.url = url_for(&d.key);
+                }
             }
+            LiveEvent::Clip {
+                thumbnail: Some(d), ..
+            } => d.url = url_for(&d.key),
+            _ => {}
         }
     }
 
-    /// The store keys a completed event's links are to be made for.
+    /// The store keys a completed event's links (or a done clip's picture's) are to be made for.
     pub fn download_keys(&self) -> Vec<&str> {
         match self {
             LiveEvent::Completed { downloads, .. } => {
                 downloads.iter().map(|d| d.key.as_str()).collect()
             }
+            LiveEvent::Clip {
+                thumbnail: Some(d), ..
+            } => vec![d.key.as_str()],
             _ => Vec::new(),
         }
     }
@@ -428,6 +442,15 @@ fn clip_events(e: &mut Emitter, job: &Job) {
             provider: seen.provider,
             fallback: seen.fallback,
             cache_hit: seen.cache_hit,
+            thumbnail: clip
+                .thumbnail_key
+                .as_ref()
+                .filter(|_| clip.status == ClipStatus::Done)
+                .map(|key| Download {
+                    name: "thumbnail".into(),
+                    url: String::new(),
+                    key: key.clone(),
+                }),
             seq,
         });
     }
@@ -898,6 +921,44 @@ mod tests {
         assert!(
             done.advanced(ProcessStage::Publish, 1.0, 0.0, t(9))
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn a_done_clip_links_its_picture_and_others_leave_the_field_out() {
+        let mut job = generation_states().last().unwrap().clone();
+        job.clips[0].thumbnail_key = Some("generations/j/thumbnails/clip_000.jpg".into());
+        let (mut events, _) = generation_events(None, &job);
+        let clips: Vec<_> = events
+            .iter_mut()
+            .filter(|e| e.type_name() == "clip")
+            .collect();
+        assert_eq!(clips.len(), 2);
+        assert_eq!(
+            clips[0].download_keys(),
+            ["generations/j/thumbnails/clip_000.jpg"]
+        );
+        assert!(clips[1].download_keys().is_empty());
+        for e in clips {
+            e.fill_downloads(|k| format!("https://cdn.example/{k}"));
+        }
+        let wire: Vec<serde_json::Value> = events
+            .iter()
+            .filter(|e| e.type_name() == "clip")
+            .map(|e| serde_json::from_str(&e.to_json()).unwrap())
+            .collect();
+        assert_eq!(
+            wire[0]["thumbnail"],
+            serde_json::json!({"name":"thumbnail","url":"https://cdn.example/generations/j/thumbnails/clip_000.jpg"})
+        );
+        assert!(wire[1].get("thumbnail").is_none(), "{}", wire[1]);
+        // A clip not yet done has no picture, even with a key left from an earlier run.
+        job.clips[0].status = ClipStatus::Generating;
+        let (events, _) = generation_events(None, &job);
+        assert!(
+            events
+                .iter()
+                .all(|e| e.download_keys().iter().all(|k| !k.contains("thumbnails")))
         );
     }
 

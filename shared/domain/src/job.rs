@@ -241,6 +241,10 @@ pub struct ClipRecord {
     /// Bytes fetched from the provider.
     #[serde(default)]
     pub bytes: u64,
+    /// A small JPEG of the finished clip (its middle frame, [`crate::keys::generation_thumbnail`]),
+    /// for the clip's tile; absent on records written before tiles had pictures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail_key: Option<String>,
 }
 
 /// What a generation job cost: the providers' bills (as they reported them, or by the configured
@@ -288,6 +292,7 @@ impl ClipRecord {
             polls: 0,
             compute_ms: 0,
             bytes: 0,
+            thumbnail_key: None,
         }
     }
 }
@@ -466,6 +471,24 @@ impl Job {
 mod tests {
     use super::*;
     use JobStatus::*;
+
+    #[test]
+    fn clip_records_written_before_tile_pictures_still_read() {
+        let old = r#"{"index":2,"status":"done","provider":"procedural","key":"generations/j/clips/clip_002.mp4","cache_hit":false,"attempts":1,"frames":90,"error":null,"updated_at":"2026-11-01T10:00:00Z"}"#;
+        let clip: ClipRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(clip.thumbnail_key, None);
+        let mut with = clip.clone();
+        with.thumbnail_key = Some("generations/j/thumbnails/clip_002.jpg".into());
+        let back: ClipRecord =
+            serde_json::from_str(&serde_json::to_string(&with).unwrap()).unwrap();
+        assert_eq!(back, with);
+        // An absent picture is left out, so a record reads the same to an older reader.
+        assert!(
+            !serde_json::to_string(&clip)
+                .unwrap()
+                .contains("thumbnail_key")
+        );
+    }
 
     #[test]
     fn only_the_documented_moves_are_allowed() {

@@ -621,6 +621,25 @@ pub trait MediaEngine: Send + Sync {
             "this media engine cannot render timeline documents".into(),
         ))
     }
+
+    /// Writes one frame of `input`, taken `at_seconds` in, as a JPEG of exactly `size`: a clip's
+    /// tile picture. An engine without the means to decode says so.
+    async fn still_frame(
+        &self,
+        input: &Path,
+        at_seconds: f64,
+        size: (u32, u32),
+        output: &Path,
+    ) -> Result<(), MediaError> {
+        let _ = (at_seconds, size, output);
+        Err(MediaError::ToolMissing {
+            tool: "still_frame".into(),
+            hint: format!(
+                "this media engine cannot take a frame of {}",
+                input.display()
+            ),
+        })
+    }
 }
 
 /// A URL a client can upload one object to, and the headers it must send with it: they are part

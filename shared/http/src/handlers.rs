@@ -178,7 +178,7 @@ pub async fn list_generations(
     summary = "A generation's status, progress, clips and outputs",
     params(("id" = String, Path, description = "Generation id (`job_` and 32 hex digits).")),
     responses(
-        (status = 200, description = "The job.", body = JobView),
+        (status = 200, description = "The job, with a link to each finished clip's picture.", body = JobView),
         (status = 404, description = "No such generation for this tenant.", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -189,7 +189,18 @@ pub async fn get_generation(state: &ApiState, call: &Call<'_>) -> Result<Respons
         .get(call.tenant, &id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("No generation {id}.")))?;
-    json_response(StatusCode::OK, &JobView::new(&job, call.base))
+    let mut view = JobView::new(&job, call.base);
+    // Signing is local to this process (no store call), so a tile picture per clip costs
+    // nothing the page would notice.
+    let blobs = &state.service.deps.blobs;
+    for (clip, shown) in job.clips.iter().zip(view.clips.iter_mut()) {
+        if let Some(key) = &clip.thumbnail_key
+            && clip.status == vidpipe_domain::job::ClipStatus::Done
+        {
+            shown.thumbnail_url = Some(blobs.presign_get(key, DOWNLOAD_TTL).await?);
+        }
+    }
+    json_response(StatusCode::OK, &view)
 }
 
 #[utoipa::path(

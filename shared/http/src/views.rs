@@ -88,6 +88,11 @@ pub struct ClipView {
     pub fallback: Option<String>,
     /// What the provider call cost, when known.
     pub cost_usd: Option<f64>,
+    /// A link (valid one hour) to the finished clip's picture, a JPEG of its middle frame 320
+    /// px wide, for its tile. On `GET /v1/generations/{id}` only, once the clip is done; absent
+    /// for clips made before clips had pictures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -177,6 +182,7 @@ impl JobView {
                     provider: c.provider.clone(),
                     fallback: c.fallback.clone(),
                     cost_usd: c.cost.as_ref().map(|k| k.usd),
+                    thumbnail_url: None,
                 })
                 .collect(),
             planner: job.plan.as_ref().map(|p| p.planner.clone()),

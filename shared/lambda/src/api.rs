@@ -99,7 +99,7 @@ pub static API_FUNCTIONS: &[ApiFunction] = &[
         GetGeneration,
         "GetGenerationFunction",
         "vidpipe-api-get-generation",
-        RECORDS
+        RECORDS_AND_MEDIA
     ),
     function!(
         CancelGeneration,

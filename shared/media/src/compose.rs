@@ -95,6 +95,20 @@ impl MediaEngine for FfmpegEngine {
     ) -> Result<(), MediaError> {
         crate::edit_render::render_edit(&self.tools, job, progress).await
     }
+
+    async fn still_frame(
+        &self,
+        input: &Path,
+        at_seconds: f64,
+        size: (u32, u32),
+        output: &Path,
+    ) -> Result<(), MediaError> {
+        let source = vidpipe_domain::media::MediaSource {
+            key: "clip.mp4".into(),
+            location: vidpipe_domain::media::MediaLocation::Path(input.to_owned()),
+        };
+        crate::process::thumbnail(&self.tools, &source, at_seconds, size, output).await
+    }
 }
 
 /// The common output options for an H.264/AAC MP4 as the product publishes it.

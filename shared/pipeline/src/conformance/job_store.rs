@@ -155,6 +155,8 @@ fn clip(index: u32, status: ClipStatus) -> ClipRecord {
         polls: 0,
         compute_ms: 0,
         bytes: 0,
+        thumbnail_key: (status == ClipStatus::Done)
+            .then(|| format!("generations/x/thumbnails/clip_{index:03}.jpg")),
     }
 }
 

@@ -307,6 +307,7 @@ pub async fn generate_clip(deps: &StepDeps, task: &ClipTask) -> Result<ClipOutpu
                 deps.blobs
                     .copy(&cache_key(provider.as_ref(), &spec), &key)
                     .await?;
+                record.thumbnail_key = tile_picture(deps, &job, &spec, &key, dir.path()).await;
                 record.status = ClipStatus::Done;
                 record.key = Some(key.clone());
                 record.cache_hit = cache_hit;
@@ -508,6 +509,54 @@ async fn first_frame(
     let bytes = deps.blobs.get_bytes(&key).await?;
     let data = base64::engine::general_purpose::STANDARD.encode(&bytes);
     Ok((format!("data:{};base64,{data}", image_mime(&bytes)), cost))
+}
+
+/// How wide a clip's tile picture is: enough for a tile on a phone or a desktop grid, a few KB.
+pub const TILE_PICTURE_WIDTH: u32 = 320;
+
+/// A tile picture's size for a `width`x`height` clip: [`TILE_PICTURE_WIDTH`] wide (never wider
+/// than the clip), the clip's shape, an even height.
+pub fn tile_picture_size(width: u32, height: u32) -> (u32, u32) {
+    let w = TILE_PICTURE_WIDTH.min(width).max(2) & !1;
+    let h = ((f64::from(w) * f64::from(height) / f64::from(width.max(1)) / 2.0).round() as u32 * 2)
+        .max(2);
+    (w, h)
+}
+
+/// Takes the finished clip's middle frame as a small JPEG beside it, and returns its key. Best
+/// effort: a tile without a picture is no reason to fail or redo a clip that was made (and
+/// paid for), so a failure is logged and the clip goes on without one.
+async fn tile_picture(
+    deps: &StepDeps,
+    job: &Job,
+    spec: &ClipSpec,
+    clip_key: &str,
+    dir: &Path,
+) -> Option<String> {
+    let picture_key = keys::generation_thumbnail(&job.id, spec.scene_index);
+    let local = dir.join("tile.mp4");
+    let picture = dir.join("tile.jpg");
+    let middle = f64::from(spec.frames) / f64::from(spec.fps.max(1)) / 2.0;
+    let size = tile_picture_size(spec.width, spec.height);
+    let made = async {
+        deps.blobs.get_to_file(clip_key, &local).await?;
+        deps.media
+            .still_frame(&local, middle, size, &picture)
+            .await?;
+        deps.blobs
+            .put_file(&picture_key, &picture, "image/jpeg")
+            .await?;
+        Ok::<_, StepError>(())
+    }
+    .await;
+    let _ = tokio::fs::remove_file(&local).await;
+    match made {
+        Ok(()) => Some(picture_key),
+        Err(e) => {
+            tracing::warn!(error = %public_reason(&e.to_string()), scene = spec.scene_index, "no tile picture for the clip");
+            None
+        }
+    }
 }
 
 fn image_mime(bytes: &[u8]) -> &'static str {
