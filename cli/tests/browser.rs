@@ -287,6 +287,30 @@ new MutationObserver((ms) => {
 return true;
 "#;
 
+/// Records each clip tile's picture once it has loaded (index -> its natural size), across
+/// screen changes, so the tiles are judged even after the app has moved on to the result.
+const RECORD_TILES: &str = r#"
+window.__tiles = {};
+window.setInterval(() => {
+  for (const img of document.querySelectorAll('.tiles li[data-clip] img.tile-picture')) {
+    const li = img.closest('li');
+    if (img.complete && img.naturalWidth > 0 && li.dataset.status === 'done') {
+      window.__tiles[li.dataset.clip] = [img.naturalWidth, img.naturalHeight];
+    }
+  }
+}, 100);
+return true;
+"#;
+
+/// Picks `value` in a `<select>` as a user would, by its option.
+async fn choose(b: &Browser, css: &str, value: &str) {
+    b.el(&format!("{css} option[value=\"{value}\"]"))
+        .await
+        .click()
+        .await
+        .unwrap();
+}
+
 async fn open_create(b: &Browser, serve: &Serve) {
     b.d().goto(format!("{}/#/create", serve.url)).await.unwrap();
     b.until(
@@ -385,8 +409,15 @@ async fn prompt_streams_stages_to_100_then_plays_and_downloads_an_mp4() {
         "2",
     )
     .await;
+    // The provider and planner this server offers (`/app-config.json`), chosen by hand.
+    let config = serve.get_json("/app-config.json");
+    assert_eq!(config["providers"], serde_json::json!(["procedural"]));
+    assert_eq!(config["planners"], serde_json::json!(["rules"]));
+    choose(&b, "#f-provider", "procedural").await;
+    choose(&b, "#f-planner", "rules").await;
     b.shot("01-create").await;
     b.js(RECORD_LIVE).await;
+    b.js(RECORD_TILES).await;
     let id = submit(&b).await;
     b.until(
         "the first live event",
@@ -395,6 +426,24 @@ async fn prompt_streams_stages_to_100_then_plays_and_downloads_an_mp4() {
     )
     .await;
     b.shot("02-watch").await;
+    // Each done clip's tile shows its picture: a loaded JPEG 320 px wide, 16:9 like the clip.
+    let tiles = b
+        .until(
+            "both clip tiles' pictures",
+            Duration::from_secs(240),
+            "return Object.keys(window.__tiles).length >= 2 && window.__tiles",
+        )
+        .await;
+    if b.js("return location.hash.startsWith('#/watch/')").await == true {
+        b.shot("02b-watch-tiles").await;
+    }
+    for clip in ["0", "1"] {
+        assert_eq!(
+            tiles[clip],
+            serde_json::json!([320, 180]),
+            "tile {clip}: {tiles}"
+        );
+    }
     b.until(
         "the Result screen",
         Duration::from_secs(240),
@@ -477,6 +526,17 @@ async fn prompt_streams_stages_to_100_then_plays_and_downloads_an_mp4() {
     assert!((f.duration - 5.0).abs() < 0.2, "duration {}", f.duration);
     let job = serve.get_json(&format!("/v1/generations/{id}"));
     assert_eq!(job["status"], "completed");
+    // The choices went with the request, and the result shows them.
+    assert_eq!(job["request"]["provider"], "procedural");
+    assert_eq!(job["request"]["planner"], "rules");
+    let shown = b
+        .js("return [document.querySelector('#provider').textContent, document.querySelector('#planner').textContent]")
+        .await;
+    assert!(
+        shown[0].as_str().unwrap().contains("procedural (chosen)")
+            && shown[1].as_str().unwrap().contains("rules"),
+        "{shown}"
+    );
     assert_eq!(
         job["outputs"]["size_bytes"],
         std::fs::metadata(&mp4).unwrap().len()

@@ -13,6 +13,17 @@ export interface AppConfig {
   /** Absolute ws(s):// URL; null where the deployment has no socket (the app then polls). */
   websocket_url: string | null;
   auth: AuthConfig;
+  /** Clip providers a request may choose to lead the chain, in chain order (may be empty). */
+  providers: string[];
+  /** Planners a request may choose: the configured one, and `rules` beneath an LLM one. */
+  planners: string[];
+}
+
+let loaded: AppConfig | null = null;
+
+/** The configuration `loadConfig` read (the app renders only after it did). */
+export function appConfig(): AppConfig | null {
+  return loaded;
 }
 
 export class ConfigError extends Error {}
@@ -30,11 +41,15 @@ export async function loadConfig(): Promise<AppConfig> {
   if (auth.mode !== "local" && auth.mode !== "token" && auth.mode !== "oidc") {
     throw new ConfigError(`Unknown auth mode in the app's configuration.`);
   }
-  return {
+  const names = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : []);
+  loaded = {
     api_base: (raw.api_base ?? "").replace(/\/+$/, ""),
     websocket_url: raw.websocket_url == null ? null : socketUrl(raw.websocket_url),
     auth,
+    providers: names(raw.providers),
+    planners: names(raw.planners),
   };
+  return loaded;
 }
 
 /** The live socket's absolute URL: a relative or empty value is taken against the page. */

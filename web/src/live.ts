@@ -19,6 +19,8 @@ export type LiveEvent =
       provider: string;
       fallback: string | null;
       cache_hit: boolean;
+      /** A done clip's picture, when it has one. */
+      thumbnail?: { name: string; url: string };
     })
   | (Base & { type: "progress"; percent: number })
   | (Base & { type: "completed"; downloads: { name: string; url: string }[] })

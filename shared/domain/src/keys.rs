@@ -22,6 +22,11 @@ pub fn generation_thumbnail(job: &JobId, index: u32) -> String {
     format!("generations/{job}/thumbnails/clip_{index:03}.jpg")
 }
 
+/// A replaced scene's clip picture, beside the composition's own clip.
+pub fn composition_clip_thumbnail(composition: &CompositionId, index: u32) -> String {
+    format!("compositions/{composition}/thumbnails/clip_{index:03}.jpg")
+}
+
 /// A job's compositions each have their own folder (its first is [`CompositionId::first_of`]).
 pub fn final_video(composition: &CompositionId) -> String {
     format!("compositions/{composition}/final.mp4")

@@ -346,6 +346,82 @@ pub struct GenerationRequest {
     /// without one, the deployment's default target (if any).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_url: Option<crate::webhook::WebhookUrl>,
+    /// The provider chosen to lead the chain ([`Choices`] checked it was offered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// The planner chosen ([`Choices`] checked it was offered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planner: Option<String>,
+}
+
+/// What a deployment offers a request to choose: its clip providers (in chain order) and its
+/// planners. A request's syntax is checked by [`GenerationRequestBody::validate_with`]; whether
+/// a name is offered here, by [`Choices::check`], since only the deployment knows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Choices {
+    pub providers: Vec<String>,
+    pub planners: Vec<String>,
+}
+
+impl Choices {
+    /// The choices of a deployment configured with `providers` and `planner`: an LLM planner
+    /// offers the rules too (they are its fallback anyway).
+    pub fn of(providers: Vec<String>, planner: &str) -> Choices {
+        let rules = crate::plan::RulesPlanner::NAME;
+        let mut planners = vec![planner.to_owned()];
+        if planner != rules {
+            planners.push(rules.to_owned());
+        }
+        Choices {
+            providers,
+            planners,
+        }
+    }
+
+    /// Refuses a chosen provider or planner this deployment does not offer, by its field.
+    pub fn check(&self, request: &GenerationRequest) -> Result<(), ValidationErrors> {
+        let mut errors = Vec::new();
+        for (field, chosen, offered) in [
+            ("provider", &request.provider, &self.providers),
+            ("planner", &request.planner, &self.planners),
+        ] {
+            if let Some(name) = chosen
+                && !offered.iter().any(|o| o == name)
+            {
+                errors.push(FieldError::new(
+                    field,
+                    format!(
+                        "must be one of this deployment's: {} (got {})",
+                        offered.join(", "),
+                        echo(name)
+                    ),
+                ));
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ValidationErrors { errors })
+        }
+    }
+}
+
+/// A provider or planner name as a request may give it: short, lower-case letters, digits
+/// and `-`.
+fn choice_name(raw: &str) -> Result<String, String> {
+    let ok = !raw.is_empty()
+        && raw.len() <= 40
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(raw.to_owned())
+    } else {
+        Err(format!(
+            "must be a name such as procedural or rules (got {})",
+            echo(raw)
+        ))
+    }
 }
 
 impl GenerationRequest {
@@ -381,6 +457,13 @@ pub struct GenerationRequestBody {
     /// Webhooks with the tenant's secret (`GET /v1/webhook-secret`). Private, loopback and
     /// link-local targets are refused, here and again after DNS when delivering.
     pub webhook_url: Option<String>,
+    /// The clip provider to lead this job's chain, one of the deployment's (`/app-config.json`
+    /// lists them as `providers`); the chain's other providers stay its fallbacks. Default: the
+    /// configured chain as it is.
+    pub provider: Option<String>,
+    /// The scene planner, one of the deployment's (`planners` in `/app-config.json`: the
+    /// configured planner, and `rules` beneath an LLM one). Default: the configured planner.
+    pub planner: Option<String>,
 }
 
 /// Captions as the body gives them: a switch, or a style (which turns them on).
@@ -663,6 +746,15 @@ impl GenerationRequestBody {
             )
         });
 
+        let provider = self
+            .provider
+            .as_deref()
+            .and_then(|p| c.parsed("provider", choice_name(p)));
+        let planner = self
+            .planner
+            .as_deref()
+            .and_then(|p| c.parsed("planner", choice_name(p)));
+
         if !c.errors.is_empty() {
             return Err(ValidationErrors { errors: c.errors });
         }
@@ -692,6 +784,8 @@ impl GenerationRequestBody {
                 caption_style,
                 narration,
                 webhook_url,
+                provider,
+                planner,
             }),
             _ => Err(ValidationErrors::single("request", "is incomplete")),
         }

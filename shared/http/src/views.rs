@@ -73,6 +73,12 @@ pub struct RequestSummary {
     /// (the path may be the receiver's credential, so it is not echoed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_target: Option<String>,
+    /// The clip provider the request chose to lead the chain, when it chose one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// The planner the request chose, when it chose one (`planner` says which one planned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planner: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -169,6 +175,8 @@ impl JobView {
                         .map_or_else(|| "default".to_owned(), |k| k.to_string())
                 }),
                 webhook_target: r.webhook_url.as_ref().map(|u| u.origin()),
+                provider: r.provider.clone(),
+                planner: r.planner.clone(),
             },
             clips: job
                 .clips

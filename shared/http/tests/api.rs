@@ -658,6 +658,43 @@ async fn every_invalid_field_is_a_422_naming_it() {
 }
 
 #[tokio::test]
+async fn a_provider_or_planner_not_offered_is_a_422_naming_it() {
+    let api = api().await;
+    // This stack offers its one provider (`stalled`) and the rules planner.
+    for (field, choice, names) in [
+        ("provider", json!({"provider": "sora"}), "stalled"),
+        ("planner", json!({"planner": "openai"}), "rules"),
+        ("provider", json!({"provider": "Not A Name"}), "such as"),
+    ] {
+        let mut b = body();
+        b.as_object_mut()
+            .unwrap()
+            .extend(choice.as_object().unwrap().clone());
+        let r = send(&api, event(Method::POST, "/v1/generations").json(&b)).await;
+        let errors = &r.problem(422)["errors"];
+        assert_eq!(errors.as_array().unwrap().len(), 1, "{errors}");
+        assert_eq!(errors[0]["field"], field, "{errors}");
+        assert!(
+            errors[0]["rule"].as_str().unwrap().contains(names),
+            "{errors}"
+        );
+    }
+    let listed = send(&api, event(Method::GET, "/v1/generations")).await;
+    assert_eq!(
+        listed.ok(200)["items"],
+        json!([]),
+        "a refused choice makes no job"
+    );
+    // An offered choice is taken and shown back.
+    let mut b = body();
+    b["provider"] = json!("stalled");
+    b["planner"] = json!("rules");
+    let job = submit(&api, "tenant-a", &b).await;
+    assert_eq!(job["request"]["provider"], "stalled");
+    assert_eq!(job["request"]["planner"], "rules");
+}
+
+#[tokio::test]
 async fn unreadable_bodies_are_refused_with_the_right_status() {
     let api = api().await;
     let post = || event(Method::POST, "/v1/generations");

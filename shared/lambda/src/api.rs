@@ -15,6 +15,7 @@ use vidpipe_domain::ports::{
     BlobError, BlobMeta, BlobStore, ClipProvider, Orchestrator, OrchestratorError, SignedUpload,
     UploadSigner,
 };
+use vidpipe_domain::request::Choices;
 use vidpipe_http::ApiState;
 use vidpipe_http::routes::Operation;
 use vidpipe_pipeline::cursor::CursorSeal;
@@ -532,6 +533,15 @@ fn state(
         memory_mb: config.memory_mb,
     };
     let service = Service::new(deps, orchestrator)
+        // The steps run in other functions, with the deployment's chain and planner.
+        .with_choices(Choices::of(
+            config
+                .providers
+                .iter()
+                .map(|k| k.as_str().to_owned())
+                .collect(),
+            config.planner.as_str(),
+        ))
         .with_quota_limits(config.quota_limits)
         .with_batches(store.clone())
         .with_cursor_seal(cursor_seal(config)?);

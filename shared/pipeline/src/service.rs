@@ -121,6 +121,9 @@ pub struct Service {
     pub quota_limits: QuotaLimits,
     /// Where batches of requests are recorded (`crate::batch`); `None` where none are taken.
     pub batches: Option<Arc<dyn vidpipe_domain::ports::BatchStore>>,
+    /// The providers and planners a request may choose; by default what `deps` runs with. A
+    /// front end whose steps run elsewhere (the stack's API) is told its deployment's.
+    pub choices: vidpipe_domain::request::Choices,
 }
 
 impl Service {
@@ -128,13 +131,23 @@ impl Service {
     /// process (the embedded pipeline, tests). A deployment of many instances passes its shared
     /// key with [`Service::with_cursor_seal`].
     pub fn new(deps: StepDeps, orchestrator: Arc<dyn Orchestrator>) -> Self {
+        let choices =
+            vidpipe_domain::request::Choices::of(deps.providers.names(), deps.planner.name());
         Self {
+            choices,
             deps,
             orchestrator,
             cursors: CursorSeal::ephemeral().ok(),
             quota_limits: QuotaLimits::UNLIMITED,
             batches: None,
         }
+    }
+
+    /// The same service, offering `choices` to requests (the deployment's, where the steps
+    /// run in other processes).
+    pub fn with_choices(mut self, choices: vidpipe_domain::request::Choices) -> Self {
+        self.choices = choices;
+        self
     }
 
     /// The same service, recording batches of requests in `store`.
@@ -165,6 +178,7 @@ impl Service {
         idempotency_key: Option<&str>,
     ) -> Result<Submitted, ServiceError> {
         let request = body.validate_with(self.webhook_rules())?;
+        self.choices.check(&request)?;
         self.check_assets(owner, &request).await?;
         let job = Job::new(
             owner,

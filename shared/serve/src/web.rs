@@ -22,7 +22,10 @@ pub async fn app_config(State(shared): State<Arc<Shared>>, headers: HeaderMap) -
                 .trim_start_matches("http://")
                 .to_owned()
         });
+    let choices = &shared.api.service.choices;
     let config = AppConfig {
+        providers: choices.providers.clone(),
+        planners: choices.planners.clone(),
         api_base: String::new(),
         websocket_url: Some(format!("ws://{host}/v1/live")),
         auth: match shared.access {

@@ -93,6 +93,25 @@ pub struct AppConfig {
     /// the deployment has none (the app then polls).
     pub websocket_url: Option<String>,
     pub auth: AuthConfig,
+    /// The clip providers a request may choose to lead the chain (`provider`), in chain order:
+    /// the deployment's configured chain. The Create form offers a choice when there are two or
+    /// more.
+    #[serde(default)]
+    pub providers: Vec<String>,
+    /// The planners a request may choose (`planner`): the configured one, and `rules` beneath
+    /// an LLM planner.
+    #[serde(default)]
+    pub planners: Vec<String>,
+}
+
+/// The planners a deployment configured with `planner` offers: it, and the rules beneath an
+/// LLM planner (its fallback anyway). The API checks a request's choice against the same list.
+pub fn planners_for(planner: &str) -> Vec<String> {
+    let mut planners = vec![planner.to_owned()];
+    if planner != "rules" {
+        planners.push("rules".to_owned());
+    }
+    planners
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,7 +160,21 @@ impl AppConfig {
                 why: "must be an https URL".into(),
             });
         }
+        // The stack's chain and planner (VIDPIPE_PROVIDER, VIDPIPE_PLANNER), as its functions
+        // read them: `bedrock` is the reel model's short name, and the defaults are the same.
+        let providers = var("VIDPIPE_PROVIDER")
+            .unwrap_or_else(|| "procedural".into())
+            .split(',')
+            .map(|p| match p.trim() {
+                "bedrock" => "bedrock-reel".to_owned(),
+                p => p.to_owned(),
+            })
+            .filter(|p| !p.is_empty())
+            .collect();
+        let planner = var("VIDPIPE_PLANNER").unwrap_or_else(|| "rules".into());
         Ok(AppConfig {
+            providers,
+            planners: planners_for(planner.trim()),
             api_base: String::new(),
             websocket_url: var("VIDPIPE_WEBSOCKET_URL"),
             auth: AuthConfig::Oidc {
@@ -236,12 +269,23 @@ mod tests {
             api_base: String::new(),
             websocket_url: Some("ws://127.0.0.1:8080/v1/live".into()),
             auth: AuthConfig::Local,
+            providers: vec!["replicate".into(), "procedural".into()],
+            planners: planners_for("openai"),
         };
         assert_eq!(
             serde_json::to_value(&local).unwrap(),
-            serde_json::json!({"api_base": "", "websocket_url": "ws://127.0.0.1:8080/v1/live", "auth": {"mode": "local"}})
+            serde_json::json!({"api_base": "", "websocket_url": "ws://127.0.0.1:8080/v1/live", "auth": {"mode": "local"},
+                "providers": ["replicate", "procedural"], "planners": ["openai", "rules"]})
         );
+        // A config written before the choices reads as offering none.
+        let old: AppConfig =
+            serde_json::from_str(r#"{"api_base":"","websocket_url":null,"auth":{"mode":"local"}}"#)
+                .unwrap();
+        assert!(old.providers.is_empty() && old.planners.is_empty());
+        assert_eq!(planners_for("rules"), ["rules"]);
         let oidc = AppConfig {
+            providers: vec!["procedural".into()],
+            planners: planners_for("rules"),
             api_base: "https://api.example".into(),
             websocket_url: Some("wss://ws.example".into()),
             auth: AuthConfig::Oidc {

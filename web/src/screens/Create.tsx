@@ -3,6 +3,7 @@
 // field, so the page and the API never disagree about what is valid.
 import { useState } from "preact/hooks";
 import { api, ApiProblem, newIdempotencyKey, type FieldError, type GenerationRequestBody } from "../api";
+import { appConfig } from "../config";
 import { go } from "../router";
 import { described, ErrorBox, errorsFor, Field } from "../ui";
 import { AssetUpload } from "./AssetUpload";
@@ -46,6 +47,8 @@ export function Create() {
   const [narrator, setNarrator] = useState("");
   const [voice, setVoice] = useState("");
   const [seed, setSeed] = useState("");
+  const [provider, setProvider] = useState("");
+  const [planner, setPlanner] = useState("");
   const [logo, setLogo] = useState<string | null>(null);
   const [logoPos, setLogoPos] = useState("top-right");
   const [logoOpacity, setLogoOpacity] = useState("0.9");
@@ -74,6 +77,8 @@ export function Create() {
     if (td !== undefined) b.transition_duration_seconds = td;
     const s = num(seed);
     if (s !== undefined) b.seed = s;
+    if (provider) b.provider = provider;
+    if (planner) b.planner = planner;
     if (narrate) b.narration = { enabled: true, ...(narrator ? { provider: narrator } : {}), ...(voice ? { voice } : {}) };
     if (logo || music) {
       b.brand = {
@@ -97,7 +102,7 @@ export function Create() {
       if (err instanceof ApiProblem) {
         setErrors(err.fieldErrors);
         const known = ["prompt", "duration_seconds", "clip_count", "aspect_ratio", "resolution", "fps", "transition",
-          "transition_duration_seconds", "captions", "narration", "seed", "brand"];
+          "transition_duration_seconds", "captions", "narration", "seed", "brand", "provider", "planner"];
         const placed = err.fieldErrors.filter((fe) => known.some((k) => errorsFor([fe], k).length));
         const rest = err.fieldErrors.length - placed.length;
         setSummary(
@@ -114,6 +119,7 @@ export function Create() {
     }
   }
 
+  const offered = { providers: appConfig()?.providers ?? [], planners: appConfig()?.planners ?? [] };
   const brandErr = (k: "logo" | "music") => errorsFor(errors, `brand.${k}`).map((fe) => `${fe.field}: ${fe.rule}`);
 
   return (
@@ -187,6 +193,31 @@ export function Create() {
           <input {...described(errors, "seed")} type="number" step={1} value={seed} onInput={(e) => setSeed(e.currentTarget.value)} />
         </Field>
       </div>
+
+      {(offered.providers.length > 0 || offered.planners.length > 0) && (
+        <div class="grid">
+          {offered.providers.length > 0 && (
+            <Field path="provider" label="Clip provider" errors={errors} hint={offered.providers.length > 1 ? "Leads the chain; the others stay its fallbacks" : "The only one configured"}>
+              <select {...described(errors, "provider")} value={provider} onChange={(e) => setProvider(e.currentTarget.value)}>
+                <option value="">the deployment's chain ({offered.providers.join(" → ")})</option>
+                {offered.providers.map((p) => (
+                  <option value={p} key={p}>{p}</option>
+                ))}
+              </select>
+            </Field>
+          )}
+          {offered.planners.length > 0 && (
+            <Field path="planner" label="Planner" errors={errors} hint={offered.planners.length > 1 ? "rules needs no model" : "The only one configured"}>
+              <select {...described(errors, "planner")} value={planner} onChange={(e) => setPlanner(e.currentTarget.value)}>
+                <option value="">the deployment's ({offered.planners[0]})</option>
+                {offered.planners.map((p) => (
+                  <option value={p} key={p}>{p}</option>
+                ))}
+              </select>
+            </Field>
+          )}
+        </div>
+      )}
 
       <fieldset>
         <legend>Captions and narration</legend>

@@ -91,9 +91,20 @@ export function Result({ id }: { id: string }) {
             <dt>Size</dt>
             <dd>{bytes(job.outputs?.size_bytes)}</dd>
             <dt>Planner</dt>
-            <dd>
+            <dd id="planner">
               {job.planner ?? "–"}
+              {job.request.planner && <small class="chosen"> (chosen)</small>}
               {job.planner_fallback && <small class="fallback"> (fallback: {job.planner_fallback})</small>}
+            </dd>
+            <dt>Provider</dt>
+            <dd id="provider">
+              {job.request.provider ? (
+                <>
+                  {job.request.provider} <small class="chosen">(chosen)</small>
+                </>
+              ) : (
+                [...new Set(job.clips.map((c) => c.provider))].join(", ") || "–"
+              )}
             </dd>
             <dt>Made</dt>
             <dd>{when(job.created_at)}</dd>

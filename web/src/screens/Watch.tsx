@@ -2,7 +2,7 @@
 // first GET gives the state so far; the socket's events move it on. While the socket is down the
 // page polls, so it never stalls.
 import { useEffect, useRef, useState } from "preact/hooks";
-import { api, ApiProblem, type JobView } from "../api";
+import { api, ApiProblem, apiUrl, type JobView } from "../api";
 import { seconds } from "../format";
 import { live, type LiveEvent, type SocketState } from "../live";
 import { go, href } from "../router";
@@ -17,6 +17,8 @@ interface Clip {
   provider: string;
   fallback: string | null;
   cache_hit: boolean;
+  /** The done clip's picture: from the socket's clip event, or the job's GET. */
+  thumbnail: string | null;
 }
 
 export function Watch({ id }: { id: string }) {
@@ -40,7 +42,14 @@ export function Watch({ id }: { id: string }) {
     setClips((prev) =>
       j.clips.map((c) => {
         const seen = prev.find((p) => p.index === c.index);
-        return { index: c.index, status: c.status, provider: c.provider, fallback: c.fallback ?? seen?.fallback ?? null, cache_hit: c.cache_hit };
+        return {
+          index: c.index,
+          status: c.status,
+          provider: c.provider,
+          fallback: c.fallback ?? seen?.fallback ?? null,
+          cache_hit: c.cache_hit,
+          thumbnail: c.thumbnail_url ?? (c.status === "done" ? (seen?.thumbnail ?? null) : null),
+        };
       }),
     );
     if (j.error) setFailure(`${j.error.message} (${j.error.code})`);
@@ -66,13 +75,25 @@ export function Watch({ id }: { id: string }) {
         case "progress":
           setPercent((p) => Math.max(p, e.percent));
           break;
-        case "clip":
+        case "clip": {
+          const picture = e.status === "done" ? (e.thumbnail?.url || null) : null;
           setClips((cs) => {
+            const seen = cs.find((c) => c.index === e.index);
             const next = cs.filter((c) => c.index !== e.index);
-            next.push({ index: e.index, status: e.status, provider: e.provider, fallback: e.fallback, cache_hit: e.cache_hit });
+            next.push({
+              index: e.index,
+              status: e.status,
+              provider: e.provider,
+              fallback: e.fallback,
+              cache_hit: e.cache_hit,
+              thumbnail: picture ?? (e.status === "done" ? (seen?.thumbnail ?? null) : null),
+            });
             return next.sort((a, b) => a.index - b.index);
           });
+          // A server whose events carry no picture link: the job's GET has it.
+          if (e.status === "done" && !picture) void refresh();
           break;
+        }
         case "completed":
           setPercent(100);
           setStatus("completed");
@@ -176,9 +197,14 @@ export function Watch({ id }: { id: string }) {
         </span>
       </p>
 
-      <ul class="tiles" aria-label="Clips">
+      <ul class="tiles" aria-label="Clips" style={job ? { "--tile-aspect": job.request.aspect_ratio.replace(":", " / ") } : undefined}>
         {clips.map((c) => (
           <li key={c.index} class={`tile tile-${c.status}`} data-clip={c.index} data-status={c.status}>
+            {c.thumbnail ? (
+              <img class="tile-picture" src={apiUrl(c.thumbnail)} alt={`Clip ${c.index + 1}, its middle frame`} loading="lazy" decoding="async" />
+            ) : (
+              <div class="tile-picture tile-placeholder" aria-hidden="true" />
+            )}
             <div class="tile-head">
               <strong>Clip {c.index + 1}</strong> <StatusChip status={c.status} />
             </div>

@@ -53,6 +53,17 @@ impl ProviderChain {
     pub fn by_name(&self, name: &str) -> Option<&Arc<dyn ClipProvider>> {
         self.0.iter().find(|p| p.name() == name)
     }
+
+    /// The chain a request's chosen provider leads: it first, the others after it in their
+    /// order, as its fallbacks. A name the chain lacks (refused at submit) leaves it as it is.
+    pub fn led_by(&self, chosen: Option<&str>) -> ProviderChain {
+        let Some(lead) = chosen.and_then(|name| self.0.iter().find(|p| p.name() == name)) else {
+            return self.clone();
+        };
+        let mut providers = vec![lead.clone()];
+        providers.extend(self.0.iter().filter(|p| !Arc::ptr_eq(p, lead)).cloned());
+        ProviderChain(providers)
+    }
 }
 
 /// How clip calls are paced and bounded.
@@ -170,6 +181,17 @@ pub async fn generate_clip(deps: &StepDeps, task: &ClipTask) -> Result<ClipOutpu
     let id = &task.job_id;
     let job = load(deps, id).await?;
     ensure_live(&job)?;
+    // The request's chosen provider leads this job's chain.
+    let chosen;
+    let deps = if job.request.provider.is_some() {
+        chosen = StepDeps {
+            providers: deps.providers.led_by(job.request.provider.as_deref()),
+            ..deps.clone()
+        };
+        &chosen
+    } else {
+        deps
+    };
     let work = match &task.composition_id {
         None => Work {
             job_id: id.clone(),
@@ -307,7 +329,11 @@ pub async fn generate_clip(deps: &StepDeps, task: &ClipTask) -> Result<ClipOutpu
                 deps.blobs
                     .copy(&cache_key(provider.as_ref(), &spec), &key)
                     .await?;
-                record.thumbnail_key = tile_picture(deps, &job, &spec, &key, dir.path()).await;
+                let picture = match &work.composition {
+                    None => keys::generation_thumbnail(id, scene.index),
+                    Some(c) => keys::composition_clip_thumbnail(c, scene.index),
+                };
+                record.thumbnail_key = tile_picture(deps, &spec, &key, picture, dir.path()).await;
                 record.status = ClipStatus::Done;
                 record.key = Some(key.clone());
                 record.cache_hit = cache_hit;
@@ -528,12 +554,11 @@ pub fn tile_picture_size(width: u32, height: u32) -> (u32, u32) {
 /// paid for), so a failure is logged and the clip goes on without one.
 async fn tile_picture(
     deps: &StepDeps,
-    job: &Job,
     spec: &ClipSpec,
     clip_key: &str,
+    picture_key: String,
     dir: &Path,
 ) -> Option<String> {
-    let picture_key = keys::generation_thumbnail(&job.id, spec.scene_index);
     let local = dir.join("tile.mp4");
     let picture = dir.join("tile.jpg");
     let middle = f64::from(spec.frames) / f64::from(spec.fps.max(1)) / 2.0;

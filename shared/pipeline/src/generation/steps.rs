@@ -20,6 +20,7 @@ use vidpipe_domain::composition::{Composition, CompositionId, CompositionStatus}
 use vidpipe_domain::job::{ClipRecord, ComposeRoute, Job, JobId, JobStatus, Outputs};
 use vidpipe_domain::media::{CompositionJob, MeasuredAudio, ToolVersions};
 use vidpipe_domain::plan::PlanError;
+use vidpipe_domain::plan::RulesPlanner;
 use vidpipe_domain::ports::{
     BlobStore, JobStore, LeaseStore, MediaEngine, MediaError, Planner, QuotaStore, StoreError,
 };
@@ -155,7 +156,13 @@ pub async fn plan(deps: &StepDeps, input: &JobRef) -> Result<PlanOutput, StepErr
     }
 
     check_brand_assets(deps, &job).await?;
-    let mut plan = deps.planner.plan(&job.request).await?;
+    // A request may choose the rules beneath a configured LLM planner.
+    let mut plan = match job.request.planner.as_deref() {
+        Some(name) if name == RulesPlanner::NAME && deps.planner.name() != name => {
+            RulesPlanner.plan(&job.request)?
+        }
+        _ => deps.planner.plan(&job.request).await?,
+    };
     if let Some(spec) = &job.request.narration {
         let dir = Scratch::new(deps.scratch_dir.join(id.as_str()).join("narration")).await?;
         super::narration::narrate(deps, &job, spec, &mut plan, dir.path()).await?;
@@ -184,7 +191,10 @@ pub async fn plan(deps: &StepDeps, input: &JobRef) -> Result<PlanOutput, StepErr
                 id,
                 &ClipRecord::pending(
                     scene.index,
-                    deps.providers.first().name(),
+                    deps.providers
+                        .led_by(job.request.provider.as_deref())
+                        .first()
+                        .name(),
                     scene.frames,
                     now,
                 ),
