@@ -911,3 +911,97 @@ async fn phone_viewport_has_no_horizontal_scroll_and_every_control_is_keyboard_r
     }
     b.quit().await;
 }
+
+/// A finished generation made over the API (the Create form has its own test): one short clip.
+fn generate_quickly(serve: &Serve, prompt: &str) -> String {
+    let job: serde_json::Value = ureq::post(&format!("{}/v1/generations", serve.url))
+        .timeout(Duration::from_secs(30))
+        .send_json(serde_json::json!({
+            "prompt": prompt, "duration_seconds": 5, "aspect_ratio": "16:9",
+            "resolution": "720p", "clip_count": 1, "captions": false, "transition": "cut"
+        }))
+        .expect("submit")
+        .into_json()
+        .unwrap();
+    let id = job["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let status = serve.get_json(&format!("/v1/generations/{id}"))["status"].clone();
+        if status == "completed" {
+            return id;
+        }
+        assert!(
+            status != "failed" && Instant::now() < deadline,
+            "generation {id}: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_version_at_9_16_renders_and_plays() {
+    let _turn = TURN.lock().await;
+    let serve = Serve::start();
+    let id = generate_quickly(&serve, "A red kite over green hills. The wind picks up.");
+    let b = Browser::start(1280, 900).await;
+    b.d()
+        .goto(format!("{}/#/result/{id}", serve.url))
+        .await
+        .unwrap();
+    b.until(
+        "the first version listed",
+        Duration::from_secs(30),
+        "return document.querySelectorAll('#versions-list > li').length === 1",
+    )
+    .await;
+    b.el("#make-version").await.click().await.unwrap();
+    choose(&b, "#f-aspect_ratio", "9:16").await;
+    b.shot("11-version-form").await;
+    b.el("#recompose-submit").await.click().await.unwrap();
+    let second = "#versions-list > li:nth-child(2)";
+    b.until(
+        "the 9:16 version to render",
+        Duration::from_secs(120),
+        &format!(
+            "const li = document.querySelector('{second}'); return !!li && li.dataset.status === 'completed' && !!li.querySelector('video')"
+        ),
+    )
+    .await;
+    let video = format!("{second} video");
+    assert_player_plays(&b, &video, false).await;
+    let size = b
+        .js(&format!(
+            "const v = document.querySelector('{video}'); return [v.videoWidth, v.videoHeight]"
+        ))
+        .await;
+    assert_eq!(
+        size,
+        serde_json::json!([720, 1280]),
+        "the new version's frame"
+    );
+    b.shot("12-versions").await;
+
+    // Its download is that version's MP4: 9:16, as long as the first.
+    let href = b
+        .el(&format!("{second} a.version-download"))
+        .await
+        .prop("href")
+        .await
+        .unwrap()
+        .expect("download link");
+    let dir = tempfile::tempdir().unwrap();
+    let mp4 = dir.path().join("version.mp4");
+    download(&href, &mp4);
+    let f = probe(&mp4);
+    assert_eq!((f.width, f.height), (720, 1280));
+    assert!((f.duration - 5.0).abs() < 0.2, "duration {}", f.duration);
+    let versions = serve.get_json(&format!("/v1/generations/{id}/compositions"));
+    let items = versions["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(
+        items[1]["parent_composition_id"],
+        items[0]["composition_id"]
+    );
+    assert_eq!(items[1]["edits"]["aspect_ratio"], "9:16");
+    b.quit().await;
+}

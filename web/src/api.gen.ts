@@ -508,7 +508,18 @@ export interface components {
              */
             idempotency_key?: string | null;
             narration?: null | components["schemas"]["NarrationBody"];
+            /**
+             * @description The scene planner, one of the deployment's (`planners` in `/app-config.json`: the
+             *     configured planner, and `rules` beneath an LLM one). Default: the configured planner.
+             */
+            planner?: string | null;
             prompt: string;
+            /**
+             * @description The clip provider to lead this job's chain, one of the deployment's (`/app-config.json`
+             *     lists them as `providers`); the chain's other providers stay its fallbacks. Default: the
+             *     configured chain as it is.
+             */
+            provider?: string | null;
             /** @enum {string|null} */
             resolution?: "720p" | "1080p" | null;
             /** Format: int64 */
@@ -599,6 +610,12 @@ export interface components {
             /** @description The provider that made the clip (or is making it). */
             provider: string;
             status: components["schemas"]["ClipStatus"];
+            /**
+             * @description A link (valid one hour) to the finished clip's picture, a JPEG of its middle frame 320
+             *     px wide, for its tile. On `GET /v1/generations/{id}` only, once the clip is done; absent
+             *     for clips made before clips had pictures.
+             */
+            thumbnail_url?: string | null;
         };
         /** @description A completed composition's files: presigned GETs. */
         CompositionDownloads: {
@@ -824,7 +841,18 @@ export interface components {
              */
             fps?: 24 | 25 | 30 | null;
             narration?: null | components["schemas"]["NarrationBody"];
+            /**
+             * @description The scene planner, one of the deployment's (`planners` in `/app-config.json`: the
+             *     configured planner, and `rules` beneath an LLM one). Default: the configured planner.
+             */
+            planner?: string | null;
             prompt: string;
+            /**
+             * @description The clip provider to lead this job's chain, one of the deployment's (`/app-config.json`
+             *     lists them as `providers`); the chain's other providers stay its fallbacks. Default: the
+             *     configured chain as it is.
+             */
+            provider?: string | null;
             /** @enum {string|null} */
             resolution?: "720p" | "1080p" | null;
             /** Format: int64 */
@@ -1174,7 +1202,11 @@ export interface components {
             fps: number;
             /** @description The narrator asked for (`espeak`, `polly`, `openai`, or `default`), when narrated. */
             narration?: string | null;
+            /** @description The planner the request chose, when it chose one (`planner` says which one planned). */
+            planner?: string | null;
             prompt: string;
+            /** @description The clip provider the request chose to lead the chain, when it chose one. */
+            provider?: string | null;
             resolution: string;
             transition: string;
             /** Format: double */
@@ -2116,7 +2148,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The job. */
+            /** @description The job, with a link to each finished clip's picture. */
             200: {
                 headers: {
                     [name: string]: unknown;

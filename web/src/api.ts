@@ -89,6 +89,10 @@ export const api = {
   getGeneration: (id: string) => request<JobView>("GET", `/v1/generations/${encodeURIComponent(id)}`),
   cancelGeneration: (id: string) => request<JobView>("POST", `/v1/generations/${encodeURIComponent(id)}/cancel`),
   downloadGeneration: (id: string) => request<DownloadView>("GET", `/v1/generations/${encodeURIComponent(id)}/download`),
+  recompose: (id: string, edits: Schemas["RecomposeEdits"]) =>
+    request<Schemas["CompositionView"]>("POST", `/v1/generations/${encodeURIComponent(id)}/recompose`, edits),
+  listCompositions: (id: string) =>
+    request<Schemas["CompositionListView"]>("GET", `/v1/generations/${encodeURIComponent(id)}/compositions`),
   createAsset: (body: Schemas["CreateAssetBody"]) => request<AssetUploadView>("POST", "/v1/assets", body),
   getAsset: (id: string) => request<AssetView>("GET", `/v1/assets/${encodeURIComponent(id)}`),
   createUpload: (body: Schemas["CreateUploadBody"]) => request<UploadView>("POST", "/v1/uploads", body),

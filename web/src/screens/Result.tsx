@@ -5,6 +5,7 @@ import { api, apiUrl, ApiProblem, type DownloadView, type JobView } from "../api
 import { bytes, seconds, usd, when } from "../format";
 import { href } from "../router";
 import { ErrorBox, StatusChip } from "../ui";
+import { Versions } from "./Versions";
 
 export function Result({ id }: { id: string }) {
   const [job, setJob] = useState<JobView | null>(null);
@@ -111,6 +112,8 @@ export function Result({ id }: { id: string }) {
           </dl>
         </aside>
       </div>
+
+      <Versions id={id} aspect={job.request.aspect_ratio} transition={job.request.transition} captions={job.request.captions} />
 
       <h2>Timeline</h2>
       <ol class="timeline" aria-label="Clips on the timeline">
