@@ -158,6 +158,9 @@ async fn the_app_its_config_and_the_openapi_are_served() {
     assert_eq!(config["api_base"], "");
     assert_eq!(config["auth"], json!({"mode": "local"}));
     assert_eq!(config["websocket_url"], served.ws_url().as_str());
+    // What a request may choose here: this server's chain and planner.
+    assert_eq!(config["providers"], json!(["procedural"]));
+    assert_eq!(config["planners"], json!(["rules"]));
 
     let doc: Value = http
         .get(served.at("/openapi.json"))

@@ -201,7 +201,7 @@ export function Watch({ id }: { id: string }) {
         {clips.map((c) => (
           <li key={c.index} class={`tile tile-${c.status}`} data-clip={c.index} data-status={c.status}>
             {c.thumbnail ? (
-              <img class="tile-picture" src={apiUrl(c.thumbnail)} alt={`Clip ${c.index + 1}, its middle frame`} loading="lazy" decoding="async" />
+              <img class="tile-picture" src={apiUrl(c.thumbnail)} alt={`Clip ${c.index + 1}, its middle frame`} decoding="async" />
             ) : (
               <div class="tile-picture tile-placeholder" aria-hidden="true" />
             )}

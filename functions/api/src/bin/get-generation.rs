@@ -1,9 +1,9 @@
-//! `GET /v1/generations/{id}`: one generation's status, clips, timings and cost. One Lambda per route; everything but the wiring is in `vidpipe_http`.
+//! `GET /v1/generations/{id}`: one generation's status, clips (with presigned links to their pictures), timings and cost. One Lambda per route; everything but the wiring is in `vidpipe_http`.
 
 use vidpipe_http::routes::Operation;
-use vidpipe_lambda::api::{Records, serve};
+use vidpipe_lambda::api::{RecordsAndMedia, serve};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    serve::<Records>(Operation::GetGeneration).await
+    serve::<RecordsAndMedia>(Operation::GetGeneration).await
 }
