@@ -326,6 +326,9 @@ async fn generate(stack: LocalStack, args: &GenerateArgs) -> Result<ExitCode> {
             engine: args.narration_engine.clone(),
         }),
         webhook_url: args.webhook_url.clone(),
+        // `--provider` and `--planner` configure this run's stack itself.
+        provider: None,
+        planner: None,
     };
 
     // Subscribe before submitting: the run starts inside submit and its first events follow at once.

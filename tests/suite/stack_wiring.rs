@@ -2312,3 +2312,38 @@ fn webhook_deliveries_fit_inside_the_tasks_that_send_them() {
     }
     assert!(seen >= 4, "found {seen} delivering tasks");
 }
+
+/// Each route's `main.rs` names the wiring its role grants: a mismatch would only show as
+/// a cold-start failure in a deployed stack.
+#[test]
+fn every_route_binary_is_wired_as_its_role_grants() {
+    use vidpipe_lambda::api::*;
+    let wirings: [(&str, &[Grant]); 9] = [
+        ("Records", Records::GRANTS),
+        ("RecordsAndMedia", RecordsAndMedia::GRANTS),
+        ("Assets", Assets::GRANTS),
+        ("Submit", Submit::GRANTS),
+        ("Recompose", Recompose::GRANTS),
+        ("Cancel", Cancel::GRANTS),
+        ("Uploads", Uploads::GRANTS),
+        ("Retry", Retry::GRANTS),
+        ("WebhookSecrets", WebhookSecrets::GRANTS),
+    ];
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions/api/src/bin");
+    for f in API_FUNCTIONS {
+        let file = dir.join(format!("{}.rs", f.bin.trim_start_matches("vidpipe-api-")));
+        let text =
+            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let named = text
+            .split("serve::<")
+            .nth(1)
+            .and_then(|rest| rest.split('>').next())
+            .unwrap_or_else(|| panic!("{} calls no serve::<Wiring>", file.display()));
+        let grants = wirings
+            .iter()
+            .find(|(name, _)| *name == named)
+            .unwrap_or_else(|| panic!("{}: unknown wiring {named}", file.display()))
+            .1;
+        assert_eq!(grants, f.grants, "{} is wired as {named}", f.bin);
+    }
+}

@@ -87,6 +87,8 @@ fn rich_job(owner: &str) -> Job {
             engine: Some("long-form".into()),
         }),
         webhook_url: Some("https://hooks.example.com/vidpipe/done".into()),
+        provider: Some("procedural".into()),
+        planner: Some("rules".into()),
         seed: Some(4242),
         brand: Some(BrandBody {
             logo: Some(LogoBody {
