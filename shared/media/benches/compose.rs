@@ -139,6 +139,8 @@ async fn variant(tools: &Tools, d: &Path, narrated: bool) -> (Timeline, Composit
         seed: Some(42),
         narration: narrated.then(NarrationBody::default),
         webhook_url: None,
+        provider: None,
+        planner: None,
         brand: Some(BrandBody {
             logo: Some(LogoBody {
                 asset_id: Some(AssetId::generate().as_str().into()),
