@@ -774,20 +774,7 @@ impl ComposePlan<'_> {
             voices.push(pad);
         }
         let voice = Pad::new("voice");
-        let mut stem = Chain::new(voices.clone());
-        if voices.len() > 1 {
-            stem = stem.then(
-                Filter::new("amix")
-                    .opt("inputs", voices.len())
-                    .opt("duration", "longest")
-                    .opt("normalize", 0),
-            );
-        }
-        g.push(
-            stem.then(Filter::new("apad").num("whole_dur", duration))
-                .then(Filter::new("atrim").num("end", duration))
-                .to([voice.clone()]),
-        );
+        g.push(crate::filtergraph::voice_stem(voices, duration).to([voice.clone()]));
 
         let mixed = Pad::new("mixed");
         if self.music.is_some() && tl.music.is_some() {

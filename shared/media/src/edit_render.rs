@@ -422,20 +422,7 @@ fn graph_args(
     }
     let voice = (!voices.is_empty()).then(|| {
         let pad = Pad::new("voice");
-        let mut c = Chain::new(voices.clone());
-        if voices.len() > 1 {
-            c = c.then(
-                Filter::new("amix")
-                    .opt("inputs", voices.len())
-                    .opt("duration", "longest")
-                    .opt("normalize", 0),
-            );
-        }
-        ga.push(
-            c.then(Filter::new("apad").num("whole_dur", duration))
-                .then(Filter::new("atrim").num("end", duration))
-                .to([pad.clone()]),
-        );
+        ga.push(crate::filtergraph::voice_stem(voices, duration).to([pad.clone()]));
         pad
     });
     let bed = bed_input.zip(edit.soundtrack.as_ref()).map(|(inp, s)| {
@@ -636,22 +623,8 @@ fn layer_chain(
     };
     c = c.then(Filter::new("settb").arg(&tb));
     if let Some(effect) = layer.effect {
-        let [x0, y0, x1, y1, x2, y2, x3, y3] = crate::motion::view_corners(effect.motion(), frames);
         c = c
-            .then(
-                Filter::new("perspective")
-                    .opt("x0", x0)
-                    .opt("y0", y0)
-                    .opt("x1", x1)
-                    .opt("y1", y1)
-                    .opt("x2", x2)
-                    .opt("y2", y2)
-                    .opt("x3", x3)
-                    .opt("y3", y3)
-                    .opt("interpolation", "linear")
-                    .opt("sense", "source")
-                    .opt("eval", "frame"),
-            )
+            .then(crate::motion::view_filter(effect.motion(), frames))
             .then(Filter::new("format").arg("yuva420p"));
     }
     if layer.opacity < 1.0 {

@@ -281,6 +281,23 @@ pub fn blur_pad(
     )
 }
 
+/// Timed voice pads mixed into one stem of exactly `duration` seconds, unscaled (`amix` would
+/// otherwise divide each voice by their count).
+pub fn voice_stem(voices: Vec<Pad>, duration: f64) -> Chain {
+    let count = voices.len();
+    let mut stem = Chain::new(voices);
+    if count > 1 {
+        stem = stem.then(
+            Filter::new("amix")
+                .opt("inputs", count)
+                .opt("duration", "longest")
+                .opt("normalize", 0),
+        );
+    }
+    stem.then(Filter::new("apad").num("whole_dur", duration))
+        .then(Filter::new("atrim").num("end", duration))
+}
+
 /// Cover: fills a `w`x`h` box with a `sw`x`sh` picture, cropping its overflow evenly from both
 /// sides. The crop comes first, so the scaler reads only the pixels that are kept (a 16:9 frame
 /// into 9:16 keeps a third of its width).

@@ -149,7 +149,6 @@ fn check_spec(spec: &ClipSpec) -> Result<(), MediaError> {
 /// [`ZOOM`]× magnification it is as sharp as cubic and about twice as fast.
 fn still_graph_args(spec: &ClipSpec, motion: Motion) -> Vec<OsString> {
     let (w, h) = (spec.width, spec.height);
-    let [x0, y0, x1, y1, x2, y2, x3, y3] = view_corners(motion, spec.frames);
     let mut g = Graph::new();
     g.push(
         Chain::new([Pad::video(0)])
@@ -171,20 +170,7 @@ fn still_graph_args(spec: &ClipSpec, motion: Motion) -> Vec<OsString> {
                     .opt("start", 0),
             )
             .then(Filter::new("setpts").arg(format!("N/({}*TB)", spec.fps)))
-            .then(
-                Filter::new("perspective")
-                    .opt("x0", x0)
-                    .opt("y0", y0)
-                    .opt("x1", x1)
-                    .opt("y1", y1)
-                    .opt("x2", x2)
-                    .opt("y2", y2)
-                    .opt("x3", x3)
-                    .opt("y3", y3)
-                    .opt("interpolation", "linear")
-                    .opt("sense", "source")
-                    .opt("eval", "frame"),
-            )
+            .then(view_filter(motion, spec.frames))
             .then(Filter::new("format").arg("yuv420p"))
             .to([Pad::new("v")]),
     );
@@ -204,7 +190,24 @@ fn still_graph_args(spec: &ClipSpec, motion: Motion) -> Vec<OsString> {
 /// [`ZOOM`] and slide the view across the margin that magnification leaves. `PanLeft` moves
 /// the picture leftwards in the frame (the view travels right over the still), `PanRight` the
 /// reverse.
-pub(crate) fn view_corners(motion: Motion, frames: u32) -> [String; 8] {
+pub(crate) fn view_filter(motion: Motion, frames: u32) -> Filter {
+    let [x0, y0, x1, y1, x2, y2, x3, y3] = view_corners(motion, frames);
+    Filter::new("perspective")
+        .opt("x0", x0)
+        .opt("y0", y0)
+        .opt("x1", x1)
+        .opt("y1", y1)
+        .opt("x2", x2)
+        .opt("y2", y2)
+        .opt("x3", x3)
+        .opt("y3", y3)
+        .opt("interpolation", "linear")
+        .opt("sense", "source")
+        .opt("eval", "frame")
+}
+
+/// The corners [`view_filter`] moves, as `perspective` expressions.
+fn view_corners(motion: Motion, frames: u32) -> [String; 8] {
     let t = format!("(on/{})", frames.saturating_sub(1).max(1));
     let zoom = fmt_num(ZOOM);
     let z = match motion {
