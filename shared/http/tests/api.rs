@@ -1555,7 +1555,7 @@ async fn type_errors_are_worded_for_people_and_name_the_path() {
         (
             json!({"colour": "red"}),
             "colour",
-            "is not a field here; the fields are prompt, duration_seconds, aspect_ratio, resolution, fps, clip_count, transition, transition_duration_seconds, captions, seed, brand, narration, webhook_url",
+            "is not a field here; the fields are prompt, duration_seconds, aspect_ratio, resolution, fps, clip_count, transition, transition_duration_seconds, captions, seed, brand, narration, webhook_url, provider, planner",
         ),
     ];
     for (patch, field, rule) in generation {
