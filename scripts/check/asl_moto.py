@@ -66,6 +66,9 @@ class World(StubWorld):
         # What the function's VIDPIPE_COMPOSE_WORKER_THRESHOLD_FRAMES would be: set only when
         # the stack has a worker.
         self.worker_threshold: int | None = None
+        # A recompose's plan: the scenes it replaces (ClipTasks naming the composition).
+        self.replaced: list[int] = []
+        self.polled: set[tuple[str, int]] = set()
 
 
 WORLD = World()
@@ -115,8 +118,37 @@ def step(function: str, payload: dict) -> dict:
             "route": "worker" if threshold is not None and frames > threshold else "lambda",
             "scenes": [{"job_id": job, "scene_index": i} for i in range(WORLD.scenes)],
         }
+    if function == "plan_recompose":
+        # recompose::plan: no planning, only the replaced scenes, the route by the same rule.
+        require_keys(function, payload, {"job_id", "composition_id"})
+        job, cmp = payload["job_id"], payload["composition_id"]
+        frames = WORLD.scenes * WORLD.frames_per_scene
+        threshold = WORLD.worker_threshold
+        return {
+            "job_id": job,
+            "total_frames": frames,
+            "route": "worker" if threshold is not None and frames > threshold else "lambda",
+            "scenes": [{"job_id": job, "scene_index": i, "composition_id": cmp} for i in WORLD.replaced],
+        }
+    if function == "poll_clip":
+        # The Map hands PollClip GenerateClip's whole ClipOutput: a ClipTask's fields and more.
+        require_keys(function, payload, {"job_id", "scene_index", "key", "cache_hit"} | ({"composition_id", "wait_seconds"} & set(payload)))
+        out = {k: payload[k] for k in ("job_id", "scene_index", "key", "cache_hit") if k in payload}
+        if "composition_id" in payload:
+            out["composition_id"] = payload["composition_id"]
+        return out
     if function == "generate_clip":
-        require_keys(function, payload, {"job_id", "scene_index"})
+        # ClipTask: the composition only on a recompose's replaced scene.
+        require_keys(function, payload, {"job_id", "scene_index"} | ({"composition_id"} & set(payload)))
+        if "composition_id" in payload:
+            # A replaced scene's clip is the composition's; the first call has its provider still
+            # working, so the Wait -> PollClip loop runs with the composition carried through it.
+            job, i, cmp = payload["job_id"], payload["scene_index"], payload["composition_id"]
+            out = {"job_id": job, "scene_index": i, "composition_id": cmp, "key": f"compositions/{cmp}/clips/clip_{i:03}.mp4", "cache_hit": False}
+            if (cmp, i) not in WORLD.polled:
+                WORLD.polled.add((cmp, i))
+                out["wait_seconds"] = 1
+            return out
         with WORLD.lock:
             WORLD.running_clips += 1
             WORLD.max_running_clips = max(WORLD.max_running_clips, WORLD.running_clips)
@@ -126,8 +158,26 @@ def step(function: str, payload: dict) -> dict:
         job, i = payload["job_id"], payload["scene_index"]
         return {"job_id": job, "scene_index": i, "key": f"generations/{job}/clips/clip_{i:03}.mp4", "cache_hit": False}
     if function == "compose":
-        require_keys(function, payload, {"job_id"})
+        require_keys(function, payload, {"job_id"} | ({"composition_id"} & set(payload)))
+        if "composition_id" in payload:
+            # recompose::render_step: the composition is recorded whole; its reference comes back.
+            return {"job_id": payload["job_id"], "composition_id": payload["composition_id"]}
         return compose_output(payload["job_id"])
+    if function == "finalize" and set(payload) == {"job_id", "composition_id"}:
+        # FinalizeInput::Recomposed: recompose::finalize reports the composition's outputs.
+        cmp = payload["composition_id"]
+        return {
+            "job_id": payload["job_id"],
+            "status": "completed",
+            "outputs": {
+                "final_key": f"compositions/{cmp}/final.mp4",
+                "thumbnail_key": f"compositions/{cmp}/thumbnail.jpg",
+                "timeline_key": f"compositions/{cmp}/timeline.json",
+                "metadata_key": f"compositions/{cmp}/metadata.json",
+                "duration_seconds": 6.0,
+                "size_bytes": 123456,
+            },
+        }
     if function == "finalize":
         # steps::FinalizeInput, untagged: a ComposeOutput, or {job_id} after the Fargate worker,
         # which left its ComposeOutput in S3.
@@ -154,7 +204,7 @@ def step(function: str, payload: dict) -> dict:
             },
         }
     if function == "record_failure":
-        require_keys(function, payload, {"job_id", "error_type", "cause"})
+        require_keys(function, payload, {"job_id", "error_type", "cause"} | ({"composition_id"} & set(payload)))
         if not all(isinstance(payload[k], str) for k in payload):
             raise StepFailure("VidPipe.Internal", "record-failure fields must be strings")
         return {"id": payload["job_id"], "status": "failed"}
@@ -171,6 +221,7 @@ def fake_run_task(self, *args, **kwargs):  # noqa: ANN001
         if c.get("name") == CONTAINER:
             command = c.get("command") or []
             WORLD.ecs_commands.append(command)
+            # A recompose's worker records its composition itself and hands nothing on.
             if len(command) == 3 and command[:2] == ["compose", "--job-id"] and WORLD.worker_writes_output:
                 job = command[2]
                 boto3.client("s3", region_name=REGION).put_object(
@@ -230,11 +281,14 @@ def render(subs: dict) -> str:
     return render_asl(ASL, subs)
 
 
-def run(sfn, definition: str, job_id: str, timeout: float = 120.0) -> dict:
-    """One execution named after the job, as the API names it."""
+def run(sfn, definition: str, job_id: str, timeout: float = 120.0, composition_id: str | None = None) -> dict:
+    """One execution named after the job (or, for a recompose, its composition), as the API names it."""
     role = f"arn:aws:iam::{boto3.client('sts').get_caller_identity()['Account']}:role/sfn"
-    return execute(sfn, f"gen-{job_id}-{int(time.time() * 1000)}", definition, role, job_id,
-                   {"job_id": job_id, "extra": "dropped by Init"}, timeout)
+    payload = {"job_id": job_id, "extra": "dropped by Init"}
+    if composition_id is not None:
+        payload["composition_id"] = composition_id
+    name = composition_id or job_id
+    return execute(sfn, f"gen-{name}-{int(time.time() * 1000)}", definition, role, job_id, payload, timeout)
 
 
 def scenarios(quick: bool):
@@ -325,7 +379,44 @@ def scenarios(quick: bool):
         check(len(WORLD.called("compose")) == 3, "RetryPolicy::STEP: 3 tries in all", WORLD.calls)
         check([p["error_type"] for p in WORLD.called("record_failure")] == ["VidPipe.Transient"], "recorded", WORLD.calls)
 
+    def recompose_lambda(sfn, ctx):
+        global WORLD
+        WORLD = World(scenes=3)
+        WORLD.replaced = [1]
+        d = run(sfn, render(substitutions(ctx["account"], fargate=True, threshold=10_000, concurrency=2, **ctx["ecs"])), "job-rc", composition_id="cmp-rc")
+        check(d["status"] == "SUCCEEDED", "recompose succeeds", d)
+        out = json.loads(d["output"])
+        check(out["outputs"]["metadata_key"] == "compositions/cmp-rc/metadata.json", "finalize reported the composition", out)
+        order = [n for n, _ in WORLD.calls if n not in ("generate_clip", "poll_clip")]
+        check(order == ["plan_recompose", "compose", "finalize"], "no planning: plan_recompose, compose, finalize", order)
+        clips = WORLD.called("generate_clip") + WORLD.called("poll_clip")
+        check(len(WORLD.called("generate_clip")) == 1 and len(WORLD.called("poll_clip")) == 1, "only the replaced scene, through Wait -> PollClip", WORLD.calls)
+        check(all(p.get("composition_id") == "cmp-rc" and p["scene_index"] == 1 for p in clips), "the clip steps name the composition", clips)
+        check(WORLD.called("compose") == [{"job_id": "job-rc", "composition_id": "cmp-rc"}], "compose got the composition", WORLD.calls)
+        check(WORLD.called("finalize") == [{"job_id": "job-rc", "composition_id": "cmp-rc"}], "finalize got the composition", WORLD.calls)
+
+    def recompose_fargate(sfn, ctx):
+        global WORLD
+        WORLD = World(scenes=3, frames_per_scene=100)
+        d = run(sfn, render(substitutions(ctx["account"], fargate=True, threshold=200, concurrency=4, **ctx["ecs"])), "job-rclong", composition_id="cmp-rclong")
+        check(d["status"] == "SUCCEEDED", "long recompose succeeds on Fargate", d)
+        check(WORLD.ecs_commands == [["compose", "--job-id", "job-rclong", "--composition-id", "cmp-rclong"]], "worker command names the composition", WORLD.ecs_commands)
+        check(not WORLD.called("compose") and not WORLD.called("generate_clip"), "no Lambda compose, no clips (nothing replaced)", WORLD.calls)
+        check(WORLD.called("finalize") == [{"job_id": "job-rclong", "composition_id": "cmp-rclong"}], "finalize got the composition", WORLD.calls)
+
+    def recompose_failure(sfn, ctx):
+        global WORLD
+        WORLD = World(scenes=2)
+        WORLD.fail_next("compose", "VidPipe.InvalidMedia")
+        d = run(sfn, render(substitutions(ctx["account"], fargate=False, threshold=1, concurrency=1, **ctx["ecs"])), "job-rcfail", composition_id="cmp-rcfail")
+        check(d["status"] == "FAILED" and d.get("cause", "").startswith("VidPipe.InvalidMedia: "), "a failed render fails the execution", d)
+        rec = WORLD.called("record_failure")
+        check(len(rec) == 1 and rec[0]["composition_id"] == "cmp-rcfail" and rec[0]["job_id"] == "job-rcfail", "recorded on the composition", rec)
+
     yield "happy path, Lambda compose, Map concurrency", happy_lambda
+    yield "recompose: plan_recompose, replaced scene polled, compose and finalize the composition", recompose_lambda
+    yield "long recompose on Fargate names the composition", recompose_fargate
+    yield "failed recompose -> RecordFailure with the composition", recompose_failure
     yield "long job composes on Fargate", fargate
     yield "FargateEnabled=false never uses Fargate", fargate_disabled
     yield "Fargate worker without output -> RecordFailure", fargate_worker_failed

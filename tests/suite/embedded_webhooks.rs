@@ -179,6 +179,7 @@ async fn a_failed_generation_is_told_once_with_its_reason() {
     // nothing new and sends nothing twice.
     let input = FailureInput {
         job_id: job.id.clone(),
+        composition_id: None,
         error_type: names::PROVIDER_REJECTED.into(),
         cause: "prompt violates policy".into(),
     };

@@ -479,3 +479,179 @@ fn location_and_links_can_be_followed_as_given() {
     assert_eq!(download.status, 409, "{}", download.json);
     assert_eq!(download.json["type"], "urn:vidpipe:problem:conflict");
 }
+
+/// The objects under a prefix of the stack's bucket, by key.
+fn keys_under(emu: &Emulator, prefix: &str) -> Vec<String> {
+    runtime().block_on(async {
+        let sdk = vidpipe_aws::config::emulator_sdk_config(&emu.moto).await;
+        let s3 =
+            vidpipe_aws::S3BlobStore::new(vidpipe_aws::config::s3_client(&sdk), emu.bucket.clone());
+        let mut keys: Vec<String> = s3
+            .list(prefix)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.key)
+            .collect();
+        keys.sort();
+        keys
+    })
+}
+
+/// Recompose on the stack runs through the state machine: the execution named by the
+/// composition takes PlanRecompose (no planning), the Map only for replaced scenes and the compose
+/// Lambda for the composition. A 9:16 recompose makes no clip at all (no clip step, no new clip
+/// object, the job's clips untouched) and measures exactly 720x1280; a replaced scene makes
+/// exactly one clip, the composition's own; the versions list shows the parent chain.
+#[test]
+fn a_recompose_runs_through_the_state_machine_reusing_the_jobs_clips() {
+    let emu = stack();
+    let tenant = "tenant-r";
+    let body = json!({
+        "prompt": "A calm sea. Gulls overhead.",
+        "duration_seconds": 4,
+        "aspect_ratio": "16:9",
+        "resolution": "720p",
+        "fps": 24,
+        "clip_count": 2,
+        "seed": 5
+    });
+    let (status, job) = submit(emu, tenant, &body, None);
+    assert_eq!(status, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    let done = emu.wait_for(&id, tenant, Duration::from_secs(600), |j| {
+        matches!(
+            j["status"].as_str(),
+            Some("completed" | "failed" | "cancelled")
+        )
+    });
+    assert_eq!(done["status"], "completed", "{done}");
+    let job_clips = format!("generations/{id}/clips/");
+    let clips_before = keys_under(emu, &job_clips);
+    assert_eq!(clips_before.len(), 2, "{clips_before:?}");
+    let first = format!("cmp_{}", &id[4..]);
+
+    // Recompose to a composition, then wait for the composition (not the job) to end.
+    let recompose = |edits: &Value| -> String {
+        let r = emu.call(
+            "POST",
+            &format!("/v1/generations/{id}/recompose"),
+            tenant,
+            Some(edits),
+            &[],
+        );
+        assert_eq!(r.status, 202, "{:?}", r.json);
+        assert_eq!(r.json["status"], "rendering", "{:?}", r.json);
+        r.json["composition_id"].as_str().unwrap().to_owned()
+    };
+    let settled = |cmp: &str| -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(600);
+        loop {
+            let list = emu.call(
+                "GET",
+                &format!("/v1/generations/{id}/compositions"),
+                tenant,
+                None,
+                &[],
+            );
+            assert_eq!(list.status, 200, "{:?}", list.json);
+            let mine = list.json["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["composition_id"] == cmp)
+                .cloned()
+                .expect("the new version is listed");
+            if mine["status"] != "rendering" {
+                return list.json;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{cmp} still rendering: {mine}"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    };
+    let entered = |cmp: &str| -> Vec<String> {
+        let list = emu.aws_json(
+            "states",
+            "AWSStepFunctions.ListExecutions",
+            &json!({ "stateMachineArn": emu.state_machine_arn }),
+        );
+        let execution = list["executions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == cmp)
+            .unwrap_or_else(|| panic!("no execution named {cmp}: {list}"))
+            .clone();
+        emu.entered_states(execution["executionArn"].as_str().unwrap())
+    };
+
+    let portrait = recompose(&json!({"aspect_ratio": "9:16"}));
+    let list = settled(&portrait);
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{list}");
+    assert_eq!(items[0]["composition_id"], first.as_str());
+    assert_eq!(items[0]["parent_composition_id"], Value::Null);
+    let mine = &items[1];
+    assert_eq!(mine["composition_id"], portrait.as_str());
+    assert_eq!(mine["status"], "completed", "{list}");
+    assert_eq!(mine["parent_composition_id"], first.as_str());
+    assert_eq!(mine["ancestors"], json!([first]));
+    let dir = tempfile::tempdir().unwrap();
+    let video = dir.path().join("portrait.mp4");
+    std::fs::write(
+        &video,
+        fetch(mine["downloads"]["video"]["url"].as_str().unwrap()),
+    )
+    .unwrap();
+    let f = probe(&video);
+    assert_eq!((f.width, f.height), (720, 1280));
+    assert_eq!(f.video_frames, Some(96), "4 s at 24 fps, as the parent");
+    let states = entered(&portrait);
+    for want in ["PlanRecompose", "RecomposeInLambda", "Finalize"] {
+        assert!(states.iter().any(|s| s == want), "{want}: {states:?}");
+    }
+    for never in ["Plan", "GenerateClip", "ComposeInLambda", "RecordFailure"] {
+        assert!(!states.iter().any(|s| s == never), "{never}: {states:?}");
+    }
+    // Nothing generated: the clip step (the only caller of a provider) never ran, the job's
+    // clips are as they were, and the composition has none of its own. (The shared cache/ is
+    // not compared: other tests on this stack write to it meanwhile.)
+    assert_eq!(keys_under(emu, &job_clips), clips_before);
+    assert!(keys_under(emu, &format!("compositions/{portrait}/clips/")).is_empty());
+    let job = emu.call("GET", &format!("/v1/generations/{id}"), tenant, None, &[]);
+    assert_eq!(job.json["status"], "completed", "the job keeps its outcome");
+
+    // One scene replaced by a new prompt: exactly one clip made, the composition's own.
+    let replaced = recompose(&json!({
+        "parent_composition_id": portrait,
+        "scenes": [{"index": 1, "prompt": "A lighthouse at dusk."}]
+    }));
+    let list = settled(&replaced);
+    let items = list["items"].as_array().unwrap();
+    let mine = items
+        .iter()
+        .find(|c| c["composition_id"] == replaced.as_str())
+        .unwrap();
+    assert_eq!(mine["status"], "completed", "{list}");
+    assert_eq!(mine["ancestors"], json!([portrait, first]));
+    let own = keys_under(emu, &format!("compositions/{replaced}/clips/"));
+    assert_eq!(own.len(), 1, "{own:?}");
+    assert_eq!(keys_under(emu, &job_clips), clips_before);
+    let states = entered(&replaced);
+    assert_eq!(
+        states.iter().filter(|s| *s == "GenerateClip").count(),
+        1,
+        "{states:?}"
+    );
+    std::fs::write(
+        &video,
+        fetch(mine["downloads"]["video"]["url"].as_str().unwrap()),
+    )
+    .unwrap();
+    let f = probe(&video);
+    assert_eq!((f.width, f.height), (720, 1280));
+    assert_eq!(f.video_frames, Some(96));
+}

@@ -810,21 +810,26 @@ fn steps_run_plan_map_compose_finalize() {
         GenerationStep::PollClip,
         GenerationStep::GenerateClip
     );
-    let (plan, compose, finalize) = (
+    let (plan, recompose, compose, finalize) = (
         GenerationStep::Plan.as_str(),
+        GenerationStep::PlanRecompose.as_str(),
         GenerationStep::Compose.as_str(),
         GenerationStep::Finalize.as_str(),
     );
-    let expected: [Vec<&str>; 2] = [
+    // A recompose (composition_id in the input) takes the same Map and composers after its own
+    // plan step, which does no planning.
+    let expected: [Vec<&str>; 4] = [
         vec![plan, &map, compose, finalize],
         vec![plan, &map, "Fargate", finalize],
+        vec![recompose, &map, compose, finalize],
+        vec![recompose, &map, "Fargate", finalize],
     ];
     let mut seen = BTreeSet::new();
     for (path, end) in &paths {
         let p: Vec<&str> = path.iter().map(String::as_str).collect();
         assert!(
             expected.contains(&p),
-            "unexpected path through {}: {p:?} (want Plan -> Map(GenerateClip) -> Compose in Lambda or on Fargate -> Finalize)",
+            "unexpected path through {}: {p:?} (want Plan or PlanRecompose -> Map(GenerateClip) -> Compose in Lambda or on Fargate -> Finalize)",
             sm.asl_path
         );
         assert_eq!(end, "Succeed", "path {p:?} must end in a Succeed state");

@@ -1,6 +1,6 @@
 //! Fargate worker entrypoint, for work longer than Lambda allows: wiring only.
-//! - `vidpipe-worker compose --job-id ID` runs generation's compose
-//!   (`vidpipe_pipeline::generation::worker`);
+//! - `vidpipe-worker compose --job-id ID [--composition-id C]` runs generation's compose, or a
+//!   recompose's render of composition C (`vidpipe_pipeline::generation::worker`);
 //! - `vidpipe-worker process` (the probe's output in `VIDPIPE_PROBED`) runs the upload's single
 //!   pass (`vidpipe_pipeline::processing::worker`).
 //!
@@ -12,7 +12,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use vidpipe_domain::JobId;
-use vidpipe_pipeline::generation::{self, JobRef};
+use vidpipe_domain::composition::CompositionId;
+use vidpipe_pipeline::generation::{self, CompositionRef, JobRef};
 use vidpipe_pipeline::processing::{self, Probed};
 
 #[derive(Parser)]
@@ -27,10 +28,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Compose one job's final video.
+    /// Compose one job's final video, or render one of its recompositions.
     Compose {
         #[arg(long, env = "VIDPIPE_JOB_ID")]
         job_id: String,
+        /// A recompose's composition (the recompose state machine branch passes it).
+        #[arg(long, env = "VIDPIPE_COMPOSITION_ID")]
+        composition_id: Option<String>,
     },
     /// Transcode one upload in a single pass: every rendition and the thumbnail.
     Process {
@@ -54,12 +58,22 @@ async fn main() -> anyhow::Result<ExitCode> {
         }
     };
     let outcome = match Cli::parse().command {
-        Command::Compose { job_id } => {
-            let input = JobRef {
-                job_id: JobId::parse(&job_id).map_err(anyhow::Error::msg)?,
-            };
+        Command::Compose {
+            job_id,
+            composition_id,
+        } => {
+            let job_id = JobId::parse(&job_id).map_err(anyhow::Error::msg)?;
             let deps = vidpipe_lambda::with_media(&config, &aws).await?;
-            generation::run_worker(&deps, &input, &progress).await
+            match composition_id {
+                Some(raw) => {
+                    let input = CompositionRef {
+                        job_id,
+                        composition_id: CompositionId::parse(&raw).map_err(anyhow::Error::msg)?,
+                    };
+                    generation::run_worker_composition(&deps, &input, &progress).await
+                }
+                None => generation::run_worker(&deps, &JobRef { job_id }, &progress).await,
+            }
         }
         Command::Process { probed } => {
             let probed: Probed = serde_json::from_str(&probed).context("VIDPIPE_PROBED")?;

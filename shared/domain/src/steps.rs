@@ -11,6 +11,8 @@ use std::fmt;
 #[serde(rename_all = "snake_case")]
 pub enum GenerationStep {
     Plan,
+    /// A recompose's plan: no planning, only the scenes it replaces (often none) and the route.
+    PlanRecompose,
     /// Starts a scene's clip (or takes it from the cache): done, or a provider call to poll.
     GenerateClip,
     /// Asks the provider again after the state machine's wait; the same step function.
@@ -37,8 +39,9 @@ pub enum ProcessingStep {
 }
 
 impl GenerationStep {
-    pub const ALL: [GenerationStep; 6] = [
+    pub const ALL: [GenerationStep; 7] = [
         GenerationStep::Plan,
+        GenerationStep::PlanRecompose,
         GenerationStep::GenerateClip,
         GenerationStep::PollClip,
         GenerationStep::Compose,
@@ -49,6 +52,7 @@ impl GenerationStep {
     pub fn as_str(self) -> &'static str {
         match self {
             GenerationStep::Plan => "plan",
+            GenerationStep::PlanRecompose => "plan_recompose",
             GenerationStep::GenerateClip => "generate_clip",
             GenerationStep::PollClip => "poll_clip",
             GenerationStep::Compose => "compose",

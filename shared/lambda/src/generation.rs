@@ -10,7 +10,8 @@ use serde::Deserialize;
 use vidpipe_domain::steps::GenerationStep;
 use vidpipe_pipeline::StepError;
 use vidpipe_pipeline::generation::{
-    self as steps, ClipTask, FailureInput, FinalizeInput, JobRef, StepDeps,
+    self as steps, ClipTask, ComposeTask, CompositionRef, FailureInput, FinalizeInput, JobRef,
+    StepDeps,
 };
 
 /// One invocation of the generation function.
@@ -18,10 +19,13 @@ use vidpipe_pipeline::generation::{
 #[serde(tag = "step", content = "input", rename_all = "snake_case")]
 pub enum GenerationTask {
     Plan(JobRef),
+    /// A recompose execution's first step (its input names the composition).
+    PlanRecompose(CompositionRef),
     GenerateClip(ClipTask),
     PollClip(ClipTask),
-    Compose(JobRef),
-    /// The compose output, or after the Fargate worker only the job.
+    /// The job's compose, or a recompose's render when the composition is named.
+    Compose(ComposeTask),
+    /// The compose output, a recompose's composition, or after the Fargate worker only the job.
     Finalize(Box<FinalizeInput>),
     RecordFailure(FailureInput),
 }
@@ -30,6 +34,7 @@ impl GenerationTask {
     pub fn step(&self) -> GenerationStep {
         match self {
             GenerationTask::Plan(_) => GenerationStep::Plan,
+            GenerationTask::PlanRecompose(_) => GenerationStep::PlanRecompose,
             GenerationTask::GenerateClip(_) => GenerationStep::GenerateClip,
             GenerationTask::PollClip(_) => GenerationStep::PollClip,
             GenerationTask::Compose(_) => GenerationStep::Compose,
@@ -49,6 +54,7 @@ pub async fn run_task(
     }
     match task {
         GenerationTask::Plan(input) => json(steps::plan(deps, &input).await?),
+        GenerationTask::PlanRecompose(input) => json(steps::recompose::plan(deps, &input).await?),
         // One function for both: it reads the clip's record and submits, polls or returns the
         // clip, so a retried or duplicated call of either is harmless.
         GenerationTask::GenerateClip(input) | GenerationTask::PollClip(input) => {
@@ -57,7 +63,21 @@ pub async fn run_task(
         GenerationTask::Compose(input) => {
             // Progress goes to the log only: Step Functions has no channel for it.
             let progress = |f: f64| tracing::debug!(progress = f, "composing");
-            json(steps::compose(deps, &input, &progress).await?)
+            match input.composition_id {
+                Some(composition_id) => {
+                    let input = CompositionRef {
+                        job_id: input.job_id,
+                        composition_id,
+                    };
+                    json(steps::recompose::render_step(deps, &input, &progress).await?)
+                }
+                None => {
+                    let input = JobRef {
+                        job_id: input.job_id,
+                    };
+                    json(steps::compose(deps, &input, &progress).await?)
+                }
+            }
         }
         GenerationTask::Finalize(input) => json(steps::finalize_any(deps, &input).await?),
         GenerationTask::RecordFailure(input) => json(steps::record_failure(deps, &input).await?),
@@ -91,6 +111,10 @@ mod tests {
         let job = serde_json::json!({ "job_id": "job_0000000000000000000000000000abcd" });
         let inputs = [
             (GenerationStep::Plan, job.clone()),
+            (
+                GenerationStep::PlanRecompose,
+                serde_json::json!({ "job_id": job["job_id"], "composition_id": "cmp_0000000000000000000000000000abcd" }),
+            ),
             (
                 GenerationStep::GenerateClip,
                 serde_json::json!({ "job_id": job["job_id"], "scene_index": 2 }),

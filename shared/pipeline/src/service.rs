@@ -889,6 +889,7 @@ mod tests {
     async fn fail(service: &Service, id: &JobId) {
         let input = crate::generation::FailureInput {
             job_id: id.clone(),
+            composition_id: None,
             error_type: vidpipe_domain::names::INTERNAL.into(),
             cause: "test".into(),
         };

@@ -91,6 +91,7 @@ async fn fail_job(stack: &LocalStack, id: &JobId, reason: &str) -> Result<(), Re
         stack.deps(),
         &FailureInput {
             job_id: id.clone(),
+            composition_id: None,
             error_type: INTERRUPTED.to_owned(),
             cause: reason.to_owned(),
         },

@@ -224,6 +224,7 @@ pub async fn generate_clip(deps: &StepDeps, task: &ClipTask) -> Result<ClipOutpu
     let out = |provider: &str, cache_hit: bool| ClipOutput {
         job_id: id.clone(),
         scene_index: task.scene_index,
+        composition_id: task.composition_id.clone(),
         key: key.clone(),
         cache_hit,
         provider: provider.to_owned(),

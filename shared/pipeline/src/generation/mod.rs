@@ -28,4 +28,6 @@ pub use planning::FallbackPlanner;
 pub use runner::{EmbeddedOrchestrator, EmbeddedRunner, RunEvent, RunnerConfig};
 pub use steps::{StepDeps, compose, finalize, plan, record_failure};
 pub use types::*;
-pub use worker::{WORKER_COMPOSE_OUTPUT, WORKER_FAILURE, finalize_any, run_worker};
+pub use worker::{
+    WORKER_COMPOSE_OUTPUT, WORKER_FAILURE, finalize_any, run_worker, run_worker_composition,
+};

@@ -4,13 +4,14 @@
 //! fitted locally when the frame changes); only the composer runs.
 
 use super::steps::{ComposeSource, StepDeps, compose_in, fail_composition, load};
+use super::types::{ClipTask, CompositionRef, FinalizeOutput, PlanOutput};
 use crate::error::StepError;
 use crate::scratch::Scratch;
 use chrono::Utc;
 use vidpipe_domain::composition::{
     Composition, CompositionId, CompositionStatus, RecomposeEdits, Recomposition,
 };
-use vidpipe_domain::job::{JobError, JobId, JobStatus, Outputs, Stage};
+use vidpipe_domain::job::{ComposeRoute, JobError, JobId, JobStatus, Outputs, Stage};
 use vidpipe_domain::request::{LogoSpec, MusicSpec};
 use vidpipe_domain::{AssetId, AssetKind, ValidationErrors, keys};
 
@@ -258,6 +259,93 @@ pub async fn render(
             Err(e)
         }
     }
+}
+
+/// The state machine's plan for a recompose (no planning, no provider call for kept scenes):
+/// the scenes the composition replaces as clip tasks named by it (none when it replaces nothing,
+/// or has already ended and so needs nothing), and where it composes, by the frame rule a job's
+/// compose follows.
+pub async fn plan(deps: &StepDeps, input: &CompositionRef) -> Result<PlanOutput, StepError> {
+    let job = load(deps, &input.job_id).await?;
+    let composition = stored(deps, input).await?;
+    let total_frames = job
+        .plan
+        .as_ref()
+        .ok_or_else(|| StepError::WrongState(format!("job {} has no plan", job.id)))?
+        .total_frames;
+    let scenes = if composition.status.is_terminal() {
+        Vec::new()
+    } else {
+        composition
+            .replaced_scenes()
+            .into_iter()
+            .map(|scene_index| ClipTask {
+                job_id: job.id.clone(),
+                scene_index,
+                composition_id: Some(composition.id.clone()),
+            })
+            .collect()
+    };
+    Ok(PlanOutput {
+        job_id: job.id.clone(),
+        total_frames,
+        route: ComposeRoute::for_frames(total_frames, deps.worker_threshold_frames),
+        scenes,
+    })
+}
+
+/// The state machine's compose for a recompose, in Lambda or on the Fargate worker. Unlike
+/// [`render`] it leaves a failure to the state machine (which retries passing errors first, then
+/// records it through record_failure), and a duplicate delivery of a finished render renders
+/// nothing again.
+pub async fn render_step(
+    deps: &StepDeps,
+    input: &CompositionRef,
+    on_progress: &(dyn Fn(f64) + Send + Sync),
+) -> Result<CompositionRef, StepError> {
+    let composition = stored(deps, input).await?;
+    match composition.status {
+        CompositionStatus::Completed => {}
+        CompositionStatus::Failed => {
+            return Err(StepError::WrongState(format!(
+                "composition {} already failed",
+                composition.id
+            )));
+        }
+        CompositionStatus::Rendering => {
+            render_in(deps, &composition, on_progress).await?;
+        }
+    }
+    Ok(input.clone())
+}
+
+/// The state machine's finalize for a recompose: the render recorded the composition whole, so
+/// this only reports it (and refuses one that is not completed, e.g. a worker that exited 0
+/// without rendering).
+pub async fn finalize(deps: &StepDeps, input: &CompositionRef) -> Result<FinalizeOutput, StepError> {
+    let job = load(deps, &input.job_id).await?;
+    let composition = stored(deps, input).await?;
+    match (composition.status, composition.outputs) {
+        (CompositionStatus::Completed, Some(outputs)) => Ok(FinalizeOutput {
+            job_id: job.id,
+            status: job.status,
+            outputs,
+        }),
+        (status, _) => Err(StepError::WrongState(format!(
+            "composition {} is {} after its render",
+            input.composition_id,
+            status.as_str()
+        ))),
+    }
+}
+
+async fn stored(deps: &StepDeps, input: &CompositionRef) -> Result<Composition, StepError> {
+    deps.jobs
+        .get_composition(&input.job_id, &input.composition_id)
+        .await?
+        .ok_or_else(|| {
+            StepError::WrongState(format!("composition {} is gone", input.composition_id))
+        })
 }
 
 async fn render_in(

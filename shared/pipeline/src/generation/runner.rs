@@ -187,6 +187,7 @@ impl EmbeddedRunner {
         {
             let input = FailureInput {
                 job_id: job_id.clone(),
+                composition_id: None,
                 error_type: e.error_type().to_owned(),
                 cause: e.to_string(),
             };

@@ -670,6 +670,16 @@ pub async fn record_failure(deps: &StepDeps, input: &FailureInput) -> Result<Job
         Some(left) => (left.error, public_reason(&left.reason)),
         None => (input.error_type.clone(), recorded_reason(&input.cause)),
     };
+    if let Some(composition) = &input.composition_id {
+        // A recompose's failure is its composition's: the job completed earlier and keeps that.
+        let error = vidpipe_domain::JobError {
+            code,
+            message,
+            stage: Some(vidpipe_domain::job::Stage::Composing),
+        };
+        fail_composition(deps, &input.job_id, composition, &error).await?;
+        return load(deps, &input.job_id).await;
+    }
     let job = update_job(deps, &input.job_id, |j| {
         if j.status.is_terminal() {
             return Ok(None);

@@ -11,6 +11,22 @@ pub struct JobRef {
     pub job_id: JobId,
 }
 
+/// A recompose in the state machine: the completed job and the composition it renders. The
+/// execution's input, and what plan_recompose, compose and finalize are handed on that branch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompositionRef {
+    pub job_id: JobId,
+    pub composition_id: vidpipe_domain::composition::CompositionId,
+}
+
+/// Compose's input: the job (its first composition), or a recompose's composition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComposeTask {
+    pub job_id: JobId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub composition_id: Option<vidpipe_domain::composition::CompositionId>,
+}
+
 /// One Map iteration's input: small on purpose (payloads carry keys, never media).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClipTask {
@@ -35,6 +51,9 @@ pub struct PlanOutput {
 pub struct ClipOutput {
     pub job_id: JobId,
     pub scene_index: u32,
+    /// The task's composition, handed back so PollClip's input (this output) names it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub composition_id: Option<vidpipe_domain::composition::CompositionId>,
     pub key: String,
     pub cache_hit: bool,
     /// The provider that made the clip, or is making it.
@@ -99,12 +118,15 @@ pub struct FinalizeOutput {
     pub outputs: Outputs,
 }
 
-/// Finalize's input: the compose output itself (compose ran in Lambda and returned it), or only
-/// the job (compose ran on Fargate, which cannot return a payload, and stored it instead).
+/// Finalize's input: the compose output itself (compose ran in Lambda and returned it), a
+/// recompose's composition (its render recorded it whole, in Lambda or on Fargate), or only the
+/// job (compose ran on Fargate, which cannot return a payload, and stored it instead). Untagged,
+/// so the order matters: a composition reference is tried before the bare job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum FinalizeInput {
     Composed(Box<ComposeOutput>),
+    Recomposed(CompositionRef),
     AfterWorker(JobRef),
 }
 
@@ -112,6 +134,10 @@ pub enum FinalizeInput {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FailureInput {
     pub job_id: JobId,
+    /// Set on a recompose: the failure is that composition's, and the completed job keeps its
+    /// outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub composition_id: Option<vidpipe_domain::composition::CompositionId>,
     pub error_type: String,
     pub cause: String,
 }

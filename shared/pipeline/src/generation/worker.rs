@@ -2,10 +2,11 @@
 //! pipelines share): its `ComposeOutput` for finalize, or its final error for RecordFailure.
 
 use super::steps::{StepDeps, compose, finalize};
-use super::types::{FailureInput, FinalizeInput, FinalizeOutput, JobRef};
+use super::types::{CompositionRef, FailureInput, FinalizeInput, FinalizeOutput, JobRef};
 use crate::error::StepError;
 use crate::failure::WorkerFailure;
 use crate::handoff::Handoff;
+use vidpipe_domain::composition::CompositionId;
 use vidpipe_domain::job::JobId;
 use vidpipe_domain::keys;
 
@@ -15,11 +16,17 @@ pub const WORKER_COMPOSE_OUTPUT: &str = "compose-output.json";
 /// Where the worker leaves the error that ended it.
 pub const WORKER_FAILURE: &str = "worker-failure.json";
 
-fn handoff<'a>(deps: &'a StepDeps, job: &JobId) -> Handoff<'a> {
+/// A recompose's files are under its composition's own folder, so a recompose never reads the
+/// job's first compose's files (or another version's).
+fn handoff<'a>(deps: &'a StepDeps, job: &JobId, composition: Option<&CompositionId>) -> Handoff<'a> {
+    let name = |file: &str| match composition {
+        Some(c) => format!("{c}/{file}"),
+        None => file.to_owned(),
+    };
     Handoff {
         blobs: deps.blobs.as_ref(),
-        output_key: keys::temp(job, WORKER_COMPOSE_OUTPUT),
-        failure_key: keys::temp(job, WORKER_FAILURE),
+        output_key: keys::temp(job, &name(WORKER_COMPOSE_OUTPUT)),
+        failure_key: keys::temp(job, &name(WORKER_FAILURE)),
     }
 }
 
@@ -29,8 +36,19 @@ pub async fn run_worker(
     input: &JobRef,
     progress: &(dyn Fn(f64) + Send + Sync),
 ) -> Result<(), StepError> {
-    handoff(deps, &input.job_id)
+    handoff(deps, &input.job_id, None)
         .run(|| compose(deps, input, progress))
+        .await
+}
+
+/// The worker's recompose: renders the composition, leaving its reference or the final error.
+pub async fn run_worker_composition(
+    deps: &StepDeps,
+    input: &CompositionRef,
+    progress: &(dyn Fn(f64) + Send + Sync),
+) -> Result<(), StepError> {
+    handoff(deps, &input.job_id, Some(&input.composition_id))
+        .run(|| super::recompose::render_step(deps, input, progress))
         .await
 }
 
@@ -41,8 +59,9 @@ pub async fn finalize_any(
 ) -> Result<FinalizeOutput, StepError> {
     match input {
         FinalizeInput::Composed(output) => finalize(deps, output).await,
+        FinalizeInput::Recomposed(r) => super::recompose::finalize(deps, r).await,
         FinalizeInput::AfterWorker(job) => {
-            let output = handoff(deps, &job.job_id).output().await?;
+            let output = handoff(deps, &job.job_id, None).output().await?;
             finalize(deps, &output).await
         }
     }
@@ -53,7 +72,7 @@ pub(super) async fn failure_left(
     deps: &StepDeps,
     input: &FailureInput,
 ) -> Result<Option<WorkerFailure>, StepError> {
-    handoff(deps, &input.job_id)
+    handoff(deps, &input.job_id, input.composition_id.as_ref())
         .failure_left(&input.error_type)
         .await
 }
