@@ -322,7 +322,10 @@ pub async fn render_step(
 /// The state machine's finalize for a recompose: the render recorded the composition whole, so
 /// this only reports it (and refuses one that is not completed, e.g. a worker that exited 0
 /// without rendering).
-pub async fn finalize(deps: &StepDeps, input: &CompositionRef) -> Result<FinalizeOutput, StepError> {
+pub async fn finalize(
+    deps: &StepDeps,
+    input: &CompositionRef,
+) -> Result<FinalizeOutput, StepError> {
     let job = load(deps, &input.job_id).await?;
     let composition = stored(deps, input).await?;
     match (composition.status, composition.outputs) {

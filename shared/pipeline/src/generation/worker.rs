@@ -18,7 +18,11 @@ pub const WORKER_FAILURE: &str = "worker-failure.json";
 
 /// A recompose's files are under its composition's own folder, so a recompose never reads the
 /// job's first compose's files (or another version's).
-fn handoff<'a>(deps: &'a StepDeps, job: &JobId, composition: Option<&CompositionId>) -> Handoff<'a> {
+fn handoff<'a>(
+    deps: &'a StepDeps,
+    job: &JobId,
+    composition: Option<&CompositionId>,
+) -> Handoff<'a> {
     let name = |file: &str| match composition {
         Some(c) => format!("{c}/{file}"),
         None => file.to_owned(),
