@@ -509,7 +509,7 @@ fn a_recompose_runs_through_the_state_machine_reusing_the_jobs_clips() {
     let tenant = "tenant-r";
     let body = json!({
         "prompt": "A calm sea. Gulls overhead.",
-        "duration_seconds": 4,
+        "duration_seconds": 5,
         "aspect_ratio": "16:9",
         "resolution": "720p",
         "fps": 24,
@@ -608,7 +608,7 @@ fn a_recompose_runs_through_the_state_machine_reusing_the_jobs_clips() {
     .unwrap();
     let f = probe(&video);
     assert_eq!((f.width, f.height), (720, 1280));
-    assert_eq!(f.video_frames, Some(96), "4 s at 24 fps, as the parent");
+    assert_eq!(f.video_frames, Some(120), "5 s at 24 fps, as the parent");
     let states = entered(&portrait);
     for want in ["PlanRecompose", "RecomposeInLambda", "Finalize"] {
         assert!(states.iter().any(|s| s == want), "{want}: {states:?}");
@@ -653,5 +653,5 @@ fn a_recompose_runs_through_the_state_machine_reusing_the_jobs_clips() {
     .unwrap();
     let f = probe(&video);
     assert_eq!((f.width, f.height), (720, 1280));
-    assert_eq!(f.video_frames, Some(96));
+    assert_eq!(f.video_frames, Some(120));
 }
