@@ -1,7 +1,7 @@
 //! Narration edits of a recompose on one machine: another voice speaks the lines again with no
 //! clip-provider call, its captions follow the new speech, an unknown voice is refused by field,
 //! and narration turned off leaves no voice in the mix (each judged by ebur128). A version
-//! recorded late renews the job's clips it plays.
+//! rendered late renews the job's clips it plays.
 
 use async_trait::async_trait;
 use std::path::Path;
@@ -110,7 +110,7 @@ async fn another_voice_speaks_again_without_clips_and_no_narration_is_silent() {
         other => panic!("an unknown voice: {other:?}"),
     }
 
-    // The job's clips made 100 days ago, as far as the store's age goes: a version recorded now
+    // The job's clips made 100 days ago, as far as the store's age goes: a version rendered now
     // renews them, so `generations/`'s 90-day expiry cannot take them from under it.
     let day = std::time::Duration::from_secs(86_400);
     let aged = std::time::SystemTime::now() - 100 * day;
@@ -136,6 +136,7 @@ async fn another_voice_speaks_again_without_clips_and_no_narration_is_silent() {
     let prepared = recompose::prepare(deps, OWNER, &job.id, &edits)
         .await
         .unwrap();
+    let voiced = recompose::render(deps, &prepared, &|_| {}).await.unwrap();
     for f in &clip_files {
         let age = std::fs::metadata(f)
             .unwrap()
@@ -145,7 +146,6 @@ async fn another_voice_speaks_again_without_clips_and_no_narration_is_silent() {
             .unwrap_or_default();
         assert!(age < day, "{} renewed: {age:?} old", f.display());
     }
-    let voiced = recompose::render(deps, &prepared, &|_| {}).await.unwrap();
     assert_eq!(
         clips.1.load(Ordering::SeqCst),
         made,

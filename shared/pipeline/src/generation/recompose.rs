@@ -133,17 +133,6 @@ pub async fn prepare(
     );
     composition.edits = Some(serde_json::to_value(edits).map_err(StepError::from)?);
     deps.jobs.put_composition(&composition).await?;
-    // The job's generated files this version plays start a new 90 days under `generations/`'s
-    // expiry, so no recorded composition outlives its clips.
-    let speech = done.plan.scenes.iter().filter_map(|s| s.speech.as_ref());
-    for key in composition
-        .clip_keys
-        .iter()
-        .chain(speech.map(|s| &s.key))
-        .filter(|k| k.starts_with("generations/"))
-    {
-        deps.blobs.renew(key).await.map_err(StepError::from)?;
-    }
     Ok(composition)
 }
 
@@ -384,6 +373,17 @@ async fn render_in(
     // As recorded when prepared: the parent's clips, and this version's own for the scenes it
     // replaced (made by the clip step before this render).
     let clip_keys = composition.clip_keys.clone();
+    // The job's generated files this version plays start a new 90 days under `generations/`'s
+    // expiry, so no composition outlives its clips. Done here, where the files are read, rather
+    // than when the version is recorded: the API function that records it holds no media grant.
+    let speech = plan.scenes.iter().filter_map(|s| s.speech.as_ref());
+    for key in clip_keys
+        .iter()
+        .chain(speech.map(|s| &s.key))
+        .filter(|k| k.starts_with("generations/"))
+    {
+        deps.blobs.renew(key).await?;
+    }
     let mut plan = plan;
     speak_again(deps, &job, &edits, &request, &mut plan, &composition.id).await?;
     let mut edited = job.clone();
