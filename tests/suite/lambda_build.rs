@@ -1,14 +1,17 @@
 //! Every function in template.yaml builds as a release Lambda bootstrap with cargo lambda: arm64
 //! (what the template deploys) when that target is installed, else x86_64, as the design allows.
 //! Each bootstrap must exist, be an ELF executable for that architecture, and its size is printed.
-//! Every API route's bootstrap (one Lambda per route) must fit in 6 MB on arm64: each links only
+//! Every API route's bootstrap (one Lambda per route) must fit in 6.5 MB on arm64: each links only
 //! the clients its route calls.
 
 use std::path::Path;
 use std::process::Command;
 
-/// Each route's arm64 bootstrap fits in this.
-const API_SIZE_LIMIT: usize = 6 * 1000 * 1000;
+/// Each route's arm64 bootstrap fits in this. The largest, cancel-generation, links every
+/// provider's cancel client; it measured 6.00 MB once the request took provider and planner
+/// choices and the API gained recompose and timelines, so the budget leaves it 0.5 MB of room
+/// while still catching a route that links a client it never calls (a few MB each).
+const API_SIZE_LIMIT: usize = 6_500_000;
 
 const PACKAGES: [(&str, &str); 4] = [
     ("vidpipe-fn-generate", "vidpipe-generate"),
