@@ -345,12 +345,7 @@ impl Wiring for Submit {
         let clients = Clients::load(config);
         let store = clients.store(config)?;
         let media: Arc<dyn BlobStore> = Arc::new(S3ReadOnly(clients.bucket(config)?));
-        let arn = config
-            .state_machine_arn
-            .clone()
-            .ok_or(ConfigError::Missing("VIDPIPE_STATE_MACHINE_ARN"))?;
-        let sfn = vidpipe_aws::config::sfn_client(&clients.sdk);
-        let orchestrator = Arc::new(SfnOrchestrator::new(sfn, arn));
+        let orchestrator = clients.orchestrator(config)?;
         state(config, store, media, orchestrator, None, None)
     }
 }
@@ -360,12 +355,7 @@ impl Wiring for Recompose {
     async fn state(config: &Config) -> Result<ApiState, ConfigError> {
         let clients = Clients::load(config);
         let store = clients.store(config)?;
-        let arn = config
-            .state_machine_arn
-            .clone()
-            .ok_or(ConfigError::Missing("VIDPIPE_STATE_MACHINE_ARN"))?;
-        let sfn = vidpipe_aws::config::sfn_client(&clients.sdk);
-        let orchestrator = Arc::new(SfnOrchestrator::new(sfn, arn));
+        let orchestrator = clients.orchestrator(config)?;
         state(config, store, Arc::new(Unwired), orchestrator, None, None)
     }
 }
@@ -375,12 +365,7 @@ impl Wiring for Cancel {
     async fn state(config: &Config) -> Result<ApiState, ConfigError> {
         let clients = Clients::load(config);
         let store = clients.store(config)?;
-        let arn = config
-            .state_machine_arn
-            .clone()
-            .ok_or(ConfigError::Missing("VIDPIPE_STATE_MACHINE_ARN"))?;
-        let sfn = vidpipe_aws::config::sfn_client(&clients.sdk);
-        let orchestrator = Arc::new(SfnOrchestrator::new(sfn, arn));
+        let orchestrator = clients.orchestrator(config)?;
         let env = |k: &str| config.ai_env.get(k);
         let secrets = crate::ai::SecretValues::resolve(&env, &clients.sdk).await?;
         let cancellers = crate::ai::cancellers(&config.providers, &secrets.over(&env))?;
@@ -496,6 +481,16 @@ impl Clients {
 
     fn bucket(&self, config: &Config) -> Result<S3BlobStore, ConfigError> {
         crate::wiring::media_bucket(vidpipe_aws::config::s3_client(&self.sdk), config)
+    }
+
+    /// The generation state machine, for the routes that start or stop its executions.
+    fn orchestrator(&self, config: &Config) -> Result<Arc<SfnOrchestrator>, ConfigError> {
+        let arn = config
+            .state_machine_arn
+            .clone()
+            .ok_or(ConfigError::Missing("VIDPIPE_STATE_MACHINE_ARN"))?;
+        let sfn = vidpipe_aws::config::sfn_client(&self.sdk);
+        Ok(Arc::new(SfnOrchestrator::new(sfn, arn)))
     }
 }
 
