@@ -420,7 +420,7 @@ fn split_ideas(prompt: &str) -> Vec<String> {
     let sentences: Vec<String> = prompt
         .split(['.', '!', '?', '\n', '。', '！', '？'])
         .map(clean)
-        .filter(|s| !s.is_empty())
+        .filter(|s| has_words(s))
         .collect();
     let ideas: Vec<String> = if sentences.len() > 1 {
         sentences
@@ -428,7 +428,7 @@ fn split_ideas(prompt: &str) -> Vec<String> {
         prompt
             .split([',', ';', ':', '，', '；'])
             .map(clean)
-            .filter(|s| !s.is_empty())
+            .filter(|s| has_words(s))
             .collect()
     };
     if ideas.is_empty() {
@@ -436,6 +436,14 @@ fn split_ideas(prompt: &str) -> Vec<String> {
     } else {
         ideas
     }
+}
+
+/// A fragment of punctuation alone ("." left after the last comma) is no idea: joined into a
+/// scene it would leave the scene's caption empty once sentence stops are trimmed.
+fn has_words(fragment: &str) -> bool {
+    fragment
+        .chars()
+        .any(|c| !(c.is_whitespace() || c.is_ascii_punctuation() || "。！？…，；：、".contains(c)))
 }
 
 fn caption_for(idea: &str) -> String {
@@ -549,6 +557,17 @@ mod tests {
                 from += at.unwrap() + clean.len();
             }
         }
+    }
+
+    #[test]
+    fn punctuation_alone_is_not_a_scene() {
+        // Found by the planning property test: the clause after the last comma was ".", it
+        // joined the last scene alone, and the scene's caption trimmed to nothing.
+        let r = request("A,a,a,a,a,a,A,.", 37, 7);
+        let plan = RulesPlanner.plan(&r).expect("plans");
+        assert!(plan.scenes.iter().all(|s| !s.caption.is_empty()));
+        assert_eq!(split_ideas("Sun, sea; ... , !"), vec!["Sun", "sea"]);
+        assert_eq!(split_ideas("..."), vec!["..."]);
     }
 
     #[test]
