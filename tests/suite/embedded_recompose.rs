@@ -362,3 +362,81 @@ async fn replacing_one_scene_calls_the_provider_once() {
         other => panic!("expected invalid edits: {other:?}"),
     }
 }
+
+/// A recompose renders as much output as a job, so it is counted like one: a slot while it
+/// renders, given back when it ends, and its length charged to the day. Past the day's budget
+/// it is refused and no version is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recompose_takes_its_share_of_the_tenants_quota() {
+    use vidpipe_domain::quota::{QuotaKind, QuotaLimits};
+    use vidpipe_pipeline::ServiceError;
+    let home = tempfile::tempdir().unwrap();
+    let stack = stack_with_options(
+        home.path(),
+        vidpipe_pipeline::local::LocalOptions {
+            quota_limits: QuotaLimits {
+                concurrent_jobs: Some(1),
+                daily_output_seconds: Some(12),
+            },
+            ..Default::default()
+        },
+        None,
+    )
+    .await;
+    let body = GenerationRequestBody {
+        prompt: Some("A kite rises. It dips in the wind.".into()),
+        duration_seconds: Some(5.0),
+        aspect_ratio: Some("16:9".into()),
+        resolution: Some("720p".into()),
+        fps: Some(24),
+        clip_count: Some(2),
+        ..Default::default()
+    };
+    let s = stack.service().submit(OWNER, &body, None).await.unwrap();
+    let job = stack
+        .orchestrator()
+        .wait(&s.job().id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.status, JobStatus::Completed);
+    let quotas = stack.deps().quotas.clone().expect("quotas are counted");
+    let today = chrono::Utc::now().date_naive();
+    let usage = quotas.usage(OWNER, today).await.unwrap();
+    assert_eq!((usage.active_jobs, usage.output_seconds), (0, 5));
+
+    let edits = RecomposeEdits {
+        aspect_ratio: Some("1:1".into()),
+        ..Default::default()
+    };
+    let c = stack
+        .service()
+        .recompose(OWNER, &job.id, &edits)
+        .await
+        .unwrap();
+    let while_rendering = quotas.usage(OWNER, today).await.unwrap();
+    let done = stack
+        .orchestrator()
+        .wait_composition(&c.id)
+        .await
+        .expect("started in process")
+        .expect("rendered");
+    assert_eq!(done.status, CompositionStatus::Completed);
+    // The claim was taken when it was accepted (the render may already have ended and freed the
+    // slot by the time it is read) and given back at the end; the day keeps the charge.
+    assert_eq!(while_rendering.output_seconds, 10, "{while_rendering:?}");
+    let after = quotas.usage(OWNER, today).await.unwrap();
+    assert_eq!((after.active_jobs, after.output_seconds), (0, 10));
+
+    // 10 + 5 > 12: refused for the day, and nothing is recorded.
+    let versions = stack.deps().jobs.compositions(&job.id).await.unwrap().len();
+    match stack.service().recompose(OWNER, &job.id, &edits).await {
+        Err(ServiceError::QuotaExceeded(q)) => assert_eq!(q.quota, QuotaKind::DailyOutputMinutes),
+        other => panic!("expected the day's budget to refuse it, got {other:?}"),
+    }
+    assert_eq!(
+        stack.deps().jobs.compositions(&job.id).await.unwrap().len(),
+        versions,
+        "a refused recompose leaves no version behind"
+    );
+}

@@ -10,6 +10,9 @@
 //!   charge (a cancel stops work already paid for, and refunding it would make
 //!   submit-then-cancel a free loop around the budget).
 //!
+//! A recompose (a new version of a completed job) renders as much output as a job does, so it
+//! is counted the same way, under the claim name [`composition_claim`].
+//!
 //! Generations are counted today. Upload processing starts from an S3 write that names no
 //! authenticated tenant, so it is not; the port takes any job id, so a processing API can claim
 //! through the same store once it exists.
@@ -214,6 +217,26 @@ pub fn until_next_day(now: DateTime<Utc>) -> Duration {
 }
 
 /// Empty tenant or job names are always a caller's bug; every adapter refuses them alike.
+/// The claim name of a recompose: its composition and, after `@`, the job it belongs to, so a
+/// reconciler can find the record (compositions are stored under their job).
+pub fn composition_claim(
+    job: &crate::job::JobId,
+    composition: &crate::composition::CompositionId,
+) -> String {
+    format!("{composition}@{job}")
+}
+
+/// The job and composition a [`composition_claim`] name stands for; `None` for any other claim.
+pub fn parse_composition_claim(
+    name: &str,
+) -> Option<(crate::job::JobId, crate::composition::CompositionId)> {
+    let (composition, job) = name.split_once('@')?;
+    Some((
+        crate::job::JobId::parse(job).ok()?,
+        crate::composition::CompositionId::parse(composition).ok()?,
+    ))
+}
+
 pub fn check_claim_names(tenant: &str, job: &str) -> Result<(), String> {
     if tenant.is_empty() || job.is_empty() {
         Err(format!(
@@ -228,6 +251,16 @@ pub fn check_claim_names(tenant: &str, job: &str) -> Result<(), String> {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn composition_claims_name_their_job() {
+        let job = crate::job::JobId::generate();
+        let c = crate::composition::CompositionId::generate();
+        let name = composition_claim(&job, &c);
+        assert_eq!(parse_composition_claim(&name), Some((job.clone(), c)));
+        assert_eq!(parse_composition_claim(job.as_str()), None);
+        assert_eq!(parse_composition_claim("cmp_x@job_y"), None);
+    }
 
     #[test]
     fn zero_settings_mean_unlimited() {

@@ -14,6 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use vidpipe_domain::asset::{Asset, AssetId, AssetKind};
+use vidpipe_domain::composition::CompositionStatus;
 use vidpipe_domain::error::{FieldError, ValidationErrors};
 use vidpipe_domain::job::{Job, JobId, JobStatus};
 use vidpipe_domain::media::StreamKind;
@@ -241,6 +242,22 @@ impl Service {
     /// concurrency limit, claims whose jobs have ended without releasing (a lost release, an
     /// execution stopped by hand) are reconciled first, and the claim is tried once more.
     async fn claim_quota(&self, job: &Job) -> Result<Result<(), QuotaExceeded>, ServiceError> {
+        self.claim(
+            &job.owner,
+            job.id.as_str(),
+            u64::from(job.request.duration_seconds),
+        )
+        .await
+    }
+
+    /// Claims one slot and `output_seconds` of the day for the claim named `name` (a job's id,
+    /// or a recompose's [`vidpipe_domain::quota::composition_claim`]).
+    pub(crate) async fn claim(
+        &self,
+        owner: &str,
+        name: &str,
+        output_seconds: u64,
+    ) -> Result<Result<(), QuotaExceeded>, ServiceError> {
         let Some(store) = &self.deps.quotas else {
             return Ok(Ok(()));
         };
@@ -249,12 +266,7 @@ impl Service {
             return Ok(Ok(()));
         }
         let now = Utc::now();
-        let claim = QuotaClaim::new(
-            &job.owner,
-            job.id.as_str(),
-            u64::from(job.request.duration_seconds),
-            now,
-        );
+        let claim = QuotaClaim::new(owner, name, output_seconds, now);
         let mut admission = store.acquire(&claim, &limits).await?;
         if matches!(
             admission,
@@ -262,7 +274,7 @@ impl Service {
                 quota: QuotaKind::ConcurrentJobs,
                 ..
             }
-        ) && self.reconcile(store.as_ref(), &job.owner, now).await? > 0
+        ) && self.reconcile(store.as_ref(), owner, now).await? > 0
         {
             admission = store.acquire(&claim, &limits).await?;
         }
@@ -287,15 +299,26 @@ impl Service {
             if now - claim.claimed_at < RECONCILE_GRACE {
                 continue;
             }
-            let job = match JobId::parse(&claim.job) {
-                Ok(id) => self.deps.jobs.get(&id).await?,
-                Err(_) => None,
-            };
-            let refund = match job.filter(|j| j.owner == tenant) {
-                Some(j) if !j.status.is_terminal() => continue,
-                Some(j) => j.status == JobStatus::Failed,
-                // Claimed, then never recorded: nothing ran.
-                None => true,
+            let refund = if let Some((job, id)) =
+                vidpipe_domain::quota::parse_composition_claim(&claim.job)
+            {
+                let composition = self.deps.jobs.get_composition(&job, &id).await?;
+                match composition.filter(|c| c.owner == tenant) {
+                    Some(c) if !c.status.is_terminal() => continue,
+                    Some(c) => c.status == CompositionStatus::Failed,
+                    None => true,
+                }
+            } else {
+                let job = match JobId::parse(&claim.job) {
+                    Ok(id) => self.deps.jobs.get(&id).await?,
+                    Err(_) => None,
+                };
+                match job.filter(|j| j.owner == tenant) {
+                    Some(j) if !j.status.is_terminal() => continue,
+                    Some(j) => j.status == JobStatus::Failed,
+                    // Claimed, then never recorded: nothing ran.
+                    None => true,
+                }
             };
             tracing::warn!(tenant, job = %claim.job, "releasing a quota claim its job left behind");
             store.release(tenant, &claim.job, refund).await?;
@@ -307,14 +330,19 @@ impl Service {
     /// Gives back the whole claim of a job that never ran. Logged, never raised: the caller is
     /// already answering with the error that stopped the job.
     async fn unclaim(&self, job: &Job) {
+        self.unclaim_named(&job.owner, job.id.as_str()).await;
+    }
+
+    /// [`Self::unclaim`] by claim name.
+    pub(crate) async fn unclaim_named(&self, owner: &str, name: &str) {
         let Some(store) = &self.deps.quotas else {
             return;
         };
         if self.quota_limits.is_unlimited() {
             return;
         }
-        if let Err(e) = store.release(&job.owner, job.id.as_str(), true).await {
-            tracing::warn!(job = %job.id, error = %e, "could not release the quota claim of a job that never started");
+        if let Err(e) = store.release(owner, name, true).await {
+            tracing::warn!(claim = name, error = %e, "could not release the quota claim of work that never started");
         }
     }
 

@@ -7,6 +7,7 @@ use crate::service::{Service, ServiceError};
 use vidpipe_domain::ValidationErrors;
 use vidpipe_domain::composition::{Composition, RecomposeEdits};
 use vidpipe_domain::job::{JobError, JobId};
+use vidpipe_domain::quota::composition_claim;
 
 impl Service {
     /// Checks the edits against the tenant's completed job, records the new composition as
@@ -17,9 +18,25 @@ impl Service {
         job: &JobId,
         edits: &RecomposeEdits,
     ) -> Result<Composition, ServiceError> {
-        let composition = recompose::prepare(&self.deps, owner, job, edits)
+        let composition = recompose::draft(&self.deps, owner, job, edits)
             .await
             .map_err(refusal)?;
+        // A recompose renders as much as a job does, so it takes a slot and its length of the
+        // day like one; claimed before it is recorded, so a refusal leaves no version behind.
+        let claim = composition_claim(job, &composition.id);
+        let seconds = self
+            .deps
+            .jobs
+            .get(job)
+            .await?
+            .map_or(0, |j| u64::from(j.request.duration_seconds));
+        if let Err(refused) = self.claim(owner, &claim, seconds).await? {
+            return Err(refused.into());
+        }
+        if let Err(e) = self.deps.jobs.put_composition(&composition).await {
+            self.unclaim_named(owner, &claim).await;
+            return Err(e.into());
+        }
         if let Err(e) = self
             .orchestrator
             .start_composition(job, &composition.id)
@@ -35,6 +52,7 @@ impl Service {
             failed.status = vidpipe_domain::composition::CompositionStatus::Failed;
             failed.error = Some(error);
             failed.updated_at = chrono::Utc::now();
+            self.unclaim_named(owner, &claim).await;
             self.deps.jobs.put_composition(&failed).await?;
             return Err(e.into());
         }

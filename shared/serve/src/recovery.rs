@@ -5,6 +5,7 @@
 //! so quotas are released and webhooks told as for any failure.
 
 use std::time::Duration;
+use vidpipe_domain::composition::CompositionId;
 use vidpipe_domain::job::JobId;
 use vidpipe_domain::names;
 use vidpipe_domain::ports::ProcessStore;
@@ -39,6 +40,9 @@ pub enum RecoveryError {
 pub struct Recovered {
     pub jobs: Vec<String>,
     pub processing: Vec<String>,
+    /// Recomposes (new versions of completed jobs): only the version fails, the job keeps its
+    /// outcome.
+    pub compositions: Vec<String>,
 }
 
 /// Records every unfinished job of this home as failed. Call it before any job can start.
@@ -76,10 +80,44 @@ pub async fn fail_unfinished(stack: &LocalStack) -> Result<Recovered, RecoveryEr
         })?;
         recovered.processing.push(id);
     }
-    if !recovered.jobs.is_empty() || !recovered.processing.is_empty() {
+    for (job, id) in unfinished.compositions {
+        let (Ok(job_id), Ok(composition_id)) = (JobId::parse(&job), CompositionId::parse(&id))
+        else {
+            tracing::warn!(
+                job,
+                id,
+                "an unfinished composition with unreadable ids was left as it is"
+            );
+            continue;
+        };
+        // A job's first composition is its own render, failed above with its job.
+        if composition_id == CompositionId::first_of(&job_id) {
+            continue;
+        }
+        record_failure(
+            stack.deps(),
+            &FailureInput {
+                job_id,
+                composition_id: Some(composition_id),
+                error_type: INTERRUPTED.to_owned(),
+                cause: CRASH_REASON.to_owned(),
+            },
+        )
+        .await
+        .map_err(|source| RecoveryError::Record {
+            id: id.clone(),
+            source,
+        })?;
+        recovered.compositions.push(id);
+    }
+    if !recovered.jobs.is_empty()
+        || !recovered.processing.is_empty()
+        || !recovered.compositions.is_empty()
+    {
         tracing::warn!(
             jobs = ?recovered.jobs,
             processing = ?recovered.processing,
+            compositions = ?recovered.compositions,
             "jobs a stopped process left unfinished were recorded as failed"
         );
     }
@@ -131,5 +169,68 @@ pub async fn drain(stack: &LocalStack, processing: &LocalProcessing, grace: Dura
         if let Err(e) = failed {
             tracing::error!(error = %e, "an interrupted processing run could not be recorded; the next start will");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vidpipe_domain::composition::{Composition, CompositionStatus};
+    use vidpipe_domain::job::{Job, JobStatus};
+    use vidpipe_domain::request::GenerationRequestBody;
+    use vidpipe_pipeline::local::LocalOptions;
+
+    /// A recompose a killed server left `rendering` fails at the next start, under the
+    /// interrupted name; its completed job keeps its outcome.
+    #[tokio::test]
+    async fn a_crashed_recompose_fails_and_its_job_stays_completed() {
+        let home = tempfile::tempdir().unwrap();
+        let stack = LocalStack::open(LocalOptions {
+            home: Some(home.path().to_path_buf()),
+            ..LocalOptions::default()
+        })
+        .await
+        .unwrap();
+        let body = GenerationRequestBody {
+            prompt: Some("A lighthouse at night.".into()),
+            duration_seconds: Some(5.0),
+            aspect_ratio: Some("16:9".into()),
+            ..Default::default()
+        };
+        let mut job = Job::new("local", body.validate().unwrap(), None, chrono::Utc::now());
+        job.status = JobStatus::Completed;
+        let store = stack.store();
+        let job = vidpipe_domain::ports::JobStore::create(store.as_ref(), &job)
+            .await
+            .unwrap();
+        let rendering = Composition::rendering(
+            CompositionId::generate(),
+            job.id.clone(),
+            "local",
+            Some(CompositionId::first_of(&job.id)),
+            Vec::new(),
+            chrono::Utc::now(),
+        );
+        let jobs: &dyn vidpipe_domain::ports::JobStore = store.as_ref();
+        jobs.put_composition(&rendering).await.unwrap();
+
+        let recovered = fail_unfinished(&stack).await.unwrap();
+        assert_eq!(recovered.compositions, vec![rendering.id.to_string()]);
+        assert!(recovered.jobs.is_empty());
+        let after = jobs
+            .get_composition(&job.id, &rendering.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(after.status, CompositionStatus::Failed);
+        let error = after.error.expect("a reason");
+        assert_eq!(error.code, INTERRUPTED);
+        assert!(error.message.contains("Interrupted"), "{}", error.message);
+        assert_eq!(
+            jobs.get(&job.id).await.unwrap().unwrap().status,
+            JobStatus::Completed
+        );
+        // A second start finds nothing left to record.
+        assert_eq!(fail_unfinished(&stack).await.unwrap(), Recovered::default());
     }
 }

@@ -152,6 +152,8 @@ CREATE TABLE IF NOT EXISTS compositions (
 pub struct Unfinished {
     pub jobs: Vec<String>,
     pub processing: Vec<String>,
+    /// Recomposes still `rendering`, as `(job id, composition id)`.
+    pub compositions: Vec<(String, String)>,
 }
 
 /// SQLite-backed job and asset records. Not `Clone` on purpose: a clone would share the
@@ -227,8 +229,8 @@ impl SqliteJobStore {
         })
     }
 
-    /// Every tenant's unfinished work: generation jobs in no terminal state, and processing
-    /// records still running. A process that runs jobs in process (`vidpipe serve`) asks at
+    /// Every tenant's unfinished work: generation jobs in no terminal state, processing records
+    /// still running, and recomposes still rendering. A process that runs jobs in process (`vidpipe serve`) asks at
     /// start-up, when none of these can still be running, to record them as failed.
     pub async fn unfinished(&self) -> Result<Unfinished, StoreError> {
         self.with_conn(|conn| {
@@ -248,6 +250,18 @@ impl SqliteJobStore {
                     "SELECT id FROM process_jobs WHERE json_extract(doc, '$.status') = 'running' \
                      ORDER BY updated_at",
                 )?,
+                compositions: {
+                    let mut stmt = conn
+                        .prepare(
+                            "SELECT job_id, id FROM compositions \
+                             WHERE json_extract(doc, '$.status') = 'rendering' ORDER BY created_at",
+                        )
+                        .map_err(sql_error)?;
+                    let rows = stmt
+                        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                        .map_err(sql_error)?;
+                    rows.collect::<Result<Vec<_>, _>>().map_err(sql_error)?
+                },
             })
         })
         .await

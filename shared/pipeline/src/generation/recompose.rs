@@ -3,7 +3,9 @@
 //! No planning and no provider call: the clips are the job's own, read from the store (and
 //! fitted locally when the frame changes); only the composer runs.
 
-use super::steps::{ComposeSource, StepDeps, compose_in, fail_composition, load};
+use super::steps::{
+    ComposeSource, StepDeps, compose_in, fail_composition, load, release_composition_quota,
+};
 use super::types::{ClipTask, CompositionRef, FinalizeOutput, PlanOutput};
 use crate::error::StepError;
 use crate::scratch::Scratch;
@@ -40,6 +42,19 @@ impl From<vidpipe_domain::ports::StoreError> for RecomposeError {
 /// Checks the edits against the job and records the new composition as `rendering`; nothing is
 /// rendered yet. The returned composition is what [`render`] then makes.
 pub async fn prepare(
+    deps: &StepDeps,
+    owner: &str,
+    job_id: &JobId,
+    edits: &RecomposeEdits,
+) -> Result<Composition, RecomposeError> {
+    let composition = draft(deps, owner, job_id, edits).await?;
+    deps.jobs.put_composition(&composition).await?;
+    Ok(composition)
+}
+
+/// [`prepare`]'s checks and the composition it would record, unrecorded: the service claims the
+/// tenant's quota between the two, so a refusal leaves no version behind.
+pub async fn draft(
     deps: &StepDeps,
     owner: &str,
     job_id: &JobId,
@@ -132,7 +147,6 @@ pub async fn prepare(
         Utc::now(),
     );
     composition.edits = Some(serde_json::to_value(edits).map_err(StepError::from)?);
-    deps.jobs.put_composition(&composition).await?;
     Ok(composition)
 }
 
@@ -435,5 +449,6 @@ async fn render_in(
     done.outputs = Some(outputs);
     done.updated_at = Utc::now();
     deps.jobs.put_composition(&done).await?;
+    release_composition_quota(deps, &done).await;
     Ok(done)
 }

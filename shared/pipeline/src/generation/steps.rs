@@ -105,6 +105,20 @@ pub(crate) async fn release_quota(deps: &StepDeps, job: &Job) {
     }
 }
 
+/// Gives back a recompose's claim once its composition ended: refunded when it failed, since it
+/// delivered nothing. A claim that was never made (no limits, the CLI) is a no-op to release.
+pub(crate) async fn release_composition_quota(deps: &StepDeps, composition: &Composition) {
+    let Some(quotas) = &deps.quotas else { return };
+    if !composition.status.is_terminal() {
+        return;
+    }
+    let claim = vidpipe_domain::quota::composition_claim(&composition.job_id, &composition.id);
+    let refund = composition.status == CompositionStatus::Failed;
+    if let Err(e) = quotas.release(&composition.owner, &claim, refund).await {
+        tracing::warn!(composition = %composition.id, tenant = %composition.owner, error = %e, "could not release the recompose's quota claim");
+    }
+}
+
 pub(crate) fn ensure_live(job: &Job) -> Result<(), StepError> {
     match job.status {
         JobStatus::Cancelled => Err(StepError::Cancelled(job.id.to_string())),
@@ -658,6 +672,7 @@ pub(crate) async fn fail_composition(
         c.error = Some(error.clone());
         c.updated_at = Utc::now();
         deps.jobs.put_composition(&c).await?;
+        release_composition_quota(deps, &c).await;
     }
     Ok(())
 }
