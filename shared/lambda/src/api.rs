@@ -64,8 +64,8 @@ const SUBMIT: &[Grant] = &[TableWrite, MediaRead, StartGeneration];
 const CANCEL: &[Grant] = &[TableWrite, StopGeneration, ProviderSecrets];
 const UPLOADS: &[Grant] = &[TableWrite, MediaRead, RawUpload];
 const RETRY: &[Grant] = &[TableWrite, MediaRead, StartProcessing];
-/// A recompose records a composition (the job's assets checked by their records) and starts its
-/// execution; it admits no job, so it holds no quota settings.
+/// A recompose records a composition (the job's assets checked by their records), claims the
+/// tenant's quotas for it as for a job, and starts its execution.
 const RECOMPOSE: &[Grant] = &[TableWrite, StartGeneration];
 /// `GET /v1/webhook-secret` makes the secret on first use, and the rotation writes it. (The
 /// deliveries routes only read: [`Records`].)
