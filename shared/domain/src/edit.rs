@@ -6,8 +6,8 @@
 //! [`MAX_LAYERS`]) is refused here with the reason.
 //!
 //! The first track is drawn on top, as in most editors' track lists; within a track, clips may
-//! not overlap. Audio clips (`audio` assets) are the voice: a soundtrack with `ducking` is
-//! lowered under them.
+//! not overlap. Audio clips (`audio` assets) and video clips' own sound (at the clip's `volume`)
+//! are the foreground: a soundtrack with `ducking` is lowered under them.
 
 use crate::asset::AssetId;
 use crate::captions::CaptionOptions;
@@ -33,6 +33,8 @@ pub const MAX_CAPTION_CUES: usize = 200;
 /// Scale is relative to the frame; a clip may be blown up to twice the frame, no more.
 pub const MAX_SCALE: f64 = 2.0;
 pub const MAX_TRANSITION_SECONDS: f64 = 2.0;
+/// An audio or video clip's `volume` is a plain gain: up to twice its own level (+6 dB).
+pub const MAX_CLIP_VOLUME: f64 = 2.0;
 pub const DEFAULT_TRANSITION_SECONDS: f64 = 0.5;
 
 string_enum!(
@@ -122,8 +124,11 @@ pub enum MediaRef {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Visual {
+    /// A moving picture; its own sound (if it has any) plays in its window at `volume`.
     Video {
         source: MediaRef,
+        #[serde(default = "unit_volume")]
+        volume: f64,
     },
     Image {
         source: MediaRef,
@@ -138,6 +143,11 @@ pub enum Visual {
         prompt: String,
         seed: u64,
     },
+}
+
+/// The volume of a clip that names none (and of edits normalised before video clips had sound).
+fn unit_volume() -> f64 {
+    1.0
 }
 
 /// A transition at one end of a layer, in frames.
@@ -744,14 +754,19 @@ impl Walk {
             }
         };
         match ty {
-            "video" | "image" => {
+            "video" => {
+                let map = self.object(path, v, &["type", "asset_id", "generation", "volume"])?;
+                let source = self.media_ref(path, map);
+                let volume = self.volume(&p("volume"), map.get("volume"));
+                Some(Asset::Visual(Visual::Video {
+                    source: source?,
+                    volume: volume?,
+                }))
+            }
+            "image" => {
                 let map = self.object(path, v, &["type", "asset_id", "generation"])?;
                 let source = self.media_ref(path, map)?;
-                Some(Asset::Visual(if ty == "video" {
-                    Visual::Video { source }
-                } else {
-                    Visual::Image { source }
-                }))
+                Some(Asset::Visual(Visual::Image { source }))
             }
             "title" => {
                 let map = self.object(path, v, &["type", "text", "style"])?;
@@ -802,10 +817,7 @@ impl Walk {
             "audio" => {
                 let map = self.object(path, v, &["type", "asset_id", "volume"])?;
                 let id = self.asset_id(&p("asset_id"), map.get("asset_id"));
-                let volume = match map.get("volume") {
-                    Some(v) => self.number(&p("volume"), Some(v), 0.0, 2.0),
-                    None => Some(1.0),
-                };
+                let volume = self.volume(&p("volume"), map.get("volume"));
                 Some(Asset::Audio {
                     asset_id: id?,
                     volume: volume?,
@@ -818,6 +830,14 @@ impl Walk {
                 );
                 None
             }
+        }
+    }
+
+    /// A clip's gain, 0 (muted) to [`MAX_CLIP_VOLUME`]; 1 when not given.
+    fn volume(&mut self, path: &str, v: Option<&Value>) -> Option<f64> {
+        match v {
+            Some(v) => self.number(path, Some(v), 0.0, MAX_CLIP_VOLUME),
+            None => Some(unit_volume()),
         }
     }
 
@@ -1165,6 +1185,30 @@ mod tests {
     }
 
     #[test]
+    fn a_video_clip_keeps_its_volume_and_defaults_to_its_own_level() {
+        let mut doc = base();
+        doc["tracks"][1]["clips"][0]["asset"] = json!({"type": "video", "asset_id": A});
+        doc["tracks"][1]["clips"][1]["asset"] =
+            json!({"type": "video", "asset_id": A, "volume": 0.25});
+        let e = validate(&doc).unwrap();
+        let volumes: Vec<f64> = e
+            .layers
+            .iter()
+            .filter_map(|l| match l.visual {
+                Visual::Video { volume, .. } => Some(volume),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(volumes, vec![1.0, 0.25]);
+        // The normalised form names it, and one stored before it existed reads as unit gain.
+        let v = serde_json::to_value(&e.layers[0].visual).unwrap();
+        assert_eq!(v["volume"], json!(1.0));
+        let old: Visual =
+            serde_json::from_value(json!({"type": "video", "source": {"asset": A}})).unwrap();
+        assert!(matches!(old, Visual::Video { volume: 1.0, .. }));
+    }
+
+    #[test]
     fn defaults_fill_the_output() {
         let e = validate(&json!({"tracks": [{"clips": [
             {"asset": {"type": "title", "text": "x"}, "start": 0, "length": 1}
@@ -1264,6 +1308,18 @@ mod tests {
             }),
             ("tracks[2].clips[0].asset.volume", |d| {
                 d["tracks"][2]["clips"][0]["asset"]["volume"] = json!(9)
+            }),
+            ("tracks[1].clips[0].asset.volume", |d| {
+                d["tracks"][1]["clips"][0]["asset"] =
+                    json!({"type": "video", "asset_id": A, "volume": 2.5})
+            }),
+            ("tracks[1].clips[0].asset.volume", |d| {
+                d["tracks"][1]["clips"][0]["asset"] =
+                    json!({"type": "video", "asset_id": A, "volume": "loud"})
+            }),
+            // An image has no sound to turn up.
+            ("tracks[1].clips[0].asset.volume", |d| {
+                d["tracks"][1]["clips"][0]["asset"]["volume"] = json!(0.5)
             }),
             ("tracks[2].clips[0].effect", |d| {
                 d["tracks"][2]["clips"][0]["effect"] = json!("zoom-in")

@@ -109,7 +109,7 @@ pub async fn check(
     let mut errors = Vec::new();
     for layer in &edit.layers {
         match &layer.visual {
-            Visual::Image { source } | Visual::Video { source } => {
+            Visual::Image { source } | Visual::Video { source, .. } => {
                 let video = matches!(layer.visual, Visual::Video { .. });
                 if let Err(e) = resolve_ref(deps, owner, source, video).await? {
                     errors.push(FieldError::new(ref_path(&layer.path, source), e));
@@ -421,7 +421,7 @@ pub async fn render(
     for (i, layer) in edit.layers.iter().enumerate() {
         let file = match &layer.visual {
             Visual::Title { .. } => None,
-            Visual::Image { source } | Visual::Video { source } => {
+            Visual::Image { source } | Visual::Video { source, .. } => {
                 let video = matches!(layer.visual, Visual::Video { .. });
                 let key = resolve_ref(deps, owner, source, video)
                     .await?
