@@ -92,13 +92,16 @@ mod composed {
     use vidpipe_domain::request::{
         BrandBody, CaptionStyleBody, CaptionsBody, GenerationRequestBody, MusicBody, NarrationBody,
     };
-    use vidpipe_media::{FfmpegEngine, Tools};
-    use vidpipe_testkit::{ebur128, ffmpeg, frame_at, loudness_through, sounding, write_video};
+    use vidpipe_media::FfmpegEngine;
+    use vidpipe_testkit::{
+        counting_tools, ebur128, ffmpeg, ffmpeg_runs, frame_at, loudness_through, sounding,
+        write_video,
+    };
 
     /// Speaks the rules plan's lines with espeak-ng, fits the plan, and composes it at
     /// `size` with a 14 kHz music bed and captions in `style`. Speech and music are measured
     /// beforehand, as the pipeline measures them where they are made or first seen; the compose
-    /// runs ffmpeg through [`counting_ffmpeg`], so a test can count its runs.
+    /// runs ffmpeg through [`counting_tools`], so a test can count its runs.
     async fn narrated_composition(
         d: &std::path::Path,
         style: Option<&str>,
@@ -196,42 +199,12 @@ mod composed {
             final_path: d.join("final.mp4"),
             thumbnail_path: d.join("thumb.jpg"),
         };
-        FfmpegEngine::new(counting_ffmpeg(d))
+        FfmpegEngine::new(counting_tools(d))
             .compose(&job, &|_| {})
             .await
             .unwrap();
 
         (tl, job)
-    }
-
-    /// The real tools, but `ffmpeg` is a script in `d` that notes each run in `d/ffmpeg_runs`
-    /// before handing over to the real binary with the same arguments.
-    fn counting_ffmpeg(d: &std::path::Path) -> Tools {
-        use std::os::unix::fs::PermissionsExt;
-        let real = tools();
-        let script = d.join("counting-ffmpeg");
-        let quote =
-            |p: &std::path::Path| format!("'{}'", p.display().to_string().replace('\'', "'\\''"));
-        std::fs::write(
-            &script,
-            format!(
-                "#!/bin/sh\necho run >> {}\nexec {} \"$@\"\n",
-                quote(&d.join("ffmpeg_runs")),
-                quote(&real.ffmpeg)
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        Tools {
-            ffmpeg: script,
-            ffprobe: real.ffprobe,
-        }
-    }
-
-    fn ffmpeg_runs(d: &std::path::Path) -> usize {
-        std::fs::read_to_string(d.join("ffmpeg_runs"))
-            .map(|s| s.lines().count())
-            .unwrap_or(0)
     }
 
     #[tokio::test]
