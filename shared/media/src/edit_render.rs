@@ -1,8 +1,9 @@
 //! Renders a normalised timeline document ([`vidpipe_domain::edit::Edit`]) in one ffmpeg pass:
 //! a background canvas, each visual layer fitted (cover, blur-padded contain, crop), moved (Ken
 //! Burns), faded to its opacity, brought in and out with an xfade against transparency, and
-//! overlaid in its time window; captions on top; the soundtrack ducked under the voice clips.
-//! The output is exactly `edit.total_frames` long.
+//! overlaid in its time window; captions on top. The sound: the audio clips and each video
+//! clip's own sound in its window, the soundtrack ducked under them, and the mix levelled to the
+//! delivery loudness. The output is exactly `edit.total_frames` long.
 //!
 //! Layers carry alpha (yuva420p) from their fit onwards, so a transition is an xfade from a
 //! transparent frame: a wipe reveals the layer over whatever is beneath it, not over black.
@@ -10,10 +11,11 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use vidpipe_domain::edit::{Edit, EditJob, Fit, Layer, LayerTransition, Visual};
+use vidpipe_domain::media::ProbeInfo;
 use vidpipe_domain::ports::MediaError;
 
 use crate::captions;
-use crate::compose::{AUDIO_RATE, h264_aac_output_args};
+use crate::compose::{AUDIO_RATE, MIX_LUFS, MIX_TRUE_PEAK, h264_aac_output_args};
 use crate::filtergraph::{Chain, Filter, Graph, Pad, Xfade, blur_pad, fmt_num};
 use crate::run::{self, Progress, os};
 use crate::tools::Tools;
@@ -27,6 +29,87 @@ fn duck() -> Filter {
         .num("attack", 15.0)
         .num("release", 450.0)
         .num("knee", 4.0)
+}
+
+/// The loudness range `loudnorm` is allowed before it compresses. Within half of it either side
+/// of the running integrated loudness its gain is one slowly moving level, so the balance the
+/// edit sets (clip volumes, ducking, a quiet passage before a loud one) survives the levelling;
+/// its default of 7 LU would squeeze a 6 dB volume step.
+const LEVEL_LRA: f64 = 20.0;
+
+/// `loudnorm`'s look-ahead: its first gain is set from this much of the mix.
+const LEVEL_WINDOW_SECONDS: f64 = 3.0;
+
+/// The mix (`duration` long, silent for its first `lead` seconds) levelled by [`level`], still
+/// `duration` long.
+///
+/// `loudnorm` sets its first gain from its first 3 s and, while the level is low, moves it only
+/// slowly after; so the silence before the first sound is cut off for the levelling and put back
+/// after it (a quiet clip after a 3 s silent title card came out 30 LU short). A mix shorter than
+/// the window is looped to fill it, then cut back: a steady short mix gets its own level's gain,
+/// and a silent one stays silent (`loudnorm` gives a silent stream shorter than its window an
+/// infinite gain, and the encoder refuses the NaNs).
+fn levelled(g: &mut Graph, mixed: Chain, lead: f64, duration: f64) -> Chain {
+    let span = duration - lead;
+    let mut c = mixed;
+    if lead > 0.0 {
+        c = c
+            .then(Filter::new("atrim").num("start", lead))
+            .then(Filter::new("asetpts").arg("PTS-STARTPTS"));
+    }
+    // A little over the window, so its first block is a whole one.
+    let fill = LEVEL_WINDOW_SECONDS + 0.1;
+    let short = span < fill;
+    if short {
+        c = c
+            .then(delivery_format())
+            .then(
+                Filter::new("aloop")
+                    .opt("loop", -1)
+                    .opt("size", (span * AUDIO_RATE as f64).floor() as u64),
+            )
+            .then(Filter::new("atrim").num("end", fill));
+    }
+    // `loudnorm` leaves its first frame without a timestamp: count them from the samples.
+    c = c.then(level()).then(Filter::new("asetpts").arg("N/SR/TB"));
+    if short {
+        c = c.then(Filter::new("atrim").num("end", span));
+    }
+    c = c.then(delivery_format());
+    if lead <= 0.0 {
+        return c;
+    }
+    // Put back by a silent head joined on, not by `adelay`, which takes its start from the
+    // first frame's (missing) timestamp and so delays nothing.
+    let (head, body) = (Pad::new("leadsilence"), Pad::new("levelled"));
+    g.push(c.to([body.clone()]));
+    g.push(
+        Chain::new(std::iter::empty::<Pad>())
+            .then(
+                Filter::new("anullsrc")
+                    .opt("channel_layout", "stereo")
+                    .opt("sample_rate", AUDIO_RATE),
+            )
+            .then(Filter::new("atrim").num("end", lead))
+            .then(delivery_format())
+            .to([head.clone()]),
+    );
+    Chain::new([head, body]).then(Filter::new("concat").opt("n", 2).opt("v", 0).opt("a", 1))
+}
+
+/// Levels the finished mix to the delivery target of the generation composer (`MIX_LUFS`, true
+/// peak under `MIX_TRUE_PEAK`) inside the one pass. The composer levels with plain gains from
+/// figures measured when its inputs were made; a timeline's uploaded videos and generated clips
+/// carry no such figures, and measuring them first would be a second decode of every input, so
+/// the mix is levelled as it plays: `loudnorm` reads 3 s ahead and steers a smoothed gain to the
+/// running integrated loudness (a mix shorter than that is measured whole and given one gain).
+/// Blocks quieter than -70 LUFS hold the gain, so silence stays silent and a noise floor under
+/// that is not lifted. It works at 192 kHz; the delivery format brings it back to 48 kHz.
+fn level() -> Filter {
+    Filter::new("loudnorm")
+        .num("I", MIX_LUFS)
+        .num("TP", MIX_TRUE_PEAK)
+        .num("LRA", LEVEL_LRA)
 }
 
 /// Renders `job.edit` from its files in one ffmpeg run.
@@ -88,6 +171,8 @@ struct Source {
     still: bool,
     /// A title: placed at its own size, never fitted.
     natural: bool,
+    /// A video clip whose file has sound: it plays in the clip's window.
+    sound: bool,
 }
 
 async fn prepare_source(
@@ -120,6 +205,7 @@ async fn prepare_source(
                 height: size.1,
                 still: true,
                 natural: true,
+                sound: false,
             })
         }
         Visual::Image { .. } => {
@@ -133,9 +219,11 @@ async fn prepare_source(
                     height,
                     still: true,
                     natural: false,
+                    sound: false,
                 }),
                 None => {
-                    let (width, height) = display_size(tools, file).await?;
+                    let info = crate::probe::probe(tools, file).await?;
+                    let (width, height) = display_size(&info, file)?;
                     Ok(Source {
                         // A `%` in the name is no frame-number pattern.
                         pre: vec![os("-f"), os("image2"), os("-pattern_type"), os("none")],
@@ -144,13 +232,15 @@ async fn prepare_source(
                         height,
                         still: true,
                         natural: false,
+                        sound: false,
                     })
                 }
             }
         }
         Visual::Video { .. } | Visual::Generate { .. } => {
             let file = file.ok_or_else(missing)?;
-            let (width, height) = display_size(tools, file).await?;
+            let info = crate::probe::probe(tools, file).await?;
+            let (width, height) = display_size(&info, file)?;
             Ok(Source {
                 pre: Vec::new(),
                 path: file.to_owned(),
@@ -158,13 +248,15 @@ async fn prepare_source(
                 height,
                 still: false,
                 natural: false,
+                // A generated clip is picture only, as a generation's compose takes its clips. A
+                // video without an audio stream is silent in its window.
+                sound: matches!(layer.visual, Visual::Video { .. }) && info.audio().is_some(),
             })
         }
     }
 }
 
-async fn display_size(tools: &Tools, file: &Path) -> Result<(u32, u32), MediaError> {
-    let info = crate::probe::probe(tools, file).await?;
+fn display_size(info: &ProbeInfo, file: &Path) -> Result<(u32, u32), MediaError> {
     let v = info
         .video()
         .ok_or_else(|| MediaError::InvalidInput(format!("{} has no picture", file.display())))?;
@@ -305,7 +397,19 @@ fn graph_args(
         .iter()
         .map(|p| input(&mut args, &[], os(p)))
         .collect();
-    let silence_input = (bed_input.is_none() && voice_inputs.is_empty()).then(|| {
+    // Video clips whose sound is heard: an audio stream at a gain above nothing.
+    let clip_sounds: Vec<(&Layer, f64, usize)> = edit
+        .layers
+        .iter()
+        .zip(sources)
+        .zip(&layer_inputs)
+        .filter_map(|((layer, src), &inp)| match layer.visual {
+            Visual::Video { volume, .. } if src.sound && volume > 0.0 => Some((layer, volume, inp)),
+            _ => None,
+        })
+        .collect();
+    let heard = bed_input.is_some() || !voice_inputs.is_empty() || !clip_sounds.is_empty();
+    let silence_input = (!heard).then(|| {
         let silence = Filter::new("anullsrc")
             .opt("channel_layout", "stereo")
             .opt("sample_rate", AUDIO_RATE);
@@ -420,6 +524,16 @@ fn graph_args(
         );
         voices.push(pad);
     }
+    for (k, &(layer, volume, inp)) in clip_sounds.iter().enumerate() {
+        let pad = Pad::new(format!("clipsound{k}"));
+        ga.push(clip_sound(inp, layer, volume, fps).to([pad.clone()]));
+        voices.push(pad);
+    }
+    // The foreground the soundtrack ducks under: the audio clips and the video clips' own sound.
+    // A clip's sound is kept because the editor chose to hear it (a muted clip has volume 0 and
+    // is no key): speech or a product's sound in the footage is as hard to follow under a
+    // full-level bed as a voice-over is. An edit that wants the bed over ambient footage says
+    // `ducking: false` or turns the clip down to 0.
     let voice = (!voices.is_empty()).then(|| {
         let pad = Pad::new("voice");
         ga.push(crate::filtergraph::voice_stem(voices, duration).to([pad.clone()]));
@@ -485,6 +599,22 @@ fn graph_args(
         (None, Some(voice)) => Chain::new([voice]),
         (None, None) => Chain::new([Pad::audio(silence_input.expect("silence when no audio"))]),
     };
+    let mixed = if heard {
+        // The silence before the first sound: none under a soundtrack.
+        let lead = edit
+            .soundtrack
+            .as_ref()
+            .map(|_| 0)
+            .into_iter()
+            .chain(edit.audio.iter().map(|a| a.start_frame))
+            .chain(clip_sounds.iter().map(|(l, ..)| l.start_frame))
+            .min()
+            .map_or(0.0, seconds);
+        levelled(&mut ga, mixed, lead, duration)
+    } else {
+        // Silence is left as it is: no source, nothing to level.
+        mixed
+    };
     ga.push(
         mixed
             .then(delivery_format())
@@ -519,6 +649,43 @@ fn graph_args(
         os(&job.thumbnail_path),
     ]);
     args
+}
+
+/// A video clip's own sound: the start of its audio for the clip's length, at its volume, faded in
+/// and out over its transitions (the picture's xfade from and to transparency, heard), placed at
+/// the clip's start. Like the picture it starts from the file's first sample.
+fn clip_sound(input: usize, layer: &Layer, volume: f64, fps: u32) -> Chain {
+    let seconds = |frames: u32| frames as f64 / fps as f64;
+    let length = seconds(layer.frames);
+    let mut c = Chain::new([Pad::audio(input)])
+        .then(Filter::new("asetpts").arg("PTS-STARTPTS"))
+        .then(Filter::new("atrim").num("end", length))
+        .then(delivery_format())
+        .then(Filter::new("volume").num("volume", volume));
+    if let Some(t) = layer.transition_in {
+        c = c.then(
+            Filter::new("afade")
+                .opt("t", "in")
+                .num("st", 0.0)
+                .num("d", seconds(t.frames)),
+        );
+    }
+    if let Some(t) = layer.transition_out {
+        c = c.then(
+            Filter::new("afade")
+                .opt("t", "out")
+                .num("st", length - seconds(t.frames))
+                .num("d", seconds(t.frames)),
+        );
+    }
+    c.then(
+        Filter::new("adelay")
+            .opt(
+                "delays",
+                (seconds(layer.start_frame) * 1000.0).round() as u64,
+            )
+            .opt("all", 1),
+    )
 }
 
 /// Half-open: at a handover frame exactly one of two back-to-back layers shows.

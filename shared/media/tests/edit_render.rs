@@ -1,6 +1,8 @@
-//! Timeline documents rendered in one ffmpeg pass, judged by measurement: a title's pixels in
-//! its window and nowhere else, a Ken Burns zoom over an image, blur-padded `contain` bands, and
-//! a soundtrack ducked under a voice clip. Small on purpose: 360p, 2–3 s.
+//! Timeline documents rendered in one ffmpeg pass (each render counts its ffmpeg runs), judged by
+//! measurement: a title's pixels in its window and nowhere else, a Ken Burns zoom over an image,
+//! blur-padded `contain` bands, a soundtrack ducked under a voice clip and under a video clip's
+//! own sound, a video clip heard in its window at its volume, and quiet and loud timelines
+//! levelled to one loudness. Small on purpose: 360p, 2–4 s.
 
 mod common;
 
@@ -9,6 +11,7 @@ use image::{Rgb, RgbImage, Rgba, RgbaImage};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use vidpipe_domain::edit::{Edit, EditJob, validate};
+use vidpipe_media::compose::{MIX_LUFS, MIX_TRUE_PEAK};
 use vidpipe_media::edit_render::render_edit;
 
 const A: &str = "ast_0123456789abcdef0123456789abcdef";
@@ -32,7 +35,10 @@ async fn render(dir: &Path, doc: Value, files: EditFiles) -> (Edit, PathBuf) {
         thumbnail_path: dir.join("thumb.jpg"),
         work_dir: dir.join("work"),
     };
-    render_edit(&tools(), &out, &|_| {}).await.expect("render");
+    render_edit(&counting_tools(dir), &out, &|_| {})
+        .await
+        .expect("render");
+    assert_eq!(ffmpeg_runs(dir), 1, "one ffmpeg run renders the edit");
     let facts = probe(&out.final_path);
     assert_eq!(
         (facts.width, facts.height),
@@ -326,4 +332,255 @@ async fn a_wipe_reveals_the_layer_over_what_is_beneath_and_opacity_blends_it() {
     let half = region_mean(&frame_at(&video, 2.5), 0, 0, w, h)[0];
     eprintln!("opacity 0.5 over black: {half:.1}");
     assert!((100.0..160.0).contains(&half), "half opacity: {half}");
+}
+
+/// `seconds` of a 320x180 test picture at 25 fps with `sound` (a lavfi audio source, mono at
+/// 48 kHz) as its audio stream, or with no audio stream at all.
+fn write_av(path: &Path, sound: Option<&str>, seconds: f64) -> PathBuf {
+    let t = seconds.to_string();
+    let mut args = vec!["-f", "lavfi", "-i", "testsrc2=s=320x180:r=25"];
+    if let Some(sound) = sound {
+        args.extend(["-f", "lavfi", "-i", sound, "-c:a", "aac", "-b:a", "128k"]);
+    }
+    args.extend(["-t", &t, "-c:v", "libx264", "-preset", "ultrafast"]);
+    args.extend(["-pix_fmt", "yuv420p", path.to_str().unwrap()]);
+    ffmpeg(&args);
+    path.to_owned()
+}
+
+/// A `hz` tone at `db` dBFS peak, as a lavfi source.
+fn tone(hz: u32, db: f64) -> String {
+    format!("sine=frequency={hz}:sample_rate=48000,volume={db}dB")
+}
+
+/// Two biquads around `hz`: one tone of a mix, the others far down.
+fn band(hz: u32) -> String {
+    format!("bandpass=f={hz}:width_type=q:w=8,bandpass=f={hz}:width_type=q:w=8")
+}
+
+#[tokio::test]
+async fn a_video_clip_is_heard_in_its_window_faded_with_its_transitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = write_av(&dir.path().join("clip.mp4"), Some(&tone(440, -12.0)), 2.5);
+    let doc = json!({
+        "output": {"resolution": "360p", "fps": 25},
+        "tracks": [{"clips": [
+            {"asset": {"type": "video", "asset_id": A}, "start": 1, "length": 2,
+             "transition": {"in": "fade", "out": "fade", "duration": 0.4}}
+        ]}],
+        "duration": 4
+    });
+    let (_, video) = render(
+        dir.path(),
+        doc,
+        EditFiles {
+            layers: vec![Some(clip)],
+            ..Default::default()
+        },
+    )
+    .await;
+    let heard = sounding(&video, "anull", -50.0);
+    eprintln!("clip sound heard over {heard:?}");
+    assert_eq!(heard.len(), 1, "one stretch of sound: {heard:?}");
+    let (from, to) = heard[0];
+    assert!(
+        (from - 1.0).abs() < 0.06 && (to - 3.0).abs() < 0.06,
+        "heard over its window 1–3 s, not outside: {from}–{to}"
+    );
+    let full = loudness(&video, Some((1.6, 0.8))).mean_db;
+    let fading_in = loudness(&video, Some((1.0, 0.12))).mean_db;
+    let fading_out = loudness(&video, Some((2.88, 0.12))).mean_db;
+    eprintln!(
+        "clip sound: fade-in {fading_in:.1} dB, full {full:.1} dB, fade-out {fading_out:.1} dB"
+    );
+    assert!(full > -30.0, "the clip is heard: {full} dB");
+    assert!(
+        fading_in < full - 8.0 && fading_out < full - 8.0,
+        "faded with its transitions: {fading_in} / {full} / {fading_out} dB"
+    );
+}
+
+#[tokio::test]
+async fn video_clips_without_sound_or_with_a_silent_track_render_silent() {
+    let dir = tempfile::tempdir().unwrap();
+    let mute = write_av(&dir.path().join("mute.mp4"), None, 1.5);
+    let hushed = write_av(
+        &dir.path().join("hushed.mp4"),
+        Some("anullsrc=channel_layout=mono:sample_rate=48000"),
+        1.5,
+    );
+    assert!(
+        probe(&mute).audio_codec.is_none(),
+        "the first has no audio stream"
+    );
+    let doc = json!({
+        "output": {"resolution": "360p", "fps": 25},
+        "tracks": [{"clips": [
+            {"asset": {"type": "video", "asset_id": A}, "start": 0, "length": 1.5},
+            {"asset": {"type": "video", "asset_id": A}, "start": 1.5, "length": 1.5}
+        ]}]
+    });
+    let (_, video) = render(
+        dir.path(),
+        doc,
+        EditFiles {
+            layers: vec![Some(mute), Some(hushed)],
+            ..Default::default()
+        },
+    )
+    .await;
+    // Levelling lifts nothing out of silence: volumedetect's floor is digital zero.
+    let level = loudness(&video, None);
+    eprintln!("silent timeline: peak {:.1} dB", level.peak_db);
+    assert!(level.peak_db <= -90.0, "silent: peak {} dB", level.peak_db);
+}
+
+#[tokio::test]
+async fn a_clip_volume_moves_its_sound_by_its_decibels() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two clips heard together, each its own tone, so the levelling of the mix moves both alike
+    // and only their volumes part them.
+    let low = write_av(&dir.path().join("low.mp4"), Some(&tone(440, -12.0)), 3.0);
+    let high = write_av(&dir.path().join("high.mp4"), Some(&tone(1500, -12.0)), 3.0);
+    let doc = json!({
+        "output": {"resolution": "360p", "fps": 25},
+        "tracks": [
+            {"clips": [{"asset": {"type": "video", "asset_id": A, "volume": 0.5},
+                        "start": 0, "length": 3, "scale": 0.5, "position": "top-left"}]},
+            {"clips": [{"asset": {"type": "video", "asset_id": A, "volume": 1.5},
+                        "start": 0, "length": 3}]}
+        ]
+    });
+    // Drawing order is bottom track first: the 1.5 clip (440 Hz), then the 0.5 clip (1500 Hz).
+    let (_, video) = render(
+        dir.path(),
+        doc,
+        EditFiles {
+            layers: vec![Some(low.clone()), Some(high.clone())],
+            ..Default::default()
+        },
+    )
+    .await;
+    let level = |file: &Path, hz: u32| loudness_through(file, &band(hz), Some((0.5, 2.0))).mean_db;
+    let before = level(&high, 1500) - level(&low, 440);
+    let after = level(&video, 1500) - level(&video, 440);
+    let want = 20.0 * (0.5f64 / 1.5).log10();
+    eprintln!(
+        "volume: 1500 Hz over 440 Hz {before:.2} dB in the sources, {after:.2} dB rendered (want {want:+.2})"
+    );
+    assert!(
+        (after - before - want).abs() < 0.5,
+        "volumes 0.5 and 1.5 part the clips by {want:.2} dB: {before:.2} → {after:.2}"
+    );
+}
+
+#[tokio::test]
+async fn the_soundtrack_is_ducked_under_a_video_clips_sound() {
+    let dir = tempfile::tempdir().unwrap();
+    let music = write_tone(&dir.path().join("music.wav"), 220, 3.0);
+    let clip = write_av(&dir.path().join("clip.mp4"), Some(&tone(2000, -12.0)), 1.5);
+    let doc = json!({
+        "output": {"resolution": "360p", "fps": 25},
+        "tracks": [
+            {"clips": [{"asset": {"type": "video", "asset_id": A}, "start": 1.2, "length": 1.5}]},
+            {"clips": [{"asset": {"type": "title", "text": "x"}, "start": 0, "length": 3}]}
+        ],
+        "soundtrack": {"asset_id": A, "volume": 0.5}
+    });
+    // Drawing order: the title's track (the bottom one) first.
+    let (_, video) = render(
+        dir.path(),
+        doc,
+        EditFiles {
+            layers: vec![None, Some(clip)],
+            soundtrack: Some(music),
+            ..Default::default()
+        },
+    )
+    .await;
+    let alone = loudness_through(&video, &band(220), Some((0.2, 0.8))).mean_db;
+    let under = loudness_through(&video, &band(220), Some((1.8, 0.7))).mean_db;
+    let sound = loudness_through(&video, &band(2000), Some((1.8, 0.7))).mean_db;
+    eprintln!("music alone {alone:.1} dB, under the clip {under:.1} dB; clip {sound:.1} dB");
+    assert!(sound > -40.0, "the clip is heard: {sound} dB");
+    assert!(
+        under < alone - 8.0,
+        "ducked under the clip's sound: {alone} dB alone, {under} dB under"
+    );
+}
+
+#[tokio::test]
+async fn quiet_and_loud_timelines_are_levelled_to_the_delivery_loudness() {
+    let dir = tempfile::tempdir().unwrap();
+    // A quiet clip after a 3 s silent title card; and a clip near full scale over a full-scale
+    // soundtrack.
+    let quiet = write_av(&dir.path().join("quiet.mp4"), Some(&tone(440, -27.0)), 3.0);
+    let loud = write_av(
+        &dir.path().join("loud.mp4"),
+        Some("aevalsrc=0.9*sin(2*PI*660*t):s=48000"),
+        3.0,
+    );
+    let music = dir.path().join("music.wav");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "aevalsrc=0.9*sin(2*PI*220*t):s=48000:d=3",
+        music.to_str().unwrap(),
+    ]);
+    let sources = (ebur128(&quiet).integrated, ebur128(&loud).integrated);
+    eprintln!(
+        "sources: quiet {:.1} LUFS, loud {:.1} LUFS",
+        sources.0, sources.1
+    );
+    assert!(
+        sources.1 - sources.0 > 30.0,
+        "far apart to start: {sources:?}"
+    );
+    let clip = |volume: f64, start: f64| json!({"asset": {"type": "video", "asset_id": A, "volume": volume}, "start": start, "length": 3});
+    let title = json!({"asset": {"type": "title", "text": "Quiet"}, "start": 0, "length": 3});
+    let cases = [
+        (
+            "quiet",
+            json!({"tracks": [{"clips": [title, clip(1.0, 3.0)]}]}),
+            vec![None, Some(quiet)],
+            None,
+        ),
+        (
+            "loud",
+            json!({"tracks": [{"clips": [clip(2.0, 0.0)]}], "soundtrack": {"asset_id": A, "volume": 1, "ducking": false}}),
+            vec![Some(loud)],
+            Some(music),
+        ),
+    ];
+    for (name, mut doc, layers, soundtrack) in cases {
+        doc["output"] = json!({"resolution": "360p", "fps": 25});
+        let sub = dir.path().join(name);
+        std::fs::create_dir_all(&sub).unwrap();
+        let (_, video) = render(
+            &sub,
+            doc,
+            EditFiles {
+                layers,
+                soundtrack,
+                ..Default::default()
+            },
+        )
+        .await;
+        let r = ebur128(&video);
+        eprintln!(
+            "{name}: {:.1} LUFS, true peak {:.1} dBTP",
+            r.integrated, r.true_peak
+        );
+        assert!(
+            (r.integrated - MIX_LUFS).abs() <= 1.5,
+            "{name}: {} LUFS, want {MIX_LUFS} ± 1.5",
+            r.integrated
+        );
+        assert!(
+            r.true_peak <= MIX_TRUE_PEAK + 0.5,
+            "{name}: true peak {} dBTP over {MIX_TRUE_PEAK}",
+            r.true_peak
+        );
+    }
 }
