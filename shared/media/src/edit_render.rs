@@ -45,7 +45,7 @@ const LEVEL_WINDOW_SECONDS: f64 = 3.0;
 ///
 /// `loudnorm` sets its first gain from its first 3 s and, while the level is low, moves it only
 /// slowly after; so the silence before the first sound is cut off for the levelling and put back
-/// after it (a quiet clip after a 3 s silent title card came out 30 LU short). A mix shorter than
+/// after it (a quiet clip after a 3 s silent title card came out 34 LU short). A mix shorter than
 /// the window is looped to fill it, then cut back: a steady short mix gets its own level's gain,
 /// and a silent one stays silent (`loudnorm` gives a silent stream shorter than its window an
 /// infinite gain, and the encoder refuses the NaNs).
@@ -102,9 +102,9 @@ fn levelled(g: &mut Graph, mixed: Chain, lead: f64, duration: f64) -> Chain {
 /// figures measured when its inputs were made; a timeline's uploaded videos and generated clips
 /// carry no such figures, and measuring them first would be a second decode of every input, so
 /// the mix is levelled as it plays: `loudnorm` reads 3 s ahead and steers a smoothed gain to the
-/// running integrated loudness (a mix shorter than that is measured whole and given one gain).
-/// Blocks quieter than -70 LUFS hold the gain, so silence stays silent and a noise floor under
-/// that is not lifted. It works at 192 kHz; the delivery format brings it back to 48 kHz.
+/// running integrated loudness (see [`levelled`] for its first 3 s). Blocks quieter than -70 LUFS
+/// hold the gain, so silence stays silent and a noise floor under that is not lifted. It works at
+/// 192 kHz (about 0.8 s of CPU per 30 s of stereo); the delivery format brings it back to 48 kHz.
 fn level() -> Filter {
     Filter::new("loudnorm")
         .num("I", MIX_LUFS)
