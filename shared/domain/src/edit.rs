@@ -200,7 +200,7 @@ pub struct Soundtrack {
     pub volume: f64,
     pub fade_in_seconds: f64,
     pub fade_out_seconds: f64,
-    /// Lowered under the audio clips while they sound.
+    /// Lowered under the audio clips and the video clips' own sound while they sound.
     pub ducking: bool,
 }
 

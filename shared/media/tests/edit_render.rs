@@ -512,8 +512,8 @@ async fn the_soundtrack_is_ducked_under_a_video_clips_sound() {
 #[tokio::test]
 async fn quiet_and_loud_timelines_are_levelled_to_the_delivery_loudness() {
     let dir = tempfile::tempdir().unwrap();
-    // A quiet clip after a 3 s silent title card; and a clip near full scale over a full-scale
-    // soundtrack.
+    // A quiet clip after a 3 s silent title card; a clip near full scale over a full-scale
+    // soundtrack; and a timeline shorter than the levelling's 3 s look-ahead.
     let quiet = write_av(&dir.path().join("quiet.mp4"), Some(&tone(440, -27.0)), 3.0);
     let loud = write_av(
         &dir.path().join("loud.mp4"),
@@ -537,18 +537,24 @@ async fn quiet_and_loud_timelines_are_levelled_to_the_delivery_loudness() {
         sources.1 - sources.0 > 30.0,
         "far apart to start: {sources:?}"
     );
-    let clip = |volume: f64, start: f64| json!({"asset": {"type": "video", "asset_id": A, "volume": volume}, "start": start, "length": 3});
+    let clip = |volume: f64, start: f64, length: f64| json!({"asset": {"type": "video", "asset_id": A, "volume": volume}, "start": start, "length": length});
     let title = json!({"asset": {"type": "title", "text": "Quiet"}, "start": 0, "length": 3});
     let cases = [
         (
             "quiet",
-            json!({"tracks": [{"clips": [title, clip(1.0, 3.0)]}]}),
-            vec![None, Some(quiet)],
+            json!({"tracks": [{"clips": [title, clip(1.0, 3.0, 3.0)]}]}),
+            vec![None, Some(quiet.clone())],
+            None,
+        ),
+        (
+            "short",
+            json!({"tracks": [{"clips": [clip(0.5, 0.0, 1.6)]}]}),
+            vec![Some(quiet)],
             None,
         ),
         (
             "loud",
-            json!({"tracks": [{"clips": [clip(2.0, 0.0)]}], "soundtrack": {"asset_id": A, "volume": 1, "ducking": false}}),
+            json!({"tracks": [{"clips": [clip(2.0, 0.0, 3.0)]}], "soundtrack": {"asset_id": A, "volume": 1, "ducking": false}}),
             vec![Some(loud)],
             Some(music),
         ),
