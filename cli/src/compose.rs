@@ -122,7 +122,7 @@ fn invalid(e: EditError) -> anyhow::Error {
     }
 }
 
-/// Replaces each `file` of an image or audio asset (and of the soundtrack) with the id of the
+/// Replaces each `file` of an image, video or audio asset (and of the soundtrack) with the id of the
 /// asset it is ingested as. Malformed places are left for validation to name.
 async fn ingest_files(stack: &LocalStack, doc: &mut Value, base: &Path) -> Result<()> {
     if let Some(Value::Array(tracks)) = doc.get_mut("tracks") {
@@ -135,7 +135,8 @@ async fn ingest_files(stack: &LocalStack, doc: &mut Value, base: &Path) -> Resul
                     continue;
                 };
                 let kind = match asset.get("type").and_then(Value::as_str) {
-                    Some("image") => AssetKind::Logo,
+                    Some("image") => AssetKind::Image,
+                    Some("video") => AssetKind::Video,
                     Some("audio") => AssetKind::Music,
                     _ => continue,
                 };

@@ -429,7 +429,7 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /** @enum {string} */
-        AssetKind: "logo" | "music";
+        AssetKind: "logo" | "music" | "image" | "video";
         /** @description The new asset and where to upload its file. */
         AssetUploadView: {
             asset_id: string;
@@ -683,14 +683,17 @@ export interface components {
         /** @description Announces an upload. Fields are optional here so a missing one is a named validation error. */
         CreateAssetBody: {
             /**
-             * @description Logos: image/png, image/jpeg. Music: audio/mpeg, audio/wav, audio/x-wav, audio/mp4, audio/x-m4a.
+             * @description Logos and images: image/png, image/jpeg. Music: audio/mpeg, audio/wav, audio/x-wav,
+             *     audio/mp4, audio/x-m4a. Videos: video/mp4, video/quicktime, video/webm.
              * @enum {string}
              */
-            content_type: "image/png" | "image/jpeg" | "audio/mpeg" | "audio/wav" | "audio/x-wav" | "audio/mp4" | "audio/x-m4a";
+            content_type: "image/png" | "image/jpeg" | "audio/mpeg" | "audio/wav" | "audio/x-wav" | "audio/mp4" | "audio/x-m4a" | "video/mp4" | "video/quicktime" | "video/webm";
             kind: components["schemas"]["AssetKind"];
             /**
              * Format: int64
-             * @description The exact size of the file that will be uploaded. Logos up to 10 MiB, music up to 50 MiB.
+             * @description The exact size of the file that will be uploaded. Logos and images up to 10 MiB, music up
+             *     to 50 MiB, videos up to 100 MiB (a video must also have a video stream, each side 16 to
+             *     4096 pixels and a length up to 600 s, checked when a step first uses it).
              */
             size_bytes: number;
         };

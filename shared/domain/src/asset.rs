@@ -1,4 +1,5 @@
-//! Brand assets (logos, music) that a request refers to by id. An asset is only recorded after
+//! Uploaded assets (logos, music, images, videos) that a request, a timeline or a recompose
+//! refers to by id. An asset is only recorded after
 //! its content was probed and matched its kind, so a job never starts with a bad logo or track.
 
 use chrono::{DateTime, Utc};
@@ -68,17 +69,28 @@ pub enum AssetKind {
     Logo,
     /// MP3, WAV or M4A audio.
     Music,
+    /// PNG or JPEG still image for a timeline's `image` clip (a logo asset serves too).
+    Image,
+    /// MP4, MOV or WebM video for a timeline's `video` clip or a recompose's replaced scene.
+    Video,
 }
 
 impl AssetKind {
     /// Every kind, in the order an error lists them.
-    pub const ALL: [AssetKind; 2] = [AssetKind::Logo, AssetKind::Music];
+    pub const ALL: [AssetKind; 4] = [
+        AssetKind::Logo,
+        AssetKind::Music,
+        AssetKind::Image,
+        AssetKind::Video,
+    ];
 
     /// The kind's name: its serde name, so requests and responses agree.
     pub fn as_str(self) -> &'static str {
         match self {
             AssetKind::Logo => "logo",
             AssetKind::Music => "music",
+            AssetKind::Image => "image",
+            AssetKind::Video => "video",
         }
     }
 
@@ -93,7 +105,12 @@ impl AssetKind {
     /// Accepted content types and the file extension each is stored under.
     pub fn content_types(self) -> &'static [(&'static str, &'static str)] {
         match self {
-            AssetKind::Logo => &[("image/png", "png"), ("image/jpeg", "jpg")],
+            AssetKind::Logo | AssetKind::Image => &[("image/png", "png"), ("image/jpeg", "jpg")],
+            AssetKind::Video => &[
+                ("video/mp4", "mp4"),
+                ("video/quicktime", "mov"),
+                ("video/webm", "webm"),
+            ],
             AssetKind::Music => &[
                 ("audio/mpeg", "mp3"),
                 ("audio/wav", "wav"),
@@ -122,6 +139,13 @@ impl AssetKind {
     }
 }
 
+impl AssetKind {
+    /// Whether the kind is a still picture a timeline `image` clip can show.
+    pub fn is_still(self) -> bool {
+        matches!(self, AssetKind::Logo | AssetKind::Image)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Asset {
     pub id: AssetId,
@@ -131,7 +155,8 @@ pub struct Asset {
     /// Blob key: `uploads/{owner}/{asset_id}/original.{ext}`.
     pub key: String,
     pub size_bytes: u64,
-    /// Width and height for logos, duration for music, from the probe at ingest.
+    /// Width and height for logos, images and videos, duration for music and videos, from the
+    /// probe at ingest (absent on an asset announced over the API until a step probes it).
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub duration_seconds: Option<f64>,

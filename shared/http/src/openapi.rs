@@ -297,10 +297,16 @@ impl Modify for Rules {
 
         let asset = "CreateAssetBody";
         require(c, asset, &["kind", "content_type", "size_bytes"]);
-        let accepted: Vec<&str> = vidpipe_domain::AssetKind::ALL
+        let mut accepted: Vec<&str> = Vec::new();
+        // Logos and images share their types: each listed once.
+        for ct in vidpipe_domain::AssetKind::ALL
             .iter()
             .flat_map(|k| k.content_types().iter().map(|(ct, _)| *ct))
-            .collect();
+        {
+            if !accepted.contains(&ct) {
+                accepted.push(ct);
+            }
+        }
         field(c, asset, "content_type", |p| {
             p.enum_values = Some(names(&accepted))
         });

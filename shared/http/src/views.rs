@@ -258,9 +258,12 @@ pub struct DownloadView {
 pub struct CreateAssetBody {
     #[schema(value_type = Option<AssetKind>)]
     pub kind: Option<String>,
-    /// Logos: image/png, image/jpeg. Music: audio/mpeg, audio/wav, audio/x-wav, audio/mp4, audio/x-m4a.
+    /// Logos and images: image/png, image/jpeg. Music: audio/mpeg, audio/wav, audio/x-wav,
+    /// audio/mp4, audio/x-m4a. Videos: video/mp4, video/quicktime, video/webm.
     pub content_type: Option<String>,
-    /// The exact size of the file that will be uploaded. Logos up to 10 MiB, music up to 50 MiB.
+    /// The exact size of the file that will be uploaded. Logos and images up to 10 MiB, music up
+    /// to 50 MiB, videos up to 100 MiB (a video must also have a video stream, each side 16 to
+    /// 4096 pixels and a length up to 600 s, checked when a step first uses it).
     pub size_bytes: Option<u64>,
 }
 

@@ -1076,10 +1076,63 @@ async fn invalid_asset_announcements_name_the_field() {
     let post = |b: Value| event(Method::POST, "/v1/assets").json(&b);
     send(
         &api,
-        post(json!({"kind": "video", "content_type": "video/mp4", "size_bytes": 1})),
+        post(json!({"kind": "gif", "content_type": "image/gif", "size_bytes": 1})),
     )
     .await
     .names(422, "kind");
+    // Videos and images: their own types and limits (100 MiB, 10 MiB).
+    for (kind, content_type, ext) in [
+        ("video", "video/mp4", "mp4"),
+        ("video", "video/quicktime", "mov"),
+        ("video", "video/webm", "webm"),
+        ("image", "image/jpeg", "jpg"),
+    ] {
+        let r = send(
+            &api,
+            post(json!({"kind": kind, "content_type": content_type, "size_bytes": 1})),
+        )
+        .await;
+        let created = r.ok(201);
+        assert_eq!(created["kind"], kind);
+        assert!(
+            created["upload_url"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("/original.{ext}?")),
+            "{created}"
+        );
+    }
+    send(
+        &api,
+        post(json!({"kind": "video", "content_type": "image/png", "size_bytes": 1})),
+    )
+    .await
+    .names(415, "content_type");
+    send(
+        &api,
+        post(json!({"kind": "image", "content_type": "video/mp4", "size_bytes": 1})),
+    )
+    .await
+    .names(415, "content_type");
+    let video_max = 100 * 1024 * 1024;
+    send(
+        &api,
+        post(json!({"kind": "video", "content_type": "video/mp4", "size_bytes": video_max})),
+    )
+    .await
+    .ok(201);
+    send(
+        &api,
+        post(json!({"kind": "video", "content_type": "video/mp4", "size_bytes": video_max + 1})),
+    )
+    .await
+    .names(413, "size_bytes");
+    send(
+        &api,
+        post(json!({"kind": "image", "content_type": "image/png", "size_bytes": 10 * 1024 * 1024 + 1})),
+    )
+    .await
+    .names(413, "size_bytes");
     send(
         &api,
         post(json!({"kind": "logo", "content_type": "image/gif", "size_bytes": 1})),
@@ -1388,12 +1441,12 @@ async fn asset_refusals_keep_their_exact_problem_bodies() {
     let post = |b: Value| event(Method::POST, "/v1/assets").json(&b);
     let cases = [
         (
-            json!({"kind": "video", "content_type": "video/mp4", "size_bytes": 0}),
+            json!({"kind": "gif", "content_type": "image/gif", "size_bytes": 0}),
             422,
             "urn:vidpipe:problem:validation",
             "2 field(s) failed validation: kind, size_bytes.",
             json!([
-                {"field": "kind", "rule": "must be one of logo, music (got \"video\")"},
+                {"field": "kind", "rule": "must be one of logo, music, image, video (got \"gif\")"},
                 {"field": "size_bytes", "rule": "must be at least 1"},
             ]),
         ),

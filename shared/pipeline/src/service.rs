@@ -27,6 +27,18 @@ use vidpipe_domain::{GenerationRequest, GenerationRequestBody, keys, names};
 
 pub const LOGO_MAX_BYTES: u64 = 10 * 1024 * 1024;
 pub const MUSIC_MAX_BYTES: u64 = 50 * 1024 * 1024;
+/// Timeline images, like logos.
+pub const IMAGE_MAX_BYTES: u64 = 10 * 1024 * 1024;
+/// Videos: 100 MiB, the API's single-PUT upload limit, and a size a function's 512 MB scratch
+/// holds twice (the probe's copy and the compose's) beside a render's own files.
+pub const VIDEO_MAX_BYTES: u64 = 100 * 1024 * 1024;
+/// Longest uploaded video: ten minutes, the longest a composition plays.
+pub const VIDEO_MAX_SECONDS: f64 = 600.0;
+/// Each side of an uploaded video, in pixels: beyond 4096 (DCI 4K) the one-pass composer's
+/// scalers would spend a render's budget on one clip; under 16 nothing recognisable is left.
+pub const VIDEO_SIDE_PIXELS: std::ops::RangeInclusive<u32> = 16..=4096;
+/// Each side of an uploaded image: a still is fitted once, so it may be larger than a video.
+pub const IMAGE_SIDE_PIXELS: std::ops::RangeInclusive<u32> = 1..=8192;
 /// How long an upload URL works: an upload is expected to start right after it is asked for.
 pub const UPLOAD_TTL: Duration = Duration::from_secs(15 * 60);
 /// How old a claim must be before reconciliation may judge it. A claim is made before its job
@@ -525,6 +537,14 @@ impl Service {
                     "must be an MP3, WAV or M4A file (.mp3, .wav, .m4a); got {:?}",
                     path.display().to_string()
                 ),
+                AssetKind::Image => format!(
+                    "must be a PNG or JPEG file (.png, .jpg, .jpeg); got {:?}",
+                    path.display().to_string()
+                ),
+                AssetKind::Video => format!(
+                    "must be an MP4, MOV or WebM file (.mp4, .mov, .webm); got {:?}",
+                    path.display().to_string()
+                ),
             })
         })?;
         let meta = tokio::fs::metadata(path)
@@ -626,11 +646,12 @@ impl Service {
     }
 }
 
-/// A probed asset's width and height (logos) or length in seconds (music).
+/// A probed asset's width and height (pictures) and length in seconds (music, videos).
 pub type AssetFacts = (Option<u32>, Option<u32>, Option<f64>);
 
-/// What a probed file must be to serve as an asset of `kind`: a logo is one PNG or JPEG image
-/// and nothing else, music has audio of a measurable length. `Ok` gives the logo's size or the
+/// What a probed file must be to serve as an asset of `kind`: a logo or image is one PNG or JPEG
+/// image and nothing else, music has audio of a measurable length, a video has a video stream
+/// (not a single picture) of sane size and a measurable length up to [`VIDEO_MAX_SECONDS`]. `Ok` gives the logo's size or the
 /// track's length; `Err` is the rule broken, to follow the asset's name ("is not a PNG ...").
 /// The CLI's ingest and the generation's plan step both judge by it.
 pub fn asset_content(
@@ -638,7 +659,7 @@ pub fn asset_content(
     probe: &vidpipe_domain::media::ProbeInfo,
 ) -> Result<AssetFacts, String> {
     match kind {
-        AssetKind::Logo => {
+        AssetKind::Logo | AssetKind::Image => {
             let still = probe
                 .streams
                 .iter()
@@ -648,7 +669,30 @@ pub fn asset_content(
                 .filter(|_| probe.audio().is_none());
             let s = still
                 .ok_or_else(|| format!("is not a PNG or JPEG image (found {})", describe(probe)))?;
+            if kind == AssetKind::Image {
+                sides(s.width, s.height, IMAGE_SIDE_PIXELS)?;
+            }
             Ok((s.width, s.height, None))
+        }
+        AssetKind::Video => {
+            // A picture format holds one frame, whatever its codec: not a video.
+            let picture = probe.format_name.ends_with("_pipe") || probe.format_name == "image2";
+            let v = probe
+                .video()
+                .filter(|_| !picture)
+                .ok_or_else(|| format!("has no video stream (found {})", describe(probe)))?;
+            let (w, h) = sides(v.width, v.height, VIDEO_SIDE_PIXELS)?;
+            let d = probe
+                .duration_seconds
+                .or(v.duration_seconds)
+                .filter(|d| d.is_finite() && *d > 0.0)
+                .ok_or_else(|| "has no measurable duration".to_owned())?;
+            if d > VIDEO_MAX_SECONDS {
+                return Err(format!(
+                    "is {d:.1} s long; a video asset may be at most {VIDEO_MAX_SECONDS} s"
+                ));
+            }
+            Ok((Some(w), Some(h), Some(d)))
         }
         AssetKind::Music => {
             let a = probe
@@ -661,6 +705,23 @@ pub fn asset_content(
             let d = duration.ok_or_else(|| "has no measurable duration".to_owned())?;
             Ok((None, None, Some(d)))
         }
+    }
+}
+
+/// A picture's width and height, both known and within `range`.
+fn sides(
+    width: Option<u32>,
+    height: Option<u32>,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<(u32, u32), String> {
+    match (width, height) {
+        (Some(w), Some(h)) if range.contains(&w) && range.contains(&h) => Ok((w, h)),
+        (Some(w), Some(h)) => Err(format!(
+            "is {w}x{h}; each side must be {} to {} pixels",
+            range.start(),
+            range.end()
+        )),
+        _ => Err("has no measurable width and height".to_owned()),
     }
 }
 
@@ -693,13 +754,16 @@ pub fn max_bytes(kind: AssetKind) -> u64 {
     match kind {
         AssetKind::Logo => LOGO_MAX_BYTES,
         AssetKind::Music => MUSIC_MAX_BYTES,
+        AssetKind::Image => IMAGE_MAX_BYTES,
+        AssetKind::Video => VIDEO_MAX_BYTES,
     }
 }
 
 fn kind_noun(kind: AssetKind) -> &'static str {
     match kind {
-        AssetKind::Logo => "image",
+        AssetKind::Logo | AssetKind::Image => "image",
         AssetKind::Music => "audio",
+        AssetKind::Video => "video",
     }
 }
 
@@ -871,6 +935,8 @@ mod tests {
         for (kind, content_type) in [
             (AssetKind::Logo, "image/gif"),
             (AssetKind::Music, "image/png"),
+            (AssetKind::Video, "image/png"),
+            (AssetKind::Image, "video/mp4"),
         ] {
             match announce(kind, content_type, 1).await {
                 Err(ServiceError::UnsupportedContentType(e)) => {
@@ -886,6 +952,8 @@ mod tests {
         for (kind, limit) in [
             (AssetKind::Logo, LOGO_MAX_BYTES),
             (AssetKind::Music, MUSIC_MAX_BYTES),
+            (AssetKind::Image, IMAGE_MAX_BYTES),
+            (AssetKind::Video, VIDEO_MAX_BYTES),
         ] {
             let content_type = kind.content_types()[0].0;
             announce(kind, content_type, limit).await.unwrap();
@@ -897,8 +965,8 @@ mod tests {
                 other => panic!("{kind:?} over its limit: {:?}", other.map(|a| a.asset)),
             }
         }
-        // Only the two within their limits got as far as signing.
-        assert_eq!(signer.0.lock().unwrap().len(), 2);
+        // Only those within their limits got as far as signing.
+        assert_eq!(signer.0.lock().unwrap().len(), AssetKind::ALL.len());
     }
 
     /// A service under `limits`, over the local stack's SQLite quotas, starting nothing.
@@ -1088,10 +1156,10 @@ mod tests {
             assert_eq!(AssetKind::parse(kind.as_str()), Ok(kind));
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
         }
-        let unknown = AssetKind::parse("video").unwrap_err();
+        let unknown = AssetKind::parse("gif").unwrap_err();
         assert_eq!(
             unknown.to_string(),
-            r#"must be one of logo, music (got "video")"#
+            r#"must be one of logo, music, image, video (got "gif")"#
         );
         assert!(AssetKind::parse("Logo").is_err());
     }

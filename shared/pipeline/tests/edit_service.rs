@@ -15,6 +15,7 @@ use vidpipe_domain::ports::{ClipProvider, ProviderError};
 use vidpipe_media::{ProceduralProvider, Tools};
 use vidpipe_pipeline::edit::{self, EditError};
 use vidpipe_pipeline::local::{LocalOptions, LocalStack};
+use vidpipe_pipeline::service::ServiceError;
 
 const OWNER: &str = "local";
 
@@ -226,4 +227,168 @@ async fn references_the_tenant_does_not_have_are_refused_at_their_paths() {
         assert!(errors.names(path), "{path}: {:?}", errors.errors);
     }
     assert_eq!(errors.errors.len(), 5, "{:?}", errors.errors);
+}
+
+/// The rule a refused ingest broke, checked to be reported at `field`.
+fn refused_at(result: Result<vidpipe_domain::Asset, ServiceError>, field: &str) -> String {
+    match result {
+        Err(ServiceError::Invalid(v)) => {
+            assert_eq!(v.errors.len(), 1, "{:?}", v.errors);
+            assert_eq!(v.errors[0].field, field);
+            v.errors[0].rule.clone()
+        }
+        Err(e) => panic!("expected a validation error at {field}, got {e}"),
+        Ok(a) => panic!("expected a validation error at {field}, got asset {}", a.id),
+    }
+}
+
+#[tokio::test]
+async fn video_and_image_assets_are_judged_by_their_content_and_a_bad_one_names_its_field() {
+    let home = tempfile::tempdir().unwrap();
+    let stack = stack(home.path(), counting()).await;
+    let service = stack.service();
+    let dir = home.path();
+    let p = |name: &str| dir.join(name);
+    let s = |path: &PathBuf| path.to_str().unwrap().to_owned();
+    // Tiny, short sources: each encode takes a few milliseconds.
+    let (mp4, mov, webm, png, jpg) = (
+        p("red.mp4"),
+        p("blue.mov"),
+        p("green.webm"),
+        p("still.png"),
+        p("still.jpg"),
+    );
+    for (src, out, extra) in [
+        (
+            "color=c=red:s=96x64:r=25:d=1.2",
+            &mp4,
+            vec!["-pix_fmt", "yuv420p"],
+        ),
+        (
+            "color=c=blue:s=64x96:r=25:d=0.8",
+            &mov,
+            vec!["-pix_fmt", "yuv420p"],
+        ),
+        (
+            "color=c=green:s=64x64:r=25:d=0.4",
+            &webm,
+            vec![
+                "-c:v",
+                "libvpx-vp9",
+                "-deadline",
+                "realtime",
+                "-cpu-used",
+                "8",
+            ],
+        ),
+        (
+            "color=c=white:s=48x32",
+            &jpg,
+            vec!["-frames:v", "1", "-c:v", "mjpeg"],
+        ),
+    ] {
+        let mut args = vec!["-f".to_owned(), "lavfi".into(), "-i".into(), src.into()];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args.push(s(out));
+        ffmpeg(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+    // The static ffmpeg has no PNG encoder.
+    image::RgbImage::from_pixel(48, 32, image::Rgb([255, 255, 255]))
+        .save(&png)
+        .unwrap();
+
+    for (file, (w, h), seconds) in [
+        (&mp4, (96, 64), 1.2),
+        (&mov, (64, 96), 0.8),
+        (&webm, (64, 64), 0.4),
+    ] {
+        let a = service
+            .ingest_asset(OWNER, AssetKind::Video, file, "video")
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        assert_eq!(
+            (a.kind, a.width, a.height),
+            (AssetKind::Video, Some(w), Some(h))
+        );
+        let d = a.duration_seconds.unwrap();
+        assert!((d - seconds).abs() < 0.05, "{}: {d} s", file.display());
+        assert!(a.key.ends_with(&format!(
+            "original.{}",
+            file.extension().unwrap().to_str().unwrap()
+        )));
+        assert!(stack.blob_path(&a.key).exists());
+    }
+    for file in [&png, &jpg] {
+        let a = service
+            .ingest_asset(OWNER, AssetKind::Image, file, "image")
+            .await
+            .unwrap();
+        assert_eq!(
+            (a.kind, a.width, a.height),
+            (AssetKind::Image, Some(48), Some(32))
+        );
+    }
+
+    // A still picture named as a video has no video stream; a video named as an image is no
+    // picture; a text file is no media; a sliver of a frame is too small; a GIF is no kind's.
+    let still_as_video = p("still_as_video.mp4");
+    std::fs::copy(&png, &still_as_video).unwrap();
+    let video_as_png = p("video_as_image.png");
+    std::fs::copy(&mp4, &video_as_png).unwrap();
+    let text = p("notes.mov");
+    std::fs::write(&text, "not a video at all").unwrap();
+    let sliver = p("sliver.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "color=s=64x8:d=0.2",
+        "-pix_fmt",
+        "yuv420p",
+        &s(&sliver),
+    ]);
+    let gif = p("anim.gif");
+    std::fs::write(&gif, b"GIF89a").unwrap();
+    let cases = [
+        (
+            AssetKind::Video,
+            &still_as_video,
+            "video",
+            "has no video stream",
+        ),
+        (
+            AssetKind::Image,
+            &video_as_png,
+            "image",
+            "is not a PNG or JPEG image",
+        ),
+        (
+            AssetKind::Video,
+            &text,
+            "tracks[0].clips[0].asset.file",
+            "is not a valid video file",
+        ),
+        (
+            AssetKind::Video,
+            &sliver,
+            "--video",
+            "is 64x8; each side must be 16 to 4096 pixels",
+        ),
+        (
+            AssetKind::Video,
+            &gif,
+            "video",
+            "must be an MP4, MOV or WebM file",
+        ),
+        (
+            AssetKind::Image,
+            &gif,
+            "image",
+            "must be a PNG or JPEG file",
+        ),
+    ];
+    for (kind, file, field, why) in cases {
+        let rule = refused_at(service.ingest_asset(OWNER, kind, file, field).await, field);
+        assert!(rule.contains(why), "{}: {rule}", file.display());
+    }
 }

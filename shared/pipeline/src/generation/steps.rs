@@ -248,50 +248,67 @@ async fn check_brand_assets(deps: &StepDeps, job: &Job) -> Result<(), StepError>
             .get_asset(id)
             .await?
             .ok_or_else(|| StepError::WrongState(format!("asset {id} is gone")))?;
-        let rejected = |why: String| {
-            StepError::AssetRejected(format!(
-                "the {} asset {id} ({}) {why}",
-                kind.as_str(),
-                asset.key
-            ))
-        };
-        let meta = deps
-            .blobs
-            .head(&asset.key)
-            .await?
-            .ok_or_else(|| rejected("has not been uploaded".into()))?;
-        if meta.size_bytes != asset.size_bytes {
-            return Err(rejected(format!(
-                "is {} bytes but was announced as {}",
-                meta.size_bytes, asset.size_bytes
-            )));
-        }
         let dir = match &scratch {
             Some(dir) => dir,
             None => scratch
                 .insert(Scratch::new(deps.scratch_dir.join(job.id.as_str()).join("assets")).await?),
         };
-        // The stored extension is kept: ffprobe picks some demuxers by it.
-        let ext = Path::new(&asset.key)
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or("bin");
-        let local = dir.join(format!("{}.{ext}", kind.as_str()));
-        deps.blobs.get_to_file(&asset.key, &local).await?;
-        let probe = match deps.media.probe(&local).await {
-            Ok(p) => p,
-            Err(MediaError::InvalidInput(why)) => {
-                return Err(rejected(format!("is not readable media: {why}")));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        crate::service::asset_content(kind, &probe).map_err(rejected)?;
+        let local = judge_stored_asset(deps, &asset, kind, dir.path()).await?.0;
         if kind == AssetKind::Music {
             // First seen here: measured now (or found measured), so the compose only levels it.
             super::levels::music_loudness(deps, &local).await?;
         }
     }
     Ok(())
+}
+
+/// Judges an asset by its stored file, as a step about to use it (the file of an asset announced
+/// over the API is the client's to upload, after every check the API made): it must be the
+/// announced size and probe as `rule` (the asset's own kind, or `logo` for a logo asset used as
+/// an image) by [`crate::service::asset_content`], the CLI ingest's rule. The file is left in
+/// `dir` (under its stored extension: ffprobe picks some demuxers by it); its path and what the
+/// probe measured are returned. A file that breaks the rule is `VidPipe.AssetRejected`, naming
+/// the asset.
+pub(crate) async fn judge_stored_asset(
+    deps: &StepDeps,
+    asset: &vidpipe_domain::Asset,
+    rule: AssetKind,
+    dir: &Path,
+) -> Result<(std::path::PathBuf, crate::service::AssetFacts), StepError> {
+    let id = &asset.id;
+    let rejected = |why: String| {
+        StepError::AssetRejected(format!(
+            "the {} asset {id} ({}) {why}",
+            asset.kind.as_str(),
+            asset.key
+        ))
+    };
+    let meta = deps
+        .blobs
+        .head(&asset.key)
+        .await?
+        .ok_or_else(|| rejected("has not been uploaded".into()))?;
+    if meta.size_bytes != asset.size_bytes {
+        return Err(rejected(format!(
+            "is {} bytes but was announced as {}",
+            meta.size_bytes, asset.size_bytes
+        )));
+    }
+    let ext = Path::new(&asset.key)
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("bin");
+    let local = dir.join(format!("{}.{ext}", asset.id));
+    deps.blobs.get_to_file(&asset.key, &local).await?;
+    let probe = match deps.media.probe(&local).await {
+        Ok(p) => p,
+        Err(MediaError::InvalidInput(why)) => {
+            return Err(rejected(format!("is not readable media: {why}")));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let facts = crate::service::asset_content(rule, &probe).map_err(rejected)?;
+    Ok((local, facts))
 }
 
 async fn asset_key(deps: &StepDeps, id: &AssetId) -> Result<String, StepError> {
