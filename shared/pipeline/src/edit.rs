@@ -113,6 +113,15 @@ pub async fn check(
                 let video = matches!(layer.visual, Visual::Video { .. });
                 if let Err(e) = resolve_ref(deps, owner, source, video).await? {
                     errors.push(FieldError::new(ref_path(&layer.path, source), e));
+                } else if let (true, MediaRef::Asset(id)) = (video, source) {
+                    let seconds = deps
+                        .jobs
+                        .get_asset(id)
+                        .await?
+                        .and_then(|a| a.duration_seconds);
+                    if let Err(e) = long_enough(seconds, layer, edit.output.fps) {
+                        errors.push(e);
+                    }
                 }
             }
             Visual::Title { .. } | Visual::Generate { .. } => {}
@@ -150,23 +159,20 @@ async fn resolve_ref(
     video: bool,
 ) -> Result<Result<String, String>, EditError> {
     Ok(match r {
-        MediaRef::Asset(id) => {
-            if video {
-                Err(
-                    "a video comes from a generation ({job_id, scene}); uploaded assets are \
-                     images and audio"
-                        .to_owned(),
-                )
-            } else {
-                match deps.jobs.get_asset(id).await? {
-                    Some(a) if a.owner == owner && a.kind == AssetKind::Logo => Ok(a.key),
-                    Some(a) if a.owner == owner => {
-                        Err(format!("asset {id} is {}, not an image", a.kind.as_str()))
-                    }
-                    _ => Err(format!("no image asset {id}")),
-                }
-            }
-        }
+        MediaRef::Asset(id) => match deps.jobs.get_asset(id).await? {
+            // A logo is an image too.
+            Some(a) if a.owner == owner && video && a.kind == AssetKind::Video => Ok(a.key),
+            Some(a) if a.owner == owner && !video && a.kind.is_still() => Ok(a.key),
+            Some(a) if a.owner == owner => Err(format!(
+                "asset {id} is {}, not {}",
+                a.kind.as_str(),
+                if video { "a video" } else { "an image" }
+            )),
+            _ => Err(format!(
+                "no {} asset {id}",
+                if video { "video" } else { "image" }
+            )),
+        },
         MediaRef::Generation { job_id, scene } => match deps.jobs.get(job_id).await? {
             Some(j) if j.owner == owner => {
                 let scenes = j.plan.as_ref().map_or(0, |p| p.scenes.len() as u32);
@@ -431,8 +437,16 @@ pub async fn render(
                             e,
                         ))
                     })?;
-                let local = path.join(format!("layer_{i:02}"));
-                deps.blobs.get_to_file(&key, &local).await?;
+                let local = match source {
+                    MediaRef::Asset(id) => {
+                        uploaded(deps, id, video, layer, edit.output.fps, &path).await?
+                    }
+                    MediaRef::Generation { .. } => {
+                        let local = path.join(format!("layer_{i:02}"));
+                        deps.blobs.get_to_file(&key, &local).await?;
+                        local
+                    }
+                };
                 Some(local)
             }
             Visual::Generate { .. } => {
@@ -508,4 +522,49 @@ async fn music_key(
     music_asset(deps, owner, id)
         .await?
         .map_err(|e| EditError::Invalid(ValidationErrors::single(path, e)))
+}
+
+/// A video asset shorter than its clip is refused at the clip's `length`, rather than padded:
+/// the composer would hold its last frame (or a loop would repeat its start), a freeze or a
+/// jump the document never asked for. One frame short is tolerated (rounding to the rate).
+/// An asset announced over the API has no length until its file is probed: `None` passes here
+/// and the render judges the file.
+fn long_enough(seconds: Option<f64>, layer: &Layer, fps: u32) -> Result<(), FieldError> {
+    let needed = layer.frames as f64 / fps as f64;
+    match seconds {
+        Some(s) if s + 1.0 / fps as f64 + 1e-6 < needed => Err(FieldError::new(
+            format!("{}.length", layer.path),
+            format!(
+                "is {needed:.2} s but the video asset is {s:.2} s long; shorten the clip or \
+                 upload a longer video"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// An uploaded asset's file for a layer, judged by its content first (a file announced over
+/// the API is the client's to upload, after validation): an image must probe as one picture, a
+/// video as a video at least as long as its clip.
+async fn uploaded(
+    deps: &StepDeps,
+    id: &vidpipe_domain::AssetId,
+    video: bool,
+    layer: &Layer,
+    fps: u32,
+    dir: &Path,
+) -> Result<PathBuf, EditError> {
+    let asset = deps
+        .jobs
+        .get_asset(id)
+        .await?
+        .ok_or_else(|| StepError::WrongState(format!("asset {id} is gone")))?;
+    let rule = if video { AssetKind::Video } else { asset.kind };
+    let (local, (_, _, seconds)) =
+        crate::generation::steps::judge_stored_asset(deps, &asset, rule, dir).await?;
+    if video {
+        long_enough(seconds, layer, fps)
+            .map_err(|e| EditError::Invalid(ValidationErrors { errors: vec![e] }))?;
+    }
+    Ok(local)
 }

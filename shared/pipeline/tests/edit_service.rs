@@ -1,7 +1,8 @@
 //! Timeline documents through the service on one machine: a dry run predicts and records
 //! nothing (no job, no provider call, no output) and its predicted duration is the rendered
 //! one; `generate` assets are made once and then come from the clip cache; references the
-//! tenant does not own are refused at their JSON paths.
+//! tenant does not own are refused at their JSON paths; uploaded images and videos are judged by
+//! their content at ingest and play in a timeline.
 
 use async_trait::async_trait;
 use serde_json::json;
@@ -293,9 +294,7 @@ async fn video_and_image_assets_are_judged_by_their_content_and_a_bad_one_names_
         ffmpeg(&args.iter().map(String::as_str).collect::<Vec<_>>());
     }
     // The static ffmpeg has no PNG encoder.
-    image::RgbImage::from_pixel(48, 32, image::Rgb([255, 255, 255]))
-        .save(&png)
-        .unwrap();
+    vidpipe_testkit::make::write_logo(&png, 48, 32, [255, 255, 255]);
 
     for (file, (w, h), seconds) in [
         (&mp4, (96, 64), 1.2),
@@ -390,5 +389,73 @@ async fn video_and_image_assets_are_judged_by_their_content_and_a_bad_one_names_
     for (kind, file, field, why) in cases {
         let rule = refused_at(service.ingest_asset(OWNER, kind, file, field).await, field);
         assert!(rule.contains(why), "{}: {rule}", file.display());
+    }
+}
+
+#[tokio::test]
+async fn a_timeline_plays_an_uploaded_image_and_video_and_refuses_a_video_shorter_than_its_clip() {
+    let home = tempfile::tempdir().unwrap();
+    let provider = counting();
+    let stack = stack(home.path(), provider.clone()).await;
+    let service = stack.service();
+    let (png, mp4) = (home.path().join("blue.png"), home.path().join("red.mp4"));
+    vidpipe_testkit::make::write_logo(&png, 64, 48, [0, 0, 255]);
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=red:s=96x64:r=25:d=1.2",
+        "-pix_fmt",
+        "yuv420p",
+        mp4.to_str().unwrap(),
+    ]);
+    let image = service
+        .ingest_asset(OWNER, AssetKind::Image, &png, "image")
+        .await
+        .unwrap();
+    let video = service
+        .ingest_asset(OWNER, AssetKind::Video, &mp4, "video")
+        .await
+        .unwrap();
+    let doc = |video_length: f64| {
+        json!({
+            "output": {"aspect": "16:9", "resolution": "360p", "fps": 25},
+            "tracks": [{"clips": [
+                {"asset": {"type": "image", "asset_id": image.id}, "start": 0, "length": 1},
+                {"asset": {"type": "video", "asset_id": video.id}, "start": 1, "length": video_length}
+            ]}]
+        })
+    };
+    // 1.2 s of video cannot fill a 2 s clip: refused at the clip's length, before any render.
+    let Err(EditError::Invalid(errors)) = edit::dry_run(stack.deps(), OWNER, &doc(2.0)).await
+    else {
+        panic!("a video shorter than its clip must be refused");
+    };
+    assert!(
+        errors.names("tracks[0].clips[1].length"),
+        "{:?}",
+        errors.errors
+    );
+    assert_eq!(errors.errors.len(), 1, "{:?}", errors.errors);
+
+    let done = edit::render(stack.deps(), OWNER, &doc(1.2), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(provider.calls.load(Ordering::SeqCst), 0);
+    let out = stack.blob_path(&done.final_key);
+    let facts = vidpipe_testkit::measure::probe(&out);
+    assert_eq!((facts.width, facts.height), (640, 360));
+    let (frames, seconds) = measured(&out);
+    assert_eq!(frames, 55, "1 s of image and 1.2 s of video at 25 fps");
+    assert!((seconds - 2.2).abs() <= 0.04, "{seconds} s");
+    // The image in its second, the video in its own: the centre's colour says which plays.
+    for (t, want, what) in [
+        (0.5, [0.0, 0.0, 255.0], "image"),
+        (1.6, [255.0, 0.0, 0.0], "video"),
+    ] {
+        let frame = vidpipe_testkit::measure::frame_at(&out, t);
+        let got = vidpipe_testkit::measure::region_mean(&frame, 300, 160, 40, 40);
+        let off = (0..3).map(|c| (got[c] - want[c]).abs()).fold(0.0, f64::max);
+        assert!(off < 24.0, "{what} at {t} s: {got:?}");
     }
 }
