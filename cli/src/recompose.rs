@@ -48,28 +48,68 @@ pub struct RecomposeArgs {
     #[arg(long)]
     logo: Option<PathBuf>,
     /// Replace scene I (its index in the job's plan, from 0) with a clip of a new prompt, made
-    /// through the provider chain and its cache; repeat for more scenes. Only these scenes are
+    /// through the provider chain and its cache, or with I=@FILE by a video (MP4, MOV, WebM, at
+    /// least as long as the scene) or image (PNG, JPEG) file, ingested as an asset and fitted to
+    /// the scene with no provider call; repeat for more scenes. Only prompted scenes are
     /// generated.
-    #[arg(long = "replace-scene", value_name = "I=PROMPT")]
+    #[arg(long = "replace-scene", value_name = "I=PROMPT|I=@FILE")]
     replace_scene: Vec<String>,
     /// Print the result as JSON (the fields of `generate --json` plus the composition ids).
     #[arg(long)]
     json: bool,
 }
 
-/// `I=PROMPT` as a scene edit.
-fn scene_edit(raw: &str) -> Result<SceneEdit> {
-    let (index, prompt) = raw
-        .split_once('=')
-        .context("--replace-scene takes I=PROMPT, e.g. 1='a lighthouse at night'")?;
+/// How `--replace-scene` names a scene's replacement.
+enum Replacement {
+    Prompt(String),
+    File(PathBuf),
+}
+
+/// `I=PROMPT` or `I=@FILE`, read.
+fn replacement(raw: &str) -> Result<(u32, Replacement)> {
+    let (index, what) = raw.split_once('=').context(
+        "--replace-scene takes I=PROMPT or I=@FILE, e.g. 1='a lighthouse at night' or 1=@shot.mp4",
+    )?;
     let index = index
         .trim()
         .parse()
         .with_context(|| format!("--replace-scene: {index:?} is not a scene index"))?;
-    Ok(SceneEdit {
-        index,
-        prompt: prompt.to_owned(),
+    Ok(match what.strip_prefix('@') {
+        Some(file) => (index, Replacement::File(PathBuf::from(file))),
+        None => (index, Replacement::Prompt(what.to_owned())),
     })
+}
+
+/// The kind a replacement file is ingested as, by its extension (its content is probed then).
+fn file_kind(path: &std::path::Path) -> AssetKind {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default();
+    if AssetKind::Image.content_type_for_extension(ext).is_some() {
+        AssetKind::Image
+    } else {
+        // Anything else is judged as a video, whose error lists the accepted files.
+        AssetKind::Video
+    }
+}
+
+/// Each `--replace-scene` as a scene edit, its file (if any) ingested as an asset first.
+async fn scene_edits(stack: &LocalStack, raw: &[String]) -> Result<Vec<SceneEdit>> {
+    let mut edits = Vec::with_capacity(raw.len());
+    for r in raw {
+        edits.push(match replacement(r)? {
+            (index, Replacement::Prompt(p)) => SceneEdit::prompt(index, p),
+            (index, Replacement::File(path)) => {
+                let asset = stack
+                    .service()
+                    .ingest_asset(LOCAL_OWNER, file_kind(&path), &path, "--replace-scene")
+                    .await?;
+                SceneEdit::asset(index, asset.id.to_string())
+            }
+        });
+    }
+    Ok(edits)
 }
 
 #[derive(Args)]
@@ -112,12 +152,7 @@ pub async fn recompose(stack: LocalStack, args: &RecomposeArgs) -> Result<ExitCo
         scenes: if args.replace_scene.is_empty() {
             None
         } else {
-            Some(
-                args.replace_scene
-                    .iter()
-                    .map(|r| scene_edit(r))
-                    .collect::<Result<_>>()?,
-            )
+            Some(scene_edits(&stack, &args.replace_scene).await?)
         },
         narration: if args.no_narration {
             Some(false)
@@ -183,6 +218,7 @@ fn composition_json(stack: &LocalStack, c: &Composition) -> serde_json::Value {
         "composition_id": c.id,
         "parent_composition_id": c.parent_composition_id,
         "edits": c.edits,
+        "scene_assets": c.asset_scenes(),
         "error": c.error,
         "created_at": c.created_at,
     })

@@ -275,10 +275,10 @@ async fn replacing_one_scene_calls_the_provider_once() {
     let own_clip = std::fs::read(stack.blob_path(&vidpipe_domain::keys::clip(&job.id, 1))).unwrap();
 
     let edits = RecomposeEdits {
-        scenes: Some(vec![vidpipe_domain::composition::SceneEdit {
-            index: 1,
-            prompt: "A red lighthouse in a storm".into(),
-        }]),
+        scenes: Some(vec![vidpipe_domain::composition::SceneEdit::prompt(
+            1,
+            "A red lighthouse in a storm",
+        )]),
         ..Default::default()
     };
     let prepared = recompose::prepare(deps, OWNER, &job.id, &edits)
@@ -343,14 +343,8 @@ async fn replacing_one_scene_calls_the_provider_once() {
     // A scene the plan lacks, and a scene named twice, are refused by path.
     let bad = RecomposeEdits {
         scenes: Some(vec![
-            vidpipe_domain::composition::SceneEdit {
-                index: 7,
-                prompt: "x".into(),
-            },
-            vidpipe_domain::composition::SceneEdit {
-                index: 0,
-                prompt: " ".into(),
-            },
+            vidpipe_domain::composition::SceneEdit::prompt(7, "x"),
+            vidpipe_domain::composition::SceneEdit::prompt(0, " "),
         ]),
         ..Default::default()
     };
@@ -439,4 +433,202 @@ async fn a_recompose_takes_its_share_of_the_tenants_quota() {
         versions,
         "a refused recompose leaves no version behind"
     );
+}
+
+/// Replacing scenes by uploaded assets: scene 1 by a red 4:3 video (fitted to the 16:9 frame and
+/// cut to the scene), scene 2 by a blue image (held for the scene). No provider call at all, the
+/// job's clips untouched, the record names which asset replaced which scene, and the output's
+/// pixels in each scene's window are the asset's colour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replacing_scenes_with_uploaded_assets_calls_no_provider_and_shows_them() {
+    use vidpipe_domain::AssetKind;
+    use vidpipe_domain::composition::{SceneAsset, SceneEdit};
+    let home = tempfile::tempdir().unwrap();
+    let provider = Arc::new(Counting {
+        calls: AtomicU32::new(0),
+        inner: ProceduralProvider::new(tools()),
+    });
+    let stack = stack_with(home.path(), Some(provider.clone())).await;
+    let body = GenerationRequestBody {
+        prompt: Some("A quiet lake. A heron lands. Mist rises.".into()),
+        duration_seconds: Some(6.0),
+        aspect_ratio: Some("16:9".into()),
+        resolution: Some("720p".into()),
+        fps: Some(24),
+        clip_count: Some(3),
+        ..Default::default()
+    };
+    let s = stack.service().submit(OWNER, &body, None).await.unwrap();
+    let job = stack
+        .orchestrator()
+        .wait(&s.job().id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.status, JobStatus::Completed);
+    let made = provider.calls.load(Ordering::SeqCst);
+    let plan = job.plan.clone().unwrap();
+    let fps = plan.fps as f64;
+    let own: Vec<Vec<u8>> = (0..3)
+        .map(|i| std::fs::read(stack.blob_path(&vidpipe_domain::keys::clip(&job.id, i))).unwrap())
+        .collect();
+
+    // Small sources: a 320x240 video, longer than any scene, another too short, a 64x36 image.
+    let media = home.path().join("media");
+    std::fs::create_dir_all(&media).unwrap();
+    let longest = plan.scenes.iter().map(|s| s.frames).max().unwrap() as f64 / fps;
+    let red = write_video(
+        &media.join("red.mp4"),
+        "color=c=red:s=320x240:r=24",
+        longest + 0.5,
+        &[],
+    );
+    let short = write_video(
+        &media.join("short.mov"),
+        "color=c=red:s=320x240:r=24",
+        0.5,
+        &[],
+    );
+    let blue = write_logo(&media.join("blue.png"), 64, 36, [0, 0, 255]);
+    let service = stack.service();
+    let ingest = |kind, path: std::path::PathBuf, owner: &'static str| {
+        let service = &service;
+        async move {
+            service
+                .ingest_asset(owner, kind, &path, "file")
+                .await
+                .unwrap()
+        }
+    };
+    let video = ingest(AssetKind::Video, red, OWNER).await;
+    let image = ingest(AssetKind::Image, blue, OWNER).await;
+    let short = ingest(AssetKind::Video, short, OWNER).await;
+    let music = ingest(
+        AssetKind::Music,
+        write_music(&media.join("m.wav"), 1.0),
+        OWNER,
+    )
+    .await;
+    let theirs = ingest(AssetKind::Video, media.join("red.mp4"), "someone-else").await;
+    let deps = stack.deps();
+
+    // Refused, each at its item's path: a video shorter than its scene, audio, another tenant's
+    // video, a prompt and an asset together, a malformed id.
+    let bad = RecomposeEdits {
+        scenes: Some(vec![
+            SceneEdit::asset(1, short.id.to_string()),
+            SceneEdit::asset(2, music.id.to_string()),
+            SceneEdit::asset(0, theirs.id.to_string()),
+        ]),
+        ..Default::default()
+    };
+    match recompose::prepare(deps, OWNER, &job.id, &bad).await {
+        Err(RecomposeError::Invalid(v)) => {
+            for field in [
+                "scenes[0].asset_id",
+                "scenes[1].asset_id",
+                "scenes[2].asset_id",
+            ] {
+                assert!(v.names(field), "{field} in {v:?}");
+            }
+            assert!(v.errors[0].rule.contains("0.50 s long"), "{v:?}");
+        }
+        other => panic!("expected invalid edits: {other:?}"),
+    }
+    let both = RecomposeEdits {
+        scenes: Some(vec![
+            SceneEdit {
+                index: 1,
+                prompt: Some("a heron".into()),
+                asset_id: Some(video.id.to_string()),
+            },
+            SceneEdit::asset(2, "ast_nope"),
+        ]),
+        ..Default::default()
+    };
+    match recompose::prepare(deps, OWNER, &job.id, &both).await {
+        Err(RecomposeError::Invalid(v)) => {
+            assert!(v.names("scenes[0].asset_id"), "{v:?}");
+            assert!(v.names("scenes[1].asset_id"), "{v:?}");
+        }
+        other => panic!("expected invalid edits: {other:?}"),
+    }
+    assert_eq!(deps.jobs.compositions(&job.id).await.unwrap().len(), 1);
+
+    let edits = RecomposeEdits {
+        scenes: Some(vec![
+            SceneEdit::asset(1, video.id.to_string()),
+            SceneEdit::asset(2, image.id.to_string()),
+        ]),
+        ..Default::default()
+    };
+    let prepared = recompose::prepare(deps, OWNER, &job.id, &edits)
+        .await
+        .unwrap();
+    assert_eq!(
+        prepared.clip_keys,
+        vec![
+            vidpipe_domain::keys::clip(&job.id, 0),
+            video.key.clone(),
+            image.key.clone()
+        ]
+    );
+    let done = stack
+        .runner()
+        .run_composition(&job.id, &prepared.id)
+        .await
+        .unwrap();
+    assert_eq!(done.status, CompositionStatus::Completed);
+    assert_eq!(
+        provider.calls.load(Ordering::SeqCst),
+        made,
+        "no provider call"
+    );
+    assert!(done.clips.is_empty(), "no clip made: {:?}", done.clips);
+    assert_eq!(
+        done.asset_scenes(),
+        vec![
+            SceneAsset {
+                scene_index: 1,
+                asset_id: video.id.clone()
+            },
+            SceneAsset {
+                scene_index: 2,
+                asset_id: image.id.clone()
+            },
+        ]
+    );
+    let out = stack.blob_path(&done.outputs.clone().unwrap().final_key);
+    let f = probe(&out);
+    assert_eq!((f.width, f.height), (1280, 720));
+    assert_eq!(
+        f.video_frames,
+        Some(plan.total_frames as u64),
+        "the parent's length"
+    );
+    // Each scene's window, away from its transitions: the asset's colour across the frame's
+    // centre (the red video's 4:3 frame was cropped to cover 16:9, not letterboxed).
+    let overlap = plan.transition.overlap_frames(job.request.fps);
+    let mut start = 0u32;
+    for (i, scene) in plan.scenes.iter().enumerate() {
+        let mid = (start + scene.frames / 2) as f64 / fps;
+        start += scene.frames - overlap;
+        let frame = frame_at(&out, mid);
+        let want = match i {
+            1 => Some([255.0, 0.0, 0.0]),
+            2 => Some([0.0, 0.0, 255.0]),
+            _ => None,
+        };
+        let Some(want) = want else { continue };
+        for x in [40, 600, 1180] {
+            let got = region_mean(&frame, x, 320, 60, 60);
+            let off = (0..3).map(|c| (got[c] - want[c]).abs()).fold(0.0, f64::max);
+            assert!(off < 24.0, "scene {i} at {mid:.2} s, x {x}: {got:?}");
+        }
+    }
+    // The job's clips stay as they were made.
+    for (i, bytes) in own.iter().enumerate() {
+        let key = vidpipe_domain::keys::clip(&job.id, i as u32);
+        assert_eq!(&std::fs::read(stack.blob_path(&key)).unwrap(), bytes);
+    }
 }

@@ -148,13 +148,35 @@ impl Composition {
         )
     }
 
-    /// The scenes this version replaced with a new prompt, by scene index.
+    /// The scenes this version replaced with a new prompt, by scene index: the ones a provider
+    /// makes. A scene replaced by an asset is in [`Composition::asset_scenes`] instead.
     pub fn replaced_scenes(&self) -> Vec<u32> {
+        self.scene_edits()
+            .iter()
+            .filter(|s| s.prompt.is_some())
+            .map(|s| s.index)
+            .collect()
+    }
+
+    /// The scenes this version shows an uploaded asset in, as its edits name them.
+    pub fn asset_scenes(&self) -> Vec<SceneAsset> {
+        self.scene_edits()
+            .iter()
+            .filter_map(|s| {
+                let asset_id = crate::asset::AssetId::parse(s.asset_id.as_deref()?).ok()?;
+                Some(SceneAsset {
+                    scene_index: s.index,
+                    asset_id,
+                })
+            })
+            .collect()
+    }
+
+    fn scene_edits(&self) -> Vec<SceneEdit> {
         self.edits
             .as_ref()
             .and_then(|e| serde_json::from_value::<RecomposeEdits>(e.clone()).ok())
             .and_then(|e| e.scenes)
-            .map(|s| s.iter().map(|s| s.index).collect())
             .unwrap_or_default()
     }
 
@@ -212,8 +234,9 @@ pub struct RecomposeEdits {
     /// The version to start from; the job's latest completed composition when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_composition_id: Option<String>,
-    /// Scenes to replace, by scene index, each with a new prompt: only these are generated
-    /// (through the provider chain and its cache); every other clip is reused.
+    /// Scenes to replace, by scene index, each with a new prompt (only these are generated,
+    /// through the provider chain and its cache) or an uploaded asset (no provider call); every
+    /// other clip is reused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scenes: Option<Vec<SceneEdit>>,
     /// `false` drops the voice-over (captions fall back to the scenes' own); `true` keeps it, or
@@ -225,15 +248,52 @@ pub struct RecomposeEdits {
     pub voice: Option<String>,
 }
 
-/// One scene replaced in a recompose.
+/// One scene replaced in a recompose: by a new prompt (a clip made through the provider chain)
+/// or by an uploaded asset (no provider call). Exactly one of the two.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SceneEdit {
     /// The scene's index in the job's plan (from 0), whatever its place in the order.
     pub index: u32,
     /// What the new clip shows: 1 to 2000 characters.
-    pub prompt: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// An uploaded `video` asset (at least as long as the scene), or an `image` or `logo` asset
+    /// held for the scene: fitted to the scene's frames and the output's shape in the compose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset_id: Option<String>,
+}
+
+impl SceneEdit {
+    /// The scene replaced by a new prompt.
+    pub fn prompt(index: u32, prompt: impl Into<String>) -> Self {
+        Self {
+            index,
+            prompt: Some(prompt.into()),
+            asset_id: None,
+        }
+    }
+
+    /// The scene replaced by an uploaded asset.
+    pub fn asset(index: u32, asset_id: impl Into<String>) -> Self {
+        Self {
+            index,
+            prompt: None,
+            asset_id: Some(asset_id.into()),
+        }
+    }
+}
+
+/// A scene a composition shows an uploaded asset in, instead of the job's clip: the record of
+/// which asset replaced which scene.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SceneAsset {
+    /// The scene's index in the job's plan.
+    pub scene_index: u32,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub asset_id: crate::asset::AssetId,
 }
 
 /// Longest prompt a replaced scene takes, as a request's own prompt.
@@ -370,12 +430,29 @@ impl RecomposeEdits {
         }
         for (i, scene) in self.scenes.iter().flatten().enumerate() {
             let field = |name: &str| format!("scenes[{i}].{name}");
-            let chars = scene.prompt.trim().chars().count();
-            if chars == 0 || chars > SCENE_PROMPT_MAX_CHARS {
-                errors.push(FieldError::new(
+            match (&scene.prompt, &scene.asset_id) {
+                (Some(_), Some(_)) => errors.push(FieldError::new(
+                    field("asset_id"),
+                    "give prompt or asset_id, not both",
+                )),
+                (None, None) => errors.push(FieldError::new(
                     field("prompt"),
-                    format!("must be 1 to {SCENE_PROMPT_MAX_CHARS} characters"),
-                ));
+                    "is required unless asset_id names an uploaded asset",
+                )),
+                (Some(prompt), None) => {
+                    let chars = prompt.trim().chars().count();
+                    if chars == 0 || chars > SCENE_PROMPT_MAX_CHARS {
+                        errors.push(FieldError::new(
+                            field("prompt"),
+                            format!("must be 1 to {SCENE_PROMPT_MAX_CHARS} characters"),
+                        ));
+                    }
+                }
+                (None, Some(raw)) => {
+                    if let Err(e) = crate::asset::AssetId::parse(raw) {
+                        errors.push(FieldError::new(field("asset_id"), e));
+                    }
+                }
             }
             let repeated = self
                 .scenes
@@ -385,7 +462,12 @@ impl RecomposeEdits {
                 .any(|s| s.index == scene.index);
             match plan.scenes.iter_mut().find(|s| s.index == scene.index) {
                 _ if repeated => errors.push(FieldError::new(field("index"), "is replaced twice")),
-                Some(target) => target.visual_prompt = scene.prompt.trim().to_owned(),
+                // An asset's scene keeps its prompt: nothing is generated from it.
+                Some(target) => {
+                    if let Some(prompt) = &scene.prompt {
+                        target.visual_prompt = prompt.trim().to_owned();
+                    }
+                }
                 None => errors.push(FieldError::new(
                     field("index"),
                     format!("no scene {} (0..{})", scene.index, plan.scenes.len()),

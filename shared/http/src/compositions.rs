@@ -14,7 +14,9 @@ use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use vidpipe_domain::ValidationErrors;
-use vidpipe_domain::composition::{Composition, CompositionStatus, RecomposeEdits, lineage};
+use vidpipe_domain::composition::{
+    Composition, CompositionStatus, RecomposeEdits, SceneAsset, lineage,
+};
 use vidpipe_domain::job::JobError;
 
 /// Where to go next with a composition.
@@ -53,6 +55,10 @@ pub struct CompositionView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub edits: Option<serde_json::Value>,
+    /// The scenes it shows an uploaded asset in instead of the generation's clip (absent when
+    /// none): which asset replaced which scene.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scene_assets: Vec<SceneAsset>,
     /// Once completed.
     pub duration_seconds: Option<f64>,
     /// Once completed: the final MP4's size.
@@ -83,6 +89,7 @@ impl CompositionView {
             ancestors,
             status: c.status,
             edits: c.edits.clone(),
+            scene_assets: c.asset_scenes(),
             duration_seconds: c.outputs.as_ref().map(|o| o.duration_seconds),
             size_bytes: c.outputs.as_ref().map(|o| o.size_bytes),
             error: c.error.clone(),
@@ -115,7 +122,7 @@ const EXAMPLE_SECOND: &str = "cmp_0193a1f0c2d47e8f9a0b1c2d3e4f5a6b";
     tag = "generations",
     operation_id = "recomposeGeneration",
     summary = "Render a new version of a completed generation with edits",
-    description = "Lays the generation's clips out again with the edits (another aspect or resolution, transition, captions on or off, new music or logo, scene order, scenes replaced by a new prompt) as a new composition that records `parent_composition_id`: the generation's latest completed version unless the body names one. Nothing is planned again; only the scenes listed in `scenes` are generated (through the provider chain and its cache), every other clip is reused. Every field is optional; absent keeps the parent's choice. The new version renders in the background: follow it in `links.compositions`. Once it completes, the generation's own outputs and download point at it.",
+    description = "Lays the generation's clips out again with the edits (another aspect or resolution, transition, captions on or off, new music or logo, scene order, scenes replaced by a new prompt or by an uploaded `video` or `image` asset) as a new composition that records `parent_composition_id`: the generation's latest completed version unless the body names one. Nothing is planned again; only the scenes `scenes` gives a `prompt` are generated (through the provider chain and its cache); a scene given an `asset_id` shows that asset, fitted to the scene's frames and the output's shape, with no provider call (a video must last the scene: a shorter one is refused at `scenes[i].asset_id`); every other clip is reused. The version's `scene_assets` records which asset replaced which scene. Every field is optional; absent keeps the parent's choice. The new version renders in the background: follow it in `links.compositions`. Once it completes, the generation's own outputs and download point at it.",
     params(("id" = String, Path, description = "Generation id (`job_` and 32 hex digits).")),
     request_body(content = RecomposeEdits, content_type = "application/json",
         example = json!({"aspect_ratio": "9:16", "transition": "fade", "captions": false, "order": [2, 0, 1], "scenes": [{"index": 1, "prompt": "A red lighthouse in a storm"}]})),
@@ -128,7 +135,7 @@ const EXAMPLE_SECOND: &str = "cmp_0193a1f0c2d47e8f9a0b1c2d3e4f5a6b";
         (status = 409, description = "The generation has not completed.", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over 64 KiB.", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not application/json.", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid edits, each named by its JSON path (`aspect_ratio`, `order[1]`, `parent_composition_id`, ...). Nothing was recorded.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid edits, each named by its JSON path (`aspect_ratio`, `order[1]`, `parent_composition_id`, `scenes[0].asset_id`, ...). Nothing was recorded.", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn recompose_generation(

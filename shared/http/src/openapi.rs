@@ -72,7 +72,7 @@ pub const DOCUMENT_PATH: &str = "openapi.json";
         batches::BatchBody, batches::BatchItemBody, batches::BatchItemResult, batches::BatchItemView,
         batches::BatchLinks, batches::BatchView, vidpipe_domain::batch::ItemError,
         vidpipe_domain::batch::BatchCounts,
-        vidpipe_domain::composition::RecomposeEdits, vidpipe_domain::composition::SceneEdit,
+        vidpipe_domain::composition::RecomposeEdits, vidpipe_domain::composition::SceneEdit, vidpipe_domain::composition::SceneAsset,
         vidpipe_domain::composition::CompositionStatus,
         compositions::CompositionLinks, compositions::CompositionDownloads,
         compositions::CompositionView, compositions::CompositionListView,

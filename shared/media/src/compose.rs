@@ -181,7 +181,7 @@ async fn compose(
         }
     };
     let (sources, captions, logo) = tokio::try_join!(
-        probe_clips(tools, &job.clips),
+        probe_clips(tools, &job.clips, &job.work_dir),
         render_captions(tl, &job.work_dir),
         logo
     )?;
@@ -213,7 +213,19 @@ async fn compose(
 }
 
 /// Each clip's display size (after rotation), every clip probed at once.
-async fn probe_clips(tools: &Tools, clips: &[PathBuf]) -> Result<Vec<ClipSource>, MediaError> {
+/// A still clip (a PNG or JPEG standing in for a scene) is decoded first, see [`still_clip`].
+async fn probe_clips(
+    tools: &Tools,
+    clips: &[PathBuf],
+    work_dir: &Path,
+) -> Result<Vec<ClipSource>, MediaError> {
+    let mut clips = clips.to_vec();
+    for (i, path) in clips.iter_mut().enumerate() {
+        if let Some(pam) = still_clip(path, &work_dir.join(format!("still_{i:03}.pam"))).await? {
+            *path = pam;
+        }
+    }
+    let clips = &clips;
     let mut probes = tokio::task::JoinSet::new();
     for (i, path) in clips.iter().enumerate() {
         let (tools, path) = (tools.clone(), path.clone());
@@ -243,6 +255,36 @@ async fn probe_clips(tools: &Tools, clips: &[PathBuf]) -> Result<Vec<ClipSource>
         });
     }
     Ok(sources.into_iter().flatten().collect())
+}
+
+/// A clip named `.png`, `.jpg` or `.jpeg` (an image asset replacing a scene) decoded, upright,
+/// into a PAM at `dest`: the layer's ffmpeg has no PNG decoder, and every build reads PAM. The
+/// one frame is then held for the clip's length by the same pad that holds a short clip's last.
+async fn still_clip(path: &Path, dest: &Path) -> Result<Option<PathBuf>, MediaError> {
+    let still = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| ["png", "jpg", "jpeg"].contains(&e.to_ascii_lowercase().as_str()));
+    if !still {
+        return Ok(None);
+    }
+    let (src, dest) = (path.to_owned(), dest.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let bad = |e: image::ImageError| {
+            MediaError::InvalidInput(format!("{} does not decode: {e}", src.display()))
+        };
+        let reader = image::ImageReader::open(&src)
+            .and_then(|r| r.with_guessed_format())
+            .map_err(MediaError::Io)?;
+        let mut decoder = reader.into_decoder().map_err(bad)?;
+        let orientation = image::ImageDecoder::orientation(&mut decoder).map_err(bad)?;
+        let mut img = image::DynamicImage::from_decoder(decoder).map_err(bad)?;
+        img.apply_orientation(orientation);
+        crate::captions::write_pam(&img.to_rgba8(), &dest)?;
+        Ok(Some(dest))
+    })
+    .await
+    .map_err(|e| MediaError::Io(std::io::Error::other(e)))?
 }
 
 /// The loudness of the audio inputs as the compose plays them, from the figures measured when

@@ -146,7 +146,7 @@ fn replacement_prompt(composition: &Composition, index: u32) -> Option<String> {
         .scenes?
         .into_iter()
         .find(|s| s.index == index)
-        .map(|s| s.prompt.trim().to_owned())
+        .and_then(|s| Some(s.prompt?.trim().to_owned()))
 }
 
 fn cache_key(provider: &dyn ClipProvider, spec: &ClipSpec) -> String {

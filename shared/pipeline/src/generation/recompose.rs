@@ -15,7 +15,7 @@ use vidpipe_domain::composition::{
 };
 use vidpipe_domain::job::{ComposeRoute, JobError, JobId, JobStatus, Outputs, Stage};
 use vidpipe_domain::request::{LogoSpec, MusicSpec};
-use vidpipe_domain::{AssetId, AssetKind, ValidationErrors, keys};
+use vidpipe_domain::{AssetId, AssetKind, FieldError, ValidationErrors, keys};
 
 /// Why a recompose was refused before anything rendered.
 #[derive(Debug, thiserror::Error)]
@@ -113,21 +113,23 @@ pub async fn draft(
             }
         }
     }
+    let shown = scene_assets(deps, owner, edits, &done.plan).await?;
     let id = CompositionId::generate();
-    // A replaced scene's clip is the new composition's own; the rest are the parent's.
+    // A scene replaced by a prompt plays the new composition's own clip, one replaced by an
+    // asset plays the uploaded file itself (fitted in the compose); the rest are the parent's.
     let replaced: Vec<u32> = edits.scenes.iter().flatten().map(|s| s.index).collect();
     let clip_keys = done
         .plan
         .scenes
         .iter()
         .zip(done.clip_keys)
-        .map(|(scene, key)| {
-            if replaced.contains(&scene.index) {
-                keys::composition_clip(&id, scene.index)
-            } else {
-                key
-            }
-        })
+        .map(
+            |(scene, key)| match shown.iter().find(|(i, _)| *i == scene.index) {
+                Some((_, asset)) => asset.key.clone(),
+                None if replaced.contains(&scene.index) => keys::composition_clip(&id, scene.index),
+                None => key,
+            },
+        )
         .collect();
     if let Some(voice) = &edits.voice
         && let Some(reason) =
@@ -148,6 +150,82 @@ pub async fn draft(
     );
     composition.edits = Some(serde_json::to_value(edits).map_err(StepError::from)?);
     Ok(composition)
+}
+
+/// The assets that replace scenes, by scene index: each the tenant's own `video` asset (no
+/// shorter than its scene, where its length is known; one frame short is rounding) or `image`
+/// or `logo` asset (held for the scene). Refusals name `scenes[i].asset_id`.
+///
+/// A video shorter than its scene is refused rather than looped or frozen on its last frame:
+/// either would show something the upload does not, and the scene's length is the plan's, so the
+/// caller's remedy is a longer video. An asset announced over the API has no length until its
+/// file is probed; the render judges that file and fails the composition if it is short.
+async fn scene_assets(
+    deps: &StepDeps,
+    owner: &str,
+    edits: &RecomposeEdits,
+    plan: &vidpipe_domain::Plan,
+) -> Result<Vec<(u32, vidpipe_domain::Asset)>, RecomposeError> {
+    let mut errors = Vec::new();
+    let mut shown = Vec::new();
+    for (i, scene) in edits.scenes.iter().flatten().enumerate() {
+        let Some(raw) = &scene.asset_id else { continue };
+        let field = format!("scenes[{i}].asset_id");
+        // Its form was checked by `apply`.
+        let Ok(id) = AssetId::parse(raw) else {
+            continue;
+        };
+        let Some(target) = plan.scenes.iter().find(|s| s.index == scene.index) else {
+            continue;
+        };
+        let asset = match deps.jobs.get_asset(&id).await? {
+            Some(a) if a.owner == owner => a,
+            // Another tenant's asset is as absent as a missing one.
+            _ => {
+                errors.push(FieldError::new(field, format!("no asset {id}")));
+                continue;
+            }
+        };
+        if asset.kind != AssetKind::Video && !asset.kind.is_still() {
+            errors.push(FieldError::new(
+                field,
+                format!(
+                    "asset {id} is {}, not a video or an image",
+                    asset.kind.as_str()
+                ),
+            ));
+            continue;
+        }
+        if let Some(rule) = too_short(&asset, target.frames, plan_fps(plan)) {
+            errors.push(FieldError::new(field, rule));
+            continue;
+        }
+        shown.push((scene.index, asset));
+    }
+    if errors.is_empty() {
+        Ok(shown)
+    } else {
+        Err(RecomposeError::Invalid(ValidationErrors { errors }))
+    }
+}
+
+fn plan_fps(plan: &vidpipe_domain::Plan) -> u32 {
+    plan.fps.max(1)
+}
+
+/// Why a video asset cannot fill `frames` at `fps`, if its known length falls short by more
+/// than a frame.
+fn too_short(asset: &vidpipe_domain::Asset, frames: u32, fps: u32) -> Option<String> {
+    let seconds = asset
+        .duration_seconds
+        .filter(|_| asset.kind == AssetKind::Video)?;
+    let needed = frames as f64 / fps as f64;
+    (seconds + 1.0 / fps as f64 + 1e-6 < needed).then(|| {
+        format!(
+            "video asset {} is {seconds:.2} s long; the scene lasts {needed:.2} s",
+            asset.id
+        )
+    })
 }
 
 /// The request and plan a completed composition was rendered from: the job's own for the first,
@@ -410,6 +488,7 @@ async fn render_in(
             .join(composition.id.as_str()),
     )
     .await?;
+    let uploaded = judge_scene_assets(deps, composition, &plan, dir.path()).await?;
     let (probe, _tools) = compose_in(
         deps,
         &edited,
@@ -418,6 +497,7 @@ async fn render_in(
             composition_id: &composition.id,
             clip_keys: &clip_keys,
             clip_size,
+            uploaded: &uploaded,
         },
         dir.path(),
         on_progress,
@@ -439,6 +519,7 @@ async fn render_in(
                 "composition_id": composition.id,
                 "parent_composition_id": composition.parent_composition_id,
                 "edits": composition.edits,
+                "scene_assets": composition.asset_scenes(),
                 "probe": probe,
             }))?,
             "application/json",
@@ -451,4 +532,45 @@ async fn render_in(
     deps.jobs.put_composition(&done).await?;
     release_composition_quota(deps, &done).await;
     Ok(done)
+}
+
+/// The timeline positions of the scenes `composition` shows an uploaded asset in, each asset
+/// judged first by its stored file (the file of an asset announced over the API is the client's
+/// to upload, after the edits were checked): it must probe as its kind and, for a video, last
+/// the scene. A bad one fails the render with `VidPipe.AssetRejected`, naming the asset.
+async fn judge_scene_assets(
+    deps: &StepDeps,
+    composition: &Composition,
+    plan: &vidpipe_domain::Plan,
+    dir: &std::path::Path,
+) -> Result<Vec<usize>, StepError> {
+    let mut positions = Vec::new();
+    for shown in composition.asset_scenes() {
+        let Some(at) = plan
+            .scenes
+            .iter()
+            .position(|s| s.index == shown.scene_index)
+        else {
+            continue;
+        };
+        let mut asset =
+            deps.jobs.get_asset(&shown.asset_id).await?.ok_or_else(|| {
+                StepError::WrongState(format!("asset {} is gone", shown.asset_id))
+            })?;
+        let judged = dir.join("judged");
+        tokio::fs::create_dir_all(&judged).await?;
+        let (local, (_, _, seconds)) =
+            super::steps::judge_stored_asset(deps, &asset, asset.kind, &judged).await?;
+        // Only judged here: the compose fetches its own copy, so scratch holds one at a time.
+        tokio::fs::remove_file(&local).await?;
+        asset.duration_seconds = seconds;
+        if let Some(rule) = too_short(&asset, plan.scenes[at].frames, plan_fps(plan)) {
+            return Err(StepError::AssetRejected(format!(
+                "scene {}: {rule}",
+                shown.scene_index
+            )));
+        }
+        positions.push(at);
+    }
+    Ok(positions)
 }

@@ -395,6 +395,7 @@ pub async fn compose(
             composition_id: &composition_id,
             clip_keys: &clip_keys,
             clip_size: source_size,
+            uploaded: &[],
         },
         dir.path(),
         on_progress,
@@ -418,6 +419,9 @@ pub(crate) struct ComposeSource<'a> {
     pub composition_id: &'a CompositionId,
     pub clip_keys: &'a [String],
     pub clip_size: (u32, u32),
+    /// Positions in `clip_keys` of uploaded assets standing in for scenes (a recompose's
+    /// replaced scenes): any shape and length, so always fitted to cover the frame.
+    pub uploaded: &'a [usize],
 }
 
 /// Renders `plan` (as `job.request` asks) into `source.composition_id`'s folder. Clips made at
@@ -438,7 +442,12 @@ pub(crate) async fn compose_in(
     let refit = source.clip_size != job.request.frame_size();
     let mut clips = Vec::with_capacity(clip_keys.len());
     for (i, key) in clip_keys.iter().enumerate() {
-        let local = dir.join(format!("clip_{i:03}.mp4"));
+        // An upload keeps its extension (a still is demuxed by it); generated clips are MP4.
+        let ext = match Path::new(key).extension().and_then(|e| e.to_str()) {
+            Some(ext) if source.uploaded.contains(&i) => ext,
+            _ => "mp4",
+        };
+        let local = dir.join(format!("clip_{i:03}.{ext}"));
         deps.blobs.get_to_file(key, &local).await?;
         clips.push(local);
     }
@@ -480,8 +489,8 @@ pub(crate) async fn compose_in(
         None => None,
     };
     let mut timeline = Timeline::build(&job.request, plan, clip_keys, logo_key, music_key);
-    if refit {
-        for clip in &mut timeline.clips {
+    for (i, clip) in timeline.clips.iter_mut().enumerate() {
+        if refit || source.uploaded.contains(&i) {
             clip.fit = vidpipe_domain::ClipFit::Cover;
         }
     }
