@@ -221,7 +221,7 @@ export interface paths {
         put?: never;
         /**
          * Render a new version of a completed generation with edits
-         * @description Lays the generation's clips out again with the edits (another aspect or resolution, transition, captions on or off, new music or logo, scene order, scenes replaced by a new prompt) as a new composition that records `parent_composition_id`: the generation's latest completed version unless the body names one. Nothing is planned again; only the scenes listed in `scenes` are generated (through the provider chain and its cache), every other clip is reused. Every field is optional; absent keeps the parent's choice. The new version renders in the background: follow it in `links.compositions`. Once it completes, the generation's own outputs and download point at it.
+         * @description Lays the generation's clips out again with the edits (another aspect or resolution, transition, captions on or off, new music or logo, scene order, scenes replaced by a new prompt or by an uploaded `video` or `image` asset) as a new composition that records `parent_composition_id`: the generation's latest completed version unless the body names one. Nothing is planned again; only the scenes `scenes` gives a `prompt` are generated (through the provider chain and its cache); a scene given an `asset_id` shows that asset, fitted to the scene's frames and the output's shape, with no provider call (a video must last the scene: a shorter one is refused at `scenes[i].asset_id`); every other clip is reused. The version's `scene_assets` records which asset replaced which scene. Every field is optional; absent keeps the parent's choice. The new version renders in the background: follow it in `links.compositions`. Once it completes, the generation's own outputs and download point at it.
          */
         post: operations["recomposeGeneration"];
         delete?: never;
@@ -665,6 +665,11 @@ export interface components {
             links: components["schemas"]["CompositionLinks"];
             /** @description The version it was made from; `null` for the generation's first. */
             parent_composition_id?: string | null;
+            /**
+             * @description The scenes it shows an uploaded asset in instead of the generation's clip (absent when
+             *     none): which asset replaced which scene.
+             */
+            scene_assets?: components["schemas"]["SceneAsset"][];
             /**
              * Format: int64
              * @description Once completed: the final MP4's size.
@@ -1162,8 +1167,9 @@ export interface components {
             /** @description `720p` or `1080p`. */
             resolution?: string | null;
             /**
-             * @description Scenes to replace, by scene index, each with a new prompt: only these are generated
-             *     (through the provider chain and its cache); every other clip is reused.
+             * @description Scenes to replace, by scene index, each with a new prompt (only these are generated,
+             *     through the provider chain and its cache) or an uploaded asset (no provider call); every
+             *     other clip is reused.
              */
             scenes?: components["schemas"]["SceneEdit"][] | null;
             /** @description One of the xfade set or `cut`; keeps the parent's transition length. */
@@ -1225,15 +1231,35 @@ export interface components {
             execution: string;
             job: components["schemas"]["ProcessingJobView"];
         };
-        /** @description One scene replaced in a recompose. */
+        /**
+         * @description A scene a composition shows an uploaded asset in, instead of the job's clip: the record of
+         *     which asset replaced which scene.
+         */
+        SceneAsset: {
+            asset_id: string;
+            /**
+             * Format: int32
+             * @description The scene's index in the job's plan.
+             */
+            scene_index: number;
+        };
+        /**
+         * @description One scene replaced in a recompose: by a new prompt (a clip made through the provider chain)
+         *     or by an uploaded asset (no provider call). Exactly one of the two.
+         */
         SceneEdit: {
+            /**
+             * @description An uploaded `video` asset (at least as long as the scene), or an `image` or `logo` asset
+             *     held for the scene: fitted to the scene's frames and the output's shape in the compose.
+             */
+            asset_id?: string | null;
             /**
              * Format: int32
              * @description The scene's index in the job's plan (from 0), whatever its place in the order.
              */
             index: number;
             /** @description What the new clip shows: 1 to 2000 characters. */
-            prompt: string;
+            prompt?: string | null;
         };
         /** @description One request to send: the method, the URL and exactly these headers (they are signed). */
         SignedRequestView: {
@@ -2678,7 +2704,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid edits, each named by its JSON path (`aspect_ratio`, `order[1]`, `parent_composition_id`, ...). Nothing was recorded. */
+            /** @description Invalid edits, each named by its JSON path (`aspect_ratio`, `order[1]`, `parent_composition_id`, `scenes[0].asset_id`, ...). Nothing was recorded. */
             422: {
                 headers: {
                     [name: string]: unknown;

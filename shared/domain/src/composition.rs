@@ -559,4 +559,85 @@ mod tests {
         let all = vec![looped, b, c.clone()];
         assert_eq!(lineage(&all, &c.id).len(), 3);
     }
+
+    #[test]
+    fn a_replaced_scene_takes_exactly_one_of_prompt_and_asset_id() {
+        let request = crate::request::GenerationRequestBody {
+            prompt: Some("A lake. A heron. Mist.".into()),
+            duration_seconds: Some(6.0),
+            aspect_ratio: Some("16:9".into()),
+            clip_count: Some(3),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        let plan = crate::plan::RulesPlanner.plan(&request).unwrap();
+        let keys = vec!["a".to_owned(), "b".to_owned(), "c".to_owned()];
+        let asset = "ast_0123456789abcdef0123456789abcdef";
+        let edits = |scenes: Vec<SceneEdit>| RecomposeEdits {
+            scenes: Some(scenes),
+            ..Default::default()
+        };
+        let errors = edits(vec![
+            SceneEdit {
+                index: 0,
+                prompt: Some("a boat".into()),
+                asset_id: Some(asset.into()),
+            },
+            SceneEdit {
+                index: 1,
+                ..Default::default()
+            },
+            SceneEdit::asset(2, "ast_../x"),
+        ])
+        .apply(&request, &plan, &keys)
+        .unwrap_err();
+        let fields: Vec<&str> = errors.errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "scenes[0].asset_id",
+                "scenes[1].prompt",
+                "scenes[2].asset_id"
+            ]
+        );
+
+        // An asset's scene keeps its plan and clip: the compose is told which asset it shows.
+        let done = edits(vec![SceneEdit::asset(1, asset)])
+            .apply(&request, &plan, &keys)
+            .unwrap();
+        assert_eq!(done.plan, {
+            let mut p = plan.clone();
+            p.total_frames = p.composed_frames();
+            p
+        });
+        let mut c = Composition::rendering(
+            CompositionId::generate(),
+            JobId::generate(),
+            "o",
+            None,
+            keys.clone(),
+            Utc::now(),
+        );
+        c.edits = Some(
+            serde_json::to_value(edits(vec![
+                SceneEdit::asset(1, asset),
+                SceneEdit::prompt(2, "a boat"),
+            ]))
+            .unwrap(),
+        );
+        assert_eq!(c.replaced_scenes(), vec![2]);
+        assert_eq!(
+            c.asset_scenes(),
+            vec![SceneAsset {
+                scene_index: 1,
+                asset_id: crate::asset::AssetId::parse(asset).unwrap()
+            }]
+        );
+        // Edits recorded before asset_id existed still read.
+        let old: RecomposeEdits =
+            serde_json::from_value(serde_json::json!({"scenes": [{"index": 1, "prompt": "x"}]}))
+                .unwrap();
+        assert_eq!(old.scenes.unwrap()[0], SceneEdit::prompt(1, "x"));
+    }
 }
