@@ -200,6 +200,23 @@ async fn scene_assets(
             errors.push(FieldError::new(field, rule));
             continue;
         }
+        // An asset announced over the API is uploaded by the client afterwards: refused here,
+        // by name, until it is (its content is judged when the version renders).
+        if deps
+            .blobs
+            .head(&asset.key)
+            .await
+            .map_err(StepError::from)?
+            .is_none()
+        {
+            errors.push(FieldError::new(
+                field,
+                format!(
+                    "asset {id} has not been uploaded yet: PUT its file to the upload_url first"
+                ),
+            ));
+            continue;
+        }
         shown.push((scene.index, asset));
     }
     if errors.is_empty() {
