@@ -69,6 +69,9 @@ class World(StubWorld):
         # A recompose's plan: the scenes it replaces (ClipTasks naming the composition).
         self.replaced: list[int] = []
         self.polled: set[tuple[str, int]] = set()
+        # A timeline render's generate assets (layer indexes) and those the cache already holds.
+        self.timeline_layers: list[int] = []
+        self.timeline_cached: list[int] = []
 
 
 WORLD = World()
@@ -208,6 +211,42 @@ def step(function: str, payload: dict) -> dict:
         if not all(isinstance(payload[k], str) for k in payload):
             raise StepFailure("VidPipe.Internal", "record-failure fields must be strings")
         return {"id": payload["job_id"], "status": "failed"}
+    if function in ("plan_timeline", "render_timeline", "finalize_timeline"):
+        # TimelineRef: the composition alone (a timeline render belongs to no job).
+        require_keys(function, payload, {"composition_id"})
+        cmp = payload["composition_id"]
+        if function == "plan_timeline":
+            frames = WORLD.scenes * WORLD.frames_per_scene
+            threshold = WORLD.worker_threshold
+            return {
+                "composition_id": cmp,
+                "total_frames": frames,
+                "route": "worker" if threshold is not None and frames > threshold else "lambda",
+                "clips": [{"composition_id": cmp, "layer": i} for i in WORLD.timeline_layers if i not in WORLD.timeline_cached],
+            }
+        if function == "render_timeline":
+            return {"composition_id": cmp}
+        return {
+            "composition_id": cmp,
+            "status": "completed",
+            "outputs": {
+                "final_key": f"compositions/{cmp}/final.mp4",
+                "thumbnail_key": f"compositions/{cmp}/thumbnail.jpg",
+                "timeline_key": f"compositions/{cmp}/timeline.json",
+                "metadata_key": f"compositions/{cmp}/metadata.json",
+                "duration_seconds": 2.0,
+                "size_bytes": 4567,
+            },
+        }
+    if function == "generate_timeline_clip":
+        # TimelineClipTask, as the plan wrote it.
+        require_keys(function, payload, {"composition_id", "layer"})
+        return {"composition_id": payload["composition_id"], "layer": payload["layer"], "provider": "procedural", "cache_hit": False}
+    if function == "record_timeline_failure":
+        require_keys(function, payload, {"composition_id", "error_type", "cause"})
+        if not all(isinstance(payload[k], str) for k in payload):
+            raise StepFailure("VidPipe.Internal", "record-failure fields must be strings")
+        return {"composition_id": payload["composition_id"]}
     raise StepFailure("VidPipe.Internal", f"no stub for {function}")
 
 
@@ -289,6 +328,13 @@ def run(sfn, definition: str, job_id: str, timeout: float = 120.0, composition_i
         payload["composition_id"] = composition_id
     name = composition_id or job_id
     return execute(sfn, f"gen-{name}-{int(time.time() * 1000)}", definition, role, job_id, payload, timeout)
+
+
+def run_timeline(sfn, definition: str, composition_id: str, timeout: float = 120.0) -> dict:
+    """One timeline render's execution, named after its composition as the API names it."""
+    role = f"arn:aws:iam::{boto3.client('sts').get_caller_identity()['Account']}:role/sfn"
+    payload = {"timeline_id": composition_id}
+    return execute(sfn, f"tl-{composition_id}-{int(time.time() * 1000)}", definition, role, composition_id, payload, timeout)
 
 
 def scenarios(quick: bool):
@@ -413,6 +459,44 @@ def scenarios(quick: bool):
         rec = WORLD.called("record_failure")
         check(len(rec) == 1 and rec[0]["composition_id"] == "cmp-rcfail" and rec[0]["job_id"] == "job-rcfail", "recorded on the composition", rec)
 
+    def timeline_lambda(sfn, ctx):
+        global WORLD
+        WORLD = World(scenes=1)
+        WORLD.timeline_layers = [0, 2, 3]
+        WORLD.timeline_cached = [2]
+        d = run_timeline(sfn, render(substitutions(ctx["account"], fargate=True, threshold=10_000, concurrency=2, **ctx["ecs"])), "cmp-tl")
+        check(d["status"] == "SUCCEEDED", "timeline render succeeds", d)
+        out = json.loads(d["output"])
+        check(out["composition_id"] == "cmp-tl" and out["outputs"]["metadata_key"] == "compositions/cmp-tl/metadata.json", "output is TimelineDone", out)
+        order = [n for n, _ in WORLD.calls if n != "generate_timeline_clip"]
+        check(order == ["plan_timeline", "render_timeline", "finalize_timeline"], "no planning, no job steps", order)
+        layers = sorted(p["layer"] for p in WORLD.called("generate_timeline_clip"))
+        check(layers == [0, 3], "only the generate assets the cache lacks", WORLD.calls)
+        check(not WORLD.ecs_commands, "a short timeline renders in Lambda", WORLD.ecs_commands)
+
+    def timeline_fargate(sfn, ctx):
+        global WORLD
+        WORLD = World(scenes=3, frames_per_scene=100)
+        d = run_timeline(sfn, render(substitutions(ctx["account"], fargate=True, threshold=200, concurrency=2, **ctx["ecs"])), "cmp-tllong")
+        check(d["status"] == "SUCCEEDED", "long timeline succeeds on Fargate", d)
+        check(WORLD.ecs_commands == [["timeline", "--composition-id", "cmp-tllong"]], "worker command names the composition", WORLD.ecs_commands)
+        check(not WORLD.called("render_timeline"), "no Lambda render", WORLD.calls)
+        check(WORLD.called("finalize_timeline") == [{"composition_id": "cmp-tllong"}], "finalize got the composition", WORLD.calls)
+
+    def timeline_failure(sfn, ctx):
+        global WORLD
+        WORLD = World(scenes=1)
+        WORLD.timeline_layers = [1]
+        WORLD.fail_next("generate_timeline_clip", "VidPipe.ProviderRejected")
+        d = run_timeline(sfn, render(substitutions(ctx["account"], fargate=False, threshold=1, concurrency=1, **ctx["ecs"])), "cmp-tlfail")
+        check(d["status"] == "FAILED" and d.get("cause", "").startswith("VidPipe.ProviderRejected: "), "a failed clip fails the execution", d)
+        rec = WORLD.called("record_timeline_failure")
+        check(len(rec) == 1 and rec[0]["composition_id"] == "cmp-tlfail" and rec[0]["error_type"] == "VidPipe.ProviderRejected", "recorded on the composition", rec)
+        check(not WORLD.called("record_failure") and not WORLD.called("render_timeline"), "no job failure, no render", WORLD.calls)
+
+    yield "timeline: plan_timeline, uncached generate clips, render and finalize in Lambda", timeline_lambda
+    yield "long timeline renders on Fargate", timeline_fargate
+    yield "failed timeline clip -> RecordTimelineFailure", timeline_failure
     yield "happy path, Lambda compose, Map concurrency", happy_lambda
     yield "recompose: plan_recompose, replaced scene polled, compose and finalize the composition", recompose_lambda
     yield "long recompose on Fargate names the composition", recompose_fargate

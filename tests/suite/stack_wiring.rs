@@ -567,9 +567,13 @@ fn retry_numbers_match_the_pipeline_policies() {
             continue;
         };
         let is_clip = is_lambda_task(state)
-            && [GenerationStep::GenerateClip, GenerationStep::PollClip]
-                .map(GenerationStep::as_str)
-                .contains(&task_step(state));
+            && [
+                GenerationStep::GenerateClip,
+                GenerationStep::PollClip,
+                GenerationStep::GenerateTimelineClip,
+            ]
+            .map(GenerationStep::as_str)
+            .contains(&task_step(state));
         for r in retriers {
             if is_clip {
                 clip_retriers += 1;
@@ -723,6 +727,7 @@ fn paths_from(sm: &StateMachine, states: &Json, start: &str) -> Vec<(Vec<String>
 }
 
 const RECORD_FAILURE: &str = "record_failure";
+const RECORD_TIMELINE_FAILURE: &str = "record_timeline_failure";
 
 /// Each state machine invokes exactly one function, its pipeline's, and its Lambda tasks are
 /// exactly that pipeline's steps as the code names them (`vidpipe_domain::steps`): a step added
@@ -746,6 +751,10 @@ fn each_pipeline_invokes_its_one_function_with_its_typed_steps() {
         ),
     ];
     assert_eq!(RECORD_FAILURE, GenerationStep::RecordFailure.as_str());
+    assert_eq!(
+        RECORD_TIMELINE_FAILURE,
+        GenerationStep::RecordTimelineFailure.as_str()
+    );
     assert_eq!(RECORD_FAILURE, ProcessingStep::RecordFailure.as_str());
     for (sm, function, steps) in cases {
         let mut seen = BTreeSet::new();
@@ -817,12 +826,26 @@ fn steps_run_plan_map_compose_finalize() {
         GenerationStep::Finalize.as_str(),
     );
     // A recompose (composition_id in the input) takes the same Map and composers after its own
-    // plan step, which does no planning.
-    let expected: [Vec<&str>; 4] = [
+    // plan step, which does no planning. A timeline render (timeline_id) has its own branch: no
+    // job, one Map item per generate asset the cache lacks, its one pass where its route says.
+    let timeline_map = format!("Map({})", GenerationStep::GenerateTimelineClip);
+    let (plan_timeline, render_timeline, finalize_timeline) = (
+        GenerationStep::PlanTimeline.as_str(),
+        GenerationStep::RenderTimeline.as_str(),
+        GenerationStep::FinalizeTimeline.as_str(),
+    );
+    let expected: [Vec<&str>; 6] = [
         vec![plan, &map, compose, finalize],
         vec![plan, &map, "Fargate", finalize],
         vec![recompose, &map, compose, finalize],
         vec![recompose, &map, "Fargate", finalize],
+        vec![
+            plan_timeline,
+            &timeline_map,
+            render_timeline,
+            finalize_timeline,
+        ],
+        vec![plan_timeline, &timeline_map, "Fargate", finalize_timeline],
     ];
     let mut seen = BTreeSet::new();
     for (path, end) in &paths {
@@ -855,7 +878,8 @@ fn every_catch_records_the_failure_then_fails() {
             );
             continue;
         }
-        let is_record_failure = is_lambda_task(state) && task_step(state) == RECORD_FAILURE;
+        let is_record_failure = is_lambda_task(state)
+            && [RECORD_FAILURE, RECORD_TIMELINE_FAILURE].contains(&task_step(state));
         for c in state["Catch"].as_array().into_iter().flatten() {
             catchers += 1;
             if is_record_failure {
@@ -886,10 +910,11 @@ fn every_catch_records_the_failure_then_fails() {
                         "{name}: the Cancelled Catch runs {p:?}"
                     );
                 } else if !is_record_failure {
-                    assert_eq!(
-                        p,
-                        [RECORD_FAILURE],
-                        "{name}: Catch {errors:?} must run RecordFailure and then fail"
+                    // Which one runs is WhoseFailure's choice: a timeline's, or a job's (or its
+                    // recompose's) RecordFailure.
+                    assert!(
+                        p == [RECORD_FAILURE] || p == [RECORD_TIMELINE_FAILURE],
+                        "{name}: Catch {errors:?} must run RecordFailure and then fail, not {p:?}"
                     );
                 }
             }
@@ -1342,6 +1367,10 @@ fn iam_of(grant: Grant) -> Vec<(&'static str, &'static str)> {
             ("s3:ListBucket", "GetAtt MediaBucket.Arn"),
         ],
         Grant::AssetUpload => vec![("s3:PutObject", "Sub ${MediaBucket.Arn}/uploads/*")],
+        Grant::TimelineWrite => vec![(
+            "s3:PutObject",
+            "Sub ${MediaBucket.Arn}/compositions/*/timeline.json",
+        )],
         Grant::RawUpload => on(
             &[
                 "s3:PutObject",
@@ -2323,7 +2352,7 @@ fn webhook_deliveries_fit_inside_the_tasks_that_send_them() {
 #[test]
 fn every_route_binary_is_wired_as_its_role_grants() {
     use vidpipe_lambda::api::*;
-    let wirings: [(&str, &[Grant]); 9] = [
+    let wirings: [(&str, &[Grant]); 10] = [
         ("Records", Records::GRANTS),
         ("RecordsAndMedia", RecordsAndMedia::GRANTS),
         ("Assets", Assets::GRANTS),
@@ -2333,6 +2362,7 @@ fn every_route_binary_is_wired_as_its_role_grants() {
         ("Uploads", Uploads::GRANTS),
         ("Retry", Retry::GRANTS),
         ("WebhookSecrets", WebhookSecrets::GRANTS),
+        ("Timelines", Timelines::GRANTS),
     ];
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions/api/src/bin");
     for f in API_FUNCTIONS {

@@ -1,6 +1,8 @@
 //! Fargate worker entrypoint, for work longer than Lambda allows: wiring only.
 //! - `vidpipe-worker compose --job-id ID [--composition-id C]` runs generation's compose, or a
 //!   recompose's render of composition C (`vidpipe_pipeline::generation::worker`);
+//! - `vidpipe-worker timeline --composition-id C` renders timeline render C (a composition of no
+//!   job; `vidpipe_pipeline::generation::timeline`), recording its own failure on it;
 //! - `vidpipe-worker process` (the probe's output in `VIDPIPE_PROBED`) runs the upload's single
 //!   pass (`vidpipe_pipeline::processing::worker`).
 //!
@@ -13,6 +15,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use vidpipe_domain::JobId;
 use vidpipe_domain::composition::CompositionId;
+use vidpipe_pipeline::generation::timeline::TimelineRef;
 use vidpipe_pipeline::generation::{self, CompositionRef, JobRef};
 use vidpipe_pipeline::processing::{self, Probed};
 
@@ -35,6 +38,11 @@ enum Command {
         /// A recompose's composition (the recompose state machine branch passes it).
         #[arg(long, env = "VIDPIPE_COMPOSITION_ID")]
         composition_id: Option<String>,
+    },
+    /// Render one timeline render (`POST /v1/compositions`), its clips already in the cache.
+    Timeline {
+        #[arg(long, env = "VIDPIPE_COMPOSITION_ID")]
+        composition_id: String,
     },
     /// Transcode one upload in a single pass: every rendition and the thumbnail.
     Process {
@@ -74,6 +82,14 @@ async fn main() -> anyhow::Result<ExitCode> {
                 }
                 None => generation::run_worker(&deps, &JobRef { job_id }, &progress).await,
             }
+        }
+        Command::Timeline { composition_id } => {
+            let input = TimelineRef {
+                composition_id: CompositionId::parse(&composition_id)
+                    .map_err(anyhow::Error::msg)?,
+            };
+            let deps = vidpipe_lambda::with_media(&config, &aws).await?;
+            generation::timeline::run_worker(&deps, &input, &progress).await
         }
         Command::Process { probed } => {
             let probed: Probed = serde_json::from_str(&probed).context("VIDPIPE_PROBED")?;

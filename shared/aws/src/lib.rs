@@ -22,5 +22,5 @@ pub use config::AwsClients;
 pub use dynamo::DynamoJobStore;
 pub use polly::PollyNarrator;
 pub use s3::{Encryption, MultipartOptions, PresignedUpload, S3BlobStore};
-pub use s3_scoped::{S3PutSigner, S3ReadOnly};
+pub use s3_scoped::{S3PutSigner, S3ReadOnly, S3Timelines};
 pub use sfn::SfnOrchestrator;

@@ -126,6 +126,12 @@ impl SfnOrchestrator {
             .to_string()
     }
 
+    /// The execution input for a timeline render: the composition alone (it belongs to no job).
+    /// The state machine's first choice sees `timeline_id`.
+    pub fn timeline_input(composition: &CompositionId) -> String {
+        serde_json::json!({ "timeline_id": composition.as_str() }).to_string()
+    }
+
     /// Whether the job's execution is still running; `None` if it never started.
     pub async fn is_running(&self, job: &JobId) -> Result<Option<bool>, OrchestratorError> {
         match self
@@ -185,6 +191,19 @@ impl Orchestrator for SfnOrchestrator {
             &self.state_machine_arn,
             composition.as_str(),
             Self::composition_input(job, composition),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn start_timeline(&self, composition: &CompositionId) -> Result<(), OrchestratorError> {
+        // Named by the composition, so a repeated start (a retried request, a duplicate
+        // delivery) renders nothing twice.
+        start_named(
+            &self.client,
+            &self.state_machine_arn,
+            composition.as_str(),
+            Self::timeline_input(composition),
         )
         .await
         .map(|_| ())

@@ -2,8 +2,10 @@
 //! composition; each recompose renders another one from the same clips and records which one it
 //! was made from (`parent_composition_id`), so the versions form a chain back to the first.
 //! Every composition's files live under `compositions/{composition_id}/` (see [`crate::keys`]).
+//! A timeline render (`POST /v1/compositions`) is a composition of no job: it carries the
+//! prediction it was rendered by ([`TimelineRender`]) instead, and is found by its id alone.
 
-use crate::job::{ClipRecord, JobError, JobId, Outputs};
+use crate::job::{ClipRecord, ComposeRoute, JobError, JobId, Outputs};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -89,7 +91,10 @@ impl CompositionStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Composition {
     pub id: CompositionId,
-    pub job_id: JobId,
+    /// The job whose clips it lays out; `None` for a timeline render, which belongs to no job
+    /// (records written before timelines were recorded always name one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<JobId>,
     /// The tenant, as on the job.
     pub owner: String,
     /// The composition this one was made from; `None` for the job's first.
@@ -108,8 +113,34 @@ pub struct Composition {
     /// Set once completed: every key is under `compositions/{id}/`.
     pub outputs: Option<Outputs>,
     pub error: Option<JobError>,
+    /// Set on a timeline render only: what it was predicted to be when it was accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<TimelineRender>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A timeline render's prediction, recorded with it: its length, where it renders, and the
+/// clips the provider chain makes for its `generate` assets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineRender {
+    pub duration_seconds: f64,
+    pub total_frames: u32,
+    pub route: ComposeRoute,
+    #[serde(default)]
+    pub provider_calls: Vec<TimelineCall>,
+}
+
+/// One `generate` asset's clip: which provider makes it (the one that made it, once rendered)
+/// and whether the clip cache already held it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineCall {
+    /// The clip's JSON path in the document (`tracks[1].clips[0]`).
+    pub path: String,
+    pub provider: String,
+    pub prompt: String,
+    pub frames: u32,
+    pub cache_hit: bool,
 }
 
 impl Composition {
@@ -124,7 +155,7 @@ impl Composition {
     ) -> Self {
         Self {
             id,
-            job_id,
+            job_id: Some(job_id),
             owner: owner.into(),
             parent_composition_id: parent,
             status: CompositionStatus::Rendering,
@@ -133,9 +164,41 @@ impl Composition {
             clips: Vec::new(),
             outputs: None,
             error: None,
+            timeline: None,
             created_at: now,
             updated_at: now,
         }
+    }
+
+    /// A timeline render about to be rendered: no job, no parent, no job clips to keep alive.
+    pub fn timeline(
+        id: CompositionId,
+        owner: impl Into<String>,
+        render: TimelineRender,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id,
+            job_id: None,
+            owner: owner.into(),
+            parent_composition_id: None,
+            status: CompositionStatus::Rendering,
+            clip_keys: Vec::new(),
+            edits: None,
+            clips: Vec::new(),
+            outputs: None,
+            error: None,
+            timeline: Some(render),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// The job whose version this is, or why there is none (a timeline render).
+    pub fn job(&self) -> Result<&JobId, String> {
+        self.job_id
+            .as_ref()
+            .ok_or_else(|| format!("composition {} is a timeline render of no job", self.id))
     }
 
     /// The composition's files: the seed's layout, one folder per composition.
@@ -521,6 +584,36 @@ mod tests {
         assert_eq!(CompositionId::first_of(&job), first, "deterministic");
         assert!(CompositionId::parse(job.as_str()).is_err());
         assert!(CompositionId::parse("cmp_../../x").is_err());
+    }
+
+    #[test]
+    fn a_record_written_before_timelines_reads_as_a_jobs_version() {
+        let job = JobId::generate();
+        let old = serde_json::json!({
+            "id": CompositionId::first_of(&job), "job_id": job, "owner": "o",
+            "parent_composition_id": null, "status": "completed", "clip_keys": ["k"],
+            "outputs": null, "error": null,
+            "created_at": "2026-01-02T03:04:05Z", "updated_at": "2026-01-02T03:04:05Z",
+        });
+        let c: Composition = serde_json::from_value(old).expect("an old record reads");
+        assert_eq!(c.job(), Ok(&job));
+        assert_eq!(c.timeline, None);
+        let t = Composition::timeline(
+            CompositionId::generate(),
+            "o",
+            TimelineRender {
+                duration_seconds: 2.0,
+                total_frames: 48,
+                route: ComposeRoute::Lambda,
+                provider_calls: vec![],
+            },
+            Utc::now(),
+        );
+        let written = serde_json::to_value(&t).expect("encode");
+        assert!(written.get("job_id").is_none(), "{written}");
+        let back: Composition = serde_json::from_value(written).expect("decode");
+        assert_eq!(back, t);
+        assert!(back.job().is_err());
     }
 
     #[test]

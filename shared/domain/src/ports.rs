@@ -106,7 +106,10 @@ pub trait JobStore: CompositionStore + Send + Sync {
 ///
 /// Contract:
 /// - `put_composition` upserts one composition by (job, id); repeating it is harmless. The job
-///   must exist (`NotFound` otherwise), and the composition's `job_id` names it.
+///   must exist (`NotFound` otherwise), and the composition's `job_id` names it. A composition
+///   naming no job (a timeline render) is upserted by its id alone, beside no job.
+/// - `get_timeline` returns the composition of no job with that id, or `None` (also when the id
+///   is a job's version: those are read through their job).
 /// - `get_composition` returns the composition of that job with that id, or `None` (also when
 ///   the id belongs to another job).
 /// - `compositions` returns every composition of a job, oldest first (by `created_at`, then id),
@@ -126,6 +129,10 @@ pub trait CompositionStore: Send + Sync {
         &self,
         job: &JobId,
     ) -> Result<Vec<crate::composition::Composition>, StoreError>;
+    async fn get_timeline(
+        &self,
+        id: &crate::composition::CompositionId,
+    ) -> Result<Option<crate::composition::Composition>, StoreError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -260,6 +267,20 @@ pub trait Orchestrator: Send + Sync {
     ) -> Result<(), OrchestratorError> {
         Err(OrchestratorError::Backend {
             message: format!("this orchestrator renders no compositions ({composition} of {job})"),
+            class: ErrorClass::Permanent,
+            source: None,
+        })
+    }
+    /// Starts rendering the timeline render `composition`, already recorded as `rendering` with
+    /// its timeline stored: its `generate` clips made through the provider chain and clip cache,
+    /// then the one pass, by its route. Idempotent per composition id. The default refuses, for
+    /// orchestrators that render timelines in process (or not at all).
+    async fn start_timeline(
+        &self,
+        composition: &crate::composition::CompositionId,
+    ) -> Result<(), OrchestratorError> {
+        Err(OrchestratorError::Backend {
+            message: format!("this orchestrator renders no timelines ({composition})"),
             class: ErrorClass::Permanent,
             source: None,
         })

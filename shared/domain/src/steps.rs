@@ -20,6 +20,14 @@ pub enum GenerationStep {
     Compose,
     Finalize,
     RecordFailure,
+    /// A timeline render's first step: the `generate` clips the cache lacks, and the route.
+    PlanTimeline,
+    /// Makes one `generate` asset's clip into the clip cache through the provider chain.
+    GenerateTimelineClip,
+    /// The timeline's one pass in Lambda (the worker runs the same work on Fargate).
+    RenderTimeline,
+    FinalizeTimeline,
+    RecordTimelineFailure,
 }
 
 /// The upload-processing state machine's tasks (`statemachine/processing.asl.json`).
@@ -39,7 +47,7 @@ pub enum ProcessingStep {
 }
 
 impl GenerationStep {
-    pub const ALL: [GenerationStep; 7] = [
+    pub const ALL: [GenerationStep; 12] = [
         GenerationStep::Plan,
         GenerationStep::PlanRecompose,
         GenerationStep::GenerateClip,
@@ -47,6 +55,11 @@ impl GenerationStep {
         GenerationStep::Compose,
         GenerationStep::Finalize,
         GenerationStep::RecordFailure,
+        GenerationStep::PlanTimeline,
+        GenerationStep::GenerateTimelineClip,
+        GenerationStep::RenderTimeline,
+        GenerationStep::FinalizeTimeline,
+        GenerationStep::RecordTimelineFailure,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -58,6 +71,11 @@ impl GenerationStep {
             GenerationStep::Compose => "compose",
             GenerationStep::Finalize => "finalize",
             GenerationStep::RecordFailure => "record_failure",
+            GenerationStep::PlanTimeline => "plan_timeline",
+            GenerationStep::GenerateTimelineClip => "generate_timeline_clip",
+            GenerationStep::RenderTimeline => "render_timeline",
+            GenerationStep::FinalizeTimeline => "finalize_timeline",
+            GenerationStep::RecordTimelineFailure => "record_timeline_failure",
         }
     }
 }

@@ -76,7 +76,13 @@ pub struct CompositionView {
 impl CompositionView {
     /// `versions` is every composition of the job, for the ancestors.
     pub fn new(c: &Composition, versions: &[Composition], base: &str) -> Self {
-        let generation = format!("{base}/v1/generations/{}", c.job_id);
+        // A job's versions always name it; only a timeline render names none.
+        let job_id = c
+            .job_id
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let generation = format!("{base}/v1/generations/{job_id}");
         let ancestors = lineage(versions, &c.id)
             .iter()
             .skip(1)
@@ -84,7 +90,7 @@ impl CompositionView {
             .collect();
         CompositionView {
             composition_id: c.id.to_string(),
-            job_id: c.job_id.to_string(),
+            job_id,
             parent_composition_id: c.parent_composition_id.as_ref().map(ToString::to_string),
             ancestors,
             status: c.status,

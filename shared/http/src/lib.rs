@@ -148,6 +148,7 @@ async fn dispatch(
         }
         Operation::ListCompositions => compositions::list_compositions(state, &call).await,
         Operation::CreateComposition => timelines::create_composition(state, &call, req).await,
+        Operation::GetComposition => timelines::get_composition(state, &call).await,
     }
 }
 

@@ -54,6 +54,7 @@ pub const DOCUMENT_PATH: &str = "openapi.json";
         compositions::recompose_generation,
         compositions::list_compositions,
         timelines::create_composition,
+        timelines::get_composition,
     ),
     components(schemas(
         Problem, FieldError, GenerationRequestBody, BrandBody, LogoBody, MusicBody, JobView, JobLinks,

@@ -31,6 +31,7 @@ pub enum Operation {
     RecomposeGeneration,
     ListCompositions,
     CreateComposition,
+    GetComposition,
 }
 
 /// One method and path template. `{name}` matches exactly one non-empty path segment.
@@ -157,6 +158,11 @@ pub static ROUTES: &[Route] = &[
         method: Method::POST,
         path: "/v1/compositions",
         operation: Operation::CreateComposition,
+    },
+    Route {
+        method: Method::GET,
+        path: "/v1/compositions/{id}",
+        operation: Operation::GetComposition,
     },
 ];
 

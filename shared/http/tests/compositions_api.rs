@@ -62,6 +62,10 @@ impl vidpipe_domain::ports::UploadSigner for NoUploads {
 }
 
 fn request(target: &str, tenant: &str, body: &str) -> Request {
+    request_as(Method::POST, target, tenant, body)
+}
+
+fn request_as(method: Method, target: &str, tenant: &str, body: &str) -> Request {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let event = json!({
         "version": "2.0",
@@ -74,7 +78,7 @@ fn request(target: &str, tenant: &str, body: &str) -> Request {
             "apiId": "api-id",
             "domainName": "api.example.test",
             "domainPrefix": "api",
-            "http": {"method": Method::POST.as_str(), "path": path, "protocol": "HTTP/1.1",
+            "http": {"method": method.as_str(), "path": path, "protocol": "HTTP/1.1",
                      "sourceIp": "192.0.2.1", "userAgent": "compositions-test"},
             "requestId": "gw-req-1",
             "routeKey": "$default",
@@ -100,6 +104,13 @@ async fn post(api: &Api, target: &str, body: &Value) -> (u16, String, Value) {
         .to_owned();
     let json = serde_json::from_slice(response.body().as_ref()).expect("a JSON body");
     (response.status().as_u16(), content_type, json)
+}
+
+async fn get(api: &Api, path: &str, tenant: &str) -> (u16, Value) {
+    let response =
+        vidpipe_http::handle(&api.state, request_as(Method::GET, path, tenant, "")).await;
+    let json = serde_json::from_slice(response.body().as_ref()).expect("a JSON body");
+    (response.status().as_u16(), json)
 }
 
 fn valid() -> Value {
@@ -203,6 +214,50 @@ async fn a_dry_run_predicts_and_a_render_delivers_that_length() {
     assert_eq!(frames, Some(50));
     let (_, _, again) = post(&api, "/v1/compositions?dry_run=true", &valid()).await;
     assert_eq!(again["provider_calls"][0]["cache_hit"], json!(true));
+
+    // Recorded: read back by its id, by its tenant only.
+    let self_link = done["links"]["self"].as_str().unwrap();
+    assert!(
+        self_link.ends_with(&format!("/v1/compositions/{id}")),
+        "{done}"
+    );
+    let (status, got) = get(&api, &format!("/v1/compositions/{id}"), ALICE).await;
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["status"], json!("completed"));
+    assert_eq!(got["route"], json!("lambda"));
+    assert_eq!(got["error"], Value::Null);
+    assert!(
+        (got["duration_seconds"].as_f64().unwrap() - 2.0).abs() < 0.05,
+        "{got}"
+    );
+    let calls = got["provider_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 1, "{got}");
+    assert_eq!(calls[0]["path"], json!("tracks[1].clips[0]"));
+    assert_eq!(calls[0]["provider"], json!("procedural"));
+    assert_eq!(
+        calls[0]["cache_hit"],
+        json!(false),
+        "made, not cached, when rendered"
+    );
+    assert!(
+        got["links"]["final"]
+            .as_str()
+            .unwrap()
+            .contains("final.mp4"),
+        "{got}"
+    );
+    assert!(got["links"]["thumbnail"].as_str().is_some(), "{got}");
+    for (path, tenant) in [
+        (format!("/v1/compositions/{id}"), "bob"),
+        (
+            "/v1/compositions/cmp_0000000000000000000000000000abcd".to_owned(),
+            ALICE,
+        ),
+        ("/v1/compositions/not-an-id".to_owned(), ALICE),
+    ] {
+        let (status, problem) = get(&api, &path, tenant).await;
+        assert_eq!(status, 404, "{path} as {tenant}: {problem}");
+    }
 
     let (status, _, bad) = post(&api, "/v1/compositions?dry_run=maybe", &valid()).await;
     assert_eq!(status, 400, "{bad}");

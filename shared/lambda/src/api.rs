@@ -8,7 +8,9 @@ use crate::wiring::NoMedia;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
-use vidpipe_aws::{DynamoJobStore, S3BlobStore, S3PutSigner, S3ReadOnly, SfnOrchestrator};
+use vidpipe_aws::{
+    DynamoJobStore, S3BlobStore, S3PutSigner, S3ReadOnly, S3Timelines, SfnOrchestrator,
+};
 use vidpipe_domain::ErrorClass;
 use vidpipe_domain::plan::RulesPlanner;
 use vidpipe_domain::ports::{
@@ -44,6 +46,8 @@ pub enum Grant {
     StartProcessing,
     /// Read the provider tokens: cancelling a provider's running call needs its token.
     ProviderSecrets,
+    /// PUT a timeline render's document, `compositions/{id}/timeline.json`, and nothing else.
+    TimelineWrite,
 }
 
 /// A route's function: its template logical id, its binary and what its role grants.
@@ -67,6 +71,9 @@ const RETRY: &[Grant] = &[TableWrite, MediaRead, StartProcessing];
 /// A recompose records a composition (the job's assets checked by their records), claims the
 /// tenant's quotas for it as for a job, and starts its execution.
 const RECOMPOSE: &[Grant] = &[TableWrite, StartGeneration];
+/// A timeline is validated against the tenant's records and the clip cache (read), its document
+/// stored and its composition recorded, and its execution started; a dry run only reads.
+const TIMELINES: &[Grant] = &[TableWrite, MediaRead, TimelineWrite, StartGeneration];
 /// `GET /v1/webhook-secret` makes the secret on first use, and the rotation writes it. (The
 /// deliveries routes only read: [`Records`].)
 pub const WEBHOOK_SECRETS: &[Grant] = &[TableWrite];
@@ -219,12 +226,19 @@ pub static API_FUNCTIONS: &[ApiFunction] = &[
         "vidpipe-api-list-compositions",
         RECORDS_AND_MEDIA
     ),
-    // Validates a timeline and predicts it: reads the tenant's assets and generations, and HEADs
-    // the clip cache. It renders nothing in the stack, so it writes nothing.
+    // Validates a timeline and predicts it (the tenant's assets and generations read, the clip
+    // cache HEADed); a render is accepted here and rendered by the state machine.
     function!(
         CreateComposition,
         "CreateCompositionFunction",
         "vidpipe-api-create-composition",
+        TIMELINES
+    ),
+    // A timeline render's record, with presigned URLs once completed.
+    function!(
+        GetComposition,
+        "GetCompositionFunction",
+        "vidpipe-api-get-composition",
         RECORDS_AND_MEDIA
     ),
 ];
@@ -283,6 +297,8 @@ pub struct Submit;
 pub struct Cancel;
 /// Compositions recorded for completed jobs, their executions started.
 pub struct Recompose;
+/// Timelines validated and predicted, or stored, recorded and their executions started.
+pub struct Timelines;
 /// Raw uploads announced, completed and aborted.
 pub struct Uploads;
 /// Failed processing jobs started again from their raw object.
@@ -357,6 +373,17 @@ impl Wiring for Recompose {
         let store = clients.store(config)?;
         let orchestrator = clients.orchestrator(config)?;
         state(config, store, Arc::new(Unwired), orchestrator, None, None)
+    }
+}
+
+impl Wiring for Timelines {
+    const GRANTS: &'static [Grant] = TIMELINES;
+    async fn state(config: &Config) -> Result<ApiState, ConfigError> {
+        let clients = Clients::load(config);
+        let store = clients.store(config)?;
+        let media: Arc<dyn BlobStore> = Arc::new(S3Timelines(clients.bucket(config)?));
+        let orchestrator = clients.orchestrator(config)?;
+        state(config, store, media, orchestrator, None, None)
     }
 }
 
@@ -699,7 +726,7 @@ mod tests {
                     | Operation::ListProcessingDeliveries
                     | Operation::GetGenerationBatch
                     | Operation::ListCompositions
-                    | Operation::CreateComposition
+                    | Operation::GetComposition
             );
             assert_eq!(reads, !f.grants.contains(&TableWrite), "{}", f.bin);
             if reads {

@@ -9,6 +9,9 @@ use crate::StepFailure;
 use serde::Deserialize;
 use vidpipe_domain::steps::GenerationStep;
 use vidpipe_pipeline::StepError;
+use vidpipe_pipeline::generation::timeline::{
+    self, TimelineClipTask, TimelineFailureInput, TimelineRef,
+};
 use vidpipe_pipeline::generation::{
     self as steps, ClipTask, ComposeTask, CompositionRef, FailureInput, FinalizeInput, JobRef,
     StepDeps,
@@ -28,6 +31,12 @@ pub enum GenerationTask {
     /// The compose output, a recompose's composition, or after the Fargate worker only the job.
     Finalize(Box<FinalizeInput>),
     RecordFailure(FailureInput),
+    /// A timeline render's branch (`timeline_id` in the execution input).
+    PlanTimeline(TimelineRef),
+    GenerateTimelineClip(TimelineClipTask),
+    RenderTimeline(TimelineRef),
+    FinalizeTimeline(TimelineRef),
+    RecordTimelineFailure(TimelineFailureInput),
 }
 
 impl GenerationTask {
@@ -40,6 +49,11 @@ impl GenerationTask {
             GenerationTask::Compose(_) => GenerationStep::Compose,
             GenerationTask::Finalize(_) => GenerationStep::Finalize,
             GenerationTask::RecordFailure(_) => GenerationStep::RecordFailure,
+            GenerationTask::PlanTimeline(_) => GenerationStep::PlanTimeline,
+            GenerationTask::GenerateTimelineClip(_) => GenerationStep::GenerateTimelineClip,
+            GenerationTask::RenderTimeline(_) => GenerationStep::RenderTimeline,
+            GenerationTask::FinalizeTimeline(_) => GenerationStep::FinalizeTimeline,
+            GenerationTask::RecordTimelineFailure(_) => GenerationStep::RecordTimelineFailure,
         }
     }
 }
@@ -81,6 +95,18 @@ pub async fn run_task(
         }
         GenerationTask::Finalize(input) => json(steps::finalize_any(deps, &input).await?),
         GenerationTask::RecordFailure(input) => json(steps::record_failure(deps, &input).await?),
+        GenerationTask::PlanTimeline(input) => json(timeline::plan(deps, &input).await?),
+        GenerationTask::GenerateTimelineClip(input) => {
+            json(timeline::generate_clip(deps, &input).await?)
+        }
+        GenerationTask::RenderTimeline(input) => {
+            let progress = |f: f64| tracing::debug!(progress = f, "rendering timeline");
+            json(timeline::render_step(deps, &input, &progress).await?)
+        }
+        GenerationTask::FinalizeTimeline(input) => json(timeline::finalize(deps, &input).await?),
+        GenerationTask::RecordTimelineFailure(input) => {
+            json(timeline::record_failure(deps, &input).await?)
+        }
     }
 }
 
@@ -109,6 +135,7 @@ mod tests {
     #[test]
     fn every_step_is_tagged_by_its_name_with_its_input_beside() {
         let job = serde_json::json!({ "job_id": "job_0000000000000000000000000000abcd" });
+        let cmp = serde_json::json!({ "composition_id": "cmp_0000000000000000000000000000abcd" });
         let inputs = [
             (GenerationStep::Plan, job.clone()),
             (
@@ -131,6 +158,21 @@ mod tests {
                     "job_id": job["job_id"],
                     "error_type": vidpipe_domain::names::INTERNAL,
                     "cause": "boom",
+                }),
+            ),
+            (GenerationStep::PlanTimeline, cmp.clone()),
+            (
+                GenerationStep::GenerateTimelineClip,
+                serde_json::json!({ "composition_id": cmp["composition_id"], "layer": 1 }),
+            ),
+            (GenerationStep::RenderTimeline, cmp.clone()),
+            (GenerationStep::FinalizeTimeline, cmp.clone()),
+            (
+                GenerationStep::RecordTimelineFailure,
+                serde_json::json!({
+                    "composition_id": cmp["composition_id"],
+                    "error_type": vidpipe_domain::names::PROVIDER_REJECTED,
+                    "cause": "no",
                 }),
             ),
         ];

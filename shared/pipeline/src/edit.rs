@@ -2,18 +2,22 @@
 //! [`vidpipe_domain::edit`], its assets and earlier generations against the tenant's records),
 //! then either dry-run (the normalised edit, predicted duration, route, the provider calls it
 //! would make with their cache hits, an estimated cost; nothing is written) or rendered in one
-//! ffmpeg pass to `compositions/{composition_id}/`. `generate` assets go through the provider
+//! ffmpeg pass to `compositions/{composition_id}/` and recorded as a composition of no job
+//! (accepted as `rendering`, then completed or failed), readable by its id. `generate` assets go through the provider
 //! chain with the same clip cache as generations, so an unchanged prompt is never paid twice.
 
 use crate::error::StepError;
 use crate::generation::StepDeps;
 use crate::scratch::Scratch;
+use chrono::Utc;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use vidpipe_domain::composition::CompositionId;
+use vidpipe_domain::composition::{
+    Composition, CompositionId, CompositionStatus, TimelineCall, TimelineRender,
+};
 use vidpipe_domain::edit::{self, Edit, EditJob, Layer, MediaRef, Visual};
-use vidpipe_domain::job::{ComposeRoute, JobStatus};
+use vidpipe_domain::job::{ComposeRoute, JobError, JobStatus, Outputs, Stage};
 use vidpipe_domain::media::{ClipSpec, Motion};
 use vidpipe_domain::ports::{ClipMedia, ClipProgress, ClipProvider, ProviderError};
 use vidpipe_domain::{AssetKind, FieldError, ValidationErrors, keys};
@@ -58,6 +62,19 @@ pub struct ProviderCall {
     pub cache_key: String,
     #[serde(skip)]
     pub spec: ClipSpec,
+}
+
+impl ProviderCall {
+    /// What a composition's record keeps of it.
+    pub fn record(&self) -> TimelineCall {
+        TimelineCall {
+            path: self.path.clone(),
+            provider: self.provider.clone(),
+            prompt: self.prompt.clone(),
+            frames: self.frames,
+            cache_hit: self.cache_hit,
+        }
+    }
 }
 
 /// What a render would cost: provider calls (cache hits are free) and compute.
@@ -408,8 +425,38 @@ async fn make(
     }
 }
 
-/// Renders a document: validates it, fetches and makes its media, runs the one pass and stores
-/// the outputs under `compositions/{composition_id}/`.
+/// Accepts a document for rendering: validates and predicts it, stores the normalised timeline
+/// at `compositions/{id}/timeline.json` (what the render reads, wherever it runs) and records the
+/// composition as `rendering`, of no job. Nothing is rendered or called yet.
+pub async fn accept(
+    deps: &StepDeps,
+    owner: &str,
+    doc: &serde_json::Value,
+) -> Result<Composition, EditError> {
+    let edit = check(deps, owner, doc).await?;
+    let calls = provider_calls(deps, &edit).await?;
+    let id = CompositionId::generate();
+    let timeline = serde_json::to_vec_pretty(&edit).map_err(StepError::from)?;
+    deps.blobs
+        .put_bytes(&keys::timeline(&id), timeline, "application/json")
+        .await?;
+    let composition = Composition::timeline(
+        id,
+        owner,
+        TimelineRender {
+            duration_seconds: edit.duration_seconds,
+            total_frames: edit.total_frames,
+            route: ComposeRoute::for_frames(edit.total_frames, deps.worker_threshold_frames),
+            provider_calls: calls.iter().map(ProviderCall::record).collect(),
+        },
+        Utc::now(),
+    );
+    deps.jobs.put_composition(&composition).await?;
+    Ok(composition)
+}
+
+/// Renders a document in this process: [`accept`], then [`render_accepted`], recording a failed
+/// render as failed with its error's stable name.
 pub async fn render(
     deps: &StepDeps,
     owner: &str,
@@ -417,9 +464,104 @@ pub async fn render(
     progress: &(dyn Fn(f64) + Send + Sync),
 ) -> Result<Rendered, EditError> {
     let started = Instant::now();
-    let edit = check(deps, owner, doc).await?;
-    let mut calls = provider_calls(deps, &edit).await?;
-    let id = CompositionId::generate();
+    let accepted = accept(deps, owner, doc).await?;
+    let (done, calls) = match render_accepted(deps, &accepted.id, progress).await {
+        Ok(done) => done,
+        Err(e) => {
+            record_failure(deps, &accepted.id, e.error_type(), &e.to_string()).await?;
+            return Err(e.into());
+        }
+    };
+    let outputs = done
+        .outputs
+        .as_ref()
+        .expect("a completed render has outputs");
+    Ok(Rendered {
+        composition_id: done.id.clone(),
+        status: "completed",
+        final_key: outputs.final_key.clone(),
+        thumbnail_key: outputs.thumbnail_key.clone(),
+        duration_seconds: outputs.duration_seconds,
+        route: accepted.timeline.as_ref().expect("a timeline").route,
+        provider_calls: calls,
+        render_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The timeline render `id` of `owner`, or `None`: another tenant's is as absent as a missing one.
+pub async fn get(
+    deps: &StepDeps,
+    owner: &str,
+    id: &CompositionId,
+) -> Result<Option<Composition>, StepError> {
+    Ok(deps
+        .jobs
+        .get_timeline(id)
+        .await?
+        .filter(|c| c.owner == owner))
+}
+
+/// The accepted timeline render `id`, read back; a missing one is a wrong state, not a retry.
+async fn accepted(deps: &StepDeps, id: &CompositionId) -> Result<Composition, StepError> {
+    deps.jobs
+        .get_timeline(id)
+        .await?
+        .ok_or_else(|| StepError::WrongState(format!("timeline {id} is not recorded")))
+}
+
+/// An accepted render with its stored timeline and the provider calls its `generate` assets
+/// make now (a clip cached since it was accepted is a hit).
+pub async fn stored(
+    deps: &StepDeps,
+    id: &CompositionId,
+) -> Result<(Composition, Vec<ProviderCall>, Edit), StepError> {
+    let composition = accepted(deps, id).await?;
+    let raw = deps.blobs.get_bytes(&keys::timeline(id)).await?;
+    let edit: Edit = serde_json::from_slice(&raw)?;
+    let calls = provider_calls(deps, &edit).await.map_err(into_step_error)?;
+    Ok((composition, calls, edit))
+}
+
+/// Makes one `generate` clip into the clip cache (nothing when the cache has it).
+pub async fn cache_clip(
+    deps: &StepDeps,
+    id: &CompositionId,
+    call: &mut ProviderCall,
+) -> Result<(), StepError> {
+    let dir = Scratch::new(
+        deps.scratch_dir
+            .join("edits")
+            .join(id.as_str())
+            .join(format!("layer_{}", call.spec.scene_index)),
+    )
+    .await?;
+    let dest = dir.path().join("clip.mp4");
+    generate(deps, call, dir.path(), &dest)
+        .await
+        .map_err(into_step_error)
+}
+
+/// Renders an accepted composition from its stored timeline: makes (or takes from the clip
+/// cache) its `generate` clips, runs the one pass, stores the outputs under
+/// `compositions/{id}/` and records it completed. A composition already completed renders
+/// nothing again (a duplicate delivery); one already failed is a wrong state. A failure is left
+/// to the caller to record ([`record_failure`]), so a state machine may retry first.
+pub async fn render_accepted(
+    deps: &StepDeps,
+    id: &CompositionId,
+    progress: &(dyn Fn(f64) + Send + Sync),
+) -> Result<(Composition, Vec<ProviderCall>), StepError> {
+    let (composition, mut calls, edit) = stored(deps, id).await?;
+    match composition.status {
+        CompositionStatus::Completed => return Ok((composition, calls)),
+        CompositionStatus::Failed => {
+            return Err(StepError::WrongState(format!(
+                "timeline {id} already failed"
+            )));
+        }
+        CompositionStatus::Rendering => {}
+    }
+    let owner = composition.owner.as_str();
     let dir = Scratch::new(deps.scratch_dir.join("edits").join(id.as_str())).await?;
     let path = dir.path().to_owned();
     let mut layer_files: Vec<Option<PathBuf>> = Vec::with_capacity(edit.layers.len());
@@ -429,13 +571,12 @@ pub async fn render(
             Visual::Title { .. } => None,
             Visual::Image { source } | Visual::Video { source, .. } => {
                 let video = matches!(layer.visual, Visual::Video { .. });
+                // Checked when accepted; gone since only if its record or generation went.
                 let key = resolve_ref(deps, owner, source, video)
-                    .await?
+                    .await
+                    .map_err(into_step_error)?
                     .map_err(|e| {
-                        EditError::Invalid(ValidationErrors::single(
-                            ref_path(&layer.path, source),
-                            e,
-                        ))
+                        StepError::AssetRejected(format!("{}: {e}", ref_path(&layer.path, source)))
                     })?;
                 let local = match source {
                     MediaRef::Asset(id) => {
@@ -451,7 +592,9 @@ pub async fn render(
             }
             Visual::Generate { .. } => {
                 let local = path.join(format!("generated_{i:02}.mp4"));
-                generate(deps, &mut calls[next_call], &path, &local).await?;
+                generate(deps, &mut calls[next_call], &path, &local)
+                    .await
+                    .map_err(into_step_error)?;
                 next_call += 1;
                 Some(local)
             }
@@ -490,27 +633,95 @@ pub async fn render(
         work_dir: path.join("work"),
     };
     deps.media.render_edit(&job, progress).await?;
-    let (final_key, thumbnail_key) = (keys::final_video(&id), keys::thumbnail(&id));
+    let size_bytes = tokio::fs::metadata(&job.final_path).await?.len();
+    let probe = crate::generation::OutputProbe::from_probe(
+        &deps.media.probe(&job.final_path).await?,
+        size_bytes,
+    )?;
+    let outputs = Outputs {
+        final_key: keys::final_video(id),
+        thumbnail_key: keys::thumbnail(id),
+        timeline_key: keys::timeline(id),
+        metadata_key: keys::metadata(id),
+        duration_seconds: probe.duration_seconds,
+        size_bytes: probe.size_bytes,
+    };
     deps.blobs
-        .put_file(&final_key, &job.final_path, "video/mp4")
+        .put_file(&outputs.final_key, &job.final_path, "video/mp4")
         .await?;
     deps.blobs
-        .put_file(&thumbnail_key, &job.thumbnail_path, "image/jpeg")
+        .put_file(&outputs.thumbnail_key, &job.thumbnail_path, "image/jpeg")
         .await?;
-    let timeline = serde_json::to_vec_pretty(&edit).map_err(StepError::from)?;
     deps.blobs
-        .put_bytes(&keys::timeline(&id), timeline, "application/json")
+        .put_bytes(
+            &outputs.metadata_key,
+            serde_json::to_vec_pretty(&serde_json::json!({
+                "composition_id": id,
+                "provider_calls": calls,
+                "probe": probe,
+            }))?,
+            "application/json",
+        )
         .await?;
-    Ok(Rendered {
-        composition_id: id,
-        status: "completed",
-        final_key,
-        thumbnail_key,
-        duration_seconds: edit.duration_seconds,
-        route: ComposeRoute::for_frames(edit.total_frames, deps.worker_threshold_frames),
-        provider_calls: calls,
-        render_seconds: started.elapsed().as_secs_f64(),
-    })
+    let mut done = composition;
+    done.status = CompositionStatus::Completed;
+    done.outputs = Some(outputs);
+    if let Some(t) = &mut done.timeline {
+        // Who made each clip in the end (a fallback provider); whether the cache had it is as
+        // it was when accepted (in the stack the clip step has since filled the cache).
+        let accepted: Vec<TimelineCall> = std::mem::take(&mut t.provider_calls);
+        t.provider_calls = calls
+            .iter()
+            .map(|c| {
+                let mut r = c.record();
+                if let Some(a) = accepted.iter().find(|a| a.path == r.path) {
+                    r.cache_hit = a.cache_hit;
+                }
+                r
+            })
+            .collect();
+    }
+    done.updated_at = Utc::now();
+    deps.jobs.put_composition(&done).await?;
+    Ok((done, calls))
+}
+
+/// Records an accepted render as failed with its error's stable name and a public reason. A
+/// composition already ended keeps its end (a late or repeated failure changes nothing).
+pub async fn record_failure(
+    deps: &StepDeps,
+    id: &CompositionId,
+    error_type: &str,
+    cause: &str,
+) -> Result<Composition, StepError> {
+    let mut composition = accepted(deps, id).await?;
+    if composition.status.is_terminal() {
+        return Ok(composition);
+    }
+    composition.status = CompositionStatus::Failed;
+    composition.error = Some(JobError {
+        code: error_type.to_owned(),
+        message: crate::failure::public_reason(cause),
+        stage: Some(Stage::Composing),
+    });
+    composition.updated_at = Utc::now();
+    deps.jobs.put_composition(&composition).await?;
+    Ok(composition)
+}
+
+/// A render step's error as the step error it carries: an invalid reference found at render time
+/// names its paths as a rejected asset.
+fn into_step_error(e: EditError) -> StepError {
+    match e {
+        EditError::Step(e) => e,
+        EditError::Invalid(v) => StepError::AssetRejected(
+            v.errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.rule))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+    }
 }
 
 async fn music_key(
@@ -518,10 +729,11 @@ async fn music_key(
     owner: &str,
     id: &vidpipe_domain::AssetId,
     path: &str,
-) -> Result<String, EditError> {
+) -> Result<String, StepError> {
     music_asset(deps, owner, id)
-        .await?
-        .map_err(|e| EditError::Invalid(ValidationErrors::single(path, e)))
+        .await
+        .map_err(into_step_error)?
+        .map_err(|e| StepError::AssetRejected(format!("{path}: {e}")))
 }
 
 /// A video asset shorter than its clip is refused at the clip's `length`, rather than padded:

@@ -165,6 +165,28 @@ async fn a_dry_run_creates_nothing_and_predicts_the_rendered_duration() {
         plan.duration_seconds
     );
     assert!(stack.blob_path(&done.thumbnail_key).exists());
+    // Recorded as a composition of no job, completed, readable by its tenant only.
+    let record = edit::get(deps, OWNER, &done.composition_id)
+        .await
+        .unwrap()
+        .expect("recorded");
+    assert_eq!(
+        record.status,
+        vidpipe_domain::composition::CompositionStatus::Completed
+    );
+    assert_eq!(record.job_id, None);
+    let outputs = record.outputs.as_ref().expect("outputs");
+    assert_eq!(outputs.final_key, done.final_key);
+    assert!((outputs.duration_seconds - plan.duration_seconds).abs() <= 1.0 / 25.0);
+    let predicted = record.timeline.as_ref().expect("the prediction");
+    assert_eq!(predicted.total_frames, plan.total_frames);
+    assert_eq!(predicted.provider_calls[0].provider, "counting");
+    assert!(
+        edit::get(deps, "someone-else", &done.composition_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(
         deps.jobs
             .list(OWNER, 10, None)

@@ -1,12 +1,15 @@
 //! The `CompositionStore` conformance suite: a job's versions read back whole, oldest first, a
 //! repeat put harmless (it replaces), jobs apart, and no composition without its job. Every check
-//! makes its own jobs, so one backend hosts them all.
+//! makes its own jobs, so one backend hosts them all. A timeline render (a composition of no job)
+//! reads back by its id alone, and never among a job's versions.
 
 use super::job_store::sample_job;
 use super::unique;
 use chrono::{DateTime, TimeDelta, Utc};
-use vidpipe_domain::composition::{Composition, CompositionId, CompositionStatus, lineage};
-use vidpipe_domain::job::{Job, JobError, JobId, Outputs};
+use vidpipe_domain::composition::{
+    Composition, CompositionId, CompositionStatus, TimelineCall, TimelineRender, lineage,
+};
+use vidpipe_domain::job::{ComposeRoute, Job, JobError, JobId, Outputs};
 use vidpipe_domain::ports::{CompositionStore, JobStore, StoreError};
 use vidpipe_domain::{Stage, keys};
 
@@ -22,6 +25,7 @@ pub async fn run_all(
     putting_a_composition_again_replaces_it(jobs, store).await;
     jobs_are_apart(jobs, store).await;
     a_composition_needs_its_job(store).await;
+    a_timeline_reads_back_by_its_id_alone(jobs, store, other_handle).await;
 }
 
 /// Whole milliseconds: every backend keeps at least that, so the roundtrip compares exactly.
@@ -195,4 +199,81 @@ pub async fn a_composition_needs_its_job(store: &dyn CompositionStore) {
         Err(StoreError::NotFound(_)) => {}
         other => panic!("a composition of a missing job: {other:?}"),
     }
+}
+
+pub async fn a_timeline_reads_back_by_its_id_alone(
+    jobs: &dyn JobStore,
+    store: &dyn CompositionStore,
+    other: &dyn CompositionStore,
+) {
+    let t0 = now_ms();
+    let render = TimelineRender {
+        duration_seconds: 2.0,
+        total_frames: 48,
+        route: ComposeRoute::Lambda,
+        provider_calls: vec![TimelineCall {
+            path: "tracks[1].clips[0]".into(),
+            provider: "procedural".into(),
+            prompt: "waves".into(),
+            frames: 48,
+            cache_hit: false,
+        }],
+    };
+    let rendering = Composition::timeline(
+        CompositionId::generate(),
+        unique("timeline-owner"),
+        render,
+        t0,
+    );
+    assert_eq!(
+        store.get_timeline(&rendering.id).await.expect("get"),
+        None,
+        "not yet put"
+    );
+    // No job is needed; a repeat is harmless and the last write wins.
+    store
+        .put_composition(&rendering)
+        .await
+        .expect("put timeline");
+    store.put_composition(&rendering).await.expect("repeat");
+    assert_eq!(
+        other.get_timeline(&rendering.id).await.expect("get"),
+        Some(rendering.clone())
+    );
+    let mut failed = rendering.clone();
+    failed.status = CompositionStatus::Failed;
+    failed.error = Some(JobError {
+        code: "ProviderError".into(),
+        message: "no provider made the clip".into(),
+        stage: Some(Stage::Generating),
+    });
+    failed.updated_at = t0 + TimeDelta::seconds(3);
+    other.put_composition(&failed).await.expect("put failed");
+    assert_eq!(
+        store.get_timeline(&rendering.id).await.expect("get"),
+        Some(failed)
+    );
+    let done = completed(rendering.clone(), t0 + TimeDelta::seconds(9));
+    store.put_composition(&done).await.expect("put completed");
+    assert_eq!(
+        other.get_timeline(&done.id).await.expect("get"),
+        Some(done.clone())
+    );
+    // A job's versions are not timelines, and a timeline is no job's version.
+    let job = stored_job(jobs).await;
+    let version = Composition::rendering(
+        CompositionId::first_of(&job.id),
+        job.id.clone(),
+        &job.owner,
+        None,
+        clip_keys(&job.id),
+        t0,
+    );
+    store.put_composition(&version).await.expect("put version");
+    assert_eq!(store.get_timeline(&version.id).await.expect("get"), None);
+    assert_eq!(
+        store.get_composition(&job.id, &done.id).await.expect("get"),
+        None
+    );
+    assert_eq!(list(store, &job.id).await, vec![version]);
 }

@@ -145,6 +145,13 @@ CREATE TABLE IF NOT EXISTS compositions (
     doc        TEXT NOT NULL,
     PRIMARY KEY (job_id, id)
 ) STRICT, WITHOUT ROWID;
+-- Added after compositions: timeline renders, compositions of no job, by their id alone.
+CREATE TABLE IF NOT EXISTS timelines (
+    id         TEXT NOT NULL PRIMARY KEY,
+    owner      TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    doc        TEXT NOT NULL
+) STRICT;
 ";
 
 /// Ids of unfinished work across every tenant (see [`SqliteJobStore::unfinished`]).

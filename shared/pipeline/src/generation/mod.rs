@@ -20,6 +20,7 @@ pub mod planning;
 pub mod recompose;
 pub mod runner;
 pub mod steps;
+pub mod timeline;
 pub mod types;
 pub mod worker;
 

@@ -353,7 +353,8 @@ pub async fn render(
                 message: crate::failure::public_reason(&e.to_string()),
                 stage: Some(Stage::Composing),
             };
-            fail_composition(deps, &composition.job_id, &composition.id, &error).await?;
+            let job = composition.job().map_err(StepError::WrongState)?;
+            fail_composition(deps, job, &composition.id, &error).await?;
             Err(e)
         }
     }
@@ -454,7 +455,7 @@ async fn render_in(
     composition: &Composition,
     on_progress: &(dyn Fn(f64) + Send + Sync),
 ) -> Result<Composition, StepError> {
-    let job = load(deps, &composition.job_id).await?;
+    let job = load(deps, composition.job().map_err(StepError::WrongState)?).await?;
     let parent = match &composition.parent_composition_id {
         Some(p) => deps
             .jobs

@@ -1,5 +1,6 @@
 //! The embedded `CompositionStore`: a row per composition in `compositions`, under its job (the
-//! row goes with the job), in the same SQLite file.
+//! row goes with the job), in the same SQLite file; a timeline render, of no job, is a row of
+//! `timelines` by its id alone.
 
 use super::{SqliteJobStore, decode_error, encode_error, job_exists, nanos, sql_error};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
@@ -12,10 +13,22 @@ impl CompositionStore for SqliteJobStore {
     async fn put_composition(&self, composition: &Composition) -> Result<(), StoreError> {
         let doc = serde_json::to_string(composition).map_err(encode_error)?;
         let at = nanos(composition.created_at)?;
-        let (job, id) = (
-            composition.job_id.as_str().to_owned(),
-            composition.id.as_str().to_owned(),
-        );
+        let id = composition.id.as_str().to_owned();
+        let Some(job) = &composition.job_id else {
+            let owner = composition.owner.clone();
+            return self
+                .with_conn(move |conn| {
+                    conn.execute(
+                        "INSERT INTO timelines (id, owner, created_at, doc) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
+                        params![id, owner, at, doc],
+                    )
+                    .map(drop)
+                    .map_err(sql_error)
+                })
+                .await;
+        };
+        let job = job.as_str().to_owned();
         self.with_conn(move |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -72,6 +85,21 @@ impl CompositionStore for SqliteJobStore {
             docs.iter()
                 .map(|d| serde_json::from_str(d).map_err(decode_error))
                 .collect()
+        })
+        .await
+    }
+
+    async fn get_timeline(&self, id: &CompositionId) -> Result<Option<Composition>, StoreError> {
+        let id = id.as_str().to_owned();
+        self.with_conn(move |conn| {
+            let doc: Option<String> = conn
+                .query_row("SELECT doc FROM timelines WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(sql_error)?;
+            doc.map(|d| serde_json::from_str(&d).map_err(decode_error))
+                .transpose()
         })
         .await
     }
