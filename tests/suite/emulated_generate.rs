@@ -655,3 +655,152 @@ fn a_recompose_runs_through_the_state_machine_reusing_the_jobs_clips() {
     assert_eq!((f.width, f.height), (720, 1280));
     assert_eq!(f.video_frames, Some(120));
 }
+
+/// A timeline through the stack: a dry run prices it with the stack's configured chain; a render
+/// answers 202 and runs the state machine's timeline branch (its one `generate` clip made
+/// through the provider chain, the one pass in Lambda), recorded on a composition of no job that
+/// GET reads back; the MP4 measures as the timeline says; starting the execution again (a
+/// duplicate delivery) renders nothing twice.
+#[test]
+fn a_timeline_renders_through_the_state_machine_and_is_recorded() {
+    let emu = stack();
+    let tenant = "tenant-t";
+    let timeline = json!({
+        "output": {"aspect": "16:9", "resolution": "360p", "fps": 24},
+        "tracks": [
+            {"clips": [{"asset": {"type": "title", "text": "Hello"}, "start": 0, "length": 1}]},
+            {"clips": [{"asset": {"type": "generate", "prompt": "A paper kite over dunes", "seed": 3},
+                        "start": 0, "length": 2}]}
+        ]
+    });
+
+    let dry = emu.call(
+        "POST",
+        "/v1/compositions?dry_run=true",
+        tenant,
+        Some(&timeline),
+        &[],
+    );
+    assert_eq!(dry.status, 200, "{:?}", dry.json);
+    let calls = dry.json["provider_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 1, "{:?}", dry.json);
+    // The stack's chain (template Provider, default procedural), priced as it prices.
+    assert_eq!(calls[0]["provider"], "procedural", "{:?}", dry.json);
+    assert_eq!(
+        dry.json["estimated_cost"]["provider_usd"],
+        json!(0.0),
+        "{:?}",
+        dry.json
+    );
+
+    let r = emu.call("POST", "/v1/compositions", tenant, Some(&timeline), &[]);
+    assert_eq!(r.status, 202, "{:?}", r.json);
+    assert_eq!(r.json["status"], "rendering", "{:?}", r.json);
+    let cmp = r.json["composition_id"].as_str().unwrap().to_owned();
+    let location = r.location.clone().expect("a Location");
+    assert!(
+        location.ends_with(&format!("/v1/compositions/{cmp}")),
+        "{location}"
+    );
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(600);
+    let done = loop {
+        let got = emu.call_url("GET", &location, tenant, None, &[]);
+        assert_eq!(got.status, 200, "{:?}", got.json);
+        if got.json["status"] != "rendering" {
+            break got.json;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{cmp} still rendering"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["route"], "lambda", "{done}");
+    assert_eq!(
+        done["provider_calls"][0]["provider"], "procedural",
+        "{done}"
+    );
+    let other = emu.call(
+        "GET",
+        &format!("/v1/compositions/{cmp}"),
+        "tenant-u",
+        None,
+        &[],
+    );
+    assert_eq!(
+        other.status, 404,
+        "another tenant's is absent: {:?}",
+        other.json
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let video = dir.path().join("timeline.mp4");
+    std::fs::write(&video, fetch(done["links"]["final"].as_str().unwrap())).unwrap();
+    let f = probe(&video);
+    assert_eq!((f.width, f.height), (640, 360));
+    assert_eq!(f.video_frames, Some(48), "2 s at 24 fps");
+
+    let executions = || -> Vec<Value> {
+        let list = emu.aws_json(
+            "states",
+            "AWSStepFunctions.ListExecutions",
+            &json!({ "stateMachineArn": emu.state_machine_arn }),
+        );
+        list["executions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["name"] == cmp.as_str())
+            .cloned()
+            .collect()
+    };
+    let mine = executions();
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    let arn = mine[0]["executionArn"].as_str().unwrap().to_owned();
+    let states = emu.entered_states(&arn);
+    for want in [
+        "PlanTimeline",
+        "GenerateTimelineClip",
+        "RenderTimelineInLambda",
+        "FinalizeTimeline",
+    ] {
+        assert!(states.iter().any(|s| s == want), "{want}: {states:?}");
+    }
+    for never in [
+        "Plan",
+        "GenerateClip",
+        "ComposeInLambda",
+        "RecordTimelineFailure",
+    ] {
+        assert!(!states.iter().any(|s| s == never), "{never}: {states:?}");
+    }
+
+    // A duplicate start, through the orchestrator the API uses: nothing new runs or renders.
+    runtime().block_on(async {
+        use vidpipe_domain::ports::Orchestrator;
+        let sdk = vidpipe_aws::config::emulator_sdk_config(&emu.moto).await;
+        let sfn = vidpipe_aws::SfnOrchestrator::new(
+            vidpipe_aws::config::sfn_client(&sdk),
+            emu.state_machine_arn.clone(),
+        );
+        let id = vidpipe_domain::composition::CompositionId::parse(&cmp).unwrap();
+        sfn.start_timeline(&id)
+            .await
+            .expect("a repeat start is a no-op");
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(executions().len(), 1, "one execution per composition");
+    let renders = emu
+        .entered_states(&arn)
+        .iter()
+        .filter(|s| *s == "RenderTimelineInLambda")
+        .count();
+    assert_eq!(renders, 1);
+    let again = emu.call_url("GET", &location, tenant, None, &[]);
+    assert_eq!(
+        again.json["updated_at"], done["updated_at"],
+        "not rendered again"
+    );
+}

@@ -383,7 +383,10 @@ impl Wiring for Timelines {
         let store = clients.store(config)?;
         let media: Arc<dyn BlobStore> = Arc::new(S3Timelines(clients.bucket(config)?));
         let orchestrator = clients.orchestrator(config)?;
-        state(config, store, media, orchestrator, None, None)
+        // The stack's own chain, so a dry run and a render's prediction name and price the
+        // providers the generation function will call.
+        let chain = crate::wiring::described_chain(config);
+        state(config, store, media, orchestrator, None, Some(chain))
     }
 }
 
@@ -523,7 +526,8 @@ impl Clients {
 
 /// The API state over a job store, the media bucket as far as the route may touch it, and the
 /// orchestrator if it starts or stops executions. `processing_reads` wires the processing routes'
-/// record reads; `cancellers` are the providers whose running calls a cancel stops.
+/// record reads; `cancellers` are the providers whose running calls a cancel stops, or the chain a
+/// timeline is predicted with.
 fn state(
     config: &Config,
     store: Arc<DynamoJobStore>,

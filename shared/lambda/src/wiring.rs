@@ -275,3 +275,84 @@ impl ClipProvider for NoMedia {
         Err(self.missing().into())
     }
 }
+
+/// The deployment's provider chain as a function that never makes a clip sees it: each
+/// configured provider by its name, in the configured order, for naming, pricing and the clip
+/// cache's keys (a dry run, a render's prediction). Procedural is the real provider (free, and
+/// never run here); the others are described by name only and refuse work, so no token is read
+/// and no client is linked. Their cache identity is their name: a clip cached under a model's
+/// fuller identity is predicted as a call, never as a hit.
+pub(crate) fn described_chain(config: &Config) -> Vec<Arc<dyn ClipProvider>> {
+    config
+        .providers
+        .iter()
+        .map(|kind| -> Arc<dyn ClipProvider> {
+            match kind {
+                crate::ai_kinds::ProviderKind::Procedural => {
+                    Arc::new(ProceduralProvider::new(tools(config)))
+                }
+                other => Arc::new(Described(other.as_str())),
+            }
+        })
+        .collect()
+}
+
+/// A configured provider by name alone (see [`described_chain`]).
+struct Described(&'static str);
+
+#[async_trait::async_trait]
+impl ClipProvider for Described {
+    fn name(&self) -> &str {
+        self.0
+    }
+    async fn generate(
+        &self,
+        _: &vidpipe_domain::media::ClipSpec,
+        _: &std::path::Path,
+    ) -> Result<(), ProviderError> {
+        Err(ProviderError::Failed(format!(
+            "{} is only described in this function; clips are made by the generation function",
+            self.0
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vidpipe_domain::media::ClipSpec;
+
+    #[tokio::test]
+    async fn the_described_chain_is_the_configured_one_without_its_secrets() {
+        let env = std::collections::HashMap::from([
+            ("VIDPIPE_TABLE".to_owned(), "t".to_owned()),
+            ("VIDPIPE_BUCKET".to_owned(), "b".to_owned()),
+            (
+                "VIDPIPE_PROVIDER".to_owned(),
+                "replicate,bedrock-canvas,procedural".to_owned(),
+            ),
+        ]);
+        // No REPLICATE_API_TOKEN, no SSM parameter: describing needs none.
+        let config = Config::from_lookup(|k| env.get(k).cloned()).expect("config");
+        let chain = described_chain(&config);
+        let names: Vec<&str> = chain.iter().map(|p| p.name()).collect();
+        assert_eq!(names, ["replicate", "bedrock-canvas", "procedural"]);
+        let spec = ClipSpec {
+            scene_index: 0,
+            visual_prompt: "kite".into(),
+            seed: 1,
+            width: 640,
+            height: 360,
+            fps: 24,
+            frames: 48,
+            first_frame: None,
+        };
+        assert_eq!(chain[0].estimate_usd(&spec), None);
+        assert_eq!(chain[2].estimate_usd(&spec), Some(0.0));
+        let dest = std::env::temp_dir().join("vidpipe-described-never-written.mp4");
+        assert!(
+            chain[0].generate(&spec, &dest).await.is_err() && !dest.exists(),
+            "a described provider makes nothing"
+        );
+    }
+}
