@@ -52,9 +52,29 @@ export interface paths {
         put?: never;
         /**
          * Render a JSON timeline, or dry-run it
-         * @description A timeline document: `output` (`aspect` 16:9, 9:16, 1:1 or 4:5; `resolution` 360p to 1080p; `fps` 24, 25 or 30; `background` #rrggbb), `tracks` (the first drawn on top), each with `clips`: an `asset` (`video` or `image` from an uploaded asset's `asset_id` or an earlier generation's `{job_id, scene}`, a video heard in its window at its `volume`, 0 to 2, default 1; `title` text drawn by the caption engine; `audio` by `asset_id`; `generate`, a `prompt` the provider chain turns into a clip through the clip cache), `start` and `length` in seconds, `fit` (cover, contain with blurred bands, crop), `position`, `scale`, `opacity`, `transition` (`in`, `out` from the xfade set, `duration`) and `effect` (zoom-in, zoom-out, pan-left, pan-right); a `soundtrack` (`asset_id`, `volume`, `fade_in`, `fade_out`, `ducking` under the audio clips and the videos' sound; the whole mix is levelled to -14 LUFS, true peak -1.5 dBTP) and `captions` (`style`, `position`, `size`, `cues` of `text`, `start`, `length`). Clips on one track may not overlap; at most 6 visual clips may be on screen at once (one render pass). With `dry_run=true` nothing is rendered, called or recorded: the answer is the normalised timeline (defaults filled, times in frames), `duration_seconds`, `route` (lambda or worker, as a generation's compose), the `provider_calls` it would make with their `cache_hit`, and `estimated_cost`.
+         * @description A timeline document: `output` (`aspect` 16:9, 9:16, 1:1 or 4:5; `resolution` 360p to 1080p; `fps` 24, 25 or 30; `background` #rrggbb), `tracks` (the first drawn on top), each with `clips`: an `asset` (`video` or `image` from an uploaded asset's `asset_id` or an earlier generation's `{job_id, scene}`, a video heard in its window at its `volume`, 0 to 2, default 1; `title` text drawn by the caption engine; `audio` by `asset_id`; `generate`, a `prompt` the provider chain turns into a clip through the clip cache), `start` and `length` in seconds, `fit` (cover, contain with blurred bands, crop), `position`, `scale`, `opacity`, `transition` (`in`, `out` from the xfade set, `duration`) and `effect` (zoom-in, zoom-out, pan-left, pan-right); a `soundtrack` (`asset_id`, `volume`, `fade_in`, `fade_out`, `ducking` under the audio clips and the videos' sound; the whole mix is levelled to -14 LUFS, true peak -1.5 dBTP) and `captions` (`style`, `position`, `size`, `cues` of `text`, `start`, `length`). Clips on one track may not overlap; at most 6 visual clips may be on screen at once (one render pass). With `dry_run=true` nothing is rendered, called or recorded: the answer is the normalised timeline (defaults filled, times in frames), `duration_seconds`, `route` (lambda or worker, as a generation's compose), the `provider_calls` it would make with their `cache_hit`, and `estimated_cost`. Without it the timeline is rendered and recorded as a composition of no job, read back at `GET /v1/compositions/{id}` (the `Location`): on the AWS stack the answer is 202 with `status` `rendering` (the validated, normalised timeline is stored and a state-machine execution named by the composition makes its `generate` clips through the provider chain and clip cache, then renders it in Lambda or on Fargate by its route); `vidpipe serve` renders before it answers, 201 with `status` `completed`.
          */
         post: operations["createComposition"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/compositions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A timeline render: status, prediction and downloads
+         * @description A composition made by `POST /v1/compositions`: `status` (`rendering`, `completed` or `failed`), `duration_seconds` (predicted while rendering, measured once completed), `route` (lambda or worker), the `provider_calls` its `generate` assets make (once completed, the provider that made each clip, or `cache_hit`), `error` (`code` is the stable error name, `message` a public reason) and `links`: `self`, and once completed `final` and `thumbnail`, presigned for an hour. Another tenant's composition is answered as a missing one. A generation's versions are listed under `/v1/generations/{id}/compositions` instead.
+         */
+        get: operations["getComposition"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1736,29 +1756,69 @@ export interface operations {
                     "application/json": Record<string, never>;
                 };
             };
-            /** @description Rendered. */
+            /** @description Rendered before the answer (`vidpipe serve`, one process). */
             201: {
                 headers: {
+                    /** @description The composition's URL. */
+                    Location?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     /**
                      * @example {
                      *       "composition_id": "cmp_0190c5d37e1a7b3c9d4e5f6a7b8c9d0e",
+                     *       "created_at": "2026-01-02T03:04:05Z",
                      *       "duration_seconds": 7,
+                     *       "error": null,
                      *       "links": {
                      *         "final": "https://…/compositions/cmp_…/final.mp4",
+                     *         "self": "https://…/v1/compositions/cmp_0190c5d37e1a7b3c9d4e5f6a7b8c9d0e",
                      *         "thumbnail": "https://…/thumbnail.jpg"
                      *       },
                      *       "provider_calls": [],
                      *       "route": "lambda",
-                     *       "status": "completed"
+                     *       "status": "completed",
+                     *       "updated_at": "2026-01-02T03:04:09Z"
                      *     }
                      */
                     "application/json": Record<string, never>;
                 };
             };
-            /** @description Malformed JSON, a bad `dry_run`, or a render asked of a deployment that only dry-runs timelines (the AWS stack; `vidpipe serve` renders). */
+            /** @description Accepted and rendering (the AWS stack): poll the `Location` until `status` is `completed` or `failed`. `duration_seconds`, `route` and `provider_calls` are the prediction. */
+            202: {
+                headers: {
+                    /** @description The composition's URL. */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "composition_id": "cmp_0190c5d37e1a7b3c9d4e5f6a7b8c9d0e",
+                     *       "created_at": "2026-01-02T03:04:05Z",
+                     *       "duration_seconds": 7,
+                     *       "error": null,
+                     *       "links": {
+                     *         "self": "https://…/v1/compositions/cmp_0190c5d37e1a7b3c9d4e5f6a7b8c9d0e"
+                     *       },
+                     *       "provider_calls": [
+                     *         {
+                     *           "cache_hit": false,
+                     *           "frames": 120,
+                     *           "path": "tracks[1].clips[1]",
+                     *           "prompt": "Waves rolling onto a beach at sunset",
+                     *           "provider": "replicate"
+                     *         }
+                     *       ],
+                     *       "route": "lambda",
+                     *       "status": "rendering",
+                     *       "updated_at": "2026-01-02T03:04:05Z"
+                     *     }
+                     */
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Malformed JSON or a bad `dry_run`. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1796,6 +1856,92 @@ export interface operations {
             };
             /** @description The timeline breaks a rule; each field is named by its JSON path in `errors` (`tracks[1].clips[3].length`). Nothing was rendered. */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected server error; the detail is generic, the request_id finds the log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A backing service is temporarily unavailable. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getComposition: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The composition id, `cmp_` and 32 hex digits. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The composition. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "composition_id": "cmp_0190c5d37e1a7b3c9d4e5f6a7b8c9d0e",
+                     *       "created_at": "2026-01-02T03:04:05Z",
+                     *       "duration_seconds": 7,
+                     *       "error": null,
+                     *       "links": {
+                     *         "final": "https://…/compositions/cmp_…/final.mp4",
+                     *         "self": "https://…/v1/compositions/cmp_0190c5d37e1a7b3c9d4e5f6a7b8c9d0e",
+                     *         "thumbnail": "https://…/thumbnail.jpg"
+                     *       },
+                     *       "provider_calls": [
+                     *         {
+                     *           "cache_hit": false,
+                     *           "frames": 120,
+                     *           "path": "tracks[1].clips[1]",
+                     *           "prompt": "Waves rolling onto a beach at sunset",
+                     *           "provider": "procedural"
+                     *         }
+                     *       ],
+                     *       "route": "lambda",
+                     *       "status": "completed",
+                     *       "updated_at": "2026-01-02T03:04:41Z"
+                     *     }
+                     */
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description No authenticated tenant. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such composition for this tenant. */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -579,9 +579,9 @@ pub async fn render_accepted(
                         StepError::AssetRejected(format!("{}: {e}", ref_path(&layer.path, source)))
                     })?;
                 let local = match source {
-                    MediaRef::Asset(id) => {
-                        uploaded(deps, id, video, layer, edit.output.fps, &path).await?
-                    }
+                    MediaRef::Asset(id) => uploaded(deps, id, video, layer, edit.output.fps, &path)
+                        .await
+                        .map_err(into_step_error)?,
                     MediaRef::Generation { .. } => {
                         let local = path.join(format!("layer_{i:02}"));
                         deps.blobs.get_to_file(&key, &local).await?;

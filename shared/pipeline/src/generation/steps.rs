@@ -112,7 +112,11 @@ pub(crate) async fn release_composition_quota(deps: &StepDeps, composition: &Com
     if !composition.status.is_terminal() {
         return;
     }
-    let claim = vidpipe_domain::quota::composition_claim(&composition.job_id, &composition.id);
+    // A timeline render belongs to no job and claims no quota.
+    let Some(job) = &composition.job_id else {
+        return;
+    };
+    let claim = vidpipe_domain::quota::composition_claim(job, &composition.id);
     let refund = composition.status == CompositionStatus::Failed;
     if let Err(e) = quotas.release(&composition.owner, &claim, refund).await {
         tracing::warn!(composition = %composition.id, tenant = %composition.owner, error = %e, "could not release the recompose's quota claim");
