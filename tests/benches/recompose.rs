@@ -3,12 +3,17 @@
 //! already at 9:16 (cover-cropped beforehand, untimed), timed in the same run. Recompose fits the
 //! clips inside its one compose pass, so the only extra work is cropping and scaling each frame.
 //!
-//!   cargo bench -p vidpipe-tests --bench recompose
+//!   cargo bench -p vidpipe-tests --bench recompose --profile dev
 //!
-//! Prints, for each of [`RUNS`] alternated rounds and as medians: the plain compose (engine only),
-//! the same compose reading the 16:9 clips (engine only, refit in the graph), and the whole
-//! recompose (prepare, fetch, compose, probe, upload, records); wall seconds and CPU seconds of
-//! the ffmpeg children, and each against the plain compose. The target is ≤ 1.1.
+//! Each round runs the plain compose (engine only), the same compose reading the 16:9 clips
+//! (engine only, refit in the graph) and the whole recompose (prepare, fetch, compose, probe,
+//! upload, records), in an order rotated round by round so none always follows the pause or the
+//! same neighbour. Timed: wall seconds, and CPU seconds (user + sys) of the ffmpeg and ffprobe
+//! children, which the machine's other load moves far less. Each round's runs are divided by
+//! that round's plain compose (runs minutes apart on a shared machine are not comparable, runs
+//! seconds apart are), and the medians of those ratios are the figures, with their spread and the
+//! load average. `VIDPIPE_BENCH_ROUNDS` sets the rounds (default [`ROUNDS`], at least 3). The
+//! target is a CPU ratio of at most [`TARGET`] for the whole recompose.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -22,7 +27,9 @@ use vidpipe_media::filtergraph::cover_crop;
 use vidpipe_media::{FfmpegEngine, run};
 use vidpipe_pipeline::generation::recompose;
 
-const RUNS: usize = 3;
+/// Rounds by default: about 2 minutes each on 2 shared cores; 5 keep one slow round from moving
+/// the median while the whole bench stays near 12 minutes.
+const ROUNDS: usize = 5;
 const TARGET: f64 = 1.1;
 
 #[tokio::main]
@@ -99,51 +106,92 @@ async fn main() {
     let plain_job = job_of(&plain_tl, &portrait, "plain");
     let refit_job = job_of(&timeline, &landscape, "refit");
 
-    let (mut plain, mut refit, mut whole) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 1..=RUNS {
-        plain.push(timed(|| engine.compose(&plain_job, &|_| {})).await);
-        refit.push(timed(|| engine.compose(&refit_job, &|_| {})).await);
-        whole.push(
-            timed(|| async {
-                let c = recompose::prepare(deps, "bench", &job.id, &edits)
+    let rounds = std::env::var("VIDPIPE_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(ROUNDS)
+        .max(3);
+    let load_before = load_average();
+    // runs[k] holds (wall, cpu) of each round for PLAIN, REFIT and WHOLE.
+    let mut runs: [Vec<(f64, f64)>; 3] = Default::default();
+    for round in 0..rounds {
+        for k in (0..3).map(|i| (i + round) % 3) {
+            let r = match k {
+                PLAIN => timed(|| engine.compose(&plain_job, &|_| {})).await,
+                REFIT => timed(|| engine.compose(&refit_job, &|_| {})).await,
+                _ => {
+                    timed(|| async {
+                        let c = recompose::prepare(deps, "bench", &job.id, &edits)
+                            .await
+                            .expect("prepare");
+                        recompose::render(deps, &c, &|_| {}).await.map(|_| ())
+                    })
                     .await
-                    .expect("prepare");
-                recompose::render(deps, &c, &|_| {}).await.map(|_| ())
-            })
-            .await,
-        );
+                }
+            };
+            runs[k].push(r);
+        }
+        let [p, r, w] = [&runs[PLAIN], &runs[REFIT], &runs[WHOLE]].map(|v| v[round]);
         println!(
-            "round {round}: plain compose {:.2} s (cpu {:.2}), refit compose {:.2} s (cpu {:.2}), \
-             recompose {:.2} s (cpu {:.2})",
-            plain[round - 1].0,
-            plain[round - 1].1,
-            refit[round - 1].0,
-            refit[round - 1].1,
-            whole[round - 1].0,
-            whole[round - 1].1
+            "round {}: plain compose {:.2} s (cpu {:.2}); refit compose {:.2} s (cpu {:.2}), \
+             {:.2}x wall, {:.2}x cpu; recompose {:.2} s (cpu {:.2}), {:.2}x wall, {:.2}x cpu",
+            round + 1,
+            p.0,
+            p.1,
+            r.0,
+            r.1,
+            r.0 / p.0,
+            r.1 / p.1,
+            w.0,
+            w.1,
+            w.0 / p.0,
+            w.1 / p.1
         );
     }
+    let load_after = load_average();
     for (name, runs) in [("plain", &plain_job), ("refit", &refit_job)] {
         let p = engine.probe(&runs.final_path).await.unwrap();
         let v = p.video().unwrap();
         assert_eq!((v.width, v.height), (Some(1080), Some(1920)), "{name}");
     }
-    let (pw, pc) = medians(&plain);
-    let (rw, rc) = medians(&refit);
-    let (ww, wc) = medians(&whole);
-    println!("median of {RUNS}: plain compose {pw:.2} s wall, {pc:.2} s cpu");
+    let plain = &runs[PLAIN];
     println!(
-        "median of {RUNS}: refit compose {rw:.2} s wall, {rc:.2} s cpu: ratio {:.2} wall, {:.2} cpu",
-        rw / pw,
-        rc / pc
+        "median of {rounds} rounds: plain compose {:.2} s wall, {:.2} s cpu \
+         (load average {load_before} before, {load_after} after, on {} cores)",
+        median(plain.iter().map(|r| r.0)),
+        median(plain.iter().map(|r| r.1)),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    println!(
-        "median of {RUNS}: whole recompose {ww:.2} s wall, {wc:.2} s cpu: ratio {:.2} wall, {:.2} cpu \
-         (target <= {TARGET})",
-        ww / pw,
-        wc / pc
-    );
+    for (k, name) in [(REFIT, "refit compose"), (WHOLE, "whole recompose")] {
+        let ratios = |f: fn(&(f64, f64)) -> f64| -> Vec<f64> {
+            runs[k]
+                .iter()
+                .zip(plain)
+                .map(|(r, p)| f(r) / f(p))
+                .collect()
+        };
+        let (wall, cpu) = (ratios(|r| r.0), ratios(|r| r.1));
+        println!(
+            "median of {rounds} rounds: {name} / plain compose: cpu {}, wall {} \
+             ({:.2} s wall, {:.2} s cpu)",
+            spread(&cpu),
+            spread(&wall),
+            median(runs[k].iter().map(|r| r.0)),
+            median(runs[k].iter().map(|r| r.1)),
+        );
+        if k == WHOLE {
+            let m = median(cpu.iter().copied());
+            println!(
+                "target: whole recompose cpu <= {TARGET}x a plain compose: {} ({m:.2}x)",
+                if m <= TARGET { "met" } else { "NOT met" }
+            );
+        }
+    }
 }
+
+const PLAIN: usize = 0;
+const REFIT: usize = 1;
+const WHOLE: usize = 2;
 
 /// Wall seconds and ffmpeg-children CPU seconds of one run.
 async fn timed<F, Fut, E>(f: F) -> (f64, f64)
@@ -157,15 +205,30 @@ where
     (t.elapsed().as_secs_f64(), children_cpu_seconds() - c)
 }
 
-fn medians(runs: &[(f64, f64)]) -> (f64, f64) {
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    (
-        median(runs.iter().map(|r| r.0).collect()),
-        median(runs.iter().map(|r| r.1).collect()),
-    )
+fn median(v: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = v.collect();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// "1.05x (0.98-1.12)": the median ratio and the rounds' range.
+fn spread(ratios: &[f64]) -> String {
+    let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{:.2}x ({lo:.2}-{hi:.2})", median(ratios.iter().copied()))
+}
+
+/// The 1-minute load average, as /proc/loadavg gives it.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// The clip cropped and scaled to 1080x1920 as the composer's cover does, encoded as the
