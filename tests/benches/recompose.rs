@@ -182,7 +182,7 @@ async fn main() {
         if k == WHOLE {
             let m = median(cpu.iter().copied());
             println!(
-                "target: whole recompose cpu <= {TARGET}x a plain compose: {} ({m:.2}x)",
+                "target: whole recompose cpu <= {TARGET}x a plain compose: {} ({m:.3}x)",
                 if m <= TARGET { "met" } else { "NOT met" }
             );
         }
