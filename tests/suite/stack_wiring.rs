@@ -1515,12 +1515,14 @@ fn each_api_function_gets_only_the_settings_its_route_reads() {
         if f.grants.contains(&Grant::StartGeneration) {
             want.insert("VIDPIPE_STATE_MACHINE_ARN");
         }
-        // Quotas only where work is admitted: jobs, and recomposes (each renders as much).
+        // Quotas only where work is admitted: jobs, recomposes and timeline renders (each
+        // renders as much).
         if matches!(
             f.operation,
             vidpipe_http::routes::Operation::SubmitGeneration
                 | vidpipe_http::routes::Operation::SubmitGenerationBatch
                 | vidpipe_http::routes::Operation::RecomposeGeneration
+                | vidpipe_http::routes::Operation::CreateComposition
         ) {
             want.extend([
                 "VIDPIPE_MAX_CONCURRENT_JOBS",

@@ -62,17 +62,20 @@ fn parameter_default(template: &Yaml, name: &str) -> String {
 #[test]
 fn quota_parameters_reach_the_functions_that_admit_work() {
     let t = template();
-    // A recompose renders as much as a job, so it is admitted by the same quotas.
-    let (id, recompose) = function_serving(&t, "POST", "/v1/generations/{id}/recompose");
-    let env = &recompose["Properties"]["Environment"]["Variables"];
-    for (var, parameter) in [
-        ("VIDPIPE_MAX_CONCURRENT_JOBS", "MaxConcurrentJobsPerTenant"),
-        (
-            "VIDPIPE_DAILY_OUTPUT_MINUTES",
-            "DailyOutputMinutesPerTenant",
-        ),
-    ] {
-        assert_eq!(reference(&env[var]), Some(parameter), "{id}'s {var}");
+    // A recompose or a timeline render makes output as a job does, so it is admitted by the
+    // same quotas.
+    for path in ["/v1/generations/{id}/recompose", "/v1/compositions"] {
+        let (id, function) = function_serving(&t, "POST", path);
+        let env = &function["Properties"]["Environment"]["Variables"];
+        for (var, parameter) in [
+            ("VIDPIPE_MAX_CONCURRENT_JOBS", "MaxConcurrentJobsPerTenant"),
+            (
+                "VIDPIPE_DAILY_OUTPUT_MINUTES",
+                "DailyOutputMinutesPerTenant",
+            ),
+        ] {
+            assert_eq!(reference(&env[var]), Some(parameter), "{id}'s {var}");
+        }
     }
     let (id, function) = function_serving(&t, "POST", "/v1/generations");
     let env = &function["Properties"]["Environment"]["Variables"];

@@ -1863,6 +1863,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Over a per-tenant quota; nothing was recorded. A render makes output as a generation does, so it is counted like one (a dry run is not): a slot while it renders, and its length charged to the UTC day (refunded if it fails). The body is the generations' `quota-exceeded` problem. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait: 30 for `concurrent_jobs`, until the next 00:00 UTC for `daily_output_minutes`. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unexpected server error; the detail is generic, the request_id finds the log. */
             500: {
                 headers: {
@@ -2853,6 +2864,17 @@ export interface operations {
             /** @description Invalid edits, each named by its JSON path (`aspect_ratio`, `order[1]`, `parent_composition_id`, `scenes[0].asset_id`, ...). Nothing was recorded. */
             422: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a per-tenant quota; nothing was recorded. A recompose renders as much as a generation, so it is counted like one: a slot while it renders, and its length charged to the UTC day (refunded if it fails). The body is the generations' `quota-exceeded` problem. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait: 30 for `concurrent_jobs`, until the next 00:00 UTC for `daily_output_minutes`. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {

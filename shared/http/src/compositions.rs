@@ -142,6 +142,8 @@ const EXAMPLE_SECOND: &str = "cmp_0193a1f0c2d47e8f9a0b1c2d3e4f5a6b";
         (status = 413, description = "Body over 64 KiB.", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not application/json.", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid edits, each named by its JSON path (`aspect_ratio`, `order[1]`, `parent_composition_id`, `scenes[0].asset_id`, ...). Nothing was recorded.", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Over a per-tenant quota; nothing was recorded. A recompose renders as much as a generation, so it is counted like one: a slot while it renders, and its length charged to the UTC day (refunded if it fails). The body is the generations' `quota-exceeded` problem.", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait: 30 for `concurrent_jobs`, until the next 00:00 UTC for `daily_output_minutes`."))),
     )
 )]
 pub async fn recompose_generation(

@@ -135,6 +135,8 @@ impl TimelineView {
         (status = 413, description = "Body over 1 MiB.", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not application/json.", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The timeline breaks a rule; each field is named by its JSON path in `errors` (`tracks[1].clips[3].length`). Nothing was rendered.", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Over a per-tenant quota; nothing was recorded. A render makes output as a generation does, so it is counted like one (a dry run is not): a slot while it renders, and its length charged to the UTC day (refunded if it fails). The body is the generations' `quota-exceeded` problem.", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait: 30 for `concurrent_jobs`, until the next 00:00 UTC for `daily_output_minutes`."))),
     )
 )]
 pub async fn create_composition(
@@ -170,9 +172,7 @@ pub async fn create_composition(
         // The stack's API functions carry no ffmpeg, and a render would outlast API Gateway's
         // 30 s: the document is stored and recorded here and rendered by the state machine,
         // whose execution is named by the composition.
-        let accepted = edit::accept(deps, call.tenant, &doc)
-            .await
-            .map_err(api_error)?;
+        let accepted = state.service.accept_timeline(call.tenant, &doc).await?;
         if let Err(e) = state
             .service
             .orchestrator
@@ -194,7 +194,9 @@ pub async fn create_composition(
         return with_location(response, &view.links.self_);
     }
     // One process: rendered before the answer, as `vidpipe compose` renders.
-    let done = edit::render(deps, call.tenant, &doc, &|_| {})
+    let started = std::time::Instant::now();
+    let accepted = state.service.accept_timeline(call.tenant, &doc).await?;
+    let done = edit::render_recorded(deps, &accepted, started, &|_| {})
         .await
         .map_err(api_error)?;
     let recorded = edit::get(deps, call.tenant, &done.composition_id)

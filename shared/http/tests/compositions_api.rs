@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 use tempfile::TempDir;
+use vidpipe_domain::quota::QuotaLimits;
 use vidpipe_http::ApiState;
 use vidpipe_pipeline::local::{LocalOptions, LocalStack};
 use vidpipe_pipeline::{EmbeddedOrchestrator, Service};
@@ -23,16 +24,21 @@ struct Api {
 }
 
 async fn api() -> Api {
+    api_with(QuotaLimits::UNLIMITED).await
+}
+
+async fn api_with(quota_limits: QuotaLimits) -> Api {
     let home = tempfile::tempdir().unwrap();
     let stack = LocalStack::open(LocalOptions {
         home: Some(home.path().to_path_buf()),
         max_concurrency: 1,
+        quota_limits,
         ..LocalOptions::default()
     })
     .await
     .expect("open local stack");
     let orchestrator = Arc::new(EmbeddedOrchestrator::new(stack.runner().clone()));
-    let service = Service::new(stack.deps().clone(), orchestrator);
+    let service = Service::new(stack.deps().clone(), orchestrator).with_quota_limits(quota_limits);
     Api {
         state: ApiState {
             service: Arc::new(service),
@@ -261,4 +267,38 @@ async fn a_dry_run_predicts_and_a_render_delivers_that_length() {
 
     let (status, _, bad) = post(&api, "/v1/compositions?dry_run=maybe", &valid()).await;
     assert_eq!(status, 400, "{bad}");
+}
+
+/// A render makes output as a generation does, so it is counted like one: its length charged to
+/// the day, its slot freed when it ends. Over the budget it is refused with the quota problem
+/// and nothing is recorded; a dry run, which renders nothing, is still answered.
+#[tokio::test]
+async fn a_render_is_counted_in_the_tenants_quota_and_a_dry_run_is_not() {
+    let api = api_with(QuotaLimits {
+        concurrent_jobs: Some(1),
+        daily_output_seconds: Some(3),
+    })
+    .await;
+    let (status, _, done) = post(&api, "/v1/compositions", &valid()).await;
+    assert_eq!(status, 201, "{done}");
+    let quotas = api.stack.deps().quotas.clone().expect("quotas are counted");
+    let usage = quotas
+        .usage(ALICE, chrono::Utc::now().date_naive())
+        .await
+        .unwrap();
+    assert_eq!((usage.active_jobs, usage.output_seconds), (0, 2));
+
+    let renders = || {
+        std::fs::read_dir(api.home.path().join("blobs/compositions"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let before = renders();
+    let (status, content_type, refused) = post(&api, "/v1/compositions", &valid()).await;
+    assert_eq!(status, 429, "{refused}");
+    assert_eq!(content_type, "application/problem+json");
+    assert_eq!(refused["quota"], json!("daily_output_minutes"), "{refused}");
+    assert_eq!(renders(), before, "a refused render stores nothing");
+    let (status, _, plan) = post(&api, "/v1/compositions?dry_run=true", &valid()).await;
+    assert_eq!(status, 200, "{plan}");
 }

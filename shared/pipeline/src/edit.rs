@@ -433,13 +433,39 @@ pub async fn accept(
     owner: &str,
     doc: &serde_json::Value,
 ) -> Result<Composition, EditError> {
+    let prepared = prepare(deps, owner, doc).await?;
+    record(deps, &prepared).await?;
+    Ok(prepared.composition)
+}
+
+/// A document validated and predicted, with the composition it will be recorded as; nothing is
+/// stored yet, so a caller may refuse it (a tenant over its quota) and leave nothing behind.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub composition: Composition,
+    timeline: Vec<u8>,
+}
+
+impl Prepared {
+    /// Whole seconds of output it asks for, as a quota counts them.
+    pub fn output_seconds(&self) -> u64 {
+        self.composition
+            .timeline
+            .as_ref()
+            .map_or(0, |t| t.duration_seconds.ceil() as u64)
+    }
+}
+
+/// [`accept`]'s checks and prediction, unrecorded.
+pub async fn prepare(
+    deps: &StepDeps,
+    owner: &str,
+    doc: &serde_json::Value,
+) -> Result<Prepared, EditError> {
     let edit = check(deps, owner, doc).await?;
     let calls = provider_calls(deps, &edit).await?;
     let id = CompositionId::generate();
     let timeline = serde_json::to_vec_pretty(&edit).map_err(StepError::from)?;
-    deps.blobs
-        .put_bytes(&keys::timeline(&id), timeline, "application/json")
-        .await?;
     let composition = Composition::timeline(
         id,
         owner,
@@ -451,12 +477,28 @@ pub async fn accept(
         },
         Utc::now(),
     );
-    deps.jobs.put_composition(&composition).await?;
-    Ok(composition)
+    Ok(Prepared {
+        composition,
+        timeline,
+    })
 }
 
-/// Renders a document in this process: [`accept`], then [`render_accepted`], recording a failed
-/// render as failed with its error's stable name.
+/// Stores a prepared document's timeline (what the render reads, wherever it runs), then
+/// records its composition as `rendering`.
+pub async fn record(deps: &StepDeps, prepared: &Prepared) -> Result<(), EditError> {
+    let id = &prepared.composition.id;
+    deps.blobs
+        .put_bytes(
+            &keys::timeline(id),
+            prepared.timeline.clone(),
+            "application/json",
+        )
+        .await?;
+    deps.jobs.put_composition(&prepared.composition).await?;
+    Ok(())
+}
+
+/// Renders a document in this process: [`accept`], then [`render_recorded`].
 pub async fn render(
     deps: &StepDeps,
     owner: &str,
@@ -465,6 +507,17 @@ pub async fn render(
 ) -> Result<Rendered, EditError> {
     let started = Instant::now();
     let accepted = accept(deps, owner, doc).await?;
+    render_recorded(deps, &accepted, started, progress).await
+}
+
+/// Renders an accepted composition in this process ([`render_accepted`]), recording a failed
+/// render as failed with its error's stable name. `started` is when the request arrived.
+pub async fn render_recorded(
+    deps: &StepDeps,
+    accepted: &Composition,
+    started: Instant,
+    progress: &(dyn Fn(f64) + Send + Sync),
+) -> Result<Rendered, EditError> {
     let (done, calls) = match render_accepted(deps, &accepted.id, progress).await {
         Ok(done) => done,
         Err(e) => {
@@ -683,6 +736,7 @@ pub async fn render_accepted(
     }
     done.updated_at = Utc::now();
     deps.jobs.put_composition(&done).await?;
+    crate::generation::steps::release_composition_quota(deps, &done).await;
     Ok((done, calls))
 }
 
@@ -706,6 +760,7 @@ pub async fn record_failure(
     });
     composition.updated_at = Utc::now();
     deps.jobs.put_composition(&composition).await?;
+    crate::generation::steps::release_composition_quota(deps, &composition).await;
     Ok(composition)
 }
 

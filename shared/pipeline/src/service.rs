@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use vidpipe_domain::asset::{Asset, AssetId, AssetKind};
-use vidpipe_domain::composition::CompositionStatus;
+use vidpipe_domain::composition::{CompositionId, CompositionStatus};
 use vidpipe_domain::error::{FieldError, ValidationErrors};
 use vidpipe_domain::job::{Job, JobId, JobStatus};
 use vidpipe_domain::media::StreamKind;
@@ -319,6 +319,13 @@ impl Service {
                     Some(c) if !c.status.is_terminal() => continue,
                     Some(c) => c.status == CompositionStatus::Failed,
                     None => true,
+                }
+            } else if let Ok(id) = CompositionId::parse(&claim.job) {
+                // A timeline render's claim, named by its composition alone.
+                match self.deps.jobs.get_timeline(&id).await? {
+                    Some(c) if c.owner == tenant && !c.status.is_terminal() => continue,
+                    Some(c) if c.owner == tenant => c.status == CompositionStatus::Failed,
+                    _ => true,
                 }
             } else {
                 let job = match JobId::parse(&claim.job) {

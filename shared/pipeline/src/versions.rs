@@ -2,6 +2,7 @@
 //! started on the orchestrator (in process, or the state machine), and the versions listed.
 //! The rendering itself is [`crate::generation::recompose`]'s.
 
+use crate::edit::{self, EditError};
 use crate::generation::recompose::{self, RecomposeError};
 use crate::service::{Service, ServiceError};
 use vidpipe_domain::ValidationErrors;
@@ -59,6 +60,29 @@ impl Service {
         Ok(composition)
     }
 
+    /// Accepts a timeline document for rendering: validated and predicted, the tenant's quotas
+    /// claimed for its length (a render makes output as a job does, so it is counted like one),
+    /// then its timeline stored and its composition recorded as `rendering`. A refusal records
+    /// nothing. The render frees the slot; a failed one is refunded.
+    pub async fn accept_timeline(
+        &self,
+        owner: &str,
+        doc: &serde_json::Value,
+    ) -> Result<Composition, ServiceError> {
+        let prepared = edit::prepare(&self.deps, owner, doc)
+            .await
+            .map_err(edit_refusal)?;
+        let claim = prepared.composition.id.to_string();
+        if let Err(refused) = self.claim(owner, &claim, prepared.output_seconds()).await? {
+            return Err(refused.into());
+        }
+        if let Err(e) = edit::record(&self.deps, &prepared).await {
+            self.unclaim_named(owner, &claim).await;
+            return Err(edit_refusal(e));
+        }
+        Ok(prepared.composition)
+    }
+
     /// The tenant's job's compositions, oldest first; `None` for a job it does not have.
     pub async fn compositions(
         &self,
@@ -69,6 +93,13 @@ impl Service {
             return Ok(None);
         }
         Ok(Some(self.deps.jobs.compositions(job).await?))
+    }
+}
+
+fn edit_refusal(e: EditError) -> ServiceError {
+    match e {
+        EditError::Invalid(v) => ServiceError::Invalid(v),
+        EditError::Step(e) => ServiceError::Step(e),
     }
 }
 

@@ -105,18 +105,18 @@ pub(crate) async fn release_quota(deps: &StepDeps, job: &Job) {
     }
 }
 
-/// Gives back a recompose's claim once its composition ended: refunded when it failed, since it
+/// Gives back a recompose's or timeline render's claim once its composition ended: refunded when it failed, since it
 /// delivered nothing. A claim that was never made (no limits, the CLI) is a no-op to release.
 pub(crate) async fn release_composition_quota(deps: &StepDeps, composition: &Composition) {
     let Some(quotas) = &deps.quotas else { return };
     if !composition.status.is_terminal() {
         return;
     }
-    // A timeline render belongs to no job and claims no quota.
-    let Some(job) = &composition.job_id else {
-        return;
+    let claim = match &composition.job_id {
+        Some(job) => vidpipe_domain::quota::composition_claim(job, &composition.id),
+        // A timeline render, of no job, claims under its own id.
+        None => composition.id.to_string(),
     };
-    let claim = vidpipe_domain::quota::composition_claim(job, &composition.id);
     let refund = composition.status == CompositionStatus::Failed;
     if let Err(e) = quotas.release(&composition.owner, &claim, refund).await {
         tracing::warn!(composition = %composition.id, tenant = %composition.owner, error = %e, "could not release the recompose's quota claim");
