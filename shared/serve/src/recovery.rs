@@ -43,6 +43,8 @@ pub struct Recovered {
     /// Recomposes (new versions of completed jobs): only the version fails, the job keeps its
     /// outcome.
     pub compositions: Vec<String>,
+    /// Timeline renders (`POST /v1/compositions`) the crash cut short.
+    pub timelines: Vec<String>,
 }
 
 /// Records every unfinished job of this home as failed. Call it before any job can start.
@@ -110,14 +112,37 @@ pub async fn fail_unfinished(stack: &LocalStack) -> Result<Recovered, RecoveryEr
         })?;
         recovered.compositions.push(id);
     }
+    for id in unfinished.timelines {
+        let Ok(composition_id) = CompositionId::parse(&id) else {
+            tracing::warn!(
+                id,
+                "an unfinished timeline render with an unreadable id was left as it is"
+            );
+            continue;
+        };
+        vidpipe_pipeline::edit::record_failure(
+            stack.deps(),
+            &composition_id,
+            INTERRUPTED,
+            CRASH_REASON,
+        )
+        .await
+        .map_err(|source| RecoveryError::Record {
+            id: id.clone(),
+            source,
+        })?;
+        recovered.timelines.push(id);
+    }
     if !recovered.jobs.is_empty()
         || !recovered.processing.is_empty()
         || !recovered.compositions.is_empty()
+        || !recovered.timelines.is_empty()
     {
         tracing::warn!(
             jobs = ?recovered.jobs,
             processing = ?recovered.processing,
             compositions = ?recovered.compositions,
+            timelines = ?recovered.timelines,
             "jobs a stopped process left unfinished were recorded as failed"
         );
     }
@@ -180,10 +205,10 @@ mod tests {
     use vidpipe_domain::request::GenerationRequestBody;
     use vidpipe_pipeline::local::LocalOptions;
 
-    /// A recompose a killed server left `rendering` fails at the next start, under the
-    /// interrupted name; its completed job keeps its outcome.
+    /// A recompose or a timeline render a killed server left `rendering` fails at the next
+    /// start, under the interrupted name; the recompose's completed job keeps its outcome.
     #[tokio::test]
-    async fn a_crashed_recompose_fails_and_its_job_stays_completed() {
+    async fn a_crashed_render_fails_and_its_job_stays_completed() {
         let home = tempfile::tempdir().unwrap();
         let stack = LocalStack::open(LocalOptions {
             home: Some(home.path().to_path_buf()),
@@ -214,8 +239,25 @@ mod tests {
         let jobs: &dyn vidpipe_domain::ports::JobStore = store.as_ref();
         jobs.put_composition(&rendering).await.unwrap();
 
+        let timeline = Composition::timeline(
+            CompositionId::generate(),
+            "local",
+            vidpipe_domain::composition::TimelineRender {
+                duration_seconds: 2.0,
+                total_frames: 50,
+                route: vidpipe_domain::job::ComposeRoute::Lambda,
+                provider_calls: Vec::new(),
+            },
+            chrono::Utc::now(),
+        );
+        jobs.put_composition(&timeline).await.unwrap();
+
         let recovered = fail_unfinished(&stack).await.unwrap();
         assert_eq!(recovered.compositions, vec![rendering.id.to_string()]);
+        assert_eq!(recovered.timelines, vec![timeline.id.to_string()]);
+        let render = jobs.get_timeline(&timeline.id).await.unwrap().unwrap();
+        assert_eq!(render.status, CompositionStatus::Failed);
+        assert_eq!(render.error.expect("a reason").code, INTERRUPTED);
         assert!(recovered.jobs.is_empty());
         let after = jobs
             .get_composition(&job.id, &rendering.id)

@@ -161,6 +161,8 @@ pub struct Unfinished {
     pub processing: Vec<String>,
     /// Recomposes still `rendering`, as `(job id, composition id)`.
     pub compositions: Vec<(String, String)>,
+    /// Timeline renders (compositions of no job) still `rendering`.
+    pub timelines: Vec<String>,
 }
 
 /// SQLite-backed job and asset records. Not `Clone` on purpose: a clone would share the
@@ -237,7 +239,7 @@ impl SqliteJobStore {
     }
 
     /// Every tenant's unfinished work: generation jobs in no terminal state, processing records
-    /// still running, and recomposes still rendering. A process that runs jobs in process (`vidpipe serve`) asks at
+    /// still running, and recomposes and timeline renders still rendering. A process that runs jobs in process (`vidpipe serve`) asks at
     /// start-up, when none of these can still be running, to record them as failed.
     pub async fn unfinished(&self) -> Result<Unfinished, StoreError> {
         self.with_conn(|conn| {
@@ -269,6 +271,10 @@ impl SqliteJobStore {
                         .map_err(sql_error)?;
                     rows.collect::<Result<Vec<_>, _>>().map_err(sql_error)?
                 },
+                timelines: ids(
+                    "SELECT id FROM timelines WHERE json_extract(doc, '$.status') = 'rendering' \
+                     ORDER BY created_at",
+                )?,
             })
         })
         .await
