@@ -434,8 +434,7 @@ pub async fn accept(
     doc: &serde_json::Value,
 ) -> Result<Composition, EditError> {
     let prepared = prepare(deps, owner, doc).await?;
-    record(deps, &prepared).await?;
-    Ok(prepared.composition)
+    record(deps, prepared).await
 }
 
 /// A document validated and predicted, with the composition it will be recorded as; nothing is
@@ -485,17 +484,20 @@ pub async fn prepare(
 
 /// Stores a prepared document's timeline (what the render reads, wherever it runs), then
 /// records its composition as `rendering`.
-pub async fn record(deps: &StepDeps, prepared: &Prepared) -> Result<(), EditError> {
-    let id = &prepared.composition.id;
+pub async fn record(deps: &StepDeps, prepared: Prepared) -> Result<Composition, EditError> {
+    let Prepared {
+        composition,
+        timeline,
+    } = prepared;
     deps.blobs
         .put_bytes(
-            &keys::timeline(id),
-            prepared.timeline.clone(),
+            &keys::timeline(&composition.id),
+            timeline,
             "application/json",
         )
         .await?;
-    deps.jobs.put_composition(&prepared.composition).await?;
-    Ok(())
+    deps.jobs.put_composition(&composition).await?;
+    Ok(composition)
 }
 
 /// Renders a document in this process: [`accept`], then [`render_recorded`].

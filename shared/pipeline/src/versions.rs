@@ -19,18 +19,12 @@ impl Service {
         job: &JobId,
         edits: &RecomposeEdits,
     ) -> Result<Composition, ServiceError> {
-        let composition = recompose::draft(&self.deps, owner, job, edits)
+        let (composition, seconds) = recompose::draft(&self.deps, owner, job, edits)
             .await
             .map_err(refusal)?;
         // A recompose renders as much as a job does, so it takes a slot and its length of the
         // day like one; claimed before it is recorded, so a refusal leaves no version behind.
         let claim = composition_claim(job, &composition.id);
-        let seconds = self
-            .deps
-            .jobs
-            .get(job)
-            .await?
-            .map_or(0, |j| u64::from(j.request.duration_seconds));
         if let Err(refused) = self.claim(owner, &claim, seconds).await? {
             return Err(refused.into());
         }
@@ -76,11 +70,13 @@ impl Service {
         if let Err(refused) = self.claim(owner, &claim, prepared.output_seconds()).await? {
             return Err(refused.into());
         }
-        if let Err(e) = edit::record(&self.deps, &prepared).await {
-            self.unclaim_named(owner, &claim).await;
-            return Err(edit_refusal(e));
+        match edit::record(&self.deps, prepared).await {
+            Ok(composition) => Ok(composition),
+            Err(e) => {
+                self.unclaim_named(owner, &claim).await;
+                Err(edit_refusal(e))
+            }
         }
-        Ok(prepared.composition)
     }
 
     /// The tenant's job's compositions, oldest first; `None` for a job it does not have.

@@ -76,10 +76,7 @@ pub async fn fail_unfinished(stack: &LocalStack) -> Result<Recovered, RecoveryEr
             },
         )
         .await
-        .map_err(|source| RecoveryError::Record {
-            id: id.clone(),
-            source,
-        })?;
+        .map_err(not_recorded(&id))?;
         recovered.processing.push(id);
     }
     for (job, id) in unfinished.compositions {
@@ -106,10 +103,7 @@ pub async fn fail_unfinished(stack: &LocalStack) -> Result<Recovered, RecoveryEr
             },
         )
         .await
-        .map_err(|source| RecoveryError::Record {
-            id: id.clone(),
-            source,
-        })?;
+        .map_err(not_recorded(&id))?;
         recovered.compositions.push(id);
     }
     for id in unfinished.timelines {
@@ -127,17 +121,10 @@ pub async fn fail_unfinished(stack: &LocalStack) -> Result<Recovered, RecoveryEr
             CRASH_REASON,
         )
         .await
-        .map_err(|source| RecoveryError::Record {
-            id: id.clone(),
-            source,
-        })?;
+        .map_err(not_recorded(&id))?;
         recovered.timelines.push(id);
     }
-    if !recovered.jobs.is_empty()
-        || !recovered.processing.is_empty()
-        || !recovered.compositions.is_empty()
-        || !recovered.timelines.is_empty()
-    {
+    if recovered != Recovered::default() {
         tracing::warn!(
             jobs = ?recovered.jobs,
             processing = ?recovered.processing,
@@ -147,6 +134,14 @@ pub async fn fail_unfinished(stack: &LocalStack) -> Result<Recovered, RecoveryEr
         );
     }
     Ok(recovered)
+}
+
+/// Names the record a failure step could not write.
+fn not_recorded(id: &str) -> impl FnOnce(StepError) -> RecoveryError + '_ {
+    move |source| RecoveryError::Record {
+        id: id.to_owned(),
+        source,
+    }
 }
 
 async fn fail_job(stack: &LocalStack, id: &JobId, reason: &str) -> Result<(), RecoveryError> {
@@ -161,10 +156,7 @@ async fn fail_job(stack: &LocalStack, id: &JobId, reason: &str) -> Result<(), Re
     )
     .await
     .map(|_| ())
-    .map_err(|source| RecoveryError::Record {
-        id: id.to_string(),
-        source,
-    })
+    .map_err(not_recorded(id.as_str()))
 }
 
 /// At shutdown: waits up to `grace` for running jobs and processing runs to end, then records

@@ -47,19 +47,20 @@ pub async fn prepare(
     job_id: &JobId,
     edits: &RecomposeEdits,
 ) -> Result<Composition, RecomposeError> {
-    let composition = draft(deps, owner, job_id, edits).await?;
+    let (composition, _) = draft(deps, owner, job_id, edits).await?;
     deps.jobs.put_composition(&composition).await?;
     Ok(composition)
 }
 
-/// [`prepare`]'s checks and the composition it would record, unrecorded: the service claims the
-/// tenant's quota between the two, so a refusal leaves no version behind.
+/// [`prepare`]'s checks and the composition it would record, unrecorded, with the seconds of
+/// output its job asked for: the service claims the tenant's quota for them between the two, so
+/// a refusal leaves no version behind.
 pub async fn draft(
     deps: &StepDeps,
     owner: &str,
     job_id: &JobId,
     edits: &RecomposeEdits,
-) -> Result<Composition, RecomposeError> {
+) -> Result<(Composition, u64), RecomposeError> {
     let job = match deps.jobs.get(job_id).await? {
         Some(j) if j.owner == owner => j,
         // Another tenant's job is as absent as a missing one.
@@ -149,7 +150,7 @@ pub async fn draft(
         Utc::now(),
     );
     composition.edits = Some(serde_json::to_value(edits).map_err(StepError::from)?);
-    Ok(composition)
+    Ok((composition, u64::from(job.request.duration_seconds)))
 }
 
 /// The assets that replace scenes, by scene index: each the tenant's own `video` asset (no
